@@ -1,0 +1,1 @@
+"""Triad: three-way telehealth consult rooms with a live shared treatment plan."""

@@ -1,0 +1,97 @@
+"""The `triad` command line. Parses arguments and calls `server.commands`; holds no logic."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from pydantic import ValidationError
+
+from . import commands
+from .auth.roles import Role
+from .errors import ConfigError, TriadError
+from .settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="triad", description="Triad consult server")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    serve = verbs.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (TRIAD_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (TRIAD_PORT)")
+    serve.add_argument(
+        "--demo", action="store_true", help="create a demo consult and print its join links"
+    )
+
+    verbs.add_parser("migrate", help="bring the database schema to the newest migration")
+    verbs.add_parser("demo", help="create a demo consult and print its three join links")
+    verbs.add_parser("keygen", help="print a new TRIAD_ENCRYPTION_KEYS entry")
+
+    apikey = verbs.add_parser("apikey", help="platform API keys")
+    apikey_verbs = apikey.add_subparsers(dest="apikey_verb", required=True)
+    create = apikey_verbs.add_parser("create", help="create a key (the secret is shown once)")
+    create.add_argument("name", help="the platform's name; created on first use")
+    revoke = apikey_verbs.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+
+    token = verbs.add_parser("token", help="mint a fresh join link for a participant")
+    token.add_argument("consult_id")
+    token.add_argument("role", choices=[r.value for r in Role])
+    token.add_argument("--ttl", type=int, help="seconds the token stays valid")
+    return parser
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.verb == "serve":
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        if overrides:
+            settings = settings.model_copy(update=overrides)
+        asyncio.run(commands.serve(settings, with_demo=args.demo))
+    elif args.verb == "migrate":
+        head = asyncio.run(commands.migrate(settings))
+        print(f"database migrated to revision {head}")
+    elif args.verb == "demo":
+        commands.print_demo(asyncio.run(commands.demo(settings)))
+    elif args.verb == "keygen":
+        print(commands.keygen())
+    elif args.verb == "apikey" and args.apikey_verb == "create":
+        platform_id, key_id, secret = asyncio.run(commands.create_api_key(settings, args.name))
+        print(f"platform  {platform_id}\nkey id    {key_id}\nsecret    {secret}")
+        print("Store the secret now: it is not shown again.")
+    elif args.verb == "apikey" and args.apikey_verb == "revoke":
+        if not asyncio.run(commands.revoke_api_key(settings, args.key_id)):
+            print(f"no live key {args.key_id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.key_id}")
+    elif args.verb == "token":
+        print(
+            asyncio.run(commands.mint_token(settings, args.consult_id, Role(args.role), args.ttl))
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+        return _run(args, settings)
+    except ValidationError as exc:
+        print("triad: invalid settings:", file=sys.stderr)
+        for err in exc.errors(include_input=False, include_url=False):
+            name = "TRIAD_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"  {name}: {err['msg']}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"triad: {exc}", file=sys.stderr)
+        return 2
+    except TriadError as exc:
+        print(f"triad: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Platform operations on consults (API key)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from ..consults.model import (
+    AuditEntry,
+    ConsultSpec,
+    ConsultView,
+    IssuedToken,
+    ParticipantSpec,
+)
+from ..ids import ParticipantId
+from .context import SERVICES
+from .operations import Call, Reply
+from .schemas import (
+    AuditEventOut,
+    AuditPageOut,
+    Body,
+    ConsultCreatedOut,
+    ConsultOut,
+    CreateConsultIn,
+    IssuedTokenOut,
+    MintTokenIn,
+    ParticipantOut,
+    ParticipantWithTokenOut,
+    RevokedOut,
+)
+
+MAX_AUDIT_PAGE = 500
+
+
+class AuditQuery(Body):
+    after: int = Field(default=0, ge=0, description="Return events with a larger id.")
+    limit: int = Field(default=100, ge=1, le=MAX_AUDIT_PAGE)
+
+
+def consult_out(view: ConsultView) -> ConsultOut:
+    return ConsultOut(
+        id=view.id,
+        status=view.status,
+        auto_admit=view.auto_admit,
+        external_id=view.external_id,
+        scheduled_start=view.scheduled_start,
+        scheduled_end=view.scheduled_end,
+        created_at=view.created_at,
+        started_at=view.started_at,
+        ended_at=view.ended_at,
+        participants=[ParticipantOut(id=p.id, role=p.role, name=p.name) for p in view.participants],
+    )
+
+
+def token_out(token: IssuedToken) -> IssuedTokenOut:
+    return IssuedTokenOut(
+        participant_id=token.participant_id,
+        token=token.token,
+        jti=token.jti,
+        expires_at=token.expires_at,
+        join_url=token.join_url,
+    )
+
+
+def audit_out(entry: AuditEntry) -> AuditEventOut:
+    return AuditEventOut.model_validate(entry, from_attributes=True)
+
+
+async def create_consult(call: Call) -> Reply:
+    body = call.body_as(CreateConsultIn)
+    spec = ConsultSpec(
+        participants=tuple(ParticipantSpec(p.role, p.name) for p in body.participants),
+        auto_admit=body.auto_admit,
+        scheduled_start=body.scheduled_start,
+        scheduled_end=body.scheduled_end,
+        external_id=body.external_id,
+    )
+    created = await call.request.app[SERVICES].consults.create(call.caller(), spec)
+    base = consult_out(created.consult)
+    return Reply(
+        201,
+        ConsultCreatedOut(
+            **base.model_dump(exclude={"participants"}),
+            participants=[
+                ParticipantWithTokenOut(
+                    id=p.id, role=p.role, name=p.name, join=token_out(created.tokens[p.id])
+                )
+                for p in created.consult.participants
+            ],
+        ),
+    )
+
+
+async def get_consult(call: Call) -> Reply:
+    view = await call.request.app[SERVICES].consults.get(call.caller(), call.consult_id())
+    return Reply(200, consult_out(view))
+
+
+async def end_consult(call: Call) -> Reply:
+    view = await call.request.app[SERVICES].consults.end(call.caller(), call.consult_id())
+    return Reply(200, consult_out(view))
+
+
+async def mint_token(call: Call) -> Reply:
+    body = call.body_as(MintTokenIn)
+    ttl = timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None
+    token = await call.request.app[SERVICES].consults.mint_token(
+        call.caller(), call.consult_id(), ParticipantId(call.path("participant_id")), ttl
+    )
+    return Reply(201, token_out(token))
+
+
+async def revoke_tokens(call: Call) -> Reply:
+    participant_id = ParticipantId(call.path("participant_id"))
+    revoked_at = await call.request.app[SERVICES].consults.revoke_tokens(
+        call.caller(), call.consult_id(), participant_id
+    )
+    return Reply(200, RevokedOut(participant_id=participant_id, revoked_at=revoked_at))
+
+
+async def read_audit(call: Call) -> Reply:
+    query = call.query_as(AuditQuery)
+    entries = await call.request.app[SERVICES].consults.audit_trail(
+        call.caller(), call.consult_id(), after=query.after, limit=query.limit
+    )
+    next_after = entries[-1].id if len(entries) == query.limit else None
+    return Reply(200, AuditPageOut(events=[audit_out(e) for e in entries], next_after=next_after))

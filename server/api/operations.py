@@ -1,0 +1,196 @@
+"""Operations: one declaration per route that both the router and the OpenAPI document read.
+
+A handler receives a `Call` whose caller is already authenticated and whose body and query are
+already validated against the declared models; it returns a `Reply`. Everything a route can
+answer, errors included, is thus written in one place and cannot drift from the document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ..consults.model import ConsultView, JoinIdentity, PlatformCaller
+from ..errors import ErrorCode, FieldError, TriadError
+from ..ids import ConsultId
+from .context import SERVICES
+
+Auth = Literal["api_key", "join_token", "none"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+JSON_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: BaseModel | None = None
+
+
+@dataclass
+class Call:
+    request: web.Request
+    body: BaseModel | None = None
+    query: BaseModel | None = None
+    platform: PlatformCaller | None = None
+    participant: JoinIdentity | None = None
+    participant_consult: ConsultView | None = None
+
+    def path(self, name: str) -> str:
+        return self.request.match_info[name]
+
+    def consult_id(self) -> ConsultId:
+        return ConsultId(self.request.match_info["consult_id"])
+
+    def caller(self) -> PlatformCaller:
+        if self.platform is None:  # an operation declared auth="api_key" always has one
+            raise RuntimeError("operation has no platform caller")
+        return self.platform
+
+    def body_as(self, model: type[ModelT]) -> ModelT:
+        if not isinstance(self.body, model):
+            raise RuntimeError(f"operation body is not a {model.__name__}")
+        return self.body
+
+    def query_as(self, model: type[ModelT]) -> ModelT:
+        if not isinstance(self.query, model):
+            raise RuntimeError(f"operation query is not a {model.__name__}")
+        return self.query
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    handler: Handler
+    auth: Auth
+    responses: dict[int, tuple[str, type[BaseModel] | None]]
+    errors: tuple[ErrorCode, ...] = ()
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    extra_responses: dict[str, str] = field(default_factory=dict)
+
+    def all_errors(self) -> tuple[ErrorCode, ...]:
+        """Every code this operation can answer with, common ones included."""
+        codes: list[ErrorCode] = [ErrorCode.INTERNAL]
+        if self.auth == "api_key":
+            codes += [ErrorCode.API_KEY_MISSING, ErrorCode.API_KEY_INVALID]
+        elif self.auth == "join_token":
+            codes += [
+                ErrorCode.TOKEN_INVALID,
+                ErrorCode.TOKEN_EXPIRED,
+                ErrorCode.TOKEN_NOT_YET_VALID,
+                ErrorCode.TOKEN_REVOKED,
+            ]
+        if self.body is not None:
+            codes += [
+                ErrorCode.INVALID_JSON,
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode.VALIDATION_FAILED,
+            ]
+        if self.query is not None:
+            codes.append(ErrorCode.VALIDATION_FAILED)
+        codes += self.errors
+        return tuple(dict.fromkeys(codes))
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        return None
+    return credential.strip()
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> TriadError:
+    problems = [
+        FieldError(prefix + "/" + "/".join(str(part) for part in err["loc"]), err["msg"])
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+    return TriadError(ErrorCode.VALIDATION_FAILED, "the request is not valid", problems)
+
+
+async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
+    model = op.body
+    if model is None:
+        return None
+    raw = await request.read()  # raises 413 past the app's client_max_size
+    if not raw:
+        if op.body_required:
+            raise TriadError(ErrorCode.VALIDATION_FAILED, "a JSON body is required")
+        return model()
+    if request.content_type != JSON_TYPE:
+        raise TriadError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise TriadError(ErrorCode.INVALID_JSON, "the body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def _read_query(request: web.Request, op: Operation) -> BaseModel | None:
+    if op.query is None:
+        return None
+    try:
+        return op.query.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc, "/query") from None
+
+
+async def _authenticate(request: web.Request, op: Operation, call: Call) -> None:
+    if op.auth == "none":
+        return
+    services = request.app[SERVICES]
+    credential = bearer(request)
+    if op.auth == "api_key":
+        if credential is None:
+            raise TriadError(ErrorCode.API_KEY_MISSING, "send the API key as a Bearer credential")
+        call.platform = await services.keys.authenticate(credential)
+        return
+    if credential is None:
+        raise TriadError(ErrorCode.TOKEN_INVALID, "send the join token as a Bearer credential")
+    consult_id = ConsultId(request.match_info["consult_id"])
+    call.participant, call.participant_consult = await services.access.authenticate(
+        credential, consult_id
+    )
+
+
+def to_response(reply: Reply) -> web.Response:
+    if reply.body is None:
+        return web.Response(status=reply.status)
+    return web.json_response(text=reply.body.model_dump_json(), status=reply.status)
+
+
+def route_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        call = Call(request)
+        # Authenticate before reading the body: an unauthenticated caller gets nothing parsed.
+        await _authenticate(request, op, call)
+        call.query = _read_query(request, op)
+        call.body = await _read_body(request, op)
+        return to_response(await op.handler(call))
+
+    handle.__name__ = op.operation_id
+    return handle
+
+
+def add_routes(app: web.Application, operations: tuple[Operation, ...]) -> None:
+    for op in operations:
+        app.router.add_route(op.method, op.path, route_handler(op), name=op.operation_id)

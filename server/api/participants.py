@@ -1,0 +1,35 @@
+"""Operations a participant calls with their join token."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from .operations import Call, Reply
+from .schemas import ParticipantOut, SessionConsultOut, SessionOut, SessionYouOut
+
+
+async def read_session(call: Call) -> Reply:
+    """Who am I in this consult, and with whom: what the join page shows before the room."""
+    identity, consult = call.participant, call.participant_consult
+    if identity is None or consult is None:  # auth="join_token" guarantees both
+        raise RuntimeError("operation has no participant")
+    return Reply(
+        200,
+        SessionOut(
+            consult=SessionConsultOut(
+                id=consult.id,
+                status=consult.status,
+                scheduled_start=consult.scheduled_start,
+                scheduled_end=consult.scheduled_end,
+            ),
+            you=SessionYouOut(
+                participant_id=identity.participant_id,
+                role=identity.role,
+                name=identity.name,
+                token_expires_at=datetime.fromtimestamp(identity.expires_at, tz=UTC),
+            ),
+            participants=[
+                ParticipantOut(id=p.id, role=p.role, name=p.name) for p in consult.participants
+            ],
+        ),
+    )

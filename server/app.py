@@ -1,0 +1,91 @@
+"""`create_app(settings)`: wires the database, Redis, services, REST routes and the web client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from .api import routes
+from .api.context import SERVICES
+from .api.problems import problem_middleware
+from .crypto import KeyRing, development_keyring
+from .services import open_services
+from .settings import Settings
+
+SETTINGS = web.AppKey("triad.settings", Settings)
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def package_version() -> str:
+    try:
+        return version("triad")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def keyring_for(settings: Settings) -> KeyRing:
+    if settings.encryption_keys is not None:
+        return KeyRing.parse(settings.encryption_keys.get_secret_value())
+    return development_keyring(settings.data_dir)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
+    settings.check()
+    keyring = keyring_for(settings)
+    app = web.Application(
+        client_max_size=settings.max_request_bytes,
+        middlewares=[security_headers(settings), problem_middleware],
+    )
+    app[SETTINGS] = settings
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_services(settings, keyring, clock) as services:
+            app[SERVICES] = services
+            yield
+
+    app.cleanup_ctx.append(services_ctx)
+    routes.setup(app, package_version())
+    _add_web_client(app)
+    return app
+
+
+def _add_web_client(app: web.Application) -> None:
+    join_page = WEB_DIR / "join.html"
+
+    async def join(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(join_page)
+
+    app.router.add_get("/c/{consult_id}", join, name="join_page")
+    app.router.add_static("/static/", WEB_DIR, name="static")
+
+
+def security_headers(settings: Settings) -> Middleware:
+    # Only the listed platform origins may frame the consult room (the embed SDK's host pages).
+    ancestors = " ".join(["'self'", *settings.allowed_origins])
+    csp = (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        f"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}"
+    )
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.path.startswith("/api/"):
+            headers.setdefault("Cache-Control", "no-store")  # responses may carry tokens or PHI
+        else:
+            headers.setdefault("Content-Security-Policy", csp)
+        return response
+
+    return middleware

@@ -1,0 +1,141 @@
+"""What each command-line verb does. `__main__` only parses arguments and calls these."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy.engine import make_url
+
+from . import logs
+from .app import create_app, keyring_for, utc_now
+from .auth.roles import Role
+from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
+from .crypto import generate_key_spec
+from .db import migrate as migrations
+from .db.engine import Database
+from .errors import ErrorCode, TriadError
+from .ids import ConsultId, KeyId
+from .services import Services, open_services
+from .settings import Settings
+
+DEMO_PLATFORM = "Triad demo"
+DEMO_PEOPLE = (
+    ParticipantSpec(Role.CLIENT, "Alex Rivera"),
+    ParticipantSpec(Role.THERAPIST, "Sam Okafor, LCSW"),
+    ParticipantSpec(Role.PSYCHIATRIST, "Dr. Priya Nair"),
+)
+OPERATOR = Actor("operator", "cli")
+
+
+@dataclass(frozen=True)
+class DemoLinks:
+    consult_id: ConsultId
+    links: dict[Role, str]
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def migrate(settings: Settings) -> str:
+    url = settings.effective_database_url
+    _ensure_sqlite_dir(url)
+    db = Database(url)
+    try:
+        await migrations.upgrade(db.engine)
+    finally:
+        await db.close()
+    return migrations.head()
+
+
+@asynccontextmanager
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with open_services(settings, keyring_for(settings), utc_now) as opened:
+        yield opened
+
+
+async def create_api_key(settings: Settings, platform_name: str) -> tuple[str, str, str]:
+    async with services(settings) as s:
+        created = await s.keys.create(platform_name, OPERATOR)
+    return created.platform_id, created.key_id, created.secret
+
+
+async def revoke_api_key(settings: Settings, key_id: str) -> bool:
+    async with services(settings) as s:
+        return await s.keys.revoke(KeyId(key_id), OPERATOR)
+
+
+async def create_demo(s: Services) -> DemoLinks:
+    created_key = await s.keys.create(DEMO_PLATFORM, OPERATOR)
+    caller = PlatformCaller(created_key.platform_id, created_key.key_id, created_key.secret)
+    created = await s.consults.create(caller, ConsultSpec(participants=DEMO_PEOPLE))
+    links = {p.role: created.tokens[p.id].join_url for p in created.consult.participants}
+    return DemoLinks(created.consult.id, links)
+
+
+def print_demo(demo: DemoLinks) -> None:
+    print(f"\nDemo consult {demo.consult_id} is ready. Open each link in its own browser window:")
+    for role, link in demo.links.items():
+        print(f"  {role:<13} {link}")
+    print()
+
+
+async def demo(settings: Settings) -> DemoLinks:
+    async with services(settings) as s:
+        return await create_demo(s)
+
+
+async def mint_token(settings: Settings, consult_id: str, role: Role, ttl: int | None) -> str:
+    """An operator mints a link with the consult's platform key (unsealed from the database)."""
+    async with services(settings) as s:
+        key_id, participant_id = await s.consults.operator_lookup(ConsultId(consult_id), role)
+        key = await s.keys.signing_key(key_id)
+        if key is None:
+            raise TriadError(ErrorCode.API_KEY_INVALID, "the consult's platform has no live key")
+        caller = PlatformCaller(key.platform_id, key.key_id, key.secret)
+        token = await s.consults.mint_token(
+            caller,
+            ConsultId(consult_id),
+            participant_id,
+            timedelta(seconds=ttl) if ttl else None,
+            actor=OPERATOR,
+        )
+    return token.join_url
+
+
+def keygen() -> str:
+    return generate_key_spec("k1")
+
+
+async def serve(settings: Settings, *, with_demo: bool) -> None:
+    logs.configure(settings.log_level, settings.log_format)
+    log = logs.get("triad.serve")
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log_class=logs.AccessLogger)
+    await runner.setup()  # opens the database and refuses an unmigrated one
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("listening", host=settings.host, port=settings.port)
+        print(f"Triad is running on http://{settings.host}:{settings.port} (Ctrl+C stops it)")
+        if with_demo:
+            from .api.context import SERVICES
+
+            print_demo(await create_demo(app[SERVICES]))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()

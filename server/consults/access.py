@@ -1,0 +1,62 @@
+"""Turning a join token into a participant: the checks that need the database."""
+
+from __future__ import annotations
+
+from ..auth import tokens
+from ..auth.roles import Role
+from ..db.engine import Database
+from ..db.models import Consult, Participant
+from ..errors import ErrorCode, TriadError
+from ..ids import ConsultId
+from .model import ConsultStatus, ConsultView, JoinIdentity
+from .platforms import PlatformKeys
+from .service import consult_view
+
+
+class ParticipantAccess:
+    def __init__(self, db: Database, keys: PlatformKeys, leeway_seconds: float) -> None:
+        self._db = db
+        self._keys = keys
+        self._leeway = leeway_seconds
+
+    async def authenticate(
+        self, token: str, consult_id: ConsultId | None = None
+    ) -> tuple[JoinIdentity, ConsultView]:
+        """The participant this token proves, in the consult it names (and that the caller
+        asked for, when given). Raises a token or consult error otherwise."""
+        key_id = tokens.read_key_id(token)
+        key = await self._keys.signing_key(key_id)
+        if key is None:
+            raise TriadError(ErrorCode.TOKEN_INVALID, "the join token's key is unknown or revoked")
+        claims = tokens.verify(token, key_id=key_id, secret=key.secret, leeway=self._leeway)
+        if consult_id is not None and claims.consult != consult_id:
+            raise TriadError(ErrorCode.TOKEN_WRONG_CONSULT, "the join token is for another consult")
+        async with self._db.sessions() as session:
+            participant = await session.get(Participant, claims.sub)
+            consult = await session.get(Consult, claims.consult)
+            # One message for every mismatch: a signer learns nothing about others' consults.
+            if (
+                participant is None
+                or consult is None
+                or participant.consult_id != consult.id
+                or consult.platform_id != key.platform_id
+                or participant.role != claims.role
+            ):
+                raise TriadError(
+                    ErrorCode.TOKEN_INVALID, "the join token names no such participant"
+                )
+            revoked_at = participant.tokens_revoked_at
+            if revoked_at is not None and claims.iat <= revoked_at.timestamp():
+                raise TriadError(ErrorCode.TOKEN_REVOKED, "the join token was revoked")
+            if consult.status == ConsultStatus.ENDED:
+                raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
+            view = await consult_view(session, consult)
+        identity = JoinIdentity(
+            consult_id=ConsultId(consult.id),
+            participant_id=claims.sub,
+            role=Role(claims.role),
+            name=claims.name,
+            jti=claims.jti,
+            expires_at=claims.exp,
+        )
+        return identity, view

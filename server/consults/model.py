@@ -1,0 +1,155 @@
+"""Values the consult service takes and returns. They validate themselves on construction."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from ..auth.roles import Role
+from ..errors import ErrorCode, FieldError, TriadError
+from ..ids import ConsultId, KeyId, ParticipantId, PlatformId, TokenId
+
+MAX_NAME_LENGTH = 100
+
+
+class ConsultStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+def clean_name(name: str) -> str:
+    """A display name, trimmed and normalised; control characters are refused."""
+    cleaned = unicodedata.normalize("NFC", name).strip()
+    if not cleaned or len(cleaned) > MAX_NAME_LENGTH:
+        raise ValueError(f"a name must be 1-{MAX_NAME_LENGTH} characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in cleaned):
+        raise ValueError("a name must not contain control characters")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class ParticipantSpec:
+    role: Role
+    name: str
+
+
+@dataclass(frozen=True)
+class ConsultSpec:
+    participants: tuple[ParticipantSpec, ...]
+    auto_admit: bool = False
+    scheduled_start: datetime | None = None
+    scheduled_end: datetime | None = None
+    external_id: str | None = None
+
+    def __post_init__(self) -> None:
+        problems: list[FieldError] = []
+        counts = Counter(p.role for p in self.participants)
+        for role in Role:
+            if counts[role] != 1:
+                problems.append(
+                    FieldError(
+                        "/participants",
+                        f"a consult has exactly one {role} (found {counts[role]})",
+                    )
+                )
+        for when in (self.scheduled_start, self.scheduled_end):
+            if when is not None and when.tzinfo is None:
+                problems.append(FieldError("/scheduled_start", "times must carry a UTC offset"))
+        if (
+            self.scheduled_start is not None
+            and self.scheduled_end is not None
+            and self.scheduled_end <= self.scheduled_start
+        ):
+            problems.append(FieldError("/scheduled_end", "must be after scheduled_start"))
+        if problems:
+            raise TriadError(ErrorCode.VALIDATION_FAILED, "the consult is not valid", problems)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something, for the audit trail."""
+
+    type: Literal["platform", "participant", "system", "operator"]
+    id: str | None = None
+
+    def label(self) -> str:
+        return f"{self.type}:{self.id}" if self.id else self.type
+
+
+@dataclass(frozen=True)
+class PlatformCaller:
+    """A platform authenticated by one of its API keys. The secret is the key's own, held only
+    for the request so the server can mint tokens with it; it is never logged or stored."""
+
+    platform_id: PlatformId
+    key_id: KeyId
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    id: ParticipantId
+    role: Role
+    name: str
+
+
+@dataclass(frozen=True)
+class ConsultView:
+    id: ConsultId
+    status: ConsultStatus
+    auto_admit: bool
+    external_id: str | None
+    scheduled_start: datetime | None
+    scheduled_end: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    participants: tuple[ParticipantView, ...]
+
+    def participant(self, participant_id: ParticipantId) -> ParticipantView:
+        for p in self.participants:
+            if p.id == participant_id:
+                return p
+        raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "no such participant in this consult")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    participant_id: ParticipantId
+    token: str = field(repr=False)
+    jti: TokenId
+    expires_at: datetime
+    join_url: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CreatedConsult:
+    consult: ConsultView
+    tokens: dict[ParticipantId, IssuedToken]
+
+
+@dataclass(frozen=True)
+class JoinIdentity:
+    """A participant proven by a join token."""
+
+    consult_id: ConsultId
+    participant_id: ParticipantId
+    role: Role
+    name: str
+    jti: TokenId
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor_type: str
+    actor_id: str | None
+    action: str
+    details: dict[str, Any]

@@ -1,0 +1,302 @@
+"""Consults: create, read, end, mint and revoke join tokens, read the audit trail.
+
+Every method that changes state writes its audit event in the same transaction, so the trail
+cannot miss a change nor record one that did not happen.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..auth import tokens
+from ..auth.roles import Role
+from ..db.engine import Database
+from ..db.models import ApiKey, Consult, Participant
+from ..errors import ErrorCode, TriadError
+from ..ids import ConsultId, KeyId, ParticipantId, new_consult_id, new_participant_id, new_token_id
+from . import audit
+from .model import (
+    Actor,
+    AuditEntry,
+    ConsultSpec,
+    ConsultStatus,
+    ConsultView,
+    CreatedConsult,
+    IssuedToken,
+    ParticipantView,
+    PlatformCaller,
+)
+
+# Revocation compares `iat` to the revocation instant; a token minted right after a revocation
+# is stamped at least this much later so that it is not caught by it.
+_AFTER_REVOCATION = 0.001
+
+
+class ConsultService:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        public_base_url: str,
+        token_ttl: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._base_url = public_base_url
+        self._token_ttl = token_ttl
+        self._clock = clock
+
+    def join_url(self, consult_id: ConsultId, token: str) -> str:
+        # The token rides in the fragment: browsers never send it, so no server or proxy logs it.
+        return f"{self._base_url}/c/{consult_id}#token={token}"
+
+    async def create(self, caller: PlatformCaller, spec: ConsultSpec) -> CreatedConsult:
+        now = self._clock()
+        consult_id = new_consult_id()
+        actor = Actor("platform", caller.key_id)
+        async with self._db.sessions.begin() as session:
+            session.add(
+                Consult(
+                    id=consult_id,
+                    platform_id=caller.platform_id,
+                    status=ConsultStatus.SCHEDULED,
+                    auto_admit=spec.auto_admit,
+                    external_id=spec.external_id,
+                    scheduled_start=spec.scheduled_start,
+                    scheduled_end=spec.scheduled_end,
+                    created_at=now,
+                )
+            )
+            await session.flush()  # the consult row must exist before rows that refer to it
+            participants = [
+                Participant(
+                    id=new_participant_id(),
+                    consult_id=consult_id,
+                    role=p.role,
+                    display_name=p.name,
+                    created_at=now,
+                )
+                for p in spec.participants
+            ]
+            session.add_all(participants)
+            audit.record(
+                session,
+                at=now,
+                actor=actor,
+                action="consult.created",
+                consult_id=consult_id,
+                platform_id=caller.platform_id,
+                details={"participants": {p.role: p.id for p in participants}},
+            )
+            issued = {}
+            for p in participants:
+                token = self._issue(caller, consult_id, p, now, self._token_ttl)
+                issued[token.participant_id] = token
+                _record_minted(session, now, actor, caller, consult_id, token)
+            await session.flush()
+            view = await self._view(session, caller, consult_id)
+        return CreatedConsult(view, issued)
+
+    async def get(self, caller: PlatformCaller, consult_id: ConsultId) -> ConsultView:
+        async with self._db.sessions() as session:
+            return await self._view(session, caller, consult_id)
+
+    async def end(self, caller: PlatformCaller, consult_id: ConsultId) -> ConsultView:
+        """End the consult; ending an ended consult changes nothing and records nothing."""
+        now = self._clock()
+        actor = Actor("platform", caller.key_id)
+        async with self._db.sessions.begin() as session:
+            await self._owned(session, caller, consult_id)
+            # The status guard makes this atomic: of two racing ends, one row update wins.
+            result = await session.execute(
+                update(Consult)
+                .where(Consult.id == consult_id, Consult.status != ConsultStatus.ENDED)
+                .values(status=ConsultStatus.ENDED, ended_at=now, ended_by=actor.label())
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                audit.record(
+                    session,
+                    at=now,
+                    actor=actor,
+                    action="consult.ended",
+                    consult_id=consult_id,
+                    platform_id=caller.platform_id,
+                )
+            session.expire_all()
+            return await self._view(session, caller, consult_id)
+
+    async def mint_token(
+        self,
+        caller: PlatformCaller,
+        consult_id: ConsultId,
+        participant_id: ParticipantId,
+        ttl: timedelta | None,
+        actor: Actor | None = None,
+    ) -> IssuedToken:
+        now = self._clock()
+        actor = actor or Actor("platform", caller.key_id)
+        async with self._db.sessions.begin() as session:
+            consult = await self._owned(session, caller, consult_id)
+            if consult.status == ConsultStatus.ENDED:
+                raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
+            participant = await self._participant(session, consult_id, participant_id)
+            token = self._issue(caller, consult_id, participant, now, ttl or self._token_ttl)
+            _record_minted(session, now, actor, caller, consult_id, token)
+        return token
+
+    async def revoke_tokens(
+        self, caller: PlatformCaller, consult_id: ConsultId, participant_id: ParticipantId
+    ) -> datetime:
+        """Refuse every join token of this participant issued until now."""
+        now = self._clock()
+        async with self._db.sessions.begin() as session:
+            await self._owned(session, caller, consult_id)
+            participant = await self._participant(session, consult_id, participant_id)
+            participant.tokens_revoked_at = now
+            audit.record(
+                session,
+                at=now,
+                actor=Actor("platform", caller.key_id),
+                action="tokens.revoked",
+                consult_id=consult_id,
+                platform_id=caller.platform_id,
+                details={"participant_id": participant_id},
+            )
+        return now
+
+    async def audit_trail(
+        self, caller: PlatformCaller, consult_id: ConsultId, *, after: int, limit: int
+    ) -> list[AuditEntry]:
+        async with self._db.sessions() as session:
+            await self._owned(session, caller, consult_id)
+            return await audit.page(session, consult_id, after=after, limit=limit)
+
+    async def operator_lookup(
+        self, consult_id: ConsultId, role: Role
+    ) -> tuple[KeyId, ParticipantId]:
+        """For the operator's command line: the newest live key of the consult's platform and the
+        participant holding `role`."""
+        async with self._db.sessions() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey.id, Participant.id)
+                    .join(Consult, Consult.platform_id == ApiKey.platform_id)
+                    .join(Participant, Participant.consult_id == Consult.id)
+                    .where(
+                        Consult.id == consult_id,
+                        Participant.role == role,
+                        ApiKey.revoked_at.is_(None),
+                    )
+                    .order_by(ApiKey.created_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            raise TriadError(
+                ErrorCode.CONSULT_NOT_FOUND, "no such consult with a live platform key"
+            )
+        return KeyId(row[0]), ParticipantId(row[1])
+
+    def _issue(
+        self,
+        caller: PlatformCaller,
+        consult_id: ConsultId,
+        participant: Participant,
+        now: datetime,
+        ttl: timedelta,
+    ) -> IssuedToken:
+        iat = now.timestamp()
+        if participant.tokens_revoked_at is not None:
+            iat = max(iat, participant.tokens_revoked_at.timestamp() + _AFTER_REVOCATION)
+        exp = iat + ttl.total_seconds()
+        claims = tokens.JoinClaims(
+            iss=caller.key_id,
+            sub=ParticipantId(participant.id),
+            consult=consult_id,
+            role=Role(participant.role),
+            name=participant.display_name,
+            iat=iat,
+            nbf=iat,
+            exp=exp,
+            jti=new_token_id(),
+        )
+        token = tokens.mint(claims, caller.secret)
+        return IssuedToken(
+            participant_id=ParticipantId(participant.id),
+            token=token,
+            jti=claims.jti,
+            expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo),
+            join_url=self.join_url(consult_id, token),
+        )
+
+    async def _owned(
+        self, session: AsyncSession, caller: PlatformCaller, consult_id: ConsultId
+    ) -> Consult:
+        consult = await session.get(Consult, consult_id)
+        # Another platform's consult is reported exactly like a missing one: no existence leak.
+        if consult is None or not secrets.compare_digest(consult.platform_id, caller.platform_id):
+            raise TriadError(ErrorCode.CONSULT_NOT_FOUND, "no such consult")
+        return consult
+
+    async def _participant(
+        self, session: AsyncSession, consult_id: ConsultId, participant_id: ParticipantId
+    ) -> Participant:
+        participant = await session.get(Participant, participant_id)
+        if participant is None or participant.consult_id != consult_id:
+            raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "no such participant in this consult")
+        return participant
+
+    async def _view(
+        self, session: AsyncSession, caller: PlatformCaller, consult_id: ConsultId
+    ) -> ConsultView:
+        consult = await self._owned(session, caller, consult_id)
+        return await consult_view(session, consult)
+
+
+async def consult_view(session: AsyncSession, consult: Consult) -> ConsultView:
+    rows = await session.scalars(select(Participant).where(Participant.consult_id == consult.id))
+    order = {role: i for i, role in enumerate(Role)}
+    participants = sorted(
+        (ParticipantView(ParticipantId(p.id), Role(p.role), p.display_name) for p in rows),
+        key=lambda p: order[p.role],
+    )
+    return ConsultView(
+        id=ConsultId(consult.id),
+        status=ConsultStatus(consult.status),
+        auto_admit=consult.auto_admit,
+        external_id=consult.external_id,
+        scheduled_start=consult.scheduled_start,
+        scheduled_end=consult.scheduled_end,
+        created_at=consult.created_at,
+        started_at=consult.started_at,
+        ended_at=consult.ended_at,
+        participants=tuple(participants),
+    )
+
+
+def _record_minted(
+    session: AsyncSession,
+    now: datetime,
+    actor: Actor,
+    caller: PlatformCaller,
+    consult_id: ConsultId,
+    token: IssuedToken,
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="token.minted",
+        consult_id=consult_id,
+        platform_id=caller.platform_id,
+        details={
+            "participant_id": token.participant_id,
+            "jti": token.jti,
+            "expires_at": token.expires_at.isoformat(),
+        },
+    )

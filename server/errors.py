@@ -1,0 +1,120 @@
+"""Every error Triad reports, with its stable code.
+
+Codes are part of the public contract (REST problem responses, Socket.IO acknowledgements): add
+new ones, never rename or reuse one. The HTTP status lives beside the code so that the REST edge
+and the docs agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    # Join tokens
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    TOKEN_NOT_YET_VALID = "token_not_yet_valid"
+    TOKEN_REVOKED = "token_revoked"
+    TOKEN_WRONG_CONSULT = "token_wrong_consult"
+    # Platform API keys
+    API_KEY_MISSING = "api_key_missing"
+    API_KEY_INVALID = "api_key_invalid"
+    # Permissions
+    FORBIDDEN_ROLE = "forbidden_role"
+    # Consults and participants
+    CONSULT_NOT_FOUND = "consult_not_found"
+    CONSULT_ENDED = "consult_ended"
+    PARTICIPANT_NOT_FOUND = "participant_not_found"
+    # Requests
+    VALIDATION_FAILED = "validation_failed"
+    INVALID_JSON = "invalid_json"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    # Service
+    NOT_READY = "not_ready"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    status: HTTPStatus
+    title: str
+
+
+ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
+    ErrorCode.TOKEN_INVALID: ErrorSpec(HTTPStatus.UNAUTHORIZED, "The join token is not valid"),
+    ErrorCode.TOKEN_EXPIRED: ErrorSpec(HTTPStatus.UNAUTHORIZED, "The join token has expired"),
+    ErrorCode.TOKEN_NOT_YET_VALID: ErrorSpec(
+        HTTPStatus.UNAUTHORIZED, "The join token is not valid yet"
+    ),
+    ErrorCode.TOKEN_REVOKED: ErrorSpec(HTTPStatus.UNAUTHORIZED, "The join token was revoked"),
+    ErrorCode.TOKEN_WRONG_CONSULT: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "The join token is for another consult"
+    ),
+    ErrorCode.API_KEY_MISSING: ErrorSpec(HTTPStatus.UNAUTHORIZED, "An API key is required"),
+    ErrorCode.API_KEY_INVALID: ErrorSpec(
+        HTTPStatus.UNAUTHORIZED, "The API key is unknown or revoked"
+    ),
+    ErrorCode.FORBIDDEN_ROLE: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "This role may not do that in this consult"
+    ),
+    ErrorCode.CONSULT_NOT_FOUND: ErrorSpec(HTTPStatus.NOT_FOUND, "No such consult"),
+    ErrorCode.CONSULT_ENDED: ErrorSpec(HTTPStatus.CONFLICT, "The consult has ended"),
+    ErrorCode.PARTICIPANT_NOT_FOUND: ErrorSpec(
+        HTTPStatus.NOT_FOUND, "No such participant in this consult"
+    ),
+    ErrorCode.VALIDATION_FAILED: ErrorSpec(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "The request is not valid"
+    ),
+    ErrorCode.INVALID_JSON: ErrorSpec(HTTPStatus.BAD_REQUEST, "The body is not valid JSON"),
+    ErrorCode.PAYLOAD_TOO_LARGE: ErrorSpec(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The request body is too large"
+    ),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: ErrorSpec(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "The body must be application/json"
+    ),
+    ErrorCode.NOT_FOUND: ErrorSpec(HTTPStatus.NOT_FOUND, "No such resource"),
+    ErrorCode.METHOD_NOT_ALLOWED: ErrorSpec(
+        HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed on this resource"
+    ),
+    ErrorCode.NOT_READY: ErrorSpec(HTTPStatus.SERVICE_UNAVAILABLE, "The service is not ready"),
+    ErrorCode.INTERNAL: ErrorSpec(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error"),
+}
+
+
+@dataclass
+class FieldError:
+    """One field a validation error names; `location` is a JSON-pointer-like path."""
+
+    location: str
+    message: str
+
+
+@dataclass
+class TriadError(Exception):
+    """An error with a stable code. `message` is for humans and must hold no secret or PHI."""
+
+    code: ErrorCode
+    message: str
+    field_errors: list[FieldError] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.code}: {self.message}")
+
+    @property
+    def spec(self) -> ErrorSpec:
+        return ERROR_SPECS[self.code]
+
+    def as_ack(self) -> dict[str, Any]:
+        """The `{code, message}` form used in Socket.IO acknowledgements."""
+        return {"code": str(self.code), "message": self.message}
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; raised before the server starts."""
