@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from typing import IO, Any
 
 import structlog
 from aiohttp.abc import AbstractAccessLogger
@@ -42,7 +42,7 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event: EventDict) -> Ev
     return {key: _scrub_value(value) for key, value in event.items()}
 
 
-def configure(level: str = "info", fmt: str = "json") -> None:
+def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = None) -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -70,7 +70,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -1,0 +1,158 @@
+"""Fixtures: a real database per test (SQLite always, PostgreSQL when configured), the app on a
+test server bound to port 0 on loopback, and a platform with a live API key."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from server.api.context import SERVICES
+from server.api.routes import OPENAPI_KEY
+from server.app import create_app
+from server.consults.model import Actor
+from server.services import Services
+from server.settings import Settings
+from tests.apiclient import Api
+from tests.databases import (
+    POSTGRES_ENV,
+    PostgresFactory,
+    services_required,
+    sqlite_copy,
+    sqlite_template,
+)
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+TEST_KEY = "test1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def require_service(env: str) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    if services_required():
+        pytest.fail(f"{env} is not set, and this run requires every service")
+    pytest.skip(f"{env} is not set")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sqlite_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresFactory]:
+    factory = PostgresFactory(require_service(POSTGRES_ENV))
+    factory.create_template()
+    yield factory
+    factory.drop_template()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template_path: Path
+) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield sqlite_copy(sqlite_template_path, tmp_path)
+        return
+    factory: PostgresFactory = request.getfixturevalue("postgres")
+    name = await factory.create()
+    try:
+        yield factory.url_for(name)
+    finally:
+        await factory.drop(name)
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "mode": "development",
+        "database_url": database_url,
+        "data_dir": tmp_path,
+        "encryption_keys": TEST_KEY,
+        "public_base_url": "http://127.0.0.1:8080",
+        "redis_url": None,
+        "allowed_origins": ["http://127.0.0.1:9000"],
+        "ice_host_addresses": ["127.0.0.1"],
+        "stun_urls": [],
+        "turn_urls": [],
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> web.Application:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, app: web.Application) -> TestClient[Any, Any]:
+    test_client: TestClient[Any, Any] = await aiohttp_client(app)
+    return test_client
+
+
+@pytest.fixture
+def services(client: TestClient[Any, Any]) -> Services:
+    return client.app[SERVICES]
+
+
+@pytest.fixture
+def api(client: TestClient[Any, Any]) -> Api:
+    return Api(client, client.app[OPENAPI_KEY].model_dump())
+
+
+@dataclass(frozen=True)
+class PlatformKey:
+    platform_id: str
+    key_id: str
+    secret: str
+
+
+async def new_platform(services: Services, name: str) -> PlatformKey:
+    created = await services.keys.create(name, Actor("operator", "test"))
+    return PlatformKey(created.platform_id, created.key_id, created.secret)
+
+
+@pytest.fixture
+async def platform(services: Services) -> PlatformKey:
+    return await new_platform(services, "Acme Health")
+
+
+def consult_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "participants": [
+            {"role": "client", "name": "Alex Rivera"},
+            {"role": "therapist", "name": "Sam Okafor"},
+            {"role": "psychiatrist", "name": "Priya Nair"},
+        ]
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+async def consult(api: Api, platform: PlatformKey) -> dict[str, Any]:
+    answer = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body()
+    )
+    assert answer.status == 201, answer.body
+    body: dict[str, Any] = answer.body
+    return body
+
+
+def participant(consult: dict[str, Any], role: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(p for p in consult["participants"] if p["role"] == role)
+    return found
