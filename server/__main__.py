@@ -9,9 +9,20 @@ import sys
 from pydantic import ValidationError
 
 from . import commands
+from .api.schemas import MintTokenIn
 from .auth.roles import Role
 from .errors import ConfigError, TriadError
 from .settings import Settings
+
+
+def _ttl(text: str) -> int:
+    """The same bounds as the REST API's `ttl_seconds`."""
+    try:
+        seconds = MintTokenIn(ttl_seconds=int(text)).ttl_seconds
+    except (ValueError, ValidationError):
+        raise argparse.ArgumentTypeError("60 to 2592000 whole seconds") from None
+    assert seconds is not None
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     token = verbs.add_parser("token", help="mint a fresh join link for a participant")
     token.add_argument("consult_id")
     token.add_argument("role", choices=[r.value for r in Role])
-    token.add_argument("--ttl", type=int, help="seconds the token stays valid")
+    token.add_argument("--ttl", type=_ttl, help="seconds the token stays valid (60 to 2592000)")
     return parser
 
 

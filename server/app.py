@@ -62,7 +62,11 @@ def _add_web_client(app: web.Application) -> None:
     join_page = WEB_DIR / "join.html"
 
     async def join(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(join_page)
+        # no-store: the page is tiny, and a cached copy would outlive a fixed bug or a new release.
+        return web.FileResponse(
+            join_page,
+            headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+        )
 
     app.router.add_get("/c/{consult_id}", join, name="join_page")
     app.router.add_static("/static/", WEB_DIR, name="static")

@@ -22,6 +22,8 @@ _SECRET_SHAPES = re.compile(
     r"|tsk_[A-Za-z0-9_-]{8,}"  # a platform API secret
 )
 REDACTED = "[redacted]"
+_ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
+_QUIET_LIBRARIES = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "asyncpg", "alembic")
 
 
 def scrub(text: str) -> str:
@@ -49,7 +51,8 @@ def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = N
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        structlog.stdlib.ExtraAdder(),
+        # Only the access log's own fields: a library's `extra` could hold anything.
+        structlog.stdlib.ExtraAdder(allow=_ACCESS_FIELDS),
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -79,8 +82,11 @@ def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = N
     handler._triad = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # Alembic narrates every migration step at INFO; keep its warnings only.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # These libraries log SQL statements with their parameters (names, sealed notes) at
+    # INFO/DEBUG, and Alembic narrates every migration step: whatever our level, keep only
+    # their warnings.
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:

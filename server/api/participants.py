@@ -19,6 +19,7 @@ async def read_session(call: Call) -> Reply:
             consult=SessionConsultOut(
                 id=consult.id,
                 status=consult.status,
+                auto_admit=consult.auto_admit,
                 scheduled_start=consult.scheduled_start,
                 scheduled_end=consult.scheduled_end,
             ),

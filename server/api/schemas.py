@@ -102,6 +102,7 @@ class AuditPageOut(Body):
 class SessionConsultOut(Body):
     id: str
     status: ConsultStatus
+    auto_admit: bool
     scheduled_start: datetime | None
     scheduled_end: datetime | None
 

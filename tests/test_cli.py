@@ -1,0 +1,159 @@
+"""The `triad` command line, run as a real process on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+LINK = re.compile(r"^\s+(client|therapist|psychiatrist)\s+(http://\S+)$", re.MULTILINE)
+DEADLINE = 30.0
+
+
+def triad_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
+    env.update({"TRIAD_DATA_DIR": str(tmp_path / "var"), "TRIAD_LOG_FORMAT": "json"}, **extra)
+    return env
+
+
+def triad(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        env=triad_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = triad(tmp_path, "serve", "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "run `triad migrate`" in result.stderr
+
+
+def test_production_mode_refuses_missing_secrets(tmp_path: Path) -> None:
+    result = triad(tmp_path, "serve", TRIAD_MODE="production")
+    assert result.returncode == 2
+    assert "TRIAD_ENCRYPTION_KEYS is not set" in result.stderr
+    assert "TRIAD_PUBLIC_BASE_URL" in result.stderr
+
+
+def test_invalid_setting_is_named(tmp_path: Path) -> None:
+    result = triad(tmp_path, "migrate", TRIAD_PORT="eighty")
+    assert result.returncode == 2
+    assert "TRIAD_PORT" in result.stderr
+
+
+def test_migrate_apikey_demo_and_token(tmp_path: Path) -> None:
+    assert "revision 0001" in triad(tmp_path, "migrate").stdout
+    assert triad(tmp_path, "migrate").returncode == 0  # idempotent
+
+    created = triad(tmp_path, "apikey", "create", "Acme Health")
+    assert created.returncode == 0
+    key_id = re.search(r"key id\s+(key_\S+)", created.stdout)
+    secret = re.search(r"secret\s+(tsk_\S+)", created.stdout)
+    assert key_id and secret
+
+    demo = triad(tmp_path, "demo")
+    assert demo.returncode == 0
+    links = dict(LINK.findall(demo.stdout))
+    assert set(links) == {"client", "therapist", "psychiatrist"}
+    consult_id = re.search(r"/c/(c_[\w-]+)#token=", links["client"])
+    assert consult_id
+
+    token = triad(tmp_path, "token", consult_id.group(1), "psychiatrist", "--ttl", "600")
+    assert token.returncode == 0
+    assert token.stdout.strip().startswith(f"http://127.0.0.1:8080/c/{consult_id.group(1)}#token=")
+    too_short = triad(tmp_path, "token", consult_id.group(1), "client", "--ttl", "5")
+    assert too_short.returncode == 2
+
+    revoked = triad(tmp_path, "apikey", "revoke", key_id.group(1))
+    assert revoked.returncode == 0
+    assert triad(tmp_path, "apikey", "revoke", key_id.group(1)).returncode == 1
+    assert triad(tmp_path, "token", "c_nope", "client").returncode == 1
+
+
+def test_keygen_prints_a_usable_key(tmp_path: Path) -> None:
+    spec = triad(tmp_path, "keygen").stdout.strip()
+    assert re.fullmatch(r"k1:[A-Za-z0-9+/]{43}=", spec)
+
+
+async def _read_links(stream: asyncio.StreamReader, until: float) -> tuple[str, dict[str, str]]:
+    seen = ""
+    while time.monotonic() < until:
+        line = await asyncio.wait_for(stream.readline(), until - time.monotonic())
+        if not line:
+            break
+        seen += line.decode()
+        links = dict(LINK.findall(seen))
+        if len(links) == 3:
+            return seen, links
+    raise AssertionError(f"no three join links in time; output so far:\n{seen}")
+
+
+async def test_serve_with_demo_prints_three_working_links(tmp_path: Path) -> None:
+    assert triad(tmp_path, "migrate").returncode == 0
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "serve",
+        "--port",
+        str(port),
+        "--demo",
+        env=triad_env(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        _, links = await _read_links(proc.stdout, time.monotonic() + DEADLINE)
+        async with aiohttp.ClientSession() as http:
+            for role, link in links.items():
+                assert link.startswith(f"http://127.0.0.1:{port}/c/")
+                page_url, token = link.split("#token=")
+                async with http.get(page_url) as page:
+                    assert page.status == 200
+                    assert "text/html" in page.headers["Content-Type"]
+                consult_id = page_url.rsplit("/", 1)[1]
+                async with http.get(
+                    f"http://127.0.0.1:{port}/api/v1/consults/{consult_id}/session",
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as answer:
+                    assert answer.status == 200
+                    body: dict[str, Any] = await answer.json()
+                    assert body["you"]["role"] == role
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), DEADLINE)
+    assert proc.returncode == 0
+    log = stderr.decode()
+    assert '"event": "http_request"' in log
+    assert "eyJ" not in log  # the tokens went by; the log has none of them
+
+
+@pytest.mark.parametrize("verb", ["serve", "migrate", "demo", "apikey", "token", "keygen"])
+def test_help_for_every_verb(tmp_path: Path, verb: str) -> None:
+    result = triad(tmp_path, verb, "--help")
+    assert result.returncode == 0
+    assert "usage: triad" in result.stdout

@@ -1,0 +1,64 @@
+"""Liveness, readiness, and the headers the web client and API are served with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from server.app import create_app
+from tests.apiclient import Api
+from tests.conftest import REDIS_ENV, make_settings, require_service
+from server.api.routes import OPENAPI_KEY
+
+
+async def _api(aiohttp_client: Any, tmp_path: Path, database_url: str, **overrides: Any) -> Api:
+    app = create_app(make_settings(tmp_path, database_url, **overrides))
+    client = await aiohttp_client(app)
+    return Api(client, client.app[OPENAPI_KEY].model_dump())
+
+
+async def test_healthz_and_readyz(api: Api) -> None:
+    assert (await api.call("GET", "/healthz")).body == {"status": "ok"}
+    ready = await api.call("GET", "/readyz")
+    assert ready.status == 200
+    assert ready.body["checks"] == {"database": "ok", "redis": "not_configured"}
+
+
+async def test_readyz_checks_redis(aiohttp_client: Any, tmp_path: Path, database_url: str) -> None:
+    redis_url = require_service(REDIS_ENV)
+    api = await _api(aiohttp_client, tmp_path, database_url, redis_url=redis_url)
+    ready = await api.call("GET", "/readyz")
+    assert ready.status == 200
+    assert ready.body["checks"] == {"database": "ok", "redis": "ok"}
+
+
+async def test_readyz_reports_unreachable_redis(
+    aiohttp_client: Any, tmp_path: Path, database_url: str
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    api = await _api(aiohttp_client, tmp_path, database_url, redis_url="redis://127.0.0.1:9/0")
+    ready = await api.call("GET", "/readyz")
+    assert (ready.status, ready.code) == (503, "not_ready")
+    assert "redis" in ready.body["detail"]
+    assert (await api.call("GET", "/healthz")).status == 200
+
+
+async def test_join_page_headers(api: Api) -> None:
+    page = await api.call("GET", "/c/c_anything", validate=False)
+    assert page.status == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    csp = page.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'self' http://127.0.0.1:9000" in csp
+    assert "default-src 'self'" in csp
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    script = await api.call("GET", "/static/join.js", validate=False)
+    assert script.status == 200
+    assert b"/api/v1" in script.body
+
+
+async def test_api_answers_are_not_cached(api: Api) -> None:
+    answer = await api.call("GET", "/healthz")
+    assert answer.headers.get("Cache-Control") is None  # not under /api/
+    doc = await api.call("GET", "/api/v1/openapi.json")
+    assert doc.headers["Cache-Control"] == "no-store"
+    assert doc.headers["X-Content-Type-Options"] == "nosniff"

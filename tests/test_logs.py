@@ -1,0 +1,80 @@
+"""Logs carry ids and codes, never tokens, secrets, names or the bodies people send."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from server import logs
+from server.api.context import SERVICES
+from server.api.routes import OPENAPI_KEY
+from tests.apiclient import Api
+from tests.conftest import consult_body, new_platform, participant
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    logs.configure("debug", "json", stream=stream)
+    yield stream
+    for handler in list(logging.getLogger().handlers):
+        if getattr(handler, "_triad", False):
+            logging.getLogger().removeHandler(handler)
+
+
+async def test_a_whole_consult_leaves_no_secret_in_the_log(
+    aiohttp_client: Any, app: web.Application, log_stream: io.StringIO
+) -> None:
+    server = TestServer(app)
+    # The access logger `triad serve` uses, not aiohttp's default (which logs query strings).
+    await server.start_server(access_log_class=logs.AccessLogger)
+    client = await aiohttp_client(server)
+    api = Api(client, client.app[OPENAPI_KEY].model_dump())
+    key = await new_platform(client.app[SERVICES], "Log Clinic")
+    secret_words = "Quetiapine-Xylophone"
+    created = await api.call(
+        "POST",
+        "/api/v1/consults",
+        bearer=key.secret,
+        json_body=consult_body(external_id=secret_words),
+    )
+    consult = created.body
+    base = f"/api/v1/consults/{consult['id']}"
+    client_p = participant(consult, "client")
+    token = client_p["join"]["token"]
+    await api.call("GET", base + "/session", bearer=token)
+    await api.call("GET", base + "/session", bearer=token[:-3] + "abc")
+    # A client that puts a token where it must not: the query string.
+    await client.get(base + "/session", params={"token": token})
+    await api.call("POST", "/api/v1/consults", bearer=key.secret, data=b"{" + secret_words.encode())
+    await api.call("DELETE", f"{base}/participants/{client_p['id']}/tokens", bearer=key.secret)
+    await api.call("POST", base + "/end", bearer=key.secret)
+    await api.call("GET", base, bearer="tsk_" + "Z" * 43)
+
+    text = log_stream.getvalue()
+    assert '"event": "http_request"' in text
+    assert '"code": "token_invalid"' in text
+    assert consult["id"] in text  # ids are fine, and useful
+    for p in consult["participants"]:
+        assert p["join"]["token"] not in text
+        assert p["name"] not in text
+    assert key.secret not in text
+    assert "Z" * 43 not in text
+    assert secret_words not in text
+    assert "eyJ" not in text
+
+
+def test_redaction_catches_what_libraries_log(log_stream: io.StringIO) -> None:
+    jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwXzEifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    logging.getLogger("some.library").warning("fetching /x?token=%s", jwt_like)
+    logs.get("triad.test").info("event", detail={"nested": ["tsk_" + "q" * 43]})
+    text = log_stream.getvalue()
+    assert jwt_like not in text
+    assert "q" * 43 not in text
+    assert text.count(logs.REDACTED) == 2, text

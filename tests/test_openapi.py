@@ -1,0 +1,71 @@
+"""The OpenAPI document stays true: it is valid, it lists exactly the routes served, and the
+error codes it and docs/api.md name are the ones the server has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from openapi_spec_validator import validate
+
+from server.api.routes import OPENAPI_KEY
+from server.errors import ERROR_SPECS, ErrorCode
+from tests.apiclient import Api
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+NOT_API = {"join_page", "static"}  # the browser client's routes, not part of the API
+
+
+async def test_document_is_valid_openapi_31(api: Api) -> None:
+    answer = await api.call("GET", "/api/v1/openapi.json")
+    assert answer.status == 200
+    assert answer.body["openapi"] == "3.1.0"
+    validate(answer.body)
+
+
+def served_operations(app: web.Application) -> set[tuple[str, str]]:
+    served = set()
+    for route in app.router.routes():
+        if route.method == "HEAD" or route.name in NOT_API:
+            continue
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        served.add((route.method.lower(), str(path)))
+    return served
+
+
+async def test_every_served_route_is_documented_and_only_those(
+    client: TestClient[Any, Any],
+) -> None:
+    document = client.app[OPENAPI_KEY].model_dump()
+    documented = {
+        (method, path) for path, methods in document["paths"].items() for method in methods
+    }
+    assert served_operations(client.app) == documented
+
+
+async def test_every_documented_error_is_a_problem_with_known_codes(
+    client: TestClient[Any, Any],
+) -> None:
+    document = client.app[OPENAPI_KEY].model_dump()
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            assert operation["operationId"]
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                assert "application/problem+json" in response["content"], (method, path)
+                codes = response["description"].removeprefix("Problem: ").split(", ")
+                for code in codes:
+                    spec = ERROR_SPECS[ErrorCode(code.strip("`"))]
+                    assert int(spec.status) == int(status), (method, path, code)
+
+
+def test_every_error_code_is_in_the_docs_with_its_status() -> None:
+    text = (DOCS / "api.md").read_text()
+    for code, spec in ERROR_SPECS.items():
+        assert f"`{code}`" in text, code
+        assert str(int(spec.status)) in text
+    assert set(ERROR_SPECS) == set(ErrorCode)
