@@ -23,7 +23,6 @@ from server.services import Services
 from server.settings import Settings
 from tests.apiclient import Api
 from tests.databases import (
-    REDIS_ENV,
     POSTGRES_ENV,
     PostgresFactory,
     services_required,

@@ -71,7 +71,8 @@ def test_migrate_apikey_demo_and_token(tmp_path: Path) -> None:
     assert created.returncode == 0
     key_id = re.search(r"key id\s+(key_\S+)", created.stdout)
     secret = re.search(r"secret\s+(tsk_\S+)", created.stdout)
-    assert key_id and secret
+    assert key_id
+    assert secret
 
     demo = triad(tmp_path, "demo")
     assert demo.returncode == 0

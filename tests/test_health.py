@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from server.api.routes import OPENAPI_KEY
 from server.app import create_app
 from tests.apiclient import Api
 from tests.conftest import REDIS_ENV, make_settings, require_service
-from server.api.routes import OPENAPI_KEY
 
 
 async def _api(aiohttp_client: Any, tmp_path: Path, database_url: str, **overrides: Any) -> Api:
