@@ -8,7 +8,8 @@ from typing import Any
 from server.api.routes import OPENAPI_KEY
 from server.app import create_app
 from tests.apiclient import Api
-from tests.conftest import REDIS_ENV, make_settings, require_service
+from tests.conftest import make_settings, require_service
+from tests.databases import REDIS_ENV
 
 
 async def _api(aiohttp_client: Any, tmp_path: Path, database_url: str, **overrides: Any) -> Api:
