@@ -8,10 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from . import logs
 from .app import create_app, keyring_for, utc_now
@@ -40,16 +38,11 @@ class DemoLinks:
     links: dict[Role, str]
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-
-
 async def migrate(settings: Settings) -> str:
-    url = settings.effective_database_url
-    _ensure_sqlite_dir(url)
-    db = Database(url)
+    db = Database(settings.effective_database_url)
+    path = db.sqlite_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         await migrations.upgrade(db.engine)
     finally:

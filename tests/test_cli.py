@@ -18,6 +18,7 @@ import pytest
 
 LINK = re.compile(r"^\s+(client|therapist|psychiatrist)\s+(http://\S+)$", re.MULTILINE)
 DEADLINE = 30.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def triad_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -111,20 +112,14 @@ async def _read_links(stream: asyncio.StreamReader, until: float) -> tuple[str, 
     raise AssertionError(f"no three join links in time; output so far:\n{seen}")
 
 
-async def test_serve_with_demo_prints_three_working_links(tmp_path: Path) -> None:
-    assert triad(tmp_path, "migrate").returncode == 0
-    port = free_port()
+async def _serve_and_check_links(command: list[str], env: dict[str, str], port: int) -> str:
+    """Start the server, follow each printed join link like a browser, stop it; the log."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        "serve",
-        "--port",
-        str(port),
-        "--demo",
-        env=triad_env(tmp_path),
+        *command,
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         assert proc.stdout is not None
@@ -148,9 +143,27 @@ async def test_serve_with_demo_prints_three_working_links(tmp_path: Path) -> Non
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode == 0
-    log = stderr.decode()
+    return stderr.decode()
+
+
+async def test_serve_with_demo_prints_three_working_links(tmp_path: Path) -> None:
+    assert triad(tmp_path, "migrate").returncode == 0
+    port = free_port()
+    log = await _serve_and_check_links(
+        [sys.executable, "-m", "server", "serve", "--port", str(port), "--demo"],
+        triad_env(tmp_path),
+        port,
+    )
     assert '"event": "http_request"' in log
     assert "eyJ" not in log  # the tokens went by; the log has none of them
+
+
+async def test_the_readme_run_command(tmp_path: Path) -> None:
+    """`./scripts/run`, as the README gives it: migrates a new SQLite file, serves, prints links."""
+    port = free_port()
+    env = triad_env(tmp_path, TRIAD_PORT=str(port))
+    await _serve_and_check_links([str(ROOT / "scripts" / "run")], env, port)
+    assert (tmp_path / "var" / "triad.db").exists()
 
 
 @pytest.mark.parametrize("verb", ["serve", "migrate", "demo", "apikey", "token", "keygen"])

@@ -44,13 +44,24 @@ async def test_server_refuses_an_unmigrated_database(
             pass
 
 
-async def test_server_names_the_fix_when_the_database_cannot_open(tmp_path: Path) -> None:
+async def test_a_missing_sqlite_file_is_named_and_not_created(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such" / "dir" / "triad.db"
     settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{missing}")
-    with pytest.raises(ConfigError, match="triad migrate") as raised:
+    with pytest.raises(ConfigError, match="run `triad migrate`") as raised:
         async with open_services(settings, keyring_for(settings), utc_now):
             pass
-    assert str(missing) not in str(raised.value)
+    assert str(missing) in str(raised.value)
+    assert not missing.parent.exists()
+
+
+async def test_an_unreachable_database_is_named_without_its_password(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+    url = "postgresql+asyncpg://triad:hunter2@127.0.0.1:9/triad"
+    settings = make_settings(tmp_path, url)
+    with pytest.raises(ConfigError, match="cannot open the postgresql database") as raised:
+        async with open_services(settings, keyring_for(settings), utc_now):
+            pass
+    assert "hunter2" not in str(raised.value)
 
 
 def _diff(connection: Connection) -> list[object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,12 +97,7 @@ class PlatformKeys:
         digest = apikeys.digest(secret)
         async with self._db.sessions() as session:
             key = await session.scalar(select(ApiKey).where(ApiKey.secret_digest == digest))
-        # The lookup is by digest; compare again in constant time so equality never leaks timing.
-        if (
-            key is None
-            or key.revoked_at is not None
-            or not hmac.compare_digest(key.secret_digest, digest)
-        ):
+        if key is None or key.revoked_at is not None:
             raise TriadError(ErrorCode.API_KEY_INVALID, "the API key is unknown or revoked")
         return PlatformCaller(PlatformId(key.platform_id), KeyId(key.id), secret)
 

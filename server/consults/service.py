@@ -6,7 +6,6 @@ cannot miss a change nor record one that did not happen.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -239,7 +238,7 @@ class ConsultService:
     ) -> Consult:
         consult = await session.get(Consult, consult_id)
         # Another platform's consult is reported exactly like a missing one: no existence leak.
-        if consult is None or not secrets.compare_digest(consult.platform_id, caller.platform_id):
+        if consult is None or consult.platform_id != caller.platform_id:
             raise TriadError(ErrorCode.CONSULT_NOT_FOUND, "no such consult")
         return consult
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -30,20 +31,33 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    def sqlite_path(self) -> Path | None:
+        """The file of an SQLite database, None for an in-memory one or another backend."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database)
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def require_migrated(self) -> None:
         """Refuse to serve a database whose schema is not at the newest migration."""
+        path = self.sqlite_path()
+        if path is not None and not path.exists():
+            # Connecting would create an empty file as a side effect; say what to do instead.
+            raise ConfigError(f"there is no database at {path} yet: run `triad migrate`")
         try:
             async with self.engine.connect() as conn:
                 current, head = await conn.run_sync(migrate.revisions)
-        except DBAPIError as exc:
-            # The URL is not repeated: it may carry a password.
+        except (DBAPIError, OSError) as exc:
+            # Drivers raise socket errors unwrapped. The URL is not repeated: it may carry a
+            # password.
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
             raise ConfigError(
                 f"cannot open the {self.engine.dialect.name} database "
-                f"({type(exc.orig).__name__}); check TRIAD_DATABASE_URL, then run `triad migrate`"
+                f"({type(cause).__name__}); check TRIAD_DATABASE_URL, then run `triad migrate`"
             ) from exc
         if current != head:
             where = f"revision {current}" if current else "no schema"
