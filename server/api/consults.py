@@ -25,7 +25,6 @@ from .schemas import (
     CreateConsultIn,
     IssuedTokenOut,
     MintTokenIn,
-    ParticipantOut,
     ParticipantWithTokenOut,
     RevokedOut,
 )
@@ -39,28 +38,11 @@ class AuditQuery(Body):
 
 
 def consult_out(view: ConsultView) -> ConsultOut:
-    return ConsultOut(
-        id=view.id,
-        status=view.status,
-        auto_admit=view.auto_admit,
-        external_id=view.external_id,
-        scheduled_start=view.scheduled_start,
-        scheduled_end=view.scheduled_end,
-        created_at=view.created_at,
-        started_at=view.started_at,
-        ended_at=view.ended_at,
-        participants=[ParticipantOut(id=p.id, role=p.role, name=p.name) for p in view.participants],
-    )
+    return ConsultOut.model_validate(view, from_attributes=True)
 
 
 def token_out(token: IssuedToken) -> IssuedTokenOut:
-    return IssuedTokenOut(
-        participant_id=token.participant_id,
-        token=token.token,
-        jti=token.jti,
-        expires_at=token.expires_at,
-        join_url=token.join_url,
-    )
+    return IssuedTokenOut.model_validate(token, from_attributes=True)
 
 
 def audit_out(entry: AuditEntry) -> AuditEventOut:
@@ -77,19 +59,14 @@ async def create_consult(call: Call) -> Reply:
         external_id=body.external_id,
     )
     created = await call.request.app[SERVICES].consults.create(call.caller(), spec)
-    base = consult_out(created.consult)
-    return Reply(
-        201,
-        ConsultCreatedOut(
-            **base.model_dump(exclude={"participants"}),
-            participants=[
-                ParticipantWithTokenOut(
-                    id=p.id, role=p.role, name=p.name, join=token_out(created.tokens[p.id])
-                )
-                for p in created.consult.participants
-            ],
-        ),
-    )
+    participants = [
+        ParticipantWithTokenOut(
+            id=p.id, role=p.role, name=p.name, join=token_out(created.tokens[p.id])
+        )
+        for p in created.consult.participants
+    ]
+    base = consult_out(created.consult).model_dump(exclude={"participants"})
+    return Reply(201, ConsultCreatedOut(**base, participants=participants))
 
 
 async def get_consult(call: Call) -> Reply:
