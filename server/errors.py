@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     PARTICIPANT_NOT_FOUND = "participant_not_found"
     # Requests
     VALIDATION_FAILED = "validation_failed"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INVALID_JSON = "invalid_json"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -71,6 +72,9 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.VALIDATION_FAILED: ErrorSpec(
         HTTPStatus.UNPROCESSABLE_ENTITY, "The request is not valid"
+    ),
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: ErrorSpec(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "The Idempotency-Key was used for a different request"
     ),
     ErrorCode.INVALID_JSON: ErrorSpec(HTTPStatus.BAD_REQUEST, "The body is not valid JSON"),
     ErrorCode.PAYLOAD_TOO_LARGE: ErrorSpec(

@@ -65,9 +65,10 @@ class Api:
         data: bytes | None = None,
         content_type: str | None = None,
         query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         validate: bool = True,
     ) -> Answer:
-        headers: dict[str, str] = {}
+        headers = dict(headers or {})
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
         if json_body is not None:

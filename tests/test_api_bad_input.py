@@ -255,3 +255,56 @@ async def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
     assert (missing.status, missing.code) == (404, "not_found")
     wrong = await api.call("PUT", "/api/v1/consults", validate=False)
     assert (wrong.status, wrong.code) == (405, "method_not_allowed")
+
+
+async def test_idempotency_key_reused_for_another_request(
+    api: Api, services: Services, platform: PlatformKey
+) -> None:
+    key = {"Idempotency-Key": "once"}
+    first = await api.call(
+        "POST", CONSULTS, bearer=platform.secret, json_body=consult_body(), headers=key
+    )
+    assert first.status == 201
+    before = await snapshot(services.db)
+    other = await api.call(
+        "POST",
+        CONSULTS,
+        bearer=platform.secret,
+        json_body=consult_body(auto_admit=True),
+        headers=key,
+    )
+    assert (other.status, other.code) == (422, "idempotency_key_reused")
+    assert await snapshot(services.db) == before
+
+
+async def test_replaying_an_ended_consults_creation(
+    api: Api, services: Services, platform: PlatformKey
+) -> None:
+    key = {"Idempotency-Key": "ended-then-retried"}
+    first = await api.call(
+        "POST", CONSULTS, bearer=platform.secret, json_body=consult_body(), headers=key
+    )
+    await api.call("POST", f"{CONSULTS}/{first.body['id']}/end", bearer=platform.secret)
+    before = await snapshot(services.db)
+    again = await api.call(
+        "POST", CONSULTS, bearer=platform.secret, json_body=consult_body(), headers=key
+    )
+    assert (again.status, again.code) == (409, "consult_ended")
+    assert await snapshot(services.db) == before
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "naïve"])
+async def test_bad_idempotency_keys(
+    api: Api, services: Services, platform: PlatformKey, key: str
+) -> None:
+    before = await snapshot(services.db)
+    answer = await api.call(
+        "POST",
+        CONSULTS,
+        bearer=platform.secret,
+        json_body=consult_body(),
+        headers={"Idempotency-Key": key},
+        validate=key != "naïve",  # not a valid HTTP header value to send through openapi-core
+    )
+    assert (answer.status, answer.code) == (422, "validation_failed")
+    assert await snapshot(services.db) == before

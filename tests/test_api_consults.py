@@ -206,3 +206,80 @@ async def test_platforms_see_only_their_own_consults(
     ]:
         answer = await api.call(method, path, bearer=other.secret)
         assert (answer.status, answer.code) == (404, "consult_not_found"), (method, path)
+
+
+async def test_idempotent_create_replays_the_same_consult(
+    api: Api, services: Services, platform: PlatformKey
+) -> None:
+    headers_key = {"Idempotency-Key": "appt-4411-create"}
+    first = await api.call(
+        "POST",
+        "/api/v1/consults",
+        bearer=platform.secret,
+        json_body=consult_body(),
+        headers=headers_key,
+    )
+    again = await api.call(
+        "POST",
+        "/api/v1/consults",
+        bearer=platform.secret,
+        json_body=consult_body(),
+        headers=headers_key,
+    )
+    assert first.status == again.status == 201
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.body["id"] == first.body["id"]
+    first_ids = [p["id"] for p in first.body["participants"]]
+    assert [p["id"] for p in again.body["participants"]] == first_ids
+    # Both sets of links work: the first may already be on its way to the participants.
+    for answer in (first, again):
+        token = participant(answer.body, "client")["join"]["token"]
+        session = await api.call(
+            "GET", f"/api/v1/consults/{first.body['id']}/session", bearer=token
+        )
+        assert session.status == 200
+    from sqlalchemy import func, select
+
+    from server.db.models import Consult
+
+    async with services.db.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Consult)) == 1
+
+
+async def test_racing_retries_with_one_key_create_one_consult(
+    api: Api, platform: PlatformKey
+) -> None:
+    answers = await asyncio.gather(
+        *(
+            api.call(
+                "POST",
+                "/api/v1/consults",
+                bearer=platform.secret,
+                json_body=consult_body(),
+                headers={"Idempotency-Key": "race-1"},
+            )
+            for _ in range(4)
+        )
+    )
+    assert {a.status for a in answers} == {201}
+    assert len({a.body["id"] for a in answers}) == 1
+    assert sum(1 for a in answers if "Idempotent-Replayed" not in a.headers) == 1
+
+
+async def test_idempotency_keys_belong_to_one_platform(
+    api: Api, services: Services, platform: PlatformKey
+) -> None:
+    from tests.conftest import new_platform
+
+    other = await new_platform(services, "Other Clinic")
+    key = {"Idempotency-Key": "shared-name"}
+    mine = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(), headers=key
+    )
+    theirs = await api.call(
+        "POST", "/api/v1/consults", bearer=other.secret, json_body=consult_body(), headers=key
+    )
+    assert mine.status == theirs.status == 201
+    assert mine.body["id"] != theirs.body["id"]
+    assert "Idempotent-Replayed" not in theirs.headers

@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from server.db import migrate
+
 LINK = re.compile(r"^\s+(client|therapist|psychiatrist)\s+(http://\S+)$", re.MULTILINE)
 DEADLINE = 30.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +67,7 @@ def test_invalid_setting_is_named(tmp_path: Path) -> None:
 
 
 def test_migrate_apikey_demo_and_token(tmp_path: Path) -> None:
-    assert "revision 0001" in triad(tmp_path, "migrate").stdout
+    assert f"revision {migrate.head()}" in triad(tmp_path, "migrate").stdout
     assert triad(tmp_path, "migrate").returncode == 0  # idempotent
 
     created = triad(tmp_path, "apikey", "create", "Acme Health")

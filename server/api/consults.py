@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from pydantic import Field
@@ -13,6 +14,7 @@ from ..consults.model import (
     IssuedToken,
     ParticipantSpec,
 )
+from ..errors import ErrorCode, FieldError, TriadError
 from ..ids import ParticipantId
 from .context import SERVICES
 from .operations import Call, Reply
@@ -30,6 +32,10 @@ from .schemas import (
 )
 
 MAX_AUDIT_PAGE = 500
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+# 1-255 visible ASCII characters: room for a UUID or the platform's own request id.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 class AuditQuery(Body):
@@ -49,8 +55,20 @@ def audit_out(entry: AuditEntry) -> AuditEventOut:
     return AuditEventOut.model_validate(entry, from_attributes=True)
 
 
+def idempotency_key(call: Call) -> str | None:
+    key = call.request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise TriadError(
+            ErrorCode.VALIDATION_FAILED,
+            "the Idempotency-Key header is not valid",
+            [FieldError(f"/headers/{IDEMPOTENCY_HEADER}", "1-255 visible ASCII characters")],
+        )
+    return key
+
+
 async def create_consult(call: Call) -> Reply:
     body = call.body_as(CreateConsultIn)
+    key = idempotency_key(call)
     spec = ConsultSpec(
         participants=tuple(ParticipantSpec(p.role, p.name) for p in body.participants),
         auto_admit=body.auto_admit,
@@ -58,7 +76,7 @@ async def create_consult(call: Call) -> Reply:
         scheduled_end=body.scheduled_end,
         external_id=body.external_id,
     )
-    created = await call.request.app[SERVICES].consults.create(call.caller(), spec)
+    created = await call.request.app[SERVICES].consults.create(call.caller(), spec, key)
     participants = [
         ParticipantWithTokenOut(
             id=p.id, role=p.role, name=p.name, join=token_out(created.tokens[p.id])
@@ -66,7 +84,11 @@ async def create_consult(call: Call) -> Reply:
         for p in created.consult.participants
     ]
     base = consult_out(created.consult).model_dump(exclude={"participants"})
-    return Reply(201, ConsultCreatedOut(**base, participants=participants))
+    return Reply(
+        201,
+        ConsultCreatedOut(**base, participants=participants),
+        headers={REPLAYED_HEADER: "true"} if created.replayed else {},
+    )
 
 
 async def get_consult(call: Call) -> Reply:

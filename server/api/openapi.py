@@ -83,6 +83,8 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in _PATH_PARAM.findall(op.path)
     ]
+    for name, header in op.request_headers.items():
+        parameters.append({"name": name, "in": "header", **header})
     if op.query is not None:
         for name, info in op.query.model_fields.items():
             schema = op.query.model_json_schema()["properties"][name]
@@ -100,6 +102,8 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
         response: dict[str, Any] = {"description": description}
         if model is not None:
             response["content"] = {JSON_TYPE: {"schema": ref(model, "serialization")}}
+        if op.response_headers:
+            response["headers"] = op.response_headers
         doc["responses"][str(status)] = response
     by_status: dict[int, list[ErrorCode]] = defaultdict(list)
     for code in op.all_errors():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -30,6 +30,7 @@ JSON_TYPE = "application/json"
 class Reply:
     status: int
     body: BaseModel | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,7 +82,9 @@ class Operation:
     query: type[BaseModel] | None = None
     tags: tuple[str, ...] = ()
     description: str = ""
-    extra_responses: dict[str, str] = field(default_factory=dict)
+    # OpenAPI parameter and header objects: name -> {"description", "schema", ...}
+    request_headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    response_headers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def all_errors(self) -> tuple[ErrorCode, ...]:
         """Every code this operation can answer with, common ones included."""
@@ -174,8 +177,10 @@ async def _authenticate(request: web.Request, op: Operation, call: Call) -> None
 
 def to_response(reply: Reply) -> web.Response:
     if reply.body is None:
-        return web.Response(status=reply.status)
-    return web.json_response(text=reply.body.model_dump_json(), status=reply.status)
+        return web.Response(status=reply.status, headers=reply.headers)
+    return web.json_response(
+        text=reply.body.model_dump_json(), status=reply.status, headers=reply.headers
+    )
 
 
 def route_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -69,6 +71,11 @@ class ConsultSpec:
         if problems:
             raise TriadError(ErrorCode.VALIDATION_FAILED, "the consult is not valid", problems)
 
+    def digest(self) -> bytes:
+        """A fingerprint of what was asked for, to tell a retried request from a different one."""
+        canonical = json.dumps(asdict(self), default=str, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).digest()
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -131,6 +138,8 @@ class IssuedToken:
 class CreatedConsult:
     consult: ConsultView
     tokens: dict[ParticipantId, IssuedToken]
+    # True when an Idempotency-Key found the consult an earlier request created.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import tokens
 from ..auth.roles import Role
 from ..db.engine import Database
-from ..db.models import ApiKey, Consult, Participant
+from ..db.models import ApiKey, Consult, IdempotencyKey, Participant
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, KeyId, ParticipantId, new_consult_id, new_participant_id, new_token_id
 from . import audit
@@ -54,7 +55,35 @@ class ConsultService:
         # The token rides in the fragment: browsers never send it, so no server or proxy logs it.
         return f"{self._base_url}/c/{consult_id}#token={token}"
 
-    async def create(self, caller: PlatformCaller, spec: ConsultSpec) -> CreatedConsult:
+    async def create(
+        self, caller: PlatformCaller, spec: ConsultSpec, idempotency_key: str | None = None
+    ) -> CreatedConsult:
+        """Create the consult and its participants' join tokens. With an idempotency key, a
+        retry of the same request answers with the consult the first one created (and fresh
+        tokens: the first ones are not stored), and the key with another request is refused."""
+        digest = spec.digest()
+        if idempotency_key is not None:
+            replay = await self._replay(caller, idempotency_key, digest)
+            if replay is not None:
+                return replay
+        try:
+            return await self._create(caller, spec, idempotency_key, digest)
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # A concurrent request with the same key committed first: answer as its replay.
+            replay = await self._replay(caller, idempotency_key, digest)
+            if replay is None:
+                raise
+            return replay
+
+    async def _create(
+        self,
+        caller: PlatformCaller,
+        spec: ConsultSpec,
+        idempotency_key: str | None,
+        digest: bytes,
+    ) -> CreatedConsult:
         now = self._clock()
         consult_id = new_consult_id()
         actor = Actor("platform", caller.key_id)
@@ -72,6 +101,16 @@ class ConsultService:
                 )
             )
             await session.flush()  # the consult row must exist before rows that refer to it
+            if idempotency_key is not None:
+                session.add(
+                    IdempotencyKey(
+                        platform_id=caller.platform_id,
+                        key=idempotency_key,
+                        request_digest=digest,
+                        consult_id=consult_id,
+                        created_at=now,
+                    )
+                )
             participants = [
                 Participant(
                     id=new_participant_id(),
@@ -100,6 +139,34 @@ class ConsultService:
             await session.flush()
             view = await self._view(session, caller, consult_id)
         return CreatedConsult(view, issued)
+
+    async def _replay(
+        self, caller: PlatformCaller, idempotency_key: str, digest: bytes
+    ) -> CreatedConsult | None:
+        now = self._clock()
+        async with self._db.sessions.begin() as session:
+            row = await session.get(IdempotencyKey, (caller.platform_id, idempotency_key))
+            if row is None:
+                return None
+            if row.request_digest != digest:
+                raise TriadError(
+                    ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                    "this Idempotency-Key was used for a different consult",
+                )
+            consult_id = ConsultId(row.consult_id)
+            view = await self._view(session, caller, consult_id)
+            if view.status == ConsultStatus.ENDED:
+                raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
+            participants = await session.scalars(
+                select(Participant).where(Participant.consult_id == consult_id)
+            )
+            actor = Actor("platform", caller.key_id)
+            issued = {}
+            for participant in participants:
+                token = self._issue(caller, consult_id, participant, now, self._token_ttl)
+                issued[token.participant_id] = token
+                _record_minted(session, now, actor, caller, consult_id, token)
+        return CreatedConsult(view, issued, replayed=True)
 
     async def get(self, caller: PlatformCaller, consult_id: ConsultId) -> ConsultView:
         async with self._db.sessions() as session:

@@ -68,6 +68,18 @@ class Consult(Base):
     ended_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class IdempotencyKey(Base):
+    """A platform's `Idempotency-Key` for consult creation: a retried request finds its consult."""
+
+    __tablename__ = "idempotency_keys"
+
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class Participant(Base):
     __tablename__ = "participants"
     __table_args__ = (UniqueConstraint("consult_id", "role"),)
