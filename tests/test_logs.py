@@ -78,3 +78,23 @@ def test_redaction_catches_what_libraries_log(log_stream: io.StringIO) -> None:
     assert jwt_like not in text
     assert "q" * 43 not in text
     assert text.count(logs.REDACTED) == 2, text
+
+
+async def test_an_unexpected_error_is_a_problem_and_its_message_stays_out_of_the_log(
+    aiohttp_client: Any, app: web.Application, log_stream: io.StringIO
+) -> None:
+    async def fails(_request: web.Request) -> web.Response:
+        raise RuntimeError("Alex Rivera reports thoughts of self-harm")
+
+    app.router.add_get("/api/v1/fails", fails)
+    client = await aiohttp_client(app)
+    response = await client.get("/api/v1/fails")
+    assert response.status == 500
+    problem = await response.json(content_type="application/problem+json")
+    assert problem["code"] == "internal"
+    assert "self-harm" not in str(problem)
+    text = log_stream.getvalue()
+    assert '"error": "RuntimeError"' in text
+    assert "in fails" in text  # where it happened is kept
+    assert "self-harm" not in text
+    assert "Alex Rivera" not in text
