@@ -12,6 +12,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from . import logs
+from .api.context import SERVICES
 from .app import create_app, keyring_for, utc_now
 from .auth.roles import Role
 from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
@@ -121,8 +122,6 @@ async def serve(settings: Settings, *, with_demo: bool) -> None:
         log.info("listening", host=settings.host, port=settings.port)
         print(f"Triad is running on http://{settings.host}:{settings.port} (Ctrl+C stops it)")
         if with_demo:
-            from .api.context import SERVICES
-
             print_demo(await create_demo(app[SERVICES]))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
