@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from . import logs
 from .api import routes
 from .api.context import SERVICES
 from .api.problems import problem_middleware
@@ -43,7 +44,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     keyring = keyring_for(settings)
     app = web.Application(
         client_max_size=settings.max_request_bytes,
-        middlewares=[security_headers(settings), problem_middleware],
+        middlewares=[logs.request_id_middleware, security_headers(settings), problem_middleware],
     )
     app[SETTINGS] = settings
 
@@ -80,12 +81,17 @@ def security_headers(settings: Settings) -> Middleware:
         f"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}"
     )
 
+    # Production serves over https (checked at start): browsers must never fall back to http.
+    hsts = "max-age=31536000; includeSubDomains" if settings.mode == "production" else None
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         headers = response.headers
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
+        if hsts:
+            headers.setdefault("Strict-Transport-Security", hsts)
         if request.path.startswith("/api/"):
             headers.setdefault("Cache-Control", "no-store")  # responses may carry tokens or PHI
         else:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sys
 from typing import IO, Any
 
 import structlog
+from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 from aiohttp.web import BaseRequest, StreamResponse
 from structlog.typing import EventDict, WrappedLogger
 
@@ -22,7 +25,7 @@ _SECRET_SHAPES = re.compile(
     r"|tsk_[A-Za-z0-9_-]{8,}"  # a platform API secret
 )
 REDACTED = "[redacted]"
-_ACCESS_FIELDS = ("method", "path", "status", "duration_ms")
+_ACCESS_FIELDS = ("method", "path", "status", "duration_ms", "request_id")
 _QUIET_LIBRARIES = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "asyncpg", "alembic")
 
 
@@ -94,6 +97,29 @@ def get(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_KEY = web.RequestKey("triad.request_id", str)
+# A caller's own id is kept when it is short and plain; anything else is replaced.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request gets an id, in every log event it causes and in the `X-Request-Id` answer
+    header, so support can find a user's failed request without asking for anything private."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+    request[REQUEST_ID_KEY] = request_id
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers[REQUEST_ID_HEADER] = request_id
+            raise
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
 class AccessLogger(AbstractAccessLogger):
     """One event per request: method, path without query, status, time. No headers, no query:
     that is where a misbehaving client might put a token."""
@@ -106,6 +132,7 @@ class AccessLogger(AbstractAccessLogger):
                 "path": request.rel_url.path,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 1),
+                "request_id": request.get(REQUEST_ID_KEY),
             },
         )
 

@@ -63,3 +63,36 @@ async def test_api_answers_are_not_cached(api: Api) -> None:
     doc = await api.call("GET", "/api/v1/openapi.json")
     assert doc.headers["Cache-Control"] == "no-store"
     assert doc.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_every_answer_carries_a_request_id(api: Api) -> None:
+    ok = await api.call("GET", "/healthz")
+    problem = await api.call("GET", "/api/v1/consults/c_x", bearer="tsk_" + "A" * 43)
+    missing = await api.call("GET", "/nowhere", validate=False)
+    ids = [a.headers["X-Request-Id"] for a in (ok, problem, missing)]
+    assert all(len(i) == 16 for i in ids)
+    assert len(set(ids)) == 3
+
+
+async def test_a_callers_plain_request_id_is_kept_and_a_strange_one_replaced(api: Api) -> None:
+    kept = await api.client.get("/healthz", headers={"X-Request-Id": "platform-req-000123"})
+    assert kept.headers["X-Request-Id"] == "platform-req-000123"
+    replaced = await api.client.get("/healthz", headers={"X-Request-Id": "<script>x</script>"})
+    assert replaced.headers["X-Request-Id"] != "<script>x</script>"
+    assert len(replaced.headers["X-Request-Id"]) == 16
+
+
+async def test_production_answers_insist_on_https(
+    aiohttp_client: Any, tmp_path: Path, database_url: str
+) -> None:
+    api = await _api(
+        aiohttp_client,
+        tmp_path,
+        database_url,
+        mode="production",
+        public_base_url="https://consult.example.test",
+    )
+    answer = await api.call("GET", "/healthz")
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    development = await _api(aiohttp_client, tmp_path, database_url)
+    assert "Strict-Transport-Security" not in (await development.call("GET", "/healthz")).headers

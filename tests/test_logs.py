@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -60,6 +61,16 @@ async def test_a_whole_consult_leaves_no_secret_in_the_log(
     text = log_stream.getvalue()
     assert '"event": "http_request"' in text
     assert '"code": "token_invalid"' in text
+    # The refusal and its access line carry the same request id as the answer's header.
+    refused = await client.get(base + "/session", headers={"Authorization": "Bearer x.y.z"})
+    request_id = refused.headers["X-Request-Id"]
+    events = [
+        json.loads(line)["event"]
+        for line in log_stream.getvalue().splitlines()
+        if request_id in line
+    ]
+    assert "request_refused" in events
+    assert "http_request" in events
     assert consult["id"] in text  # ids are fine, and useful
     for p in consult["participants"]:
         assert p["join"]["token"] not in text

@@ -129,9 +129,11 @@ function takeToken(consultId) {
 // --- The server ----------------------------------------------------------------------------
 
 class Problem extends Error {
-  constructor(code, detail) {
+  constructor(code, detail, requestId) {
     super(detail || code);
     this.code = code;
+    // The server's X-Request-Id: lets support find this exact request in the logs.
+    this.requestId = requestId || null;
   }
 }
 
@@ -161,7 +163,7 @@ async function fetchSession(consultId, token) {
   }
   if (!response.ok) {
     const code = body && typeof body.code === "string" ? body.code : `http_${response.status}`;
-    throw new Problem(code, body && body.detail);
+    throw new Problem(code, body && body.detail, response.headers.get("X-Request-Id"));
   }
   if (!isSession(body)) throw new Problem("bad_response");
   return body;
@@ -189,7 +191,7 @@ function clearProblem() {
   $("problem").replaceChildren();
 }
 
-function showProblem(code, onRetry) {
+function showProblem(code, onRetry, requestId) {
   showLoading("");
   $("consult").hidden = true;
   const known = PROBLEMS[code] || TRY_AGAIN;
@@ -206,7 +208,8 @@ function showProblem(code, onRetry) {
     retry.addEventListener("click", onRetry);
     card.append(el("div", "actions", retry));
   }
-  card.append(el("p", "reference", "Reference for support: ", el("code", null, code)));
+  const reference = requestId ? `${code} · ${requestId}` : code;
+  card.append(el("p", "reference", "Reference for support: ", el("code", null, reference)));
 
   $("problem").replaceChildren(card);
   document.title = "Can't open your consult · Triad";
@@ -332,7 +335,8 @@ async function load({ moveFocus = false } = {}) {
   } catch (error) {
     if (thisLoad !== loadCount) return;
     const code = error instanceof Problem ? error.code : "internal";
-    showProblem(code, () => load({ moveFocus: true }));
+    const requestId = error instanceof Problem ? error.requestId : null;
+    showProblem(code, () => load({ moveFocus: true }), requestId);
     focusHeading();
   }
 }
