@@ -6,7 +6,7 @@ cannot miss a change nor record one that did not happen.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -131,11 +131,7 @@ class ConsultService:
                 platform_id=caller.platform_id,
                 details={"participants": {p.role: p.id for p in participants}},
             )
-            issued = {}
-            for p in participants:
-                token = self._issue(caller, consult_id, p, now, self._token_ttl)
-                issued[token.participant_id] = token
-                _record_minted(session, now, actor, caller, consult_id, token)
+            issued = self._issue_all(session, caller, consult_id, participants, now, actor)
             await session.flush()
             view = await self._view(session, caller, consult_id)
         return CreatedConsult(view, issued)
@@ -161,11 +157,7 @@ class ConsultService:
                 select(Participant).where(Participant.consult_id == consult_id)
             )
             actor = Actor("platform", caller.key_id)
-            issued = {}
-            for participant in participants:
-                token = self._issue(caller, consult_id, participant, now, self._token_ttl)
-                issued[token.participant_id] = token
-                _record_minted(session, now, actor, caller, consult_id, token)
+            issued = self._issue_all(session, caller, consult_id, participants, now, actor)
         return CreatedConsult(view, issued, replayed=True)
 
     async def get(self, caller: PlatformCaller, consult_id: ConsultId) -> ConsultView:
@@ -267,6 +259,23 @@ class ConsultService:
                 ErrorCode.CONSULT_NOT_FOUND, "no such consult with a live platform key"
             )
         return KeyId(row[0]), ParticipantId(row[1])
+
+    def _issue_all(
+        self,
+        session: AsyncSession,
+        caller: PlatformCaller,
+        consult_id: ConsultId,
+        participants: Iterable[Participant],
+        now: datetime,
+        actor: Actor,
+    ) -> dict[ParticipantId, IssuedToken]:
+        """A join token for each participant, each recorded in the audit trail."""
+        issued = {}
+        for participant in participants:
+            token = self._issue(caller, consult_id, participant, now, self._token_ttl)
+            issued[token.participant_id] = token
+            _record_minted(session, now, actor, caller, consult_id, token)
+        return issued
 
     def _issue(
         self,
