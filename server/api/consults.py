@@ -34,8 +34,28 @@ from .schemas import (
 MAX_AUDIT_PAGE = 500
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-# 1-255 visible ASCII characters: room for a UUID or the platform's own request id.
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# 1-255 visible ASCII characters: room for a UUID or the platform's own request id. One pattern
+# for the check and the OpenAPI schema, so the document says exactly what is accepted.
+_IDEMPOTENCY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(_IDEMPOTENCY_PATTERN)
+
+CREATE_REQUEST_HEADERS = {
+    IDEMPOTENCY_HEADER: {
+        "required": False,
+        "description": (
+            "Makes retries safe: a repeat of the same request with the same key answers with the "
+            "consult the first created (and fresh join tokens) instead of creating another; the "
+            "key with a different request is refused."
+        ),
+        "schema": {"type": "string", "pattern": _IDEMPOTENCY_PATTERN},
+    }
+}
+CREATE_RESPONSE_HEADERS = {
+    REPLAYED_HEADER: {
+        "description": "`true` when the answer is a replay of an earlier request.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 
 
 class AuditQuery(Body):

@@ -43,23 +43,8 @@ OPERATIONS: tuple[Operation, ...] = (
         responses={201: ("The consult, with each participant's join link", ConsultCreatedOut)},
         errors=(ErrorCode.IDEMPOTENCY_KEY_REUSED, ErrorCode.CONSULT_ENDED),
         tags=("consults",),
-        request_headers={
-            consults.IDEMPOTENCY_HEADER: {
-                "required": False,
-                "description": (
-                    "Makes retries safe: a repeat of the same request with the same key answers "
-                    "with the consult the first created (and fresh join tokens) instead of "
-                    "creating another; the key with a different request is refused."
-                ),
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-            }
-        },
-        response_headers={
-            consults.REPLAYED_HEADER: {
-                "description": "`true` when the answer is a replay of an earlier request.",
-                "schema": {"type": "string", "enum": ["true"]},
-            }
-        },
+        request_headers=consults.CREATE_REQUEST_HEADERS,
+        response_headers=consults.CREATE_RESPONSE_HEADERS,
     ),
     Operation(
         "GET",
