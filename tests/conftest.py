@@ -64,11 +64,8 @@ async def database_url(
         yield sqlite_copy(sqlite_template_path, tmp_path)
         return
     factory: PostgresFactory = request.getfixturevalue("postgres")
-    name = await factory.create()
-    try:
-        yield factory.url_for(name)
-    finally:
-        await factory.drop(name)
+    async with factory.database(migrated=True) as url:
+        yield url
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:

@@ -6,8 +6,9 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,18 +95,17 @@ class PostgresFactory:
             _pg_admin(self.admin, f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
         )
 
-    async def create(self) -> str:
+    @asynccontextmanager
+    async def database(self, *, migrated: bool) -> AsyncIterator[str]:
+        """A fresh database for one test (a copy of the migrated template, or empty), dropped
+        afterwards; yields its URL."""
         name = f"triad_t_{secrets.token_hex(6)}"
-        await _pg_admin(self.admin, f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-        return name
-
-    async def drop(self, name: str) -> None:
-        await _pg_admin(self.admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    async def create_empty(self) -> str:
-        name = f"triad_e_{secrets.token_hex(6)}"
-        await _pg_admin(self.admin, f'CREATE DATABASE "{name}"')
-        return name
+        template = f' TEMPLATE "{self.template}"' if migrated else ""
+        await _pg_admin(self.admin, f'CREATE DATABASE "{name}"{template}')
+        try:
+            yield self.url_for(name)
+        finally:
+            await _pg_admin(self.admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def snapshot(db: Database) -> dict[str, object]:

@@ -28,11 +28,8 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
         yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
         return
     factory: PostgresFactory = request.getfixturevalue("postgres")
-    name = await factory.create_empty()
-    try:
-        yield factory.url_for(name)
-    finally:
-        await factory.drop(name)
+    async with factory.database(migrated=False) as url:
+        yield url
 
 
 async def test_server_refuses_an_unmigrated_database(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import pytest
 
@@ -130,14 +131,10 @@ def test_bad_key_specs(spec: str) -> None:
         KeyRing.parse(spec)
 
 
-def test_development_key_is_created_once_and_private(tmp_path: object) -> None:
-    from pathlib import Path
-
-    directory = Path(str(tmp_path))
-    first = development_keyring(directory)
-    sealed = first.seal(b"x", b"")
-    assert development_keyring(directory).open(sealed, b"") == b"x"
-    assert (directory / "dev-encryption-key").stat().st_mode & 0o777 == 0o600
+def test_development_key_is_created_once_and_private(tmp_path: Path) -> None:
+    sealed = development_keyring(tmp_path).seal(b"x", b"")
+    assert development_keyring(tmp_path).open(sealed, b"") == b"x"
+    assert (tmp_path / "dev-encryption-key").stat().st_mode & 0o777 == 0o600
 
 
 def test_production_refuses_to_default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
