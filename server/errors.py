@@ -37,6 +37,23 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    # Consult room (Socket.IO)
+    NOT_JOINED = "not_joined"
+    NOT_ADMITTED = "not_admitted"
+    LOBBY_DENIED = "lobby_denied"
+    REMOVED = "removed"
+    CONNECTION_REPLACED = "connection_replaced"
+    UNKNOWN_EVENT = "unknown_event"
+    RATE_LIMITED = "rate_limited"
+    # Media negotiation
+    SDP_INVALID = "sdp_invalid"
+    NO_PENDING_OFFER = "no_pending_offer"
+    CANDIDATE_INVALID = "candidate_invalid"
+    # Shared notes and plans
+    NOTES_DOCUMENT_UNKNOWN = "notes_document_unknown"
+    NOTES_UPDATE_INVALID = "notes_update_invalid"
+    NOTES_UPDATE_TOO_LARGE = "notes_update_too_large"
+    PLAN_NOT_FOUND = "plan_not_found"
     # Service
     NOT_READY = "not_ready"
     INTERNAL = "internal"
@@ -86,6 +103,34 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ErrorCode.NOT_FOUND: ErrorSpec(HTTPStatus.NOT_FOUND, "No such resource"),
     ErrorCode.METHOD_NOT_ALLOWED: ErrorSpec(
         HTTPStatus.METHOD_NOT_ALLOWED, "Method not allowed on this resource"
+    ),
+    ErrorCode.NOT_JOINED: ErrorSpec(HTTPStatus.CONFLICT, "Send join first"),
+    ErrorCode.NOT_ADMITTED: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "Waiting in the lobby until a host admits you"
+    ),
+    ErrorCode.LOBBY_DENIED: ErrorSpec(HTTPStatus.FORBIDDEN, "A host did not admit you"),
+    ErrorCode.REMOVED: ErrorSpec(HTTPStatus.FORBIDDEN, "A host removed you from the consult"),
+    ErrorCode.CONNECTION_REPLACED: ErrorSpec(
+        HTTPStatus.CONFLICT, "The same participant connected again elsewhere"
+    ),
+    ErrorCode.UNKNOWN_EVENT: ErrorSpec(HTTPStatus.BAD_REQUEST, "No such event"),
+    ErrorCode.RATE_LIMITED: ErrorSpec(HTTPStatus.TOO_MANY_REQUESTS, "Too many messages"),
+    ErrorCode.SDP_INVALID: ErrorSpec(
+        HTTPStatus.BAD_REQUEST, "The session description is not valid"
+    ),
+    ErrorCode.NO_PENDING_OFFER: ErrorSpec(HTTPStatus.CONFLICT, "There is no offer to answer"),
+    ErrorCode.CANDIDATE_INVALID: ErrorSpec(
+        HTTPStatus.BAD_REQUEST, "The ICE candidate is not valid"
+    ),
+    ErrorCode.NOTES_DOCUMENT_UNKNOWN: ErrorSpec(HTTPStatus.BAD_REQUEST, "No such notes document"),
+    ErrorCode.NOTES_UPDATE_INVALID: ErrorSpec(
+        HTTPStatus.BAD_REQUEST, "The notes update does not decode"
+    ),
+    ErrorCode.NOTES_UPDATE_TOO_LARGE: ErrorSpec(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The notes update is too large"
+    ),
+    ErrorCode.PLAN_NOT_FOUND: ErrorSpec(
+        HTTPStatus.NOT_FOUND, "No saved plan (a plan is saved when the consult ends)"
     ),
     ErrorCode.NOT_READY: ErrorSpec(HTTPStatus.SERVICE_UNAVAILABLE, "The service is not ready"),
     ErrorCode.INTERNAL: ErrorSpec(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error"),

@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     # Origins allowed to embed the consult room (CSP frame-ancestors).
     allowed_origins: StrList = []
 
+    # Consult rooms. A dropped socket keeps its seat this long (LiveKit holds 20 s); a room with
+    # nobody connected ends after the empty-room grace (LiveKit: 300 s).
+    reconnect_grace_seconds: float = Field(default=20, ge=0, le=600)
+    empty_room_grace_seconds: float = Field(default=300, ge=0, le=24 * 3600)
+    # Socket.IO: the largest message accepted, and the per-socket event budget (token bucket).
+    socket_max_message_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
+    socket_events_per_second: float = Field(default=50, gt=0, le=10_000)
+    socket_event_burst: int = Field(default=100, ge=1, le=100_000)
+    max_sdp_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+
+    # Shared notes: the largest single CRDT update, and how many logged updates to a document
+    # trigger a compacting snapshot.
+    notes_max_update_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
+    notes_snapshot_every: int = Field(default=500, ge=10, le=1_000_000)
+
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
