@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import sys
+import traceback
 from typing import IO, Any
 
 import structlog
@@ -90,6 +91,17 @@ def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = N
     # their warnings.
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def failure(exc: BaseException) -> dict[str, Any]:
+    """Log fields for an unexpected error: its type and where it happened, never its message (a
+    driver's or library's message can quote the values it was given: names, notes)."""
+    return {
+        "error": type(exc).__name__,
+        "stack": [
+            f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)
+        ],
+    }
 
 
 def get(name: str) -> structlog.stdlib.BoundLogger:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -59,17 +57,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         return problem_response(request, TriadError(code, ERROR_SPECS[code].title))
     except Exception as exc:
-        # A driver's or library's message can quote the values it was given (names, notes), so
-        # the log gets the error's type and where it happened, never its message.
-        _log.error(
-            "request_failed",
-            path=request.rel_url.path,
-            error=type(exc).__name__,
-            stack=[
-                f"{f.filename}:{f.lineno} in {f.name}"
-                for f in traceback.extract_tb(exc.__traceback__)
-            ],
-        )
+        _log.error("request_failed", path=request.rel_url.path, **logs.failure(exc))
         return problem_response(
             request, TriadError(ErrorCode.INTERNAL, "the server could not complete the request")
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from ..db.models import ApiKey, Consult, IdempotencyKey, Participant
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, KeyId, ParticipantId, new_consult_id, new_participant_id, new_token_id
 from . import audit
+from .lifecycle import end_row
 from .model import (
     Actor,
     AuditEntry,
@@ -166,25 +167,10 @@ class ConsultService:
 
     async def end(self, caller: PlatformCaller, consult_id: ConsultId) -> ConsultView:
         """End the consult; ending an ended consult changes nothing and records nothing."""
-        now = self._clock()
-        actor = Actor("platform", caller.key_id)
         async with self._db.sessions.begin() as session:
             await self._owned(session, caller, consult_id)
-            # The status guard makes this atomic: of two racing ends, one row update wins.
-            result = await session.execute(
-                update(Consult)
-                .where(Consult.id == consult_id, Consult.status != ConsultStatus.ENDED)
-                .values(status=ConsultStatus.ENDED, ended_at=now, ended_by=actor.label())
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                audit.record(
-                    session,
-                    at=now,
-                    actor=actor,
-                    action="consult.ended",
-                    consult_id=consult_id,
-                    platform_id=caller.platform_id,
-                )
+            actor = Actor("platform", caller.key_id)
+            await end_row(session, consult_id, actor, self._clock(), caller.platform_id)
             session.expire_all()
             return await self._view(session, caller, consult_id)
 

@@ -1,0 +1,98 @@
+"""A consult's lifecycle as the rooms drive it: live on the first admission, ended once, and
+the audit events of who joined, was admitted, denied, removed or left."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db.engine import Database
+from ..db.models import Consult
+from ..ids import ConsultId
+from . import audit
+from .model import Actor, ConsultStatus
+
+
+async def end_row(
+    session: AsyncSession, consult_id: ConsultId, actor: Actor, now: datetime, platform_id: str
+) -> bool:
+    """End the consult in this transaction; True for the one caller that changed it.
+
+    The status guard makes it atomic: of any number of racing ends, one row update wins and
+    only that one writes the `consult.ended` event."""
+    result = await session.execute(
+        update(Consult)
+        .where(Consult.id == consult_id, Consult.status != ConsultStatus.ENDED)
+        .values(status=ConsultStatus.ENDED, ended_at=now, ended_by=actor.label())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="consult.ended",
+        consult_id=consult_id,
+        platform_id=platform_id,
+    )
+    return True
+
+
+class ConsultLifecycle:
+    """`rooms.ports.ConsultRecords`, on the database."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def mark_live(self, consult_id: ConsultId) -> None:
+        now = self._clock()
+        async with self._db.sessions.begin() as session:
+            result = await session.execute(
+                update(Consult)
+                .where(Consult.id == consult_id, Consult.status == ConsultStatus.SCHEDULED)
+                .values(status=ConsultStatus.LIVE, started_at=now)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                audit.record(
+                    session,
+                    at=now,
+                    actor=Actor("system"),
+                    action="consult.live",
+                    consult_id=consult_id,
+                    platform_id=await _platform_of(session, consult_id),
+                )
+
+    async def end(self, consult_id: ConsultId, actor: Actor) -> bool:
+        async with self._db.sessions.begin() as session:
+            platform_id = await _platform_of(session, consult_id)
+            return await end_row(session, consult_id, actor, self._clock(), platform_id)
+
+    async def record(
+        self,
+        consult_id: ConsultId,
+        actor: Actor,
+        action: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        async with self._db.sessions.begin() as session:
+            audit.record(
+                session,
+                at=self._clock(),
+                actor=actor,
+                action=action,
+                consult_id=consult_id,
+                platform_id=await _platform_of(session, consult_id),
+                details=dict(details or {}),
+            )
+
+
+async def _platform_of(session: AsyncSession, consult_id: ConsultId) -> str:
+    platform_id = await session.scalar(select(Consult.platform_id).where(Consult.id == consult_id))
+    if platform_id is None:
+        raise LookupError("no such consult")  # the caller verified it exists; a bug otherwise
+    return platform_id

@@ -1,0 +1,49 @@
+"""A participant's seat in a live room: where they are, their connection, their media state."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ..auth.roles import Role
+from ..ids import ParticipantId
+from .ports import Channel
+
+
+class Place(StrEnum):
+    LOBBY = "lobby"
+    ROOM = "room"
+
+
+@dataclass(eq=False)
+class Occupant:
+    id: ParticipantId
+    role: Role
+    name: str
+    place: Place
+    channel: Channel | None = None
+    audio: bool = True
+    video: bool = True
+    # Generation of the participant's peer connection: bumped whenever the server starts a new
+    # one (a rejoin), so a late answer meant for the old one is told apart and refused.
+    pc: int = 0
+    in_media: bool = False
+    seat_expiry: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def connected(self) -> bool:
+        return self.channel is not None
+
+    def public(self) -> dict[str, Any]:
+        """What every participant may see of this one."""
+        return {
+            "participant_id": self.id,
+            "role": str(self.role),
+            "name": self.name,
+            "place": str(self.place),
+            "connected": self.connected,
+            "audio": self.audio,
+            "video": self.video,
+        }

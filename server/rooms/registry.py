@@ -1,0 +1,83 @@
+"""The rooms live in this process, by consult, and the one way a consult ends.
+
+Every end (a host, the empty-room timer, the platform API) goes through `finish`: the
+consult row is ended by one conditional update (`ConsultRecords.end`), the notes are saved as
+the plan (`PlanKeeper.save_plan`, itself exactly-once), then the room tells whoever is still
+connected and closes. Each step is idempotent, so racing ends converge on one plan."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
+from ..errors import ErrorCode, TriadError
+from ..ids import ConsultId
+from .ports import Channel, ConsultRecords, IceServers, PlanKeeper
+from .room import ConsultRoom, MediaFactory, RoomSettings
+
+
+class RoomRegistry:
+    def __init__(
+        self,
+        *,
+        settings: RoomSettings,
+        records: ConsultRecords,
+        plans: PlanKeeper,
+        media_factory: MediaFactory,
+        ice_servers: IceServers,
+    ) -> None:
+        self._settings = settings
+        self._records = records
+        self._plans = plans
+        self._media_factory = media_factory
+        self._ice_servers = ice_servers
+        self._rooms: dict[ConsultId, ConsultRoom] = {}
+        # Ended here while sockets may still hold a verified token: refuse their joins.
+        self._ended: set[ConsultId] = set()
+        self._closed = False
+
+    def get(self, consult_id: ConsultId) -> ConsultRoom | None:
+        return self._rooms.get(consult_id)
+
+    def room_for(self, consult: ConsultView) -> ConsultRoom:
+        if self._closed or consult.id in self._ended or consult.status == ConsultStatus.ENDED:
+            raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
+        room = self._rooms.get(consult.id)
+        if room is None:
+            room = ConsultRoom(
+                consult,
+                settings=self._settings,
+                records=self._records,
+                media_factory=self._media_factory,
+                ice_servers=self._ice_servers,
+                end_consult=lambda actor: self.end_consult(consult.id, actor),
+            )
+            self._rooms[consult.id] = room
+        return room
+
+    async def join(
+        self, identity: JoinIdentity, consult: ConsultView, channel: Channel
+    ) -> dict[str, Any]:
+        return await self.room_for(consult).join(identity, channel)
+
+    async def end_consult(self, consult_id: ConsultId, actor: Actor) -> str:
+        """End the consult (by a participant or the system); returns the saved plan's id."""
+        await self._records.end(consult_id, actor)
+        return await self.finish(consult_id, actor)
+
+    async def finish(self, consult_id: ConsultId, actor: Actor) -> str:
+        """After the consult row is ended: save the plan, tell the room, close it."""
+        self._ended.add(consult_id)
+        plan_id = await self._plans.save_plan(consult_id)
+        room = self._rooms.pop(consult_id, None)
+        if room is not None:
+            await room.close(ended={"plan_id": plan_id, "ended_by": actor.label()})
+        return plan_id
+
+    async def close(self) -> None:
+        """Server shutdown: close every room without ending its consult (participants come
+        back to another process and resume). Safe to call twice."""
+        self._closed = True
+        rooms, self._rooms = list(self._rooms.values()), {}
+        await asyncio.gather(*(room.close() for room in rooms), return_exceptions=True)

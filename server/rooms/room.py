@@ -1,0 +1,427 @@
+"""One live consult room: who is in it, the lobby, roles, media state, seats held for
+reconnection, and the timer that ends a room nobody is connected to.
+
+Plain async Python: the signaling layer calls it, and a test can drive it without a socket.
+Membership changes run under one lock so that the room, the media plane and what participants
+are told never disagree; events go out through each participant's `Channel`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import logs
+from ..auth.roles import is_host, require_host
+from ..consults.model import Actor, ConsultView, JoinIdentity
+from ..errors import ErrorCode, TriadError
+from ..ids import ConsultId, ParticipantId
+from .occupant import Occupant, Place
+from .ports import Channel, ConsultRecords, IceServers, RoomMedia
+
+log = logs.get(__name__)
+
+MediaFactory = Callable[["ConsultRoom"], RoomMedia]
+EndConsult = Callable[[Actor], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    reconnect_grace: float
+    empty_room_grace: float
+
+    def __post_init__(self) -> None:
+        if self.reconnect_grace < 0 or self.empty_room_grace < 0:
+            raise ValueError("grace periods must not be negative")
+
+
+class ConsultRoom:
+    def __init__(
+        self,
+        consult: ConsultView,
+        *,
+        settings: RoomSettings,
+        records: ConsultRecords,
+        media_factory: MediaFactory,
+        ice_servers: IceServers,
+        end_consult: EndConsult,
+    ) -> None:
+        self.consult_id: ConsultId = consult.id
+        self._auto_admit = consult.auto_admit
+        self._roster = {p.id: p for p in consult.participants}
+        self._settings = settings
+        self._records = records
+        self._media_factory = media_factory
+        self._media: RoomMedia | None = None
+        self._ice_servers = ice_servers
+        self._end_consult = end_consult
+        self._occupants: dict[ParticipantId, Occupant] = {}
+        # Removed participants knock again from the lobby, whatever their role.
+        self._removed: set[ParticipantId] = set()
+        self._active_speaker: ParticipantId | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._empty_timer: asyncio.Task[None] | None = None
+        self._live = consult.status == "live"
+        self.closed = False
+
+    # -- joining and leaving ------------------------------------------------------------------
+
+    async def join(self, identity: JoinIdentity, channel: Channel) -> dict[str, Any]:
+        """Seat a connection: a first join, a return within the grace period, or a second
+        connection that replaces the first. Returns the room's state for the joiner."""
+        pid = identity.participant_id
+        async with self._lock:
+            self._require_open()
+            if pid not in self._roster:
+                raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "not a participant here")
+            self._cancel_empty_timer()
+            occupant = self._occupants.get(pid)
+            rejoin = occupant is not None
+            if occupant is None:
+                admitted = pid not in self._removed and (is_host(identity.role) or self._auto_admit)
+                occupant = Occupant(
+                    id=pid,
+                    role=identity.role,
+                    name=self._roster[pid].name,
+                    place=Place.ROOM if admitted else Place.LOBBY,
+                )
+                self._occupants[pid] = occupant
+            else:
+                self._cancel_seat_expiry(occupant)
+                if occupant.channel is not None and occupant.channel is not channel:
+                    old, occupant.channel = occupant.channel, None
+                    await old.close(
+                        ErrorCode.CONNECTION_REPLACED, "you connected again from elsewhere"
+                    )
+            occupant.channel = channel
+            await self._records.record(
+                self.consult_id,
+                _actor(pid),
+                "participant.joined",
+                {"participant_id": pid, "place": str(occupant.place), "rejoin": rejoin},
+            )
+            await self._broadcast(
+                "peer-updated" if rejoin else "peer-joined",
+                {"participant": occupant.public()},
+                skip=pid,
+            )
+            if occupant.place is Place.ROOM:
+                if occupant.in_media:
+                    await self._restart_media(occupant)
+                else:
+                    await self._enter(occupant, Actor("system"))
+            else:
+                await self._lobby_changed()
+            return self._state_for(occupant)
+
+    async def leave(self, pid: ParticipantId, channel: Channel) -> None:
+        """The participant chose to leave: the seat is freed at once."""
+        async with self._lock:
+            occupant = self._occupants.get(pid)
+            if occupant is None or occupant.channel is not channel:
+                return
+            await self._vacate(occupant, reason="left", actor=_actor(pid))
+            self._maybe_start_empty_timer()
+
+    async def dropped(self, pid: ParticipantId, channel: Channel) -> None:
+        """The connection went away without a leave: hold the seat for the grace period."""
+        async with self._lock:
+            occupant = self._occupants.get(pid)
+            if occupant is None or occupant.channel is not channel or self.closed:
+                return
+            occupant.channel = None
+            await self._broadcast("peer-updated", {"participant": occupant.public()})
+            occupant.seat_expiry = self._spawn(self._expire_seat(occupant))
+            self._maybe_start_empty_timer()
+
+    async def _expire_seat(self, occupant: Occupant) -> None:
+        await asyncio.sleep(self._settings.reconnect_grace)
+        async with self._lock:
+            if self._occupants.get(occupant.id) is occupant and not occupant.connected:
+                occupant.seat_expiry = None  # this task; _vacate must not cancel itself
+                await self._vacate(occupant, reason="timeout", actor=Actor("system"))
+                self._maybe_start_empty_timer()
+
+    # -- host actions -------------------------------------------------------------------------
+
+    async def admit(self, host: ParticipantId, target: ParticipantId) -> None:
+        async with self._lock:
+            self._require_open()
+            self._require_host_in_room(host, "admit")
+            occupant = self._in_lobby(target)
+            occupant.place = Place.ROOM
+            self._removed.discard(target)
+            await self._enter(occupant, _actor(host))
+            await self._lobby_changed()
+
+    async def deny(self, host: ParticipantId, target: ParticipantId) -> None:
+        async with self._lock:
+            self._require_open()
+            self._require_host_in_room(host, "deny")
+            occupant = self._in_lobby(target)
+            await self._vacate(occupant, reason="denied", actor=_actor(host))
+            if occupant.channel is not None:
+                await occupant.channel.close(ErrorCode.LOBBY_DENIED, "a host did not admit you")
+
+    async def remove(self, host: ParticipantId, target: ParticipantId) -> None:
+        async with self._lock:
+            self._require_open()
+            self._require_host_in_room(host, "remove a participant")
+            occupant = self._occupants.get(target)
+            if occupant is None or target == host:
+                raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "no such participant to remove")
+            self._removed.add(target)
+            await self._vacate(occupant, reason="removed", actor=_actor(host))
+            if occupant.channel is not None:
+                await occupant.channel.close(ErrorCode.REMOVED, "a host removed you")
+            self._maybe_start_empty_timer()
+
+    async def end(self, host: ParticipantId) -> object:
+        """A host ends the consult for everyone (idempotent; returns the end's result)."""
+        async with self._lock:
+            self._require_host_in_room(host, "end the consult")
+        # Outside the lock: ending closes this room, which takes the lock itself.
+        return await self._end_consult(_actor(host))
+
+    # -- media --------------------------------------------------------------------------------
+
+    async def set_media_state(self, pid: ParticipantId, *, audio: bool, video: bool) -> None:
+        async with self._lock:
+            occupant = self._joined(pid)
+            occupant.audio, occupant.video = audio, video
+            await self._broadcast("peer-updated", {"participant": occupant.public()})
+
+    async def answer(self, pid: ParticipantId, pc: int, sdp: str) -> None:
+        async with self._lock:
+            occupant = self._media_peer(pid, pc)
+            assert self._media is not None  # _media_peer checked it
+            await self._media.answer(occupant.id, sdp)
+
+    async def candidate(
+        self, pid: ParticipantId, pc: int, candidate: Mapping[str, object] | None
+    ) -> None:
+        async with self._lock:
+            occupant = self._media_peer(pid, pc)
+            assert self._media is not None
+            await self._media.add_candidate(occupant.id, candidate)
+
+    # MediaEvents, called by the SFU.
+    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
+        occupant = self._occupants.get(participant_id)
+        if occupant is None or occupant.channel is None:
+            return
+        tracks = [
+            {"mid": t.mid, "participant_id": t.participant_id, "kind": t.kind} for t in offer.tracks
+        ]
+        await occupant.channel.send(
+            "signal", {"type": "offer", "sdp": offer.sdp, "tracks": tracks, "pc": occupant.pc}
+        )
+
+    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
+        if participant_id == self._active_speaker or self.closed:
+            return
+        self._active_speaker = participant_id
+        self._spawn(self._broadcast("active-speaker", {"participant_id": participant_id}))
+
+    async def send_to_admitted(
+        self,
+        event: str,
+        payload: Mapping[str, Any],
+        *,
+        where: Callable[[Occupant], bool],
+        skip: ParticipantId | None = None,
+    ) -> None:
+        """Deliver an event to the admitted participants `where` accepts (the notes channel
+        uses it to reach the readers of a document)."""
+        for occupant in list(self._occupants.values()):
+            if (
+                occupant.place is Place.ROOM
+                and occupant.id != skip
+                and occupant.channel is not None
+                and where(occupant)
+            ):
+                await occupant.channel.send(event, payload)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def is_admitted(self, pid: ParticipantId) -> bool:
+        occupant = self._occupants.get(pid)
+        return occupant is not None and occupant.place is Place.ROOM
+
+    def require_admitted(self, pid: ParticipantId) -> Occupant:
+        occupant = self._joined(pid)
+        if occupant.place is not Place.ROOM:
+            raise TriadError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
+        return occupant
+
+    def occupant(self, pid: ParticipantId) -> Occupant | None:
+        return self._occupants.get(pid)
+
+    @property
+    def connected_count(self) -> int:
+        return sum(1 for o in self._occupants.values() if o.connected)
+
+    # -- closing ------------------------------------------------------------------------------
+
+    async def close(self, *, ended: Mapping[str, Any] | None = None) -> None:
+        """Close the room: tell everyone it ended (when it did), stop media, disconnect.
+        Safe to call twice."""
+        async with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            if ended is not None:
+                await self._broadcast("ended", dict(ended))
+            media, self._media = self._media, None
+            if media is not None:
+                await media.close()
+            for occupant in self._occupants.values():
+                self._cancel_seat_expiry(occupant)
+                channel, occupant.channel = occupant.channel, None
+                if channel is not None:
+                    await channel.close()
+            self._cancel_empty_timer()
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _enter(self, occupant: Occupant, actor: Actor) -> None:
+        """Into the room proper: audited, the consult goes live, media starts."""
+        if not self._live:
+            await self._records.mark_live(self.consult_id)
+            self._live = True
+        await self._records.record(
+            self.consult_id, actor, "participant.admitted", {"participant_id": occupant.id}
+        )
+        if occupant.channel is not None:
+            await occupant.channel.send("admitted", {"state": self._state_for(occupant)})
+        await self._broadcast("peer-updated", {"participant": occupant.public()}, skip=occupant.id)
+        await self._start_media(occupant)
+
+    async def _start_media(self, occupant: Occupant) -> None:
+        if self._media is None:
+            self._media = self._media_factory(self)
+        occupant.in_media = True
+        await self._media.add(occupant.id)
+
+    async def _restart_media(self, occupant: Occupant) -> None:
+        """A new connection gets a new peer connection; the old one may be dead or orphaned."""
+        assert self._media is not None
+        await self._media.remove(occupant.id)
+        occupant.pc += 1
+        await self._media.add(occupant.id)
+
+    async def _vacate(self, occupant: Occupant, *, reason: str, actor: Actor) -> None:
+        self._cancel_seat_expiry(occupant)
+        del self._occupants[occupant.id]
+        if occupant.in_media and self._media is not None:
+            occupant.in_media = False
+            await self._media.remove(occupant.id)
+        action = {"denied": "participant.denied", "removed": "participant.removed"}.get(
+            reason, "participant.left"
+        )
+        await self._records.record(
+            self.consult_id, actor, action, {"participant_id": occupant.id, "reason": reason}
+        )
+        await self._broadcast(
+            "peer-left", {"participant_id": occupant.id, "reason": reason}, skip=occupant.id
+        )
+        if occupant.place is Place.LOBBY:
+            await self._lobby_changed()
+
+    async def _lobby_changed(self) -> None:
+        waiting = [o.public() for o in self._occupants.values() if o.place is Place.LOBBY]
+        for occupant in self._occupants.values():
+            if is_host(occupant.role) and occupant.channel is not None:
+                await occupant.channel.send("lobby", {"waiting": waiting})
+
+    async def _broadcast(
+        self, event: str, payload: Mapping[str, Any], *, skip: ParticipantId | None = None
+    ) -> None:
+        for occupant in list(self._occupants.values()):
+            if occupant.id != skip and occupant.channel is not None:
+                await occupant.channel.send(event, payload)
+
+    def _state_for(self, occupant: Occupant) -> dict[str, Any]:
+        return {
+            "consult": {"id": self.consult_id, "status": "live" if self._live else "scheduled"},
+            "you": occupant.public(),
+            "participants": [o.public() for o in self._occupants.values()],
+            "lobby": [o.id for o in self._occupants.values() if o.place is Place.LOBBY]
+            if is_host(occupant.role)
+            else [],
+            "active_speaker": self._active_speaker,
+            "ice_servers": self._ice_servers(occupant.id),
+            "pc": occupant.pc,
+        }
+
+    def _require_open(self) -> None:
+        if self.closed:
+            raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
+
+    def _joined(self, pid: ParticipantId) -> Occupant:
+        occupant = self._occupants.get(pid)
+        if occupant is None:
+            raise TriadError(ErrorCode.NOT_JOINED, "join the room first")
+        return occupant
+
+    def _require_host_in_room(self, pid: ParticipantId, action: str) -> None:
+        occupant = self._joined(pid)
+        require_host(occupant.role, action)
+        if occupant.place is not Place.ROOM:
+            raise TriadError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
+
+    def _in_lobby(self, pid: ParticipantId) -> Occupant:
+        occupant = self._occupants.get(pid)
+        if occupant is None or occupant.place is not Place.LOBBY:
+            raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "nobody by that id in the lobby")
+        return occupant
+
+    def _media_peer(self, pid: ParticipantId, pc: int) -> Occupant:
+        occupant = self.require_admitted(pid)
+        if self._media is None or not occupant.in_media or pc != occupant.pc:
+            raise TriadError(ErrorCode.NO_PENDING_OFFER, "no offer is outstanding for that")
+        return occupant
+
+    def _maybe_start_empty_timer(self) -> None:
+        if self.closed or self.connected_count or self._empty_timer is not None:
+            return
+        self._empty_timer = self._spawn(self._end_when_empty())
+
+    async def _end_when_empty(self) -> None:
+        await asyncio.sleep(self._settings.empty_room_grace)
+        if self.connected_count == 0 and not self.closed:
+            log.info("room.empty_timeout", consult_id=self.consult_id)
+            await self._end_consult(Actor("system", "empty-room"))
+
+    def _cancel_empty_timer(self) -> None:
+        timer, self._empty_timer = self._empty_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+
+    def _cancel_seat_expiry(self, occupant: Occupant) -> None:
+        task, occupant.seat_expiry = occupant.seat_expiry, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            log.error("room.task_failed", consult_id=self.consult_id, **logs.failure(exc))
+
+
+def _actor(pid: ParticipantId) -> Actor:
+    return Actor("participant", pid)
