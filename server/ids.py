@@ -10,6 +10,7 @@ KeyId = NewType("KeyId", str)
 ConsultId = NewType("ConsultId", str)
 ParticipantId = NewType("ParticipantId", str)
 TokenId = NewType("TokenId", str)
+PlanId = NewType("PlanId", str)
 
 _ID_BYTES = 12  # 96 bits: unguessable, short enough for URLs and logs
 
@@ -36,3 +37,7 @@ def new_participant_id() -> ParticipantId:
 
 def new_token_id() -> TokenId:
     return TokenId(secrets.token_urlsafe(16))
+
+
+def new_plan_id() -> PlanId:
+    return PlanId(_new("pl"))

@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -120,3 +122,54 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     # Ids and codes only: never clinical text, names or tokens.
     details: Mapped[dict[str, Any]] = mapped_column(JSON())
+
+
+# --- Shared notes (migration 0003) ------------------------------------------------------------
+
+
+class NoteUpdate(Base):
+    """The append-only log of CRDT updates, one row per acknowledged update, sealed. Rows a
+    snapshot covers are deleted with the snapshot's write (see docs/notes.md)."""
+
+    __tablename__ = "note_updates"
+
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), primary_key=True)
+    doc: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger(), primary_key=True, autoincrement=False)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    role: Mapped[str] = mapped_column(String(16))
+    # Names of the top-level sections the update changed (schema names, never text).
+    sections: Mapped[list[str]] = mapped_column(JSON())
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class NoteSnapshot(Base):
+    """The newest full state of one document, sealed, and the last log seq it includes; plus who
+    changed which section up to then, so the authors survive the log rows it replaces."""
+
+    __tablename__ = "note_snapshots"
+
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), primary_key=True)
+    doc: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger())
+    # section -> [[participant_id, role], ...]: ids and roles only.
+    authors: Mapped[dict[str, Any]] = mapped_column(JSON())
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Plan(Base):
+    """The treatment plan frozen when a consult ends: exactly one per consult."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), unique=True)
+    version: Mapped[int] = mapped_column(Integer())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Sealed: the client-visible record (JSON: content, authors, attendance), its Markdown, and
+    # the clinicians' private notes, kept apart so no client-facing path ever opens them.
+    record_sealed: Mapped[bytes] = mapped_column(LargeBinary())
+    markdown_sealed: Mapped[bytes] = mapped_column(LargeBinary())
+    clinicians_sealed: Mapped[bytes] = mapped_column(LargeBinary())

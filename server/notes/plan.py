@@ -1,0 +1,177 @@
+"""The saved plan: content, who wrote which section, who attended, when, which version.
+
+This is the client-visible record: it never holds the clinicians' private notes, which are stored
+beside it (sealed separately) and reached only through `NotesService.clinicians_notes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..auth.roles import Role
+from ..ids import ConsultId, ParticipantId, PlanId
+from .content import PlanContent
+from .schema import PLAN_SECTIONS
+
+ADMITTED = "participant.admitted"
+LEFT = "participant.left"
+
+
+@dataclass(frozen=True)
+class AuthorRef:
+    participant_id: ParticipantId
+    role: Role
+
+
+@dataclass(frozen=True)
+class Attendance:
+    participant_id: ParticipantId
+    role: Role
+    name: str
+    attended: bool
+    first_admitted_at: datetime | None = None
+    last_left_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.attended != (self.first_admitted_at is not None):
+            raise ValueError("a participant attended exactly when they were admitted")
+
+
+@dataclass(frozen=True)
+class PlanView:
+    id: PlanId
+    consult_id: ConsultId
+    version: int
+    created_at: datetime
+    consult_started_at: datetime | None
+    consult_ended_at: datetime | None
+    content: PlanContent
+    # section -> people whose applied updates changed it, for every section in PLAN_SECTIONS
+    authors: dict[str, tuple[AuthorRef, ...]]
+    attendance: tuple[Attendance, ...]
+    # Repairs made while reading the documents (position and field, never text).
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.version < 1:
+            raise ValueError("plan versions start at 1")
+        if set(self.authors) != set(PLAN_SECTIONS):
+            raise ValueError("authors name every plan section")
+        if self.created_at.tzinfo is None:
+            raise ValueError("plan times are aware")
+
+    def participant(self, role: Role) -> Attendance | None:
+        return next((a for a in self.attendance if a.role == role), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "consult_id": self.consult_id,
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "consult_started_at": _iso(self.consult_started_at),
+            "consult_ended_at": _iso(self.consult_ended_at),
+            "content": self.content.to_json(),
+            "authors": {
+                section: [{"participant_id": a.participant_id, "role": str(a.role)} for a in refs]
+                for section, refs in self.authors.items()
+            },
+            "attendance": [
+                {
+                    "participant_id": a.participant_id,
+                    "role": str(a.role),
+                    "name": a.name,
+                    "attended": a.attended,
+                    "first_admitted_at": _iso(a.first_admitted_at),
+                    "last_left_at": _iso(a.last_left_at),
+                }
+                for a in self.attendance
+            ],
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanView:
+        return cls(
+            id=PlanId(data["id"]),
+            consult_id=ConsultId(data["consult_id"]),
+            version=data["version"],
+            created_at=datetime.fromisoformat(data["created_at"]),
+            consult_started_at=_from_iso(data["consult_started_at"]),
+            consult_ended_at=_from_iso(data["consult_ended_at"]),
+            content=PlanContent.from_json(data["content"]),
+            authors={
+                section: tuple(
+                    AuthorRef(ParticipantId(a["participant_id"]), Role(a["role"])) for a in refs
+                )
+                for section, refs in data["authors"].items()
+            },
+            attendance=tuple(
+                Attendance(
+                    participant_id=ParticipantId(a["participant_id"]),
+                    role=Role(a["role"]),
+                    name=a["name"],
+                    attended=a["attended"],
+                    first_admitted_at=_from_iso(a["first_admitted_at"]),
+                    last_left_at=_from_iso(a["last_left_at"]),
+                )
+                for a in data["attendance"]
+            ),
+            warnings=tuple(data["warnings"]),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def authors_by_section(people: dict[str, set[tuple[str, str]]]) -> dict[str, tuple[AuthorRef, ...]]:
+    """Every plan section, each with its authors in a stable order (role, then id)."""
+    order = {role: i for i, role in enumerate(Role)}
+    result = {}
+    for section in PLAN_SECTIONS:
+        refs = {AuthorRef(ParticipantId(pid), Role(role)) for pid, role in people.get(section, ())}
+        result[section] = tuple(sorted(refs, key=lambda a: (order[a.role], a.participant_id)))
+    return result
+
+
+@dataclass(frozen=True)
+class RoomEvent:
+    """An admitted/left event from the audit trail."""
+
+    participant_id: str
+    action: str
+    at: datetime
+
+
+def attendance(
+    participants: list[tuple[ParticipantId, Role, str]], events: list[RoomEvent]
+) -> tuple[Attendance, ...]:
+    """Attendance from the room's audit events, in audit order: first admission and, if the
+    participant's last event was leaving, when they left."""
+    first: dict[str, datetime] = {}
+    last_left: dict[str, datetime | None] = {}
+    for event in events:
+        if event.action == ADMITTED:
+            first.setdefault(event.participant_id, event.at)
+            last_left[event.participant_id] = None
+        elif event.action == LEFT and event.participant_id in first:
+            last_left[event.participant_id] = event.at
+    order = {role: i for i, role in enumerate(Role)}
+    return tuple(
+        Attendance(
+            participant_id=pid,
+            role=role,
+            name=name,
+            attended=pid in first,
+            first_admitted_at=first.get(pid),
+            last_left_at=last_left.get(pid),
+        )
+        for pid, role, name in sorted(participants, key=lambda p: order[p[1]])
+    )

@@ -1,0 +1,427 @@
+"""NotesService: the server's copy of each consult's three CRDT documents, the rules for reading
+and writing them, durability, and the freeze into a plan when the consult ends.
+
+One service per process. A consult's documents are loaded on first use (newest snapshot, then the
+log after it) and kept in memory until `unload`. Each document has a lock held from applying an
+update until its log row is committed, so (1) the log order is the apply order, and (2) the
+in-memory copy that `sync` reads never holds anything that is not durable: a client is never sent
+an edit the server could lose in a crash. Commits of different documents share transactions
+(group commit, `log.py`).
+
+A refused update changes nothing: its document name, the role, its size and its decoding are all
+checked before the live copy is touched. If applying still fails, or the commit does, the live
+copy (which may now hold the update) is dropped and rebuilt from the database on next use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pycrdt
+from sqlalchemy.exc import IntegrityError
+
+from .. import logs
+from ..auth.roles import Role
+from ..crypto import KeyRing
+from ..db.engine import Database
+from ..errors import ErrorCode, TriadError
+from ..ids import ConsultId, ParticipantId, new_plan_id
+from . import markdown, schema
+from .documents import DocumentName, parse_document, require_read, require_write
+from .log import Authors, LogEntry, NoteLog, StoredDocument
+from .plan import PlanView, attendance, authors_by_section
+from .store import PlanStore
+
+_log = logs.get("triad.notes")
+FIRST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SyncReply:
+    update: bytes  # exactly what the caller's state vector misses
+    state_vector: bytes  # the server's, so the caller can send what the server misses
+
+
+@dataclass(frozen=True)
+class Applied:
+    doc: DocumentName
+    seq: int
+
+    def __post_init__(self) -> None:
+        if self.seq < 1:
+            raise ValueError("applied updates have a sequence number from 1")
+
+
+@dataclass(eq=False)
+class _LiveDoc:
+    name: DocumentName
+    doc: pycrdt.Doc[Any]
+    seq: int
+    snapshot_seq: int
+    authors: Authors
+    touched: set[str]
+    # The observed roots and their subscriptions: alive as long as this copy is.
+    observers: list[object]
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set when the copy may differ from the database; whoever holds a reference must re-fetch.
+    stale: bool = False
+    snapshot_task: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class _Consult:
+    consult_id: ConsultId
+    frozen: bool
+    docs: dict[DocumentName, _LiveDoc] = field(default_factory=dict)
+    load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    finalize_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def build_document(name: DocumentName, stored: StoredDocument) -> _LiveDoc:
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    touched: set[str] = set()
+    observers = schema.declare(doc, name, touched.add)
+    if stored.snapshot is not None:
+        doc.apply_update(stored.snapshot)
+    for entry in stored.entries:
+        doc.apply_update(entry.update)
+    touched.clear()
+    return _LiveDoc(
+        name, doc, stored.last_seq, stored.snapshot_seq, stored.authors, touched, observers
+    )
+
+
+def check_update(update: object, max_bytes: int) -> bytes:
+    """The update's bytes if it is bytes, within the limit and decodes as a Yjs v1 update."""
+    if not isinstance(update, bytes | bytearray | memoryview):
+        raise TriadError(ErrorCode.NOTES_UPDATE_INVALID, "a notes update is binary")
+    data = bytes(update)
+    if len(data) > max_bytes:
+        raise TriadError(
+            ErrorCode.NOTES_UPDATE_TOO_LARGE, f"a notes update may be at most {max_bytes} bytes"
+        )
+    try:
+        pycrdt.get_state(data)  # decodes the whole update without touching any document
+    except Exception:
+        raise TriadError(
+            ErrorCode.NOTES_UPDATE_INVALID, "the notes update does not decode"
+        ) from None
+    return data
+
+
+class NotesService:
+    def __init__(
+        self,
+        db: Database,
+        keyring: KeyRing,
+        clock: Callable[[], datetime],
+        *,
+        max_update_bytes: int,
+        snapshot_every: int,
+    ) -> None:
+        if max_update_bytes < 1 or snapshot_every < 1:
+            raise ValueError("limits must be positive")
+        self._log = NoteLog(db, keyring)
+        self._plans = PlanStore(db, keyring)
+        self._clock = clock
+        self._max_update_bytes = max_update_bytes
+        self._snapshot_every = snapshot_every
+        self._consults: dict[ConsultId, _Consult] = {}
+        self._consults_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- the contract signaling calls ---
+
+    async def sync(
+        self, consult_id: ConsultId, role: Role, doc: str, state_vector: bytes
+    ) -> SyncReply:
+        """What the caller's state vector misses, and the server's state vector. Works after
+        the consult ended too (read-only)."""
+        name = parse_document(doc)
+        require_read(role, name)
+        if not isinstance(state_vector, bytes | bytearray | memoryview):
+            raise TriadError(ErrorCode.NOTES_UPDATE_INVALID, "a state vector is binary")
+        consult = await self._consult(consult_id)
+        while True:
+            live = await self._document(consult, name)
+            async with live.lock:
+                if live.stale:
+                    continue
+                try:
+                    update = live.doc.get_update(bytes(state_vector))
+                except Exception:
+                    raise TriadError(
+                        ErrorCode.NOTES_UPDATE_INVALID, "the state vector does not decode"
+                    ) from None
+                return SyncReply(update, live.doc.get_state())
+
+    async def apply(
+        self,
+        consult_id: ConsultId,
+        participant_id: ParticipantId,
+        role: Role,
+        doc: str,
+        update: bytes,
+    ) -> Applied:
+        """Check, apply to the server copy and commit to the log; returns once durable. The
+        caller then acknowledges and fans out the same bytes to those who may read `doc`."""
+        name = parse_document(doc)
+        require_write(role, name)
+        data = check_update(update, self._max_update_bytes)
+        consult = await self._consult(consult_id)
+        if consult.frozen:
+            raise _ended()
+        # Shielded: once the update is in the live copy, the commit and the bookkeeping must
+        # finish even if the caller goes away, or the next update would reuse the sequence.
+        task = asyncio.create_task(self._apply(consult, name, participant_id, role, data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def finalize(self, consult_id: ConsultId) -> PlanView:
+        """Freeze the documents into the consult's plan, once: later and racing calls return the
+        same plan. Afterwards `apply` raises `consult_ended`; `sync` still answers."""
+        consult = await self._consult(consult_id)
+        async with consult.finalize_lock:
+            existing = await self._plans.get(consult_id)
+            if existing is not None:
+                consult.frozen = True
+                return existing
+            async with AsyncExitStack() as stack:
+                lives = {}
+                for name in DocumentName:
+                    live = await self._document(consult, name)
+                    await stack.enter_async_context(live.lock)
+                    lives[name] = live
+                consult.frozen = True
+                # A background snapshot still being written would race the final one.
+                for live in lives.values():
+                    if live.snapshot_task is not None:
+                        await asyncio.gather(live.snapshot_task, return_exceptions=True)
+                try:
+                    return await self._freeze(consult_id, lives)
+                except IntegrityError:
+                    # Another process saved this consult's plan first: that one is the plan.
+                    saved = await self._plans.get(consult_id)
+                    if saved is None:
+                        raise
+                    return saved
+                except BaseException:
+                    consult.frozen = False
+                    raise
+
+    async def unload(self, consult_id: ConsultId) -> None:
+        """Drop the consult's documents from memory (the room closed). Everything acknowledged
+        is in the database already; a later call loads them again."""
+        async with self._consults_lock:
+            consult = self._consults.pop(consult_id, None)
+        if consult is None:
+            return
+        for live in list(consult.docs.values()):
+            async with live.lock:  # let an apply in flight finish its commit
+                live.stale = True
+
+    async def close(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._consults.clear()
+        await self._log.close()
+
+    # --- reads for the REST API ---
+
+    async def plan(self, consult_id: ConsultId) -> PlanView | None:
+        return await self._plans.get(consult_id)
+
+    async def plan_markdown(self, consult_id: ConsultId) -> str | None:
+        return await self._plans.markdown(consult_id)
+
+    async def clinicians_notes(self, consult_id: ConsultId) -> str:
+        """The clinicians' private notes: from the saved plan after the end, else the current
+        (durable) text. The caller checks the reader is a clinician."""
+        saved = await self._plans.clinicians(consult_id)
+        if saved is not None:
+            return saved
+        consult = self._consults.get(consult_id)
+        live = consult.docs.get(DocumentName.CLINICIANS) if consult is not None else None
+        if live is not None and not live.stale:
+            async with live.lock:
+                return schema.read_clinicians(live.doc)
+        # Not open here: read the database without keeping the document in memory.
+        await self._plans.consult_facts(consult_id)  # consult_not_found for unknown ids
+        stored = await self._log.load(consult_id, DocumentName.CLINICIANS)
+        return schema.read_clinicians(build_document(DocumentName.CLINICIANS, stored).doc)
+
+    # --- inside ---
+
+    async def _consult(self, consult_id: ConsultId) -> _Consult:
+        consult = self._consults.get(consult_id)
+        if consult is not None:
+            return consult
+        async with self._consults_lock:
+            consult = self._consults.get(consult_id)
+            if consult is None:
+                facts = await self._plans.consult_facts(consult_id)
+                consult = _Consult(consult_id, frozen=facts.has_plan)
+                self._consults[consult_id] = consult
+            return consult
+
+    async def _document(self, consult: _Consult, name: DocumentName) -> _LiveDoc:
+        live = consult.docs.get(name)
+        if live is not None and not live.stale:
+            return live
+        async with consult.load_lock:
+            live = consult.docs.get(name)
+            if live is None or live.stale:
+                stored = await self._log.load(consult.consult_id, name)
+                live = build_document(name, stored)
+                consult.docs[name] = live
+                _log.debug(
+                    "notes_loaded",
+                    consult_id=consult.consult_id,
+                    doc=str(name),
+                    seq=live.seq,
+                    replayed=len(stored.entries),
+                )
+            return live
+
+    async def _apply(
+        self,
+        consult: _Consult,
+        name: DocumentName,
+        participant_id: ParticipantId,
+        role: Role,
+        update: bytes,
+    ) -> Applied:
+        while True:
+            live = await self._document(consult, name)
+            async with live.lock:
+                if live.stale:
+                    continue
+                if consult.frozen:
+                    raise _ended()
+                return await self._apply_locked(consult, live, participant_id, role, update)
+
+    async def _apply_locked(
+        self,
+        consult: _Consult,
+        live: _LiveDoc,
+        participant_id: ParticipantId,
+        role: Role,
+        update: bytes,
+    ) -> Applied:
+        live.touched.clear()
+        try:
+            live.doc.apply_update(update)
+        except Exception:
+            live.stale = True  # it may be half-applied: rebuild from the log
+            _log.warning("notes_apply_failed", consult_id=consult.consult_id, doc=str(live.name))
+            raise TriadError(
+                ErrorCode.NOTES_UPDATE_INVALID, "the notes update does not apply"
+            ) from None
+        sections = tuple(sorted(live.touched))
+        entry = LogEntry(
+            consult_id=consult.consult_id,
+            doc=live.name,
+            seq=live.seq + 1,
+            participant_id=participant_id,
+            role=role,
+            sections=sections,
+            update=update,
+            at=self._clock(),
+        )
+        try:
+            await self._log.append(entry)
+        except BaseException:
+            live.stale = True  # the copy holds an update the log does not
+            _log.warning("notes_commit_failed", consult_id=consult.consult_id, doc=str(live.name))
+            raise
+        live.seq = entry.seq
+        live.authors.add(sections, participant_id, role)
+        due = live.seq - live.snapshot_seq >= self._snapshot_every
+        if due and (live.snapshot_task is None or live.snapshot_task.done()):
+            self._start_snapshot(consult, live)
+        return Applied(live.name, entry.seq)
+
+    def _start_snapshot(self, consult: _Consult, live: _LiveDoc) -> None:
+        # Taken under the document's lock (the caller holds it), written in the background: the
+        # state is exactly the log up to `seq`, and updates after it go on meanwhile.
+        seq, state = live.seq, live.doc.get_update()
+        authors = Authors()
+        authors.merge(live.authors)
+
+        async def write() -> None:
+            try:
+                await self._log.write_snapshot(
+                    consult.consult_id, live.name, seq, state, authors, self._clock()
+                )
+                live.snapshot_seq = seq
+                _log.debug(
+                    "notes_snapshot", consult_id=consult.consult_id, doc=str(live.name), seq=seq
+                )
+            except Exception as exc:  # the log still has every update; try again later
+                _log.warning(
+                    "notes_snapshot_failed",
+                    consult_id=consult.consult_id,
+                    doc=str(live.name),
+                    error=type(exc).__name__,
+                )
+
+        task = asyncio.create_task(write())
+        live.snapshot_task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _freeze(self, consult_id: ConsultId, lives: dict[DocumentName, _LiveDoc]) -> PlanView:
+        facts = await self._plans.consult_facts(consult_id, events=True)
+        content, warnings = schema.read_plan(
+            lives[DocumentName.PLAN].doc, lives[DocumentName.CLIENT].doc
+        )
+        people = Authors()
+        people.merge(lives[DocumentName.PLAN].authors)
+        people.merge(lives[DocumentName.CLIENT].authors)
+        plan = PlanView(
+            id=new_plan_id(),
+            consult_id=consult_id,
+            version=FIRST_VERSION,
+            created_at=self._clock(),
+            consult_started_at=facts.started_at,
+            consult_ended_at=facts.ended_at,
+            content=content,
+            authors=authors_by_section(people.by_section),
+            attendance=attendance(facts.participants, facts.events),
+            warnings=tuple(warnings),
+        )
+        now = self._clock()
+        # Final snapshots in the plan's transaction: the log is compacted for good, and a
+        # reader after the end (or after a restart) loads one row per document.
+        jobs = [
+            self._log.snapshot_job(
+                consult_id, name, live.seq, live.doc.get_update(), live.authors, now
+            )
+            for name, live in lives.items()
+        ]
+        await self._plans.save(
+            plan,
+            markdown.render(plan),
+            schema.read_clinicians(lives[DocumentName.CLINICIANS].doc),
+            jobs,
+        )
+        for live in lives.values():
+            live.snapshot_seq = live.seq
+        _log.info(
+            "plan_saved",
+            consult_id=consult_id,
+            plan_id=plan.id,
+            version=plan.version,
+            warnings=len(warnings),
+        )
+        return plan
+
+
+def _ended() -> TriadError:
+    return TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended: its notes are read-only")

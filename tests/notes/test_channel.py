@@ -1,0 +1,178 @@
+"""The notes channel through NotesService on a real database: concurrent edits converge on every
+copy, each role reads and writes only what it may, refused updates change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pycrdt
+import pytest
+from sqlalchemy import func, select
+
+from server.auth.roles import Role
+from server.db.models import NoteUpdate
+from server.errors import ErrorCode, TriadError
+from server.notes.documents import DocumentName, may_read, may_write, parse_document
+from tests.databases import snapshot
+from tests.notes.conftest import MAX_UPDATE, World
+
+PLAN, CLIENT, CLINICIANS = DocumentName.PLAN, DocumentName.CLIENT, DocumentName.CLINICIANS
+
+
+def insert_text(root: str, index: int, text: str) -> Any:
+    def change(doc: pycrdt.Doc[Any]) -> None:
+        doc.get(root, type=pycrdt.Text).insert(index, text)
+
+    return change
+
+
+def append_item(root: str, item: dict[str, str]) -> Any:
+    def change(doc: pycrdt.Doc[Any]) -> None:
+        doc.get(root, type=pycrdt.Array).append(pycrdt.Map(item))
+
+    return change
+
+
+def test_permissions_per_document() -> None:
+    for role in Role:
+        assert may_read(role, PLAN)
+        assert may_read(role, CLIENT)
+    assert may_write(Role.THERAPIST, PLAN)
+    assert may_write(Role.PSYCHIATRIST, PLAN)
+    assert not may_write(Role.CLIENT, PLAN)
+    assert may_write(Role.CLIENT, CLIENT)
+    assert not may_write(Role.THERAPIST, CLIENT)
+    assert not may_write(Role.PSYCHIATRIST, CLIENT)
+    assert not may_read(Role.CLIENT, CLINICIANS)
+    assert not may_write(Role.CLIENT, CLINICIANS)
+    assert may_write(Role.THERAPIST, CLINICIANS)
+    assert may_read(Role.PSYCHIATRIST, CLINICIANS)
+    with pytest.raises(TriadError) as raised:
+        parse_document("plans")
+    assert raised.value.code == ErrorCode.NOTES_DOCUMENT_UNKNOWN
+
+
+async def test_concurrent_edits_from_both_clinicians_converge_on_all_copies(world: World) -> None:
+    therapist = world.peers[Role.THERAPIST]
+    psychiatrist = world.peers[Role.PSYCHIATRIST]
+    client = world.peers[Role.CLIENT]
+    for peer in world.peers.values():
+        for doc in peer.docs:
+            await peer.sync(doc)
+    base = therapist.edit(PLAN, insert_text("summary", 0, "Low mood since spring. "))
+    await therapist.send(PLAN, base)
+    # Both clinicians type into the same field at the same place without seeing each other.
+    rounds = []
+    for i in range(5):
+        a = therapist.edit(PLAN, insert_text("summary", 0, f"[T{i} sleep poor] "))
+        b = psychiatrist.edit(PLAN, insert_text("summary", 0, f"[P{i} appetite low] "))
+        rounds.append((a, b))
+    await asyncio.gather(
+        *(therapist.send(PLAN, a) for a, _ in rounds),
+        *(psychiatrist.send(PLAN, b) for _, b in rounds),
+    )
+    await asyncio.gather(
+        therapist.send(PLAN, therapist.edit(PLAN, append_item("diagnoses", {"name": "MDD"}))),
+        psychiatrist.send(
+            PLAN, psychiatrist.edit(PLAN, append_item("medications", {"name": "Sertraline"}))
+        ),
+        client.send(
+            CLIENT, client.edit(CLIENT, append_item("questions", {"text": "Side effects?"}))
+        ),
+    )
+    summary = therapist.text(PLAN, "summary")
+    assert summary == psychiatrist.text(PLAN, "summary") == client.text(PLAN, "summary")
+    for i in range(5):
+        assert summary.count(f"[T{i} sleep poor] ") == 1
+        assert summary.count(f"[P{i} appetite low] ") == 1
+    assert summary.endswith("Low mood since spring. ")
+    for peer in world.peers.values():
+        assert peer.docs[PLAN].get_update()
+        assert peer.docs[PLAN].get_state() == therapist.docs[PLAN].get_state()
+        assert peer.array(PLAN, "diagnoses") == [{"name": "MDD"}]
+        assert peer.array(PLAN, "medications") == [{"name": "Sertraline"}]
+        assert peer.array(CLIENT, "questions") == [{"text": "Side effects?"}]
+    # The server's copy is the same: a fresh browser syncing from nothing gets exactly this.
+    fresh = pycrdt.Doc()
+    reply = await world.notes.sync(world.consult_id, Role.CLIENT, "plan", fresh.get_state())
+    fresh.apply_update(reply.update)
+    assert str(fresh.get("summary", type=pycrdt.Text)) == summary
+    assert reply.state_vector == therapist.docs[PLAN].get_state()
+
+
+async def test_the_client_never_reads_the_clinicians_document(world: World) -> None:
+    therapist, client = world.peers[Role.THERAPIST], world.peers[Role.CLIENT]
+    await world.peers[Role.PSYCHIATRIST].sync(CLINICIANS)
+    await therapist.send(CLINICIANS, therapist.edit(CLINICIANS, insert_text("notes", 0, "private")))
+    assert CLINICIANS not in client.docs
+    assert all(doc != CLINICIANS for doc, _ in client.received)
+    assert world.peers[Role.PSYCHIATRIST].text(CLINICIANS, "notes") == "private"
+    empty = pycrdt.Doc().get_state()
+    with pytest.raises(TriadError) as raised:
+        await world.notes.sync(world.consult_id, Role.CLIENT, "clinicians", empty)
+    assert raised.value.code == ErrorCode.FORBIDDEN_ROLE
+    assert await world.notes.clinicians_notes(world.consult_id) == "private"
+
+
+async def test_refused_updates_and_syncs_change_nothing(world: World) -> None:
+    therapist, _client = world.peers[Role.THERAPIST], world.peers[Role.CLIENT]
+    await therapist.send(PLAN, therapist.edit(PLAN, insert_text("summary", 0, "Kept.")))
+    before_db = await snapshot(world.db)
+    before_state = await world.notes.sync(world.consult_id, Role.THERAPIST, "plan", b"\x00")
+    sneaky = pycrdt.Doc()
+    sneaky.get("summary", type=pycrdt.Text).insert(0, "client wrote this")
+    client_update = sneaky.get_update()
+    huge = pycrdt.Doc()
+    huge.get("summary", type=pycrdt.Text).insert(0, "x" * (MAX_UPDATE + 10))
+    valid = therapist.edit(PLAN, insert_text("summary", 0, "Never sent. "))
+    cases: list[tuple[Role, str, Any, ErrorCode]] = [
+        (Role.CLIENT, "plan", client_update, ErrorCode.FORBIDDEN_ROLE),
+        (Role.CLIENT, "clinicians", client_update, ErrorCode.FORBIDDEN_ROLE),
+        (Role.THERAPIST, "client", client_update, ErrorCode.FORBIDDEN_ROLE),
+        (Role.THERAPIST, "plan", b"\xff\x01garbage", ErrorCode.NOTES_UPDATE_INVALID),
+        (Role.THERAPIST, "plan", valid[:-3], ErrorCode.NOTES_UPDATE_INVALID),
+        (Role.THERAPIST, "plan", b"", ErrorCode.NOTES_UPDATE_INVALID),
+        (Role.THERAPIST, "plan", "not bytes", ErrorCode.NOTES_UPDATE_INVALID),
+        (Role.THERAPIST, "plan", huge.get_update(), ErrorCode.NOTES_UPDATE_TOO_LARGE),
+        (Role.THERAPIST, "minutes", valid, ErrorCode.NOTES_DOCUMENT_UNKNOWN),
+    ]
+    for role, doc, update, code in cases:
+        with pytest.raises(TriadError) as raised:
+            await world.notes.apply(world.consult_id, world.ids[role], role, doc, update)
+        assert raised.value.code == code, (role, doc, code)
+    for role, doc, vector, code in [
+        (Role.THERAPIST, "plan", b"\xff\xff\xff", ErrorCode.NOTES_UPDATE_INVALID),
+        (Role.THERAPIST, "notes", b"\x00", ErrorCode.NOTES_DOCUMENT_UNKNOWN),
+        (Role.CLIENT, "clinicians", b"\x00", ErrorCode.FORBIDDEN_ROLE),
+    ]:
+        with pytest.raises(TriadError) as raised:
+            await world.notes.sync(world.consult_id, role, doc, vector)
+        assert raised.value.code == code
+    assert await snapshot(world.db) == before_db
+    after_state = await world.notes.sync(world.consult_id, Role.THERAPIST, "plan", b"\x00")
+    assert after_state == before_state
+    fresh = pycrdt.Doc()
+    fresh.apply_update(after_state.update)
+    assert str(fresh.get("summary", type=pycrdt.Text)) == "Kept."
+
+
+async def test_each_update_is_logged_in_order_before_it_returns(world: World) -> None:
+    therapist, psychiatrist = world.peers[Role.THERAPIST], world.peers[Role.PSYCHIATRIST]
+    seqs = []
+    for i in range(6):
+        peer = therapist if i % 2 else psychiatrist
+        applied = await peer.send(PLAN, peer.edit(PLAN, insert_text("safety", 0, f"{i}")))
+        seqs.append(applied.seq)
+        async with world.db.sessions() as session:
+            logged = await session.scalar(
+                select(func.max(NoteUpdate.seq)).where(NoteUpdate.consult_id == world.consult_id)
+            )
+        assert logged == applied.seq  # durable before apply returned
+    assert seqs == [1, 2, 3, 4, 5, 6]
+    async with world.db.sessions() as session:
+        rows = (await session.scalars(select(NoteUpdate).order_by(NoteUpdate.seq))).all()
+    assert [(r.role, r.sections) for r in rows][:2] == [
+        ("psychiatrist", ["safety"]),
+        ("therapist", ["safety"]),
+    ]
