@@ -1,0 +1,278 @@
+"""Synthetic aiortc client peers for media tests (also used by the Socket.IO end-to-end test).
+
+A `ClientPeer` answers server offers given as SDP plus a track map, sends a moving 640x480 video
+track and a tone/noise/silent audio track on the mids the map assigns to it, and counts the
+frames it decodes per remote participant (with their dimensions). Loopback only: it passes an
+empty ICE server list and advertises 127.0.0.1 through the same seam the server uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+from av import AudioFrame, VideoFrame
+
+from server.ids import ParticipantId
+from server.rooms.media import seam
+
+AudioMode = Literal["tone", "noise", "silence"]
+VIDEO_CLOCK = 90_000
+AUDIO_RATE = 48_000
+AUDIO_SAMPLES = 960  # 20 ms
+
+
+@dataclass(frozen=True)
+class TrackMapEntry:
+    """The part of a server `TrackInfo` a client needs (duck-typed: any object with these)."""
+
+    mid: str
+    participant_id: str
+    kind: str
+
+
+class MovingVideoTrack(MediaStreamTrack):
+    """640x480 yuv420p frames whose content moves every frame (so the encoder sends real
+    deltas), paced in real time."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 640, height: int = 480, fps: int = 30) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        x = np.arange(width, dtype=np.uint16)
+        y = np.arange(height, dtype=np.uint16)[:, None]
+        self._luma = ((x + y * 2) % 256).astype(np.uint8)
+        self._chroma = np.full((height // 4, width), 128, dtype=np.uint8)
+        self._index = 0
+        self._start: float | None = None
+        self.sent = 0
+
+    async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            await asyncio.sleep(max(0.0, self._start + self._index / self.fps - time.monotonic()))
+        luma = np.roll(self._luma, self._index * 8, axis=1)
+        plane = np.concatenate([luma, self._chroma, self._chroma])
+        frame = VideoFrame.from_ndarray(plane, format="yuv420p")
+        frame.pts = self._index * VIDEO_CLOCK // self.fps
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._index += 1
+        self.sent += 1
+        return frame
+
+
+class SyntheticAudioTrack(MediaStreamTrack):
+    """48 kHz mono 20 ms frames: a 440 Hz tone, white noise, or silence."""
+
+    kind = "audio"
+
+    def __init__(self, mode: AudioMode = "tone") -> None:
+        super().__init__()
+        self.mode: AudioMode = mode
+        self._index = 0
+        self._start: float | None = None
+        self._rng = np.random.default_rng(7)
+        self.sent = 0
+
+    def _samples(self) -> np.ndarray[Any, np.dtype[np.int16]]:
+        if self.mode == "silence":
+            return np.zeros(AUDIO_SAMPLES, dtype=np.int16)
+        if self.mode == "noise":
+            return (self._rng.standard_normal(AUDIO_SAMPLES) * 3000).astype(np.int16)
+        t = (np.arange(AUDIO_SAMPLES) + self._index * AUDIO_SAMPLES) / AUDIO_RATE
+        return (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            due = self._start + self._index * AUDIO_SAMPLES / AUDIO_RATE
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+        frame = AudioFrame.from_ndarray(self._samples().reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._index * AUDIO_SAMPLES
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._index += 1
+        self.sent += 1
+        return frame
+
+
+class ClientPeer:
+    """One participant's browser, played by aiortc."""
+
+    def __init__(
+        self,
+        participant_id: str,
+        *,
+        audio: AudioMode = "tone",
+        fps: int = 30,
+        host_addresses: Iterable[str] = ("127.0.0.1",),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.participant_id = participant_id
+        self.host_addresses = tuple(host_addresses)
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.audio = SyntheticAudioTrack(audio)
+        self.video = MovingVideoTrack(fps=fps)
+        self.clock = clock
+        self.created_at = clock()
+        # participant -> kind -> decoded frames; participant -> video sizes seen
+        self.frames: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.sizes: defaultdict[str, set[tuple[int, int]]] = defaultdict(set)
+        self.first_frame_at: dict[tuple[str, str], float] = {}
+        self.keyframe_requests = 0  # PLI/FIR the server sent for our video
+        self.offers = 0
+        self._tracks: dict[str, TrackMapEntry] = {}
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._sender_hooked = False
+
+    # Signaling -------------------------------------------------------------------------------
+
+    async def handle_offer(self, sdp: str, tracks: Iterable[Any]) -> str:
+        """Apply a server offer and its track map; return the answer SDP."""
+        self.offers += 1
+        self._tracks = {
+            t.mid: TrackMapEntry(t.mid, str(t.participant_id), str(t.kind)) for t in tracks
+        }
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        seam.restrict_host_candidates(self.pc, self.host_addresses)
+        for transceiver in self.pc.getTransceivers():
+            entry = self._tracks.get(transceiver.mid or "")
+            if entry is not None and entry.participant_id == self.participant_id:
+                track = self.audio if entry.kind == "audio" else self.video
+                if transceiver.sender.track is None:
+                    transceiver.sender.replaceTrack(track)
+                transceiver.direction = "sendonly"
+                if entry.kind == "video" and not self._sender_hooked:
+                    self._hook_keyframe_requests(transceiver.sender)
+            else:
+                transceiver.direction = "recvonly"
+                self._read(transceiver)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    def _hook_keyframe_requests(self, sender: Any) -> None:
+        keyframe = sender._send_keyframe
+
+        def counted() -> None:
+            self.keyframe_requests += 1
+            keyframe()
+
+        seam.intercept_keyframe_requests(sender, counted)
+        self._sender_hooked = True
+
+    def _read(self, transceiver: Any) -> None:
+        mid = transceiver.mid
+        track = transceiver.receiver.track
+        if mid is None or track is None or mid in self._readers:
+            return
+        self._readers[mid] = asyncio.ensure_future(self._count(mid, track))
+
+    async def _count(self, mid: str, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                entry = self._tracks.get(mid)
+                if entry is None:
+                    continue
+                who = entry.participant_id
+                self.frames[who][entry.kind] += 1
+                self.first_frame_at.setdefault((who, entry.kind), self.clock())
+                if isinstance(frame, VideoFrame):
+                    self.sizes[who].add((frame.width, frame.height))
+        except MediaStreamError:
+            pass
+
+    # Observations ----------------------------------------------------------------------------
+
+    def decoded(self, participant_id: str, kind: str = "video") -> int:
+        return self.frames[participant_id][kind]
+
+    def remote_mid(self, participant_id: str, kind: str) -> str | None:
+        for entry in self._tracks.values():
+            if entry.participant_id == participant_id and entry.kind == kind:
+                return entry.mid
+        return None
+
+    async def request_keyframe(self, publisher_id: str) -> bool:
+        """Send a PLI for `publisher_id`'s video, as a browser does after packet loss."""
+        mid = self.remote_mid(publisher_id, "video")
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid == mid:
+                return await seam.send_pli(transceiver.receiver)
+        return False
+
+    async def close(self) -> None:
+        for task in self._readers.values():
+            task.cancel()
+        await asyncio.gather(*self._readers.values(), return_exceptions=True)
+        self._readers.clear()
+        self.audio.stop()
+        self.video.stop()
+        await self.pc.close()
+
+
+class LoopbackRoom:
+    """A test `MediaEvents`: offers go straight to client peers, answers straight back."""
+
+    def __init__(self) -> None:
+        self.sfu: Any = None
+        self.clients: dict[str, ClientPeer] = {}
+        self.speakers: list[str | None] = []
+        self.failures: list[BaseException] = []
+
+    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
+        client = self.clients.get(participant_id)
+        if client is None:
+            return
+        try:
+            answer = await client.handle_offer(offer.sdp, offer.tracks)
+            await self.sfu.answer(participant_id, answer)
+        except BaseException as exc:
+            self.failures.append(exc)
+            raise
+
+    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
+        self.speakers.append(participant_id)
+
+
+async def wait_for(
+    predicate: Callable[[], bool], deadline: float = 30.0, message: str = "condition"
+) -> None:
+    """Poll `predicate` until it holds; fail after `deadline` seconds (a deadline, not a delay)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {deadline}s waiting for {message}")
+        await asyncio.sleep(0.05)
+
+
+def counts(clients: Mapping[str, ClientPeer]) -> dict[str, dict[str, dict[str, int]]]:
+    """Decoded frame counts, for assertion messages."""
+    return {
+        pid: {who: dict(c) for who, c in client.frames.items()} for pid, client in clients.items()
+    }

@@ -1,0 +1,132 @@
+"""The SFU with real aiortc client peers on loopback: forwarding, renegotiation, keyframes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from server.ids import ParticipantId
+from server.rooms.media import MediaConfig, Sfu
+from server.rooms.media.seam import is_diverted
+from tests.media.peers import ClientPeer, LoopbackRoom, counts, wait_for
+
+A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
+LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",))
+Join = Callable[..., Awaitable[ClientPeer]]
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[LoopbackRoom]:
+    harness = LoopbackRoom()
+    harness.sfu = Sfu(LOOPBACK, harness)
+    yield harness
+    await harness.sfu.close()
+    for client in harness.clients.values():
+        await client.close()
+    assert not harness.failures
+
+
+@pytest.fixture
+def join(room: LoopbackRoom) -> Join:
+    async def join(participant_id: ParticipantId, **options: object) -> ClientPeer:
+        client = ClientPeer(participant_id, **options)  # type: ignore[arg-type]
+        room.clients[participant_id] = client
+        await room.sfu.add(participant_id)
+        return client
+
+    return join
+
+
+def receives(client: ClientPeer, others: list[ParticipantId], frames: int = 10) -> bool:
+    return all(
+        client.decoded(o, "video") >= frames and client.decoded(o, "audio") >= frames
+        for o in others
+    )
+
+
+async def test_three_peers_see_and_hear_each_other_without_server_decoding(
+    room: LoopbackRoom, join: Join
+) -> None:
+    clients = {pid: await join(pid) for pid in (A, B, C)}
+
+    def everyone() -> bool:
+        return all(receives(c, [o for o in clients if o != pid], 20) for pid, c in clients.items())
+
+    await wait_for(everyone, 40, "every peer to decode both others")
+    for pid, client in clients.items():
+        for other in clients:
+            if other != pid:
+                assert client.sizes[other] == {(640, 480)}, counts(clients)
+        assert client.decoded(pid, "video") == 0  # nobody gets their own media back
+    stats = room.sfu.stats()
+    assert stats.decoded_frames == 0
+    for pid in clients:
+        assert stats.received_frames[(pid, "video")] > 0
+        assert stats.forwarded_frames[(pid, "video")] > 0
+        assert stats.forwarded_frames[(pid, "audio")] > 0
+    # The forwarding path: every server receiver hands encoded frames on; no decoder thread.
+    for peer in room.sfu._peers.values():
+        for transceiver in peer.pc.getTransceivers():
+            if transceiver.direction == "recvonly":
+                assert is_diverted(transceiver.receiver)
+
+
+async def test_leave_and_rejoin_renegotiates_and_frames_resume(
+    room: LoopbackRoom, join: Join
+) -> None:
+    a, b = await join(A), await join(B)
+    c = await join(C)
+    await wait_for(lambda: receives(a, [B, C]) and receives(b, [A, C]), 40, "first frames")
+    offers_before = (a.offers, b.offers)
+
+    await room.sfu.remove(C)
+    await c.close()
+    assert room.sfu.participants == (A, B)
+    assert a.offers > offers_before[0]
+    assert b.offers > offers_before[1]
+    assert a.remote_mid(C, "video") is None
+
+    seen = (a.decoded(C), b.decoded(C))
+    rejoined = ClientPeer(C)
+    room.clients[C] = rejoined
+    await room.sfu.add(C)
+    await wait_for(
+        lambda: a.decoded(C) >= seen[0] + 20 and b.decoded(C) >= seen[1] + 20,
+        40,
+        "frames from the rejoined peer",
+    )
+    await wait_for(lambda: receives(rejoined, [A, B]), 40, "the rejoined peer to receive")
+    assert a.sizes[C] == {(640, 480)}
+    # Slots are reused: the SDP does not grow with churn.
+    assert len(a.pc.getTransceivers()) == 6
+
+
+async def test_subscriber_pli_reaches_publisher_rate_limited(
+    room: LoopbackRoom, join: Join
+) -> None:
+    a, b = await join(A), await join(B)
+    await wait_for(lambda: receives(a, [B]) and receives(b, [A]), 40, "first frames")
+    asked_before = room.sfu.stats().keyframe_requests_received.get(B, 0)
+    sent_before = room.sfu.stats().keyframe_requests_sent.get(B, 0)
+    plis_before = b.keyframe_requests
+
+    for _ in range(5):  # a burst: one PLI now, at most one more when the interval ends
+        assert await a.request_keyframe(B)
+    await wait_for(lambda: b.keyframe_requests > plis_before, 20, "the PLI at the publisher")
+    await wait_for(
+        lambda: room.sfu.stats().keyframe_requests_received.get(B, 0) >= asked_before + 5,
+        20,
+        "the server to see five requests",
+    )
+    stats = room.sfu.stats()
+    assert stats.keyframe_requests_sent[B] - sent_before <= 2
+    assert b.keyframe_requests - plis_before <= 2
+
+
+async def test_active_speaker_follows_sound(room: LoopbackRoom, join: Join) -> None:
+    await join(A, audio="silence")
+    await join(B, audio="tone")
+    await wait_for(lambda: room.sfu.active_speaker == B, 30, "B to be the active speaker")
+    assert room.speakers[-1] == B
+    assert A not in room.speakers
