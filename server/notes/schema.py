@@ -98,6 +98,8 @@ def clean_text(value: Any) -> str | None:
     None for anything else. Control characters other than newline and tab are dropped."""
     if isinstance(value, bool) or value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # Yjs numbers are JavaScript doubles: 150 arrives as 150.0
     if isinstance(value, int | float):
         value = str(value)
     if not isinstance(value, str):
