@@ -243,9 +243,15 @@ class LoopbackRoom:
         self.clients: dict[str, ClientPeer] = {}
         self.speakers: list[str | None] = []
         self.failures: list[BaseException] = []
+        # Participants whose offers are kept in `held` instead of being answered.
+        self.hold: set[str] = set()
+        self.held: dict[str, Any] = {}
 
     async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
         client = self.clients.get(participant_id)
+        if participant_id in self.hold:
+            self.held[participant_id] = offer
+            return
         if client is None:
             return
         try:

@@ -275,9 +275,12 @@ class Peer:
         mids = {t.mid for t in transceivers if t.mid is not None}
         if mid not in mids and not (isinstance(index, int) and 0 <= index < len(mids)):
             raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate names no media section")
+        line = text.removeprefix("candidate:")
+        if not _candidate_shape_ok(line):
+            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate does not parse")
         try:
-            parsed = candidate_from_sdp(text.removeprefix("candidate:"))
-        except (ValueError, IndexError, KeyError):
+            parsed = candidate_from_sdp(line)
+        except (ValueError, IndexError, KeyError, AssertionError):
             raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate does not parse") from None
         if parsed.protocol.lower() != "udp" or not _usable_host(parsed.ip):
             raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate address is not usable")
@@ -297,6 +300,23 @@ class Peer:
         for publication in self.publications.values():
             await publication.close()
         await self.pc.close()
+
+
+def _candidate_shape_ok(line: str) -> bool:
+    """`foundation component transport priority address port typ type ...` (RFC 8839 5.1).
+
+    Checked here because aiortc's parser validates with `assert`, which `python -O` removes.
+    """
+    bits = line.split()
+    return (
+        len(bits) >= 8
+        and bits[1].isdigit()
+        and bits[3].isdigit()
+        and bits[5].isdigit()
+        and int(bits[5]) <= 65535
+        and bits[6] == "typ"
+        and len(bits) % 2 == 0
+    )
 
 
 def _usable_host(host: str) -> bool:

@@ -1,0 +1,106 @@
+"""ICE: TURN REST credentials, the ICE server lists, host candidates and port ranges."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from server.ids import ParticipantId
+from server.rooms.media import IceServer, MediaConfig, Sfu
+from server.rooms.media.ice import as_json, client_ice_servers, rtc_ice_servers, turn_credential
+
+P = ParticipantId("p_abc")
+
+
+def test_turn_credential_matches_a_hand_computed_vector() -> None:
+    # printf '%s' "1700003600:p_abc" | openssl dgst -sha1 -hmac "s3cret" -binary | base64
+    username, credential = turn_credential("s3cret", P, 3600, now=1_700_000_000)
+    assert username == "1700003600:p_abc"
+    assert credential == "LGUpTkwvzrFt2rld6AMo7D39XaY="
+
+
+def test_client_ice_servers() -> None:
+    servers = client_ice_servers(
+        P,
+        stun_urls=["stun:stun.example.org:3478"],
+        turn_urls=["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
+        turn_secret="s3cret",
+        ttl_seconds=3600,
+        now=1_700_000_000,
+    )
+    assert as_json(servers) == [
+        {"urls": ["stun:stun.example.org:3478"]},
+        {
+            "urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
+            "username": "1700003600:p_abc",
+            "credential": "LGUpTkwvzrFt2rld6AMo7D39XaY=",
+        },
+    ]
+    no_secret = client_ice_servers(
+        P, stun_urls=[], turn_urls=["turn:t.example.org"], turn_secret=None, ttl_seconds=60
+    )
+    assert no_secret == ()
+    assert rtc_ice_servers(()) == []  # a list, never None (None means Google's STUN)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"host_addresses": "127.0.0.1"},
+        {"host_addresses": ("localhost",)},
+        {"udp_port_min": 40000},
+        {"host_addresses": ("127.0.0.1",), "udp_port_min": 50000, "udp_port_max": 40000},
+        {"udp_port_min": 40000, "udp_port_max": 40010},
+        {"keyframe_request_interval": 0},
+        {"max_sdp_bytes": 10},
+        {"forwarding": "transcode"},
+        {"ice_servers": ("stun:x",)},
+    ],
+)
+def test_media_config_refuses_nonsense(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        MediaConfig(**kwargs)
+
+
+def test_ice_server_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="stun"):
+        IceServer(urls=("http://x",))
+    with pytest.raises(ValueError, match="together"):
+        IceServer(urls=("turn:x",), username="u")
+
+
+class Offers:
+    def __init__(self) -> None:
+        self.sdp: list[str] = []
+
+    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
+        self.sdp.append(offer.sdp)
+
+    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
+        pass
+
+
+def host_candidates(sdp: str) -> list[tuple[str, int]]:
+    found = re.findall(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ (\w+)", sdp)
+    return sorted({(host, int(port)) for host, port, kind in found if kind == "host"})
+
+
+@pytest.mark.parametrize("port_range", [None, (41000, 41050)])
+async def test_the_server_advertises_exactly_its_host_addresses(
+    port_range: tuple[int, int] | None,
+) -> None:
+    low, high = port_range or (None, None)
+    config = MediaConfig(host_addresses=("127.0.0.1",), udp_port_min=low, udp_port_max=high)
+    offers = Offers()
+    sfu = Sfu(config, offers)
+    try:
+        await sfu.add(P)
+        (candidates,) = [host_candidates(sdp) for sdp in offers.sdp]
+        assert [host for host, _ in candidates] == ["127.0.0.1"]
+        assert "typ srflx" not in offers.sdp[0]
+        if port_range:
+            assert all(low <= port <= high for _, port in candidates)  # type: ignore[operator]
+    finally:
+        await sfu.close()
