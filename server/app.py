@@ -15,10 +15,13 @@ from .api import routes
 from .api.context import SERVICES
 from .api.problems import problem_middleware
 from .crypto import KeyRing, development_keyring
-from .services import open_services
+from .services import Services, open_services
 from .settings import Settings
+from .signaling import server as signaling
+from .signaling.deps import SignalingDeps, SocketLimits
 
 SETTINGS = web.AppKey("triad.settings", Settings)
+SIGNALING = web.AppKey("triad.signaling", SignalingDeps)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -51,12 +54,27 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, keyring, clock) as services:
             app[SERVICES] = services
+            app[SIGNALING] = signaling_deps(settings, services)
             yield
 
     app.cleanup_ctx.append(services_ctx)
     routes.setup(app, package_version())
+    signaling.attach(app, settings, lambda: app[SIGNALING])
     _add_web_client(app)
     return app
+
+
+def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
+    return SignalingDeps(
+        access=services.access,
+        rooms=services.rooms,
+        notes=services.notes,
+        limits=SocketLimits(
+            events_per_second=settings.socket_events_per_second,
+            event_burst=settings.socket_event_burst,
+            max_message_bytes=settings.socket_max_message_bytes,
+        ),
+    )
 
 
 def _add_web_client(app: web.Application) -> None:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
 from .consults.access import ParticipantAccess
+from .consults.lifecycle import ConsultLifecycle
 from .consults.platforms import PlatformKeys
 from .consults.service import ConsultService
 from .crypto import KeyRing
 from .db.engine import Database
+from .ids import ConsultId
+from .notes.service import NotesService
+from .rooms.media.config import IceServer, MediaConfig
+from .rooms.media.ice import as_json, client_ice_servers
+from .rooms.media.sfu import Sfu
+from .rooms.registry import RoomRegistry
+from .rooms.room import RoomSettings
 from .settings import Settings
 
 
@@ -24,6 +32,8 @@ class Services:
     consults: ConsultService
     keys: PlatformKeys
     access: ParticipantAccess
+    notes: NotesService
+    rooms: RoomRegistry
 
 
 @asynccontextmanager
@@ -32,11 +42,43 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     db = Database(settings.effective_database_url)
     redis: Redis | None = None
+    stack = AsyncExitStack()
     try:
         await db.require_migrated()
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
         keys = PlatformKeys(db, keyring, clock)
+        notes = NotesService(
+            db,
+            keyring,
+            clock,
+            max_update_bytes=settings.notes_max_update_bytes,
+            snapshot_every=settings.notes_snapshot_every,
+        )
+        stack.push_async_callback(notes.close)
+        media = media_config(settings)
+        rooms = RoomRegistry(
+            settings=RoomSettings(
+                reconnect_grace=settings.reconnect_grace_seconds,
+                empty_room_grace=settings.empty_room_grace_seconds,
+            ),
+            records=ConsultLifecycle(db, clock),
+            plans=SavedPlans(notes),
+            media_factory=lambda room: Sfu(media, room),
+            ice_servers=lambda participant_id: as_json(
+                client_ice_servers(
+                    participant_id,
+                    stun_urls=settings.stun_urls,
+                    turn_urls=settings.turn_urls,
+                    turn_secret=(
+                        settings.turn_secret.get_secret_value() if settings.turn_secret else None
+                    ),
+                    ttl_seconds=settings.turn_credential_ttl_seconds,
+                    now=clock().timestamp(),
+                )
+            ),
+        )
+        stack.push_async_callback(rooms.close)
         yield Services(
             db=db,
             redis=redis,
@@ -48,8 +90,35 @@ async def open_services(
                 clock=clock,
             ),
             access=ParticipantAccess(db, keys, settings.token_leeway_seconds),
+            notes=notes,
+            rooms=rooms,
         )
     finally:
+        await stack.aclose()  # rooms first (they save plans), then notes
         if redis is not None:
             await redis.aclose()
         await db.close()
+
+
+class SavedPlans:
+    """The notes channel as the rooms' `PlanKeeper`."""
+
+    def __init__(self, notes: NotesService) -> None:
+        self._notes = notes
+
+    async def save_plan(self, consult_id: ConsultId) -> str:
+        plan = await self._notes.finalize(consult_id)
+        await self._notes.unload(consult_id)
+        return plan.id
+
+
+def media_config(settings: Settings) -> MediaConfig:
+    return MediaConfig(
+        host_addresses=tuple(settings.ice_host_addresses),
+        udp_port_min=settings.ice_udp_port_min,
+        udp_port_max=settings.ice_udp_port_max,
+        # The server's own peer connections use STUN only (to learn a public address); TURN is
+        # for browsers behind restrictive networks.
+        ice_servers=(IceServer(urls=tuple(settings.stun_urls)),) if settings.stun_urls else (),
+        max_sdp_bytes=settings.max_sdp_bytes,
+    )

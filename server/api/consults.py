@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import Field
 
 from ..consults.model import (
+    Actor,
     AuditEntry,
     ConsultSpec,
     ConsultView,
@@ -117,7 +118,10 @@ async def get_consult(call: Call) -> Reply:
 
 
 async def end_consult(call: Call) -> Reply:
-    view = await call.request.app[SERVICES].consults.end(call.caller(), call.consult_id())
+    services, caller = call.request.app[SERVICES], call.caller()
+    view = await services.consults.end(caller, call.consult_id())
+    # Then save the plan and close the live room; both are idempotent, like the end itself.
+    await services.rooms.finish(view.id, Actor("platform", caller.key_id))
     return Reply(200, consult_out(view))
 
 

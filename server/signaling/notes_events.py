@@ -1,0 +1,65 @@
+"""The notes events of the consult namespace: state-vector sync, durable updates fanned out
+to the readers of a document, and awareness (presence, cursors), which is relayed but never
+stored. The room has already checked the sender is admitted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..consults.model import JoinIdentity
+from ..notes.documents import may_read, parse_document, require_read
+from ..rooms.occupant import Occupant
+from ..rooms.room import ConsultRoom
+from . import payloads
+from .deps import SignalingDeps
+
+
+class NotesEvents:
+    def __init__(self, deps: Callable[[], SignalingDeps]) -> None:
+        self._deps = deps
+
+    async def sync(
+        self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        message = payloads.parse(payloads.NotesSync, args)
+        reply = await self._deps().notes.sync(
+            identity.consult_id, identity.role, message.doc, message.state_vector
+        )
+        return {"doc": message.doc, "update": reply.update, "state_vector": reply.state_vector}
+
+    async def update(
+        self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        message = payloads.parse(payloads.NotesUpdate, args)
+        # Durable before anything else: the service returns once the update is in the log.
+        applied = await self._deps().notes.apply(
+            identity.consult_id, identity.participant_id, identity.role, message.doc, message.update
+        )
+        doc = parse_document(message.doc)
+        await room.send_to_admitted(
+            "notes-update",
+            {"doc": str(doc), "update": message.update, "from": identity.participant_id},
+            where=_readers_of(doc),
+            skip=identity.participant_id,
+        )
+        return {"doc": str(doc), "seq": applied.seq}
+
+    async def awareness(
+        self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        message = payloads.parse(payloads.NotesAwareness, args)
+        doc = parse_document(message.doc)
+        # Presence in a document is as private as the document: only its readers see it.
+        require_read(identity.role, doc)
+        await room.send_to_admitted(
+            "notes-awareness",
+            {"doc": str(doc), "update": message.update, "from": identity.participant_id},
+            where=_readers_of(doc),
+            skip=identity.participant_id,
+        )
+        return {}
+
+
+def _readers_of(doc: Any) -> Callable[[Occupant], bool]:
+    return lambda occupant: may_read(occupant.role, doc)

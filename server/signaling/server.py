@@ -1,0 +1,43 @@
+"""The Socket.IO server on the aiohttp app, with the `/consult` namespace."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import socketio
+from aiohttp import web
+
+from ..settings import Settings
+from .deps import SignalingDeps
+from .namespace import ConsultNamespace
+
+# Heartbeats every 10 s with 10 s to answer: a dropped socket is noticed within ~20 s (the
+# defaults, 25 s + 20 s, leave the other two looking at a frozen tile for most of a minute).
+PING_INTERVAL = 10
+PING_TIMEOUT = 10
+
+
+def attach(app: web.Application, settings: Settings, deps: Callable[[], SignalingDeps]) -> None:
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        # One socket's events are handled in order (an answer before its candidates); sockets
+        # still run side by side.
+        async_handlers=False,
+        # Browsers may only connect from our own pages (the embed frames them, it does not
+        # host them); non-browser clients send no Origin.
+        cors_allowed_origins=[settings.base_url],
+        max_http_buffer_size=settings.socket_max_message_bytes,
+        ping_interval=PING_INTERVAL,
+        ping_timeout=PING_TIMEOUT,
+        logger=False,
+        engineio_logger=False,
+    )
+    namespace = ConsultNamespace(deps)
+    sio.register_namespace(namespace)
+    sio.attach(app)
+
+    async def close_namespace(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        await namespace.close()
+
+    app.cleanup_ctx.append(close_namespace)

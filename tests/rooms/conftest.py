@@ -1,0 +1,70 @@
+"""Consult rooms over the real Socket.IO server: the app on a loopback test server, and the
+three participants of a consult as python-socketio clients."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from server.settings import Settings
+from tests.conftest import make_settings, participant
+from tests.roomclient import RoomClient
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Settings:
+    """`@pytest.mark.room_settings(reconnect_grace_seconds=...)` overrides settings per test."""
+    marker = request.node.get_closest_marker("room_settings")
+    return make_settings(tmp_path, database_url, **(marker.kwargs if marker else {}))
+
+
+class People:
+    """The consult's participants as socket clients, closed after the test."""
+
+    def __init__(self, base_url: str, consult: dict[str, Any]) -> None:
+        self.base_url = base_url
+        self.consult = consult
+        self._clients: list[RoomClient] = []
+
+    def token(self, role: str) -> str:
+        token: str = participant(self.consult, role)["join"]["token"]
+        return token
+
+    def id(self, role: str) -> str:
+        pid: str = participant(self.consult, role)["id"]
+        return pid
+
+    def client(self, role: str) -> RoomClient:
+        room_client = RoomClient(self.base_url, self.token(role), role)
+        self._clients.append(room_client)
+        return room_client
+
+    async def connect(self, role: str) -> RoomClient:
+        room_client = self.client(role)
+        await room_client.connect()
+        return room_client
+
+    async def joined(self, role: str) -> RoomClient:
+        room_client = await self.connect(role)
+        await room_client.join()
+        return room_client
+
+    async def close(self) -> None:
+        for room_client in self._clients:
+            await room_client.close()
+
+
+@pytest.fixture
+def base_url(client: TestClient[Any, Any]) -> str:
+    return str(client.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+async def people(base_url: str, consult: dict[str, Any]) -> AsyncIterator[People]:
+    group = People(base_url, consult)
+    yield group
+    await group.close()

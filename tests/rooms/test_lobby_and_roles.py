@@ -1,0 +1,158 @@
+"""Lobby, co-hosts and roles over the real Socket.IO server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import socketio
+
+from tests.apiclient import Api
+from tests.conftest import PlatformKey, consult_body
+from tests.roomclient import RoomClient
+from tests.rooms.conftest import People
+
+
+def place_of(state: dict[str, Any]) -> str:
+    place: str = state["you"]["place"]
+    return place
+
+
+async def audit_actions(api: Api, platform: PlatformKey, consult_id: str) -> list[dict[str, Any]]:
+    answer = await api.call("GET", f"/api/v1/consults/{consult_id}/audit", bearer=platform.secret)
+    assert answer.status == 200, answer.body
+    events: list[dict[str, Any]] = answer.body["events"]
+    return events
+
+
+async def test_hosts_enter_at_once_and_the_client_waits_until_admitted(
+    people: People, api: Api, platform: PlatformKey
+) -> None:
+    therapist = await people.connect("therapist")
+    assert place_of(await therapist.join()) == "room"
+    await therapist.wait_event("signal", lambda s: s["type"] == "offer")
+
+    client = await people.connect("client")
+    state = await client.join()
+    assert place_of(state) == "lobby"
+    assert state["lobby"] == []  # only hosts see the lobby list
+    waiting = await therapist.wait_event(
+        "lobby", lambda d: [p["participant_id"] for p in d["waiting"]] == [people.id("client")]
+    )
+    assert waiting["waiting"][0]["role"] == "client"
+    # An offer to a lobby participant would have been sent before the join's ack on the same
+    # socket, so none here means none at all.
+    assert client.received("signal") == []
+    refused = await client.call("notes-sync", {"doc": "plan", "state_vector": b"\x00"})
+    assert refused["error"]["code"] == "not_admitted"
+
+    assert await therapist.call("admit", {"participant_id": people.id("client")}) == {"ok": True}
+    admitted = await client.wait_event("admitted")
+    assert admitted["state"]["you"]["place"] == "room"
+    offer = await client.wait_event("signal")
+    assert offer["type"] == "offer"
+    assert offer["pc"] == 0
+    await therapist.wait_event("lobby", lambda d: d["waiting"] == [])
+
+    consult_id = people.consult["id"]
+    events = await audit_actions(api, platform, consult_id)
+    admitted_events = [e for e in events if e["action"] == "participant.admitted"]
+    by_therapist = [
+        e for e in admitted_events if e["details"]["participant_id"] == people.id("client")
+    ]
+    assert by_therapist[0]["actor_id"] == people.id("therapist")
+    status = await api.call("GET", f"/api/v1/consults/{consult_id}", bearer=platform.secret)
+    assert status.body["status"] == "live"
+
+
+async def test_auto_admit_consult_has_no_lobby(
+    base_url: str, api: Api, platform: PlatformKey
+) -> None:
+    created = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(auto_admit=True)
+    )
+    group = People(base_url, created.body)
+    try:
+        client = await group.connect("client")
+        assert place_of(await client.join()) == "room"
+        await client.wait_event("signal")
+    finally:
+        await group.close()
+
+
+async def test_a_denied_client_is_disconnected_with_a_code(people: People) -> None:
+    psychiatrist = await people.joined("psychiatrist")
+    client = await people.joined("client")
+    await psychiatrist.wait_event("lobby", lambda d: len(d["waiting"]) == 1)
+
+    assert await psychiatrist.call("deny", {"participant_id": people.id("client")}) == {"ok": True}
+    error = await client.wait_event("error")
+    assert error["code"] == "lobby_denied"
+    await client.wait_disconnected()
+    left = await psychiatrist.wait_event("peer-left")
+    assert left == {"participant_id": people.id("client"), "reason": "denied"}
+    assert client.received("signal") == []
+
+
+@pytest.mark.parametrize("admitted", [False, True], ids=["in-lobby", "admitted"])
+async def test_a_client_cannot_admit_deny_remove_or_end(people: People, admitted: bool) -> None:
+    therapist = await people.joined("therapist")
+    client = await people.joined("client")
+    if admitted:
+        assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
+        await client.wait_event("admitted")
+    target = {"participant_id": people.id("therapist")}
+    for event, payload in [("admit", target), ("deny", target), ("remove", target), ("end", {})]:
+        ack = await client.call(event, payload)
+        assert ack["ok"] is False, event
+        assert ack["error"]["code"] == "forbidden_role", event
+    # Nothing changed: the therapist is still in the room and the consult goes on.
+    assert therapist.received("peer-left") == []
+    assert therapist.received("ended") == []
+    assert (await therapist.call("media-state", {"audio": False, "video": True}))["ok"]
+
+
+async def test_tokens_are_bound_to_their_consult(
+    people: People, base_url: str, api: Api, platform: PlatformKey
+) -> None:
+    other = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body()
+    )
+    stranger = RoomClient(base_url, people.token("therapist"))
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await stranger.connect(
+                {"token": people.token("therapist"), "consult_id": other.body["id"]}
+            )
+        assert stranger.connect_error["data"]["code"] == "token_wrong_consult"
+    finally:
+        await stranger.close()
+
+    for auth, code in [
+        ({"token": "not-a-jwt"}, "token_invalid"),
+        ({}, "token_invalid"),
+        ("a string", "token_invalid"),
+        ({"token": people.token("client")[:-4] + "AAAA"}, "token_invalid"),
+    ]:
+        refused = RoomClient(base_url, "")
+        try:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await refused.connect(auth)
+            assert refused.connect_error["data"]["code"] == code, auth
+        finally:
+            await refused.close()
+
+
+async def test_remove_disconnects_and_a_return_knocks_from_the_lobby(people: People) -> None:
+    therapist = await people.joined("therapist")
+    psychiatrist = await people.joined("psychiatrist")
+    assert (await therapist.call("remove", {"participant_id": people.id("psychiatrist")}))["ok"]
+    error = await psychiatrist.wait_event("error")
+    assert error["code"] == "removed"
+    await psychiatrist.wait_disconnected()
+    await therapist.wait_event("peer-left", lambda d: d["reason"] == "removed")
+
+    back = await people.connect("psychiatrist")
+    assert place_of(await back.join()) == "lobby"  # even a host, once removed
+    assert (await therapist.call("admit", {"participant_id": people.id("psychiatrist")}))["ok"]
+    await back.wait_event("admitted")
