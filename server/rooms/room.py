@@ -256,6 +256,10 @@ class ConsultRoom:
             raise TriadError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
         return occupant
 
+    @property
+    def media(self) -> RoomMedia | None:
+        return self._media
+
     def occupant(self, pid: ParticipantId) -> Occupant | None:
         return self._occupants.get(pid)
 

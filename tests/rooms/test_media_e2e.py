@@ -1,0 +1,150 @@
+"""Three people join from their tokens over the real Socket.IO server and see and hear each
+other through the SFU: real aiortc peers sending synthetic 640x480 video and audio, decoding
+what the server forwards (which it never decodes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+
+from server.api.context import SERVICES
+from server.rooms.media import Sfu
+from tests.media.peers import ClientPeer, TrackMapEntry, counts, wait_for
+from tests.roomclient import RoomClient
+from tests.rooms.conftest import People
+
+# Media is the expensive part; the database backend is covered by the other room tests.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+class MediaParticipant:
+    """A socket client whose offers a `ClientPeer` answers, as a browser does."""
+
+    def __init__(self, role: str, room: RoomClient, participant_id: str) -> None:
+        self.role = role
+        self.room = room
+        self.participant_id = participant_id
+        self.peer = ClientPeer(participant_id)
+        self.pc_generation = 0
+        self.failures: list[BaseException] = []
+        self._task = asyncio.get_running_loop().create_task(self._answer_offers())
+
+    async def _answer_offers(self) -> None:
+        seen = 0
+        while True:
+            offer = await self.room.wait_event("signal", after=seen, within=3600)
+            seen = self.room.events.index(("signal", offer)) + 1
+            try:
+                if offer["pc"] != self.pc_generation:  # the server started a new connection
+                    await self.peer.close()
+                    self.peer = ClientPeer(self.participant_id)
+                    self.pc_generation = offer["pc"]
+                tracks = [TrackMapEntry(**t) for t in offer["tracks"]]
+                answer = await self.peer.handle_offer(offer["sdp"], tracks)
+                ack = await self.room.call(
+                    "signal", {"type": "answer", "sdp": answer, "pc": offer["pc"]}
+                )
+                assert ack == {"ok": True}, ack
+            except Exception as exc:  # surfaced by the test's teardown
+                self.failures.append(exc)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self.peer.close()
+        assert not self.failures, self.failures
+
+
+@pytest.fixture
+async def media_people(people: People) -> AsyncIterator[dict[str, MediaParticipant]]:
+    joined: dict[str, MediaParticipant] = {}
+    yield joined
+    for participant in joined.values():
+        await participant.close()
+
+
+async def enter(people: People, joined: dict[str, MediaParticipant], role: str) -> MediaParticipant:
+    room = await people.connect(role)
+    participant = MediaParticipant(role, room, people.id(role))
+    joined[role] = participant
+    await room.join()
+    return participant
+
+
+def sees_and_hears(p: MediaParticipant, others: list[MediaParticipant], frames: int) -> bool:
+    return all(
+        p.peer.decoded(o.participant_id, "video") >= frames
+        and p.peer.decoded(o.participant_id, "audio") >= frames
+        for o in others
+    )
+
+
+def room_sfu(client: Any, consult_id: str) -> Sfu:
+    room = client.app[SERVICES].rooms.get(consult_id)
+    assert room is not None
+    return cast(Sfu, room.media)
+
+
+async def test_three_people_see_and_hear_each_other_through_the_server(
+    people: People, media_people: dict[str, MediaParticipant], client: Any
+) -> None:
+    therapist = await enter(people, media_people, "therapist")
+    psychiatrist = await enter(people, media_people, "psychiatrist")
+    patient = await enter(people, media_people, "client")
+    await therapist.room.wait_event("lobby", lambda d: len(d["waiting"]) == 1)
+    # In the lobby the client gets no offer, so no media at all.
+    assert patient.room.received("signal") == []
+    assert (await therapist.room.call("admit", {"participant_id": patient.participant_id}))["ok"]
+
+    everyone = [therapist, psychiatrist, patient]
+
+    def all_flowing() -> bool:
+        return all(sees_and_hears(p, [o for o in everyone if o is not p], 20) for p in everyone)
+
+    peers = {p.role: p.peer for p in everyone}
+    await wait_for(all_flowing, 45, f"every participant to decode both others {counts(peers)}")
+    for p in everyone:
+        for other in everyone:
+            if other is not p:
+                assert p.peer.sizes[other.participant_id] == {(640, 480)}, counts(peers)
+    stats = room_sfu(client, people.consult["id"]).stats()
+    assert stats.decoded_frames == 0  # forwarded as encoded frames, never decoded
+    for p in everyone:
+        assert stats.forwarded_frames[(p.participant_id, "video")] > 0
+        assert stats.forwarded_frames[(p.participant_id, "audio")] > 0
+
+
+async def test_leave_and_rejoin_renegotiates_and_frames_resume(
+    people: People, media_people: dict[str, MediaParticipant]
+) -> None:
+    therapist = await enter(people, media_people, "therapist")
+    psychiatrist = await enter(people, media_people, "psychiatrist")
+    await wait_for(
+        lambda: (
+            sees_and_hears(therapist, [psychiatrist], 10)
+            and sees_and_hears(psychiatrist, [therapist], 10)
+        ),
+        45,
+        "first frames",
+    )
+    offers_before = therapist.peer.offers
+    assert (await psychiatrist.room.call("leave"))["ok"]
+    await therapist.room.wait_event("peer-left")
+    await wait_for(lambda: therapist.peer.offers > offers_before, 15, "a renegotiation on leave")
+    await media_people.pop("psychiatrist").close()
+
+    back = await enter(people, media_people, "psychiatrist")
+    before = therapist.peer.decoded(back.participant_id, "video")
+    await wait_for(
+        lambda: (
+            therapist.peer.decoded(back.participant_id, "video") >= before + 10
+            and sees_and_hears(back, [therapist], 10)
+        ),
+        45,
+        "frames from the rejoined participant",
+    )
