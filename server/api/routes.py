@@ -5,17 +5,20 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import ErrorCode
-from . import consults, health, openapi, participants
+from . import consults, health, openapi, participants, plans
 from .operations import Call, Operation, Reply, add_routes
 from .schemas import (
     AuditPageOut,
+    CliniciansNotesOut,
     ConsultCreatedOut,
     ConsultOut,
     CreateConsultIn,
+    FhirBundleOut,
     HealthOut,
     IssuedTokenOut,
     MintTokenIn,
     OpenApiDocumentOut,
+    PlanOut,
     ReadyOut,
     RevokedOut,
     SessionOut,
@@ -25,6 +28,14 @@ API = "/api/v1"
 CONSULT = API + "/consults/{consult_id}"
 PARTICIPANT_TOKENS = CONSULT + "/participants/{participant_id}/tokens"
 OPENAPI_KEY = web.AppKey("triad.api.openapi", OpenApiDocumentOut)
+# What a handler that checks a join token itself can answer (see the notes block below).
+JOIN_TOKEN_ERRORS = (
+    ErrorCode.TOKEN_INVALID,
+    ErrorCode.TOKEN_EXPIRED,
+    ErrorCode.TOKEN_NOT_YET_VALID,
+    ErrorCode.TOKEN_REVOKED,
+    ErrorCode.TOKEN_WRONG_CONSULT,
+)
 
 
 async def _openapi_document(call: Call) -> Reply:
@@ -119,6 +130,59 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.CONSULT_ENDED),
         tags=("participants",),
     ),
+    # --- Notes and plans (the notes channel's block) ---
+    Operation(
+        "GET",
+        CONSULT + "/plan",
+        "getPlan",
+        "Read the treatment plan saved when the consult ended",
+        plans.get_plan,
+        auth="api_key",
+        responses={200: ("The plan (without the clinicians' private notes)", PlanOut)},
+        errors=(ErrorCode.CONSULT_NOT_FOUND, ErrorCode.PLAN_NOT_FOUND),
+        tags=("plans",),
+    ),
+    Operation(
+        "GET",
+        CONSULT + "/plan/fhir",
+        "getPlanFhir",
+        "The saved plan as a FHIR R4B Bundle",
+        plans.get_plan_fhir,
+        auth="api_key",
+        responses={200: ("A Bundle of type collection", FhirBundleOut)},
+        errors=(ErrorCode.CONSULT_NOT_FOUND, ErrorCode.PLAN_NOT_FOUND),
+        tags=("plans",),
+    ),
+    Operation(
+        "GET",
+        CONSULT + "/session/plan",
+        "readSessionPlan",
+        "A participant reads the saved plan (join token; also after the consult ended)",
+        plans.read_session_plan,
+        # The join token is checked by the handler: the router's join-token auth refuses ended
+        # consults, and a plan exists only after the end. Send it as `Authorization: Bearer`.
+        auth="none",
+        responses={200: ("The plan (without the clinicians' private notes)", PlanOut)},
+        errors=(*JOIN_TOKEN_ERRORS, ErrorCode.PLAN_NOT_FOUND),
+        tags=("participants", "plans"),
+        description="Authenticate with the participant's join token as a Bearer credential.",
+    ),
+    Operation(
+        "GET",
+        CONSULT + "/session/notes/clinicians",
+        "readCliniciansNotes",
+        "The clinicians' private notes: therapist and psychiatrist only (join token)",
+        plans.read_clinicians_notes,
+        auth="none",
+        responses={200: ("The notes' text, live or as saved at the end", CliniciansNotesOut)},
+        errors=(*JOIN_TOKEN_ERRORS, ErrorCode.FORBIDDEN_ROLE),
+        tags=("participants", "plans"),
+        description=(
+            "Authenticate with the participant's join token as a Bearer credential. A client's "
+            "token is refused with forbidden_role."
+        ),
+    ),
+    # --- end of the notes block ---
     Operation(
         "GET",
         "/healthz",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date as calendar_date
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -151,3 +152,100 @@ class OpenApiDocumentOut(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     openapi: str
+
+
+# --- Notes and plans (the notes channel's block) ---------------------------------------------
+
+
+class DiagnosisOut(Body):
+    name: str
+    icd10: str | None = Field(description="An ICD-10 code, normalised (F32.1), when one was given.")
+    status: Literal["provisional", "confirmed"]
+
+
+class MedicationOut(Body):
+    name: str
+    dose: str
+    schedule: str
+    action: Literal["start", "adjust", "stop"] | None
+    side_effects: str = Field(description="Side effects to watch.")
+
+
+class TherapyOut(Body):
+    focus: str
+    goals: list[str]
+
+
+class MonitoringOut(Body):
+    measure: str = Field(description="For example PHQ-9 or GAD-7.")
+    when: str
+
+
+class FollowUpOut(Body):
+    date: calendar_date | None = Field(description="Set when the clinicians wrote a date.")
+    when: str = Field(description="What they wrote otherwise, e.g. 'in four weeks'.")
+    with_whom: str
+
+
+class ClientNotesOut(Body):
+    questions: list[str]
+    goals: list[str]
+
+
+class PlanContentOut(Body):
+    summary: str = Field(description="The presenting picture.")
+    diagnoses: list[DiagnosisOut]
+    medications: list[MedicationOut]
+    therapy: TherapyOut
+    monitoring: list[MonitoringOut]
+    follow_up: FollowUpOut
+    safety: str = Field(description="Safety considerations.")
+    client: ClientNotesOut = Field(description="The client's own questions and goals.")
+
+
+class AuthorOut(Body):
+    participant_id: str
+    role: Role
+
+
+class AttendanceOut(Body):
+    participant_id: str
+    role: Role
+    name: str
+    attended: bool
+    first_admitted_at: datetime | None
+    last_left_at: datetime | None
+
+
+class PlanOut(Body):
+    """The treatment plan saved when the consult ended. Never holds the clinicians' notes."""
+
+    id: str
+    consult_id: str
+    version: int = Field(ge=1)
+    created_at: datetime
+    consult_started_at: datetime | None
+    consult_ended_at: datetime | None
+    content: PlanContentOut
+    authors: dict[str, list[AuthorOut]] = Field(
+        description="Per section, the participants whose edits changed it."
+    )
+    attendance: list[AttendanceOut]
+    warnings: list[str] = Field(
+        description="Repairs made while reading the documents (field and problem, no text)."
+    )
+
+
+class CliniciansNotesOut(Body):
+    consult_id: str
+    text: str
+    saved: bool = Field(description="True once frozen with the plan at the consult's end.")
+
+
+class FhirBundleOut(BaseModel):
+    """A FHIR R4B Bundle (type `collection`): CarePlan, Condition, MedicationRequest (intent
+    `plan`), Goal, CareTeam, Encounter (class virtual), Patient, Practitioner."""
+
+    model_config = ConfigDict(extra="allow")
+    resourceType: Literal["Bundle"]  # FHIR's own (camelCase) name
+    type: Literal["collection", "document"]

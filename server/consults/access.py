@@ -20,10 +20,11 @@ class ParticipantAccess:
         self._leeway = leeway_seconds
 
     async def authenticate(
-        self, token: str, consult_id: ConsultId | None = None
+        self, token: str, consult_id: ConsultId | None = None, *, allow_ended: bool = False
     ) -> tuple[JoinIdentity, ConsultView]:
         """The participant this token proves, in the consult it names (and that the caller
-        asked for, when given). Raises a token or consult error otherwise."""
+        asked for, when given). Raises a token or consult error otherwise. `allow_ended` (for
+        reading the saved plan after the end) accepts a token of an ended consult."""
         key_id = tokens.read_key_id(token)
         key = await self._keys.signing_key(key_id)
         if key is None:
@@ -48,7 +49,7 @@ class ParticipantAccess:
             revoked_at = participant.tokens_revoked_at
             if revoked_at is not None and claims.iat <= revoked_at.timestamp():
                 raise TriadError(ErrorCode.TOKEN_REVOKED, "the join token was revoked")
-            if consult.status == ConsultStatus.ENDED:
+            if consult.status == ConsultStatus.ENDED and not allow_ended:
                 raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
             view = await consult_view(session, consult)
         identity = JoinIdentity(

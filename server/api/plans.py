@@ -1,0 +1,71 @@
+"""The saved plan over REST: for the platform (API key) as JSON or FHIR, and for the consult's
+participants (join token), also after the consult has ended, which is when a plan exists.
+
+The clinicians' private notes have their own call, open to the therapist and psychiatrist only;
+no other answer here ever holds them.
+"""
+
+from __future__ import annotations
+
+from ..auth.roles import require_host
+from ..consults.model import JoinIdentity
+from ..errors import ErrorCode, TriadError
+from ..ids import ConsultId
+from ..notes.fhir import build_bundle
+from ..notes.plan import PlanView
+from .context import SERVICES
+from .operations import Call, Reply, bearer
+from .schemas import CliniciansNotesOut, FhirBundleOut, PlanOut
+
+
+def plan_out(plan: PlanView) -> PlanOut:
+    return PlanOut.model_validate(plan.to_json())
+
+
+async def _saved_plan(call: Call, consult_id: ConsultId) -> PlanView:
+    plan = await call.request.app[SERVICES].notes.plan(consult_id)
+    if plan is None:
+        raise TriadError(ErrorCode.PLAN_NOT_FOUND, "no plan is saved for this consult yet")
+    return plan
+
+
+async def _platform_plan(call: Call) -> PlanView:
+    consult_id = call.consult_id()
+    # Ownership first: another platform's consult answers consult_not_found, like a missing one.
+    await call.request.app[SERVICES].consults.get(call.caller(), consult_id)
+    return await _saved_plan(call, consult_id)
+
+
+async def _participant(call: Call) -> JoinIdentity:
+    """The participant a join token proves, accepted after the consult ended (the router's
+    join-token auth refuses ended consults, and plans exist only after the end)."""
+    token = bearer(call.request)
+    if token is None:
+        raise TriadError(ErrorCode.TOKEN_INVALID, "send the join token as a Bearer credential")
+    identity, _ = await call.request.app[SERVICES].access.authenticate(
+        token, call.consult_id(), allow_ended=True
+    )
+    return identity
+
+
+async def get_plan(call: Call) -> Reply:
+    return Reply(200, plan_out(await _platform_plan(call)))
+
+
+async def get_plan_fhir(call: Call) -> Reply:
+    plan = await _platform_plan(call)
+    return Reply(200, FhirBundleOut.model_validate(build_bundle(plan)))
+
+
+async def read_session_plan(call: Call) -> Reply:
+    identity = await _participant(call)
+    return Reply(200, plan_out(await _saved_plan(call, identity.consult_id)))
+
+
+async def read_clinicians_notes(call: Call) -> Reply:
+    identity = await _participant(call)
+    require_host(identity.role, "read the clinicians' notes")
+    notes = call.request.app[SERVICES].notes
+    saved = await notes.plan(identity.consult_id) is not None
+    text = await notes.clinicians_notes(identity.consult_id)
+    return Reply(200, CliniciansNotesOut(consult_id=identity.consult_id, text=text, saved=saved))
