@@ -1,0 +1,140 @@
+"""The shared notes channel over the real Socket.IO server: live co-editing converges, each
+role reads and writes only what it may, and an acknowledged edit survives a kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pycrdt
+
+from tests.apiclient import Api
+from tests.conftest import PlatformKey
+from tests.roomclient import wait_until
+from tests.rooms.conftest import People
+from tests.rooms.notesclient import NotesClient, append_text, insert
+
+PRIVATE = "Zolpidem-query-private-7731"
+
+
+async def in_room(people: People) -> dict[str, NotesClient]:
+    therapist = await people.joined("therapist")
+    psychiatrist = await people.joined("psychiatrist")
+    patient = await people.joined("client")
+    assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
+    await patient.wait_event("admitted")
+    return {
+        "therapist": NotesClient(therapist),
+        "psychiatrist": NotesClient(psychiatrist),
+        "client": NotesClient(patient),
+    }
+
+
+def client_question(text: str) -> Any:
+    def change(doc: pycrdt.Doc[Any]) -> None:
+        doc.get("questions", type=pycrdt.Array).append(text)
+
+    return change
+
+
+async def test_clinicians_co_edit_live_and_the_client_never_receives_their_private_notes(
+    people: People, api: Api, platform: PlatformKey
+) -> None:
+    notes = await in_room(people)
+    t, p, c = notes["therapist"], notes["psychiatrist"], notes["client"]
+    for person in notes.values():
+        for doc in ("plan", "client"):
+            assert (await person.sync(doc))["ok"]
+    for person in (t, p):
+        assert (await person.sync("clinicians"))["ok"]
+    refused = await c.sync("clinicians")
+    assert refused["error"]["code"] == "forbidden_role"
+
+    # Both clinicians type into the same section at the same time.
+    acks = await asyncio.gather(
+        *(t.edit("plan", insert("summary", 0, f"[t{i}]")) for i in range(12)),
+        *(p.edit("plan", append_text("summary", f"[p{i}]")) for i in range(12)),
+        t.edit("clinicians", insert("notes", 0, PRIVATE)),
+        c.edit("client", client_question("Will it affect my sleep?")),
+    )
+    assert all(a["ok"] for a in acks), acks
+
+    def converged() -> bool:
+        for person in notes.values():
+            person.apply_received()
+        texts = {person.text("plan", "summary") for person in notes.values()}
+        return len(texts) == 1 and texts.pop().count("[") == 24
+
+    await wait_until(converged)
+
+    def psychiatrist_has_private_notes() -> bool:
+        p.apply_received()
+        return p.text("clinicians", "notes") == PRIVATE
+
+    await wait_until(psychiatrist_has_private_notes)
+    for person in (t, p):
+        assert list(person.doc("client").get("questions", type=pycrdt.Array)) == [
+            "Will it affect my sleep?"
+        ]
+    # The client's copy of the plan equals the clinicians', byte for byte in content...
+    assert c.text("plan", "summary") == t.text("plan", "summary")
+    # ...and not one event carried the clinicians' document or its words to the client.
+    for event, data in c.room.events:
+        assert not (isinstance(data, dict) and data.get("doc") == "clinicians"), event
+        assert PRIVATE.encode() not in repr(data).encode(), event
+
+
+async def test_readers_cannot_write_and_bad_updates_change_nothing(people: People) -> None:
+    notes = await in_room(people)
+    t, c = notes["therapist"], notes["client"]
+    assert (await t.edit("plan", insert("summary", 0, "Low mood since spring.")))["ok"]
+    before = await NotesClient(t.room).sync("plan")
+
+    forbidden = await c.edit("plan", insert("summary", 0, "I rewrote the plan"))
+    assert forbidden["error"]["code"] == "forbidden_role"
+    assert (await t.edit("client", client_question("not mine")))["error"]["code"] == (
+        "forbidden_role"
+    )
+    garbage = await t.room.call("notes-update", {"doc": "plan", "update": b"\x07garbage"})
+    assert garbage["error"]["code"] == "notes_update_invalid"
+    unknown = await t.room.call("notes-update", {"doc": "plans", "update": b"\x00\x00"})
+    assert unknown["error"]["code"] == "notes_document_unknown"
+
+    after = await NotesClient(t.room).sync("plan")
+    assert after["state_vector"] == before["state_vector"]
+    assert after["update"] == before["update"]
+
+
+async def test_the_plan_is_saved_at_the_end_with_what_was_typed(
+    people: People, api: Api, platform: PlatformKey
+) -> None:
+    notes = await in_room(people)
+    t, p = notes["therapist"], notes["psychiatrist"]
+    assert (await t.edit("plan", insert("summary", 0, "Panic attacks twice weekly.")))["ok"]
+    assert (await p.edit("clinicians", insert("notes", 0, PRIVATE)))["ok"]
+    ended = await p.room.call("end")
+    assert ended["ok"], ended
+
+    consult_id = people.consult["id"]
+    plan = await api.call("GET", f"/api/v1/consults/{consult_id}/plan", bearer=platform.secret)
+    assert plan.status == 200, plan.body
+    assert plan.body["id"] == ended["plan_id"]
+    assert "Panic attacks twice weekly." in str(plan.body)
+    assert PRIVATE not in str(plan.body)
+    mine = await api.call(
+        "GET", f"/api/v1/consults/{consult_id}/session/plan", bearer=people.token("client")
+    )
+    assert mine.status == 200, mine.body
+    assert "Panic attacks twice weekly." in str(mine.body)
+    assert PRIVATE not in str(mine.body)
+
+
+def test_notesclient_typing_is_one_update_per_edit() -> None:
+    """The helper the tests type with sends exactly the local change (guards the tests)."""
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    before = doc.get_state()
+    with doc.transaction():
+        insert("summary", 0, "abc")(doc)
+    replica: pycrdt.Doc[Any] = pycrdt.Doc()
+    replica.apply_update(doc.get_update(before))
+    assert str(replica.get("summary", type=pycrdt.Text)) == "abc"
