@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from server.api.context import SERVICES
+from server.consults.model import Actor
 from tests.apiclient import Api
 from tests.conftest import PlatformKey
 from tests.roomclient import wait_until
@@ -158,3 +159,23 @@ async def test_leave_frees_the_seat_and_others_are_told(people: People) -> None:
     assert left == {"participant_id": people.id("psychiatrist"), "reason": "left"}
     refused = await psychiatrist.call("media-state", {"audio": True, "video": True})
     assert refused["error"]["code"] == "not_joined"
+
+
+async def test_end_racing_the_empty_room_timer_saves_one_plan(
+    people: People, api: Api, platform: PlatformKey, client: Any
+) -> None:
+    """The timer's end and a host's end arrive together: one end event, one plan, one id."""
+    therapist = await people.joined("therapist")
+    rooms = client.app[SERVICES].rooms
+    consult_id = people.consult["id"]
+    host_end = therapist.call("end")
+    timer_end = rooms.end_consult(consult_id, Actor("system", "empty-room"))
+    platform_end = api.call("POST", f"/api/v1/consults/{consult_id}/end", bearer=platform.secret)
+    by_host, by_timer, by_platform = await asyncio.gather(host_end, timer_end, platform_end)
+    assert by_host["ok"], by_host
+    assert by_host["plan_id"] == by_timer
+    assert by_platform.status == 200
+    events = await audit_actions(api, platform, consult_id)
+    assert [e["action"] for e in events].count("consult.ended") == 1
+    plan = await api.call("GET", f"/api/v1/consults/{consult_id}/plan", bearer=platform.secret)
+    assert plan.body["id"] == by_timer

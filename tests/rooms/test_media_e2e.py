@@ -112,11 +112,22 @@ async def test_three_people_see_and_hear_each_other_through_the_server(
         for other in everyone:
             if other is not p:
                 assert p.peer.sizes[other.participant_id] == {(640, 480)}, counts(peers)
-    stats = room_sfu(client, people.consult["id"]).stats()
+    sfu = room_sfu(client, people.consult["id"])
+    stats = sfu.stats()
     assert stats.decoded_frames == 0  # forwarded as encoded frames, never decoded
     for p in everyone:
         assert stats.forwarded_frames[(p.participant_id, "video")] > 0
         assert stats.forwarded_frames[(p.participant_id, "audio")] > 0
+
+    # Ending closes every server peer connection (aiortc stops their tasks when it closes).
+    server_pcs = [peer.pc for peer in sfu._peers.values()]
+    assert len(server_pcs) == 3
+    assert all(pc.connectionState == "connected" for pc in server_pcs)
+    assert (await psychiatrist.room.call("end"))["ok"]
+    for p in everyone:
+        await p.room.wait_event("ended")
+    assert sfu.participants == ()
+    assert all(pc.connectionState == "closed" for pc in server_pcs)
 
 
 async def test_leave_and_rejoin_renegotiates_and_frames_resume(
