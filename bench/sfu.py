@@ -1,0 +1,628 @@
+"""SFU benchmark: N three-party rooms of aiortc clients against the encoded SFU and the
+MediaRelay (decode/re-encode) baseline, in one run. Prints figures; not part of the test suite.
+
+    .venv/bin/python bench/sfu.py                      # both modes, N = 1, 2, 4, 8
+    .venv/bin/python bench/sfu.py --rooms 1 2 4 8 12 --modes encoded
+    .venv/bin/python bench/sfu.py --joins 20 --rooms   # join time only
+    .venv/bin/python bench/sfu.py --soak 600 --rooms 4 # memory over 10 minutes
+    .venv/bin/python bench/sfu.py --profile --rooms 4 --modes encoded
+
+Processes: one server process (an `Sfu` per room behind a loopback-only HTTP offer/answer
+endpoint that stands in for Socket.IO) and one client process holding every room's clients.
+Everything binds 127.0.0.1 and every process stops by itself.
+
+Clients are cheap on purpose so one core can play many of them: they replay pre-encoded VP8
+(640x480, ~1.2 Mbps, 30 fps, keyframe every 2 s, or on PLI) and Opus through aiortc's
+`pack()` path, and count the complete encoded frames they receive per remote track. One
+subscriber per room also decodes one remote video track with libvpx, to show the forwarded
+frames decode. Join time uses a normal decoding aiortc client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import fractions
+import json
+import math
+import os
+import pstats
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+from aiohttp import web  # noqa: E402
+from aiortc import (  # noqa: E402
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError  # noqa: E402
+
+from server.ids import ParticipantId  # noqa: E402
+from server.rooms.media import (  # noqa: E402
+    MediaConfig,
+    Sfu,
+    seam,
+)
+
+FPS = 30
+HOST = "127.0.0.1"
+
+
+# --- server process ------------------------------------------------------------------------
+
+
+class Mailbox:
+    """MediaEvents for the bench server: offers wait in a queue per participant."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+
+    def queue(self, pid: str) -> asyncio.Queue[dict[str, Any]]:
+        return self.queues.setdefault(pid, asyncio.Queue())
+
+    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
+        tracks = [[t.mid, t.participant_id, t.kind] for t in offer.tracks]
+        self.queue(participant_id).put_nowait({"sdp": offer.sdp, "tracks": tracks})
+
+    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
+        pass
+
+
+async def serve(args: argparse.Namespace) -> None:
+    config = MediaConfig(host_addresses=(HOST,), forwarding=args.mode)
+    mailbox = Mailbox()
+    rooms: dict[str, Sfu] = {}
+    done = asyncio.Event()
+    profiler = cProfile.Profile() if args.profile else None
+
+    async def join(request: web.Request) -> web.Response:
+        body = await request.json()
+        room = rooms.setdefault(body["room"], Sfu(config, mailbox))
+        await room.add(ParticipantId(body["pid"]))
+        return web.json_response(await mailbox.queue(body["pid"]).get())
+
+    async def leave(request: web.Request) -> web.Response:
+        body = await request.json()
+        await rooms[body["room"]].remove(ParticipantId(body["pid"]))
+        return web.json_response({"ok": True})
+
+    async def answer(request: web.Request) -> web.Response:
+        body = await request.json()
+        await rooms[body["room"]].answer(ParticipantId(body["pid"]), body["sdp"])
+        return web.json_response({"ok": True})
+
+    async def next_offer(request: web.Request) -> web.Response:
+        pid = request.query["pid"]
+        try:
+            offer = await asyncio.wait_for(mailbox.queue(pid).get(), 10)
+        except TimeoutError:
+            return web.Response(status=204)
+        return web.json_response(offer)
+
+    async def stats(request: web.Request) -> web.Response:
+        total: Counter[str] = Counter()
+        for sfu in rooms.values():
+            s = sfu.stats()
+            total["forwarded_video"] += sum(
+                v for k, v in s.forwarded_frames.items() if k[1] == "video"
+            )
+            total["dropped"] += sum(s.dropped_frames.values())
+            total["decoded"] += s.decoded_frames
+            total["plis"] += sum(s.keyframe_requests_sent.values())
+        return web.json_response(dict(total))
+
+    async def profile(request: web.Request) -> web.Response:
+        if profiler is not None:
+            profiler.enable() if request.query.get("on") else profiler.disable()
+        return web.json_response({"ok": True})
+
+    async def quit_(request: web.Request) -> web.Response:
+        done.set()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.post("/join", join),
+            web.post("/leave", leave),
+            web.post("/answer", answer),
+            web.get("/offer", next_offer),
+            web.get("/stats", stats),
+            web.post("/profile", profile),
+            web.post("/quit", quit_),
+        ]
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, args.port).start()
+    print("READY", flush=True)
+    await done.wait()
+    for sfu in rooms.values():
+        await sfu.close()
+    await runner.cleanup()
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+
+
+# --- synthetic media -------------------------------------------------------------------------
+
+
+def encode_video(width: int, height: int, seconds: float = 2.0) -> list[bytes]:
+    """A loop of VP8 frames of moving content; the first is a keyframe."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.time_base = fractions.Fraction(1, FPS)
+    codec.framerate = fractions.Fraction(FPS, 1)
+    codec.bit_rate = int(1_200_000 * (width * height) / (640 * 480))
+    codec.gop_size = int(FPS * seconds)
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    x = np.arange(width, dtype=np.uint16)
+    y = np.arange(height, dtype=np.uint16)[:, None]
+    luma = ((x + y * 2) % 256).astype(np.uint8)
+    rng = np.random.default_rng(1)
+    chroma = np.full((height // 4, width), 128, dtype=np.uint8)
+    out: list[bytes] = []
+    for i in range(int(FPS * seconds)):
+        moving = np.roll(luma, i * 8, axis=1)
+        noise = rng.integers(0, 6, size=moving.shape, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(
+            np.concatenate([moving + noise, chroma, chroma]), format="yuv420p"
+        )
+        frame.pts = i
+        out += [bytes(p) for p in codec.encode(frame)]
+    out += [bytes(p) for p in codec.encode(None)]
+    return out[: int(FPS * seconds)]
+
+
+def encode_audio(seconds: float = 1.0) -> list[bytes]:
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate, codec.layout, codec.format = 48000, "mono", "s16"
+    codec.bit_rate = 32000
+    out: list[bytes] = []
+    for i in range(int(50 * seconds)):
+        t = (np.arange(960) + i * 960) / 48000
+        samples = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48000, i * 960
+        out += [bytes(p) for p in codec.encode(frame)]
+    return out
+
+
+class ReplayTrack(MediaStreamTrack):
+    """Pre-encoded frames in real time as av.Packets (the sender packs them, no encoder)."""
+
+    def __init__(self, kind: str, frames: list[bytes], rate: int, step: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._frames, self._rate, self._step = frames, rate, step
+        self._n = 0
+        self._pos = 0
+        self._start: float | None = None
+
+    def restart_at_keyframe(self) -> None:
+        self._pos = 0  # the loop starts with a keyframe
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            await asyncio.sleep(
+                max(0.0, self._start + self._n * self._step / self._rate - time.monotonic())
+            )
+        packet = av.Packet(self._frames[self._pos])
+        packet.pts = self._n * self._step
+        packet.time_base = fractions.Fraction(1, self._rate)
+        self._n += 1
+        self._pos = (self._pos + 1) % len(self._frames)
+        return packet
+
+
+# --- client process --------------------------------------------------------------------------
+
+
+class BenchClient:
+    def __init__(
+        self, url: str, room: str, pid: str, media: dict[str, list[bytes]], decode: bool
+    ) -> None:
+        self.url, self.room, self.pid = url, room, pid
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.video = ReplayTrack("video", media["video"], 90000, 3000)
+        self.audio = ReplayTrack("audio", media["audio"], 48000, 960)
+        self.tracks: dict[str, tuple[str, str]] = {}
+        self.frames: Counter[tuple[str, str]] = Counter()
+        self.decoded = 0
+        self.decode_errors = 0
+        self._decode = decode
+        self._decoder: Any = None
+        self._decode_mid: str | None = None
+        self._diverted: set[str] = set()
+        self._poll: asyncio.Task[None] | None = None
+
+    async def join(self, http: aiohttp.ClientSession) -> None:
+        async with http.post(f"{self.url}/join", json={"room": self.room, "pid": self.pid}) as r:
+            offer = await r.json()
+        await self._answer(http, offer)
+        self._poll = asyncio.ensure_future(self._renegotiate(http))
+
+    async def _renegotiate(self, http: aiohttp.ClientSession) -> None:
+        while True:
+            async with http.get(f"{self.url}/offer", params={"pid": self.pid}) as r:
+                if r.status == 200:
+                    await self._answer(http, await r.json())
+
+    async def _answer(self, http: aiohttp.ClientSession, offer: dict[str, Any]) -> None:
+        self.tracks = {mid: (who, kind) for mid, who, kind in offer["tracks"]}
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        seam.restrict_host_candidates(self.pc, (HOST,))
+        for t in self.pc.getTransceivers():
+            who, kind = self.tracks.get(t.mid or "", ("", ""))
+            if who == self.pid:
+                if t.sender.track is None:
+                    t.sender.replaceTrack(self.video if kind == "video" else self.audio)
+                    if kind == "video":
+                        seam.intercept_keyframe_requests(t.sender, self.video.restart_at_keyframe)
+                t.direction = "sendonly"
+            else:
+                t.direction = "recvonly"
+                if t.mid not in self._diverted:
+                    self._diverted.add(t.mid)
+                    mid = t.mid
+                    seam.divert_receiver(
+                        t.receiver, lambda d, ts, mid=mid: self._frame(mid, d), lambda: None
+                    )
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        body = {"room": self.room, "pid": self.pid, "sdp": self.pc.localDescription.sdp}
+        async with http.post(f"{self.url}/answer", json=body) as r:
+            await r.read()
+
+    def _frame(self, mid: str, data: bytes) -> None:
+        who, kind = self.tracks.get(mid, ("", ""))
+        self.frames[(who, kind)] += 1
+        if self._decode and kind == "video" and self._decode_mid in (None, mid):
+            self._decode_mid = mid
+            if self._decoder is None:
+                self._decoder = av.CodecContext.create("vp8", "r")
+            try:
+                self.decoded += len(self._decoder.decode(av.Packet(data)))
+            except av.FFmpegError:
+                self.decode_errors += 1
+
+    async def close(self) -> None:
+        if self._poll:
+            self._poll.cancel()
+        await self.pc.close()
+
+
+async def run_clients(args: argparse.Namespace) -> None:
+    width, height = args.size
+    media = {"video": encode_video(width, height), "audio": encode_audio()}
+    proc = psutil.Process()
+    async with aiohttp.ClientSession() as http:
+        clients = []
+        for r in range(args.rooms):
+            for i in range(3):
+                client = BenchClient(args.url, f"room{r}", f"p{r}_{i}", media, decode=(i == 0))
+                await client.join(http)
+                clients.append(client)
+        await asyncio.sleep(args.warm)
+
+        def snap() -> tuple[float, Counter[tuple[str, str, str]], int]:
+            total: Counter[tuple[str, str, str]] = Counter()
+            for c in clients:
+                for (who, kind), n in c.frames.items():
+                    total[(c.pid, who, kind)] += n
+            cpu = proc.cpu_times()
+            return cpu.user + cpu.system, total, sum(c.decoded for c in clients)
+
+        cpu0, frames0, dec0 = snap()
+        print("WARM", flush=True)
+        t0 = time.monotonic()
+        await asyncio.sleep(args.measure)
+        cpu1, frames1, dec1 = snap()
+        elapsed = time.monotonic() - t0
+        video = [frames1[k] - frames0[k] for k in frames1 if k[2] == "video"]
+        audio = [frames1[k] - frames0[k] for k in frames1 if k[2] == "audio"]
+        expected_tracks = args.rooms * 3 * 2
+        video += [0] * (expected_tracks - len(video))
+        result = {
+            "video_fps": statistics.mean(video) / elapsed,
+            "video_fps_min": min(video) / elapsed,
+            "audio_fps": statistics.mean(audio) / elapsed if audio else 0.0,
+            "decoded_fps": (dec1 - dec0) / elapsed / args.rooms,
+            "decode_errors": sum(c.decode_errors for c in clients),
+            "client_cpu": (cpu1 - cpu0) / elapsed,
+        }
+        print("RESULT " + json.dumps(result), flush=True)
+        for c in clients:
+            await c.close()
+
+
+async def run_joins(args: argparse.Namespace) -> None:
+    """Two publishers in a room; a decoding client joins and leaves `args.joins` times."""
+    width, height = args.size
+    media = {"video": encode_video(width, height), "audio": encode_audio()}
+    async with aiohttp.ClientSession() as http:
+        hosts = [BenchClient(args.url, "joins", f"host{i}", media, decode=False) for i in range(2)]
+        for host in hosts:
+            await host.join(http)
+        await asyncio.sleep(2)
+        first, both = [], []
+        for n in range(args.joins):
+            joiner = JoinClient(args.url, "joins", f"joiner{n}", media)
+            start = time.monotonic()
+            await joiner.join(http)
+            await asyncio.wait_for(joiner.all_seen.wait(), 20)
+            first.append(joiner.first_at - start)
+            both.append(joiner.all_at - start)
+            async with http.post(
+                f"{args.url}/leave", json={"room": "joins", "pid": joiner.pid}
+            ) as r:
+                await r.read()
+            await joiner.close()
+        print("RESULT " + json.dumps({"first": first, "both": both}), flush=True)
+        for host in hosts:
+            await host.close()
+
+
+class JoinClient(BenchClient):
+    """Decodes remote video with aiortc's own receivers and notes when frames first appear."""
+
+    def __init__(self, url: str, room: str, pid: str, media: dict[str, list[bytes]]) -> None:
+        super().__init__(url, room, pid, media, decode=False)
+        self.first_at = 0.0
+        self.all_at = 0.0
+        self.all_seen = asyncio.Event()
+        self._seen: set[str] = set()
+        self._readers: list[asyncio.Task[None]] = []
+
+    async def _answer(self, http: aiohttp.ClientSession, offer: dict[str, Any]) -> None:
+        self.tracks = {mid: (who, kind) for mid, who, kind in offer["tracks"]}
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        seam.restrict_host_candidates(self.pc, (HOST,))
+        for t in self.pc.getTransceivers():
+            who, kind = self.tracks.get(t.mid or "", ("", ""))
+            if who == self.pid:
+                if t.sender.track is None:
+                    t.sender.replaceTrack(self.video if kind == "video" else self.audio)
+                t.direction = "sendonly"
+            else:
+                t.direction = "recvonly"
+                if kind == "video" and t.mid not in self._diverted:
+                    self._diverted.add(t.mid)
+                    self._readers.append(asyncio.ensure_future(self._read(who, t.receiver.track)))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        body = {"room": self.room, "pid": self.pid, "sdp": self.pc.localDescription.sdp}
+        async with http.post(f"{self.url}/answer", json=body) as r:
+            await r.read()
+
+    async def _read(self, who: str, track: MediaStreamTrack) -> None:
+        try:
+            await track.recv()
+        except MediaStreamError:
+            return
+        now = time.monotonic()
+        if not self._seen:
+            self.first_at = now
+        self._seen.add(who)
+        if len(self._seen) == 2:
+            self.all_at = now
+            self.all_seen.set()
+        while True:  # keep draining so the decoder queue does not grow
+            try:
+                await track.recv()
+            except MediaStreamError:
+                return
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        await super().close()
+
+
+# --- orchestration ---------------------------------------------------------------------------
+
+
+def udp_rcvbuf_errors() -> int:
+    """Datagrams the kernel dropped because a socket's receive buffer was full (Linux)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    udp = [line for line in lines if line[0] == "Udp:"]
+    return int(dict(zip(udp[0], udp[1], strict=True)).get("RcvbufErrors", 0))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def post(url: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(
+        urllib.request.Request(url, data=b"{}", method="POST"), timeout=30
+    ).read()
+
+
+class Server:
+    def __init__(self, mode: str, profile: str | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        cmd = [sys.executable, __file__, "server", "--mode", mode, "--port", str(self.port)]
+        if profile:
+            cmd += ["--profile", profile]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "READY"
+        self.ps = psutil.Process(self.proc.pid)
+
+    def cpu(self) -> float:
+        times = self.ps.cpu_times()
+        return times.user + times.system
+
+    def stats(self) -> dict[str, int]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/stats", timeout=30) as r:
+            return dict(json.loads(r.read()))
+
+    def stop(self) -> None:
+        post(f"{self.url}/quit")
+        self.proc.wait(timeout=60)
+
+
+def clients_cmd(kind: str, url: str, args: argparse.Namespace, **extra: Any) -> list[str]:
+    cmd = [sys.executable, __file__, kind, "--url", url, "--size", *map(str, args.size)]
+    for key, value in extra.items():
+        cmd += [f"--{key}", str(value)]
+    return cmd
+
+
+def measure(mode: str, rooms: int, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    server = Server(mode, args.profile_path if args.profile else None)
+    try:
+        cmd = clients_cmd("clients", server.url, args, rooms=rooms, warm=args.warm, measure=seconds)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        drops0 = udp_rcvbuf_errors()
+        rss: list[float] = []
+        cpu0 = t0 = 0.0
+        result: dict[str, Any] = {}
+        for line in proc.stdout:
+            if line.startswith("WARM"):
+                cpu0, t0 = server.cpu(), time.monotonic()
+                if args.profile:
+                    post(f"{server.url}/profile?on=1")
+                if args.soak:
+                    while proc.poll() is None and time.monotonic() - t0 < seconds - 1:
+                        rss.append(server.ps.memory_info().rss / 2**20)
+                        time.sleep(30)
+            elif line.startswith("RESULT"):
+                result = json.loads(line.split(" ", 1)[1])
+                result["server_cpu"] = (server.cpu() - cpu0) / (time.monotonic() - t0)
+                result["server_rss_mb"] = server.ps.memory_info().rss / 2**20
+                result["server_stats"] = server.stats()
+                if args.profile:
+                    post(f"{server.url}/profile")
+        proc.wait(timeout=120)
+        result["rss_samples"] = rss
+        result["udp_drops"] = udp_rcvbuf_errors() - drops0
+        return result
+    finally:
+        server.stop()
+
+
+def report_rows(args: argparse.Namespace) -> None:
+    w, h = args.size
+    print(f"\n## {w}x{h} {FPS} fps, {args.measure:.0f} s measured after {args.warm:.0f} s warm-up")
+    print(
+        "mode     rooms  srv CPU s/s  per room  video fps/track (min)  audio fps  "
+        "decoded fps  dec err  srv RSS MB  client CPU  srv ms/frame"
+    )
+    per_frame: dict[tuple[str, int], float] = {}
+    for mode in args.modes:
+        for rooms in args.rooms:
+            r = measure(mode, rooms, args, args.measure)
+            delivered = r["video_fps"] * rooms * 6  # six remote video tracks per room
+            ms = 1000 * r["server_cpu"] / delivered if delivered else math.inf
+            per_frame[(mode, rooms)] = ms
+            print(
+                f"{mode:8} {rooms:5}  {r['server_cpu']:11.2f}  {r['server_cpu'] / rooms:8.3f}  "
+                f"{r['video_fps']:12.1f} ({r['video_fps_min']:4.1f})  {r['audio_fps']:9.1f}  "
+                f"{r['decoded_fps']:11.1f}  {r['decode_errors']:7}  {r['server_rss_mb']:10.0f}  "
+                f"{r['client_cpu']:10.2f}  {ms:12.3f}",
+                flush=True,
+            )
+            print(f"  server: {r['server_stats']}, UDP receive-buffer drops: {r['udp_drops']}")
+            if r["rss_samples"]:
+                print("  RSS MB every 30 s: " + " ".join(f"{x:.0f}" for x in r["rss_samples"]))
+    for rooms in args.rooms:
+        if ("encoded", rooms) in per_frame and ("relay", rooms) in per_frame:
+            ratio = per_frame[("relay", rooms)] / per_frame[("encoded", rooms)]
+            print(f"CPU per delivered frame, relay / encoded, {rooms} room(s): {ratio:.1f}x")
+
+
+def report_joins(args: argparse.Namespace) -> None:
+    server = Server("encoded")
+    try:
+        cmd = clients_cmd("joins", server.url, args, joins=args.joins)
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, timeout=600).stdout
+        result = json.loads(out.split("RESULT ", 1)[1])
+    finally:
+        server.stop()
+    for name, values in (("first remote frame", result["first"]), ("both remotes", result["both"])):
+        ms = sorted(1000 * v for v in values)
+        p95 = ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)]
+        print(
+            f"join -> {name}: median {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms, "
+            f"max {ms[-1]:.0f} ms over {len(ms)} joins"
+        )
+
+
+def print_profile(path: str, top: int = 30) -> None:
+    stats = pstats.Stats(path)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "role", nargs="?", default="bench", choices=["bench", "server", "clients", "joins"]
+    )
+    parser.add_argument("--mode", default="encoded", choices=["encoded", "relay"])
+    parser.add_argument("--modes", nargs="+", default=["encoded", "relay"])
+    parser.add_argument("--rooms", nargs="*", type=int, default=[1, 2, 4, 8])
+    parser.add_argument("--size", nargs=2, type=int, default=[640, 480])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--url", default="")
+    parser.add_argument("--warm", type=float, default=5)
+    parser.add_argument("--measure", type=float, default=15)
+    parser.add_argument("--joins", type=int, default=0)
+    parser.add_argument("--soak", type=float, default=0)
+    parser.add_argument("--profile", nargs="?", const="/tmp/triad-sfu.prof", default=None)
+    args = parser.parse_args()
+    args.profile_path = args.profile
+    if args.role == "server":
+        asyncio.run(serve(args))
+    elif args.role == "clients":
+        args.rooms = args.rooms[0]
+        asyncio.run(run_clients(args))
+    elif args.role == "joins":
+        asyncio.run(run_joins(args))
+    else:
+        if args.soak:
+            args.measure = args.soak
+        if args.rooms:
+            report_rows(args)
+        if args.joins:
+            report_joins(args)
+        if args.profile:
+            print_profile(args.profile)
+    os._exit(0) if args.role != "bench" else None
+
+
+if __name__ == "__main__":
+    main()
