@@ -4,6 +4,8 @@ test server bound to port 0 on loopback, and a platform with a live API key."""
 from __future__ import annotations
 
 import base64
+import io
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from server import logs
 from server.api.context import SERVICES
 from server.api.routes import OPENAPI_KEY
 from server.app import create_app
@@ -41,6 +44,17 @@ def require_service(env: str) -> str:
     if services_required():
         pytest.fail(f"{env} is not set, and this run requires every service")
     pytest.skip(f"{env} is not set")
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Everything the server logs during the test, as JSON lines."""
+    stream = io.StringIO()
+    logs.configure("debug", "json", stream=stream)
+    yield stream
+    for handler in list(logging.getLogger().handlers):
+        if getattr(handler, "_triad", False):
+            logging.getLogger().removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

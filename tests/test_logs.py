@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -17,16 +15,6 @@ from server.api.context import SERVICES
 from server.api.routes import OPENAPI_KEY
 from tests.apiclient import Api
 from tests.conftest import consult_body, new_platform, participant
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logs.configure("debug", "json", stream=stream)
-    yield stream
-    for handler in list(logging.getLogger().handlers):
-        if getattr(handler, "_triad", False):
-            logging.getLogger().removeHandler(handler)
 
 
 async def test_a_whole_consult_leaves_no_secret_in_the_log(
