@@ -12,7 +12,16 @@ MAX_LINES = 500
 
 # package -> packages it must never import (directly or by a relative import).
 FORBIDDEN = {
-    "server.rooms": ("server.signaling", "server.api", "socketio"),
+    "server.rooms": ("server.signaling", "server.api", "server.notes", "socketio"),
+    "server.rooms.media": (
+        "server.rooms.room",
+        "server.rooms.registry",
+        "server.rooms.ports",
+        "server.rooms.occupant",
+        "server.consults",
+        "server.db",
+    ),
+    "server.signaling": ("server.api", "server.rooms.media", "aiortc"),
     "server.notes": ("server.signaling", "server.api", "server.rooms", "socketio", "aiortc"),
     "server.auth": ("aiohttp", "socketio", "server.api", "server.signaling", "server.db"),
     "server.db": ("server.api", "server.consults", "server.signaling", "server.rooms"),
