@@ -99,17 +99,46 @@ class StoredDocument:
         return self.entries[-1].seq if self.entries else self.snapshot_seq
 
 
+@dataclass(eq=False)
+class Chain:
+    """The order of one document's writes. Once a write of the chain fails, every later one
+    fails too without being tried: a later update may build on the lost one, and must not be
+    acknowledged as if the document were whole."""
+
+    broken: bool = False
+    # The newest write queued on this chain: waiting for it waits for all before it.
+    tail: asyncio.Future[None] | None = None
+
+    async def settled(self) -> None:
+        """Wait until everything queued so far is written; raise if an update of it failed (a
+        failed snapshot breaks nothing: the log still has every update)."""
+        if self.tail is not None and not self.tail.done():
+            await asyncio.wait([self.tail])
+        if self.broken:
+            raise ChainBroken("an earlier write of this document failed")
+
+
+class ChainBroken(Exception):
+    pass
+
+
+_Item = tuple[Job | dict[str, Any], asyncio.Future[None], Chain]
+
+
 class NoteLog:
     def __init__(self, db: Database, keyring: KeyRing) -> None:
         self._db = db
         self._keyring = keyring
-        self._pending: list[tuple[Job | dict[str, Any], asyncio.Future[None]]] = []
+        self._pending: list[_Item] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        # The writer keeps one connection: no pool checkout or pre-ping per commit.
+        self._conn: AsyncConnection | None = None
         self._closed = False
 
-    async def append(self, entry: LogEntry) -> None:
-        """Returns once the entry is committed; raises if it could not be."""
+    def append(self, entry: LogEntry, chain: Chain) -> asyncio.Future[None]:
+        """Queue the entry; the future resolves once it is committed (or fails). Entries of one
+        chain commit in the order they were queued."""
         row = {
             "consult_id": entry.consult_id,
             "doc": str(entry.doc),
@@ -122,9 +151,9 @@ class NoteLog:
             ),
             "created_at": entry.at,
         }
-        await self._submit(row)
+        return self._submit(row, chain)
 
-    async def write_snapshot(
+    def write_snapshot(
         self,
         consult_id: ConsultId,
         doc: DocumentName,
@@ -132,10 +161,11 @@ class NoteLog:
         state: bytes,
         authors: Authors,
         at: datetime,
-    ) -> None:
-        """Replace the document's snapshot with this state (which includes every update up to
-        `seq`) and delete the log rows it covers, in one transaction."""
-        await self._submit(self.snapshot_job(consult_id, doc, seq, state, authors, at))
+        chain: Chain,
+    ) -> asyncio.Future[None]:
+        """Queue a snapshot of the document (its state including every update up to `seq`); its
+        write deletes the log rows it covers, in the same transaction."""
+        return self._submit(self.snapshot_job(consult_id, doc, seq, state, authors, at), chain)
 
     def snapshot_job(
         self,
@@ -226,18 +256,22 @@ class NoteLog:
         if self._writer is not None:
             await self._writer
             self._writer = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
     # --- the writer ---
 
-    async def _submit(self, item: Job | dict[str, Any]) -> None:
+    def _submit(self, item: Job | dict[str, Any], chain: Chain) -> asyncio.Future[None]:
         if self._closed:
             raise RuntimeError("the notes log is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        self._pending.append((item, future, chain))
+        chain.tail = future
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="notes-log-writer")
         self._wakeup.set()
-        await future
+        return future
 
     async def _write_loop(self) -> None:
         while True:
@@ -249,36 +283,59 @@ class NoteLog:
             if self._closed:
                 return
 
-    async def _write_batch(
-        self, batch: list[tuple[Job | dict[str, Any], asyncio.Future[None]]]
-    ) -> None:
+    async def _write_batch(self, batch: list[_Item]) -> None:
+        live = [entry for entry in batch if not _refuse_if_broken(entry)]
+        if not live:
+            return
         try:
-            await self._commit([item for item, _ in batch])
+            await self._commit([item for item, _, _ in live])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc)
-                return
-            # One bad item must not fail its neighbours: retry each alone.
-            _log.warning("notes_batch_failed", size=len(batch), error=type(exc).__name__)
-            for item, future in batch:
+            if len(live) > 1:
+                _log.warning("notes_batch_failed", size=len(live), error=type(exc).__name__)
+            # One bad item must not fail its neighbours: retry each alone, in order, so that a
+            # failure breaks only its own document's chain.
+            for entry in live:
+                item, future, chain = entry
+                if _refuse_if_broken(entry):
+                    continue
                 try:
                     await self._commit([item])
                 except Exception as single:
+                    if isinstance(item, dict):
+                        chain.broken = True
                     _settle(future, single)
                 else:
                     _settle(future, None)
             return
-        for _, future in batch:
+        for _, future, _ in live:
             _settle(future, None)
 
     async def _commit(self, items: list[Job | dict[str, Any]]) -> None:
         rows = [item for item in items if isinstance(item, dict)]
-        async with self._db.engine.begin() as conn:
-            if rows:
-                await conn.execute(insert(NoteUpdate), rows)
-            for item in items:
-                if not isinstance(item, dict):
-                    await item(conn)
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
+        try:
+            async with self._conn.begin():
+                if rows:
+                    await self._conn.execute(insert(NoteUpdate), rows)
+                for item in items:
+                    if not isinstance(item, dict):
+                        await item(self._conn)
+        except Exception:
+            # The connection may be what failed: start the next commit on a fresh one.
+            conn, self._conn = self._conn, None
+            try:
+                await conn.invalidate()
+            except Exception as exc:
+                _log.warning("notes_connection_close_failed", error=type(exc).__name__)
+            raise
+
+
+def _refuse_if_broken(entry: _Item) -> bool:
+    _, future, chain = entry
+    if chain.broken:
+        _settle(future, ChainBroken("an earlier write of this document failed"))
+    return chain.broken
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

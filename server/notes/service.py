@@ -33,7 +33,7 @@ from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId, new_plan_id
 from . import markdown, schema
 from .documents import DocumentName, parse_document, require_read, require_write
-from .log import Authors, LogEntry, NoteLog, StoredDocument
+from .log import Authors, Chain, LogEntry, NoteLog, StoredDocument
 from .plan import PlanView, attendance, authors_by_section
 from .store import PlanStore
 
@@ -68,9 +68,15 @@ class _LiveDoc:
     # The observed roots and their subscriptions: alive as long as this copy is.
     observers: list[object]
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # This copy's writes, in order; broken when one failed.
+    chain: Chain = field(default_factory=Chain)
     # Set when the copy may differ from the database; whoever holds a reference must re-fetch.
     stale: bool = False
-    snapshot_task: asyncio.Task[None] | None = None
+    snapshot: asyncio.Future[None] | None = None
+
+    @property
+    def usable(self) -> bool:
+        return not self.stale and not self.chain.broken
 
 
 @dataclass(eq=False)
@@ -150,7 +156,7 @@ class NotesService:
         while True:
             live = await self._document(consult, name)
             async with live.lock:
-                if live.stale:
+                if not live.usable:
                     continue
                 try:
                     update = live.doc.get_update(bytes(state_vector))
@@ -158,7 +164,14 @@ class NotesService:
                     raise TriadError(
                         ErrorCode.NOTES_UPDATE_INVALID, "the state vector does not decode"
                     ) from None
-                return SyncReply(update, live.doc.get_state())
+                reply = SyncReply(update, live.doc.get_state())
+            # Answer only with what is durable: wait for the writes the reply includes.
+            try:
+                await live.chain.settled()
+            except Exception:
+                live.stale = True
+                continue
+            return reply
 
     async def apply(
         self,
@@ -188,32 +201,40 @@ class NotesService:
         same plan. Afterwards `apply` raises `consult_ended`; `sync` still answers."""
         consult = await self._consult(consult_id)
         async with consult.finalize_lock:
-            existing = await self._plans.get(consult_id)
-            if existing is not None:
-                consult.frozen = True
-                return existing
-            async with AsyncExitStack() as stack:
-                lives = {}
-                for name in DocumentName:
-                    live = await self._document(consult, name)
-                    await stack.enter_async_context(live.lock)
-                    lives[name] = live
-                consult.frozen = True
-                # A background snapshot still being written would race the final one.
-                for live in lives.values():
-                    if live.snapshot_task is not None:
-                        await asyncio.gather(live.snapshot_task, return_exceptions=True)
-                try:
-                    return await self._freeze(consult_id, lives)
-                except IntegrityError:
-                    # Another process saved this consult's plan first: that one is the plan.
-                    saved = await self._plans.get(consult_id)
-                    if saved is None:
+            while True:
+                existing = await self._plans.get(consult_id)
+                if existing is not None:
+                    consult.frozen = True
+                    return existing
+                async with AsyncExitStack() as stack:
+                    lives = {}
+                    for name in DocumentName:
+                        live = await self._document(consult, name)
+                        await stack.enter_async_context(live.lock)
+                        lives[name] = live
+                    if not all(live.usable for live in lives.values()):
+                        continue  # a copy was dropped meanwhile: take fresh ones
+                    consult.frozen = True
+                    try:
+                        # Everything applied (and acknowledged or about to be) is durable first.
+                        for live in lives.values():
+                            await live.chain.settled()
+                    except Exception:
+                        consult.frozen = False
+                        for live in lives.values():
+                            live.stale = True
+                        continue
+                    try:
+                        return await self._freeze(consult_id, lives)
+                    except IntegrityError:
+                        # Another process saved this consult's plan first: that one is the plan.
+                        saved = await self._plans.get(consult_id)
+                        if saved is None:
+                            raise
+                        return saved
+                    except BaseException:
+                        consult.frozen = False
                         raise
-                    return saved
-                except BaseException:
-                    consult.frozen = False
-                    raise
 
     async def unload(self, consult_id: ConsultId) -> None:
         """Drop the consult's documents from memory (the room closed). Everything acknowledged
@@ -223,8 +244,10 @@ class NotesService:
         if consult is None:
             return
         for live in list(consult.docs.values()):
-            async with live.lock:  # let an apply in flight finish its commit
+            async with live.lock:
                 live.stale = True
+            # Let writes in flight finish: their callers are waiting to acknowledge them.
+            await asyncio.gather(live.chain.settled(), return_exceptions=True)
 
     async def close(self) -> None:
         while self._tasks:
@@ -248,9 +271,11 @@ class NotesService:
             return saved
         consult = self._consults.get(consult_id)
         live = consult.docs.get(DocumentName.CLINICIANS) if consult is not None else None
-        if live is not None and not live.stale:
+        if live is not None and live.usable:
             async with live.lock:
-                return schema.read_clinicians(live.doc)
+                text = schema.read_clinicians(live.doc)
+            await live.chain.settled()
+            return text
         # Not open here: read the database without keeping the document in memory.
         await self._plans.consult_facts(consult_id)  # consult_not_found for unknown ids
         stored = await self._log.load(consult_id, DocumentName.CLINICIANS)
@@ -272,11 +297,11 @@ class NotesService:
 
     async def _document(self, consult: _Consult, name: DocumentName) -> _LiveDoc:
         live = consult.docs.get(name)
-        if live is not None and not live.stale:
+        if live is not None and live.usable:
             return live
         async with consult.load_lock:
             live = consult.docs.get(name)
-            if live is None or live.stale:
+            if live is None or not live.usable:
                 stored = await self._log.load(consult.consult_id, name)
                 live = build_document(name, stored)
                 consult.docs[name] = live
@@ -300,20 +325,32 @@ class NotesService:
         while True:
             live = await self._document(consult, name)
             async with live.lock:
-                if live.stale:
+                if not live.usable:
                     continue
                 if consult.frozen:
                     raise _ended()
-                return await self._apply_locked(consult, live, participant_id, role, update)
+                seq, durable = self._apply_locked(consult, live, participant_id, role, update)
+            # Outside the lock: the next update of this document applies and queues while this
+            # one commits (in order: one chain per document), but nobody hears of this one
+            # before it is durable.
+            try:
+                await durable
+            except BaseException:
+                live.stale = True  # the copy holds an update the log does not
+                _log.warning(
+                    "notes_commit_failed", consult_id=consult.consult_id, doc=str(live.name)
+                )
+                raise
+            return Applied(live.name, seq)
 
-    async def _apply_locked(
+    def _apply_locked(
         self,
         consult: _Consult,
         live: _LiveDoc,
         participant_id: ParticipantId,
         role: Role,
         update: bytes,
-    ) -> Applied:
+    ) -> tuple[int, asyncio.Future[None]]:
         live.touched.clear()
         try:
             live.doc.apply_update(update)
@@ -334,47 +371,35 @@ class NotesService:
             update=update,
             at=self._clock(),
         )
-        try:
-            await self._log.append(entry)
-        except BaseException:
-            live.stale = True  # the copy holds an update the log does not
-            _log.warning("notes_commit_failed", consult_id=consult.consult_id, doc=str(live.name))
-            raise
+        durable = self._log.append(entry, live.chain)
         live.seq = entry.seq
         live.authors.add(sections, participant_id, role)
         due = live.seq - live.snapshot_seq >= self._snapshot_every
-        if due and (live.snapshot_task is None or live.snapshot_task.done()):
+        if due and (live.snapshot is None or live.snapshot.done()):
             self._start_snapshot(consult, live)
-        return Applied(live.name, entry.seq)
+        return entry.seq, durable
 
     def _start_snapshot(self, consult: _Consult, live: _LiveDoc) -> None:
-        # Taken under the document's lock (the caller holds it), written in the background: the
-        # state is exactly the log up to `seq`, and updates after it go on meanwhile.
+        # Taken under the document's lock (the caller holds it) and queued behind the updates it
+        # includes, on the same chain: it commits after them, and updates go on meanwhile.
         seq, state = live.seq, live.doc.get_update()
         authors = Authors()
         authors.merge(live.authors)
+        written = self._log.write_snapshot(
+            consult.consult_id, live.name, seq, state, authors, self._clock(), live.chain
+        )
 
-        async def write() -> None:
-            try:
-                await self._log.write_snapshot(
-                    consult.consult_id, live.name, seq, state, authors, self._clock()
-                )
-                live.snapshot_seq = seq
-                _log.debug(
-                    "notes_snapshot", consult_id=consult.consult_id, doc=str(live.name), seq=seq
-                )
-            except Exception as exc:  # the log still has every update; try again later
+        def done(future: asyncio.Future[None]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                # The log still has every update; the next one due tries again.
                 _log.warning(
-                    "notes_snapshot_failed",
-                    consult_id=consult.consult_id,
-                    doc=str(live.name),
-                    error=type(exc).__name__,
+                    "notes_snapshot_failed", consult_id=consult.consult_id, doc=str(live.name)
                 )
+                return
+            live.snapshot_seq = max(live.snapshot_seq, seq)
 
-        task = asyncio.create_task(write())
-        live.snapshot_task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        written.add_done_callback(done)
+        live.snapshot = written
 
     async def _freeze(self, consult_id: ConsultId, lives: dict[DocumentName, _LiveDoc]) -> PlanView:
         facts = await self._plans.consult_facts(consult_id, events=True)
