@@ -176,3 +176,23 @@ async def test_each_update_is_logged_in_order_before_it_returns(world: World) ->
         ("psychiatrist", ["safety"]),
         ("therapist", ["safety"]),
     ]
+
+
+async def test_many_updates_in_flight_on_one_document_keep_their_order(world: World) -> None:
+    therapist, psychiatrist = world.peers[Role.THERAPIST], world.peers[Role.PSYCHIATRIST]
+    updates = [
+        (peer, peer.edit(PLAN, insert_text("summary", 0, f"<{i}>")))
+        for i in range(15)
+        for peer in (therapist, psychiatrist)
+    ]
+    applied = await asyncio.gather(*(peer.send(PLAN, update) for peer, update in updates))
+    assert sorted(a.seq for a in applied) == list(range(1, 31))
+    async with world.db.sessions() as session:
+        seqs = list(await session.scalars(select(NoteUpdate.seq).order_by(NoteUpdate.seq)))
+    assert seqs == list(range(1, 31))
+    await world.restart()
+    reply = await world.notes.sync(world.consult_id, Role.CLIENT, "plan", b"\x00")
+    fresh: pycrdt.Doc[Any] = pycrdt.Doc()
+    fresh.apply_update(reply.update)
+    assert str(fresh.get("summary", type=pycrdt.Text)) == therapist.text(PLAN, "summary")
+    assert therapist.text(PLAN, "summary") == psychiatrist.text(PLAN, "summary")

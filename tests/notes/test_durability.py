@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pycrdt
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from server.auth.roles import Role
 from server.db.models import NoteSnapshot, NoteUpdate
+from server.ids import ParticipantId
 from server.notes.documents import DocumentName
 from tests.notes.conftest import World, wait_for
 
@@ -103,3 +106,29 @@ async def test_unload_keeps_everything_acknowledged(world: World) -> None:
     fresh = pycrdt.Doc()
     fresh.apply_update(reply.update)
     assert str(fresh.get("safety", type=pycrdt.Text)) == "Crisis line given."
+
+
+async def test_a_write_that_fails_to_commit_is_not_kept_and_the_document_recovers(
+    world: World,
+) -> None:
+    therapist = world.peers[Role.THERAPIST]
+    await therapist.send(PLAN, therapist.edit(PLAN, typing("summary", "kept ")))
+    lost = therapist.edit(PLAN, typing("summary", "lost "))
+    # A participant id the database does not know: the row's foreign key refuses the commit.
+    with pytest.raises(IntegrityError):
+        await world.notes.apply(
+            world.consult_id, ParticipantId("p_nobody"), Role.THERAPIST, "plan", lost
+        )
+    reply = await world.notes.sync(world.consult_id, Role.CLIENT, "plan", b"\x00")
+    fresh: pycrdt.Doc[Any] = pycrdt.Doc()
+    fresh.apply_update(reply.update)
+    assert str(fresh.get("summary", type=pycrdt.Text)) == "kept "
+    # The document goes on from the durable state; the lost update can simply be sent again.
+    applied = await therapist.send(PLAN, lost)
+    assert applied.seq == 2
+    await therapist.send(PLAN, therapist.edit(PLAN, typing("summary", "more")))
+    again = await world.notes.sync(world.consult_id, Role.CLIENT, "plan", b"\x00")
+    fresh = pycrdt.Doc()
+    fresh.apply_update(again.update)
+    assert str(fresh.get("summary", type=pycrdt.Text)) == "kept lost more"
+    assert await log_rows(world) == 3
