@@ -62,9 +62,9 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "leave": self._leave,
             "signal": self._signal,
             "candidate": self._candidate,
-            "admit": self._admit,
-            "deny": self._deny,
-            "remove": self._remove,
+            "admit": self._host_action(ConsultRoom.admit),
+            "deny": self._host_action(ConsultRoom.deny),
+            "remove": self._host_action(ConsultRoom.remove),
             "media-state": self._media_state,
             "end": self._end,
             "notes-sync": self._notes_call(self._notes.sync),
@@ -194,23 +194,20 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             connection.identity.participant_id, message.pc, candidate
         )
 
-    async def _admit(self, connection: Connection, args: tuple[Any, ...]) -> None:
-        target = payloads.parse(payloads.Target, args)
-        await self._room(connection).admit(
-            connection.identity.participant_id, _participant(target.participant_id)
-        )
+    def _host_action(
+        self, action: Callable[[ConsultRoom, ParticipantId, ParticipantId], Awaitable[None]]
+    ) -> Handler:
+        """`admit`, `deny`, `remove`: a host acting on another participant by id."""
 
-    async def _deny(self, connection: Connection, args: tuple[Any, ...]) -> None:
-        target = payloads.parse(payloads.Target, args)
-        await self._room(connection).deny(
-            connection.identity.participant_id, _participant(target.participant_id)
-        )
+        async def handle(connection: Connection, args: tuple[Any, ...]) -> None:
+            target = payloads.parse(payloads.Target, args)
+            await action(
+                self._room(connection),
+                connection.identity.participant_id,
+                ParticipantId(target.participant_id),
+            )
 
-    async def _remove(self, connection: Connection, args: tuple[Any, ...]) -> None:
-        target = payloads.parse(payloads.Target, args)
-        await self._room(connection).remove(
-            connection.identity.participant_id, _participant(target.participant_id)
-        )
+        return handle
 
     async def _media_state(self, connection: Connection, args: tuple[Any, ...]) -> None:
         state = payloads.parse(payloads.MediaState, args)
@@ -241,10 +238,6 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
             raise TriadError(ErrorCode.NOT_JOINED, "join the room first")
         return room
-
-
-def _participant(value: str) -> ParticipantId:
-    return ParticipantId(value)
 
 
 def _refusal(error: TriadError) -> dict[str, Any]:

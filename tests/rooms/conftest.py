@@ -53,6 +53,16 @@ class People:
         await room_client.join()
         return room_client
 
+    async def all_in_room(self) -> tuple[RoomClient, RoomClient, RoomClient]:
+        """Therapist, psychiatrist and client joined, the client admitted by the therapist."""
+        therapist = await self.joined("therapist")
+        psychiatrist = await self.joined("psychiatrist")
+        client = await self.joined("client")
+        ack = await therapist.call("admit", {"participant_id": self.id("client")})
+        assert ack["ok"], ack
+        await client.wait_event("admitted")
+        return therapist, psychiatrist, client
+
     async def close(self) -> None:
         for room_client in self._clients:
             await room_client.close()

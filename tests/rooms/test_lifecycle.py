@@ -25,11 +25,7 @@ async def consult_status(api: Api, platform: PlatformKey, consult_id: str) -> st
 async def test_a_host_ends_the_consult_for_everyone_once(
     people: People, api: Api, platform: PlatformKey, client: Any
 ) -> None:
-    therapist = await people.joined("therapist")
-    psychiatrist = await people.joined("psychiatrist")
-    patient = await people.joined("client")
-    assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
-    await patient.wait_event("admitted")
+    therapist, psychiatrist, patient = await people.all_in_room()
 
     # Both hosts press End at the same moment: one end, one plan, the same answer to both.
     first, second = await asyncio.gather(psychiatrist.call("end"), therapist.call("end"))

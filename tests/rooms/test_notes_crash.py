@@ -41,7 +41,9 @@ async def new_consult(tmp_path: Path, database_url: str) -> dict[Role, str]:
 
 
 @asynccontextmanager
-async def server_process(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[str, object]]:
+async def server_process(
+    tmp_path: Path, database_url: str
+) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
@@ -80,15 +82,20 @@ async def server_process(tmp_path: Path, database_url: str) -> AsyncIterator[tup
         await process.wait()
 
 
+async def joined(base: str, token: str) -> RoomClient:
+    room = RoomClient(base, token)
+    await room.connect()
+    await room.join()
+    return room
+
+
 async def test_acknowledged_updates_survive_a_kill_9(tmp_path: Path, database_url: str) -> None:
     tokens = await new_consult(tmp_path, database_url)
     typed: list[str] = [f"[line {i}: sertraline 50 mg review]" for i in range(40)]
     local_plan: pycrdt.Doc[object] | None = None
 
     async with server_process(tmp_path, database_url) as (base, process):
-        therapist = RoomClient(base, tokens[Role.THERAPIST])
-        await therapist.connect()
-        await therapist.join()
+        therapist = await joined(base, tokens[Role.THERAPIST])
         notes = NotesClient(therapist)
         assert (await notes.sync("plan"))["ok"]
         for line in typed:
@@ -99,16 +106,14 @@ async def test_acknowledged_updates_survive_a_kill_9(tmp_path: Path, database_ur
         assert (await notes.edit("clinicians", insert("notes", 0, "private")))["ok"]
         local_plan = notes.doc("plan")
         # SIGKILL the moment the last acknowledgement is in: no shutdown, no flush.
-        process.kill()  # type: ignore[attr-defined]
-        await process.wait()  # type: ignore[attr-defined]
+        process.kill()
+        await process.wait()
         await therapist.close()
 
     assert local_plan is not None
     expected = "".join(typed)
     async with server_process(tmp_path, database_url) as (base, _process):
-        psychiatrist = RoomClient(base, tokens[Role.PSYCHIATRIST])
-        await psychiatrist.connect()
-        await psychiatrist.join()
+        psychiatrist = await joined(base, tokens[Role.PSYCHIATRIST])
         fresh = NotesClient(psychiatrist)
         assert (await fresh.sync("plan"))["ok"]
         assert fresh.text("plan", "summary") == expected
@@ -116,9 +121,7 @@ async def test_acknowledged_updates_survive_a_kill_9(tmp_path: Path, database_ur
         assert fresh.text("clinicians", "notes") == "private"
 
         # The therapist comes back with their own copy: the resync duplicates nothing.
-        therapist = RoomClient(base, tokens[Role.THERAPIST])
-        await therapist.connect()
-        await therapist.join()
+        therapist = await joined(base, tokens[Role.THERAPIST])
         returning = NotesClient(therapist)
         returning.docs["plan"] = local_plan
         ack = await returning.sync("plan")

@@ -18,11 +18,7 @@ PRIVATE = "Zolpidem-query-private-7731"
 
 
 async def in_room(people: People) -> dict[str, NotesClient]:
-    therapist = await people.joined("therapist")
-    psychiatrist = await people.joined("psychiatrist")
-    patient = await people.joined("client")
-    assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
-    await patient.wait_event("admitted")
+    therapist, psychiatrist, patient = await people.all_in_room()
     return {
         "therapist": NotesClient(therapist),
         "psychiatrist": NotesClient(psychiatrist),

@@ -13,11 +13,7 @@ TYPED = "Lithium-Periwinkle-4412"
 async def test_a_room_with_notes_leaves_no_name_token_or_note_in_the_log(
     people: People, log_stream: io.StringIO
 ) -> None:
-    therapist = await people.joined("therapist")
-    psychiatrist = await people.joined("psychiatrist")
-    patient = await people.joined("client")
-    assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
-    await patient.wait_event("admitted")
+    therapist, psychiatrist, patient = await people.all_in_room()
     notes = NotesClient(psychiatrist)
     assert (await notes.edit("plan", insert("summary", 0, TYPED)))["ok"]
     assert (await notes.edit("clinicians", insert("notes", 0, TYPED)))["ok"]
