@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import time
 from typing import Any
 
 import pytest
@@ -156,3 +160,24 @@ async def test_remove_disconnects_and_a_return_knocks_from_the_lobby(people: Peo
     assert place_of(await back.join()) == "lobby"  # even a host, once removed
     assert (await therapist.call("admit", {"participant_id": people.id("psychiatrist")}))["ok"]
     await back.wait_event("admitted")
+
+
+# No STUN URL here: the server's own peer connections would use it (off loopback). TURN is only
+# handed to browsers.
+@pytest.mark.room_settings(
+    turn_urls=["turn:turn.example.test:3478?transport=udp"],
+    turn_secret="coturn-static-auth-secret",
+    turn_credential_ttl_seconds=600,
+)
+async def test_each_participant_gets_ice_servers_with_their_own_turn_credential(
+    people: People,
+) -> None:
+    """The list is only handed to the browser; nothing here contacts those hosts."""
+    state = await (await people.connect("psychiatrist")).join()
+    (turn,) = state["ice_servers"]
+    assert turn["urls"] == ["turn:turn.example.test:3478?transport=udp"]
+    expiry, participant_id = turn["username"].split(":")
+    assert participant_id == people.id("psychiatrist")
+    assert int(expiry) > time.time()
+    digest = hmac.new(b"coturn-static-auth-secret", turn["username"].encode(), hashlib.sha1)
+    assert turn["credential"] == base64.b64encode(digest.digest()).decode()
