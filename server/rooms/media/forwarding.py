@@ -31,6 +31,8 @@ from server.ids import ParticipantId
 from . import seam
 from .stats import Counters, Kind
 
+# Minimum spacing of keyframe requests made for subscribers that just started.
+_NEW_SUBSCRIBER_PLI_FLOOR = 0.1
 _TIME_BASE = {"audio": Fraction(1, 48000), "video": Fraction(1, 90000)}
 
 
@@ -83,20 +85,26 @@ class Publication:
     def count_dropped(self, frames: int = 1) -> None:
         self._counters.dropped[self._key] += frames
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, *, new_subscriber: bool = False) -> None:
         """Ask the publisher for a keyframe, at most once per `keyframe_interval`.
 
         A request inside the interval is not lost: one PLI goes out when the interval ends.
+        A subscriber that just started has nothing to show until a keyframe comes, so its
+        request only waits out a short floor (coalescing the subscribers of one join); the
+        subscriber-driven PLI/FIR are the ones that need the full limit.
         """
         if self.kind != "video" or self._closed:
             return
         self._counters.keyframe_requests_received[self.publisher] += 1
         loop = asyncio.get_running_loop()
-        wait = self._last_pli + self._keyframe_interval - loop.time()
-        if wait <= 0:
+        interval = _NEW_SUBSCRIBER_PLI_FLOOR if new_subscriber else self._keyframe_interval
+        due = max(loop.time(), self._last_pli + interval)
+        if due <= loop.time():
             self._send_pli()
-        elif self._pli_timer is None:
-            self._pli_timer = loop.call_later(wait, self._send_pli)
+        elif self._pli_timer is None or due < self._pli_timer.when():
+            if self._pli_timer is not None:
+                self._pli_timer.cancel()
+            self._pli_timer = loop.call_at(due, self._send_pli)
 
     def _send_pli(self) -> None:
         self._pli_timer = None
@@ -160,7 +168,7 @@ class ForwardTrack(MediaStreamTrack):
         self._awaiting_keyframe = self.kind == "video"
         publication.attach(self)
         if self._pulling:
-            publication.request_keyframe()
+            publication.request_keyframe(new_subscriber=True)
 
     def detach(self) -> None:
         if self._publication is not None:
@@ -206,7 +214,7 @@ class ForwardTrack(MediaStreamTrack):
             # The sender starts once the subscriber's transport is connected: the moment a
             # keyframe is useful (asking earlier is what delays first video, livekit#747).
             if self._publication is not None:
-                self._publication.request_keyframe()
+                self._publication.request_keyframe(new_subscriber=True)
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError

@@ -60,7 +60,7 @@ class RelayPublication:
     def count_forwarded(self) -> None:
         self._counters.forwarded[(self.publisher, self.kind)] += 1
 
-    def request_keyframe(self) -> None:
+    def request_keyframe(self, *, new_subscriber: bool = False) -> None:
         """Each subscriber's own encoder answers PLI in this mode."""
 
     async def close(self) -> None:
