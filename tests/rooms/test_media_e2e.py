@@ -13,7 +13,7 @@ import pytest
 
 from server.api.context import SERVICES
 from server.rooms.media import Sfu
-from tests.media.peers import ClientPeer, TrackMapEntry, counts, wait_for
+from tests.media.peers import AudioMode, ClientPeer, TrackMapEntry, counts, wait_for
 from tests.roomclient import RoomClient
 from tests.rooms.conftest import People
 
@@ -24,11 +24,14 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 class MediaParticipant:
     """A socket client whose offers a `ClientPeer` answers, as a browser does."""
 
-    def __init__(self, role: str, room: RoomClient, participant_id: str) -> None:
+    def __init__(
+        self, role: str, room: RoomClient, participant_id: str, audio: AudioMode = "tone"
+    ) -> None:
         self.role = role
         self.room = room
         self.participant_id = participant_id
-        self.peer = ClientPeer(participant_id)
+        self.audio: AudioMode = audio
+        self.peer = ClientPeer(participant_id, audio=audio)
         self.pc_generation = 0
         self.failures: list[BaseException] = []
         self._task = asyncio.get_running_loop().create_task(self._answer_offers())
@@ -41,7 +44,7 @@ class MediaParticipant:
             try:
                 if offer["pc"] != self.pc_generation:  # the server started a new connection
                     await self.peer.close()
-                    self.peer = ClientPeer(self.participant_id)
+                    self.peer = ClientPeer(self.participant_id, audio=self.audio)
                     self.pc_generation = offer["pc"]
                 tracks = [TrackMapEntry(**t) for t in offer["tracks"]]
                 answer = await self.peer.handle_offer(offer["sdp"], tracks)
@@ -68,9 +71,11 @@ async def media_people(people: People) -> AsyncIterator[dict[str, MediaParticipa
         await participant.close()
 
 
-async def enter(people: People, joined: dict[str, MediaParticipant], role: str) -> MediaParticipant:
+async def enter(
+    people: People, joined: dict[str, MediaParticipant], role: str, audio: AudioMode = "tone"
+) -> MediaParticipant:
     room = await people.connect(role)
-    participant = MediaParticipant(role, room, people.id(role))
+    participant = MediaParticipant(role, room, people.id(role), audio)
     joined[role] = participant
     await room.join()
     return participant
@@ -93,9 +98,10 @@ def room_sfu(client: Any, consult_id: str) -> Sfu:
 async def test_three_people_see_and_hear_each_other_through_the_server(
     people: People, media_people: dict[str, MediaParticipant], client: Any
 ) -> None:
-    therapist = await enter(people, media_people, "therapist")
-    psychiatrist = await enter(people, media_people, "psychiatrist")
-    patient = await enter(people, media_people, "client")
+    # Only the psychiatrist makes a sound: the active speaker must follow the audio levels.
+    therapist = await enter(people, media_people, "therapist", "silence")
+    psychiatrist = await enter(people, media_people, "psychiatrist", "tone")
+    patient = await enter(people, media_people, "client", "silence")
     await therapist.room.wait_event("lobby", lambda d: len(d["waiting"]) == 1)
     # In the lobby the client gets no offer, so no media at all.
     assert patient.room.received("signal") == []
@@ -112,6 +118,10 @@ async def test_three_people_see_and_hear_each_other_through_the_server(
         for other in everyone:
             if other is not p:
                 assert p.peer.sizes[other.participant_id] == {(640, 480)}, counts(peers)
+    for p in (therapist, patient):
+        await p.room.wait_event(
+            "active-speaker", lambda d: d["participant_id"] == psychiatrist.participant_id
+        )
     sfu = room_sfu(client, people.consult["id"])
     stats = sfu.stats()
     assert stats.decoded_frames == 0  # forwarded as encoded frames, never decoded
