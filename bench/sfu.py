@@ -86,7 +86,9 @@ class Mailbox:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    config = MediaConfig(host_addresses=(HOST,), forwarding=args.mode)
+    config = MediaConfig(
+        host_addresses=(HOST,), forwarding=args.mode, publisher_remb=not args.no_remb
+    )
     mailbox = Mailbox()
     rooms: dict[str, Sfu] = {}
     done = asyncio.Event()
@@ -444,6 +446,12 @@ class JoinClient(BenchClient):
 # --- orchestration ---------------------------------------------------------------------------
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (all cores)."""
+    t = psutil.cpu_times()
+    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+
+
 def udp_rcvbuf_errors() -> int:
     """Datagrams the kernel dropped because a socket's receive buffer was full (Linux)."""
     lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
@@ -466,10 +474,12 @@ def post(url: str) -> None:
 
 
 class Server:
-    def __init__(self, mode: str, profile: str | None = None) -> None:
+    def __init__(self, mode: str, profile: str | None = None, no_remb: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         cmd = [sys.executable, __file__, "server", "--mode", mode, "--port", str(self.port)]
+        if no_remb:
+            cmd.append("--no-remb")
         if profile:
             cmd += ["--profile", profile]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -500,7 +510,7 @@ def clients_cmd(kind: str, url: str, args: argparse.Namespace, **extra: Any) -> 
 
 
 def measure(mode: str, rooms: int, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
-    server = Server(mode, args.profile_path if args.profile else None)
+    server = Server(mode, args.profile_path if args.profile else None, args.no_remb)
     try:
         cmd = clients_cmd("clients", server.url, args, rooms=rooms, warm=args.warm, measure=seconds)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -511,7 +521,7 @@ def measure(mode: str, rooms: int, args: argparse.Namespace, seconds: float) -> 
         result: dict[str, Any] = {}
         for line in proc.stdout:
             if line.startswith("WARM"):
-                cpu0, t0 = server.cpu(), time.monotonic()
+                cpu0, t0, busy0 = server.cpu(), time.monotonic(), machine_busy()
                 if args.profile:
                     post(f"{server.url}/profile?on=1")
                 if args.soak:
@@ -520,7 +530,11 @@ def measure(mode: str, rooms: int, args: argparse.Namespace, seconds: float) -> 
                         time.sleep(30)
             elif line.startswith("RESULT"):
                 result = json.loads(line.split(" ", 1)[1])
-                result["server_cpu"] = (server.cpu() - cpu0) / (time.monotonic() - t0)
+                elapsed = time.monotonic() - t0
+                result["server_cpu"] = (server.cpu() - cpu0) / elapsed
+                result["other_cpu"] = (
+                    (machine_busy() - busy0) / elapsed - result["server_cpu"] - result["client_cpu"]
+                )
                 result["server_rss_mb"] = server.ps.memory_info().rss / 2**20
                 result["server_stats"] = server.stats()
                 if args.profile:
@@ -554,7 +568,10 @@ def report_rows(args: argparse.Namespace) -> None:
                 f"{r['client_cpu']:10.2f}  {ms:12.3f}",
                 flush=True,
             )
-            print(f"  server: {r['server_stats']}, UDP receive-buffer drops: {r['udp_drops']}")
+            print(
+                f"  server: {r['server_stats']}, UDP receive-buffer drops: {r['udp_drops']}, "
+                f"CPU of other processes on the machine: {r['other_cpu']:.2f} s/s"
+            )
             if r["rss_samples"]:
                 print("  RSS MB every 30 s: " + " ".join(f"{x:.0f}" for x in r["rss_samples"]))
     for rooms in args.rooms:
@@ -601,6 +618,7 @@ def main() -> None:
     parser.add_argument("--warm", type=float, default=5)
     parser.add_argument("--measure", type=float, default=15)
     parser.add_argument("--joins", type=int, default=0)
+    parser.add_argument("--no-remb", action="store_true", help="server sends publishers no REMB")
     parser.add_argument("--soak", type=float, default=0)
     parser.add_argument("--profile", nargs="?", const="/tmp/triad-sfu.prof", default=None)
     args = parser.parse_args()

@@ -47,6 +47,9 @@ class MediaConfig:
     max_sdp_bytes: int = 64 * 1024
     # "relay" decodes and re-encodes with aiortc's MediaRelay: the benchmark baseline only.
     forwarding: Literal["encoded", "relay"] = "encoded"
+    # REMB toward publishers (aiortc's receive-side estimate of the publisher's uplink). Off
+    # saves ~9% CPU per packet; browsers then adapt from the loss in receiver reports only.
+    publisher_remb: bool = True
     # Frames a subscriber may fall behind before it is resynced at the next keyframe (video)
     # or loses its oldest frames (audio). ~1 s at 30 fps / 50 packets per second.
     max_queued_video_frames: int = 30

@@ -129,6 +129,7 @@ class Peer:
                     publication.on_frame,
                     on_stop=lambda: None,
                     on_audio_level=on_audio_level if kind == "audio" else None,
+                    estimate_bandwidth=config.publisher_remb,
                 )
                 self.publications[kind] = publication
             else:

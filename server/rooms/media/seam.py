@@ -13,6 +13,7 @@ What is bent, and why:
   fan-out, no thread starts and no decoder is ever created. Its `__timestamp_mapper` (which
   rebases RTP timestamps to zero) becomes the identity so forwarded frames keep the publisher's
   own RTP timestamps.
+* `RTCRtpReceiver.__remote_bitrate_estimator` (REMB toward the publisher) can be switched off.
 * `RTCRtpReceiver._handle_rtp_packet` is wrapped for audio to read the RFC 6464 audio level the
   publisher put in each packet, before the jitter buffer drops header extensions.
 * `RTCRtpSender._send_keyframe` is what a subscriber's PLI/FIR calls; on a forwarding sender it
@@ -54,6 +55,7 @@ RECEIVER_ATTRIBUTES: Final = (
     f"{_R}transport",
     f"{_R}rtcp_task",
     f"{_R}started",
+    f"{_R}remote_bitrate_estimator",
 )
 # Methods the seam calls or wraps, by class.
 RECEIVER_METHODS: Final = ("receive", "_handle_rtp_packet", "_run_rtcp", "_send_rtcp_pli")
@@ -104,12 +106,17 @@ def divert_receiver(
     on_frame: FrameCallback,
     on_stop: Callable[[], None],
     on_audio_level: LevelCallback | None = None,
+    estimate_bandwidth: bool = True,
 ) -> None:
     """Send the receiver's encoded frames to `on_frame(data, rtp_timestamp)`, never decode.
 
-    Call before the receiver starts (right after `addTransceiver`).
+    Call before the receiver starts (right after `addTransceiver`). Without
+    `estimate_bandwidth` the receiver sends no REMB (its estimator costs ~9% of the SFU's CPU
+    per packet); publishers then adapt from loss in receiver reports only.
     """
     stand_in = _DecoderStandIn(on_frame, on_stop)
+    if not estimate_bandwidth:
+        setattr(receiver, f"{_R}remote_bitrate_estimator", None)
     setattr(receiver, f"{_R}decoder_queue", stand_in)
     setattr(receiver, f"{_R}timestamp_mapper", _SameTimestamp())
 
