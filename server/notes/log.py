@@ -34,6 +34,8 @@ from .documents import DocumentName
 _log = logs.get("triad.notes.log")
 
 Job = Callable[[AsyncConnection], Awaitable[None]]
+# SQLite: a passive WAL checkpoint after this many notes commits (about SQLite's own 1000 pages).
+CHECKPOINT_EVERY = 500
 
 
 def update_aad(consult_id: str, doc: str, seq: int) -> bytes:
@@ -134,6 +136,8 @@ class NoteLog:
         self._writer: asyncio.Task[None] | None = None
         # The writer keeps one connection: no pool checkout or pre-ping per commit.
         self._conn: AsyncConnection | None = None
+        self._commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
         self._closed = False
 
     def append(self, entry: LogEntry, chain: Chain) -> asyncio.Future[None]:
@@ -256,6 +260,8 @@ class NoteLog:
         if self._writer is not None:
             await self._writer
             self._writer = None
+        if self._checkpoint is not None:
+            await self._checkpoint
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -313,7 +319,7 @@ class NoteLog:
     async def _commit(self, items: list[Job | dict[str, Any]]) -> None:
         rows = [item for item in items if isinstance(item, dict)]
         if self._conn is None:
-            self._conn = await self._db.engine.connect()
+            self._conn = await self._connect()
         try:
             async with self._conn.begin():
                 if rows:
@@ -321,6 +327,7 @@ class NoteLog:
                 for item in items:
                     if not isinstance(item, dict):
                         await item(self._conn)
+            self._after_commit()
         except Exception:
             # The connection may be what failed: start the next commit on a fresh one.
             conn, self._conn = self._conn, None
@@ -329,6 +336,33 @@ class NoteLog:
             except Exception as exc:
                 _log.warning("notes_connection_close_failed", error=type(exc).__name__)
             raise
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self._db.engine.connect()
+        if conn.dialect.name == "sqlite":
+            # SQLite's automatic checkpoint runs inside the commit that crosses the threshold and
+            # fsyncs the database file there: a stall of tens of milliseconds for every update
+            # waiting on that commit. The writer's commits skip it; a passive checkpoint on
+            # another connection (its own thread) follows every CHECKPOINT_EVERY commits.
+            await conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            await conn.commit()
+        return conn
+
+    def _after_commit(self) -> None:
+        if self._db.engine.dialect.name != "sqlite":
+            return
+        self._commits += 1
+        idle = self._checkpoint is None or self._checkpoint.done()
+        if self._commits >= CHECKPOINT_EVERY and idle:
+            self._commits = 0
+            self._checkpoint = asyncio.create_task(self._checkpoint_wal())
+
+    async def _checkpoint_wal(self) -> None:
+        try:
+            async with self._db.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # the next one tries again; nothing is lost meanwhile
+            _log.warning("notes_checkpoint_failed", error=type(exc).__name__)
 
 
 def _refuse_if_broken(entry: _Item) -> bool:
