@@ -64,6 +64,7 @@ SENDER_ATTRIBUTES: Final = ("_ssrc", "_stream_id")
 DTLS_METHODS: Final = ("_register_rtp_receiver",)
 ICE_ATTRIBUTES: Final = ("get_component_candidates", "stun_server", "_protocols")
 _MARK: Final = "_triad_seam"
+RECEIVE_BUFFER_BYTES: Final = 4 * 1024 * 1024
 
 FrameCallback = Callable[[bytes, int], None]
 LevelCallback = Callable[[int], None]
@@ -213,12 +214,26 @@ def _host_candidates(
         timeout: int = 5,  # noqa: ASYNC109 - aioice's signature
     ) -> list[Candidate]:
         if port_range is None:
-            return await original(component=component, addresses=list(chosen), timeout=timeout)
-        return await _gather_in_range(
-            connection, original, component, list(chosen), port_range, timeout
-        )
+            found = await original(component=component, addresses=list(chosen), timeout=timeout)
+        else:
+            found = await _gather_in_range(
+                connection, original, component, list(chosen), port_range, timeout
+            )
+        _enlarge_receive_buffers(connection)
+        return found
 
     return get_component_candidates
+
+
+def _enlarge_receive_buffers(connection: Any) -> None:
+    """aioice asks for 256 KiB; a keyframe burst fanned out while the loop is busy overflows
+    that and the kernel drops datagrams (measured in bench/sfu.py). The kernel caps the
+    request at net.core.rmem_max."""
+    for protocol in connection._protocols:
+        transport = getattr(protocol, "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
 
 
 async def _gather_in_range(
@@ -248,7 +263,7 @@ async def _gather_in_range(
             raise OSError(f"no free UDP port in {low}-{high} on {address}")
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         host, bound_port = transport.get_extra_info("sockname")[:2]
         protocol.local_candidate = Candidate(
             foundation=candidate_foundation("host", "udp", host),
