@@ -78,9 +78,20 @@ def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
 
 
 def _add_web_client(app: web.Application) -> None:
-    join_page = WEB_DIR / "join.html"
+    # Only the build output (web/dist, made by scripts/install from web/src and web/public) is
+    # served: never web/src, web/node_modules or the npm files.
+    dist = WEB_DIR / "dist"
+    join_page = dist / "join.html"
+
+    def not_built() -> web.HTTPServiceUnavailable:
+        return web.HTTPServiceUnavailable(
+            text="The web client is not built: run scripts/install.\n",
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def join(_request: web.Request) -> web.FileResponse:
+        if not join_page.is_file():
+            raise not_built()
         # no-store: the page is tiny, and a cached copy would outlive a fixed bug or a new release.
         return web.FileResponse(
             join_page,
@@ -88,7 +99,14 @@ def _add_web_client(app: web.Application) -> None:
         )
 
     app.router.add_get("/c/{consult_id}", join, name="join_page")
-    app.router.add_static("/static/", WEB_DIR, name="static")
+    if dist.is_dir():
+        app.router.add_static("/static/", dist, name="static")
+    else:  # a source tree whose client was never built: the API still serves
+
+        async def static(_request: web.Request) -> web.StreamResponse:
+            raise not_built()
+
+        app.router.add_get("/static/{path:.*}", static, name="static")
 
 
 def security_headers(settings: Settings) -> Middleware:

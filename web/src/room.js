@@ -1,0 +1,407 @@
+// The consult room: the socket, the lobby, the peer connection, the tiles and the controls.
+// It follows docs/protocol.md: handlers are registered before `join` is sent (the first offer
+// may arrive before the join ack); every emit is acknowledged, and a refusal shows its code.
+//
+// Slots left for issue 5: the notes panel (notes-sync / notes-update / notes-awareness), the
+// client's consent step (before enter), the reconnecting banner's polish and the embed SDK's
+// postMessage events (the `emit` callback below is where they will hook in).
+
+import { $, isHost } from "./dom.js";
+import { renderHostLobby } from "./lobby.js";
+import { PeerLink } from "./peer.js";
+import { Signaling } from "./signaling.js";
+import { Tiles } from "./tiles.js";
+import { showView } from "./views.js";
+
+const ACTION_WORDS = {
+  join: "join the room",
+  leave: "leave",
+  "media-state": "update your microphone or camera",
+  admit: "admit",
+  deny: "deny",
+  end: "end the consult",
+  signal: "connect the video",
+  candidate: "connect the video",
+  offer: "connect the video",
+  device: "switch the device",
+};
+
+export class Room {
+  /**
+   * @param {object} options
+   * @param {string} options.token the join token
+   * @param {string} options.consultId
+   * @param {import("./devices.js").DeviceCheck} options.devices the local camera and microphone
+   * @param {(how: {kind: "ended"|"left", planId?: string}) => void} options.onFinished
+   * @param {(code: string) => void} options.onFatal a refusal that ends this page's session
+   * @param {(event: string, detail: object) => void} [options.emit] room events for embedders
+   */
+  constructor({ token, consultId, devices, onFinished, onFatal, emit }) {
+    this.consultId = consultId;
+    this.devices = devices;
+    this.onFinished = onFinished;
+    this.onFatal = onFatal;
+    this.emit = emit || (() => {});
+    this.signaling = new Signaling({ token, consultId });
+    this.state = null;
+    this.you = null;
+    /** participant_id -> participant, everyone the server told us about (lobby and room). */
+    this.participants = new Map();
+    this.activeSpeaker = null;
+    this.peer = null;
+    this.tiles = null;
+    this.view = "connecting";
+    this.finished = false;
+    this.connectionState = "new";
+    /** Codes of refused events, newest last (shown to the person, kept for the test hook). */
+    this.errors = [];
+    this._closingCode = null;
+    this._controls = new AbortController();
+  }
+
+  // -- starting -----------------------------------------------------------------------------
+
+  start() {
+    const s = this.signaling;
+    // Every handler is in place before `join` is emitted (on connect).
+    s.on("connect", () => this._join());
+    s.on("connect_error", (error) => this._connectError(error));
+    s.on("disconnect", (reason) => this._disconnected(reason));
+    s.on("admitted", ({ state }) => this._admitted(state));
+    s.on("lobby", ({ waiting }) => this._lobby(waiting));
+    s.on("peer-joined", ({ participant }) => this._peer(participant));
+    s.on("peer-updated", ({ participant }) => this._peer(participant));
+    s.on("peer-left", ({ participant_id: pid, reason }) => this._peerLeft(pid, reason));
+    s.on("signal", (message) => this._signal(message));
+    s.on("active-speaker", ({ participant_id: pid }) => this._setActiveSpeaker(pid));
+    s.on("ended", ({ plan_id: planId }) => this.finish({ kind: "ended", planId }));
+    s.on("error", ({ code }) => {
+      this._closingCode = code; // the server disconnects this socket next
+    });
+    this._bindControls();
+    this.banner("Connecting…");
+    s.connect();
+  }
+
+  async _join() {
+    if (this.finished) return;
+    this.banner("Joining…");
+    let ack;
+    try {
+      ack = await this.signaling.call("join");
+    } catch (error) {
+      this.fatal(error.code);
+      return;
+    }
+    this.banner(null);
+    this._applyState(ack.state);
+  }
+
+  _connectError(error) {
+    const code = error?.data?.code;
+    if (code) {
+      this.fatal(code); // refused by the server: retrying the same token will not help
+    } else {
+      this.banner("Can't reach the server. Trying again…");
+    }
+  }
+
+  _disconnected(reason) {
+    if (this.finished) return;
+    if (reason === "io server disconnect" || reason === "io client disconnect") {
+      this.fatal(this._closingCode || "connection_closed");
+    } else {
+      // Socket.IO reconnects by itself; `connect` sends `join` again and the server keeps the
+      // seat for the reconnect grace, then offers a new peer connection.
+      this.banner("Connection lost. Reconnecting…");
+    }
+  }
+
+  // -- room state -----------------------------------------------------------------------------
+
+  _applyState(state) {
+    if (!state || this.finished) return;
+    this.state = state;
+    this.you = state.you;
+    this.participants = new Map(state.participants.map((p) => [p.participant_id, p]));
+    this.participants.set(state.you.participant_id, state.you);
+    this.activeSpeaker = state.active_speaker;
+    this._ensurePeer().setIceServers(state.ice_servers);
+    if (this._earlyOffer) {
+      const offer = this._earlyOffer;
+      this._earlyOffer = null;
+      this.peer.handleOffer(offer);
+    }
+    if (state.you.place === "room") this._enterRoom();
+    else this._enterLobby();
+    if (isHost(this.you.role)) this._lobby([...this.participants.values()].filter((p) => p.place === "lobby"));
+  }
+
+  _admitted(state) {
+    this._applyState(state);
+    this.emit("admitted", { participant_id: state?.you?.participant_id });
+  }
+
+  _ensurePeer() {
+    if (!this.peer) {
+      this.peer = new PeerLink({
+        selfId: this.you.participant_id,
+        call: (event, payload) => this.signaling.call(event, payload),
+        onRemote: (media) => this.tiles?.setRemote(media),
+        onProblem: (code, during) => this.report(code, during),
+        onConnectionState: (state) => {
+          this.connectionState = state;
+          $("room").dataset.media = state;
+          if (state === "failed") this.banner("The video connection failed. Trying again may help: leave and rejoin.");
+        },
+      });
+      this.peer.setLocalTrack("audio", this.devices.audioTrack);
+      this.peer.setLocalTrack("video", this.devices.videoTrack);
+      this.devices.onTrackChange = (kind, track) => {
+        this.peer?.setLocalTrack(kind, track);
+        this.tiles?.setLocalStream(this.devices.stream);
+      };
+    }
+    return this.peer;
+  }
+
+  _enterLobby() {
+    this.view = "lobby";
+    showView("lobby", { focus: true });
+  }
+
+  _enterRoom() {
+    const first = this.view !== "room";
+    this.view = "room";
+    if (!this.tiles) {
+      this.tiles = new Tiles($("tiles"), {
+        selfId: this.you.participant_id,
+        onAudioBlocked: () => {
+          $("enable-sound").hidden = false;
+        },
+      });
+      this.tiles.setLocalStream(this.devices.stream);
+    }
+    $("end").hidden = !isHost(this.you.role);
+    this._renderTiles();
+    this._renderControls();
+    if (first) {
+      showView("room", { focus: true });
+      this.emit("joined", { participant_id: this.you.participant_id, role: this.you.role });
+      // Tell the others if a device is missing or was switched off before entering.
+      this._sendMediaState({ onlyIfChanged: true }).catch(() => {});
+    }
+  }
+
+  _peer(participant) {
+    if (!participant || this.finished) return;
+    const pid = participant.participant_id;
+    const known = this.participants.has(pid);
+    this.participants.set(pid, participant);
+    if (pid === this.you?.participant_id) this.you = participant;
+    if (!known) this.emit("participant-joined", { participant_id: pid, role: participant.role });
+    this._renderTiles();
+  }
+
+  _peerLeft(pid, reason) {
+    this.participants.delete(pid);
+    this._renderTiles();
+    this.emit("participant-left", { participant_id: pid, reason });
+  }
+
+  _lobby(waiting) {
+    if (!this.you || !isHost(this.you.role)) return;
+    for (const participant of waiting) this.participants.set(participant.participant_id, participant);
+    renderHostLobby($("host-lobby"), $("lobby-list"), waiting, {
+      onAdmit: (pid) => this.act("admit", { participant_id: pid }),
+      onDeny: (pid) => this.act("deny", { participant_id: pid }),
+    });
+  }
+
+  _signal(message) {
+    if (!message || message.type !== "offer" || this.finished) return;
+    // Before the join ack the peer may not exist yet (a rejoin's offer): create it now; it
+    // waits for the ICE servers from the ack.
+    if (!this.peer) {
+      if (!this.you) {
+        this._earlyOffer = message;
+        return;
+      }
+      this._ensurePeer();
+    }
+    this.peer.handleOffer(message);
+  }
+
+  _setActiveSpeaker(pid) {
+    this.activeSpeaker = pid;
+    this.tiles?.setActiveSpeaker(pid);
+  }
+
+  _renderTiles() {
+    if (!this.tiles) return;
+    const inRoom = [...this.participants.values()].filter((p) => p.place === "room");
+    this.tiles.sync(inRoom);
+    this.tiles.setActiveSpeaker(this.activeSpeaker);
+  }
+
+  // -- controls ---------------------------------------------------------------------------------
+
+  _bindControls() {
+    const signal = this._controls.signal;
+    $("toggle-audio").addEventListener("click", () => this.toggle("audio"), { signal });
+    $("toggle-video").addEventListener("click", () => this.toggle("video"), { signal });
+    $("leave").addEventListener("click", () => this.leave(), { signal });
+    $("lobby-leave").addEventListener("click", () => this.leave(), { signal });
+    $("end").addEventListener("click", () => this.end(), { signal });
+    $("enable-sound").addEventListener(
+      "click",
+      () => {
+        $("enable-sound").hidden = true;
+        this.tiles?.retryAudio();
+      },
+      { signal },
+    );
+  }
+
+  /** Whether this participant is sending `kind`: a device exists and it is switched on. */
+  sending(kind) {
+    const track = kind === "audio" ? this.devices.audioTrack : this.devices.videoTrack;
+    return Boolean(track && track.enabled && track.readyState === "live");
+  }
+
+  async toggle(kind) {
+    const track = kind === "audio" ? this.devices.audioTrack : this.devices.videoTrack;
+    if (!track) {
+      this.report(kind === "audio" ? "no_microphone" : "no_camera", "media-state");
+      return;
+    }
+    // Switching off stops what is sent at once (a disabled track sends silence / black frames);
+    // the others learn it from media-state.
+    track.enabled = !track.enabled;
+    this._renderControls();
+    try {
+      await this._sendMediaState();
+    } catch {
+      track.enabled = !track.enabled; // the server refused: show the true state
+      this._renderControls();
+    }
+  }
+
+  async _sendMediaState({ onlyIfChanged = false } = {}) {
+    const payload = { audio: this.sending("audio"), video: this.sending("video") };
+    const same = this.you && this.you.audio === payload.audio && this.you.video === payload.video;
+    if (onlyIfChanged && same) return;
+    await this.act("media-state", payload, { rethrow: true });
+  }
+
+  _renderControls() {
+    const audioOn = this.sending("audio");
+    const videoOn = this.sending("video");
+    const audio = $("toggle-audio");
+    audio.textContent = audioOn ? "Mute" : "Unmute";
+    audio.setAttribute("aria-pressed", audioOn ? "false" : "true");
+    audio.disabled = !this.devices.audioTrack;
+    const video = $("toggle-video");
+    video.textContent = videoOn ? "Turn camera off" : "Turn camera on";
+    video.setAttribute("aria-pressed", videoOn ? "false" : "true");
+    video.disabled = !this.devices.videoTrack;
+    // Your own tile follows your toggles at once, before the server's peer-updated.
+    const self = this.you && this.participants.get(this.you.participant_id);
+    if (self && this.tiles) this.tiles.upsert({ ...self, audio: audioOn, video: videoOn });
+  }
+
+  async leave() {
+    try {
+      await this.act("leave", {}, { rethrow: true });
+    } catch (error) {
+      if (error.code !== "not_joined") return; // stay: the person can try again
+    }
+    this.finish({ kind: "left" });
+  }
+
+  async end() {
+    // eslint-disable-next-line no-alert -- a native confirm: simple, accessible, and testable
+    if (!window.confirm("End the consult for everyone? The plan will be saved.")) return;
+    let ack;
+    try {
+      ack = await this.act("end", {}, { rethrow: true });
+    } catch {
+      return;
+    }
+    this.finish({ kind: "ended", planId: ack.plan_id });
+  }
+
+  /** Emit an acknowledged event; a refusal is shown with its code (and rethrown if asked). */
+  async act(event, payload, { rethrow = false } = {}) {
+    try {
+      const ack = await this.signaling.call(event, payload);
+      this.clearReport();
+      return ack;
+    } catch (error) {
+      this.report(error.code, event);
+      if (rethrow) throw error;
+      return null;
+    }
+  }
+
+  // -- messages -------------------------------------------------------------------------------
+
+  report(code, during) {
+    this.errors.push({ code, during });
+    const words = ACTION_WORDS[during] || during;
+    $("room-error").textContent = `We couldn't ${words}. Reference: ${code}`;
+    $("room-error").dataset.code = code;
+    console.warn(`triad: ${during} refused: ${code}`);
+  }
+
+  clearReport() {
+    $("room-error").textContent = "";
+    delete $("room-error").dataset.code;
+  }
+
+  banner(text) {
+    const banner = $("banner");
+    banner.textContent = text || "";
+    banner.hidden = !text;
+  }
+
+  // -- the end ----------------------------------------------------------------------------------
+
+  /** Stop everything: media, the socket, the controls. Safe to call twice. */
+  finish(how) {
+    if (this.finished) return;
+    this.finished = true;
+    this.view = "finished";
+    this._controls.abort();
+    this.peer?.close();
+    this.tiles?.clear();
+    this.signaling.close();
+    this.devices.stop();
+    $("host-lobby").hidden = true;
+    $("enable-sound").hidden = true;
+    this.banner(null);
+    this.clearReport();
+    if (how.kind === "ended") this.emit("ended", { plan_id: how.planId || null });
+    this.onFinished(how);
+  }
+
+  fatal(code) {
+    if (this.finished) return;
+    this.finish({ kind: "refused", code });
+    this.onFatal(code);
+  }
+
+  /** A read-only summary for the test hook (docs/web.md). */
+  snapshot() {
+    return structuredClone({
+      view: this.view,
+      you: this.you,
+      participants: [...this.participants.values()],
+      activeSpeaker: this.activeSpeaker,
+      pc: this.peer?.generation ?? null,
+      tracks: this.peer?.tracks ?? [],
+      connectionState: this.connectionState,
+      errors: this.errors,
+    });
+  }
+}
