@@ -51,8 +51,15 @@ class Answer:
 class Api:
     def __init__(self, client: TestClient[Any, Any], spec: dict[str, Any]) -> None:
         self.client = client
-        # Problem documents are JSON under their own media type (RFC 9457).
-        config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+        # Problem documents (RFC 9457) and FHIR resources are JSON under their own media types;
+        # the plan's Markdown is text.
+        config = Config(
+            extra_media_type_deserializers={
+                "application/problem+json": json.loads,
+                "application/fhir+json": json.loads,
+                "text/markdown": lambda raw: raw.decode() if isinstance(raw, bytes) else raw,
+            }
+        )
         self.openapi = OpenAPI.from_dict(spec, config=config)
 
     async def call(

@@ -101,7 +101,9 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
     for status, (description, model) in sorted(op.responses.items()):
         response: dict[str, Any] = {"description": description}
         if model is not None:
-            response["content"] = {JSON_TYPE: {"schema": ref(model, "serialization")}}
+            response["content"] = {op.media_type: {"schema": ref(model, "serialization")}}
+            for alternate in op.alternates:
+                response["content"][alternate] = {"schema": {"type": "string"}}
         if op.response_headers:
             response["headers"] = op.response_headers
         doc["responses"][str(status)] = response

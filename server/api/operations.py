@@ -24,6 +24,8 @@ Auth = Literal["api_key", "join_token", "none"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 JSON_TYPE = "application/json"
+FHIR_JSON_TYPE = "application/fhir+json"
+MARKDOWN_TYPE = "text/markdown"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,14 @@ class Reply:
     status: int
     body: BaseModel | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # A body that is not the operation's JSON: its text and media type (e.g. Markdown).
+    text: str | None = None
+    # The JSON body's media type when it is not plain JSON (e.g. application/fhir+json).
+    content_type: str = JSON_TYPE
+
+    def __post_init__(self) -> None:
+        if self.text is not None and self.body is not None:
+            raise ValueError("a reply has a JSON body or a text body, not both")
 
 
 @dataclass
@@ -85,6 +95,12 @@ class Operation:
     # OpenAPI parameter and header objects: name -> {"description", "schema", ...}
     request_headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     response_headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The success body's media type, and other media types it can be had in (by `Accept`),
+    # each served as text.
+    media_type: str = JSON_TYPE
+    alternates: tuple[str, ...] = ()
+    # Join-token operations that must keep working after the consult ended (reading its plan).
+    allow_ended: bool = False
 
     def all_errors(self) -> tuple[ErrorCode, ...]:
         """Every code this operation can answer with, common ones included."""
@@ -171,16 +187,48 @@ async def _authenticate(request: web.Request, op: Operation, call: Call) -> None
         raise TriadError(ErrorCode.TOKEN_INVALID, "send the join token as a Bearer credential")
     consult_id = ConsultId(request.match_info["consult_id"])
     call.participant, call.participant_consult = await services.access.authenticate(
-        credential, consult_id
+        credential, consult_id, allow_ended=op.allow_ended
     )
 
 
 def to_response(reply: Reply) -> web.Response:
+    if reply.text is not None:
+        return web.Response(
+            text=reply.text,
+            status=reply.status,
+            headers=reply.headers,
+            content_type=reply.content_type,
+        )
     if reply.body is None:
         return web.Response(status=reply.status, headers=reply.headers)
     return web.json_response(
-        text=reply.body.model_dump_json(), status=reply.status, headers=reply.headers
+        text=reply.body.model_dump_json(),
+        status=reply.status,
+        headers=reply.headers,
+        content_type=reply.content_type,
     )
+
+
+def preferred(request: web.Request, offered: tuple[str, ...]) -> str:
+    """The media type of `offered` the request's `Accept` ranks highest (the first offered on a
+    tie, or when there is no `Accept`)."""
+    best, best_q = offered[0], -1.0
+    for part in request.headers.get("Accept", "").split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        for candidate in offered:
+            kind = candidate.split("/")[0]
+            if media in (candidate, f"{kind}/*", "*/*") and q > best_q and q > 0:
+                # An exact match beats a wildcard at the same q.
+                best, best_q = candidate, q + (0.001 if media == candidate else 0)
+    return best
 
 
 def route_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

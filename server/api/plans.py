@@ -14,7 +14,7 @@ from ..ids import ConsultId
 from ..notes.fhir import build_bundle
 from ..notes.plan import PlanView
 from .context import SERVICES
-from .operations import Call, Reply, bearer
+from .operations import FHIR_JSON_TYPE, JSON_TYPE, MARKDOWN_TYPE, Call, Reply, preferred
 from .schemas import CliniciansNotesOut, FhirBundleOut, PlanOut
 
 
@@ -36,34 +36,38 @@ async def _platform_plan(call: Call) -> PlanView:
     return await _saved_plan(call, consult_id)
 
 
-async def _participant(call: Call) -> JoinIdentity:
-    """The participant a join token proves, accepted after the consult ended (the router's
-    join-token auth refuses ended consults, and plans exist only after the end)."""
-    token = bearer(call.request)
-    if token is None:
-        raise TriadError(ErrorCode.TOKEN_INVALID, "send the join token as a Bearer credential")
-    identity, _ = await call.request.app[SERVICES].access.authenticate(
-        token, call.consult_id(), allow_ended=True
-    )
-    return identity
+def _participant(call: Call) -> JoinIdentity:
+    if call.participant is None:  # the operations declare auth="join_token"
+        raise RuntimeError("operation has no participant")
+    return call.participant
+
+
+async def _plan_reply(call: Call, plan: PlanView) -> Reply:
+    if preferred(call.request, (JSON_TYPE, MARKDOWN_TYPE)) == MARKDOWN_TYPE:
+        markdown = await call.request.app[SERVICES].notes.plan_markdown(plan.consult_id)
+        if markdown is None:
+            raise TriadError(ErrorCode.PLAN_NOT_FOUND, "no plan is saved for this consult yet")
+        return Reply(200, text=markdown, content_type=MARKDOWN_TYPE)
+    return Reply(200, plan_out(plan))
 
 
 async def get_plan(call: Call) -> Reply:
-    return Reply(200, plan_out(await _platform_plan(call)))
+    return await _plan_reply(call, await _platform_plan(call))
 
 
 async def get_plan_fhir(call: Call) -> Reply:
     plan = await _platform_plan(call)
-    return Reply(200, FhirBundleOut.model_validate(build_bundle(plan)))
+    bundle = FhirBundleOut.model_validate(build_bundle(plan))
+    return Reply(200, bundle, content_type=FHIR_JSON_TYPE)
 
 
 async def read_session_plan(call: Call) -> Reply:
-    identity = await _participant(call)
-    return Reply(200, plan_out(await _saved_plan(call, identity.consult_id)))
+    identity = _participant(call)
+    return await _plan_reply(call, await _saved_plan(call, identity.consult_id))
 
 
 async def read_clinicians_notes(call: Call) -> Reply:
-    identity = await _participant(call)
+    identity = _participant(call)
     require_host(identity.role, "read the clinicians' notes")
     notes = call.request.app[SERVICES].notes
     saved = await notes.plan(identity.consult_id) is not None

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..errors import ErrorCode
 from . import consults, health, openapi, participants, plans
-from .operations import Call, Operation, Reply, add_routes
+from .operations import FHIR_JSON_TYPE, MARKDOWN_TYPE, Call, Operation, Reply, add_routes
 from .schemas import (
     AuditPageOut,
     CliniciansNotesOut,
@@ -28,14 +28,6 @@ API = "/api/v1"
 CONSULT = API + "/consults/{consult_id}"
 PARTICIPANT_TOKENS = CONSULT + "/participants/{participant_id}/tokens"
 OPENAPI_KEY = web.AppKey("triad.api.openapi", OpenApiDocumentOut)
-# What a handler that checks a join token itself can answer (see the notes block below).
-JOIN_TOKEN_ERRORS = (
-    ErrorCode.TOKEN_INVALID,
-    ErrorCode.TOKEN_EXPIRED,
-    ErrorCode.TOKEN_NOT_YET_VALID,
-    ErrorCode.TOKEN_REVOKED,
-    ErrorCode.TOKEN_WRONG_CONSULT,
-)
 
 
 async def _openapi_document(call: Call) -> Reply:
@@ -139,6 +131,8 @@ OPERATIONS: tuple[Operation, ...] = (
         plans.get_plan,
         auth="api_key",
         responses={200: ("The plan (without the clinicians' private notes)", PlanOut)},
+        alternates=(MARKDOWN_TYPE,),
+        description="JSON by default; `Accept: text/markdown` answers the Markdown rendering.",
         errors=(ErrorCode.CONSULT_NOT_FOUND, ErrorCode.PLAN_NOT_FOUND),
         tags=("plans",),
     ),
@@ -149,6 +143,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The saved plan as a FHIR R4B Bundle",
         plans.get_plan_fhir,
         auth="api_key",
+        media_type=FHIR_JSON_TYPE,
         responses={200: ("A Bundle of type collection", FhirBundleOut)},
         errors=(ErrorCode.CONSULT_NOT_FOUND, ErrorCode.PLAN_NOT_FOUND),
         tags=("plans",),
@@ -159,13 +154,13 @@ OPERATIONS: tuple[Operation, ...] = (
         "readSessionPlan",
         "A participant reads the saved plan (join token; also after the consult ended)",
         plans.read_session_plan,
-        # The join token is checked by the handler: the router's join-token auth refuses ended
-        # consults, and a plan exists only after the end. Send it as `Authorization: Bearer`.
-        auth="none",
+        # A plan exists only after the end, so this token check accepts an ended consult.
+        auth="join_token",
+        allow_ended=True,
         responses={200: ("The plan (without the clinicians' private notes)", PlanOut)},
-        errors=(*JOIN_TOKEN_ERRORS, ErrorCode.PLAN_NOT_FOUND),
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.PLAN_NOT_FOUND),
+        alternates=(MARKDOWN_TYPE,),
         tags=("participants", "plans"),
-        description="Authenticate with the participant's join token as a Bearer credential.",
     ),
     Operation(
         "GET",
@@ -173,14 +168,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "readCliniciansNotes",
         "The clinicians' private notes: therapist and psychiatrist only (join token)",
         plans.read_clinicians_notes,
-        auth="none",
+        auth="join_token",
+        allow_ended=True,
         responses={200: ("The notes' text, live or as saved at the end", CliniciansNotesOut)},
-        errors=(*JOIN_TOKEN_ERRORS, ErrorCode.FORBIDDEN_ROLE),
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.FORBIDDEN_ROLE),
         tags=("participants", "plans"),
-        description=(
-            "Authenticate with the participant's join token as a Bearer credential. A client's "
-            "token is refused with forbidden_role."
-        ),
+        description="A client's token is refused with forbidden_role.",
     ),
     # --- end of the notes block ---
     Operation(

@@ -124,6 +124,35 @@ async def test_the_plan_is_saved_at_the_end_with_what_was_typed(
     assert "Panic attacks twice weekly." in str(mine.body)
     assert PRIVATE not in str(mine.body)
 
+    # The same plan as Markdown by `Accept`, and as FHIR under its own media type.
+    markdown = await api.call(
+        "GET",
+        f"/api/v1/consults/{consult_id}/plan",
+        bearer=platform.secret,
+        headers={"Accept": "text/markdown, application/json;q=0.5"},
+    )
+    assert markdown.headers["Content-Type"].startswith("text/markdown")
+    assert "Panic attacks twice weekly" in markdown.body.decode()  # Markdown escapes the dot
+    assert PRIVATE not in markdown.body.decode()
+    fhir = await api.call("GET", f"/api/v1/consults/{consult_id}/plan/fhir", bearer=platform.secret)
+    assert fhir.headers["Content-Type"].startswith("application/fhir+json")
+    assert fhir.body["resourceType"] == "Bundle"
+    assert PRIVATE not in str(fhir.body)
+    # The clinicians' notes: theirs to read after the end, never the client's.
+    theirs = await api.call(
+        "GET",
+        f"/api/v1/consults/{consult_id}/session/notes/clinicians",
+        bearer=people.token("therapist"),
+    )
+    assert theirs.body["text"] == PRIVATE
+    refused = await api.call(
+        "GET",
+        f"/api/v1/consults/{consult_id}/session/notes/clinicians",
+        bearer=people.token("client"),
+    )
+    assert refused.status == 403
+    assert refused.code == "forbidden_role"
+
 
 def test_notesclient_typing_is_one_update_per_edit() -> None:
     """The helper the tests type with sends exactly the local change (guards the tests)."""
