@@ -1,0 +1,270 @@
+"""Notes channel through the real server: the same typing load as `bench/notes.py`, but every
+update goes over Socket.IO to a `triad serve` process and the fan-out comes back over Socket.IO.
+
+K consults (auto-admit, so nobody waits in a lobby); in each the therapist and the psychiatrist
+type into the plan's `summary` and the client reads. Latency is from a writer emitting
+`notes-update` until the client's socket has received it (both ends in this process, one
+clock): signaling, validation, the durable log commit, the acknowledgement path and the
+fan-out. The server runs in its own process (it has one core to itself on a 2-core machine);
+the clients share this one, and their CPU is printed so a saturated client side shows.
+Loopback only; bounded in time; every copy is checked against the server's at the end.
+
+    .venv/bin/python bench/notes_socketio.py                     # SQLite, K = 1 10 50 100
+    .venv/bin/python bench/notes_socketio.py --backend postgres --k 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import pycrdt
+import socketio
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import notes as inprocess  # the in-process bench: its load shape, keys and database helpers
+
+from server import logs
+from server.auth.roles import Role
+from server.consults.model import Actor, ConsultSpec, ParticipantSpec
+from server.consults.platforms import PlatformKeys
+from server.consults.service import ConsultService
+from server.crypto import KeyRing
+from server.db import migrate
+from server.db.engine import Database
+
+NAMESPACE = "/consult"
+
+
+class Person:
+    def __init__(self, role: Role, token: str) -> None:
+        self.role = role
+        self.token = token
+        self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
+        self.sio = socketio.AsyncClient(reconnection=False)
+
+
+class Run:
+    def __init__(self) -> None:
+        self.sent_at: dict[bytes, float] = {}
+        self.latencies: list[float] = []
+        self.acked = 0
+        self.errors = 0
+
+
+async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
+    db = Database(url)
+    keys = PlatformKeys(db, KeyRing.parse(inprocess.KEY), inprocess.now)
+    created = await keys.create(f"bench-{secrets.token_hex(3)}", Actor("operator", "bench"))
+    caller = await keys.authenticate(created.secret)
+    service = ConsultService(
+        db,
+        public_base_url="http://127.0.0.1",
+        token_ttl=timedelta(hours=1),
+        clock=inprocess.now,
+    )
+    spec = ConsultSpec(
+        participants=tuple(ParticipantSpec(role, role.value.title()) for role in Role),
+        auto_admit=True,
+    )
+    consults = []
+    for _ in range(k):
+        made = await service.create(caller, spec)
+        role_of = {p.id: p.role for p in made.consult.participants}
+        consults.append(
+            {role_of[pid]: Person(role_of[pid], t.token) for pid, t in made.tokens.items()}
+        )
+    await db.close()
+    return consults
+
+
+async def start_server(url: str, data_dir: str) -> tuple[asyncio.subprocess.Process, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
+    env.update(
+        TRIAD_DATABASE_URL=url,
+        TRIAD_ENCRYPTION_KEYS=inprocess.KEY,
+        TRIAD_DATA_DIR=data_dir,
+        TRIAD_PORT=str(port),
+        TRIAD_PUBLIC_BASE_URL=base,
+        TRIAD_ICE_HOST_ADDRESSES="127.0.0.1",
+        TRIAD_LOG_LEVEL="warning",
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "server", "serve", env=env, stdout=asyncio.subprocess.DEVNULL
+    )
+    async with asyncio.timeout(30), aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"{base}/healthz") as answer:
+                    if answer.status == 200:
+                        return process, base
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+async def join(person: Person, base: str, run: Run) -> None:
+    async def on_update(data: dict[str, Any]) -> None:
+        person.doc.apply_update(data["update"])
+        sent = run.sent_at.get(data["update"])
+        if sent is not None and person.role == Role.CLIENT:
+            run.latencies.append(time.perf_counter() - sent)
+
+    person.sio.on("notes-update", on_update, namespace=NAMESPACE)
+    await person.sio.connect(
+        base, namespaces=[NAMESPACE], transports=["websocket"], auth={"token": person.token}
+    )
+    ack = await person.sio.call("join", {}, namespace=NAMESPACE, timeout=30)
+    if not ack["ok"]:
+        raise SystemExit(f"join refused: {ack['error']['code']}")
+    ack = await person.sio.call(
+        "notes-sync",
+        {"doc": "plan", "state_vector": person.doc.get_state()},
+        namespace=NAMESPACE,
+        timeout=30,
+    )
+    person.doc.apply_update(ack["update"])
+
+
+async def type_into_plan(person: Person, until: float, run: Run, seed: int) -> None:
+    rng = random.Random(seed)
+    text = person.doc.get("summary", type=pycrdt.Text)
+    next_burst = time.monotonic() + rng.uniform(0, inprocess.BURST_EVERY_S)
+    while time.monotonic() < until:
+        count, gap = 1, rng.expovariate(1 / inprocess.KEYSTROKE_MEAN_S)
+        if time.monotonic() >= next_burst:
+            count, gap = inprocess.BURST_LEN, inprocess.BURST_GAP_S
+            next_burst = time.monotonic() + inprocess.BURST_EVERY_S
+        for _ in range(count):
+            before = person.doc.get_state()
+            text.insert(rng.randint(0, len(text)), rng.choice("abcdefghij "))
+            update = person.doc.get_update(before)
+            run.sent_at[update] = time.perf_counter()
+            ack = await person.sio.call(
+                "notes-update", {"doc": "plan", "update": update}, namespace=NAMESPACE, timeout=30
+            )
+            if ack["ok"]:
+                run.acked += 1
+            else:
+                run.errors += 1
+            await asyncio.sleep(gap)
+
+
+async def run_one(url: str, k: int, seconds: float, data_dir: str) -> dict[str, Any]:
+    consults = await make_consults(url, k)
+    server, base = await start_server(url, data_dir)
+    run = Run()
+    try:
+        for people in consults:
+            for person in people.values():
+                await join(person, base, run)
+        server_proc, me = psutil.Process(server.pid), psutil.Process()
+        server_cpu, my_cpu = server_proc.cpu_times(), me.cpu_times()
+        started = time.monotonic()
+        await asyncio.gather(
+            *(
+                type_into_plan(people[role], started + seconds, run, seed=i * 2 + j)
+                for i, people in enumerate(consults)
+                for j, role in enumerate((Role.THERAPIST, Role.PSYCHIATRIST))
+            )
+        )
+        expected = run.acked
+        async with asyncio.timeout(30):  # the last fan-outs
+            while len(run.latencies) < expected:  # noqa: ASYNC110 (counted by a socket callback)
+                await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - started
+        server_used = sum(server_proc.cpu_times()[:2]) - sum(server_cpu[:2])
+        clients_used = sum(me.cpu_times()[:2]) - sum(my_cpu[:2])
+        for people in consults:
+            texts = {str(p.doc.get("summary", type=pycrdt.Text)) for p in people.values()}
+            if len(texts) != 1:
+                raise SystemExit("a copy diverged")
+    finally:
+        for people in consults:
+            for person in people.values():
+                await person.sio.disconnect()
+        server.terminate()
+        await server.wait()
+    lat = sorted(run.latencies)
+    return {
+        "k": k,
+        "updates": run.acked,
+        "errors": run.errors,
+        "per_s": run.acked / elapsed,
+        "median_ms": statistics.median(lat) * 1000,
+        "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+        "max_ms": lat[-1] * 1000,
+        "server_cpu": server_used / elapsed,
+        "clients_cpu": clients_used / elapsed,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 50, 100])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument(
+        "--pg",
+        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
+        help="an admin URL on loopback; a bench database is created there and dropped",
+    )
+    args = parser.parse_args()
+    logs.configure("warning", "console")
+    if args.seconds > 120:
+        raise SystemExit("--seconds is capped at 120")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(
+        f"{'backend':9} {'K':>4} {'updates':>8} {'upd/s':>7} {'median ms':>10} {'p99 ms':>8} "
+        f"{'max ms':>8} {'srv cpu':>8} {'cli cpu':>8} {'errors':>6}"
+    )
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        for k in args.k:
+            with tempfile.TemporaryDirectory() as tmp:
+                name = f"triad_bench_{secrets.token_hex(4)}"
+                if backend == "sqlite":
+                    url = await inprocess.sqlite_database(Path(tmp))
+                else:
+                    await inprocess.pg_admin(args.pg, f'CREATE DATABASE "{name}"')
+                    url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
+                    db = Database(url)
+                    await migrate.upgrade(db.engine)
+                    await db.close()
+                try:
+                    r = await run_one(url, k, args.seconds, tmp)
+                finally:
+                    if backend == "postgres":
+                        await inprocess.pg_admin(
+                            args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+                        )
+            print(
+                f"{backend:9} {r['k']:>4} {r['updates']:>8} {r['per_s']:>7.0f} "
+                f"{r['median_ms']:>10.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} "
+                f"{r['server_cpu']:>8.2f} {r['clients_cpu']:>8.2f} {r['errors']:>6}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
