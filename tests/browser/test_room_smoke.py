@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.apiclient import Api
 from tests.browser.conftest import PageProblems, new_page
@@ -22,6 +23,13 @@ pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 ROLES = ("client", "therapist", "psychiatrist")
 STEP_MS = 20_000  # a deadline for each step (Chromium on two cores, VP8 in software)
+
+ONE_REMOTE_PLAYING = """
+() => {
+  const videos = window.triadDebug.remoteVideos();
+  return videos.length === 1 && videos[0].videoWidth > 0 && videos[0].frames > 5;
+}
+"""
 
 TWO_REMOTES_PLAYING = """
 () => {
@@ -39,6 +47,14 @@ FRAMES_ADVANCED = """
 })
 """
 
+DEBUG_REPORT = """
+async () => ({
+  state: window.triadDebug.state(),
+  videos: window.triadDebug.remoteVideos(),
+  inbound: await window.triadDebug.inboundRtp(),
+})
+"""
+
 AUDIO_ARRIVING = """
 async (others) => {
   const stats = await window.triadDebug.inboundRtp();
@@ -47,6 +63,16 @@ async (others) => {
   ));
 }
 """
+
+
+async def wait_for(page: Page, predicate: str, arg: Any = None) -> None:
+    """`page.wait_for_function` with the step deadline; on a timeout, fail with what the page's
+    test hook says (the room state, the remote videos and the inbound RTP counters)."""
+    try:
+        await page.wait_for_function(predicate, arg=arg, timeout=STEP_MS)
+    except PlaywrightTimeoutError:
+        report = await page.evaluate(DEBUG_REPORT)
+        pytest.fail(f"timed out waiting for {predicate.strip()[:80]!r} on {page.url}: {report}")
 
 
 async def enter(page: Page) -> None:
@@ -92,6 +118,8 @@ async def test_three_way_room_in_chromium(
         for host in (therapist, psychiatrist):
             await enter(host)
             await expect(host.locator("#room")).to_be_visible(timeout=STEP_MS)
+        for host in (therapist, psychiatrist):  # the two hosts see each other
+            await wait_for(host, ONE_REMOTE_PLAYING)
 
         # The client waits in the lobby; the therapist sees them there and admits them.
         await expect(client.locator("#enter")).to_be_enabled(timeout=STEP_MS)
@@ -114,11 +142,10 @@ async def test_three_way_room_in_chromium(
                 await expect(tile).to_have_attribute("data-role", other, timeout=STEP_MS)
                 await expect(tile.locator(".tile-name")).to_have_text(names[other])
             await expect(page.locator(".tile")).to_have_count(3)
-            await page.wait_for_function(TWO_REMOTES_PLAYING, timeout=STEP_MS)
+            await wait_for(page, TWO_REMOTES_PLAYING)
             before = await page.evaluate("window.triadDebug.remoteVideos()")
-            await page.wait_for_function(FRAMES_ADVANCED, arg=before, timeout=STEP_MS)
-            others = [ids[r] for r in ROLES if r != role]
-            await page.wait_for_function(AUDIO_ARRIVING, arg=others, timeout=STEP_MS)
+            await wait_for(page, FRAMES_ADVANCED, before)
+            await wait_for(page, AUDIO_ARRIVING, [ids[r] for r in ROLES if r != role])
             assert (await page.evaluate("window.triadDebug.state()"))["errors"] == []
 
         await therapist.screenshot(path=artifacts / "room-therapist.png")
@@ -151,6 +178,42 @@ async def test_three_way_room_in_chromium(
 
         answer = await api.call("GET", f"/api/v1/consults/{consult['id']}", bearer=platform.secret)
         assert answer.body["status"] == "ended"
+        assert problems.messages == []
+    finally:
+        await asyncio.gather(*(c.close() for c in contexts))
+
+
+@pytest.mark.timeout(120)
+async def test_a_reload_returns_to_the_same_seat_with_a_new_peer_connection(
+    browser: Browser, origin: str, consult: dict[str, Any]
+) -> None:
+    """The server offers the returning page a new `pc` before it acknowledges the join; the page
+    waits for the ICE servers, answers on a new RTCPeerConnection, and video plays again."""
+    problems = PageProblems()
+    contexts: list[BrowserContext] = []
+    pages: dict[str, Page] = {}
+    try:
+        for role in ("therapist", "psychiatrist"):
+            context, page = await new_page(browser, origin, problems, role)
+            contexts.append(context)
+            pages[role] = page
+            await page.goto(participant(consult, role)["join"]["join_url"])
+            await enter(page)
+            await expect(page.locator("#room")).to_be_visible(timeout=STEP_MS)
+        therapist = pages["therapist"]
+        await wait_for(therapist, ONE_REMOTE_PLAYING)
+        assert (await therapist.evaluate("window.triadDebug.state()"))["pc"] == 0
+
+        await therapist.reload()  # the token comes back from sessionStorage
+        await enter(therapist)
+        await expect(therapist.locator("#room")).to_be_visible(timeout=STEP_MS)
+        await wait_for(therapist, ONE_REMOTE_PLAYING)
+        assert (await therapist.evaluate("window.triadDebug.state()"))["pc"] == 1
+        # The psychiatrist's page keeps its peer connection and sees the therapist again.
+        psychiatrist = pages["psychiatrist"]
+        before = await psychiatrist.evaluate("window.triadDebug.remoteVideos()")
+        await wait_for(psychiatrist, FRAMES_ADVANCED, before)
+        assert (await psychiatrist.evaluate("window.triadDebug.state()"))["pc"] == 0
         assert problems.messages == []
     finally:
         await asyncio.gather(*(c.close() for c in contexts))
