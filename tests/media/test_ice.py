@@ -52,7 +52,7 @@ def test_client_ice_servers() -> None:
         {"host_addresses": ("localhost",)},
         {"udp_port_min": 40000},
         {"host_addresses": ("127.0.0.1",), "udp_port_min": 50000, "udp_port_max": 40000},
-        {"udp_port_min": 40000, "udp_port_max": 40010},
+        {"udp_port_min": 1000, "udp_port_max": 40010},
         {"keyframe_request_interval": 0},
         {"max_sdp_bytes": 10},
         {"forwarding": "transcode"},

@@ -106,3 +106,20 @@ def loopback_pc() -> RTCPeerConnection:
     return RTCPeerConnection(
         RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
     )
+
+
+def test_aioice_functions_the_seam_calls() -> None:
+    from aioice import ice
+
+    assert list(inspect.signature(ice.Connection.get_component_candidates).parameters) == [
+        "self",
+        "component",
+        "addresses",
+        "timeout",
+    ]
+    assert list(inspect.signature(ice.get_host_addresses).parameters) == ["use_ipv4", "use_ipv6"]
+    assert list(inspect.signature(ice.server_reflexive_candidate).parameters) == [
+        "protocol",
+        "stun_server",
+    ]
+    assert list(inspect.signature(ice.StunProtocol).parameters) == ["receiver"]

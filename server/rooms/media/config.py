@@ -65,11 +65,12 @@ class MediaConfig:
                 raise ValueError(f"host address {address!r} is not an IP address") from None
         if (self.udp_port_min is None) != (self.udp_port_max is None):
             raise ValueError("udp_port_min and udp_port_max must be set together")
-        if self.udp_port_min is not None and self.udp_port_max is not None:
-            if not 1024 <= self.udp_port_min <= self.udp_port_max <= 65535:
-                raise ValueError("UDP port range must satisfy 1024 <= min <= max <= 65535")
-            if not self.host_addresses:
-                raise ValueError("a UDP port range needs explicit host_addresses to bind")
+        if (
+            self.udp_port_min is not None
+            and self.udp_port_max is not None
+            and not 1024 <= self.udp_port_min <= self.udp_port_max <= 65535
+        ):
+            raise ValueError("UDP port range must satisfy 1024 <= min <= max <= 65535")
         for server in self.ice_servers:
             if not isinstance(server, IceServer):
                 raise ValueError("ice_servers must hold IceServer values")

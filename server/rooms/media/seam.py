@@ -187,8 +187,8 @@ def restrict_host_candidates(
     Call after the PC has its transports (after `addTransceiver` or `setRemoteDescription`)
     and before `setLocalDescription`, which gathers. Idempotent.
     """
-    if not addresses:
-        return
+    if not addresses and port_range is None:
+        return  # aioice's own choice: every interface but loopback, any port
     chosen = tuple(addresses)
     for transceiver in pc.getTransceivers():
         connection = transceiver.receiver.transport.transport.iceGatherer._connection
@@ -213,11 +213,13 @@ def _host_candidates(
         addresses: list[str],
         timeout: int = 5,  # noqa: ASYNC109 - aioice's signature
     ) -> list[Candidate]:
+        # No configured addresses (only a port range): the interfaces aioice would pick.
+        hosts = list(chosen) or aioice_ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
         if port_range is None:
-            found = await original(component=component, addresses=list(chosen), timeout=timeout)
+            found = await original(component=component, addresses=hosts, timeout=timeout)
         else:
             found = await _gather_in_range(
-                connection, original, component, list(chosen), port_range, timeout
+                connection, original, component, hosts, port_range, timeout
             )
         _enlarge_receive_buffers(connection)
         return found
