@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import cProfile
 import fractions
 import json
@@ -241,6 +242,17 @@ class ReplayTrack(MediaStreamTrack):
 # --- client process --------------------------------------------------------------------------
 
 
+def track_map(tracks: list[Any]) -> dict[str, tuple[str, str]]:
+    """mid -> (participant, kind), from `[mid, who, kind]` (bench HTTP) or Socket.IO dicts."""
+    out: dict[str, tuple[str, str]] = {}
+    for t in tracks:
+        if isinstance(t, dict):
+            out[t["mid"]] = (t["participant_id"], t["kind"])
+        else:
+            out[t[0]] = (t[1], t[2])
+    return out
+
+
 class BenchClient:
     def __init__(
         self, url: str, room: str, pid: str, media: dict[str, list[bytes]], decode: bool
@@ -274,7 +286,14 @@ class BenchClient:
                     await self._answer(http, await r.json())
 
     async def _answer(self, http: aiohttp.ClientSession, offer: dict[str, Any]) -> None:
-        self.tracks = {mid: (who, kind) for mid, who, kind in offer["tracks"]}
+        sdp = await self.apply_offer(offer)
+        body = {"room": self.room, "pid": self.pid, "sdp": sdp}
+        async with http.post(f"{self.url}/answer", json=body) as r:
+            await r.read()
+
+    async def apply_offer(self, offer: dict[str, Any]) -> str:
+        """Set a server offer (bench HTTP or Socket.IO track-map form); return the answer."""
+        self.tracks = track_map(offer["tracks"])
         await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         seam.restrict_host_candidates(self.pc, (HOST,))
         for t in self.pc.getTransceivers():
@@ -294,9 +313,7 @@ class BenchClient:
                         t.receiver, lambda d, ts, mid=mid: self._frame(mid, d), lambda: None
                     )
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        body = {"room": self.room, "pid": self.pid, "sdp": self.pc.localDescription.sdp}
-        async with http.post(f"{self.url}/answer", json=body) as r:
-            await r.read()
+        return str(self.pc.localDescription.sdp)
 
     def _frame(self, mid: str, data: bytes) -> None:
         who, kind = self.tracks.get(mid, ("", ""))
@@ -398,8 +415,9 @@ class JoinClient(BenchClient):
         self._seen: set[str] = set()
         self._readers: list[asyncio.Task[None]] = []
 
-    async def _answer(self, http: aiohttp.ClientSession, offer: dict[str, Any]) -> None:
-        self.tracks = {mid: (who, kind) for mid, who, kind in offer["tracks"]}
+    async def apply_offer(self, offer: dict[str, Any]) -> str:
+        """Set a server offer (bench HTTP or Socket.IO track-map form); return the answer."""
+        self.tracks = track_map(offer["tracks"])
         await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         seam.restrict_host_candidates(self.pc, (HOST,))
         for t in self.pc.getTransceivers():
@@ -414,9 +432,7 @@ class JoinClient(BenchClient):
                     self._diverted.add(t.mid)
                     self._readers.append(asyncio.ensure_future(self._read(who, t.receiver.track)))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        body = {"room": self.room, "pid": self.pid, "sdp": self.pc.localDescription.sdp}
-        async with http.post(f"{self.url}/answer", json=body) as r:
-            await r.read()
+        return str(self.pc.localDescription.sdp)
 
     async def _read(self, who: str, track: MediaStreamTrack) -> None:
         try:
@@ -441,6 +457,107 @@ class JoinClient(BenchClient):
             task.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
         await super().close()
+
+
+# --- through the real server over Socket.IO -------------------------------------------------
+
+
+NAMESPACE = "/consult"
+
+
+def token_subject(token: str) -> str:
+    """The participant id in a join token (read, not verified: the server verifies it)."""
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+
+
+class SioSignaling:
+    """Drives a BenchClient/JoinClient through `triad serve` as docs/protocol.md describes."""
+
+    def __init__(self, client: BenchClient, base: str, token: str) -> None:
+        import socketio
+
+        self.client = client
+        self.base, self.token = base, token
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self._lock = asyncio.Lock()
+        self.sio.on("signal", self._on_signal, namespace=NAMESPACE)
+
+    async def start(self) -> None:
+        # Handlers first: the first offer may come before the join acknowledgement.
+        await self.sio.connect(
+            self.base,
+            namespaces=[NAMESPACE],
+            transports=["websocket"],
+            auth={"token": self.token},
+        )
+        ack = await self.sio.call("join", {}, namespace=NAMESPACE, timeout=30)
+        if not ack["ok"]:
+            raise SystemExit(f"join refused: {ack['error']['code']}")
+
+    async def _on_signal(self, data: dict[str, Any]) -> None:
+        if data.get("type") != "offer":
+            return
+        async with self._lock:
+            sdp = await self.client.apply_offer(data)
+            ack = await self.sio.call(
+                "signal",
+                {"type": "answer", "sdp": sdp, "pc": data.get("pc")},
+                namespace=NAMESPACE,
+                timeout=30,
+            )
+            if not ack["ok"]:
+                print(f"answer refused: {ack['error']['code']}", file=sys.stderr)
+
+    async def stop(self) -> None:
+        try:
+            await self.sio.call("leave", {}, namespace=NAMESPACE, timeout=30)
+        finally:
+            await self.sio.disconnect()
+            await self.client.close()
+
+
+async def run_sio_joins(args: argparse.Namespace) -> None:
+    """Join time through the real server: socket connect -> first decoded remote frame."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import notes as notes_bench  # its database helpers
+    import notes_socketio  # its consult/token minting and server start
+
+    from server.auth.roles import Role
+
+    width, height = args.size
+    media = {"video": encode_video(width, height), "audio": encode_audio()}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = await notes_bench.sqlite_database(Path(tmp))
+        (people,) = await notes_socketio.make_consults(url, 1)
+        process, base = await notes_socketio.start_server(url, tmp)
+        try:
+            hosts = []
+            for role in (Role.THERAPIST, Role.PSYCHIATRIST):
+                token = people[role].token
+                client = BenchClient(base, "", token_subject(token), media, decode=False)
+                hosts.append(SioSignaling(client, base, token))
+                await hosts[-1].start()
+            await asyncio.sleep(2)
+            token = people[Role.CLIENT].token
+            first, both = [], []
+            for _ in range(args.joins):
+                joiner = JoinClient(base, "", token_subject(token), media)
+                signaling = SioSignaling(joiner, base, token)
+                start = time.monotonic()
+                await signaling.start()
+                await asyncio.wait_for(joiner.all_seen.wait(), 20)
+                first.append(joiner.first_at - start)
+                both.append(joiner.all_at - start)
+                await signaling.stop()
+            print("RESULT " + json.dumps({"first": first, "both": both}), flush=True)
+            for host in hosts:
+                await host.stop()
+        finally:
+            process.terminate()
+            await process.wait()
 
 
 # --- orchestration ---------------------------------------------------------------------------
@@ -581,13 +698,22 @@ def report_rows(args: argparse.Namespace) -> None:
 
 
 def report_joins(args: argparse.Namespace) -> None:
-    server = Server("encoded")
-    try:
-        cmd = clients_cmd("joins", server.url, args, joins=args.joins)
+    if args.socketio:
+        print("\njoin through `triad serve` over Socket.IO (auto-admit consult, SQLite):")
+        cmd = clients_cmd("sio-joins", "", args, joins=args.joins)
         out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, timeout=600).stdout
         result = json.loads(out.split("RESULT ", 1)[1])
-    finally:
-        server.stop()
+    else:
+        print("\njoin through the bench HTTP offer/answer endpoint:")
+        server = Server("encoded")
+        try:
+            cmd = clients_cmd("joins", server.url, args, joins=args.joins)
+            out = subprocess.run(
+                cmd, stdout=subprocess.PIPE, text=True, check=True, timeout=600
+            ).stdout
+            result = json.loads(out.split("RESULT ", 1)[1])
+        finally:
+            server.stop()
     for name, values in (("first remote frame", result["first"]), ("both remotes", result["both"])):
         ms = sorted(1000 * v for v in values)
         p95 = ms[min(len(ms) - 1, math.ceil(0.95 * len(ms)) - 1)]
@@ -607,7 +733,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "role", nargs="?", default="bench", choices=["bench", "server", "clients", "joins"]
+        "role",
+        nargs="?",
+        default="bench",
+        choices=["bench", "server", "clients", "joins", "sio-joins"],
     )
     parser.add_argument("--mode", default="encoded", choices=["encoded", "relay"])
     parser.add_argument("--modes", nargs="+", default=["encoded", "relay"])
@@ -618,6 +747,9 @@ def main() -> None:
     parser.add_argument("--warm", type=float, default=5)
     parser.add_argument("--measure", type=float, default=15)
     parser.add_argument("--joins", type=int, default=0)
+    parser.add_argument(
+        "--socketio", action="store_true", help="joins go through `triad serve` over Socket.IO"
+    )
     parser.add_argument("--no-remb", action="store_true", help="server sends publishers no REMB")
     parser.add_argument("--soak", type=float, default=0)
     parser.add_argument("--profile", nargs="?", const="/tmp/triad-sfu.prof", default=None)
@@ -630,6 +762,8 @@ def main() -> None:
         asyncio.run(run_clients(args))
     elif args.role == "joins":
         asyncio.run(run_joins(args))
+    elif args.role == "sio-joins":
+        asyncio.run(run_sio_joins(args))
     else:
         if args.soak:
             args.measure = args.soak
