@@ -341,7 +341,10 @@ async def run_clients(args: argparse.Namespace) -> None:
         clients = []
         for r in range(args.rooms):
             for i in range(3):
-                client = BenchClient(args.url, f"room{r}", f"p{r}_{i}", media, decode=(i == 0))
+                room = args.room_offset + r
+                client = BenchClient(
+                    args.url, f"room{room}", f"p{room}_{i}", media, decode=(i == 0)
+                )
                 await client.join(http)
                 clients.append(client)
         await asyncio.sleep(args.warm)
@@ -627,36 +630,65 @@ def clients_cmd(kind: str, url: str, args: argparse.Namespace, **extra: Any) -> 
 
 
 def measure(mode: str, rooms: int, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
+    """One server, `args.client_procs` client processes sharing the rooms; one window."""
     server = Server(mode, args.profile_path if args.profile else None, args.no_remb)
     try:
-        cmd = clients_cmd("clients", server.url, args, rooms=rooms, warm=args.warm, measure=seconds)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
+        shares = [
+            rooms // args.client_procs + (i < rooms % args.client_procs)
+            for i in range(args.client_procs)
+        ]
+        procs = []
+        offset = 0
+        for share in filter(None, shares):
+            cmd = clients_cmd(
+                "clients",
+                server.url,
+                args,
+                rooms=share,
+                warm=args.warm,
+                measure=seconds,
+                **{"room-offset": offset},
+            )
+            procs.append((share, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)))
+            offset += share
         drops0 = udp_rcvbuf_errors()
+        for _, proc in procs:  # every client process has joined and warmed up
+            assert proc.stdout is not None
+            while not proc.stdout.readline().startswith("WARM"):
+                pass
+        cpu0, t0, busy0 = server.cpu(), time.monotonic(), machine_busy()
+        if args.profile:
+            post(f"{server.url}/profile?on=1")
         rss: list[float] = []
-        cpu0 = t0 = 0.0
-        result: dict[str, Any] = {}
-        for line in proc.stdout:
-            if line.startswith("WARM"):
-                cpu0, t0, busy0 = server.cpu(), time.monotonic(), machine_busy()
-                if args.profile:
-                    post(f"{server.url}/profile?on=1")
-                if args.soak:
-                    while proc.poll() is None and time.monotonic() - t0 < seconds - 1:
-                        rss.append(server.ps.memory_info().rss / 2**20)
-                        time.sleep(30)
-            elif line.startswith("RESULT"):
-                result = json.loads(line.split(" ", 1)[1])
-                elapsed = time.monotonic() - t0
-                result["server_cpu"] = (server.cpu() - cpu0) / elapsed
-                result["other_cpu"] = (
-                    (machine_busy() - busy0) / elapsed - result["server_cpu"] - result["client_cpu"]
-                )
-                result["server_rss_mb"] = server.ps.memory_info().rss / 2**20
-                result["server_stats"] = server.stats()
-                if args.profile:
-                    post(f"{server.url}/profile")
-        proc.wait(timeout=120)
+        if args.soak:
+            while any(p.poll() is None for _, p in procs) and time.monotonic() - t0 < seconds - 1:
+                rss.append(server.ps.memory_info().rss / 2**20)
+                time.sleep(30)
+        parts: list[tuple[int, dict[str, Any]]] = []
+        for share, proc in procs:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("RESULT"):
+                    parts.append((share, json.loads(line.split(" ", 1)[1])))
+                    break
+        elapsed = time.monotonic() - t0
+        result: dict[str, Any] = {
+            key: sum(share * r[key] for share, r in parts) / rooms
+            for key in ("video_fps", "audio_fps", "decoded_fps")
+        }
+        result["video_fps_min"] = min(r["video_fps_min"] for _, r in parts)
+        result["decode_errors"] = sum(r["decode_errors"] for _, r in parts)
+        result["client_cpu"] = sum(r["client_cpu"] for _, r in parts)
+        result["server_cpu"] = (server.cpu() - cpu0) / elapsed
+        result["other_cpu"] = (
+            (machine_busy() - busy0) / elapsed - result["server_cpu"] - result["client_cpu"]
+        )
+        result["server_rss_mb"] = server.ps.memory_info().rss / 2**20
+        result["server_stats"] = server.stats()
+        if args.profile:
+            post(f"{server.url}/profile")
+        for _, proc in procs:
+            proc.wait(timeout=120)
         result["rss_samples"] = rss
         result["udp_drops"] = udp_rcvbuf_errors() - drops0
         return result
@@ -747,6 +779,8 @@ def main() -> None:
     parser.add_argument("--warm", type=float, default=5)
     parser.add_argument("--measure", type=float, default=15)
     parser.add_argument("--joins", type=int, default=0)
+    parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument("--room-offset", type=int, default=0)
     parser.add_argument(
         "--socketio", action="store_true", help="joins go through `triad serve` over Socket.IO"
     )
