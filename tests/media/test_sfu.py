@@ -124,6 +124,20 @@ async def test_subscriber_pli_reaches_publisher_rate_limited(
     assert b.keyframe_requests - plis_before <= 2
 
 
+async def test_a_new_subscriber_asks_again_until_a_keyframe_comes(
+    room: LoopbackRoom, join: Join
+) -> None:
+    """The publisher's encoder ignores the first keyframe request (as if the PLI were lost):
+    the new subscriber must not stay black until the next natural keyframe (100 s away)."""
+    a, b = await join(A), await join(B)
+    await wait_for(lambda: receives(a, [B]) and receives(b, [A]), 40, "first frames")
+    requests_before = b.keyframe_requests
+    b.ignore_keyframe_requests = 1
+    c = await join(C)
+    await wait_for(lambda: b.keyframe_requests > requests_before + 1, 20, "a second request")
+    await wait_for(lambda: c.decoded(B, "video") >= 10, 20, "video from B at the new subscriber")
+
+
 async def test_active_speaker_follows_sound(room: LoopbackRoom, join: Join) -> None:
     await join(A, audio="silence")
     await join(B, audio="tone")

@@ -106,6 +106,15 @@ class Publication:
                 self._pli_timer.cancel()
             self._pli_timer = loop.call_at(due, self._send_pli)
 
+    def remind(self) -> None:
+        """A subscriber still waits for a keyframe: ask again once the interval has passed. A
+        lost PLI or keyframe, or a request the encoder declined, must not leave a tile black
+        until the publisher's next natural keyframe (libvpx's is minutes away)."""
+        if self.kind != "video" or self._closed or self._pli_timer is not None:
+            return
+        if asyncio.get_running_loop().time() >= self._last_pli + self._keyframe_interval:
+            self._send_pli()
+
     def _send_pli(self) -> None:
         self._pli_timer = None
         if self._closed:
@@ -188,6 +197,7 @@ class ForwardTrack(MediaStreamTrack):
         if self._awaiting_keyframe:
             if not keyframe:
                 publication.count_dropped()
+                publication.remind()
                 return
             self._awaiting_keyframe = False
         elif len(queue) >= self._max_queue:
