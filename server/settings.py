@@ -126,6 +126,8 @@ class Settings(BaseSettings):
             and self.ice_udp_port_min > self.ice_udp_port_max
         ):
             raise ConfigError("TRIAD_ICE_UDP_PORT_MIN is above TRIAD_ICE_UDP_PORT_MAX")
+        if (self.ice_udp_port_min is None) != (self.ice_udp_port_max is None):
+            raise ConfigError("set TRIAD_ICE_UDP_PORT_MIN and TRIAD_ICE_UDP_PORT_MAX together")
         problems = self.production_problems()
         if problems:
             raise ConfigError(

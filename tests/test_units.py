@@ -177,3 +177,19 @@ def test_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_port_range_must_be_ordered() -> None:
     with pytest.raises(ConfigError):
         Settings(ice_udp_port_min=50000, ice_udp_port_max=40000).check()
+
+
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        ({"ice_udp_port_min": 50000}, "together"),
+        ({"ice_udp_port_max": 50000}, "together"),
+        ({"ice_udp_port_min": 50010, "ice_udp_port_max": 50000}, "above"),
+    ],
+)
+def test_a_half_or_inverted_udp_port_range_is_refused_by_name(
+    tmp_path: Path, ports: dict[str, int], message: str
+) -> None:
+    settings = Settings(data_dir=tmp_path, ice_host_addresses=["127.0.0.1"], **ports)
+    with pytest.raises(ConfigError, match=message):
+        settings.check()
