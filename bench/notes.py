@@ -25,6 +25,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,11 +227,14 @@ async def pg_admin(admin_url: str, statement: str) -> None:
         await conn.close()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(description: str, default_backend: str) -> argparse.Namespace:
+    """The command line both notes benches share."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 50, 100])
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument(
+        "--backend", choices=["sqlite", "postgres", "both"], default=default_backend
+    )
     parser.add_argument(
         "--pg",
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
@@ -239,7 +244,32 @@ async def main() -> None:
     logs.configure("warning", "console")
     if args.seconds > 120:
         raise SystemExit("--seconds is capped at 120")
+    args.backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     print(f"load average before: {os.getloadavg()[0]:.2f} (other work on the machine skews tails)")
+    return args
+
+
+@asynccontextmanager
+async def bench_database(backend: str, pg_admin_url: str, directory: Path) -> AsyncIterator[str]:
+    """A migrated database for one run: a SQLite file in `directory`, or a PostgreSQL
+    database created on the admin URL and dropped afterwards. Yields its URL."""
+    if backend == "sqlite":
+        yield await sqlite_database(directory)
+        return
+    name = f"triad_bench_{secrets.token_hex(4)}"
+    await pg_admin(pg_admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+        db = Database(url)
+        await migrate.upgrade(db.engine)
+        await db.close()
+        yield url
+    finally:
+        await pg_admin(pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def main() -> None:
+    args = arguments(__doc__.split("\n\n")[0], "both")
     print(
         f"notes bench: {args.seconds:.0f} s per run, python {sys.version.split()[0]}, "
         f"{psutil.cpu_count()} cores"
@@ -248,28 +278,11 @@ async def main() -> None:
         f"{'backend':9} {'K':>4} {'updates':>8} {'upd/s':>8} {'median ms':>10} "
         f"{'p99 ms':>8} {'max ms':>8} {'cpu':>5} {'errors':>6}"
     )
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    for backend in backends:
+    for backend in args.backends:
         for k in args.k:
             with tempfile.TemporaryDirectory() as tmp:
-                if backend == "sqlite":
-                    url = await sqlite_database(Path(tmp))
+                async with bench_database(backend, args.pg, Path(tmp)) as url:
                     result = await run_one(url, k, args.seconds)
-                else:
-                    name = f"triad_bench_{secrets.token_hex(4)}"
-                    await pg_admin(args.pg, f'CREATE DATABASE "{name}"')
-                    try:
-                        url = (
-                            make_url(args.pg)
-                            .set(database=name)
-                            .render_as_string(hide_password=False)
-                        )
-                        db = Database(url)
-                        await migrate.upgrade(db.engine)
-                        await db.close()
-                        result = await run_one(url, k, args.seconds)
-                    finally:
-                        await pg_admin(args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             print(
                 f"{backend:9} {result['k']:>4} {result['updates']:>8} {result['per_s']:>8.0f} "
                 f"{result['median_ms']:>10.2f} {result['p99_ms']:>8.2f} {result['max_ms']:>8.1f} "

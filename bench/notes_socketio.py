@@ -15,7 +15,6 @@ Loopback only; bounded in time; every copy is checked against the server's at th
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
@@ -33,20 +32,17 @@ import aiohttp
 import psutil
 import pycrdt
 import socketio
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import notes as inprocess  # the in-process bench: its load shape, keys and database helpers
 
-from server import logs
 from server.auth.roles import Role
 from server.consults.model import Actor, ConsultSpec, ParticipantSpec
 from server.consults.platforms import PlatformKeys
 from server.consults.service import ConsultService
 from server.crypto import KeyRing
-from server.db import migrate
 from server.db.engine import Database
 
 NAMESPACE = "/consult"
@@ -220,44 +216,16 @@ async def run_one(url: str, k: int, seconds: float, data_dir: str) -> dict[str, 
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 50, 100])
-    parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
-    parser.add_argument(
-        "--pg",
-        default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres",
-        help="an admin URL on loopback; a bench database is created there and dropped",
-    )
-    args = parser.parse_args()
-    logs.configure("warning", "console")
-    if args.seconds > 120:
-        raise SystemExit("--seconds is capped at 120")
-    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    args = inprocess.arguments(__doc__.split("\n\n")[0], "sqlite")
     print(
         f"{'backend':9} {'K':>4} {'updates':>8} {'upd/s':>7} {'median ms':>10} {'p99 ms':>8} "
         f"{'max ms':>8} {'srv cpu':>8} {'cli cpu':>8} {'errors':>6}"
     )
-    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    for backend in backends:
+    for backend in args.backends:
         for k in args.k:
             with tempfile.TemporaryDirectory() as tmp:
-                name = f"triad_bench_{secrets.token_hex(4)}"
-                if backend == "sqlite":
-                    url = await inprocess.sqlite_database(Path(tmp))
-                else:
-                    await inprocess.pg_admin(args.pg, f'CREATE DATABASE "{name}"')
-                    url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
-                    db = Database(url)
-                    await migrate.upgrade(db.engine)
-                    await db.close()
-                try:
+                async with inprocess.bench_database(backend, args.pg, Path(tmp)) as url:
                     r = await run_one(url, k, args.seconds, tmp)
-                finally:
-                    if backend == "postgres":
-                        await inprocess.pg_admin(
-                            args.pg, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-                        )
             print(
                 f"{backend:9} {r['k']:>4} {r['updates']:>8} {r['per_s']:>7.0f} "
                 f"{r['median_ms']:>10.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} "
