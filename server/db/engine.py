@@ -68,10 +68,12 @@ class Database:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; busy_timeout waits out a writer instead of
-    # failing; foreign keys are off in SQLite unless asked for.
+    # failing; foreign keys are off in SQLite unless asked for. synchronous=FULL fsyncs the WAL
+    # on every commit: an acknowledged notes edit must survive a power cut, not only a crashed
+    # process (NORMAL keeps only the latter). The notes log's group commit pays it per batch.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
