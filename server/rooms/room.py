@@ -244,6 +244,21 @@ class ConsultRoom:
             ):
                 await occupant.channel.send(event, payload)
 
+    def media_failed(self, participant_id: ParticipantId) -> None:
+        """MediaEvents: the participant's peer connection failed. A connected participant gets
+        a new one (a new `pc` number and offer) rather than a frozen tile; one who is not
+        connected gets it when they return."""
+        if not self.closed:
+            self._spawn(self._recover_media(participant_id))
+
+    async def _recover_media(self, participant_id: ParticipantId) -> None:
+        async with self._lock:
+            occupant = self._occupants.get(participant_id)
+            if self.closed or occupant is None or not occupant.in_media or not occupant.connected:
+                return
+            log.warning("room.media_restarted", participant_id=participant_id)
+            await self._restart_media(occupant)
+
     # -- queries ------------------------------------------------------------------------------
 
     def is_admitted(self, pid: ParticipantId) -> bool:

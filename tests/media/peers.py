@@ -248,6 +248,7 @@ class LoopbackRoom:
         self.sfu: Any = None
         self.clients: dict[str, ClientPeer] = {}
         self.speakers: list[str | None] = []
+        self.failed: list[str] = []
         self.failures: list[BaseException] = []
         # Participants whose offers are kept in `held` instead of being answered.
         self.hold: set[str] = set()
@@ -269,6 +270,9 @@ class LoopbackRoom:
 
     def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
         self.speakers.append(participant_id)
+
+    def media_failed(self, participant_id: ParticipantId) -> None:
+        self.failed.append(participant_id)
 
 
 async def wait_for(

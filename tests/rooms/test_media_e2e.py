@@ -12,6 +12,7 @@ from typing import Any, cast
 import pytest
 
 from server.api.context import SERVICES
+from server.ids import ParticipantId
 from server.rooms.media import Sfu
 from tests.media.peers import AudioMode, ClientPeer, TrackMapEntry, counts, wait_for
 from tests.roomclient import RoomClient
@@ -169,3 +170,38 @@ async def test_leave_and_rejoin_renegotiates_and_frames_resume(
         45,
         "frames from the rejoined participant",
     )
+
+
+async def test_a_failed_server_connection_is_replaced_and_media_resumes(
+    people: People, media_people: dict[str, MediaParticipant], client: Any
+) -> None:
+    therapist = await enter(people, media_people, "therapist")
+    psychiatrist = await enter(people, media_people, "psychiatrist")
+    await wait_for(
+        lambda: (
+            sees_and_hears(therapist, [psychiatrist], 10)
+            and sees_and_hears(psychiatrist, [therapist], 10)
+        ),
+        45,
+        "first frames",
+    )
+    sfu = room_sfu(client, people.consult["id"])
+    failing = sfu._peers[ParticipantId(psychiatrist.participant_id)].pc
+    # What ICE consent expiry does (aioice closes its connection, DTLS closes with it and
+    # aiortc closes the peer connection), without the 30 s of unanswered checks it takes.
+    ice = failing.getTransceivers()[0].receiver.transport.transport
+    await ice._connection.close()
+    await wait_for(lambda: failing.connectionState == "closed", 15, "the failure")
+
+    offer = await psychiatrist.room.wait_event("signal", lambda s: s["pc"] == 1)
+    assert offer["type"] == "offer"
+    before = therapist.peer.decoded(psychiatrist.participant_id, "video")
+    await wait_for(
+        lambda: (
+            therapist.peer.decoded(psychiatrist.participant_id, "video") >= before + 10
+            and sees_and_hears(psychiatrist, [therapist], 10)
+        ),
+        45,
+        "media over the new connection",
+    )
+    assert sfu._peers[ParticipantId(psychiatrist.participant_id)].pc is not failing

@@ -99,6 +99,7 @@ class Peer:
         config: MediaConfig,
         counters: Counters,
         on_audio_level: Callable[[int], None],
+        on_failed: Callable[[], None] = lambda: None,
     ) -> None:
         self.participant_id = participant_id
         self._config = config
@@ -110,6 +111,16 @@ class Peer:
                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
             )
         )
+
+        @self.pc.on("connectionstatechange")
+        def _state_changed() -> None:
+            # ICE or DTLS gave up (consent lost, network changed): the room starts over. When
+            # aioice loses consent it closes its connection, DTLS closes with it and aiortc
+            # closes the whole peer connection, so a close we did not ask for is a failure too.
+            state = self.pc.connectionState
+            if state == "failed" or (state == "closed" and not self.closed):
+                on_failed()
+
         self.publications: dict[Kind, Publication | RelayPublication] = {}
         self._receivers: dict[Kind, RTCRtpTransceiver] = {}
         for kind in KINDS:

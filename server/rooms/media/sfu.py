@@ -34,6 +34,9 @@ class MediaEvents(Protocol):
     def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
         """The loudest participant changed (None: nobody is speaking)."""
 
+    def media_failed(self, participant_id: ParticipantId) -> None:
+        """The participant's peer connection failed; only a new one can bring media back."""
+
 
 class Sfu:
     """One per consult room. All methods run on the room's event loop."""
@@ -73,6 +76,7 @@ class Sfu:
                 self._config,
                 self._counters,
                 on_audio_level=lambda level: self._on_audio_level(participant_id, level),
+                on_failed=lambda: self._on_failed(participant_id),
             )
             for other in self._peers.values():
                 for publication in other.publications.values():
@@ -174,6 +178,11 @@ class Sfu:
                     participant_id=participant_id,
                     error=type(exc).__name__,
                 )
+
+    def _on_failed(self, participant_id: ParticipantId) -> None:
+        if self._closing is None and participant_id in self._peers:
+            logger.warning("media.peer_failed", participant_id=participant_id)
+            self._events.media_failed(participant_id)
 
     def _on_audio_level(self, participant_id: ParticipantId, level: int) -> None:
         now = asyncio.get_running_loop().time()
