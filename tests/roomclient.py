@@ -97,11 +97,3 @@ class RoomClient:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
-
-
-async def wait_until(predicate: Callable[[], bool], within: float = DEADLINE) -> None:
-    """Poll a condition (for state outside any event: a database row, a server-side object)
-    until it holds or the deadline passes."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 (nothing to wait on: the state has no event)
-            await asyncio.sleep(0.02)

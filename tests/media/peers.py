@@ -275,18 +275,6 @@ class LoopbackRoom:
         self.failed.append(participant_id)
 
 
-async def wait_for(
-    predicate: Callable[[], bool], deadline: float = 30.0, message: str = "condition"
-) -> None:
-    """Poll `predicate` until it holds; fail after `deadline` seconds (a deadline, not a delay)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"timed out after {deadline}s waiting for {message}")
-        await asyncio.sleep(0.05)
-
-
 def counts(clients: Mapping[str, ClientPeer]) -> dict[str, dict[str, dict[str, int]]]:
     """Decoded frame counts, for assertion messages."""
     return {

@@ -9,7 +9,8 @@ import pytest
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 from server.rooms.media import MediaConfig, Sfu
-from tests.media.peers import ClientPeer, LoopbackRoom, wait_for
+from tests.media.peers import ClientPeer, LoopbackRoom
+from tests.waiting import wait_for
 
 A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
 

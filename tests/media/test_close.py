@@ -10,7 +10,8 @@ import pytest
 
 from server.ids import ParticipantId
 from server.rooms.media import MediaConfig, Sfu
-from tests.media.peers import ClientPeer, LoopbackRoom, wait_for
+from tests.media.peers import ClientPeer, LoopbackRoom
+from tests.waiting import wait_for
 
 PEERS = [ParticipantId(f"p_{n}") for n in "abc"]
 

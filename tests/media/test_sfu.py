@@ -9,7 +9,8 @@ import pytest
 from server.ids import ParticipantId
 from server.rooms.media import MediaConfig, Sfu
 from server.rooms.media.seam import is_diverted
-from tests.media.peers import ClientPeer, LoopbackRoom, counts, wait_for
+from tests.media.peers import ClientPeer, LoopbackRoom, counts
+from tests.waiting import wait_for
 
 A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",))

@@ -4,9 +4,7 @@ documents that edit locally, send their updates through the service and receive 
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,15 +29,6 @@ MAX_UPDATE = 4096
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], deadline: float = 10.0) -> None:
-    """Wait until `condition` holds, or fail after `deadline` seconds (never a fixed sleep)."""
-    end = time.monotonic() + deadline
-    while not await condition():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 class Peer:

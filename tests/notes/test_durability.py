@@ -15,7 +15,8 @@ from server.auth.roles import Role
 from server.db.models import NoteSnapshot, NoteUpdate
 from server.ids import ParticipantId
 from server.notes.documents import DocumentName
-from tests.notes.conftest import World, wait_for
+from tests.notes.conftest import World
+from tests.waiting import wait_for
 
 PLAN, CLIENT = DocumentName.PLAN, DocumentName.CLIENT
 

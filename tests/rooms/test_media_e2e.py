@@ -14,9 +14,10 @@ import pytest
 from server.api.context import SERVICES
 from server.ids import ParticipantId
 from server.rooms.media import Sfu
-from tests.media.peers import AudioMode, ClientPeer, TrackMapEntry, counts, wait_for
+from tests.media.peers import AudioMode, ClientPeer, TrackMapEntry, counts
 from tests.roomclient import RoomClient
 from tests.rooms.conftest import People
+from tests.waiting import wait_for
 
 # Media is the expensive part; the database backend is covered by the other room tests.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -90,6 +91,12 @@ def sees_and_hears(p: MediaParticipant, others: list[MediaParticipant], frames: 
     )
 
 
+async def both_flowing(a: MediaParticipant, b: MediaParticipant) -> None:
+    await wait_for(
+        lambda: sees_and_hears(a, [b], 10) and sees_and_hears(b, [a], 10), 45, "first frames"
+    )
+
+
 def room_sfu(client: Any, consult_id: str) -> Sfu:
     room = client.app[SERVICES].rooms.get(consult_id)
     assert room is not None
@@ -146,14 +153,7 @@ async def test_leave_and_rejoin_renegotiates_and_frames_resume(
 ) -> None:
     therapist = await enter(people, media_people, "therapist")
     psychiatrist = await enter(people, media_people, "psychiatrist")
-    await wait_for(
-        lambda: (
-            sees_and_hears(therapist, [psychiatrist], 10)
-            and sees_and_hears(psychiatrist, [therapist], 10)
-        ),
-        45,
-        "first frames",
-    )
+    await both_flowing(therapist, psychiatrist)
     offers_before = therapist.peer.offers
     assert (await psychiatrist.room.call("leave"))["ok"]
     await therapist.room.wait_event("peer-left")
@@ -177,14 +177,7 @@ async def test_a_failed_server_connection_is_replaced_and_media_resumes(
 ) -> None:
     therapist = await enter(people, media_people, "therapist")
     psychiatrist = await enter(people, media_people, "psychiatrist")
-    await wait_for(
-        lambda: (
-            sees_and_hears(therapist, [psychiatrist], 10)
-            and sees_and_hears(psychiatrist, [therapist], 10)
-        ),
-        45,
-        "first frames",
-    )
+    await both_flowing(therapist, psychiatrist)
     sfu = room_sfu(client, people.consult["id"])
     failing = sfu._peers[ParticipantId(psychiatrist.participant_id)].pc
     # What ICE consent expiry does (aioice closes its connection, DTLS closes with it and

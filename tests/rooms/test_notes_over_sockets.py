@@ -10,9 +10,9 @@ import pycrdt
 
 from tests.apiclient import Api
 from tests.conftest import PlatformKey
-from tests.roomclient import wait_until
 from tests.rooms.conftest import People
 from tests.rooms.notesclient import NotesClient, append_text, insert
+from tests.waiting import wait_for
 
 PRIVATE = "Zolpidem-query-private-7731"
 
@@ -61,13 +61,13 @@ async def test_clinicians_co_edit_live_and_the_client_never_receives_their_priva
         texts = {person.text("plan", "summary") for person in notes.values()}
         return len(texts) == 1 and texts.pop().count("[") == 24
 
-    await wait_until(converged)
+    await wait_for(converged)
 
     def psychiatrist_has_private_notes() -> bool:
         p.apply_received()
         return p.text("clinicians", "notes") == PRIVATE
 
-    await wait_until(psychiatrist_has_private_notes)
+    await wait_for(psychiatrist_has_private_notes)
     for person in (t, p):
         assert list(person.doc("client").get("questions", type=pycrdt.Array)) == [
             "Will it affect my sleep?"

@@ -1,0 +1,30 @@
+"""Waiting in tests: poll a condition until it holds or a deadline passes, never a fixed sleep.
+For state that raises no event (a server-side object, a database row, frames counted by a peer);
+where an event exists, wait on it instead (`RoomClient.wait_event`)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+
+POLL_SECONDS = 0.02
+
+
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]],
+    deadline: float = 30.0,
+    what: str = "a condition",
+) -> None:
+    """Return once `predicate()` (sync or async) is true; fail after `deadline` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        held = predicate()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
+        if loop.time() > end:
+            raise AssertionError(f"timed out after {deadline}s waiting for {what}")
+        await asyncio.sleep(POLL_SECONDS)
