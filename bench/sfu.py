@@ -68,6 +68,9 @@ class Mailbox:
     def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
         pass
 
+    def media_failed(self, participant_id: ParticipantId) -> None:
+        pass  # bench clients leave by closing their peer connections: nothing to recover
+
 
 async def serve(args: argparse.Namespace) -> None:
     config = MediaConfig(

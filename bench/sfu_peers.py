@@ -180,18 +180,25 @@ class BenchClient:
                 if t.sender.track is None:
                     t.sender.replaceTrack(self.video if kind == "video" else self.audio)
                     if kind == "video":
-                        seam.intercept_keyframe_requests(t.sender, self.video.restart_at_keyframe)
+                        self._sending_video(t.sender)
                 t.direction = "sendonly"
             else:
                 t.direction = "recvonly"
                 if t.mid not in self._diverted:
-                    self._diverted.add(t.mid)
-                    mid = t.mid
-                    seam.divert_receiver(
-                        t.receiver, lambda d, ts, mid=mid: self._frame(mid, d), lambda: None
-                    )
+                    self._receiving(t, who, kind)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return str(self.pc.localDescription.sdp)
+
+    def _sending_video(self, sender: Any) -> None:
+        seam.intercept_keyframe_requests(sender, self.video.restart_at_keyframe)
+
+    def _receiving(self, transceiver: Any, who: str, kind: str) -> None:
+        """A new remote line: count its encoded frames without decoding them."""
+        mid = transceiver.mid
+        self._diverted.add(mid)
+        seam.divert_receiver(
+            transceiver.receiver, lambda d, ts, mid=mid: self._frame(mid, d), lambda: None
+        )
 
     def _frame(self, mid: str, data: bytes) -> None:
         who, kind = self.tracks.get(mid, ("", ""))
@@ -296,24 +303,14 @@ class JoinClient(BenchClient):
         self._seen: set[str] = set()
         self._readers: list[asyncio.Task[None]] = []
 
-    async def apply_offer(self, offer: dict[str, Any]) -> str:
-        """Set a server offer (bench HTTP or Socket.IO track-map form); return the answer."""
-        self.tracks = track_map(offer["tracks"])
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        seam.restrict_host_candidates(self.pc, (HOST,))
-        for t in self.pc.getTransceivers():
-            who, kind = self.tracks.get(t.mid or "", ("", ""))
-            if who == self.pid:
-                if t.sender.track is None:
-                    t.sender.replaceTrack(self.video if kind == "video" else self.audio)
-                t.direction = "sendonly"
-            else:
-                t.direction = "recvonly"
-                if kind == "video" and t.mid not in self._diverted:
-                    self._diverted.add(t.mid)
-                    self._readers.append(asyncio.ensure_future(self._read(who, t.receiver.track)))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return str(self.pc.localDescription.sdp)
+    def _sending_video(self, sender: Any) -> None:
+        pass  # joins are short: the publisher's first keyframe is all they need
+
+    def _receiving(self, transceiver: Any, who: str, kind: str) -> None:
+        """A new remote line: decode its video with aiortc's receiver, as a browser would."""
+        if kind == "video":
+            self._diverted.add(transceiver.mid)
+            self._readers.append(asyncio.ensure_future(self._read(who, transceiver.receiver.track)))
 
     async def _read(self, who: str, track: MediaStreamTrack) -> None:
         try:
