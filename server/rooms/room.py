@@ -17,6 +17,7 @@ from ..auth.roles import is_host, require_host
 from ..consults.model import Actor, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
+from .media import Offer
 from .occupant import Occupant, Place
 from .ports import Channel, ConsultRecords, IceServers, RoomMedia
 
@@ -208,7 +209,7 @@ class ConsultRoom:
             await self._media.add_candidate(occupant.id, candidate)
 
     # MediaEvents, called by the SFU.
-    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
+    async def send_offer(self, participant_id: ParticipantId, offer: Offer) -> None:
         occupant = self._occupants.get(participant_id)
         if occupant is None or occupant.channel is None:
             return

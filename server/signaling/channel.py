@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import socketio
@@ -15,7 +15,11 @@ NAMESPACE = "/consult"
 
 class SocketChannel:
     def __init__(
-        self, sio: socketio.AsyncServer, sid: str, spawn: Any, namespace: str = NAMESPACE
+        self,
+        sio: socketio.AsyncServer,
+        sid: str,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        namespace: str = NAMESPACE,
     ) -> None:
         self._sio = sio
         self.sid = sid

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
-from ..auth.roles import Role
 from ..consults.access import ParticipantAccess
-from ..ids import ConsultId, ParticipantId
+from ..notes.service import NotesService
 from ..rooms.registry import RoomRegistry
 
 
@@ -22,38 +20,9 @@ class SocketLimits:
             raise ValueError("socket limits must be positive")
 
 
-class SyncReply(Protocol):
-    @property
-    def update(self) -> bytes: ...
-    @property
-    def state_vector(self) -> bytes: ...
-
-
-class Applied(Protocol):
-    @property
-    def seq(self) -> int: ...
-
-
-class Notes(Protocol):
-    """The notes channel as signaling uses it (`server.notes.service.NotesService`)."""
-
-    async def sync(
-        self, consult_id: ConsultId, role: Role, doc: str, state_vector: bytes
-    ) -> SyncReply: ...
-
-    async def apply(
-        self,
-        consult_id: ConsultId,
-        participant_id: ParticipantId,
-        role: Role,
-        doc: str,
-        update: bytes,
-    ) -> Applied: ...
-
-
 @dataclass(frozen=True)
 class SignalingDeps:
     access: ParticipantAccess
     rooms: RoomRegistry
-    notes: Notes
+    notes: NotesService
     limits: SocketLimits

@@ -232,11 +232,11 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return handle
 
     def _room(self, connection: Connection) -> ConsultRoom:
-        room = self._deps().rooms.get(connection.identity.consult_id)
-        if not connection.joined or room is None:
-            if room is None and connection.joined:
-                raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
+        if not connection.joined:
             raise TriadError(ErrorCode.NOT_JOINED, "join the room first")
+        room = self._deps().rooms.get(connection.identity.consult_id)
+        if room is None:  # joined, and the room has since closed
+            raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
         return room
 
 

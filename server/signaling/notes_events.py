@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..consults.model import JoinIdentity
-from ..notes.documents import may_read, parse_document, require_read
+from ..notes.documents import DocumentName, may_read, parse_document, require_read
 from ..rooms.occupant import Occupant
 from ..rooms.room import ConsultRoom
 from . import payloads
@@ -61,5 +61,5 @@ class NotesEvents:
         return {}
 
 
-def _readers_of(doc: Any) -> Callable[[Occupant], bool]:
+def _readers_of(doc: DocumentName) -> Callable[[Occupant], bool]:
     return lambda occupant: may_read(occupant.role, doc)
