@@ -113,8 +113,20 @@ async def test_plan_endpoints_before_and_after_the_end(
     ]
     assert PRIVATE not in json.dumps(plan.body)
 
+    markdown = await api.call(
+        "GET",
+        base + "/plan",
+        bearer=platform.secret,
+        headers={"Accept": "text/markdown, application/json;q=0.5"},
+    )
+    assert markdown.status == 200
+    assert markdown.headers["Content-Type"].startswith("text/markdown")
+    assert "Generalised anxiety disorder" in markdown.body.decode()
+    assert PRIVATE not in markdown.body.decode()
+
     fhir = await api.call("GET", base + "/plan/fhir", bearer=platform.secret)
     assert fhir.status == 200
+    assert fhir.headers["Content-Type"].startswith("application/fhir+json")
     Bundle.model_validate(fhir.body)
     kinds = [e["resource"]["resourceType"] for e in fhir.body["entry"]]
     assert kinds.count("Condition") == 1
