@@ -72,7 +72,6 @@ def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
         limits=SocketLimits(
             events_per_second=settings.socket_events_per_second,
             event_burst=settings.socket_event_burst,
-            max_message_bytes=settings.socket_max_message_bytes,
         ),
     )
 

@@ -13,10 +13,9 @@ from ..rooms.registry import RoomRegistry
 class SocketLimits:
     events_per_second: float
     event_burst: int
-    max_message_bytes: int
 
     def __post_init__(self) -> None:
-        if self.events_per_second <= 0 or self.event_burst < 1 or self.max_message_bytes < 1:
+        if self.events_per_second <= 0 or self.event_burst < 1:
             raise ValueError("socket limits must be positive")
 
 
