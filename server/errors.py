@@ -54,6 +54,14 @@ class ErrorCode(StrEnum):
     NOTES_UPDATE_INVALID = "notes_update_invalid"
     NOTES_UPDATE_TOO_LARGE = "notes_update_too_large"
     PLAN_NOT_FOUND = "plan_not_found"
+    # The care workflow: consent, hand-off brief, check-in measures, follow-ups, same room
+    CONSENT_REQUIRED = "consent_required"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    CONSENT_WORDING_OUTDATED = "consent_wording_outdated"
+    SAME_ROOM_REQUIRED = "same_room_required"
+    BRIEF_NOT_FOUND = "brief_not_found"
+    MEASURE_INVALID = "measure_invalid"
+    PREVIOUS_CONSULT_INVALID = "previous_consult_invalid"
     # Service
     NOT_READY = "not_ready"
     INTERNAL = "internal"
@@ -131,6 +139,25 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.PLAN_NOT_FOUND: ErrorSpec(
         HTTPStatus.NOT_FOUND, "No saved plan (a plan is saved when the consult ends)"
+    ),
+    ErrorCode.CONSENT_REQUIRED: ErrorSpec(
+        HTTPStatus.CONFLICT, "The client has not given consent to the session and to sharing"
+    ),
+    ErrorCode.CONSENT_WITHDRAWN: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "The client withdrew consent to the clinicians sharing information"
+    ),
+    ErrorCode.CONSENT_WORDING_OUTDATED: ErrorSpec(
+        HTTPStatus.CONFLICT, "The consent wording shown is not the current version"
+    ),
+    ErrorCode.SAME_ROOM_REQUIRED: ErrorSpec(
+        HTTPStatus.CONFLICT, "Only a clinician who declared the client present with them may attest"
+    ),
+    ErrorCode.BRIEF_NOT_FOUND: ErrorSpec(HTTPStatus.NOT_FOUND, "No hand-off brief is attached"),
+    ErrorCode.MEASURE_INVALID: ErrorSpec(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "The questionnaire answers are not valid"
+    ),
+    ErrorCode.PREVIOUS_CONSULT_INVALID: ErrorSpec(
+        HTTPStatus.CONFLICT, "The previous consult is unknown, not ended, or has no saved plan"
     ),
     ErrorCode.NOT_READY: ErrorSpec(HTTPStatus.SERVICE_UNAVAILABLE, "The service is not ready"),
     ErrorCode.INTERNAL: ErrorSpec(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error"),
