@@ -88,7 +88,11 @@ async def make_consults(db: Database, k: int) -> list[Consult]:
     created = await keys.create(f"bench-{secrets.token_hex(3)}", Actor("operator", "bench"))
     caller = await keys.authenticate(created.secret)
     service = ConsultService(
-        db, public_base_url="http://127.0.0.1:8080", token_ttl=timedelta(hours=1), clock=now
+        db,
+        keyring,
+        public_base_url="http://127.0.0.1:8080",
+        token_ttl=timedelta(hours=1),
+        clock=now,
     )
     spec = ConsultSpec(
         participants=(

@@ -71,6 +71,7 @@ async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
     caller = await keys.authenticate(created.secret)
     service = ConsultService(
         db,
+        KeyRing.parse(inprocess.KEY),
         public_base_url="http://127.0.0.1",
         token_ttl=timedelta(hours=1),
         clock=inprocess.now,

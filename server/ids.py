@@ -11,6 +11,7 @@ ConsultId = NewType("ConsultId", str)
 ParticipantId = NewType("ParticipantId", str)
 TokenId = NewType("TokenId", str)
 PlanId = NewType("PlanId", str)
+MeasureId = NewType("MeasureId", str)
 
 _ID_BYTES = 12  # 96 bits: unguessable, short enough for URLs and logs
 
@@ -41,3 +42,7 @@ def new_token_id() -> TokenId:
 
 def new_plan_id() -> PlanId:
     return PlanId(_new("pl"))
+
+
+def new_measure_id() -> MeasureId:
+    return MeasureId(_new("msr"))

@@ -85,6 +85,7 @@ async def open_services(
             keys=keys,
             consults=ConsultService(
                 db,
+                keyring,
                 public_base_url=settings.base_url,
                 token_ttl=timedelta(seconds=settings.join_token_ttl_seconds),
                 clock=clock,

@@ -34,6 +34,28 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
+MAX_BRIEF_FIELD_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Brief:
+    seen_in_therapy: str = ""
+    question: str = ""
+    medications: str = ""
+    risks: str = ""
+
+    def __post_init__(self) -> None:
+        problems = [
+            FieldError(f"/{name}", f"at most {MAX_BRIEF_FIELD_CHARS} characters")
+            for name, value in asdict(self).items()
+            if len(value) > MAX_BRIEF_FIELD_CHARS
+        ]
+        if not any(value.strip() for value in asdict(self).values()):
+            problems.append(FieldError("/", "a brief says something in at least one field"))
+        if problems:
+            raise TriadError(ErrorCode.VALIDATION_FAILED, "the brief is not valid", problems)
+
+
 @dataclass(frozen=True)
 class ParticipantSpec:
     role: Role
@@ -47,6 +69,10 @@ class ConsultSpec:
     scheduled_start: datetime | None = None
     scheduled_end: datetime | None = None
     external_id: str | None = None
+    # A follow-up: the earlier consult (of the same platform, ended, with a saved plan).
+    follows: ConsultId | None = None
+    # The hand-off brief attached at creation (the platform on the therapist's behalf).
+    brief: Brief | None = None
 
     def __post_init__(self) -> None:
         problems: list[FieldError] = []
@@ -117,6 +143,8 @@ class ConsultView:
     started_at: datetime | None
     ended_at: datetime | None
     participants: tuple[ParticipantView, ...]
+    follows_id: ConsultId | None = None
+    series_id: ConsultId | None = None
 
     def participant(self, participant_id: ParticipantId) -> ParticipantView:
         for p in self.participants:

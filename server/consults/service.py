@@ -15,11 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth import tokens
 from ..auth.roles import Role
+from ..crypto import KeyRing
 from ..db.engine import Database
-from ..db.models import ApiKey, Consult, IdempotencyKey, Participant
+from ..db.models import ApiKey, Consult, IdempotencyKey, Participant, Plan
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, KeyId, ParticipantId, new_consult_id, new_participant_id, new_token_id
 from . import audit
+from .brief import add_brief
 from .lifecycle import end_row
 from .model import (
     Actor,
@@ -42,12 +44,14 @@ class ConsultService:
     def __init__(
         self,
         db: Database,
+        keyring: KeyRing,
         *,
         public_base_url: str,
         token_ttl: timedelta,
         clock: Callable[[], datetime],
     ) -> None:
         self._db = db
+        self._keyring = keyring
         self._base_url = public_base_url
         self._token_ttl = token_ttl
         self._clock = clock
@@ -99,9 +103,13 @@ class ConsultService:
                     scheduled_start=spec.scheduled_start,
                     scheduled_end=spec.scheduled_end,
                     created_at=now,
+                    follows_id=spec.follows,
+                    series_id=await self._series_of(session, caller, spec.follows) or consult_id,
                 )
             )
             await session.flush()  # the consult row must exist before rows that refer to it
+            if spec.brief is not None:
+                add_brief(session, self._keyring, consult_id, spec.brief, "platform", now)
             if idempotency_key is not None:
                 session.add(
                     IdempotencyKey(
@@ -136,6 +144,24 @@ class ConsultService:
             await session.flush()
             view = await self._view(session, caller, consult_id)
         return CreatedConsult(view, issued)
+
+    async def _series_of(
+        self, session: AsyncSession, caller: PlatformCaller, follows: ConsultId | None
+    ) -> ConsultId | None:
+        """The series a follow-up joins: that of the consult it follows, which must be this
+        platform's, ended, and have its plan saved (the new plan starts from it)."""
+        if follows is None:
+            return None
+        previous = await session.get(Consult, follows)
+        if previous is None or previous.platform_id != caller.platform_id:
+            raise TriadError(ErrorCode.PREVIOUS_CONSULT_INVALID, "no such earlier consult")
+        saved = await session.scalar(select(Plan.id).where(Plan.consult_id == follows))
+        if previous.status != ConsultStatus.ENDED or saved is None:
+            raise TriadError(
+                ErrorCode.PREVIOUS_CONSULT_INVALID,
+                "the earlier consult has not ended with a saved plan yet",
+            )
+        return ConsultId(previous.series_id)
 
     async def _replay(
         self, caller: PlatformCaller, idempotency_key: str, digest: bytes
@@ -337,6 +363,8 @@ async def consult_view(session: AsyncSession, consult: Consult) -> ConsultView:
         started_at=consult.started_at,
         ended_at=consult.ended_at,
         participants=tuple(participants),
+        follows_id=ConsultId(consult.follows_id) if consult.follows_id else None,
+        series_id=ConsultId(consult.series_id),
     )
 
 

@@ -68,6 +68,10 @@ class Consult(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_by: Mapped[str | None] = mapped_column(String(64))
+    # Follow-ups: the earlier consult this one continues, and the first consult of the series
+    # (a consult that follows none is its own series).
+    follows_id: Mapped[str | None] = mapped_column(ForeignKey("consults.id"), index=True)
+    series_id: Mapped[str] = mapped_column(String(32), index=True)
 
 
 class IdempotencyKey(Base):
@@ -93,6 +97,8 @@ class Participant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Join tokens issued at or before this instant are refused (see docs/architecture.md).
     tokens_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Same-room mode: the other participants sitting at this participant's device.
+    present_with: Mapped[list[str]] = mapped_column(JSON(), default=list)
 
 
 class ConsentRecord(Base):
@@ -107,6 +113,33 @@ class ConsentRecord(Base):
     # Set when a clinician attests consent given aloud (same-room mode).
     attested_by: Mapped[str | None] = mapped_column(ForeignKey("participants.id"))
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    withdrawn_by: Mapped[str | None] = mapped_column(ForeignKey("participants.id"))
+
+
+class HandoffBrief(Base):
+    """The therapist's hand-off brief for the psychiatrist: clinicians only, sealed."""
+
+    __tablename__ = "handoff_briefs"
+
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), primary_key=True)
+    author_role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
+
+
+class MeasureResult(Base):
+    """A scored PHQ-9 or GAD-7 check-in: an observation of the consult. Answers and scores are
+    sealed like every clinical value; only the instrument and the time are in clear."""
+
+    __tablename__ = "measure_results"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
+    participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    instrument: Mapped[str] = mapped_column(String(8))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
 
 
 class AuditEvent(Base):

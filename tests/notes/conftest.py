@@ -130,7 +130,11 @@ async def make_world(database_url: str, **notes_options: Any) -> World:
     created = await keys.create("Acme Health", Actor("operator", "test"))
     caller = await keys.authenticate(created.secret)
     consults = ConsultService(
-        db, public_base_url="http://127.0.0.1:8080", token_ttl=timedelta(hours=1), clock=utc_now
+        db,
+        keyring,
+        public_base_url="http://127.0.0.1:8080",
+        token_ttl=timedelta(hours=1),
+        clock=utc_now,
     )
     spec = ConsultSpec(
         participants=(
