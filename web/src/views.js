@@ -5,6 +5,8 @@ import { $ } from "./dom.js";
 
 const SECTIONS = {
   join: "consult",
+  consent: "consent-step",
+  checkin: "checkin",
   lobby: "lobby-wait",
   room: "room",
   finished: "finished",
