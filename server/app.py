@@ -23,6 +23,8 @@ from .signaling.deps import SignalingDeps, SocketLimits
 SETTINGS = web.AppKey("triad.settings", Settings)
 SIGNALING = web.AppKey("triad.signaling", SignalingDeps)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# The embed SDK (web/embed.js built): a classic script and an ES module (docs/embedding.md).
+EMBED_SDK_PATHS = frozenset({"/static/embed.js", "/static/embed.mjs"})
 
 
 def utc_now() -> datetime:
@@ -131,6 +133,10 @@ def security_headers(settings: Settings) -> Middleware:
             headers.setdefault("Cache-Control", "no-store")  # responses may carry tokens or PHI
         else:
             headers.setdefault("Content-Security-Policy", csp)
+        if request.path in EMBED_SDK_PATHS:
+            # Platform pages load the SDK from their own origin; as an ES module that is a CORS
+            # fetch. It is public code fetched without credentials: any origin may read it.
+            headers.setdefault("Access-Control-Allow-Origin", "*")
         return response
 
     return middleware

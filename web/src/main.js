@@ -1,12 +1,19 @@
-// The page's flow: the join link -> who the consult is with -> the device check -> Enter ->
-// the lobby (clients) -> the room -> ended or left. See docs/web.md for the module layout.
+// The page's flow: the join link -> who the consult is with -> the device check (and who else
+// is at this device) -> Enter -> consent and the optional check-in (the client, or a therapist
+// with the client beside them) -> the lobby (clients) -> the room -> ended or left. When the
+// embed SDK framed the page, room events go to the embedder and its commands come in
+// (embedbridge.js). See docs/web.md for the module layout.
 
+import { CheckIn } from "./checkin.js";
+import { ConsentStep } from "./consent.js";
 import { installDebugHook } from "./debug.js";
 import { DeviceCheck } from "./devices.js";
-import { $ } from "./dom.js";
+import { $, isHost } from "./dom.js";
+import { EmbedBridge, embedderOrigin } from "./embedbridge.js";
+import { Presence } from "./presence.js";
 import { showProblem } from "./problems.js";
 import { Room } from "./room.js";
-import { Problem, consultIdFromPath, fetchSession, takeToken } from "./session.js";
+import { Problem, consultIdFromPath, fetchSession, sessionCaller, takeLink } from "./session.js";
 import { showLoading, showView } from "./views.js";
 import { renderWelcome } from "./welcome.js";
 
@@ -24,6 +31,14 @@ const app = {
   session: null,
   devices: null,
   room: null,
+  /** The pre-room steps, made per load (they hold the token's REST caller). */
+  presence: null,
+  consent: null,
+  checkin: null,
+  /** The embed SDK's counterpart, when an allowed page framed this one. */
+  embed: null,
+  /** The saved plan's id once the consult ended (the `end` command answers with it). */
+  endedPlanId: null,
 };
 
 let loadCount = 0;
@@ -35,9 +50,10 @@ async function load({ moveFocus = false } = {}) {
   app.room?.finish({ kind: "reloaded" });
   app.room = null;
   const consultId = consultIdFromPath(window.location.pathname);
-  const token = consultId ? takeToken(consultId) : null;
+  const { token, embedder } = consultId ? takeLink(consultId) : { token: null, embedder: null };
+  startEmbedBridge(embedder);
   if (!consultId || !token) {
-    showProblem("no_token");
+    problem("no_token");
     return;
   }
   app.consultId = consultId;
@@ -50,20 +66,39 @@ async function load({ moveFocus = false } = {}) {
     const session = await fetchSession(consultId, token);
     if (thisLoad !== loadCount) return; // a newer load (a new link pasted in) took over
     if (session.consult.status === "ended") {
-      showProblem("consult_ended", { focus: moveFocus });
+      problem("consult_ended", { focus: moveFocus });
       return;
     }
     app.session = session;
+    setUpSteps(consultId, token, session);
     renderWelcome(session);
     showLoading("");
     showView("join", { focus: moveFocus });
     checkDevices();
+    showConsentOnRecord();
   } catch (error) {
     if (thisLoad !== loadCount) return;
     const code = error instanceof Problem ? error.code : "internal";
     const requestId = error instanceof Problem ? error.requestId : null;
-    showProblem(code, { onRetry: () => load({ moveFocus: true }), requestId, focus: moveFocus });
+    problem(code, { onRetry: () => load({ moveFocus: true }), requestId, focus: moveFocus });
   }
+}
+
+/** A problem card, also told to the embedder (as `error {code}`). */
+function problem(code, options = {}) {
+  app.embed?.send("error", { code });
+  showProblem(code, options);
+}
+
+function setUpSteps(consultId, token, session) {
+  const call = sessionCaller(consultId, token);
+  app.presence = new Presence(session, call);
+  app.presence.render();
+  app.consent ||= new ConsentStep(call);
+  app.consent.call = call;
+  app.checkin ||= new CheckIn(call, consultId);
+  app.checkin.call = call;
+  app.checkin.consultId = consultId;
 }
 
 async function checkDevices() {
@@ -76,8 +111,74 @@ async function checkDevices() {
   enter.disabled = false;
 }
 
+// -- the steps before the room ------------------------------------------------------------------
+
+function clientOf(session) {
+  return session.participants.find((p) => p && p.role === "client") || null;
+}
+
+/** Whose consent and check-in this device answers for: the client's own page, or a therapist
+ * who declared the client present; null for everyone else. */
+function answeringFor() {
+  const { you } = app.session;
+  if (you.role === "client") return { attest: false, name: null };
+  const client = clientOf(app.session);
+  if (you.role === "therapist" && client && app.presence.has(client.id)) {
+    return { attest: true, name: client.name };
+  }
+  return null;
+}
+
+/** The client's consent on record, on the join step and the end page. */
+async function showConsentOnRecord() {
+  if (app.session?.you.role !== "client") return;
+  try {
+    await app.consent.load();
+  } catch {
+    return; // the status is a courtesy; the consent step itself reports problems
+  }
+  renderConsentStatus();
+}
+
+function renderConsentStatus() {
+  for (const id of ["consent-status", "finished-consent"]) {
+    app.consent.renderStatus($(id), renderConsentStatus);
+  }
+}
+
+/** Consent, then the check-in. Resolves true to go on into the lobby/room, false to stay. */
+async function stepsBeforeRoom() {
+  await app.presence.settled();
+  const who = answeringFor();
+  if (!who) return true;
+  const consent = await app.consent.load();
+  if (consent && !consent.complete) {
+    const given = await app.consent.ask({ attest: who.attest, clientName: who.name || undefined });
+    if (!given) return false;
+    if (!who.attest) renderConsentStatus();
+  }
+  if (await app.checkin.wanted()) await app.checkin.ask({ forName: who.name });
+  return true;
+}
+
+async function enter() {
+  const button = $("enter");
+  button.disabled = true;
+  let go = false;
+  try {
+    go = await stepsBeforeRoom();
+  } catch (error) {
+    $("enter-note").textContent = `We couldn't get ready to enter. Please try again. Reference: ${error.code || "internal"}`;
+  }
+  if (!go) {
+    showView("join", { focus: true });
+    button.disabled = false;
+    return;
+  }
+  enterRoom();
+}
+
 function enterRoom() {
-  $("enter").disabled = true;
   app.devices.stopMeter();
   app.room = new Room({
     token: app.token,
@@ -85,7 +186,11 @@ function enterRoom() {
     devices: app.devices,
     onFinished: finished,
     onFatal: (code) =>
-      showProblem(code, { onRetry: () => load({ moveFocus: true }), focus: true }),
+      problem(code, { onRetry: () => load({ moveFocus: true }), focus: true }),
+    emit: (event, detail) => {
+      if (event === "ended") app.endedPlanId = detail.plan_id;
+      app.embed?.send(event, detail);
+    },
   });
   app.room.start();
 }
@@ -93,6 +198,7 @@ function enterRoom() {
 function finished({ kind, planId }) {
   if (kind !== "ended" && kind !== "left") return; // refusals show a problem card instead
   const ended = kind === "ended";
+  if (!ended) app.embed?.send("left", {});
   $("finished-heading").textContent = ended ? "The consult has ended" : "You left the consult";
   $("finished-body").textContent = ended
     ? "Thank you for joining. The treatment plan has been saved. You can close this page."
@@ -105,7 +211,56 @@ function finished({ kind, planId }) {
   showView("finished", { focus: true });
 }
 
-$("enter").addEventListener("click", enterRoom);
+// -- the embed SDK's commands -------------------------------------------------------------------
+
+function startEmbedBridge(claimed) {
+  if (app.embed) return;
+  const origin = embedderOrigin(claimed);
+  if (origin) app.embed = new EmbedBridge(origin, runEmbedCommand);
+}
+
+function refused(code) {
+  return Object.assign(new Error(code), { code });
+}
+
+/** A command from the embedding page: the same as pressing the room's buttons, except that
+ * `end` asks no confirmation (the platform's own interface asked). */
+async function runEmbedCommand(command) {
+  const room = app.room;
+  const live = room && !room.finished && room.you;
+  switch (command) {
+    case "toggle-audio":
+    case "toggle-video": {
+      const kind = command === "toggle-audio" ? "audio" : "video";
+      if (!live) throw refused("not_joined");
+      await room.toggle(kind);
+      return { [kind]: room.sending(kind) };
+    }
+    case "leave":
+      if (!live) throw refused("not_joined");
+      await room.leave();
+      if (!room.finished) throw refused(room.errors.at(-1)?.code || "internal");
+      return {};
+    case "end": {
+      if (!live) throw refused("not_joined");
+      if (!isHost(room.you.role)) throw refused("forbidden_role");
+      let ack;
+      try {
+        ack = await room.act("end", {}, { rethrow: true });
+      } catch (error) {
+        // The server's `ended` may come before the ack and close the socket under it.
+        if (room.finished && app.endedPlanId) return { plan_id: app.endedPlanId };
+        throw error;
+      }
+      room.finish({ kind: "ended", planId: ack.plan_id });
+      return { plan_id: ack.plan_id ?? null };
+    }
+    default:
+      throw refused("unknown_command");
+  }
+}
+
+$("enter").addEventListener("click", enter);
 $("rejoin").addEventListener("click", () => {
   app.room = null;
   delete $("main").dataset.finished;
