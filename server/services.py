@@ -10,6 +10,10 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 
 from .consults.access import ParticipantAccess
+from .consults.brief import BriefBook
+from .consults.care import CareFacts
+from .consults.checkins import CheckIns
+from .consults.consent import ConsentBook
 from .consults.lifecycle import ConsultLifecycle
 from .consults.platforms import PlatformKeys
 from .consults.service import ConsultService
@@ -34,6 +38,10 @@ class Services:
     access: ParticipantAccess
     notes: NotesService
     rooms: RoomRegistry
+    consents: ConsentBook
+    briefs: BriefBook
+    checkins: CheckIns
+    care: CareFacts
 
 
 @asynccontextmanager
@@ -48,6 +56,8 @@ async def open_services(
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
         keys = PlatformKeys(db, keyring, clock)
+        checkins = CheckIns(db, keyring, clock)
+        care = CareFacts(db, checkins, clock)
         notes = NotesService(
             db,
             keyring,
@@ -63,6 +73,7 @@ async def open_services(
                 empty_room_grace=settings.empty_room_grace_seconds,
             ),
             records=ConsultLifecycle(db, clock),
+            care=care,
             plans=SavedPlans(notes),
             media_factory=lambda room: Sfu(media, room),
             ice_servers=lambda participant_id: as_json(
@@ -93,6 +104,10 @@ async def open_services(
             access=ParticipantAccess(db, keys, settings.token_leeway_seconds),
             notes=notes,
             rooms=rooms,
+            consents=ConsentBook(db, clock),
+            briefs=BriefBook(db, keyring, clock),
+            checkins=checkins,
+            care=care,
         )
     finally:
         await stack.aclose()  # rooms first (they save plans), then notes

@@ -10,13 +10,14 @@ from pydantic import Field
 from ..consults.model import (
     Actor,
     AuditEntry,
+    Brief,
     ConsultSpec,
     ConsultView,
     IssuedToken,
     ParticipantSpec,
 )
 from ..errors import ErrorCode, FieldError, TriadError
-from ..ids import ParticipantId
+from ..ids import ConsultId, ParticipantId
 from .context import SERVICES
 from .operations import Call, Reply
 from .schemas import (
@@ -96,6 +97,8 @@ async def create_consult(call: Call) -> Reply:
         scheduled_start=body.scheduled_start,
         scheduled_end=body.scheduled_end,
         external_id=body.external_id,
+        follows=ConsultId(body.follows) if body.follows else None,
+        brief=Brief(**body.brief.model_dump()) if body.brief else None,
     )
     created = await call.request.app[SERVICES].consults.create(call.caller(), spec, key)
     participants = [

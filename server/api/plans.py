@@ -19,7 +19,10 @@ from .schemas import CliniciansNotesOut, FhirBundleOut, PlanOut
 
 
 def plan_out(plan: PlanView) -> PlanOut:
-    return PlanOut.model_validate(plan.to_json())
+    record = plan.to_json()
+    if plan.brief_attached:
+        record["brief"] = f"/api/v1/consults/{plan.consult_id}/session/brief"
+    return PlanOut.model_validate(record)
 
 
 async def _saved_plan(call: Call, consult_id: ConsultId) -> PlanView:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import ErrorCode
-from . import consults, health, openapi, participants, plans
+from . import care, consults, health, openapi, participants, plans
+from .care_schemas import (
+    BriefIn,
+    BriefOut,
+    ConsentStateOut,
+    GiveConsentIn,
+    MeasureIn,
+    MeasureOut,
+    MeasuresOut,
+    PresentWithIn,
+    PresentWithOut,
+    WithdrawConsentIn,
+)
 from .operations import FHIR_JSON_TYPE, MARKDOWN_TYPE, Call, Operation, Reply, add_routes
 from .schemas import (
     AuditPageOut,
@@ -26,6 +38,7 @@ from .schemas import (
 
 API = "/api/v1"
 CONSULT = API + "/consults/{consult_id}"
+SESSION = CONSULT + "/session"
 PARTICIPANT_TOKENS = CONSULT + "/participants/{participant_id}/tokens"
 OPENAPI_KEY = web.AppKey("triad.api.openapi", OpenApiDocumentOut)
 
@@ -176,6 +189,174 @@ OPERATIONS: tuple[Operation, ...] = (
         description="A client's token is refused with forbidden_role.",
     ),
     # --- end of the notes block ---
+    # --- The care workflow: consent, same room, hand-off brief, check-in measures ---
+    Operation(
+        "GET",
+        SESSION + "/consent",
+        "readConsent",
+        "The consent wording (versioned) and the client's consent records",
+        care.read_consent,
+        auth="join_token",
+        responses={200: ("The consent state", ConsentStateOut)},
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.CONSULT_ENDED),
+        tags=("care",),
+    ),
+    Operation(
+        "POST",
+        SESSION + "/consent",
+        "giveConsent",
+        "The client consents (or the therapist the client sits with attests spoken consent)",
+        care.give_consent,
+        auth="join_token",
+        body=GiveConsentIn,
+        responses={201: ("The consent state", ConsentStateOut)},
+        errors=(
+            ErrorCode.TOKEN_WRONG_CONSULT,
+            ErrorCode.CONSULT_ENDED,
+            ErrorCode.FORBIDDEN_ROLE,
+            ErrorCode.CONSENT_WORDING_OUTDATED,
+            ErrorCode.SAME_ROOM_REQUIRED,
+        ),
+        tags=("care",),
+        description="Giving a scope already given changes nothing. Audited as consent.given.",
+    ),
+    Operation(
+        "POST",
+        SESSION + "/consent/withdraw",
+        "withdrawConsent",
+        "The client withdraws consent (sharing stops from then on); audited",
+        care.withdraw_consent,
+        auth="join_token",
+        body=WithdrawConsentIn,
+        responses={200: ("The consent state", ConsentStateOut)},
+        errors=(
+            ErrorCode.TOKEN_WRONG_CONSULT,
+            ErrorCode.CONSULT_ENDED,
+            ErrorCode.FORBIDDEN_ROLE,
+            ErrorCode.SAME_ROOM_REQUIRED,
+        ),
+        tags=("care",),
+    ),
+    Operation(
+        "GET",
+        CONSULT + "/consent",
+        "getConsent",
+        "The client's consent records for this consult",
+        care.platform_consent,
+        auth="api_key",
+        responses={200: ("The consent state", ConsentStateOut)},
+        errors=(ErrorCode.CONSULT_NOT_FOUND,),
+        tags=("care",),
+    ),
+    Operation(
+        "PUT",
+        SESSION + "/present-with",
+        "declarePresentWith",
+        "Same-room mode: who else sits at this participant's device ([] for nobody)",
+        care.declare_present_with,
+        auth="join_token",
+        body=PresentWithIn,
+        responses={200: ("Who is declared present", PresentWithOut)},
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.CONSULT_ENDED),
+        tags=("care",),
+    ),
+    Operation(
+        "GET",
+        SESSION + "/brief",
+        "readSessionBrief",
+        "The hand-off brief: therapist and psychiatrist only",
+        care.read_session_brief,
+        auth="join_token",
+        allow_ended=True,
+        responses={200: ("The brief", BriefOut)},
+        errors=(
+            ErrorCode.TOKEN_WRONG_CONSULT,
+            ErrorCode.FORBIDDEN_ROLE,
+            ErrorCode.CONSENT_WITHDRAWN,
+            ErrorCode.BRIEF_NOT_FOUND,
+        ),
+        tags=("care",),
+        description="A client's token is refused with forbidden_role. Each read is audited.",
+    ),
+    Operation(
+        "PUT",
+        SESSION + "/brief",
+        "writeSessionBrief",
+        "The therapist attaches (or replaces) the hand-off brief",
+        care.write_session_brief,
+        auth="join_token",
+        body=BriefIn,
+        responses={200: ("The brief", BriefOut)},
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.CONSULT_ENDED, ErrorCode.FORBIDDEN_ROLE),
+        tags=("care",),
+    ),
+    Operation(
+        "GET",
+        CONSULT + "/brief",
+        "getBrief",
+        "Read the consult's hand-off brief",
+        care.read_platform_brief,
+        auth="api_key",
+        responses={200: ("The brief", BriefOut)},
+        errors=(ErrorCode.CONSULT_NOT_FOUND, ErrorCode.BRIEF_NOT_FOUND),
+        tags=("care",),
+    ),
+    Operation(
+        "PUT",
+        CONSULT + "/brief",
+        "putBrief",
+        "Attach (or replace) the hand-off brief on the therapist's behalf",
+        care.write_platform_brief,
+        auth="api_key",
+        body=BriefIn,
+        responses={200: ("The brief", BriefOut)},
+        errors=(ErrorCode.CONSULT_NOT_FOUND, ErrorCode.CONSULT_ENDED),
+        tags=("care",),
+    ),
+    Operation(
+        "POST",
+        SESSION + "/measures",
+        "recordMeasure",
+        "A check-in questionnaire (PHQ-9 or GAD-7), scored by the server",
+        care.record_measure,
+        auth="join_token",
+        body=MeasureIn,
+        responses={201: ("The scored result", MeasureOut)},
+        errors=(
+            ErrorCode.TOKEN_WRONG_CONSULT,
+            ErrorCode.CONSULT_ENDED,
+            ErrorCode.FORBIDDEN_ROLE,
+            ErrorCode.SAME_ROOM_REQUIRED,
+            ErrorCode.MEASURE_INVALID,
+        ),
+        tags=("care",),
+        description=(
+            "PHQ-9 item 9 above 0 raises a `safety-flag` to both clinicians in the room at once."
+        ),
+    ),
+    Operation(
+        "GET",
+        SESSION + "/measures",
+        "readSessionMeasures",
+        "Check-in results across the follow-up series, oldest first (the trend)",
+        care.read_session_measures,
+        auth="join_token",
+        allow_ended=True,
+        responses={200: ("The results", MeasuresOut)},
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT,),
+        tags=("care",),
+    ),
+    Operation(
+        "GET",
+        CONSULT + "/measures",
+        "getMeasures",
+        "Check-in results across the follow-up series, oldest first",
+        care.read_platform_measures,
+        auth="api_key",
+        responses={200: ("The results", MeasuresOut)},
+        errors=(ErrorCode.CONSULT_NOT_FOUND,),
+        tags=("care",),
+    ),
     Operation(
         "GET",
         "/healthz",

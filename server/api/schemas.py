@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..auth.roles import Role
-from ..consults.model import ConsultStatus, clean_name
+from ..consults.model import MAX_BRIEF_FIELD_CHARS, ConsultStatus, clean_name
 from ..errors import ErrorCode
 
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(clean_name)]
@@ -22,6 +22,13 @@ class Body(BaseModel):
 class ParticipantIn(Body):
     role: Role
     name: Name
+
+
+class BriefFields(Body):
+    seen_in_therapy: str = Field(default="", max_length=MAX_BRIEF_FIELD_CHARS)
+    question: str = Field(default="", max_length=MAX_BRIEF_FIELD_CHARS)
+    medications: str = Field(default="", max_length=MAX_BRIEF_FIELD_CHARS)
+    risks: str = Field(default="", max_length=MAX_BRIEF_FIELD_CHARS)
 
 
 class CreateConsultIn(Body):
@@ -39,6 +46,14 @@ class CreateConsultIn(Body):
         default=None,
         max_length=200,
         description="The platform's own reference for this consult (no clinical text).",
+    )
+    follows: str | None = Field(
+        default=None,
+        max_length=32,
+        description="A follow-up: the earlier consult (ended, plan saved) whose plan it continues.",
+    )
+    brief: BriefFields | None = Field(
+        default=None, description="The therapist's hand-off brief, attached on their behalf."
     )
 
 
@@ -75,6 +90,8 @@ class ConsultOut(Body):
     started_at: datetime | None
     ended_at: datetime | None
     participants: list[ParticipantOut]
+    follows_id: str | None = None
+    series_id: str | None = None
 
 
 class ConsultCreatedOut(ConsultOut):
@@ -234,6 +251,34 @@ class PlanOut(Body):
     warnings: list[str] = Field(
         description="Repairs made while reading the documents (field and problem, no text)."
     )
+    measures: list[PlanMeasureOut] = Field(
+        default=[], description="The consult's check-in scores (the monitoring section's data)."
+    )
+    previous: PreviousPlanOut | None = Field(
+        default=None, description="The plan of the consult this one follows up."
+    )
+    series_id: str | None = None
+    brief_attached: bool = False
+    brief: str | None = Field(
+        default=None,
+        description="Where the clinicians read the hand-off brief (its text is not in the plan).",
+    )
+
+
+class PlanMeasureOut(Body):
+    id: str
+    instrument: Literal["phq9", "gad7"]
+    answers: list[int]
+    total: int
+    severity: Literal["minimal", "mild", "moderate", "moderately_severe", "severe"]
+    item9_positive: bool
+    recorded_at: datetime
+
+
+class PreviousPlanOut(Body):
+    consult_id: str
+    plan_id: str
+    version: int
 
 
 class CliniciansNotesOut(Body):

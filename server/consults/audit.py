@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import AuditEvent
+from ..db.models import AuditEvent, Consult
 from .model import Actor, AuditEntry
 
 
@@ -55,3 +55,11 @@ async def page(
         )
         for row in rows
     ]
+
+
+async def platform_of(session: AsyncSession, consult_id: str) -> str:
+    """The consult's platform, which every audit event of the consult names."""
+    platform_id = await session.scalar(select(Consult.platform_id).where(Consult.id == consult_id))
+    if platform_id is None:
+        raise LookupError("no such consult")  # the caller verified it exists; a bug otherwise
+    return platform_id

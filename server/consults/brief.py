@@ -62,13 +62,7 @@ class BriefBook:
         self._clock = clock
 
     async def put(
-        self,
-        consult_id: ConsultId,
-        brief: Brief,
-        *,
-        author_role: str,
-        actor: Actor,
-        platform_id: str,
+        self, consult_id: ConsultId, brief: Brief, *, author_role: str, actor: Actor
     ) -> BriefRecord:
         """Attach or replace the brief (the latest version is the brief)."""
         now = self._clock()
@@ -85,12 +79,12 @@ class BriefBook:
                 actor=actor,
                 action="brief.saved",
                 consult_id=consult_id,
-                platform_id=platform_id,
+                platform_id=await audit.platform_of(session, consult_id),
                 details={"author_role": author_role},
             )
             return BriefRecord(consult_id, brief, author_role, row.created_at, now)
 
-    async def get(self, consult_id: ConsultId, *, actor: Actor, platform_id: str) -> BriefRecord:
+    async def get(self, consult_id: ConsultId, *, actor: Actor) -> BriefRecord:
         async with self._db.sessions.begin() as session:
             row = await session.get(HandoffBrief, consult_id)
             if row is None:
@@ -102,7 +96,7 @@ class BriefBook:
                 actor=actor,
                 action="brief.read",
                 consult_id=consult_id,
-                platform_id=platform_id,
+                platform_id=await audit.platform_of(session, consult_id),
             )
             fields = json.loads(self._keyring.open(row.sealed, _aad(consult_id)))
             return BriefRecord(

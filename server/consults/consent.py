@@ -110,13 +110,7 @@ class ConsentBook:
             return await consent_state(session, consult_id)
 
     async def give(
-        self,
-        who: JoinIdentity,
-        *,
-        wording_version: str,
-        scopes: Iterable[str],
-        attested: bool,
-        platform_id: str,
+        self, who: JoinIdentity, *, wording_version: str, scopes: Iterable[str], attested: bool
     ) -> ConsentState:
         wanted = parse_scopes(scopes)
         if wording_version != CONSENT_WORDING.version:
@@ -148,7 +142,7 @@ class ConsentBook:
                     actor=Actor("participant", who.participant_id),
                     action="consent.given",
                     consult_id=who.consult_id,
-                    platform_id=platform_id,
+                    platform_id=await audit.platform_of(session, who.consult_id),
                     details={
                         "scope": str(scope),
                         "wording_version": wording_version,
@@ -159,9 +153,7 @@ class ConsentBook:
             await session.flush()
             return await consent_state(session, who.consult_id)
 
-    async def withdraw(
-        self, who: JoinIdentity, *, scopes: Iterable[str], platform_id: str
-    ) -> ConsentState:
+    async def withdraw(self, who: JoinIdentity, *, scopes: Iterable[str]) -> ConsentState:
         wanted = parse_scopes(scopes)
         now = self._clock()
         async with self._db.sessions.begin() as session:
@@ -184,7 +176,7 @@ class ConsentBook:
                         actor=Actor("participant", who.participant_id),
                         action="consent.withdrawn",
                         consult_id=who.consult_id,
-                        platform_id=platform_id,
+                        platform_id=await audit.platform_of(session, who.consult_id),
                         details={"scope": str(scope)},
                     )
             await session.flush()

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.engine import Database
@@ -64,12 +64,12 @@ class ConsultLifecycle:
                     actor=Actor("system"),
                     action="consult.live",
                     consult_id=consult_id,
-                    platform_id=await _platform_of(session, consult_id),
+                    platform_id=await audit.platform_of(session, consult_id),
                 )
 
     async def end(self, consult_id: ConsultId, actor: Actor) -> bool:
         async with self._db.sessions.begin() as session:
-            platform_id = await _platform_of(session, consult_id)
+            platform_id = await audit.platform_of(session, consult_id)
             return await end_row(session, consult_id, actor, self._clock(), platform_id)
 
     async def record(
@@ -86,13 +86,6 @@ class ConsultLifecycle:
                 actor=actor,
                 action=action,
                 consult_id=consult_id,
-                platform_id=await _platform_of(session, consult_id),
+                platform_id=await audit.platform_of(session, consult_id),
                 details=dict(details or {}),
             )
-
-
-async def _platform_of(session: AsyncSession, consult_id: ConsultId) -> str:
-    platform_id = await session.scalar(select(Consult.platform_id).where(Consult.id == consult_id))
-    if platform_id is None:
-        raise LookupError("no such consult")  # the caller verified it exists; a bug otherwise
-    return platform_id

@@ -30,6 +30,8 @@ class Occupant:
     # one (a rejoin), so a late answer meant for the old one is told apart and refused.
     pc: int = 0
     in_media: bool = False
+    # Same-room mode: the other participants sitting at this one's device.
+    present_with: tuple[ParticipantId, ...] = ()
     seat_expiry: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -46,4 +48,5 @@ class Occupant:
             "connected": self.connected,
             "audio": self.audio,
             "video": self.video,
+            "present_with": list(self.present_with),
         }

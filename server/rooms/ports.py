@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ..consults.care import CareState
 from ..consults.model import Actor
 from ..errors import ErrorCode
 from ..ids import ConsultId, ParticipantId
@@ -41,6 +42,13 @@ class ConsultRecords(Protocol):
         details: Mapping[str, Any] | None = None,
     ) -> None:
         """Append an audit event (ids and codes only)."""
+
+
+class CareRecords(Protocol):
+    """The care workflow's facts a room acts on: consent before a client is admitted, who sits
+    with whom, and the check-ins' safety flags."""
+
+    async def care_state(self, consult_id: ConsultId) -> CareState: ...
 
 
 class PlanKeeper(Protocol):

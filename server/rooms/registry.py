@@ -8,12 +8,13 @@ connected and closes. Each step is idempotent, so racing ends converge on one pl
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
-from .ports import Channel, ConsultRecords, IceServers, PlanKeeper
+from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper
 from .room import ConsultRoom, MediaFactory, RoomSettings
 
 
@@ -23,12 +24,14 @@ class RoomRegistry:
         *,
         settings: RoomSettings,
         records: ConsultRecords,
+        care: CareRecords,
         plans: PlanKeeper,
         media_factory: MediaFactory,
         ice_servers: IceServers,
     ) -> None:
         self._settings = settings
         self._records = records
+        self._care = care
         self._plans = plans
         self._media_factory = media_factory
         self._ice_servers = ice_servers
@@ -49,6 +52,7 @@ class RoomRegistry:
                 consult,
                 settings=self._settings,
                 records=self._records,
+                care=self._care,
                 media_factory=self._media_factory,
                 ice_servers=self._ice_servers,
                 end_consult=lambda actor: self.end_consult(consult.id, actor),
@@ -60,6 +64,19 @@ class RoomRegistry:
         self, identity: JoinIdentity, consult: ConsultView, channel: Channel
     ) -> dict[str, Any]:
         return await self.room_for(consult).join(identity, channel)
+
+    async def care_changed(self, consult_id: ConsultId) -> None:
+        """Consent or presence changed (a REST call): the live room, if any, catches up."""
+        room = self._rooms.get(consult_id)
+        if room is not None:
+            await room.care_changed()
+
+    async def raise_safety_flag(self, consult_id: ConsultId, flag: Mapping[str, Any]) -> None:
+        """A check-in flagged a safety item: the clinicians in the live room see it at once
+        (a clinician who joins later gets it in the join state)."""
+        room = self._rooms.get(consult_id)
+        if room is not None:
+            await room.raise_safety_flag(flag)
 
     async def end_consult(self, consult_id: ConsultId, actor: Actor) -> str:
         """End the consult (by a participant or the system); returns the saved plan's id."""

@@ -8,18 +8,20 @@ are told never disagree; events go out through each participant's `Channel`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import logs
-from ..auth.roles import is_host, require_host
+from ..auth.roles import Role, is_host, require_host
+from ..consults.care import CareState
 from ..consults.model import Actor, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from .media import Offer
 from .occupant import Occupant, Place
-from .ports import Channel, ConsultRecords, IceServers, RoomMedia
+from .ports import CareRecords, Channel, ConsultRecords, IceServers, RoomMedia
+from .tasks import RoomTasks
 
 log = logs.get(__name__)
 
@@ -44,6 +46,7 @@ class ConsultRoom:
         *,
         settings: RoomSettings,
         records: ConsultRecords,
+        care: CareRecords,
         media_factory: MediaFactory,
         ice_servers: IceServers,
         end_consult: EndConsult,
@@ -53,6 +56,8 @@ class ConsultRoom:
         self._roster = {p.id: p for p in consult.participants}
         self._settings = settings
         self._records = records
+        self._care_records = care
+        self._care = CareState()
         self._media_factory = media_factory
         self._media: RoomMedia | None = None
         self._ice_servers = ice_servers
@@ -62,7 +67,7 @@ class ConsultRoom:
         self._removed: set[ParticipantId] = set()
         self._active_speaker: ParticipantId | None = None
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = RoomTasks(consult.id)
         self._empty_timer: asyncio.Task[None] | None = None
         self._live = consult.status == "live"
         self.closed = False
@@ -78,15 +83,19 @@ class ConsultRoom:
             if pid not in self._roster:
                 raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "not a participant here")
             self._cancel_empty_timer()
+            self._care = await self._care_records.care_state(self.consult_id)
             occupant = self._occupants.get(pid)
             rejoin = occupant is not None
             if occupant is None:
-                admitted = pid not in self._removed and (is_host(identity.role) or self._auto_admit)
+                admitted = pid not in self._removed and (
+                    is_host(identity.role) or (self._auto_admit and self._may_enter(identity.role))
+                )
                 occupant = Occupant(
                     id=pid,
                     role=identity.role,
                     name=self._roster[pid].name,
                     place=Place.ROOM if admitted else Place.LOBBY,
+                    present_with=self._care.present_with.get(pid, ()),
                 )
                 self._occupants[pid] = occupant
             else:
@@ -134,7 +143,7 @@ class ConsultRoom:
                 return
             occupant.channel = None
             await self._broadcast("peer-updated", {"participant": occupant.public()})
-            occupant.seat_expiry = self._spawn(self._expire_seat(occupant))
+            occupant.seat_expiry = self._tasks.spawn(self._expire_seat(occupant))
             self._maybe_start_empty_timer()
 
     async def _expire_seat(self, occupant: Occupant) -> None:
@@ -152,6 +161,12 @@ class ConsultRoom:
             self._require_open()
             self._require_host_in_room(host, "admit")
             occupant = self._in_lobby(target)
+            self._care = await self._care_records.care_state(self.consult_id)
+            if not self._may_enter(occupant.role):
+                raise TriadError(
+                    ErrorCode.CONSENT_REQUIRED,
+                    "the client has not consented to the session and to sharing yet",
+                )
             occupant.place = Place.ROOM
             self._removed.discard(target)
             await self._enter(occupant, _actor(host))
@@ -185,6 +200,46 @@ class ConsultRoom:
             self._require_host_in_room(host, "end the consult")
         # Outside the lock: ending closes this room, which takes the lock itself.
         return await self._end_consult(_actor(host))
+
+    # -- the care workflow ---------------------------------------------------------------------
+
+    async def care_changed(self) -> None:
+        """Consent or same-room presence changed: tell everyone what changed, and let an
+        auto-admitted client in once their consent is complete."""
+        async with self._lock:
+            if self.closed:
+                return
+            before, self._care = self._care, await self._care_records.care_state(self.consult_id)
+            for occupant in list(self._occupants.values()):
+                present = self._care.present_with.get(occupant.id, ())
+                if present != occupant.present_with:
+                    occupant.present_with = present
+                    await self._broadcast("peer-updated", {"participant": occupant.public()})
+            if _consent_public(before) != _consent_public(self._care):
+                await self._broadcast("consent-changed", _consent_public(self._care))
+            if self._auto_admit and self._care.consent_complete:
+                for occupant in list(self._occupants.values()):
+                    if occupant.place is Place.LOBBY and occupant.id not in self._removed:
+                        occupant.place = Place.ROOM
+                        await self._enter(occupant, Actor("system", "auto-admit"))
+            await self._lobby_changed()
+
+    async def raise_safety_flag(self, flag: Mapping[str, Any]) -> None:
+        async with self._lock:
+            if self.closed:
+                return
+            self._care = replace(self._care, safety_flags=(*self._care.safety_flags, flag))
+            for occupant in self._occupants.values():
+                if is_host(occupant.role) and occupant.channel is not None:
+                    await occupant.channel.send("safety-flag", dict(flag))
+
+    @property
+    def sharing_withdrawn(self) -> bool:
+        """The client withdrew consent to the clinicians sharing information."""
+        return self._care.sharing_withdrawn
+
+    def _may_enter(self, role: Role) -> bool:
+        return role != Role.CLIENT or self._care.consent_complete
 
     # -- media --------------------------------------------------------------------------------
 
@@ -224,7 +279,7 @@ class ConsultRoom:
         if participant_id == self._active_speaker or self.closed:
             return
         self._active_speaker = participant_id
-        self._spawn(self._broadcast("active-speaker", {"participant_id": participant_id}))
+        self._tasks.spawn(self._broadcast("active-speaker", {"participant_id": participant_id}))
 
     async def send_to_admitted(
         self,
@@ -250,7 +305,7 @@ class ConsultRoom:
         a new one (a new `pc` number and offer) rather than a frozen tile; one who is not
         connected gets it when they return."""
         if not self.closed:
-            self._spawn(self._recover_media(participant_id))
+            self._tasks.spawn(self._recover_media(participant_id))
 
     async def _recover_media(self, participant_id: ParticipantId) -> None:
         async with self._lock:
@@ -303,11 +358,7 @@ class ConsultRoom:
                 if channel is not None:
                     await channel.close()
             self._cancel_empty_timer()
-        current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._tasks.close()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -356,7 +407,11 @@ class ConsultRoom:
             await self._lobby_changed()
 
     async def _lobby_changed(self) -> None:
-        waiting = [o.public() for o in self._occupants.values() if o.place is Place.LOBBY]
+        waiting = [
+            {**o.public(), "consent": self._may_enter(o.role)}
+            for o in self._occupants.values()
+            if o.place is Place.LOBBY
+        ]
         for occupant in self._occupants.values():
             if is_host(occupant.role) and occupant.channel is not None:
                 await occupant.channel.send("lobby", {"waiting": waiting})
@@ -369,6 +424,7 @@ class ConsultRoom:
                 await occupant.channel.send(event, payload)
 
     def _state_for(self, occupant: Occupant) -> dict[str, Any]:
+        host = is_host(occupant.role)
         return {
             "consult": {"id": self.consult_id, "status": "live" if self._live else "scheduled"},
             "you": occupant.public(),
@@ -379,6 +435,9 @@ class ConsultRoom:
             "active_speaker": self._active_speaker,
             "ice_servers": self._ice_servers(occupant.id),
             "pc": occupant.pc,
+            "consent": _consent_public(self._care),
+            # Clinicians only: the client never sees their own flag raised to others.
+            "safety_flags": [dict(f) for f in self._care.safety_flags] if host else [],
         }
 
     def _require_open(self) -> None:
@@ -412,7 +471,7 @@ class ConsultRoom:
     def _maybe_start_empty_timer(self) -> None:
         if self.closed or self.connected_count or self._empty_timer is not None:
             return
-        self._empty_timer = self._spawn(self._end_when_empty())
+        self._empty_timer = self._tasks.spawn(self._end_when_empty())
 
     async def _end_when_empty(self) -> None:
         await asyncio.sleep(self._settings.empty_room_grace)
@@ -430,18 +489,10 @@ class ConsultRoom:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        exc = None if task.cancelled() else task.exception()
-        if exc is not None:
-            log.error("room.task_failed", consult_id=self.consult_id, **logs.failure(exc))
-
 
 def _actor(pid: ParticipantId) -> Actor:
     return Actor("participant", pid)
+
+
+def _consent_public(care: CareState) -> dict[str, bool]:
+    return {"complete": care.consent_complete, "sharing_withdrawn": care.sharing_withdrawn}

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..consults.model import JoinIdentity
+from ..errors import ErrorCode, TriadError
 from ..notes.documents import DocumentName, may_read, parse_document, require_read
 from ..rooms.occupant import Occupant
 from ..rooms.room import ConsultRoom
@@ -32,6 +33,12 @@ class NotesEvents:
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
     ) -> dict[str, Any]:
         message = payloads.parse(payloads.NotesUpdate, args)
+        if parse_document(message.doc) is DocumentName.CLINICIANS and room.sharing_withdrawn:
+            # The clinicians' channel is information shared between them: it stops with consent.
+            raise TriadError(
+                ErrorCode.CONSENT_WITHDRAWN,
+                "the client withdrew consent to sharing: the clinicians' notes are closed",
+            )
         # Durable before anything else: the service returns once the update is in the log.
         applied = await self._deps().notes.apply(
             identity.consult_id, identity.participant_id, identity.role, message.doc, message.update

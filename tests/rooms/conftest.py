@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from server.settings import Settings
+from tests.apiclient import Api
 from tests.conftest import make_settings, participant
 from tests.roomclient import RoomClient
 
@@ -25,9 +26,10 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) 
 class People:
     """The consult's participants as socket clients, closed after the test."""
 
-    def __init__(self, base_url: str, consult: dict[str, Any]) -> None:
+    def __init__(self, base_url: str, consult: dict[str, Any], api: Api) -> None:
         self.base_url = base_url
         self.consult = consult
+        self.api = api
         self._clients: list[RoomClient] = []
 
     def token(self, role: str) -> str:
@@ -53,8 +55,28 @@ class People:
         await room_client.join()
         return room_client
 
+    async def consent(self) -> dict[str, Any]:
+        """The client consents to the session and to sharing, as the join page does."""
+        path = f"/api/v1/consults/{self.consult['id']}/session/consent"
+        wording = await self.api.call("GET", path, bearer=self.token("client"))
+        assert wording.status == 200, wording.body
+        answer = await self.api.call(
+            "POST",
+            path,
+            bearer=self.token("client"),
+            json_body={
+                "wording_version": wording.body["wording"]["version"],
+                "scopes": ["session", "information_sharing"],
+            },
+        )
+        assert answer.status == 201 and answer.body["complete"], answer.body
+        body: dict[str, Any] = answer.body
+        return body
+
     async def all_in_room(self) -> tuple[RoomClient, RoomClient, RoomClient]:
-        """Therapist, psychiatrist and client joined, the client admitted by the therapist."""
+        """Therapist, psychiatrist and client joined, the client (who consented) admitted by
+        the therapist."""
+        await self.consent()
         therapist = await self.joined("therapist")
         psychiatrist = await self.joined("psychiatrist")
         client = await self.joined("client")
@@ -74,7 +96,7 @@ def base_url(client: TestClient[Any, Any]) -> str:
 
 
 @pytest.fixture
-async def people(base_url: str, consult: dict[str, Any]) -> AsyncIterator[People]:
-    group = People(base_url, consult)
+async def people(base_url: str, consult: dict[str, Any], api: Api) -> AsyncIterator[People]:
+    group = People(base_url, consult, api)
     yield group
     await group.close()

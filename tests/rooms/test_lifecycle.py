@@ -85,6 +85,7 @@ async def test_a_room_nobody_is_connected_to_ends_by_itself(
 @pytest.mark.room_settings(reconnect_grace_seconds=30)
 async def test_a_dropped_socket_that_returns_keeps_its_seat(people: People) -> None:
     therapist = await people.joined("therapist")
+    await people.consent()
     patient = await people.joined("client")
     assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
     await patient.wait_event("admitted")
@@ -118,6 +119,7 @@ async def test_a_dropped_socket_that_returns_keeps_its_seat(people: People) -> N
 @pytest.mark.room_settings(reconnect_grace_seconds=0.2, empty_room_grace_seconds=60)
 async def test_a_seat_is_freed_when_the_grace_period_passes(people: People) -> None:
     therapist = await people.joined("therapist")
+    await people.consent()
     patient = await people.joined("client")
     assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
     await patient.wait_event("admitted")

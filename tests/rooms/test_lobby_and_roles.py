@@ -44,11 +44,21 @@ async def test_hosts_enter_at_once_and_the_client_waits_until_admitted(
         "lobby", lambda d: [p["participant_id"] for p in d["waiting"]] == [people.id("client")]
     )
     assert waiting["waiting"][0]["role"] == "client"
+    assert waiting["waiting"][0]["consent"] is False
     # An offer to a lobby participant would have been sent before the join's ack on the same
     # socket, so none here means none at all.
     assert client.received("signal") == []
     refused = await client.call("notes-sync", {"doc": "plan", "state_vector": b"\x00"})
     assert refused["error"]["code"] == "not_admitted"
+
+    # No consent on record yet: a host cannot let the client in.
+    refused = await therapist.call("admit", {"participant_id": people.id("client")})
+    assert refused["error"]["code"] == "consent_required"
+    assert client.received("admitted") == []
+    await people.consent()
+    changed = await therapist.wait_event("consent-changed")
+    assert changed == {"complete": True, "sharing_withdrawn": False}
+    await therapist.wait_event("lobby", lambda d: d["waiting"] and d["waiting"][0]["consent"])
 
     assert await therapist.call("admit", {"participant_id": people.id("client")}) == {"ok": True}
     admitted = await client.wait_event("admitted")
@@ -69,16 +79,37 @@ async def test_hosts_enter_at_once_and_the_client_waits_until_admitted(
     assert status.body["status"] == "live"
 
 
-async def test_auto_admit_consult_has_no_lobby(
+async def test_auto_admit_lets_a_consented_client_in_without_a_host(
     base_url: str, api: Api, platform: PlatformKey
 ) -> None:
     created = await api.call(
         "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(auto_admit=True)
     )
-    group = People(base_url, created.body)
+    group = People(base_url, created.body, api)
     try:
+        await group.consent()
         client = await group.connect("client")
         assert place_of(await client.join()) == "room"
+        await client.wait_event("signal")
+    finally:
+        await group.close()
+
+
+async def test_auto_admit_waits_for_the_clients_consent(
+    base_url: str, api: Api, platform: PlatformKey
+) -> None:
+    created = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(auto_admit=True)
+    )
+    group = People(base_url, created.body, api)
+    try:
+        client = await group.connect("client")
+        state = await client.join()
+        assert place_of(state) == "lobby"
+        assert state["consent"] == {"complete": False, "sharing_withdrawn": False}
+        await group.consent()  # consenting from the join page lets them in
+        admitted = await client.wait_event("admitted")
+        assert admitted["state"]["you"]["place"] == "room"
         await client.wait_event("signal")
     finally:
         await group.close()
@@ -103,6 +134,7 @@ async def test_a_client_cannot_admit_deny_remove_or_end(people: People, admitted
     therapist = await people.joined("therapist")
     client = await people.joined("client")
     if admitted:
+        await people.consent()
         assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
         await client.wait_event("admitted")
     target = {"participant_id": people.id("therapist")}

@@ -113,6 +113,7 @@ async def test_three_people_see_and_hear_each_other_through_the_server(
     await therapist.room.wait_event("lobby", lambda d: len(d["waiting"]) == 1)
     # In the lobby the client gets no offer, so no media at all.
     assert patient.room.received("signal") == []
+    await people.consent()
     assert (await therapist.room.call("admit", {"participant_id": patient.participant_id}))["ok"]
 
     everyone = [therapist, psychiatrist, patient]

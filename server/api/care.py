@@ -1,0 +1,223 @@
+"""The care workflow over REST: the client's consent, same-room presence, the hand-off brief
+and check-in measures, for participants (join token) and for the platform (API key).
+
+Each change a live room must know of (consent, presence, a safety flag) is handed to the room
+registry after it is stored, so the room acts on what the database says."""
+
+from __future__ import annotations
+
+from ..auth.roles import Role, require_host
+from ..consults.brief import BriefRecord
+from ..consults.care import safety_flag
+from ..consults.checkins import MeasureRecord
+from ..consults.consent import ConsentState
+from ..consults.model import Actor, Brief, JoinIdentity
+from ..errors import ErrorCode, TriadError
+from ..ids import ConsultId
+from .care_schemas import (
+    BriefIn,
+    BriefOut,
+    ConsentRecordOut,
+    ConsentStateOut,
+    ConsentTextOut,
+    ConsentWordingOut,
+    GiveConsentIn,
+    MeasureIn,
+    MeasureOut,
+    MeasuresOut,
+    PresentWithIn,
+    PresentWithOut,
+    WithdrawConsentIn,
+)
+from .context import SERVICES
+from .operations import Call, Reply
+
+
+def _participant(call: Call) -> JoinIdentity:
+    if call.participant is None:  # the operations declare auth="join_token"
+        raise RuntimeError("operation has no participant")
+    return call.participant
+
+
+def consent_out(state: ConsentState) -> ConsentStateOut:
+    return ConsentStateOut(
+        wording=ConsentWordingOut(
+            version=state.wording.version,
+            scopes=[
+                ConsentTextOut(scope=scope.value, text=text)
+                for scope, text in state.wording.texts.items()
+            ],
+        ),
+        records=[
+            ConsentRecordOut(
+                scope=r.scope.value,
+                wording_version=r.wording_version,
+                given_at=r.given_at,
+                given_by=r.given_by,
+                attested_by=r.attested_by,
+                withdrawn_at=r.withdrawn_at,
+                withdrawn_by=r.withdrawn_by,
+            )
+            for r in state.records
+        ],
+        complete=state.complete,
+        sharing_withdrawn=state.sharing_withdrawn,
+    )
+
+
+def brief_out(record: BriefRecord) -> BriefOut:
+    return BriefOut(
+        consult_id=record.consult_id,
+        author_role=record.author_role,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        **record.brief.__dict__,
+    )
+
+
+def measure_out(record: MeasureRecord) -> MeasureOut:
+    return MeasureOut.model_validate(record.to_json())
+
+
+# --- consent -------------------------------------------------------------------------------
+
+
+async def read_consent(call: Call) -> Reply:
+    identity = _participant(call)
+    return Reply(
+        200, consent_out(await call.request.app[SERVICES].consents.state(identity.consult_id))
+    )
+
+
+async def give_consent(call: Call) -> Reply:
+    identity = _participant(call)
+    body = call.body_as(GiveConsentIn)
+    services = call.request.app[SERVICES]
+    state = await services.consents.give(
+        identity, wording_version=body.wording_version, scopes=body.scopes, attested=body.attested
+    )
+    await services.rooms.care_changed(identity.consult_id)
+    return Reply(201, consent_out(state))
+
+
+async def withdraw_consent(call: Call) -> Reply:
+    identity = _participant(call)
+    services = call.request.app[SERVICES]
+    state = await services.consents.withdraw(
+        identity, scopes=call.body_as(WithdrawConsentIn).scopes
+    )
+    await services.rooms.care_changed(identity.consult_id)
+    return Reply(200, consent_out(state))
+
+
+async def platform_consent(call: Call) -> Reply:
+    services = call.request.app[SERVICES]
+    consult = await services.consults.get(call.caller(), call.consult_id())
+    return Reply(200, consent_out(await services.consents.state(consult.id)))
+
+
+# --- same room -----------------------------------------------------------------------------
+
+
+async def declare_present_with(call: Call) -> Reply:
+    identity = _participant(call)
+    services = call.request.app[SERVICES]
+    present = await services.care.declare_present_with(
+        identity, call.body_as(PresentWithIn).participant_ids
+    )
+    await services.rooms.care_changed(identity.consult_id)
+    return Reply(200, PresentWithOut(participant_ids=list(present)))
+
+
+# --- hand-off brief ------------------------------------------------------------------------
+
+
+def _brief(body: BriefIn) -> Brief:
+    return Brief(
+        seen_in_therapy=body.seen_in_therapy,
+        question=body.question,
+        medications=body.medications,
+        risks=body.risks,
+    )
+
+
+async def read_session_brief(call: Call) -> Reply:
+    identity = _participant(call)
+    require_host(identity.role, "read the hand-off brief")
+    services = call.request.app[SERVICES]
+    if identity.role != Role.THERAPIST:
+        # The brief is the therapist's to share; the client may stop the sharing.
+        consents = await services.consents.state(identity.consult_id)
+        if consents.sharing_withdrawn:
+            raise TriadError(ErrorCode.CONSENT_WITHDRAWN, "the client withdrew consent to sharing")
+    record = await services.briefs.get(
+        identity.consult_id, actor=Actor("participant", identity.participant_id)
+    )
+    return Reply(200, brief_out(record))
+
+
+async def write_session_brief(call: Call) -> Reply:
+    identity = _participant(call)
+    if identity.role != Role.THERAPIST:
+        raise TriadError(ErrorCode.FORBIDDEN_ROLE, "the therapist writes the hand-off brief")
+    record = await call.request.app[SERVICES].briefs.put(
+        identity.consult_id,
+        _brief(call.body_as(BriefIn)),
+        author_role=Role.THERAPIST,
+        actor=Actor("participant", identity.participant_id),
+    )
+    return Reply(200, brief_out(record))
+
+
+async def _owned(call: Call) -> ConsultId:
+    consult = await call.request.app[SERVICES].consults.get(call.caller(), call.consult_id())
+    return consult.id
+
+
+async def read_platform_brief(call: Call) -> Reply:
+    consult_id = await _owned(call)
+    record = await call.request.app[SERVICES].briefs.get(
+        consult_id, actor=Actor("platform", call.caller().key_id)
+    )
+    return Reply(200, brief_out(record))
+
+
+async def write_platform_brief(call: Call) -> Reply:
+    consult_id = await _owned(call)
+    services = call.request.app[SERVICES]
+    consult = await services.consults.get(call.caller(), consult_id)
+    if consult.status == "ended":
+        raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
+    record = await services.briefs.put(
+        consult_id,
+        _brief(call.body_as(BriefIn)),
+        author_role="platform",
+        actor=Actor("platform", call.caller().key_id),
+    )
+    return Reply(200, brief_out(record))
+
+
+# --- check-in measures ---------------------------------------------------------------------
+
+
+async def record_measure(call: Call) -> Reply:
+    identity = _participant(call)
+    body = call.body_as(MeasureIn)
+    services = call.request.app[SERVICES]
+    record = await services.checkins.record(identity, body.instrument, body.answers)
+    flag = safety_flag(record)
+    if flag is not None:
+        await services.rooms.raise_safety_flag(identity.consult_id, flag)
+    return Reply(201, measure_out(record))
+
+
+async def read_session_measures(call: Call) -> Reply:
+    identity = _participant(call)
+    records = await call.request.app[SERVICES].checkins.of_series(identity.consult_id)
+    return Reply(200, MeasuresOut(measures=[measure_out(r) for r in records]))
+
+
+async def read_platform_measures(call: Call) -> Reply:
+    consult_id = await _owned(call)
+    records = await call.request.app[SERVICES].checkins.of_series(consult_id)
+    return Reply(200, MeasuresOut(measures=[measure_out(r) for r in records]))

@@ -1,0 +1,126 @@
+"""Bodies of the care-workflow calls: consent, same-room presence, the hand-off brief, check-in
+measures, and follow-up series. These models are the OpenAPI schemas too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, StrictInt
+
+from .schemas import Body, BriefFields
+
+Scope = Literal["session", "information_sharing"]
+
+
+class ConsentTextOut(Body):
+    scope: Scope
+    text: str
+
+
+class ConsentWordingOut(Body):
+    version: str
+    scopes: list[ConsentTextOut]
+
+
+class ConsentRecordOut(Body):
+    scope: Scope
+    wording_version: str
+    given_at: datetime
+    given_by: str = Field(description="The client whose consent this is.")
+    attested_by: str | None = Field(
+        description="The therapist who attested the client's spoken consent (same room)."
+    )
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+
+
+class ConsentStateOut(Body):
+    wording: ConsentWordingOut
+    records: list[ConsentRecordOut] = Field(description="The latest record of each scope.")
+    complete: bool = Field(description="Both scopes given and not withdrawn.")
+    sharing_withdrawn: bool
+
+
+class GiveConsentIn(Body):
+    wording_version: str = Field(min_length=1, max_length=32)
+    scopes: list[Scope] = Field(min_length=1, max_length=2)
+    attested: bool = Field(
+        default=False,
+        description="A therapist attests the spoken consent of the client sitting with them.",
+    )
+
+
+class WithdrawConsentIn(Body):
+    scopes: list[Scope] = Field(min_length=1, max_length=2)
+
+
+class PresentWithIn(Body):
+    participant_ids: list[str] = Field(max_length=2)
+
+
+class PresentWithOut(Body):
+    participant_ids: list[str]
+
+
+class BriefIn(BriefFields):
+    """What the therapist has seen in therapy, the question for the psychiatrist, current
+    medications, risks. At least one field says something."""
+
+
+class BriefOut(BriefIn):
+    consult_id: str
+    author_role: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class MeasureIn(Body):
+    instrument: str = Field(max_length=16, description="`phq9` or `gad7`.")
+    answers: list[StrictInt] = Field(
+        max_length=32, description="One answer 0-3 per item: 9 for PHQ-9, 7 for GAD-7."
+    )
+
+
+class MeasureOut(Body):
+    id: str
+    consult_id: str
+    instrument: Literal["phq9", "gad7"]
+    answers: list[int]
+    total: int
+    severity: Literal["minimal", "mild", "moderate", "moderately_severe", "severe"]
+    item9_positive: bool = Field(description="PHQ-9 item 9 (thoughts of self-harm) above 0.")
+    recorded_at: datetime
+
+
+class MeasuresOut(Body):
+    measures: list[MeasureOut] = Field(description="Oldest first.")
+
+
+class PlanRefOut(Body):
+    consult_id: str
+    plan_id: str
+    version: int
+    created_at: datetime | None = None
+
+
+class PlanChangeOut(Body):
+    path: str
+    section: str
+    kind: Literal["added", "removed", "changed"]
+
+
+class PlanChangesOut(Body):
+    previous: PlanRefOut | None = Field(description="The plan compared against, if any.")
+    changes: list[PlanChangeOut]
+
+
+class PlanDiffOut(Body):
+    older: PlanRefOut
+    newer: PlanRefOut
+    changes: list[PlanChangeOut]
+
+
+class SeriesOut(Body):
+    series_id: str
+    plans: list[PlanRefOut] = Field(description="The series' saved plans, in order.")
