@@ -1,75 +1,51 @@
 """The saved plan as a FHIR R4B Bundle (most EHRs speak R4), built and validated with
 `fhir.resources.R4B`.
 
-`fhir.resources` checks structure and types but not value-set bindings (it accepts
-`status="bogus"`), so every coded value written here is checked against its value set first
-(`_check`). The clinicians' private notes are not in the plan record this reads, so they cannot
-reach the bundle.
+Every coded value is checked against its value set first (`fhir_codes.check`): the library
+checks structure and types only. The clinicians' private notes are not in the plan record this
+reads, so they cannot reach the bundle.
 
 Resources refer to each other by `urn:uuid:` full URLs derived from the plan id, so exporting the
-same plan twice gives the same bundle.
+same plan twice (with the same consent records) gives the same bundle. The CarePlan also carries
+its full URL as an identifier, so a follow-up's CarePlan can say which one it `replaces`.
+
+Check-in scores are Observations and the client's consent records are Consents (`fhir_care`),
+both in the CarePlan's `supportingInfo`. Consent can be withdrawn after the plan was saved, so
+the records are not part of the plan: the caller passes the current ones at export time.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
 from ..auth.roles import Role
+from ..consults.consent import ConsentFact
 from .content import DiagnosisStatus, MedicationAction
+from .fhir_care import consent, observation
+from .fhir_codes import (
+    ACT_CODE,
+    CONDITION_CATEGORY,
+    CONDITION_CLINICAL,
+    CONDITION_VERIFICATION,
+    ICD10_SYSTEM,
+    URI_IDENTIFIER,
+    FhirCodeError,
+)
+from .fhir_codes import check as _check
+from .fhir_codes import coding as _coding
 from .plan import PlanView
 
-ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
-FHIR_JSON = "application/fhir+json"
+__all__ = ["FHIR_JSON", "ICD10_SYSTEM", "FhirCodeError", "build_bundle"]
 
-# The value sets of the codes written below (R4B), checked because the library does not.
-_VALUE_SETS: dict[str, frozenset[str]] = {
-    "Bundle.type": frozenset({"collection", "document"}),
-    "CarePlan.status": frozenset({"draft", "active", "on-hold", "revoked", "completed"}),
-    "CarePlan.intent": frozenset({"proposal", "plan", "order", "option"}),
-    "CarePlan.activity.detail.kind": frozenset({"Appointment", "ServiceRequest", "Task"}),
-    "CarePlan.activity.detail.status": frozenset(
-        {"not-started", "scheduled", "in-progress", "on-hold", "completed", "cancelled"}
-    ),
-    "Condition.clinicalStatus": frozenset({"active", "recurrence", "relapse", "inactive"}),
-    "Condition.verificationStatus": frozenset(
-        {"unconfirmed", "provisional", "differential", "confirmed", "refuted"}
-    ),
-    "Condition.category": frozenset({"problem-list-item", "encounter-diagnosis"}),
-    "MedicationRequest.status": frozenset({"active", "on-hold", "stopped", "draft"}),
-    "MedicationRequest.intent": frozenset({"proposal", "plan", "order"}),
-    "Goal.lifecycleStatus": frozenset({"proposed", "planned", "accepted", "active"}),
-    "Encounter.status": frozenset({"planned", "in-progress", "finished", "cancelled"}),
-    "Encounter.class": frozenset({"VR", "AMB"}),
-    "CareTeam.status": frozenset({"proposed", "active", "inactive"}),
-}
+FHIR_JSON = "application/fhir+json"
 _VERIFICATION = {
     DiagnosisStatus.PROVISIONAL: "provisional",
     DiagnosisStatus.CONFIRMED: "confirmed",
 }
-
-
-class FhirCodeError(ValueError):
-    """A code outside its value set: a bug here, never the caller's input."""
-
-
-def _check(path: str, code: str) -> str:
-    if code not in _VALUE_SETS[path]:
-        raise FhirCodeError(f"{code!r} is not in the value set of {path}")
-    return code
-
-
-def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
-    coding = {"system": system, "code": code}
-    if display:
-        coding["display"] = display
-    return {"coding": [coding]}
 
 
 class _Builder:
@@ -78,9 +54,15 @@ class _Builder:
         self.entries: list[dict[str, Any]] = []
 
     def url(self, kind: str, index: int = 0) -> str:
-        return "urn:uuid:" + str(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"triad:{self.plan.id}:{kind}:{index}")
-        )
+        return self.resource_url(self.plan.id, kind, index)
+
+    @staticmethod
+    def resource_url(plan_id: str, kind: str, index: int = 0) -> str:
+        return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"triad:{plan_id}:{kind}:{index}"))
+
+    @staticmethod
+    def care_plan_url(plan_id: str) -> str:
+        return _Builder.resource_url(plan_id, "CarePlan")
 
     def add(self, url: str, resource: dict[str, Any]) -> dict[str, str]:
         self.entries.append({"fullUrl": url, "resource": resource})
@@ -98,8 +80,9 @@ def _person(builder: _Builder, role: Role) -> dict[str, str] | None:
     )
 
 
-def build_bundle(plan: PlanView) -> dict[str, Any]:
-    """The plan as a validated FHIR R4B Bundle of type `collection`, as JSON."""
+def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dict[str, Any]:
+    """The plan as a validated FHIR R4B Bundle of type `collection`, as JSON. `consents` are
+    the consult's current consent records (one Consent resource each)."""
     b = _Builder(plan)
     c = plan.content
     created = plan.created_at.isoformat()
@@ -238,8 +221,30 @@ def build_bundle(plan: PlanView) -> dict[str, Any]:
         },
     )
 
+    people: dict[str, dict[str, str]] = {
+        a.participant_id: ref
+        for a, ref in (
+            (plan.participant(role), ref)
+            for role, ref in (
+                (Role.CLIENT, patient),
+                (Role.THERAPIST, therapist),
+                (Role.PSYCHIATRIST, psychiatrist),
+            )
+        )
+        if a is not None and ref is not None
+    }
+    supporting = [
+        b.add(b.url("Observation", i), observation(m, subject, encounter_ref, patient))
+        for i, m in enumerate(plan.measures)
+    ]
+    supporting += [
+        b.add(b.url("Consent", i), consent(fact, patient, people, clinicians))
+        for i, fact in enumerate(consents)
+    ]
+
     care_plan: dict[str, Any] = {
         "resourceType": "CarePlan",
+        "identifier": [{"system": URI_IDENTIFIER, "value": b.url("CarePlan")}],
         "status": _check("CarePlan.status", "active"),
         "intent": _check("CarePlan.intent", "plan"),
         "title": "Collaborative treatment plan",
@@ -260,12 +265,29 @@ def build_bundle(plan: PlanView) -> dict[str, Any]:
         care_plan["goal"] = goals
     if activities:
         care_plan["activity"] = activities
+    if supporting:
+        care_plan["supportingInfo"] = supporting
+    if plan.previous is not None:
+        # The earlier plan of the series, by the identifier its own export carries.
+        earlier = _Builder.care_plan_url(plan.previous.plan_id)
+        care_plan["replaces"] = [
+            {
+                "identifier": {"system": URI_IDENTIFIER, "value": earlier},
+                "display": f"Treatment plan, version {plan.previous.version}",
+            }
+        ]
     notes = [
         f"{title}: {text}"
         for title, text in (
             ("Therapy focus", c.therapy_focus),
             ("Safety considerations", c.safety),
             ("Client's questions", "; ".join(c.client_questions)),
+            (
+                "Hand-off brief",
+                "attached to the consult by the therapist (for the clinicians only)"
+                if plan.brief_attached
+                else "",
+            ),
         )
         if text
     ]

@@ -17,10 +17,12 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import pycrdt
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import logs
@@ -210,7 +212,22 @@ class NoteLog:
 
         return job
 
-    async def load(self, consult_id: ConsultId, doc: DocumentName) -> StoredDocument:
+    async def load(
+        self,
+        consult_id: ConsultId,
+        doc: DocumentName,
+        seed_from: ConsultId | None = None,
+        at: datetime | None = None,
+    ) -> StoredDocument:
+        """The document as stored. With `seed_from` (a follow-up's carried-over document), a
+        document never written yet is first seeded from that consult's (`seed`)."""
+        stored = await self._load(consult_id, doc)
+        fresh = stored.snapshot is None and not stored.entries
+        if fresh and seed_from is not None and await self.seed(consult_id, doc, seed_from, at):
+            stored = await self._load(consult_id, doc)
+        return stored
+
+    async def _load(self, consult_id: ConsultId, doc: DocumentName) -> StoredDocument:
         async with self._db.engine.connect() as conn:
             snap = (
                 await conn.execute(
@@ -252,6 +269,35 @@ class NoteLog:
             authors.add(entry.sections, entry.participant_id, entry.role)
             entries.append(entry)
         return StoredDocument(state, after, tuple(entries), authors)
+
+    async def seed(
+        self,
+        consult_id: ConsultId,
+        doc: DocumentName,
+        source_id: ConsultId,
+        at: datetime | None = None,
+    ) -> bool:
+        """Start a follow-up's document from the consult it follows: that document's final state
+        becomes this consult's snapshot at seq 0, sealed for this consult, with no authors
+        (whoever wrote it then did not write it in this consult). Written before anyone can
+        build on it, so an update acknowledged later never depends on a seed that was lost.
+        False when the source holds nothing. A racing seed of the same source is the same
+        state; the first one written stays."""
+        source = await self._load(source_id, doc)
+        updates = ([source.snapshot] if source.snapshot is not None else []) + [
+            entry.update for entry in source.entries
+        ]
+        if not updates:
+            return False
+        state = pycrdt.merge_updates(*updates) if len(updates) > 1 else updates[0]
+        job = self.snapshot_job(consult_id, doc, 0, state, Authors(), at or datetime.now(UTC))
+        try:
+            async with self._db.engine.begin() as conn:
+                await job(conn)
+        except IntegrityError:
+            return True  # another process seeded it between our read and our write: theirs
+        _log.info("notes_seeded", consult_id=consult_id, doc=str(doc), source=source_id)
+        return True
 
     async def close(self) -> None:
         """Finish what is queued, then stop the writer."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ..auth.roles import Role
-from .plan import PlanView
+from .plan import PlanMeasure, PlanView
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>&~])")
 ROLE_TITLES = {
@@ -45,6 +45,16 @@ def _list(items: list[str]) -> list[str]:
     return [*(f"- {item}" for item in items), ""] if items else ["_None recorded._", ""]
 
 
+def score_line(m: PlanMeasure) -> str:
+    """`PHQ-9: 12 (moderate), 2026-11-22`, and the item-9 flag when it is raised."""
+    s = m.score
+    line = f"{s.instrument.label}: {s.total} ({str(s.severity).replace('_', ' ')}), "
+    line += m.recorded_at.strftime("%Y-%m-%d")
+    if s.item9_positive:
+        line += "; **item 9 (thoughts of self-harm) above zero**"
+    return line
+
+
 def render(plan: PlanView) -> str:
     c = plan.content
     names = {a.participant_id: a.name for a in plan.attendance}
@@ -52,10 +62,14 @@ def render(plan: PlanView) -> str:
         "# Treatment plan",
         "",
         f"Version {plan.version}, saved {plan.created_at.strftime('%Y-%m-%d %H:%M UTC')}.",
-        "",
-        "## Attendance",
-        "",
     ]
+    if plan.previous is not None:
+        out.append(
+            f"Follows version {plan.previous.version} (consult {escape(plan.previous.consult_id)})."
+        )
+    if plan.brief_attached:
+        out.append("A hand-off brief from the therapist is attached (for the clinicians).")
+    out += ["", "## Attendance", ""]
     for a in plan.attendance:
         status = "attended" if a.attended else "did not attend"
         out.append(f"- {ROLE_TITLES[a.role]}: {escape(a.name)} ({status})")
@@ -85,6 +99,8 @@ def render(plan: PlanView) -> str:
     out += _list(
         [escape(m.measure) + (f": {escape(m.when)}" if m.when else "") for m in c.monitoring]
     )
+    if plan.measures:
+        out += ["### Check-in scores", "", *_list([score_line(m) for m in plan.measures])]
     out += ["## " + SECTION_TITLES["follow_up"], ""]
     f = c.follow_up
     if f.empty:

@@ -1,7 +1,12 @@
-"""The saved plan: content, who wrote which section, who attended, when, which version.
+"""The saved plan: content, who wrote which section, who attended, when, which version, the
+check-in scores, and where it sits in a follow-up series.
 
 This is the client-visible record: it never holds the clinicians' private notes, which are stored
-beside it (sealed separately) and reached only through `NotesService.clinicians_notes`.
+beside it (sealed separately) and reached only through `NotesService.clinicians_notes`, nor the
+hand-off brief (clinicians only), which it only says is attached.
+
+Plans saved before a field existed read back with its default (`from_json`), so a new field is
+always optional in the stored JSON.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from ..auth.roles import Role
-from ..ids import ConsultId, ParticipantId, PlanId
+from ..consults.measures import MeasureScore
+from ..ids import ConsultId, MeasureId, ParticipantId, PlanId
 from .content import PlanContent
 from .schema import PLAN_SECTIONS
 
@@ -40,6 +46,42 @@ class Attendance:
 
 
 @dataclass(frozen=True)
+class PlanMeasure:
+    """A check-in questionnaire scored for this consult (`measure_results`)."""
+
+    id: MeasureId
+    recorded_at: datetime
+    score: MeasureScore
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **self.score.to_json(), "recorded_at": self.recorded_at.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanMeasure:
+        return cls(
+            MeasureId(data["id"]),
+            datetime.fromisoformat(data["recorded_at"]),
+            MeasureScore.from_json(data),
+        )
+
+
+@dataclass(frozen=True)
+class PreviousPlanRef:
+    """The saved plan of the consult this one follows up."""
+
+    consult_id: ConsultId
+    plan_id: PlanId
+    version: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"consult_id": self.consult_id, "plan_id": self.plan_id, "version": self.version}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PreviousPlanRef:
+        return cls(ConsultId(data["consult_id"]), PlanId(data["plan_id"]), data["version"])
+
+
+@dataclass(frozen=True)
 class PlanView:
     id: PlanId
     consult_id: ConsultId
@@ -53,10 +95,22 @@ class PlanView:
     attendance: tuple[Attendance, ...]
     # Repairs made while reading the documents (position and field, never text).
     warnings: tuple[str, ...] = ()
+    # The consult's check-in scores, oldest first.
+    measures: tuple[PlanMeasure, ...] = ()
+    # Follow-ups: the plan this one follows (its version is this one's minus 1), and the series
+    # (the first consult's id; a consult that follows none is its own series).
+    previous: PreviousPlanRef | None = None
+    series_id: ConsultId | None = None
+    # A hand-off brief is attached to the consult (the API links it; its text is not here).
+    brief_attached: bool = False
 
     def __post_init__(self) -> None:
+        if self.series_id is None:
+            object.__setattr__(self, "series_id", self.consult_id)
         if self.version < 1:
             raise ValueError("plan versions start at 1")
+        if self.previous is not None and self.previous.version != self.version - 1:
+            raise ValueError("a follow-up's plan is the next version of the one it follows")
         if set(self.authors) != set(PLAN_SECTIONS):
             raise ValueError("authors name every plan section")
         if self.created_at.tzinfo is None:
@@ -90,6 +144,10 @@ class PlanView:
                 for a in self.attendance
             ],
             "warnings": list(self.warnings),
+            "measures": [m.to_json() for m in self.measures],
+            "previous": self.previous.to_json() if self.previous is not None else None,
+            "series_id": self.series_id,
+            "brief_attached": self.brief_attached,
         }
 
     @classmethod
@@ -120,6 +178,10 @@ class PlanView:
                 for a in data["attendance"]
             ),
             warnings=tuple(data["warnings"]),
+            measures=tuple(PlanMeasure.from_json(m) for m in data.get("measures", ())),
+            previous=PreviousPlanRef.from_json(data["previous"]) if data.get("previous") else None,
+            series_id=ConsultId(data["series_id"]) if data.get("series_id") else None,
+            brief_attached=data.get("brief_attached", False),
         )
 
 

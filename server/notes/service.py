@@ -32,13 +32,24 @@ from ..db.engine import Database
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId, new_plan_id
 from . import markdown, schema
-from .documents import DocumentName, parse_document, require_read, require_write
+from .content import PlanContent
+from .diff import PlanChange, plan_changes
+from .documents import (
+    DocumentName,
+    check_update,
+    parse_document,
+    require_read,
+    require_write,
+)
 from .log import Authors, Chain, LogEntry, NoteLog, StoredDocument
-from .plan import PlanView, attendance, authors_by_section
-from .store import PlanStore
+from .plan import PlanView, PreviousPlanRef, attendance, authors_by_section
+from .store import PlanStore, SeriesPlan
 
 _log = logs.get("triad.notes")
 FIRST_VERSION = 1
+# A follow-up's documents that start from the consult it follows (docs/notes.md says why the
+# clinicians' private document does not).
+CARRIED_OVER = frozenset({DocumentName.PLAN, DocumentName.CLIENT})
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class _LiveDoc:
 class _Consult:
     consult_id: ConsultId
     frozen: bool
+    follows: ConsultId | None = None
     docs: dict[DocumentName, _LiveDoc] = field(default_factory=dict)
     load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     finalize_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -100,24 +112,6 @@ def build_document(name: DocumentName, stored: StoredDocument) -> _LiveDoc:
     return _LiveDoc(
         name, doc, stored.last_seq, stored.snapshot_seq, stored.authors, touched, observers
     )
-
-
-def check_update(update: object, max_bytes: int) -> bytes:
-    """The update's bytes if it is bytes, within the limit and decodes as a Yjs v1 update."""
-    if not isinstance(update, bytes | bytearray | memoryview):
-        raise TriadError(ErrorCode.NOTES_UPDATE_INVALID, "a notes update is binary")
-    data = bytes(update)
-    if len(data) > max_bytes:
-        raise TriadError(
-            ErrorCode.NOTES_UPDATE_TOO_LARGE, f"a notes update may be at most {max_bytes} bytes"
-        )
-    try:
-        pycrdt.get_state(data)  # decodes the whole update without touching any document
-    except Exception:
-        raise TriadError(
-            ErrorCode.NOTES_UPDATE_INVALID, "the notes update does not decode"
-        ) from None
-    return data
 
 
 class NotesService:
@@ -281,7 +275,46 @@ class NotesService:
         stored = await self._log.load(consult_id, DocumentName.CLINICIANS)
         return schema.read_clinicians(build_document(DocumentName.CLINICIANS, stored).doc)
 
+    # --- follow-up series ---
+
+    async def changes_since_previous(
+        self, consult_id: ConsultId
+    ) -> tuple[PreviousPlanRef | None, list[PlanChange]]:
+        """The live plan (what is durable now; the saved one after the end) against the saved
+        plan of the consult this one follows. (None, []) for a consult that follows none."""
+        consult = await self._consult(consult_id)
+        before = await self._plans.get(consult.follows) if consult.follows is not None else None
+        if before is None:
+            return None, []
+        previous = PreviousPlanRef(before.consult_id, before.id, before.version)
+        return previous, plan_changes(before.content, await self._live_content(consult))
+
+    async def diff_plans(self, from_consult: ConsultId, to_consult: ConsultId) -> list[PlanChange]:
+        """The changes between two saved plans of one series (`plan_not_found` when either
+        consult has none, `validation_failed` for plans of two series)."""
+        return await self._plans.diff(from_consult, to_consult)
+
+    async def series_plans(self, series_id: ConsultId) -> list[SeriesPlan]:
+        """The saved plans of a follow-up series (`ConsultView.series_id`), in version order."""
+        return await self._plans.series_plans(series_id)
+
     # --- inside ---
+
+    async def _live_content(self, consult: _Consult) -> PlanContent:
+        while True:
+            plan = await self._document(consult, DocumentName.PLAN)
+            client = await self._document(consult, DocumentName.CLIENT)
+            async with plan.lock, client.lock:
+                if not (plan.usable and client.usable):
+                    continue
+                content, _ = schema.read_plan(plan.doc, client.doc)
+            try:  # only what is durable, as `sync` answers
+                await plan.chain.settled()
+                await client.chain.settled()
+            except Exception:
+                plan.stale = client.stale = True
+                continue
+            return content
 
     async def _consult(self, consult_id: ConsultId) -> _Consult:
         consult = self._consults.get(consult_id)
@@ -291,7 +324,7 @@ class NotesService:
             consult = self._consults.get(consult_id)
             if consult is None:
                 facts = await self._plans.consult_facts(consult_id)
-                consult = _Consult(consult_id, frozen=facts.has_plan)
+                consult = _Consult(consult_id, frozen=facts.has_plan, follows=facts.follows_id)
                 self._consults[consult_id] = consult
             return consult
 
@@ -302,7 +335,9 @@ class NotesService:
         async with consult.load_lock:
             live = consult.docs.get(name)
             if live is None or not live.usable:
-                stored = await self._log.load(consult.consult_id, name)
+                # A follow-up's plan and client documents start from the earlier consult's.
+                seed = consult.follows if name in CARRIED_OVER else None
+                stored = await self._log.load(consult.consult_id, name, seed, self._clock())
                 live = build_document(name, stored)
                 consult.docs[name] = live
                 _log.debug(
@@ -402,7 +437,8 @@ class NotesService:
         live.snapshot = written
 
     async def _freeze(self, consult_id: ConsultId, lives: dict[DocumentName, _LiveDoc]) -> PlanView:
-        facts = await self._plans.consult_facts(consult_id, events=True)
+        facts = await self._plans.consult_facts(consult_id, for_plan=True)
+        previous = await self._plans.previous(facts.follows_id)
         content, warnings = schema.read_plan(
             lives[DocumentName.PLAN].doc, lives[DocumentName.CLIENT].doc
         )
@@ -412,7 +448,7 @@ class NotesService:
         plan = PlanView(
             id=new_plan_id(),
             consult_id=consult_id,
-            version=FIRST_VERSION,
+            version=previous.version + 1 if previous is not None else FIRST_VERSION,
             created_at=self._clock(),
             consult_started_at=facts.started_at,
             consult_ended_at=facts.ended_at,
@@ -420,6 +456,10 @@ class NotesService:
             authors=authors_by_section(people.by_section),
             attendance=attendance(facts.participants, facts.events),
             warnings=tuple(warnings),
+            measures=facts.measures,
+            previous=previous,
+            series_id=facts.series_id,
+            brief_attached=facts.brief_attached,
         )
         now = self._clock()
         # Final snapshots in the plan's transaction: the log is compacted for good, and a

@@ -1,6 +1,7 @@
 """Plan rows: saved once per consult (a unique constraint settles racing saves), sealed, and read
-back for the REST API. Also the two reads finalisation needs from outside the notes: the consult's
-times and participants, and the room's admitted/left events from the audit trail."""
+back for the REST API, also as a follow-up series. Also the reads finalisation needs from outside
+the notes: the consult's times, participants and series, the room's admitted/left events from the
+audit trail, the check-in scores, and whether a hand-off brief is attached."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.roles import Role
+from ..consults.checkins import measure_aad
+from ..consults.measures import MeasureScore
 from ..crypto import KeyRing
 from ..db.engine import Database
-from ..db.models import AuditEvent, Consult, Participant, Plan
+from ..db.models import AuditEvent, Consult, HandoffBrief, MeasureResult, Participant, Plan
 from ..errors import ErrorCode, TriadError
-from ..ids import ConsultId, ParticipantId
+from ..ids import ConsultId, MeasureId, ParticipantId, PlanId
+from .diff import PlanChange, plan_changes
 from .log import Job
-from .plan import ADMITTED, LEFT, PlanView, RoomEvent
+from .plan import ADMITTED, LEFT, PlanMeasure, PlanView, PreviousPlanRef, RoomEvent
 
 
 def _aad(plan_id: str, consult_id: str, part: str) -> bytes:
@@ -34,6 +38,29 @@ class ConsultFacts:
     participants: list[tuple[ParticipantId, Role, str]]
     events: list[RoomEvent]
     has_plan: bool
+    follows_id: ConsultId | None = None
+    series_id: ConsultId | None = None
+    # Read only for the plan (`for_plan=True`): the check-in scores and the brief's presence.
+    measures: tuple[PlanMeasure, ...] = ()
+    brief_attached: bool = False
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """One saved plan of a follow-up series."""
+
+    consult_id: ConsultId
+    plan_id: PlanId
+    version: int
+    created_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "consult_id": self.consult_id,
+            "plan_id": self.plan_id,
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 class PlanStore:
@@ -41,13 +68,19 @@ class PlanStore:
         self._db = db
         self._keyring = keyring
 
-    async def consult_facts(self, consult_id: ConsultId, *, events: bool = False) -> ConsultFacts:
+    async def consult_facts(self, consult_id: ConsultId, *, for_plan: bool = False) -> ConsultFacts:
+        """What the notes need of the consult; `for_plan` adds what freezing the plan needs
+        (the room's events, the check-in scores, the brief's presence)."""
         async with self._db.engine.connect() as conn:
             consult = (
                 await conn.execute(
-                    select(Consult.status, Consult.started_at, Consult.ended_at).where(
-                        Consult.id == consult_id
-                    )
+                    select(
+                        Consult.status,
+                        Consult.started_at,
+                        Consult.ended_at,
+                        Consult.follows_id,
+                        Consult.series_id,
+                    ).where(Consult.id == consult_id)
                 )
             ).first()
             if consult is None:
@@ -62,7 +95,14 @@ class PlanStore:
                     )
                 )
             ).all()
-            room_events = await _room_events(conn, consult_id) if events else []
+            room_events = await _room_events(conn, consult_id) if for_plan else []
+            measures = await self._measures(conn, consult_id) if for_plan else ()
+            brief = for_plan and (
+                await conn.scalar(
+                    select(HandoffBrief.consult_id).where(HandoffBrief.consult_id == consult_id)
+                )
+                is not None
+            )
         return ConsultFacts(
             consult_id=consult_id,
             status=consult.status,
@@ -71,7 +111,66 @@ class PlanStore:
             participants=[(ParticipantId(p.id), Role(p.role), p.display_name) for p in people],
             events=room_events,
             has_plan=has_plan,
+            follows_id=ConsultId(consult.follows_id) if consult.follows_id else None,
+            series_id=ConsultId(consult.series_id),
+            measures=measures,
+            brief_attached=brief,
         )
+
+    async def _measures(
+        self, conn: AsyncConnection, consult_id: ConsultId
+    ) -> tuple[PlanMeasure, ...]:
+        rows = await conn.execute(
+            select(MeasureResult.id, MeasureResult.recorded_at, MeasureResult.sealed)
+            .where(MeasureResult.consult_id == consult_id)
+            .order_by(MeasureResult.recorded_at, MeasureResult.id)
+        )
+        return tuple(
+            PlanMeasure(
+                MeasureId(row.id),
+                row.recorded_at,
+                MeasureScore.from_json(
+                    json.loads(self._keyring.open(row.sealed, measure_aad(row.id, consult_id)))
+                ),
+            )
+            for row in rows
+        )
+
+    async def previous(self, follows_id: ConsultId | None) -> PreviousPlanRef | None:
+        """The saved plan a follow-up follows (None for a first consult)."""
+        if follows_id is None:
+            return None
+        async with self._db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(Plan.id, Plan.version).where(Plan.consult_id == follows_id)
+                )
+            ).first()
+        return PreviousPlanRef(follows_id, PlanId(row.id), row.version) if row else None
+
+    async def diff(self, from_consult: ConsultId, to_consult: ConsultId) -> list[PlanChange]:
+        """The changes between the saved plans of two consults of one series."""
+        older, newer = await self.get(from_consult), await self.get(to_consult)
+        if older is None or newer is None:
+            raise TriadError(ErrorCode.PLAN_NOT_FOUND, "both consults need a saved plan")
+        if older.series_id != newer.series_id:
+            raise TriadError(ErrorCode.VALIDATION_FAILED, "the two plans are of different series")
+        return plan_changes(older.content, newer.content)
+
+    async def series_plans(self, series_id: ConsultId) -> list[SeriesPlan]:
+        """The saved plans of a follow-up series, in version order."""
+        async with self._db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(Plan.consult_id, Plan.id, Plan.version, Plan.created_at)
+                    .join(Consult, Consult.id == Plan.consult_id)
+                    .where(Consult.series_id == series_id)
+                    .order_by(Plan.version, Plan.created_at, Plan.id)
+                )
+            ).all()
+        return [
+            SeriesPlan(ConsultId(r.consult_id), PlanId(r.id), r.version, r.created_at) for r in rows
+        ]
 
     async def save(self, plan: PlanView, markdown: str, clinicians: str, jobs: list[Job]) -> None:
         """Insert the plan and run `jobs` (final snapshots) in the same transaction. Raises
