@@ -56,11 +56,8 @@ def settings(
     )
 
 
-def real_problems(problems: PageProblems) -> list[str]:
-    """The pages' problems less Chromium's network log of a refused fetch ("Failed to load
-    resource: ... 404"): the room asks for things that may not exist (a brief, a previous
-    plan), and an answered 404 is not a fault of the page."""
-    return [m for m in problems.messages if "Failed to load resource" not in m]
+# Answers the room expects (a consult without a hand-off brief), which Chromium logs as errors.
+EXPECTED_FAILURES = ("/session/brief",)
 
 
 async def host_page(
@@ -115,7 +112,7 @@ async def test_a_platform_page_mounts_the_room_and_drives_it(
     allowed_socket: socket.socket,
     blocked_socket: socket.socket,
 ) -> None:
-    problems = PageProblems()
+    problems = PageProblems(EXPECTED_FAILURES)
     contexts: list[BrowserContext] = []
     ids = {role: participant(consult, role)["id"] for role in ("therapist", "psychiatrist")}
     async with (
@@ -233,7 +230,7 @@ async def test_a_platform_page_mounts_the_room_and_drives_it(
             )
             assert plan.status == 200
             assert plan.body["id"] == ended["plan_id"]
-            assert real_problems(problems) == []
+            assert problems.messages == []
         finally:
             await asyncio.gather(*(c.close() for c in contexts))
 
@@ -247,7 +244,7 @@ async def test_ending_over_rest_reaches_the_embedder_with_the_plan_id(
     platform: PlatformKey,
     allowed_socket: socket.socket,
 ) -> None:
-    problems = PageProblems()
+    problems = PageProblems(EXPECTED_FAILURES)
     async with serve_host(allowed_socket, origin) as site:
         context, page = await host_page(browser, origin, site, "/module", problems, "host")
         try:
@@ -264,7 +261,7 @@ async def test_ending_over_rest_reaches_the_embedder_with_the_plan_id(
                 "GET", f"/api/v1/consults/{consult['id']}/plan", bearer=platform.secret
             )
             assert ended["plan_id"] == plan.body["id"]
-            assert real_problems(problems) == []
+            assert problems.messages == []
         finally:
             await context.close()
 
@@ -279,7 +276,7 @@ async def test_a_page_from_an_origin_not_allowed_cannot_frame_the_room(
 ) -> None:
     """The same SDK and host page on two origins that differ only in the port: the allowed one
     gets the room, the other gets Chromium's refusal of the frame and never a byte of the app."""
-    problems = PageProblems()
+    problems = PageProblems(EXPECTED_FAILURES)
     join_url = participant(consult, "therapist")["join"]["join_url"]
     async with (
         serve_host(allowed_socket, origin) as allowed,
@@ -296,7 +293,7 @@ async def test_a_page_from_an_origin_not_allowed_cannot_frame_the_room(
             await expect(room.locator("#consult")).to_be_visible(timeout=STEP_MS)
 
             context, page = await host_page(
-                browser, origin, blocked, "/classic", PageProblems(), "blocked"
+                browser, origin, blocked, "/classic", PageProblems(EXPECTED_FAILURES), "blocked"
             )
             contexts.append(context)
             async with page.expect_console_message(
@@ -314,6 +311,6 @@ async def test_a_page_from_an_origin_not_allowed_cannot_frame_the_room(
             )
             assert await frames[0].evaluate("document.getElementById('consult')") is None
             assert await page.evaluate("window.hostEvents") == []
-            assert real_problems(problems) == []
+            assert problems.messages == []
         finally:
             await asyncio.gather(*(c.close() for c in contexts))

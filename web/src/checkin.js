@@ -134,6 +134,7 @@ export class CheckIn {
       this._done();
     });
     $("checkin-continue").addEventListener("click", () => this._done());
+    $("checkin-form").addEventListener("change", () => this._error(null));
   }
 
   /** Offer it unless it was answered for this consult or skipped in this tab. */
@@ -142,9 +143,8 @@ export class CheckIn {
     let body;
     try {
       body = await this.call("GET", "/measures");
-    } catch (error) {
-      if (error.code === "not_found") return false; // a server without check-ins
-      return true; // the POST will say what is wrong
+    } catch {
+      return true; // offer it anyway: sending the answers will say what is wrong
     }
     const measures = Array.isArray(body.measures) ? body.measures : [];
     return !measures.some((m) => m && m.consult_id === this.consultId);
@@ -178,7 +178,7 @@ export class CheckIn {
     for (const instrument of INSTRUMENTS) {
       const answers = answersOf(instrument);
       if (answers === "partial") {
-        this._error(`Please answer every question about ${instrument.title.toLowerCase()}, or leave all of them blank.`);
+        this._error(`Please answer every question of the ${instrument.label}, or leave all of them blank.`);
         return;
       }
       if (answers !== "none") chosen.push({ instrument, answers });

@@ -73,17 +73,12 @@ export class ConsentStep {
       this._submit();
     });
     $("consent-back").addEventListener("click", () => this._done(false));
+    $("consent-form").addEventListener("change", () => this._error(null));
   }
 
-  /** The consent on record; null when this server has no consent step (an older server). */
+  /** The consent on record (and the current wording). */
   async load() {
-    let body;
-    try {
-      body = await this.call("GET", "/consent");
-    } catch (error) {
-      if (error.code === "not_found") return null; // no such route: nothing to ask
-      throw error;
-    }
+    const body = await this.call("GET", "/consent");
     if (!isConsent(body)) throw Object.assign(new Error("bad_response"), { code: "bad_response" });
     this.state = body;
     return body;
@@ -127,7 +122,8 @@ export class ConsentStep {
 
   _error(text, code = null) {
     const node = $("consent-error");
-    node.textContent = text ? (code && !ERROR_WORDS[code] ? `${text} Reference: ${code}` : text) : "";
+    const withCode = code && !ERROR_WORDS[code] ? `${text} Reference: ${code}` : text;
+    node.textContent = text ? withCode : "";
     if (code) node.dataset.code = code;
     else delete node.dataset.code;
   }
@@ -187,8 +183,9 @@ export class ConsentStep {
       const what = SCOPE_WORDS[record.scope] || record.scope;
       let how;
       if (record.withdrawn_at) how = `withdrawn on ${formatTime(record.withdrawn_at)}`;
-      else if (record.attested_by) how = `agreed aloud, confirmed by your therapist on ${formatTime(record.given_at)}`;
-      else how = `agreed on ${formatTime(record.given_at)}`;
+      else if (record.attested_by) {
+        how = `agreed aloud, confirmed by your therapist on ${formatTime(record.given_at)}`;
+      } else how = `agreed on ${formatTime(record.given_at)}`;
       const item = el("li", null, el("span", "consent-what", `${what}: `), how);
       item.dataset.scope = record.scope;
       item.dataset.state = record.withdrawn_at ? "withdrawn" : "given";
@@ -212,7 +209,8 @@ export class ConsentStep {
       input.type = "checkbox";
       input.name = "withdraw-scope";
       input.value = record.scope;
-      return el("label", "check", input, el("span", null, SCOPE_WORDS[record.scope] || record.scope));
+      const words = SCOPE_WORDS[record.scope] || record.scope;
+      return el("label", "check", input, el("span", null, words));
     });
     const note = el("p", "note");
     note.setAttribute("role", "status");
@@ -233,7 +231,10 @@ export class ConsentStep {
       note,
     );
     submit.addEventListener("click", async () => {
-      const scopes = choices.map((c) => c.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
+      const scopes = choices
+        .map((choice) => choice.querySelector("input"))
+        .filter((input) => input.checked)
+        .map((input) => input.value);
       if (scopes.length === 0) {
         note.textContent = "Tick what you want to withdraw.";
         return;

@@ -152,7 +152,7 @@ async function stepsBeforeRoom() {
   const who = answeringFor();
   if (!who) return true;
   const consent = await app.consent.load();
-  if (consent && !consent.complete) {
+  if (!consent.complete) {
     const given = await app.consent.ask({ attest: who.attest, clientName: who.name || undefined });
     if (!given) return false;
     if (!who.attest) renderConsentStatus();
@@ -168,7 +168,8 @@ async function enter() {
   try {
     go = await stepsBeforeRoom();
   } catch (error) {
-    $("enter-note").textContent = `We couldn't get ready to enter. Please try again. Reference: ${error.code || "internal"}`;
+    const code = error.code || "internal";
+    $("enter-note").textContent = `We couldn't get ready to enter. Please try again. Reference: ${code}`;
   }
   if (!go) {
     showView("join", { focus: true });

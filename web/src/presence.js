@@ -15,7 +15,8 @@ export class Presence {
     this.you = session.you;
     this.others = session.participants.filter((p) => p && p.id !== session.you.participant_id);
     /** The participant ids the server has on record for this device. */
-    this.declared = new Set(Array.isArray(session.you.present_with) ? session.you.present_with : []);
+    const known = session.you.present_with; // if the server's session names it
+    this.declared = new Set(Array.isArray(known) ? known : []);
     this._pending = Promise.resolve();
     this._generation = 0;
   }
@@ -68,7 +69,8 @@ export class Presence {
       try {
         const answer = await this.call("PUT", "/present-with", { participant_ids: ids });
         this.declared = new Set(answer.participant_ids || []);
-        if (generation === this._generation) note.textContent = savedWords(this.declared, this.others);
+        if (generation !== this._generation) return; // a newer change is on its way
+        note.textContent = savedWords(this.declared, this.others);
       } catch (error) {
         if (generation !== this._generation) return;
         note.textContent = `We couldn't save who is with you. Reference: ${error.code || "internal"}`;

@@ -106,7 +106,8 @@ export async function sessionCall(consultId, token, method = "GET", path = "", b
     // Not JSON (a proxy's error page, say): handled below.
   }
   if (!response.ok) {
-    const code = answer && typeof answer.code === "string" ? answer.code : `http_${response.status}`;
+    const code =
+      answer && typeof answer.code === "string" ? answer.code : `http_${response.status}`;
     throw new Problem(code, answer && answer.detail, response.headers.get("X-Request-Id"));
   }
   if (answer === null || typeof answer !== "object") throw new Problem("bad_response");
