@@ -1,0 +1,117 @@
+"""The hand-off brief: the therapist (or the platform for them) attaches it, the clinicians
+read it, the client cannot, and the database holds it sealed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from server.db.engine import Database
+from server.db.models import Base
+from server.services import Services
+from tests.apiclient import Api
+from tests.conftest import PlatformKey, consult_body
+from tests.rooms.conftest import People
+from tests.rooms.test_lobby_and_roles import audit_actions
+
+BRIEF = {
+    "seen_in_therapy": "Eighteen sessions; Thornquillmarsh pattern of early waking since spring.",
+    "question": "Would an SSRI help alongside CBT-I?",
+    "medications": "Sertraline tried in 2024 (stopped: nausea).",
+    "risks": "Passive thoughts once in October; safety plan in place.",
+}
+SECRET_WORDS = ("Thornquillmarsh", "Sertraline", "CBT-I")
+
+
+async def stored_bytes(db: Database) -> bytes:
+    """Everything the database holds: SQLite's file and WAL byte for byte, or every value of
+    every row of PostgreSQL."""
+    path = db.sqlite_path()
+    if path is not None:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        files = [path, Path(f"{path}-wal")]
+        return b"".join(f.read_bytes() for f in files if f.exists())
+    chunks = []
+    async with db.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in await conn.execute(select(table)):
+                chunks.extend(v if isinstance(v, bytes) else str(v).encode() for v in row)
+    return b"\n".join(chunks)
+
+
+def brief_path(people: People) -> str:
+    return f"/api/v1/consults/{people.consult['id']}/session/brief"
+
+
+async def test_clinicians_read_the_brief_and_the_client_cannot(
+    people: People, api: Api, platform: PlatformKey, services: Services
+) -> None:
+    missing = await api.call("GET", brief_path(people), bearer=people.token("psychiatrist"))
+    assert missing.status == 404 and missing.body["code"] == "brief_not_found"
+
+    written = await api.call(
+        "PUT", brief_path(people), bearer=people.token("therapist"), json_body=BRIEF
+    )
+    assert written.status == 200, written.body
+    for role in ("therapist", "psychiatrist"):
+        read = await api.call("GET", brief_path(people), bearer=people.token(role))
+        assert read.status == 200
+        assert {k: read.body[k] for k in BRIEF} == BRIEF
+        assert read.body["author_role"] == "therapist"
+
+    refused = await api.call("GET", brief_path(people), bearer=people.token("client"))
+    assert refused.status == 403 and refused.body["code"] == "forbidden_role"
+    assert "Thornquillmarsh" not in str(refused.body)
+    for role in ("client", "psychiatrist"):
+        write = await api.call("PUT", brief_path(people), bearer=people.token(role), json_body=BRIEF)
+        assert write.status == 403 and write.body["code"] == "forbidden_role"
+
+    data = await stored_bytes(services.db)
+    for word in SECRET_WORDS:
+        assert word.encode() not in data, word
+
+    events = await audit_actions(api, platform, people.consult["id"])
+    reads = [e for e in events if e["action"] == "brief.read"]
+    assert {e["actor_id"] for e in reads} == {people.id("therapist"), people.id("psychiatrist")}
+    assert "Thornquillmarsh" not in str(events)
+
+
+async def test_the_platform_attaches_a_brief_at_creation_or_later(
+    api: Api, platform: PlatformKey
+) -> None:
+    created = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(brief=BRIEF)
+    )
+    assert created.status == 201, created.body
+    path = f"/api/v1/consults/{created.body['id']}/brief"
+    read = await api.call("GET", path, bearer=platform.secret)
+    assert read.status == 200 and read.body["question"] == BRIEF["question"]
+    assert read.body["author_role"] == "platform"
+
+    replaced = await api.call(
+        "PUT", path, bearer=platform.secret, json_body={**BRIEF, "risks": "None known."}
+    )
+    assert replaced.status == 200 and replaced.body["risks"] == "None known."
+    assert replaced.body["created_at"] == read.body["created_at"]
+
+
+async def test_an_empty_or_oversized_brief_is_refused(api: Api, platform: PlatformKey) -> None:
+    empty = await api.call(
+        "POST",
+        "/api/v1/consults",
+        bearer=platform.secret,
+        json_body=consult_body(brief={"question": "   "}),
+    )
+    assert empty.status == 422 and empty.body["code"] == "validation_failed"
+    huge = await api.call(
+        "POST",
+        "/api/v1/consults",
+        bearer=platform.secret,
+        json_body=consult_body(brief={"question": "x" * 20_001}),
+    )
+    assert huge.status in (413, 422) and huge.body["code"] in (
+        "validation_failed",
+        "payload_too_large",
+    )
