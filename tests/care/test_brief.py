@@ -49,7 +49,8 @@ async def test_clinicians_read_the_brief_and_the_client_cannot(
     people: People, api: Api, platform: PlatformKey, services: Services
 ) -> None:
     missing = await api.call("GET", brief_path(people), bearer=people.token("psychiatrist"))
-    assert missing.status == 404 and missing.body["code"] == "brief_not_found"
+    assert missing.status == 404
+    assert missing.body["code"] == "brief_not_found"
 
     written = await api.call(
         "PUT", brief_path(people), bearer=people.token("therapist"), json_body=BRIEF
@@ -62,11 +63,15 @@ async def test_clinicians_read_the_brief_and_the_client_cannot(
         assert read.body["author_role"] == "therapist"
 
     refused = await api.call("GET", brief_path(people), bearer=people.token("client"))
-    assert refused.status == 403 and refused.body["code"] == "forbidden_role"
+    assert refused.status == 403
+    assert refused.body["code"] == "forbidden_role"
     assert "Thornquillmarsh" not in str(refused.body)
     for role in ("client", "psychiatrist"):
-        write = await api.call("PUT", brief_path(people), bearer=people.token(role), json_body=BRIEF)
-        assert write.status == 403 and write.body["code"] == "forbidden_role"
+        write = await api.call(
+            "PUT", brief_path(people), bearer=people.token(role), json_body=BRIEF
+        )
+        assert write.status == 403
+        assert write.body["code"] == "forbidden_role"
 
     data = await stored_bytes(services.db)
     for word in SECRET_WORDS:
@@ -87,13 +92,15 @@ async def test_the_platform_attaches_a_brief_at_creation_or_later(
     assert created.status == 201, created.body
     path = f"/api/v1/consults/{created.body['id']}/brief"
     read = await api.call("GET", path, bearer=platform.secret)
-    assert read.status == 200 and read.body["question"] == BRIEF["question"]
+    assert read.status == 200
+    assert read.body["question"] == BRIEF["question"]
     assert read.body["author_role"] == "platform"
 
     replaced = await api.call(
         "PUT", path, bearer=platform.secret, json_body={**BRIEF, "risks": "None known."}
     )
-    assert replaced.status == 200 and replaced.body["risks"] == "None known."
+    assert replaced.status == 200
+    assert replaced.body["risks"] == "None known."
     assert replaced.body["created_at"] == read.body["created_at"]
 
 
@@ -104,14 +111,16 @@ async def test_an_empty_or_oversized_brief_is_refused(api: Api, platform: Platfo
         bearer=platform.secret,
         json_body=consult_body(brief={"question": "   "}),
     )
-    assert empty.status == 422 and empty.body["code"] == "validation_failed"
+    assert empty.status == 422
+    assert empty.body["code"] == "validation_failed"
     huge = await api.call(
         "POST",
         "/api/v1/consults",
         bearer=platform.secret,
         json_body=consult_body(brief={"question": "x" * 20_001}),
     )
-    assert huge.status in (413, 422) and huge.body["code"] in (
+    assert huge.status in (413, 422)
+    assert huge.body["code"] in (
         "validation_failed",
         "payload_too_large",
     )

@@ -18,7 +18,8 @@ async def test_the_wording_is_versioned_and_a_stale_version_is_refused(
 ) -> None:
     state = await api.call("GET", consent_path(people), bearer=people.token("client"))
     assert state.status == 200
-    assert state.body["complete"] is False and state.body["records"] == []
+    assert state.body["complete"] is False
+    assert state.body["records"] == []
     scopes = {s["scope"] for s in state.body["wording"]["scopes"]}
     assert scopes == {"session", "information_sharing"}
     stale = await api.call(
@@ -27,7 +28,8 @@ async def test_the_wording_is_versioned_and_a_stale_version_is_refused(
         bearer=people.token("client"),
         json_body={"wording_version": "1999-01-01", "scopes": ["session"]},
     )
-    assert stale.status == 409 and stale.body["code"] == "consent_wording_outdated"
+    assert stale.status == 409
+    assert stale.body["code"] == "consent_wording_outdated"
     after = await api.call("GET", consent_path(people), bearer=people.token("client"))
     assert after.body["records"] == []  # a refusal records nothing
 
@@ -43,7 +45,8 @@ async def test_only_the_client_consents_for_themself(people: People, api: Api) -
             bearer=people.token(role),
             json_body={"wording_version": version, "scopes": ["session"]},
         )
-        assert answer.status == 403 and answer.body["code"] == "forbidden_role", role
+        assert answer.status == 403, role
+        assert answer.body["code"] == "forbidden_role", role
 
 
 async def test_a_therapist_attests_only_with_the_client_declared_beside_them(
@@ -60,7 +63,8 @@ async def test_a_therapist_attests_only_with_the_client_declared_beside_them(
     refused = await api.call(
         "POST", consent_path(people), bearer=people.token("therapist"), json_body=attest
     )
-    assert refused.status == 409 and refused.body["code"] == "same_room_required"
+    assert refused.status == 409
+    assert refused.body["code"] == "same_room_required"
     by_psychiatrist = await api.call(
         "POST", consent_path(people), bearer=people.token("psychiatrist"), json_body=attest
     )
@@ -72,11 +76,13 @@ async def test_a_therapist_attests_only_with_the_client_declared_beside_them(
         bearer=people.token("therapist"),
         json_body={"participant_ids": [people.id("client")]},
     )
-    assert declared.status == 200 and declared.body == {"participant_ids": [people.id("client")]}
+    assert declared.status == 200
+    assert declared.body == {"participant_ids": [people.id("client")]}
     given = await api.call(
         "POST", consent_path(people), bearer=people.token("therapist"), json_body=attest
     )
-    assert given.status == 201 and given.body["complete"] is True
+    assert given.status == 201
+    assert given.body["complete"] is True
     for record in given.body["records"]:
         assert record["given_by"] == people.id("client")  # the client's consent...
         assert record["attested_by"] == people.id("therapist")  # ...that the therapist heard
@@ -113,7 +119,8 @@ async def test_withdrawal_is_audited_and_closes_sharing(
         json_body={"scopes": ["information_sharing"]},
     )
     assert withdrawn.status == 200
-    assert withdrawn.body["complete"] is False and withdrawn.body["sharing_withdrawn"] is True
+    assert withdrawn.body["complete"] is False
+    assert withdrawn.body["sharing_withdrawn"] is True
     sharing = next(r for r in withdrawn.body["records"] if r["scope"] == "information_sharing")
     assert sharing["withdrawn_at"] is not None
     assert sharing["withdrawn_by"] == people.id("client")
@@ -129,7 +136,8 @@ async def test_withdrawal_is_audited_and_closes_sharing(
         f"/api/v1/consults/{people.consult['id']}/session/brief",
         bearer=people.token("psychiatrist"),
     )
-    assert brief.status == 403 and brief.body["code"] == "consent_withdrawn"
+    assert brief.status == 403
+    assert brief.body["code"] == "consent_withdrawn"
 
     events = await audit_actions(api, platform, people.consult["id"])
     withdrawals = [e for e in events if e["action"] == "consent.withdrawn"]

@@ -76,14 +76,13 @@ async def test_invalid_answers_are_refused_with_a_code(
     answer = await api.call(
         "POST", measures_path(people), bearer=people.token("client"), json_body=body
     )
-    assert answer.status == 422 and answer.body["code"] == code, answer.body
+    assert answer.status == 422, answer.body
+    assert answer.body["code"] == code
     listed = await api.call("GET", measures_path(people), bearer=people.token("client"))
     assert listed.body["measures"] == []  # nothing stored
 
 
-async def test_only_the_client_or_a_therapist_beside_them_answers(
-    people: People, api: Api
-) -> None:
+async def test_only_the_client_or_a_therapist_beside_them_answers(people: People, api: Api) -> None:
     body = {"instrument": "gad7", "answers": GAD7}
     psychiatrist = await api.call(
         "POST", measures_path(people), bearer=people.token("psychiatrist"), json_body=body
@@ -116,7 +115,9 @@ async def test_item_9_reaches_both_clinicians_at_once_and_not_the_client(
     # (before it, on the same room lock and socket) would have arrived too.
     mark = len(client.events)
     assert (await therapist.call("media-state", {"audio": False, "video": True}))["ok"]
-    await client.wait_event("peer-updated", lambda d: d["participant"]["audio"] is False, after=mark)
+    await client.wait_event(
+        "peer-updated", lambda d: d["participant"]["audio"] is False, after=mark
+    )
     assert client.received("safety-flag") == []
     # A clinician who connects later sees the flag in the join state; the client never does.
     late = await people.connect("psychiatrist")  # a second connection replaces the first
