@@ -32,7 +32,6 @@ from ..db.engine import Database
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId, new_plan_id
 from . import markdown, schema
-from .content import PlanContent
 from .diff import PlanChange, plan_changes
 from .documents import (
     DocumentName,
@@ -280,14 +279,26 @@ class NotesService:
     async def changes_since_previous(
         self, consult_id: ConsultId
     ) -> tuple[PreviousPlanRef | None, list[PlanChange]]:
-        """The live plan (what is durable now; the saved one after the end) against the saved
-        plan of the consult this one follows. (None, []) for a consult that follows none."""
-        consult = await self._consult(consult_id)
-        before = await self._plans.get(consult.follows) if consult.follows is not None else None
+        """The current plan against the saved plan of the consult this one follows; (None, [])
+        for a consult that follows none. Current: the saved plan after the end, else what the
+        database holds (exactly what was acknowledged), read without keeping the documents in
+        memory (a REST call must not load a consult that is not open here)."""
+        facts = await self._plans.consult_facts(consult_id)
+        before = await self._plans.get(facts.follows_id) if facts.follows_id else None
         if before is None:
             return None, []
+        saved = await self._plans.get(consult_id) if facts.has_plan else None
+        if saved is not None:
+            current = saved.content
+        else:
+            follows, now = before.consult_id, self._clock()
+            plan, client = [
+                build_document(name, await self._log.load(consult_id, name, follows, now))
+                for name in (DocumentName.PLAN, DocumentName.CLIENT)
+            ]
+            current, _ = schema.read_plan(plan.doc, client.doc)
         previous = PreviousPlanRef(before.consult_id, before.id, before.version)
-        return previous, plan_changes(before.content, await self._live_content(consult))
+        return previous, plan_changes(before.content, current)
 
     async def diff_plans(self, from_consult: ConsultId, to_consult: ConsultId) -> list[PlanChange]:
         """The changes between two saved plans of one series (`plan_not_found` when either
@@ -299,22 +310,6 @@ class NotesService:
         return await self._plans.series_plans(series_id)
 
     # --- inside ---
-
-    async def _live_content(self, consult: _Consult) -> PlanContent:
-        while True:
-            plan = await self._document(consult, DocumentName.PLAN)
-            client = await self._document(consult, DocumentName.CLIENT)
-            async with plan.lock, client.lock:
-                if not (plan.usable and client.usable):
-                    continue
-                content, _ = schema.read_plan(plan.doc, client.doc)
-            try:  # only what is durable, as `sync` answers
-                await plan.chain.settled()
-                await client.chain.settled()
-            except Exception:
-                plan.stale = client.stale = True
-                continue
-            return content
 
     async def _consult(self, consult_id: ConsultId) -> _Consult:
         consult = self._consults.get(consult_id)

@@ -176,6 +176,23 @@ async def test_the_seed_is_written_once_sealed_for_the_follow_up_and_survives_a_
     assert clinicians == 0
 
 
+async def test_changes_of_a_follow_up_nobody_opened_yet(world: World) -> None:
+    first = await first_plan(world)
+    follow = await new_consult(world, follows=world.consult_id)
+    notes = await world.restart()
+    # Asked before any browser opened it (say, the room's first REST call): seeded, unchanged.
+    assert await notes.changes_since_previous(follow.id) == (
+        PreviousPlanRef(world.consult_id, first.id, 1),
+        [],
+    )
+    seed = await snapshot_row(world, follow.id, PLAN)
+    assert seed.seq == 0
+    await Browser(notes, follow, Role.PSYCHIATRIST).edit(PLAN, raise_the_dose)
+    assert (await snapshot_row(world, follow.id, PLAN)).sealed == seed.sealed
+    _, changes = await notes.changes_since_previous(follow.id)
+    assert [(c.path, c.kind) for c in changes] == [("medications[0].dose", CHANGED)]
+
+
 async def test_two_processes_opening_a_follow_up_at_once_agree_on_the_seed(world: World) -> None:
     first = await first_plan(world)
     follow = await new_consult(world, follows=world.consult_id)
