@@ -6,6 +6,8 @@ registry after it is stored, so the room acts on what the database says."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..auth.roles import Role, require_host
 from ..consults.brief import BriefRecord
 from ..consults.care import safety_flag
@@ -14,6 +16,8 @@ from ..consults.consent import ConsentState
 from ..consults.model import Actor, Brief, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
+from ..notes.diff import PlanChange
+from ..notes.plan import PlanView
 from .care_schemas import (
     BriefIn,
     BriefOut,
@@ -25,8 +29,14 @@ from .care_schemas import (
     MeasureIn,
     MeasureOut,
     MeasuresOut,
+    PlanChangeOut,
+    PlanChangesOut,
+    PlanDiffOut,
+    PlanDiffQuery,
+    PlanRefOut,
     PresentWithIn,
     PresentWithOut,
+    SeriesOut,
     WithdrawConsentIn,
 )
 from .context import SERVICES
@@ -221,3 +231,82 @@ async def read_platform_measures(call: Call) -> Reply:
     consult_id = await _owned(call)
     records = await call.request.app[SERVICES].checkins.of_series(consult_id)
     return Reply(200, MeasuresOut(measures=[measure_out(r) for r in records]))
+
+
+# --- follow-up series ----------------------------------------------------------------------
+
+
+def changes_out(changes: Sequence[PlanChange]) -> list[PlanChangeOut]:
+    return [PlanChangeOut(path=c.path, section=c.section, kind=c.kind.value) for c in changes]
+
+
+async def read_plan_changes(call: Call) -> Reply:
+    """What changed in the plan since the consult it follows (the room shows it)."""
+    identity = _participant(call)
+    previous, changes = await call.request.app[SERVICES].notes.changes_since_previous(
+        identity.consult_id
+    )
+    return Reply(
+        200,
+        PlanChangesOut(
+            previous=PlanRefOut(
+                consult_id=previous.consult_id, plan_id=previous.plan_id, version=previous.version
+            )
+            if previous is not None
+            else None,
+            changes=changes_out(changes),
+        ),
+    )
+
+
+async def read_series(call: Call) -> Reply:
+    services = call.request.app[SERVICES]
+    consult = await services.consults.get(call.caller(), call.consult_id())
+    series_id = consult.series_id or consult.id
+    plans = await services.notes.series_plans(series_id)
+    return Reply(
+        200,
+        SeriesOut(
+            series_id=series_id,
+            plans=[
+                PlanRefOut(
+                    consult_id=p.consult_id,
+                    plan_id=p.plan_id,
+                    version=p.version,
+                    created_at=p.created_at,
+                )
+                for p in plans
+            ],
+        ),
+    )
+
+
+async def read_plan_diff(call: Call) -> Reply:
+    """The consult's saved plan against an earlier one of its series (by default the plan of
+    the consult it follows)."""
+    services = call.request.app[SERVICES]
+    consult = await services.consults.get(call.caller(), call.consult_id())
+    against = call.query_as(PlanDiffQuery).against or consult.follows_id
+    if against is None:
+        raise TriadError(
+            ErrorCode.PLAN_NOT_FOUND, "this consult follows none: name one with `against`"
+        )
+    older_consult = await services.consults.get(call.caller(), ConsultId(against))
+    older = await services.notes.plan(older_consult.id)
+    newer = await services.notes.plan(consult.id)
+    if older is None or newer is None:
+        raise TriadError(ErrorCode.PLAN_NOT_FOUND, "both consults need a saved plan")
+    changes = await services.notes.diff_plans(older.consult_id, newer.consult_id)
+    return Reply(
+        200,
+        PlanDiffOut(older=_plan_ref(older), newer=_plan_ref(newer), changes=changes_out(changes)),
+    )
+
+
+def _plan_ref(plan: PlanView) -> PlanRefOut:
+    return PlanRefOut(
+        consult_id=plan.consult_id,
+        plan_id=plan.id,
+        version=plan.version,
+        created_at=plan.created_at,
+    )

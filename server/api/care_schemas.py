@@ -115,6 +115,14 @@ class PlanChangesOut(Body):
     changes: list[PlanChangeOut]
 
 
+class PlanDiffQuery(Body):
+    against: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The earlier consult of the series (default: the one this consult follows).",
+    )
+
+
 class PlanDiffOut(Body):
     older: PlanRefOut
     newer: PlanRefOut

@@ -60,7 +60,9 @@ async def get_plan(call: Call) -> Reply:
 
 async def get_plan_fhir(call: Call) -> Reply:
     plan = await _platform_plan(call)
-    bundle = FhirBundleOut.model_validate(build_bundle(plan))
+    # Consent is read now, not from the plan: a withdrawal after the end must show.
+    consents = await call.request.app[SERVICES].consents.state(plan.consult_id)
+    bundle = FhirBundleOut.model_validate(build_bundle(plan, consents=consents.records))
     return Reply(200, bundle, content_type=FHIR_JSON_TYPE)
 
 

@@ -289,7 +289,8 @@ class CliniciansNotesOut(Body):
 
 class FhirBundleOut(BaseModel):
     """A FHIR R4B Bundle (type `collection`): CarePlan, Condition, MedicationRequest (intent
-    `plan`), Goal, CareTeam, Encounter (class virtual), Patient, Practitioner."""
+    `plan`), Goal, CareTeam, Encounter (class virtual), Patient, Practitioner, Observation
+    (PHQ-9 / GAD-7 check-ins) and Consent (as it stands when asked: a withdrawal shows)."""
 
     model_config = ConfigDict(extra="allow")
     resourceType: Literal["Bundle"]  # FHIR's own (camelCase) name
