@@ -232,6 +232,10 @@ class AttendanceOut(Body):
     attended: bool
     first_admitted_at: datetime | None
     last_left_at: datetime | None
+    present_via: str | None = Field(
+        default=None,
+        description="Same-room mode: attended at this participant's device, not their own.",
+    )
 
 
 class PlanOut(Body):

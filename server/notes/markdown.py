@@ -72,6 +72,10 @@ def render(plan: PlanView) -> str:
     out += ["", "## Attendance", ""]
     for a in plan.attendance:
         status = "attended" if a.attended else "did not attend"
+        if a.present_via is not None:
+            status += (
+                f", in the same room as {escape(names.get(a.present_via, 'another participant'))}"
+            )
         out.append(f"- {ROLE_TITLES[a.role]}: {escape(a.name)} ({status})")
     out += ["", "## " + SECTION_TITLES["summary"], "", *_para(c.summary)]
     out += ["## " + SECTION_TITLES["diagnoses"], ""]

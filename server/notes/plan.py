@@ -23,6 +23,7 @@ from .schema import PLAN_SECTIONS
 
 ADMITTED = "participant.admitted"
 LEFT = "participant.left"
+PRESENT_WITH = "participant.present_with"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Attendance:
     attended: bool
     first_admitted_at: datetime | None = None
     last_left_at: datetime | None = None
+    # Same-room mode: the participant at whose device this one sat (and so attended).
+    present_via: ParticipantId | None = None
 
     def __post_init__(self) -> None:
         if self.attended != (self.first_admitted_at is not None):
@@ -140,6 +143,7 @@ class PlanView:
                     "attended": a.attended,
                     "first_admitted_at": _iso(a.first_admitted_at),
                     "last_left_at": _iso(a.last_left_at),
+                    "present_via": a.present_via,
                 }
                 for a in self.attendance
             ],
@@ -174,6 +178,7 @@ class PlanView:
                     attended=a["attended"],
                     first_admitted_at=_from_iso(a["first_admitted_at"]),
                     last_left_at=_from_iso(a["last_left_at"]),
+                    present_via=a.get("present_via"),
                 )
                 for a in data["attendance"]
             ),
@@ -205,26 +210,37 @@ def authors_by_section(people: dict[str, set[tuple[str, str]]]) -> dict[str, tup
 
 @dataclass(frozen=True)
 class RoomEvent:
-    """An admitted/left event from the audit trail."""
+    """An admitted, left or present-with event from the audit trail."""
 
     participant_id: str
     action: str
     at: datetime
+    # present-with: who the participant declared at their device.
+    present_with: tuple[str, ...] = ()
 
 
 def attendance(
     participants: list[tuple[ParticipantId, Role, str]], events: list[RoomEvent]
 ) -> tuple[Attendance, ...]:
     """Attendance from the room's audit events, in audit order: first admission and, if the
-    participant's last event was leaving, when they left."""
+    participant's last event was leaving, when they left. Someone declared present at another
+    participant's device (same-room mode) attended with that participant, unless they were
+    admitted on their own device."""
     first: dict[str, datetime] = {}
     last_left: dict[str, datetime | None] = {}
+    via: dict[str, str] = {}
     for event in events:
-        if event.action == ADMITTED:
+        if event.action == PRESENT_WITH:
+            for other in event.present_with:
+                via.setdefault(other, event.participant_id)
+        elif event.action == ADMITTED:
             first.setdefault(event.participant_id, event.at)
             last_left[event.participant_id] = None
         elif event.action == LEFT and event.participant_id in first:
             last_left[event.participant_id] = event.at
+    carried = {pid: host for pid, host in via.items() if pid not in first and host in first}
+    for pid, host in carried.items():
+        first[pid], last_left[pid] = first[host], last_left.get(host)
     order = {role: i for i, role in enumerate(Role)}
     return tuple(
         Attendance(
@@ -234,6 +250,7 @@ def attendance(
             attended=pid in first,
             first_admitted_at=first.get(pid),
             last_left_at=last_left.get(pid),
+            present_via=ParticipantId(carried[pid]) if pid in carried else None,
         )
         for pid, role, name in sorted(participants, key=lambda p: order[p[1]])
     )

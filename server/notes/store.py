@@ -22,7 +22,7 @@ from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, MeasureId, ParticipantId, PlanId
 from .diff import PlanChange, plan_changes
 from .log import Job
-from .plan import ADMITTED, LEFT, PlanMeasure, PlanView, PreviousPlanRef, RoomEvent
+from .plan import ADMITTED, LEFT, PRESENT_WITH, PlanMeasure, PlanView, PreviousPlanRef, RoomEvent
 
 
 def _aad(plan_id: str, consult_id: str, part: str) -> bytes:
@@ -238,7 +238,10 @@ async def _room_events(conn: AsyncConnection, consult_id: ConsultId) -> list[Roo
                 AuditEvent.at,
                 AuditEvent.details,
             )
-            .where(AuditEvent.consult_id == consult_id, AuditEvent.action.in_((ADMITTED, LEFT)))
+            .where(
+                AuditEvent.consult_id == consult_id,
+                AuditEvent.action.in_((ADMITTED, LEFT, PRESENT_WITH)),
+            )
             .order_by(AuditEvent.id)
         )
     ).all()
@@ -248,6 +251,7 @@ async def _room_events(conn: AsyncConnection, consult_id: ConsultId) -> list[Roo
         pid = details.get("participant_id")
         if not isinstance(pid, str) and row.actor_type == "participant":
             pid = row.actor_id
+        present = details.get("present_with", [])
         if isinstance(pid, str):
-            events.append(RoomEvent(pid, row.action, row.at))
+            events.append(RoomEvent(pid, row.action, row.at, tuple(map(str, present))))
     return events
