@@ -227,7 +227,7 @@ export class ConsentStep {
         "Withdrawing consent to sharing stops your clinicians sharing information about you from now on. Without both, you can't join a consult until you agree again.",
       ),
       el("fieldset", "checks", el("legend", "visually-hidden", "What to withdraw"), ...choices),
-      el("div", "actions", submit),
+      el("div", "consent-withdraw-actions", submit),
       note,
     );
     submit.addEventListener("click", async () => {
