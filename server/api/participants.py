@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from .context import SERVICES
 from .operations import Call, Reply
 from .schemas import ParticipantOut, SessionConsultOut, SessionOut, SessionYouOut
 
@@ -13,6 +14,7 @@ async def read_session(call: Call) -> Reply:
     identity, consult = call.participant, call.participant_consult
     if identity is None or consult is None:  # auth="join_token" guarantees both
         raise RuntimeError("operation has no participant")
+    care = await call.request.app[SERVICES].care.care_state(consult.id)
     return Reply(
         200,
         SessionOut(
@@ -28,6 +30,7 @@ async def read_session(call: Call) -> Reply:
                 role=identity.role,
                 name=identity.name,
                 token_expires_at=datetime.fromtimestamp(identity.expires_at, tz=UTC),
+                present_with=list(care.present_with.get(identity.participant_id, ())),
             ),
             participants=[
                 ParticipantOut(id=p.id, role=p.role, name=p.name) for p in consult.participants

@@ -130,6 +130,9 @@ class SessionYouOut(Body):
     role: Role
     name: str
     token_expires_at: datetime
+    present_with: list[str] = Field(
+        default=[], description="Same-room mode: who this participant declared at their device."
+    )
 
 
 class SessionOut(Body):

@@ -34,6 +34,8 @@ async def test_one_device_carries_two_people_into_the_room_and_the_plan(
         json_body={"participant_ids": [people.id("client")]},
     )
     assert declared.status == 200
+    session = await api.call("GET", base + "/session", bearer=people.token("therapist"))
+    assert session.body["you"]["present_with"] == [people.id("client")]  # kept across a reload
     update = await psychiatrist.wait_event(
         "peer-updated",
         lambda d: d["participant"]["participant_id"] == people.id("therapist"),
