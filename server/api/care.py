@@ -58,18 +58,7 @@ def consent_out(state: ConsentState) -> ConsentStateOut:
                 for scope, text in state.wording.texts.items()
             ],
         ),
-        records=[
-            ConsentRecordOut(
-                scope=r.scope.value,
-                wording_version=r.wording_version,
-                given_at=r.given_at,
-                given_by=r.given_by,
-                attested_by=r.attested_by,
-                withdrawn_at=r.withdrawn_at,
-                withdrawn_by=r.withdrawn_by,
-            )
-            for r in state.records
-        ],
+        records=[ConsentRecordOut.model_validate(r, from_attributes=True) for r in state.records],
         complete=state.complete,
         sharing_withdrawn=state.sharing_withdrawn,
     )
@@ -143,12 +132,7 @@ async def declare_present_with(call: Call) -> Reply:
 
 
 def _brief(body: BriefIn) -> Brief:
-    return Brief(
-        seen_in_therapy=body.seen_in_therapy,
-        question=body.question,
-        medications=body.medications,
-        risks=body.risks,
-    )
+    return Brief(**body.model_dump())
 
 
 async def read_session_brief(call: Call) -> Reply:
