@@ -25,7 +25,7 @@ from .rooms.media.config import IceServer, MediaConfig
 from .rooms.media.ice import as_json, client_ice_servers
 from .rooms.media.sfu import Sfu
 from .rooms.registry import RoomRegistry
-from .rooms.room import RoomSettings
+from .rooms.settings import RoomSettings
 from .settings import Settings
 
 

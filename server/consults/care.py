@@ -31,6 +31,10 @@ class CareState:
     # recorded_at}.
     safety_flags: tuple[Mapping[str, Any], ...] = ()
 
+    def consent_public(self) -> dict[str, bool]:
+        """What every participant may know of the consent."""
+        return {"complete": self.consent_complete, "sharing_withdrawn": self.sharing_withdrawn}
+
 
 def safety_flag(record: MeasureRecord) -> dict[str, Any] | None:
     if not record.score.item9_positive:

@@ -15,7 +15,8 @@ from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper
-from .room import ConsultRoom, MediaFactory, RoomSettings
+from .room import ConsultRoom, MediaFactory
+from .settings import RoomSettings
 
 
 class RoomRegistry:

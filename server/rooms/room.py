@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from .. import logs
@@ -21,22 +21,13 @@ from ..ids import ConsultId, ParticipantId
 from .media import Offer
 from .occupant import Occupant, Place
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, RoomMedia
+from .settings import RoomSettings
 from .tasks import RoomTasks
 
 log = logs.get(__name__)
 
 MediaFactory = Callable[["ConsultRoom"], RoomMedia]
 EndConsult = Callable[[Actor], Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class RoomSettings:
-    reconnect_grace: float
-    empty_room_grace: float
-
-    def __post_init__(self) -> None:
-        if self.reconnect_grace < 0 or self.empty_room_grace < 0:
-            raise ValueError("grace periods must not be negative")
 
 
 class ConsultRoom:
@@ -215,8 +206,8 @@ class ConsultRoom:
                 if present != occupant.present_with:
                     occupant.present_with = present
                     await self._broadcast("peer-updated", {"participant": occupant.public()})
-            if _consent_public(before) != _consent_public(self._care):
-                await self._broadcast("consent-changed", _consent_public(self._care))
+            if before.consent_public() != self._care.consent_public():
+                await self._broadcast("consent-changed", self._care.consent_public())
             if self._auto_admit and self._care.consent_complete:
                 for occupant in list(self._occupants.values()):
                     if occupant.place is Place.LOBBY and occupant.id not in self._removed:
@@ -262,6 +253,19 @@ class ConsultRoom:
             occupant = self._media_peer(pid, pc)
             assert self._media is not None
             await self._media.add_candidate(occupant.id, candidate)
+
+    async def restart_media(self, pid: ParticipantId, pc: int) -> int:
+        """The browser's own peer connection failed (its ICE gave up while the socket lived):
+        a new one with a new offer, unless the server already started one after `pc`.
+        Returns the current peer connection's number."""
+        async with self._lock:
+            occupant = self.require_admitted(pid)
+            if self._media is None or not occupant.in_media or pc > occupant.pc:
+                raise TriadError(ErrorCode.NO_PENDING_OFFER, "no such peer connection")
+            if pc == occupant.pc:
+                log.warning("room.media_restart_asked", participant_id=pid)
+                await self._restart_media(occupant)
+            return occupant.pc
 
     # MediaEvents, called by the SFU.
     async def send_offer(self, participant_id: ParticipantId, offer: Offer) -> None:
@@ -435,7 +439,7 @@ class ConsultRoom:
             "active_speaker": self._active_speaker,
             "ice_servers": self._ice_servers(occupant.id),
             "pc": occupant.pc,
-            "consent": _consent_public(self._care),
+            "consent": self._care.consent_public(),
             # Clinicians only: the client never sees their own flag raised to others.
             "safety_flags": [dict(f) for f in self._care.safety_flags] if host else [],
         }
@@ -492,7 +496,3 @@ class ConsultRoom:
 
 def _actor(pid: ParticipantId) -> Actor:
     return Actor("participant", pid)
-
-
-def _consent_public(care: CareState) -> dict[str, bool]:
-    return {"complete": care.consent_complete, "sharing_withdrawn": care.sharing_withdrawn}

@@ -66,6 +66,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "deny": self._host_action(ConsultRoom.deny),
             "remove": self._host_action(ConsultRoom.remove),
             "media-state": self._media_state,
+            "media-restart": self._media_restart,
             "end": self._end,
             "notes-sync": self._notes_call(self._notes.sync),
             "notes-update": self._notes_call(self._notes.update),
@@ -214,6 +215,13 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await self._room(connection).set_media_state(
             connection.identity.participant_id, audio=state.audio, video=state.video
         )
+
+    async def _media_restart(self, connection: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        message = payloads.parse(payloads.MediaRestart, args)
+        pc = await self._room(connection).restart_media(
+            connection.identity.participant_id, message.pc
+        )
+        return {"pc": pc}
 
     async def _end(self, connection: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         payloads.parse(payloads.Empty, args)

@@ -51,6 +51,10 @@ class Target(Payload):
     participant_id: str = _ID
 
 
+class MediaRestart(Payload):
+    pc: int = Field(ge=0)
+
+
 class MediaState(Payload):
     audio: bool
     video: bool

@@ -177,3 +177,21 @@ async def test_end_racing_the_empty_room_timer_saves_one_plan(
     assert [e["action"] for e in events].count("consult.ended") == 1
     plan = await api.call("GET", f"/api/v1/consults/{consult_id}/plan", bearer=platform.secret)
     assert plan.body["id"] == by_timer
+
+
+async def test_a_browser_whose_peer_connection_failed_asks_for_a_new_one(people: People) -> None:
+    therapist, _psychiatrist, client = await people.all_in_room()
+    first = await client.wait_event("signal", lambda s: s["type"] == "offer")
+    assert first["pc"] == 0
+    mark = len(client.events)
+    assert await client.call("media-restart", {"pc": 0}) == {"ok": True, "pc": 1}
+    offer = await client.wait_event("signal", lambda s: s["pc"] == 1, after=mark)
+    assert offer["type"] == "offer"
+    # Asked twice (a retry racing the first answer): the second finds pc 0 already replaced.
+    assert await client.call("media-restart", {"pc": 0}) == {"ok": True, "pc": 1}
+    ahead = await client.call("media-restart", {"pc": 7})
+    assert ahead["error"]["code"] == "no_pending_offer"
+    assert [s["pc"] for s in client.received("signal")] == [0, 1]
+    lobby = await people.connect("client")  # replaces the socket; still admitted
+    assert (await lobby.join())["pc"] == 2
+    assert therapist.received("error") == []
