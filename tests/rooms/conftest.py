@@ -69,7 +69,8 @@ class People:
                 "scopes": ["session", "information_sharing"],
             },
         )
-        assert answer.status == 201 and answer.body["complete"], answer.body
+        assert answer.status == 201, answer.body
+        assert answer.body["complete"], answer.body
         body: dict[str, Any] = answer.body
         return body
 
