@@ -1,4 +1,6 @@
-// The hosts' view of the waiting room: who is waiting, with Admit and Deny.
+// The hosts' view of the waiting room: who is waiting, whether they have given consent (the
+// lobby entries' `consent`; the server refuses to admit a client without it, `consent_required`),
+// with Admit and Deny.
 
 import { button, el, roleTitle } from "./dom.js";
 
@@ -25,15 +27,26 @@ export function renderHostLobby(section, list, waiting, { onAdmit, onDeny }) {
       admit.dataset.action = "admit";
       const deny = button("Deny", "button button-small button-quiet", act(onDeny));
       deny.dataset.action = "deny";
+      const consent = consentBadge(participant);
       const item = el(
         "li",
         "lobby-item",
         el("span", "lobby-name", participant.name),
         el("span", "lobby-role", roleTitle(participant.role)),
+        ...(consent ? [consent] : []),
         el("span", "lobby-actions", admit, deny),
       );
       item.dataset.participantId = pid;
+      if (typeof participant.consent === "boolean") item.dataset.consent = String(participant.consent);
       return item;
     }),
   );
+}
+
+/** "Consent given" / "Consent not given yet"; nothing when the server does not say. */
+function consentBadge(participant) {
+  if (typeof participant.consent !== "boolean") return null;
+  const badge = el("span", "lobby-consent", participant.consent ? "Consent given" : "Consent not given yet");
+  badge.dataset.consent = String(participant.consent);
+  return badge;
 }

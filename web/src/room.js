@@ -1,17 +1,31 @@
-// The consult room: the socket, the lobby, the peer connection, the tiles and the controls.
-// It follows docs/protocol.md: handlers are registered before `join` is sent (the first offer
-// may arrive before the join ack); every emit is acknowledged, and a refusal shows its code.
+// The consult room: the socket, the lobby, the peer connection, the tiles, the notes panel and
+// the controls. It follows docs/protocol.md: handlers are registered before `join` is sent (the
+// first offer may arrive before the join ack); every emit is acknowledged, and a refusal shows
+// its code.
 //
-// Slots left for issue 5: the notes panel (notes-sync / notes-update / notes-awareness), the
-// client's consent step (before enter), the reconnecting banner's polish and the embed SDK's
-// postMessage events (the `emit` callback below is where they will hook in).
+// Reconnecting: Socket.IO reconnects by itself and `connect` sends `join` again (same seat, a
+// new peer connection, the notes re-synced and unacknowledged edits sent). When the browser's
+// own peer connection fails while the socket is up, `media-restart {pc}` asks the server for a
+// new one (idempotent: nothing happens if the server already replaced it).
 
-import { $, isHost } from "./dom.js";
+import { CareAlerts } from "./carealerts.js";
+import { renderBrief, renderHistory } from "./carepanel.js";
+import { confirmDialog } from "./dialog.js";
+import { $, el, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
+import { NotesChannel } from "./notes.js";
+import { NotesPanel } from "./notespanel.js";
 import { PeerLink } from "./peer.js";
+import { QualityMonitor } from "./quality.js";
+import { RoomApi } from "./roomapi.js";
+import { showSavedPlan } from "./savedplan.js";
 import { Signaling } from "./signaling.js";
 import { Tiles } from "./tiles.js";
 import { showView } from "./views.js";
+
+// Asked again while the new peer connection does not come up (the first ask may be lost with a
+// socket that is dying too).
+const MEDIA_RETRY_MS = 8000;
 
 const ACTION_WORDS = {
   join: "join the room",
@@ -24,6 +38,20 @@ const ACTION_WORDS = {
   candidate: "connect the video",
   offer: "connect the video",
   device: "switch the device",
+  remove: "remove the participant",
+  "notes-sync": "load the notes",
+  "notes-update": "save your notes",
+  "media-restart": "reconnect the video",
+};
+
+/** Refusals that deserve their own sentence rather than "We couldn't ...". */
+const CODE_SENTENCES = {
+  consent_required: (name) =>
+    `${name || "The client"} hasn't given consent yet. They can be let in once they have completed the consent step.`,
+  consult_ended: () => "The consult has ended: nothing more can be changed.",
+  consent_withdrawn: () =>
+    "The client withdrew consent to sharing information between their clinicians: the clinicians' notes can't be changed.",
+  rate_limited: () => "That was too fast. Please try again in a moment.",
 };
 
 export class Room {
@@ -43,6 +71,16 @@ export class Room {
     this.onFatal = onFatal;
     this.emit = emit || (() => {});
     this.signaling = new Signaling({ token, consultId });
+    this.api = new RoomApi({ consultId, token });
+    /** Everyone listed for the consult (REST session), to name those who are not connected. */
+    this.roster = new Map();
+    this.notes = null;
+    this.notesPanel = null;
+    this.quality = null;
+    this.care = new CareAlerts({ role: () => this.you?.role ?? null, onChange: (what) => this._refreshCareTabs(what) });
+    this._mediaRetry = null;
+    /** How often this page asked for a new peer connection (the test hook shows it). */
+    this.mediaRestarts = 0;
     this.state = null;
     this.you = null;
     /** participant_id -> participant, everyone the server told us about (lobby and room). */
@@ -75,17 +113,52 @@ export class Room {
     s.on("signal", (message) => this._signal(message));
     s.on("active-speaker", ({ participant_id: pid }) => this._setActiveSpeaker(pid));
     s.on("ended", ({ plan_id: planId }) => this.finish({ kind: "ended", planId }));
+    s.on("safety-flag", (flag) => this.care.addSafetyFlags([flag]));
+    s.on("consent-changed", (consent) => this.care.consentChanged(consent));
     s.on("error", ({ code }) => {
       this._closingCode = code; // the server disconnects this socket next
     });
     this._bindControls();
+    this._buildExtras();
     this.banner("Connecting…");
     s.connect();
+    this.api
+      .get("")
+      .then((session) => {
+        for (const p of session.participants || []) this.roster.set(p.id, { participant_id: p.id, role: p.role, name: p.name });
+        this._renderTiles();
+      })
+      .catch(() => {}); // only names people who are not connected; the room works without it
+  }
+
+  /** Elements of the room that join.html does not carry: the safety banner, a notice line,
+   * the saved plan on the end page. */
+  _buildExtras() {
+    if (!$("safety-banner")) {
+      const safety = el("div", "safety-banner");
+      safety.id = "safety-banner";
+      safety.setAttribute("role", "alert");
+      safety.hidden = true;
+      const notice = el("p", "room-notice");
+      notice.id = "room-notice";
+      notice.setAttribute("role", "status");
+      $("banner").after(safety, notice);
+    }
+    if (!$("saved-plan")) {
+      const saved = el("section", "saved-plan");
+      saved.id = "saved-plan";
+      saved.setAttribute("aria-labelledby", "saved-plan-heading");
+      $("finished-plan").after(saved);
+    }
+    $("saved-plan").hidden = true;
+    $("saved-plan").replaceChildren();
+    this.care.clear();
   }
 
   async _join() {
     if (this.finished) return;
-    this.banner("Joining…");
+    clearTimeout(this._mediaRetry);
+    if (this.view !== "room") this.banner("Joining…");
     let ack;
     try {
       ack = await this.signaling.call("join");
@@ -114,7 +187,25 @@ export class Room {
       // Socket.IO reconnects by itself; `connect` sends `join` again and the server keeps the
       // seat for the reconnect grace, then offers a new peer connection.
       this.banner("Connection lost. Reconnecting…");
+      $("room").dataset.reconnecting = "true";
+      this.notes?.disconnect();
     }
+  }
+
+  /** The browser's peer connection failed: ask for a new one (a new `pc` and offer). */
+  _mediaFailed() {
+    if (this.finished || !this.signaling.connected) return; // the socket's reconnect restarts it
+    this.banner("The video connection was interrupted. Reconnecting…");
+    $("room").dataset.reconnecting = "true";
+    const generation = this.peer?.generation;
+    if (generation === null || generation === undefined) return;
+    this.mediaRestarts++;
+    this.signaling.call("media-restart", { pc: generation }).catch((error) => this.report(error.code, "media-restart"));
+    clearTimeout(this._mediaRetry);
+    this._mediaRetry = setTimeout(() => {
+      if (this.finished || this.peer?.generation !== generation) return;
+      this._mediaFailed();
+    }, MEDIA_RETRY_MS);
   }
 
   // -- room state -----------------------------------------------------------------------------
@@ -126,6 +217,8 @@ export class Room {
     this.participants = new Map(state.participants.map((p) => [p.participant_id, p]));
     this.participants.set(state.you.participant_id, state.you);
     this.activeSpeaker = state.active_speaker;
+    if (Array.isArray(state.safety_flags)) this.care.addSafetyFlags(state.safety_flags);
+    if (state.consent) this.care.consentChanged(state.consent, { quiet: true });
     this._ensurePeer().setIceServers(state.ice_servers);
     if (this._earlyOffer) {
       const offer = this._earlyOffer;
@@ -152,7 +245,11 @@ export class Room {
         onConnectionState: (state) => {
           this.connectionState = state;
           $("room").dataset.media = state;
-          if (state === "failed") this.banner("The video connection failed. Trying again may help: leave and rejoin.");
+          if (state === "failed") this._mediaFailed();
+          if (state === "connected" && this.signaling.connected) {
+            delete $("room").dataset.reconnecting;
+            this.banner(null);
+          }
         },
       });
       this.peer.setLocalTrack("audio", this.devices.audioTrack);
@@ -179,9 +276,17 @@ export class Room {
         onAudioBlocked: () => {
           $("enable-sound").hidden = false;
         },
+        lookup: (pid) => this.participants.get(pid) || this.roster.get(pid),
+        onRemove: isHost(this.you.role) ? (pid) => this.removeParticipant(pid) : null,
       });
       this.tiles.setLocalStream(this.devices.stream);
+      this.quality = new QualityMonitor({
+        peer: () => this.peer,
+        selfId: this.you.participant_id,
+        onChange: (levels) => this.tiles?.setQuality(levels),
+      });
     }
+    this._startNotes();
     $("end").hidden = !isHost(this.you.role);
     this._renderTiles();
     this._renderControls();
@@ -205,6 +310,7 @@ export class Room {
 
   _peerLeft(pid, reason) {
     this.participants.delete(pid);
+    this.notes?.forget(pid);
     this._renderTiles();
     this.emit("participant-left", { participant_id: pid, reason });
   }
@@ -213,7 +319,7 @@ export class Room {
     if (!this.you || !isHost(this.you.role)) return;
     for (const participant of waiting) this.participants.set(participant.participant_id, participant);
     renderHostLobby($("host-lobby"), $("lobby-list"), waiting, {
-      onAdmit: (pid) => this.act("admit", { participant_id: pid }),
+      onAdmit: (pid) => this.act("admit", { participant_id: pid }, { subject: this.participants.get(pid)?.name }),
       onDeny: (pid) => this.act("deny", { participant_id: pid }),
     });
   }
@@ -230,6 +336,41 @@ export class Room {
       this._ensurePeer();
     }
     this.peer.handleOffer(message);
+  }
+
+  // -- notes and care ---------------------------------------------------------------------------
+
+  /** In the room: the notes channel and panel exist once; each new socket syncs them again. */
+  _startNotes() {
+    if (!this.notes) {
+      this.notes = new NotesChannel({
+        call: (event, payload) => this.signaling.call(event, payload),
+        on: (event, handler) => this.signaling.on(event, handler),
+        you: this.you,
+        onProblem: (code, during) => this.report(code, during),
+      });
+      this.notesPanel = new NotesPanel({
+        notes: this.notes,
+        you: this.you,
+        renderCareTab: (tab, panel) => this._renderCareTab(tab, panel),
+      });
+      $("tiles").closest(".room-body").append(this.notesPanel.root);
+    }
+    const socketId = this.signaling.socket.id;
+    if (this.notes.online && this._notesSocket === socketId) return; // a media re-join
+    this._notesSocket = socketId;
+    this.notes.connect();
+  }
+
+  _renderCareTab(tab, panel) {
+    if (tab.id === "brief") renderBrief(panel, this.api);
+    if (tab.id === "history") renderHistory(panel, this.api, this.notes.doc("plan"));
+  }
+
+  /** A safety flag refreshes the history (the trend); a consent change, the brief. */
+  _refreshCareTabs(what) {
+    const tab = this.notesPanel?.panels.get(what === "safety" ? "history" : "brief");
+    if (tab?.dataset.loaded) this._renderCareTab({ id: tab.dataset.tab }, tab);
   }
 
   _setActiveSpeaker(pid) {
@@ -320,8 +461,12 @@ export class Room {
   }
 
   async end() {
-    // eslint-disable-next-line no-alert -- a native confirm: simple, accessible, and testable
-    if (!window.confirm("End the consult for everyone? The plan will be saved.")) return;
+    const sure = await confirmDialog({
+      title: "End the consult for everyone?",
+      body: "Everyone leaves the call and the treatment plan is saved as it is now. This can't be undone.",
+      confirm: "End consult",
+    });
+    if (!sure || this.finished) return;
     let ack;
     try {
       ack = await this.act("end", {}, { rethrow: true });
@@ -331,14 +476,25 @@ export class Room {
     this.finish({ kind: "ended", planId: ack.plan_id });
   }
 
-  /** Emit an acknowledged event; a refusal is shown with its code (and rethrown if asked). */
-  async act(event, payload, { rethrow = false } = {}) {
+  async removeParticipant(pid) {
+    const who = this.participants.get(pid);
+    const sure = await confirmDialog({
+      title: `Remove ${who?.name || "this participant"}?`,
+      body: "They leave the call at once. If they come back, they wait in the waiting room until a host lets them in.",
+      confirm: "Remove",
+    });
+    if (sure && !this.finished) await this.act("remove", { participant_id: pid });
+  }
+
+  /** Emit an acknowledged event; a refusal is shown with its code (and rethrown if asked).
+   * `subject` names the person a refusal is about. */
+  async act(event, payload, { rethrow = false, subject = null } = {}) {
     try {
       const ack = await this.signaling.call(event, payload);
       this.clearReport();
       return ack;
     } catch (error) {
-      this.report(error.code, event);
+      this.report(error.code, event, subject);
       if (rethrow) throw error;
       return null;
     }
@@ -346,10 +502,11 @@ export class Room {
 
   // -- messages -------------------------------------------------------------------------------
 
-  report(code, during) {
+  report(code, during, subject = null) {
     this.errors.push({ code, during });
     const words = ACTION_WORDS[during] || during;
-    $("room-error").textContent = `We couldn't ${words}. Reference: ${code}`;
+    const sentence = CODE_SENTENCES[code]?.(subject);
+    $("room-error").textContent = sentence ? `${sentence} Reference: ${code}` : `We couldn't ${words}. Reference: ${code}`;
     $("room-error").dataset.code = code;
     console.warn(`triad: ${during} refused: ${code}`);
   }
@@ -373,6 +530,14 @@ export class Room {
     this.finished = true;
     this.view = "finished";
     this._controls.abort();
+    clearTimeout(this._mediaRetry);
+    this.quality?.stop();
+    this.notes?.close();
+    this.notesPanel?.destroy();
+    this.notesPanel = null;
+    document.getElementById("confirm-dialog")?.remove();
+    this.care.clear();
+    delete $("room").dataset.reconnecting;
     this.peer?.close();
     this.tiles?.clear();
     this.signaling.close();
@@ -383,6 +548,9 @@ export class Room {
     this.clearReport();
     if (how.kind === "ended") this.emit("ended", { plan_id: how.planId || null });
     this.onFinished(how);
+    if (how.kind === "ended") {
+      showSavedPlan($("saved-plan"), this.api, this.you);
+    }
   }
 
   fatal(code) {
@@ -402,6 +570,12 @@ export class Room {
       tracks: this.peer?.tracks ?? [],
       connectionState: this.connectionState,
       errors: this.errors,
+      quality: this.quality?.snapshot() ?? {},
+      notes: this.notes?.snapshot() ?? null,
+      safetyFlags: this.care.flags,
+      consent: this.care.consent,
+      mediaRestarts: this.mediaRestarts,
+      reconnecting: $("room").dataset.reconnecting === "true",
     });
   }
 }

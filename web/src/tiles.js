@@ -1,9 +1,13 @@
-// The video tiles: one per participant in the room, labelled with name and role, showing
-// muted / camera-off / reconnecting indicators and the active speaker. State lives in data
-// attributes on each tile (data-participant-id, data-role, data-self, data-audio, data-video,
-// data-connected, data-speaking, data-has-video), which the CSS styles and the browser tests read.
+// The video tiles: one per participant in the room, labelled with name and role (and who sits
+// with them, in same-room mode), showing muted / camera-off / reconnecting indicators, the
+// connection quality and the active speaker; hosts get a Remove button on the others' tiles.
+// State lives in data attributes on each tile (data-participant-id, data-role, data-self,
+// data-audio, data-video, data-connected, data-speaking, data-has-video, data-quality,
+// data-same-room), which the CSS styles and the browser tests read.
 
-import { el, roleTitle } from "./dom.js";
+import { button, el, roleTitle, roleWords } from "./dom.js";
+
+const QUALITY_WORDS = { good: "good", fair: "fair", poor: "poor", unknown: "checking" };
 
 const ROLE_ORDER = { client: 0, therapist: 1, psychiatrist: 2 };
 
@@ -16,12 +20,18 @@ function initials(name) {
 export class Tiles {
   /**
    * @param {HTMLElement} container
-   * @param {{selfId: string, onAudioBlocked: () => void}} options
+   * @param {object} options
+   * @param {string} options.selfId
+   * @param {() => void} options.onAudioBlocked
+   * @param {(pid: string) => object|undefined} options.lookup another participant by id
+   * @param {((pid: string) => void)|null} [options.onRemove] hosts: remove someone
    */
-  constructor(container, { selfId, onAudioBlocked }) {
+  constructor(container, { selfId, onAudioBlocked, lookup, onRemove = null }) {
     this.container = container;
     this.selfId = selfId;
     this.onAudioBlocked = onAudioBlocked;
+    this.lookup = lookup;
+    this.onRemove = onRemove;
     /** participant_id -> {root, video, audio, name, role, tracks: {audio, video}} */
     this.tiles = new Map();
     this.localStream = null;
@@ -39,14 +49,40 @@ export class Tiles {
     tile.participant = participant;
     const root = tile.root;
     tile.name.textContent = participant.name;
-    tile.role.textContent = pid === this.selfId ? `${roleTitle(participant.role)} (you)` : roleTitle(participant.role);
+    const withWords = this._presentWith(participant);
+    const role = pid === this.selfId ? `${roleTitle(participant.role)} (you)` : roleTitle(participant.role);
+    tile.role.textContent = withWords ? `${role} · with ${withWords}` : role;
     tile.avatar.textContent = initials(participant.name);
     root.dataset.role = participant.role;
+    root.dataset.sameRoom = withWords ? "true" : "false";
     root.dataset.audio = participant.audio ? "on" : "off";
     root.dataset.video = participant.video ? "on" : "off";
     root.dataset.connected = participant.connected === false ? "false" : "true";
-    root.setAttribute("aria-label", `${participant.name}, ${roleTitle(participant.role)}`);
+    root.setAttribute("aria-label", `${participant.name}, ${roleTitle(participant.role)}${withWords ? `, with ${withWords}` : ""}`);
     this._updateHasVideo(tile);
+  }
+
+  /** "client", or "Alex Rivera" for someone the room does not know by role. */
+  _presentWith(participant) {
+    const ids = Array.isArray(participant.present_with) ? participant.present_with : [];
+    const words = ids.map((id) => {
+      const other = this.lookup?.(id);
+      return other ? roleWords(other.role) : null;
+    });
+    return words.filter(Boolean).join(" and ");
+  }
+
+  /** Connection quality by participant (quality.js): good, fair, poor or unknown. */
+  setQuality(levels) {
+    for (const [pid, tile] of this.tiles) {
+      const level = levels.get(pid)?.level || "unknown";
+      if (tile.root.dataset.quality === level) continue;
+      tile.root.dataset.quality = level;
+      const words = pid === this.selfId ? `Your connection: ${QUALITY_WORDS[level]}` : `Connection: ${QUALITY_WORDS[level]}`;
+      tile.quality.setAttribute("aria-label", words);
+      tile.quality.title = words;
+      tile.qualityText.textContent = QUALITY_WORDS[level];
+    }
   }
 
   remove(pid) {
@@ -130,17 +166,29 @@ export class Tiles {
       el("span", "tile-badge badge-reconnecting", "Reconnecting…"),
     );
     const caption = el("div", "tile-caption", name, role, badges);
-    const root = el("article", "tile", video, placeholder, caption);
+    const qualityText = el("span", "quality-text", QUALITY_WORDS.unknown);
+    const quality = el("span", "tile-quality", el("span", "quality-bars", el("i"), el("i"), el("i")), qualityText);
+    quality.setAttribute("role", "img");
+    quality.setAttribute("aria-label", "Connection: checking");
+    const corner = el("div", "tile-corner", quality);
+    if (!self && this.onRemove) {
+      const remove = button("Remove", "tile-remove", () => this.onRemove(pid));
+      remove.dataset.action = "remove";
+      remove.setAttribute("aria-label", `Remove ${participant.name} from the consult`);
+      corner.append(remove);
+    }
+    const root = el("article", "tile", video, placeholder, corner, caption);
     root.dataset.participantId = pid;
     root.dataset.self = self ? "true" : "false";
     root.dataset.speaking = "false";
+    root.dataset.quality = "unknown";
     let audio = null;
     if (!self) {
       audio = el("audio", "tile-audio");
       audio.autoplay = true;
       root.append(audio);
     }
-    const tile = { root, video, audio, name, role, avatar, participant, tracks: { audio: null, video: null } };
+    const tile = { root, video, audio, name, role, avatar, quality, qualityText, participant, tracks: { audio: null, video: null } };
     if (self) this._attachLocal(tile);
     else if (this._pendingRemote?.has(pid)) queueMicrotask(() => this.setRemote(this._pendingRemote));
     return tile;
