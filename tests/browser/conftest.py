@@ -3,24 +3,34 @@ server accepts browsers only from `TRIAD_PUBLIC_BASE_URL`, so the settings must 
 origin), and Debian's Chromium driven by Playwright with a fake camera and microphone.
 
 Never a downloaded browser: Chromium is `/usr/bin/chromium` (or `TRIAD_TEST_CHROMIUM`); without
-it the suite skips, unless the run requires every service (CI), when it fails."""
+it the suite skips, unless the run requires every service (CI), when it fails.
+
+Two ways to get them: per test (`browser`, `client`, `consult`, ... from tests/conftest.py), or
+shared by a module whose tests are the steps of one consult (`module_browser`, `live_app`; the
+module runs on one event loop: `pytestmark = pytest.mark.asyncio(loop_scope="module")`)."""
 
 from __future__ import annotations
 
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, get_port_socket
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
+from server.api.context import SERVICES
+from server.api.routes import OPENAPI_KEY
+from server.app import create_app
 from server.settings import Settings
-from tests.conftest import make_settings
-from tests.databases import services_required
+from tests.apiclient import Api
+from tests.conftest import PlatformKey, consult_body, make_settings, new_platform
+from tests.databases import services_required, sqlite_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("TRIAD_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -59,8 +69,7 @@ LOOPBACK_CANDIDATES_ONLY = """
 """
 
 
-@pytest.fixture
-def chromium() -> Path:
+def require_chromium() -> Path:
     if not CHROMIUM.is_file():
         reason = f"Chromium is not installed at {CHROMIUM} (Debian package: chromium)"
         if services_required():
@@ -69,6 +78,11 @@ def chromium() -> Path:
     if not (ROOT / "web" / "dist" / "join.js").is_file():
         pytest.fail("the web client is not built (web/dist): run scripts/install")
     return CHROMIUM
+
+
+@pytest.fixture
+def chromium() -> Path:
+    return require_chromium()
 
 
 @pytest.fixture
@@ -118,6 +132,69 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
             await launched.close()
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_browser() -> AsyncIterator[Browser]:
+    """One Chromium for every test of a module."""
+    chromium = require_chromium()
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@dataclass
+class LiveApp:
+    """The app served on a loopback port for a whole module, with a platform key."""
+
+    origin: str
+    client: TestClient[Any, Any]
+    api: Api
+    platform: PlatformKey
+
+    @property
+    def app(self) -> web.Application:
+        app: web.Application = self.client.app
+        return app
+
+    async def new_consult(self, **overrides: Any) -> dict[str, Any]:
+        answer = await self.api.call(
+            "POST",
+            "/api/v1/consults",
+            bearer=self.platform.secret,
+            json_body=consult_body(**overrides),
+        )
+        assert answer.status == 201, answer.body
+        body: dict[str, Any] = answer.body
+        return body
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def live_app(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template_path: Path
+) -> AsyncIterator[LiveApp]:
+    require_chromium()  # no server to start when the browser suite is skipped
+    directory = tmp_path_factory.mktemp("live-app")
+    sock = get_port_socket("127.0.0.1", 0, socket.AF_INET)
+    port = sock.getsockname()[1]
+    origin = f"http://127.0.0.1:{port}"
+    database_url = sqlite_copy(sqlite_template_path, directory)
+    app = create_app(make_settings(directory, database_url, public_base_url=origin))
+    server = TestServer(app, host="127.0.0.1", port=port, socket_factory=lambda *_: sock)
+    client: TestClient[Any, Any] = TestClient(server)
+    await client.start_server()
+    try:
+        api = Api(client, app[OPENAPI_KEY].model_dump())
+        platform = await new_platform(app[SERVICES], "Acme Health")
+        yield LiveApp(origin, client, api, platform)
+    finally:
+        await client.close()
+        sock.close()
+
+
 @pytest.fixture
 def artifacts() -> Path:
     """Screenshots and other things worth looking at after a run (gitignored)."""
@@ -127,17 +204,31 @@ def artifacts() -> Path:
 
 
 class PageProblems:
-    """Console errors, CSP violations and uncaught exceptions of the pages of a test."""
+    """Console errors, CSP violations and uncaught exceptions of the pages of a test.
 
-    def __init__(self) -> None:
+    Chromium logs every 4xx/5xx answer to a fetch as a console error; answers the test expects
+    (a 404 `brief_not_found` is how the server says there is no brief) are named by a part of
+    their URL in `expected_failures`."""
+
+    def __init__(self, expected_failures: tuple[str, ...] = ()) -> None:
         self.messages: list[str] = []
+        self.expected_failures = expected_failures
+
+    def _expected(self, msg: ConsoleMessage) -> bool:
+        url = msg.location.get("url", "")
+        return msg.text.startswith("Failed to load resource") and any(
+            part in url for part in self.expected_failures
+        )
 
     def watch(self, label: str, page: Page) -> None:
         page.on(
             "console",
             lambda msg: (
-                self.messages.append(f"{label} console.{msg.type}: {msg.text}")
-                if msg.type == "error" or "Content Security Policy" in msg.text
+                self.messages.append(
+                    f"{label} console.{msg.type}: {msg.text} ({msg.location.get('url', '')})"
+                )
+                if (msg.type == "error" or "Content Security Policy" in msg.text)
+                and not self._expected(msg)
                 else None
             ),
         )

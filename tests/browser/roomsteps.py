@@ -1,0 +1,98 @@
+"""Steps the browser tests share: enter from the join step (with the client's consent and
+check-in when the page asks), wait on the page's test hook with a deadline (a timeout fails
+with what the hook says), and the JavaScript predicates the waits use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+STEP_MS = 20_000  # a deadline for each step (Chromium on two cores, VP8 in software)
+ROLES = ("client", "therapist", "psychiatrist")
+
+ONE_REMOTE_PLAYING = """
+() => {
+  const videos = window.triadDebug.remoteVideos();
+  return videos.length === 1 && videos[0].videoWidth > 0 && videos[0].frames > 5;
+}
+"""
+
+TWO_REMOTES_PLAYING = """
+() => {
+  const videos = window.triadDebug.remoteVideos();
+  return videos.length === 2 && videos.every(
+    (v) => v.videoWidth > 0 && v.frames > 0 && !v.paused && v.audioTrack === "live"
+  );
+}
+"""
+
+FRAMES_ADVANCED = """
+(before) => window.triadDebug.remoteVideos().every((v) => {
+  const was = before.find((b) => b.participant_id === v.participant_id);
+  return was && v.frames >= was.frames + 10 && v.currentTime > was.currentTime;
+})
+"""
+
+AUDIO_ARRIVING = """
+async (others) => {
+  const stats = await window.triadDebug.inboundRtp();
+  return others.every((pid) => stats.some(
+    (s) => s.participant_id === pid && s.kind === "audio" && s.packetsReceived > 20
+  ));
+}
+"""
+
+DEBUG_REPORT = """
+async () => ({
+  state: window.triadDebug.state(),
+  videos: window.triadDebug.remoteVideos(),
+  inbound: await window.triadDebug.inboundRtp(),
+})
+"""
+
+
+async def wait_for(page: Page, predicate: str, arg: Any = None) -> None:
+    """`page.wait_for_function` with the step deadline; on a timeout, fail with what the page's
+    test hook says (the room state, the remote videos and the inbound RTP counters)."""
+    try:
+        await page.wait_for_function(predicate, arg=arg, timeout=STEP_MS)
+    except PlaywrightTimeoutError:
+        report = await page.evaluate(DEBUG_REPORT)
+        pytest.fail(f"timed out waiting for {predicate.strip()[:80]!r} on {page.url}: {report}")
+
+
+async def enter(page: Page) -> None:
+    enter_button = page.locator("#enter")
+    await expect(enter_button).to_be_enabled(timeout=STEP_MS)
+    assert await page.evaluate("window.triadDebug.devices().status") == "ok"
+    await enter_button.click()
+
+
+async def client_reaches_lobby(page: Page) -> None:
+    """After Enter: the consent step (tick both, submit) and the optional check-in (skipped),
+    when the page shows them, then the lobby."""
+    lobby = page.locator("#lobby-wait")
+    consent = page.locator("#consent-form")
+    checkin = page.locator("#checkin-skip")
+    shown = page.locator("#lobby-wait:visible, #consent-form:visible, #checkin-skip:visible")
+    for _ in range(3):
+        await expect(shown.first).to_be_visible(timeout=STEP_MS)
+        if await lobby.is_visible():
+            return
+        if await consent.is_visible():
+            await page.locator('input[name="consent-session"]').check()
+            await page.locator('input[name="consent-sharing"]').check()
+            await page.locator("#consent-submit").click()
+            await expect(consent).to_be_hidden(timeout=STEP_MS)
+        elif await checkin.is_visible():
+            await checkin.click()
+            await expect(checkin).to_be_hidden(timeout=STEP_MS)
+    await expect(lobby).to_be_visible(timeout=STEP_MS)
+
+
+async def hook_state(page: Page) -> dict[str, Any]:
+    state: dict[str, Any] = await page.evaluate("window.triadDebug.state()")
+    return state

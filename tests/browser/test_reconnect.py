@@ -1,0 +1,120 @@
+"""Getting the video back in Debian's Chromium: a reload returns to the same seat on a new peer
+connection, and a page whose own peer connection fails while its socket lives asks the server
+for a new one (`media-restart`) and plays again. The three-way consult, the notes and a dropped
+network are in test_room.py."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from tests.browser.conftest import PageProblems, new_page
+from tests.browser.roomsteps import (
+    FRAMES_ADVANCED,
+    ONE_REMOTE_PLAYING,
+    STEP_MS,
+    enter,
+    hook_state,
+    wait_for,
+)
+from tests.conftest import participant
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+# Keeps the page's peer connections reachable, so the test can make one report `failed` as
+# Chromium does when ICE consent is lost (which takes ~30 s of blocked traffic to happen for real).
+KEEP_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.__peerConnections = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    window.__peerConnections.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+})();
+"""
+
+FAIL_CURRENT_PEER_CONNECTION = """
+() => {
+  const pc = window.__peerConnections.at(-1);
+  Object.defineProperty(pc, "connectionState", { get: () => "failed" });
+  pc.dispatchEvent(new Event("connectionstatechange"));
+}
+"""
+
+
+async def two_hosts(
+    browser: Browser, origin: str, consult: dict[str, Any], problems: PageProblems, **args: Any
+) -> tuple[list[BrowserContext], dict[str, Page]]:
+    contexts: list[BrowserContext] = []
+    pages: dict[str, Page] = {}
+    for role in ("therapist", "psychiatrist"):
+        context, page = await new_page(browser, origin, problems, role)
+        contexts.append(context)
+        pages[role] = page
+        if args.get("keep_peer_connections") and role == "therapist":
+            await page.add_init_script(KEEP_PEER_CONNECTIONS)
+        await page.goto(participant(consult, role)["join"]["join_url"])
+        await enter(page)
+        await expect(page.locator("#room")).to_be_visible(timeout=STEP_MS)
+    for page in pages.values():
+        await wait_for(page, ONE_REMOTE_PLAYING)
+    return contexts, pages
+
+
+async def test_a_reload_returns_to_the_same_seat_with_a_new_peer_connection(
+    browser: Browser, origin: str, consult: dict[str, Any]
+) -> None:
+    """The server offers the returning page a new `pc` before it acknowledges the join; the page
+    waits for the ICE servers, answers on a new RTCPeerConnection, and video plays again."""
+    problems = PageProblems()
+    contexts, pages = await two_hosts(browser, origin, consult, problems)
+    try:
+        therapist = pages["therapist"]
+        assert (await hook_state(therapist))["pc"] == 0
+
+        await therapist.reload()  # the token comes back from sessionStorage
+        await enter(therapist)
+        await expect(therapist.locator("#room")).to_be_visible(timeout=STEP_MS)
+        await wait_for(therapist, ONE_REMOTE_PLAYING)
+        assert (await hook_state(therapist))["pc"] == 1
+        # The psychiatrist's page keeps its peer connection and sees the therapist again.
+        psychiatrist = pages["psychiatrist"]
+        before = await psychiatrist.evaluate("window.triadDebug.remoteVideos()")
+        await wait_for(psychiatrist, FRAMES_ADVANCED, before)
+        assert (await hook_state(psychiatrist))["pc"] == 0
+        assert problems.messages == []
+    finally:
+        await asyncio.gather(*(c.close() for c in contexts))
+
+
+async def test_a_failed_peer_connection_is_replaced_while_the_socket_lives(
+    browser: Browser, origin: str, consult: dict[str, Any]
+) -> None:
+    problems = PageProblems()
+    contexts, pages = await two_hosts(
+        browser, origin, consult, problems, keep_peer_connections=True
+    )
+    try:
+        therapist = pages["therapist"]
+        assert (await hook_state(therapist))["pc"] == 0
+        await therapist.evaluate(FAIL_CURRENT_PEER_CONNECTION)
+        await expect(therapist.locator("#banner")).to_contain_text("Reconnecting")
+        await wait_for(therapist, "() => window.triadDebug.state().pc === 1")
+        await expect(therapist.locator("#banner")).to_be_hidden(timeout=STEP_MS)
+        state = await hook_state(therapist)
+        assert state["mediaRestarts"] == 1, state
+        assert state["errors"] == [], state
+        before = await therapist.evaluate("window.triadDebug.remoteVideos()")
+        await wait_for(therapist, FRAMES_ADVANCED, before)
+        psychiatrist = pages["psychiatrist"]
+        before = await psychiatrist.evaluate("window.triadDebug.remoteVideos()")
+        await wait_for(psychiatrist, FRAMES_ADVANCED, before)
+        assert problems.messages == []
+    finally:
+        await asyncio.gather(*(c.close() for c in contexts))
