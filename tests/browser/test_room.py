@@ -200,6 +200,13 @@ async def test_three_pages_meet_after_consent_and_admission(
             await expect(tabs).to_have_count(0 if role == "client" else 1)
         await therapist.screenshot(path=artifacts / "room-three-way-therapist.png")
         await client.screenshot(path=artifacts / "room-three-way-client.png")
+        # A phone: the tiles, the controls and the notes in one column, nothing wider.
+        await client.set_viewport_size({"width": 360, "height": 780})
+        await expect(consult.tile(client, "therapist")).to_be_visible()
+        assert await client.evaluate("document.documentElement.scrollWidth") <= 360
+        await expect(client.locator("#toggle-audio")).to_be_in_viewport()
+        await client.screenshot(path=artifacts / "room-three-way-client-phone.png", full_page=True)
+        await client.set_viewport_size({"width": 1280, "height": 860})
 
 
 async def test_clinicians_type_at_once_and_every_page_converges(

@@ -12,7 +12,7 @@ function tabsFor(role) {
   const host = isHost(role);
   const tabs = [
     { id: "plan", label: "Plan", doc: "plan", sections: PLAN_SECTIONS },
-    { id: "client", label: host ? "Client's questions" : "Your questions & goals", doc: "client", sections: CLIENT_SECTIONS },
+    { id: "client", label: host ? "Client" : "Your questions & goals", doc: "client", sections: CLIENT_SECTIONS },
   ];
   if (host) {
     tabs.push(
@@ -71,7 +71,10 @@ export class NotesPanel {
       tabButton.setAttribute("role", "tab");
       tabButton.setAttribute("aria-controls", `notes-panel-${tab.id}`);
       tabButton.dataset.tab = tab.id;
-      if (tab.private) tabButton.dataset.private = "true";
+      if (tab.private) {
+        tabButton.dataset.private = "true";
+        tabButton.title = "Private: only the therapist and the psychiatrist see this tab";
+      }
       tabButton.addEventListener("click", () => this.select(tab.id));
       tabButton.addEventListener("keydown", (event) => this._arrowKeys(event, tab.id));
       tablist.append(tabButton);

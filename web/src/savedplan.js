@@ -27,8 +27,9 @@ function joined(...parts) {
   return parts.filter((p) => p && String(p).trim()).join(" · ");
 }
 
-/** The plan's content as readable sections (every value as text). */
-export function planSections(content) {
+/** The plan's content as readable sections (every value as text); `yours` for the client. */
+export function planSections(content, { yours = false } = {}) {
+  const whose = yours ? "Your" : "The client's";
   const follow = content.follow_up || {};
   return [
     section("Presenting picture", prose(content.summary)),
@@ -42,8 +43,8 @@ export function planSections(content) {
     section("Monitoring", list(content.monitoring.map((m) => joined(m.measure, m.when)))),
     section("Follow-up", prose(joined(follow.date, follow.when, follow.with_whom && `with ${follow.with_whom}`))),
     section("Safety considerations", prose(content.safety)),
-    section("Your questions", list(content.client.questions)),
-    section("Your goals", list(content.client.goals)),
+    section(`${whose} questions`, list(content.client.questions)),
+    section(`${whose} goals`, list(content.client.goals)),
   ];
 }
 
@@ -79,7 +80,7 @@ export async function showSavedPlan(container, api, you) {
   download.id = "download-plan";
   const saved = new Date(plan.created_at);
   const meta = el("p", "note", `Saved ${Number.isNaN(saved.getTime()) ? "" : saved.toLocaleString()}`.trim());
-  const children = [heading, meta, ...planSections(plan.content), el("div", "actions", download)];
+  const children = [heading, meta, ...planSections(plan.content, { yours: !host }), el("div", "actions", download)];
   if (host) children.push(await cliniciansNotesSection(api));
   container.replaceChildren(...children);
   container.dataset.state = "shown";
