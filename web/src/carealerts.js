@@ -29,9 +29,11 @@ export class CareAlerts {
       added = true;
     }
     if (!added) return;
-    const latest = this.flags[this.flags.length - 1];
+    // The most severe answer leads (the latest of equals): a later, milder answer must not
+    // hide an earlier "nearly every day".
+    const worst = this.flags.reduce((a, b) => (Number(b.answer) >= Number(a.answer) ? b : a));
     const more = this.flags.length > 1 ? ` (${this.flags.length} answers flagged in this consult)` : "";
-    $("safety-banner").textContent = safetyText(latest) + more;
+    $("safety-banner").textContent = safetyText(worst) + more;
     $("safety-banner").hidden = false;
     this._onChange("safety");
   }
