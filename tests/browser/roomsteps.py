@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from tests.browser.conftest import PageProblems, new_page
+from tests.conftest import participant
 
 STEP_MS = 20_000  # a deadline for each step (Chromium on two cores, VP8 in software)
 ROLES = ("client", "therapist", "psychiatrist")
@@ -96,3 +99,29 @@ async def client_reaches_lobby(page: Page) -> None:
 async def hook_state(page: Page) -> dict[str, Any]:
     state: dict[str, Any] = await page.evaluate("window.triadDebug.state()")
     return state
+
+
+async def hosts_in_room(
+    browser: Browser,
+    origin: str,
+    consult: dict[str, Any],
+    problems: PageProblems,
+    *,
+    init_scripts: dict[str, str] | None = None,
+) -> tuple[list[BrowserContext], dict[str, Page]]:
+    """The therapist and the psychiatrist in the room, each playing the other's video.
+    `init_scripts` adds a script to a role's page before it loads."""
+    contexts: list[BrowserContext] = []
+    pages: dict[str, Page] = {}
+    for role in ("therapist", "psychiatrist"):
+        context, page = await new_page(browser, origin, problems, role)
+        contexts.append(context)
+        pages[role] = page
+        if init_scripts and role in init_scripts:
+            await page.add_init_script(init_scripts[role])
+        await page.goto(participant(consult, role)["join"]["join_url"])
+        await enter(page)
+        await expect(page.locator("#room")).to_be_visible(timeout=STEP_MS)
+    for page in pages.values():
+        await wait_for(page, ONE_REMOTE_PLAYING)
+    return contexts, pages

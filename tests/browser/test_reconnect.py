@@ -9,18 +9,18 @@ import asyncio
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, expect
 
-from tests.browser.conftest import PageProblems, new_page
+from tests.browser.conftest import PageProblems
 from tests.browser.roomsteps import (
     FRAMES_ADVANCED,
     ONE_REMOTE_PLAYING,
     STEP_MS,
     enter,
     hook_state,
+    hosts_in_room,
     wait_for,
 )
-from tests.conftest import participant
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -48,32 +48,13 @@ FAIL_CURRENT_PEER_CONNECTION = """
 """
 
 
-async def two_hosts(
-    browser: Browser, origin: str, consult: dict[str, Any], problems: PageProblems, **args: Any
-) -> tuple[list[BrowserContext], dict[str, Page]]:
-    contexts: list[BrowserContext] = []
-    pages: dict[str, Page] = {}
-    for role in ("therapist", "psychiatrist"):
-        context, page = await new_page(browser, origin, problems, role)
-        contexts.append(context)
-        pages[role] = page
-        if args.get("keep_peer_connections") and role == "therapist":
-            await page.add_init_script(KEEP_PEER_CONNECTIONS)
-        await page.goto(participant(consult, role)["join"]["join_url"])
-        await enter(page)
-        await expect(page.locator("#room")).to_be_visible(timeout=STEP_MS)
-    for page in pages.values():
-        await wait_for(page, ONE_REMOTE_PLAYING)
-    return contexts, pages
-
-
 async def test_a_reload_returns_to_the_same_seat_with_a_new_peer_connection(
     browser: Browser, origin: str, consult: dict[str, Any]
 ) -> None:
     """The server offers the returning page a new `pc` before it acknowledges the join; the page
     waits for the ICE servers, answers on a new RTCPeerConnection, and video plays again."""
     problems = PageProblems()
-    contexts, pages = await two_hosts(browser, origin, consult, problems)
+    contexts, pages = await hosts_in_room(browser, origin, consult, problems)
     try:
         therapist = pages["therapist"]
         assert (await hook_state(therapist))["pc"] == 0
@@ -97,8 +78,8 @@ async def test_a_failed_peer_connection_is_replaced_while_the_socket_lives(
     browser: Browser, origin: str, consult: dict[str, Any]
 ) -> None:
     problems = PageProblems()
-    contexts, pages = await two_hosts(
-        browser, origin, consult, problems, keep_peer_connections=True
+    contexts, pages = await hosts_in_room(
+        browser, origin, consult, problems, init_scripts={"therapist": KEEP_PEER_CONNECTIONS}
     )
     try:
         therapist = pages["therapist"]
