@@ -11,6 +11,7 @@ module runs on one event loop: `pytestmark = pytest.mark.asyncio(loop_scope="mod
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -143,7 +144,7 @@ async def module_browser() -> AsyncIterator[Browser]:
         try:
             yield launched
         finally:
-            await launched.close()
+            await asyncio.wait_for(launched.close(), 30)
 
 
 @dataclass
@@ -191,7 +192,8 @@ async def live_app(
         platform = await new_platform(app[SERVICES], "Acme Health")
         yield LiveApp(origin, client, api, platform)
     finally:
-        await client.close()
+        # Module teardown has no per-test timeout: bound it so a stuck shutdown fails the run.
+        await asyncio.wait_for(client.close(), 60)
         sock.close()
 
 

@@ -123,7 +123,9 @@ async def consult(live_app: LiveApp, module_browser: Browser) -> AsyncIterator[C
     try:
         yield state
     finally:
-        await asyncio.gather(*(c.close() for c in state.contexts))
+        state.network.restore()
+        # A bounded teardown: a page stuck after a failed step must not hang the run.
+        await asyncio.wait_for(asyncio.gather(*(c.close() for c in state.contexts)), 30)
 
 
 def keep_frames(frames: list[str | bytes]) -> Callable[[WebSocket], None]:

@@ -131,6 +131,7 @@ export function cursorIndex(ytext, cursor) {
 export function caretOverlay(textarea) {
   const mirror = el("div", "caret-mirror");
   mirror.setAttribute("aria-hidden", "true");
+  mirror.hidden = true;
   textarea.after(mirror);
   const sync = () => {
     mirror.scrollTop = textarea.scrollTop;
@@ -138,6 +139,11 @@ export function caretOverlay(textarea) {
   textarea.addEventListener("scroll", sync);
   return {
     render(carets) {
+      if (carets.length === 0) {
+        if (!mirror.hidden) mirror.replaceChildren();
+        mirror.hidden = true;
+        return; // nothing to draw: no copy of the text at every keystroke
+      }
       const text = textarea.value;
       const sorted = [...carets].sort((a, b) => a.index - b.index);
       const parts = [];
@@ -152,7 +158,7 @@ export function caretOverlay(textarea) {
       }
       parts.push(text.slice(at), "\u200b"); // a trailing newline still takes its line
       mirror.replaceChildren(...parts);
-      mirror.hidden = carets.length === 0;
+      mirror.hidden = false;
       sync();
     },
     destroy() {

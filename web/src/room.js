@@ -11,13 +11,15 @@
 import { CareAlerts } from "./carealerts.js";
 import { renderBrief, renderHistory } from "./carepanel.js";
 import { confirmDialog } from "./dialog.js";
-import { $, el, isHost } from "./dom.js";
+import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
 import { NotesChannel } from "./notes.js";
 import { NotesPanel } from "./notespanel.js";
 import { PeerLink } from "./peer.js";
 import { QualityMonitor } from "./quality.js";
+import { refusalSentence } from "./refusals.js";
 import { RoomApi } from "./roomapi.js";
+import { ensureRoomExtras } from "./roomextras.js";
 import { showSavedPlan } from "./savedplan.js";
 import { Signaling } from "./signaling.js";
 import { Tiles } from "./tiles.js";
@@ -26,33 +28,6 @@ import { showView } from "./views.js";
 // Asked again while the new peer connection does not come up (the first ask may be lost with a
 // socket that is dying too).
 const MEDIA_RETRY_MS = 8000;
-
-const ACTION_WORDS = {
-  join: "join the room",
-  leave: "leave",
-  "media-state": "update your microphone or camera",
-  admit: "admit",
-  deny: "deny",
-  end: "end the consult",
-  signal: "connect the video",
-  candidate: "connect the video",
-  offer: "connect the video",
-  device: "switch the device",
-  remove: "remove the participant",
-  "notes-sync": "load the notes",
-  "notes-update": "save your notes",
-  "media-restart": "reconnect the video",
-};
-
-/** Refusals that deserve their own sentence rather than "We couldn't ...". */
-const CODE_SENTENCES = {
-  consent_required: (name) =>
-    `${name || "The client"} hasn't given consent yet. They can be let in once they have completed the consent step.`,
-  consult_ended: () => "The consult has ended: nothing more can be changed.",
-  consent_withdrawn: () =>
-    "The client withdrew consent to sharing information between their clinicians: the clinicians' notes can't be changed.",
-  rate_limited: () => "That was too fast. Please try again in a moment.",
-};
 
 export class Room {
   /**
@@ -119,7 +94,8 @@ export class Room {
       this._closingCode = code; // the server disconnects this socket next
     });
     this._bindControls();
-    this._buildExtras();
+    ensureRoomExtras();
+    this.care.clear();
     this.banner("Connecting…");
     s.connect();
     this.api
@@ -129,30 +105,6 @@ export class Room {
         this._renderTiles();
       })
       .catch(() => {}); // only names people who are not connected; the room works without it
-  }
-
-  /** Elements of the room that join.html does not carry: the safety banner, a notice line,
-   * the saved plan on the end page. */
-  _buildExtras() {
-    if (!$("safety-banner")) {
-      const safety = el("div", "safety-banner");
-      safety.id = "safety-banner";
-      safety.setAttribute("role", "alert");
-      safety.hidden = true;
-      const notice = el("p", "room-notice");
-      notice.id = "room-notice";
-      notice.setAttribute("role", "status");
-      $("banner").after(safety, notice);
-    }
-    if (!$("saved-plan")) {
-      const saved = el("section", "saved-plan");
-      saved.id = "saved-plan";
-      saved.setAttribute("aria-labelledby", "saved-plan-heading");
-      $("finished-plan").after(saved);
-    }
-    $("saved-plan").hidden = true;
-    $("saved-plan").replaceChildren();
-    this.care.clear();
   }
 
   async _join() {
@@ -504,9 +456,7 @@ export class Room {
 
   report(code, during, subject = null) {
     this.errors.push({ code, during });
-    const words = ACTION_WORDS[during] || during;
-    const sentence = CODE_SENTENCES[code]?.(subject);
-    $("room-error").textContent = sentence ? `${sentence} Reference: ${code}` : `We couldn't ${words}. Reference: ${code}`;
+    $("room-error").textContent = refusalSentence(code, during, subject);
     $("room-error").dataset.code = code;
     console.warn(`triad: ${during} refused: ${code}`);
   }

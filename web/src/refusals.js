@@ -1,0 +1,36 @@
+// How a refused event is said in the room: "We couldn't <action>. Reference: <code>", or a
+// sentence of its own for the refusals a person can do something about.
+
+const ACTION_WORDS = {
+  join: "join the room",
+  leave: "leave",
+  "media-state": "update your microphone or camera",
+  admit: "admit",
+  deny: "deny",
+  end: "end the consult",
+  signal: "connect the video",
+  candidate: "connect the video",
+  offer: "connect the video",
+  device: "switch the device",
+  remove: "remove the participant",
+  "notes-sync": "load the notes",
+  "notes-update": "save your notes",
+  "media-restart": "reconnect the video",
+};
+
+/** Refusals that deserve their own sentence rather than "We couldn't ...". */
+const CODE_SENTENCES = {
+  consent_required: (name) =>
+    `${name || "The client"} hasn't given consent yet. They can be let in once they have completed the consent step.`,
+  consult_ended: () => "The consult has ended: nothing more can be changed.",
+  consent_withdrawn: () =>
+    "The client withdrew consent to sharing information between their clinicians: the clinicians' notes can't be changed.",
+  rate_limited: () => "That was too fast. Please try again in a moment.",
+};
+
+/** The sentence for `code` refusing `during` (an event name); `subject` names who it is about. */
+export function refusalSentence(code, during, subject = null) {
+  const sentence = CODE_SENTENCES[code]?.(subject);
+  if (sentence) return `${sentence} Reference: ${code}`;
+  return `We couldn't ${ACTION_WORDS[during] || during}. Reference: ${code}`;
+}
