@@ -15,7 +15,7 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.apiclient import Api
 from tests.browser.conftest import PageProblems, new_page
-from tests.browser.roomsteps import STEP_MS, client_reaches_lobby, enter
+from tests.browser.roomsteps import STEP_MS, client_reaches_lobby, enter, hook_state, hosts_in_room
 from tests.conftest import PlatformKey, consult_body, participant
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -177,3 +177,62 @@ async def test_without_a_brief_the_tab_says_so(
         assert problems.messages == []
     finally:
         await context.close()
+
+
+async def consent(api: Api, consult: dict[str, Any]) -> None:
+    """The client consents over REST, with the wording the server shows."""
+    path = f"/api/v1/consults/{consult['id']}/session/consent"
+    wording = await api.call("GET", path, bearer=token_of(consult, "client"))
+    assert wording.status == 200, wording.body
+    given = await api.call(
+        "POST",
+        path,
+        bearer=token_of(consult, "client"),
+        json_body={
+            "wording_version": wording.body["wording"]["version"],
+            "scopes": ["session", "information_sharing"],
+        },
+    )
+    assert given.status == 201, given.body
+
+
+async def test_a_withdrawal_closes_the_clinicians_notes_and_the_brief(
+    browser: Browser, origin: str, api: Api, platform: PlatformKey
+) -> None:
+    consult = await follow_up(api, platform)
+    await consent(api, consult)
+    # The psychiatrist's brief is refused 403 consent_withdrawn, which Chromium logs.
+    problems = PageProblems(("/session/brief",))
+    contexts, pages = await hosts_in_room(browser, origin, consult, problems)
+    try:
+        therapist, psychiatrist = pages["therapist"], pages["psychiatrist"]
+        await therapist.locator("#notes-tab-clinicians").click()
+        notes = therapist.locator("#notes-panel-clinicians textarea")
+        await notes.fill("Before the withdrawal")
+        await expect(therapist.locator(".notes-status")).to_have_attribute(
+            "data-state", "saved", timeout=STEP_MS
+        )
+
+        withdrawn = await api.call(
+            "POST",
+            f"/api/v1/consults/{consult['id']}/session/consent/withdraw",
+            bearer=token_of(consult, "client"),
+            json_body={"scopes": ["information_sharing"]},
+        )
+        assert withdrawn.status == 200, withdrawn.body
+        for page in (therapist, psychiatrist):
+            await expect(page.locator("#room-notice")).to_contain_text(
+                "withdrew consent", timeout=STEP_MS
+            )
+            panel = page.locator("#notes-panel-clinicians")
+            await expect(panel).to_have_attribute("data-closed", "true")
+            await expect(panel.locator("textarea")).to_have_count(0)
+            await expect(panel.locator(".notes-prose")).to_have_text("Before the withdrawal")
+        await psychiatrist.locator("#notes-tab-brief").click()
+        brief = psychiatrist.locator("#notes-panel-brief")
+        await expect(brief).to_have_attribute("data-state", "consent_withdrawn", timeout=STEP_MS)
+        await expect(brief).not_to_contain_text(QUESTION)
+        assert (await hook_state(therapist))["errors"] == []
+        assert problems.messages == []
+    finally:
+        await asyncio.gather(*(c.close() for c in contexts))

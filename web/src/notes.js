@@ -139,6 +139,19 @@ export class NotesChannel {
     return out;
   }
 
+  /** Stop writing `name` (the server refuses it now): what is queued for it is dropped. */
+  closeForWriting(name) {
+    const doc = this.docs.get(name);
+    if (!doc) return;
+    doc.writable = false;
+    doc.unacked = [];
+    doc.outbox = [];
+    clearTimeout(doc.flushTimer);
+    doc.flushTimer = null;
+    if (doc.awareness.getLocalState()?.section) this.setPresence(name, {});
+    this._changed(name, "acked");
+  }
+
   // -- connection ---------------------------------------------------------------------------------
 
   /** In the room (again): sync every document, then send what the server lacks of ours. */

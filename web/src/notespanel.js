@@ -144,7 +144,25 @@ export class NotesPanel {
       this.views.push({ doc: tab.doc, key: section.key, chips, view, node });
     }
     // Carets move when the text changes under them.
-    ydoc.on("afterTransaction", () => this._renderPresence(tab.doc));
+    this._observed ||= new Set();
+    if (!this._observed.has(tab.doc)) {
+      this._observed.add(tab.doc);
+      ydoc.on("afterTransaction", () => this._renderPresence(tab.doc));
+    }
+  }
+
+  /** A document this person may no longer change (the server would refuse it): its tab
+   * becomes the live read-only view, with `note` saying why. */
+  closeDocument(docName, note) {
+    const tab = this.tabs.find((t) => t.doc === docName);
+    if (!tab || this.panels.get(tab.id).dataset.closed) return;
+    this.notes.closeForWriting(docName);
+    for (const entry of this.views.filter((v) => v.doc === docName)) entry.view.destroy();
+    this.views = this.views.filter((v) => v.doc !== docName);
+    const panel = this.panels.get(tab.id);
+    panel.dataset.closed = "true";
+    panel.replaceChildren(el("p", "care-note notes-closed", note));
+    this._renderDocTab(tab, panel);
   }
 
   _renderPresence(doc) {

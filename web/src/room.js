@@ -307,6 +307,7 @@ export class Room {
         renderCareTab: (tab, panel) => this._renderCareTab(tab, panel),
       });
       $("tiles").closest(".room-body").append(this.notesPanel.root);
+      this._closeCliniciansNotesIfWithdrawn();
     }
     const socketId = this.signaling.socket.id;
     if (this.notes.online && this._notesSocket === socketId) return; // a media re-join
@@ -319,8 +320,19 @@ export class Room {
     if (tab.id === "history") renderHistory(panel, this.api, this.notes.doc("plan"));
   }
 
+  /** After the client withdrew consent to sharing, the clinicians' notes are closed. */
+  _closeCliniciansNotesIfWithdrawn() {
+    if (this.care.consent?.sharing_withdrawn) {
+      this.notesPanel?.closeDocument(
+        "clinicians",
+        "The client withdrew consent to sharing information between their clinicians: these notes can no longer be changed.",
+      );
+    }
+  }
+
   /** A safety flag refreshes the history (the trend); a consent change, the brief. */
   _refreshCareTabs(what) {
+    if (what === "consent") this._closeCliniciansNotesIfWithdrawn();
     const tab = this.notesPanel?.panels.get(what === "safety" ? "history" : "brief");
     if (tab?.dataset.loaded) this._renderCareTab({ id: tab.dataset.tab }, tab);
   }
