@@ -61,23 +61,24 @@ def section(page: Page, doc: str, key: str) -> Any:
 @dataclass
 class NetworkSwitch:
     """The therapist page's Socket.IO connection through Playwright's WebSocket routing: `cut()`
-    drops it as a lost network does, and refuses new connections until `restore()`."""
+    drops it as a lost network does (both ends close, so the server sees it at once), and
+    refuses new connections until `restore()`."""
 
     online: bool = True
-    routes: list[WebSocketRoute] = field(default_factory=list)
+    routes: list[tuple[WebSocketRoute, WebSocketRoute]] = field(default_factory=list)
 
     async def handle(self, route: WebSocketRoute) -> None:
         if not self.online:
             await route.close(code=1011, reason="offline")
             return
-        route.connect_to_server()
-        self.routes.append(route)
+        self.routes.append((route, route.connect_to_server()))
 
     async def cut(self) -> None:
         self.online = False
         routes, self.routes = self.routes, []
-        for route in routes:
-            await route.close(code=1011, reason="network lost")
+        for page_side, server_side in routes:
+            await server_side.close(code=1011, reason="network lost")
+            await page_side.close(code=1011, reason="network lost")
 
     def restore(self) -> None:
         self.online = True
@@ -257,6 +258,9 @@ async def test_clinicians_type_at_once_and_every_page_converges(
             )
         await expect(section(therapist, "plan", "summary").locator(".caret-marker")).to_have_count(
             1
+        )
+        await section(therapist, "plan", "summary").screenshot(
+            path=artifacts / "room-notes-presence-therapist.png"
         )
 
         # Lists: the therapist adds a diagnosis, the psychiatrist a medication.

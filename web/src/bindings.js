@@ -160,6 +160,11 @@ export function caretOverlay(textarea) {
       mirror.replaceChildren(...parts);
       mirror.hidden = false;
       sync();
+      // A label above a caret on the top visible line would be cut off: put it below instead.
+      const top = mirror.scrollTop + textarea.clientTop + parseFloat(getComputedStyle(mirror).paddingTop);
+      for (const marker of mirror.querySelectorAll(".caret-marker")) {
+        marker.classList.toggle("caret-below", marker.offsetTop - top < marker.offsetHeight);
+      }
     },
     destroy() {
       textarea.removeEventListener("scroll", sync);
