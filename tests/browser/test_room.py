@@ -51,6 +51,7 @@ THERAPIST_TYPES = "Low mood since spring, sleeping badly."
 PSYCHIATRIST_TYPES = "No psychotic features; appetite reduced."
 CLIENT_QUESTION = "Will the medication make me drowsy?"
 OFFLINE_TEXT = "Behavioural activation, typed while offline"
+FOLLOW_UP = "in four weeks"
 MEASURED = re.compile(r"^(good|fair|poor)$")
 
 
@@ -349,8 +350,23 @@ async def test_mute_shows_elsewhere_and_a_rejoin_restores_video(consult: Consult
             await expect(tile.locator(".badge-muted")).to_be_visible(timeout=STEP_MS)
             await expect(tile).to_have_attribute("data-audio", "off")
 
-        await therapist.locator("#leave").click()
+        # The last keystroke and Leave in one task (before the 50 ms batch would go): leaving
+        # sends it first.
+        await (
+            section(therapist, "plan", "follow_up")
+            .locator('[data-field="when"]')
+            .evaluate(
+                """(field) => {
+              field.value = FOLLOW_UP;
+              field.dispatchEvent(new InputEvent("input", {inputType: "insertText"}));
+              document.getElementById("leave").click();
+            }""".replace("FOLLOW_UP", json.dumps(FOLLOW_UP))
+            )
+        )
         await expect(therapist.locator("#finished-heading")).to_have_text("You left the consult")
+        await expect(
+            section(psychiatrist, "plan", "follow_up").locator('[data-field="when"]')
+        ).to_have_value(FOLLOW_UP, timeout=STEP_MS)
         for page in (client, psychiatrist):
             await expect(consult.tile(page, "therapist")).to_have_count(0, timeout=STEP_MS)
         await therapist.locator("#rejoin").click()
@@ -473,4 +489,5 @@ async def test_the_end_shows_everyone_the_saved_plan(consult: Consult, artifacts
             ("Sertraline", "50 mg", "start")
         ]
         assert content["client"]["questions"] == [CLIENT_QUESTION]
+        assert content["follow_up"]["when"] == FOLLOW_UP
         assert SECRET not in json.dumps(answer.body)

@@ -242,6 +242,24 @@ export class NotesChannel {
     );
   }
 
+  /** Send what is queued now and wait (at most `ms`) for the acknowledgements: before leaving. */
+  async flushNow(ms = 2000) {
+    if (!this.online || this.closed) return;
+    for (const doc of this.docs.values()) this._flush(doc);
+    if (this.pending === 0) return;
+    await new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const unsubscribe = this.subscribe(() => {
+        if (this.pending === 0) done();
+      });
+      function done() {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      }
+    });
+  }
+
   /** Local updates not acknowledged yet, over all documents (the test hook shows it). */
   get pending() {
     let n = 0;

@@ -416,6 +416,7 @@ export class Room {
   }
 
   async leave() {
+    await this.notes?.flushNow(); // the last keystrokes are saved before the seat is given up
     try {
       await this.act("leave", {}, { rethrow: true });
     } catch (error) {
@@ -431,6 +432,7 @@ export class Room {
       confirm: "End consult",
     });
     if (!sure || this.finished) return;
+    await this.notes?.flushNow(); // your last keystrokes are in the saved plan
     let ack;
     try {
       ack = await this.act("end", {}, { rethrow: true });
