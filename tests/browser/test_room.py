@@ -174,6 +174,7 @@ async def test_three_pages_meet_after_consent_and_admission(
         if await waiting.get_attribute("data-consent") is not None:  # the server says
             await expect(waiting).to_have_attribute("data-consent", "true")
             await expect(waiting.locator(".lobby-consent")).to_have_text("Consent given")
+        await therapist.screenshot(path=artifacts / "room-lobby-therapist.png")
         await waiting.locator('[data-action="admit"]').click()
         await expect(client.locator("#room")).to_be_visible(timeout=STEP_MS)
         await expect(therapist.locator("#host-lobby")).to_be_hidden(timeout=STEP_MS)
@@ -325,6 +326,11 @@ async def test_clinicians_type_at_once_and_every_page_converges(
         ).to_have_value(SECRET, timeout=STEP_MS)
         await therapist.locator("#notes-tab-plan").click()
         await therapist.screenshot(path=artifacts / "room-notes-therapist.png")
+        await therapist.set_viewport_size({"width": 360, "height": 780})
+        assert await therapist.evaluate("document.documentElement.scrollWidth") <= 360
+        await section(therapist, "plan", "medications").scroll_into_view_if_needed()
+        await therapist.screenshot(path=artifacts / "room-notes-therapist-phone.png")
+        await therapist.set_viewport_size({"width": 1280, "height": 860})
         await client.locator("#notes-tab-plan").click()
         await client.screenshot(path=artifacts / "room-notes-client.png")
         assert_client_never_saw_clinicians(consult)
