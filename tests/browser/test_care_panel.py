@@ -147,6 +147,17 @@ async def test_clinicians_see_the_safety_flag_brief_trend_and_changes(
             await expect(client.locator(f"#notes-tab-{tab}")).to_have_count(0)
         assert (await client.evaluate("window.triadDebug.state()"))["safetyFlags"] == []
         assert QUESTION not in await client.content()
+
+        # The end: the saved plan's monitoring section lists this consult's check-in scores.
+        await psychiatrist.locator("#end").click()
+        await psychiatrist.locator('#confirm-dialog [data-action="confirm"]').click()
+        for page in (client, psychiatrist):
+            saved = page.locator("#saved-plan")
+            await expect(saved).to_have_attribute("data-state", "shown", timeout=STEP_MS)
+            monitoring = saved.locator('[data-section="Monitoring"]')
+            await expect(monitoring).to_contain_text("PHQ-9 check-in: 8 (mild)")
+            await expect(monitoring).to_contain_text("GAD-7 check-in: 7 (mild)")
+        await client.screenshot(path=artifacts / "plan-saved-follow-up-client.png", full_page=True)
         assert problems.messages == []
     finally:
         await asyncio.gather(*(c.close() for c in contexts))

@@ -27,8 +27,24 @@ function joined(...parts) {
   return parts.filter((p) => p && String(p).trim()).join(" · ");
 }
 
+const INSTRUMENT_NAMES = { phq9: "PHQ-9", gad7: "GAD-7" };
+const SEVERITY_WORDS = {
+  minimal: "minimal",
+  mild: "mild",
+  moderate: "moderate",
+  moderately_severe: "moderately severe",
+  severe: "severe",
+};
+
+/** A check-in score as the plan's monitoring section lists it: "PHQ-9 check-in: 12 (moderate), 22 Nov 2026". */
+export function scoreLine(measure) {
+  const day = new Date(measure.recorded_at).toLocaleDateString(undefined, { dateStyle: "medium" });
+  const name = INSTRUMENT_NAMES[measure.instrument] || measure.instrument;
+  return `${name} check-in: ${measure.total} (${SEVERITY_WORDS[measure.severity] || measure.severity}), ${day}`;
+}
+
 /** The plan's content as readable sections (every value as text); `yours` for the client. */
-export function planSections(content, { yours = false } = {}) {
+export function planSections(content, { yours = false, measures = [] } = {}) {
   const whose = yours ? "Your" : "The client's";
   const follow = content.follow_up || {};
   return [
@@ -40,7 +56,8 @@ export function planSections(content, { yours = false } = {}) {
     ),
     section("Therapy focus", prose(content.therapy.focus)),
     section("Therapy goals", list(content.therapy.goals)),
-    section("Monitoring", list(content.monitoring.map((m) => joined(m.measure, m.when)))),
+    // The plan's own monitoring items, then this consult's check-in scores (the server's).
+    section("Monitoring", list([...content.monitoring.map((m) => joined(m.measure, m.when)), ...measures.map(scoreLine)])),
     section("Follow-up", prose(joined(follow.date, follow.when, follow.with_whom && `with ${follow.with_whom}`))),
     section("Safety considerations", prose(content.safety)),
     section(`${whose} questions`, list(content.client.questions)),
@@ -80,7 +97,7 @@ export async function showSavedPlan(container, api, you) {
   download.id = "download-plan";
   const saved = new Date(plan.created_at);
   const meta = el("p", "note", `Saved ${Number.isNaN(saved.getTime()) ? "" : saved.toLocaleString()}`.trim());
-  const children = [heading, meta, ...planSections(plan.content, { yours: !host }), el("div", "actions", download)];
+  const children = [heading, meta, ...planSections(plan.content, { yours: !host, measures: plan.measures || [] }), el("div", "actions", download)];
   if (host) children.push(await cliniciansNotesSection(api));
   container.replaceChildren(...children);
   container.dataset.state = "shown";
