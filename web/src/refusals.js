@@ -34,3 +34,24 @@ export function refusalSentence(code, during, subject = null) {
   if (sentence) return `${sentence} Reference: ${code}`;
   return `We couldn't ${ACTION_WORDS[during] || during}. Reference: ${code}`;
 }
+
+/** Say in the room why an action was refused (the code stays on the element for support). */
+export function showRefusal(code, during, subject = null) {
+  const box = document.getElementById("room-error");
+  box.textContent = refusalSentence(code, during, subject);
+  box.dataset.code = code;
+  console.warn(`triad: ${during} refused: ${code}`);
+}
+
+export function clearRefusal() {
+  const box = document.getElementById("room-error");
+  box.textContent = "";
+  delete box.dataset.code;
+}
+
+/** The room's one-line status banner ("Reconnecting…"); null hides it. */
+export function showBanner(text) {
+  const banner = document.getElementById("banner");
+  banner.textContent = text || "";
+  banner.hidden = !text;
+}

@@ -9,16 +9,14 @@
 // new one (idempotent: nothing happens if the server already replaced it).
 
 import { CareAlerts } from "./carealerts.js";
-import { renderBrief, renderHistory } from "./carepanel.js";
 import { confirmDialog } from "./dialog.js";
 import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
-import { NotesChannel } from "./notes.js";
-import { NotesPanel } from "./notespanel.js";
 import { PeerLink } from "./peer.js";
 import { QualityMonitor } from "./quality.js";
-import { refusalSentence } from "./refusals.js";
+import { clearRefusal, showBanner, showRefusal } from "./refusals.js";
 import { RoomApi } from "./roomapi.js";
+import { RoomNotes } from "./roomnotes.js";
 import { ensureRoomExtras } from "./roomextras.js";
 import { showSavedPlan } from "./savedplan.js";
 import { Signaling } from "./signaling.js";
@@ -49,10 +47,14 @@ export class Room {
     this.api = new RoomApi({ consultId, token });
     /** Everyone listed for the consult (REST session), to name those who are not connected. */
     this.roster = new Map();
-    this.notes = null;
-    this.notesPanel = null;
+    this.roomNotes = new RoomNotes({
+      signaling: this.signaling,
+      api: this.api,
+      care: () => this.care,
+      report: (code, during) => this.report(code, during),
+    });
     this.quality = null;
-    this.care = new CareAlerts({ role: () => this.you?.role ?? null, onChange: (what) => this._refreshCareTabs(what) });
+    this.care = new CareAlerts({ role: () => this.you?.role ?? null, onChange: (what) => this.roomNotes.refreshCareTabs(what) });
     this._mediaRetry = null;
     /** How often this page asked for a new peer connection (the test hook shows it). */
     this.mediaRestarts = 0;
@@ -70,6 +72,11 @@ export class Room {
     this.errors = [];
     this._closingCode = null;
     this._controls = new AbortController();
+  }
+
+  /** The notes channel (null before the first admission). */
+  get notes() {
+    return this.roomNotes.channel;
   }
 
   // -- starting -----------------------------------------------------------------------------
@@ -96,7 +103,7 @@ export class Room {
     this._bindControls();
     ensureRoomExtras();
     this.care.clear();
-    this.banner("Connecting…");
+    showBanner("Connecting…");
     s.connect();
     this.api
       .get("")
@@ -110,7 +117,7 @@ export class Room {
   async _join() {
     if (this.finished) return;
     clearTimeout(this._mediaRetry);
-    if (this.view !== "room") this.banner("Joining…");
+    if (this.view !== "room") showBanner("Joining…");
     let ack;
     try {
       ack = await this.signaling.call("join");
@@ -118,7 +125,7 @@ export class Room {
       this.fatal(error.code);
       return;
     }
-    this.banner(null);
+    showBanner(null);
     this._applyState(ack.state);
   }
 
@@ -127,7 +134,7 @@ export class Room {
     if (code) {
       this.fatal(code); // refused by the server: retrying the same token will not help
     } else {
-      this.banner("Can't reach the server. Trying again…");
+      showBanner("Can't reach the server. Trying again…");
     }
   }
 
@@ -138,7 +145,7 @@ export class Room {
     } else {
       // Socket.IO reconnects by itself; `connect` sends `join` again and the server keeps the
       // seat for the reconnect grace, then offers a new peer connection.
-      this.banner("Connection lost. Reconnecting…");
+      showBanner("Connection lost. Reconnecting…");
       $("room").dataset.reconnecting = "true";
       this.notes?.disconnect();
     }
@@ -147,7 +154,7 @@ export class Room {
   /** The browser's peer connection failed: ask for a new one (a new `pc` and offer). */
   _mediaFailed() {
     if (this.finished || !this.signaling.connected) return; // the socket's reconnect restarts it
-    this.banner("The video connection was interrupted. Reconnecting…");
+    showBanner("The video connection was interrupted. Reconnecting…");
     $("room").dataset.reconnecting = "true";
     const generation = this.peer?.generation;
     if (generation === null || generation === undefined) return;
@@ -200,7 +207,7 @@ export class Room {
           if (state === "failed") this._mediaFailed();
           if (state === "connected" && this.signaling.connected) {
             delete $("room").dataset.reconnecting;
-            this.banner(null);
+            showBanner(null);
           }
         },
       });
@@ -294,47 +301,7 @@ export class Room {
 
   /** In the room: the notes channel and panel exist once; each new socket syncs them again. */
   _startNotes() {
-    if (!this.notes) {
-      this.notes = new NotesChannel({
-        call: (event, payload) => this.signaling.call(event, payload),
-        on: (event, handler) => this.signaling.on(event, handler),
-        you: this.you,
-        onProblem: (code, during) => this.report(code, during),
-      });
-      this.notesPanel = new NotesPanel({
-        notes: this.notes,
-        you: this.you,
-        renderCareTab: (tab, panel) => this._renderCareTab(tab, panel),
-      });
-      $("tiles").closest(".room-body").append(this.notesPanel.root);
-      this._closeCliniciansNotesIfWithdrawn();
-    }
-    const socketId = this.signaling.socket.id;
-    if (this.notes.online && this._notesSocket === socketId) return; // a media re-join
-    this._notesSocket = socketId;
-    this.notes.connect();
-  }
-
-  _renderCareTab(tab, panel) {
-    if (tab.id === "brief") renderBrief(panel, this.api);
-    if (tab.id === "history") renderHistory(panel, this.api, this.notes.doc("plan"));
-  }
-
-  /** After the client withdrew consent to sharing, the clinicians' notes are closed. */
-  _closeCliniciansNotesIfWithdrawn() {
-    if (this.care.consent?.sharing_withdrawn) {
-      this.notesPanel?.closeDocument(
-        "clinicians",
-        "The client withdrew consent to sharing information between their clinicians: these notes can no longer be changed.",
-      );
-    }
-  }
-
-  /** A safety flag refreshes the history (the trend); a consent change, the brief. */
-  _refreshCareTabs(what) {
-    if (what === "consent") this._closeCliniciansNotesIfWithdrawn();
-    const tab = this.notesPanel?.panels.get(what === "safety" ? "history" : "brief");
-    if (tab?.dataset.loaded) this._renderCareTab({ id: tab.dataset.tab }, tab);
+    this.roomNotes.start(this.you, this.signaling.socket.id);
   }
 
   _setActiveSpeaker(pid) {
@@ -457,7 +424,7 @@ export class Room {
   async act(event, payload, { rethrow = false, subject = null } = {}) {
     try {
       const ack = await this.signaling.call(event, payload);
-      this.clearReport();
+      clearRefusal();
       return ack;
     } catch (error) {
       this.report(error.code, event, subject);
@@ -470,20 +437,7 @@ export class Room {
 
   report(code, during, subject = null) {
     this.errors.push({ code, during });
-    $("room-error").textContent = refusalSentence(code, during, subject);
-    $("room-error").dataset.code = code;
-    console.warn(`triad: ${during} refused: ${code}`);
-  }
-
-  clearReport() {
-    $("room-error").textContent = "";
-    delete $("room-error").dataset.code;
-  }
-
-  banner(text) {
-    const banner = $("banner");
-    banner.textContent = text || "";
-    banner.hidden = !text;
+    showRefusal(code, during, subject);
   }
 
   // -- the end ----------------------------------------------------------------------------------
@@ -496,9 +450,7 @@ export class Room {
     this._controls.abort();
     clearTimeout(this._mediaRetry);
     this.quality?.stop();
-    this.notes?.close();
-    this.notesPanel?.destroy();
-    this.notesPanel = null;
+    this.roomNotes.close();
     document.getElementById("confirm-dialog")?.remove();
     this.care.clear();
     delete $("room").dataset.reconnecting;
@@ -508,8 +460,8 @@ export class Room {
     this.devices.stop();
     $("host-lobby").hidden = true;
     $("enable-sound").hidden = true;
-    this.banner(null);
-    this.clearReport();
+    showBanner(null);
+    clearRefusal();
     if (how.kind === "ended") this.emit("ended", { plan_id: how.planId || null });
     this.onFinished(how);
     if (how.kind === "ended") {

@@ -1,0 +1,77 @@
+// The room's notes: the notes channel over the room's socket, the panel bound to it, and the
+// clinicians' care tabs (brief, history) inside it. Created on the first admission; a re-join
+// on a new socket re-syncs the same documents (unacknowledged edits are sent again).
+
+import { renderBrief, renderHistory } from "./carepanel.js";
+import { $ } from "./dom.js";
+import { NotesChannel } from "./notes.js";
+import { NotesPanel } from "./notespanel.js";
+
+const WITHDRAWN_NOTICE =
+  "The client withdrew consent to sharing information between their clinicians: these notes can no longer be changed.";
+
+export class RoomNotes {
+  /**
+   * @param {object} options
+   * @param {import("./signaling.js").Signaling} options.signaling the room's socket
+   * @param {import("./roomapi.js").RoomApi} options.api
+   * @param {() => import("./carealerts.js").CareAlerts} options.care
+   * @param {(code: string, during: string) => void} options.report
+   */
+  constructor({ signaling, api, care, report }) {
+    this.signaling = signaling;
+    this.api = api;
+    this.care = care;
+    this.report = report;
+    /** @type {NotesChannel|null} */
+    this.channel = null;
+    /** @type {NotesPanel|null} */
+    this.panel = null;
+    this._socketId = null;
+  }
+
+  /** Open the documents (first admission) or re-sync them (a re-join on a new socket). */
+  start(you, socketId) {
+    if (!this.channel) {
+      this.channel = new NotesChannel({
+        call: (event, payload) => this.signaling.call(event, payload),
+        on: (event, handler) => this.signaling.on(event, handler),
+        you,
+        onProblem: (code, during) => this.report(code, during),
+      });
+      this.panel = new NotesPanel({
+        notes: this.channel,
+        you,
+        renderCareTab: (tab, panel) => this.renderCareTab(tab, panel),
+      });
+      $("tiles").closest(".room-body").append(this.panel.root);
+      this.closeCliniciansIfWithdrawn();
+    }
+    if (this.channel.online && this._socketId === socketId) return; // a media re-join
+    this._socketId = socketId;
+    this.channel.connect();
+  }
+
+  renderCareTab(tab, panel) {
+    if (tab.id === "brief") renderBrief(panel, this.api);
+    if (tab.id === "history") renderHistory(panel, this.api, this.channel.doc("plan"));
+  }
+
+  /** After the client withdrew consent to sharing, the clinicians' notes are closed. */
+  closeCliniciansIfWithdrawn() {
+    if (this.care().consent?.sharing_withdrawn) this.panel?.closeDocument("clinicians", WITHDRAWN_NOTICE);
+  }
+
+  /** A safety flag refreshes the history (the trend); a consent change, the brief. */
+  refreshCareTabs(what) {
+    if (what === "consent") this.closeCliniciansIfWithdrawn();
+    const tab = this.panel?.panels.get(what === "safety" ? "history" : "brief");
+    if (tab?.dataset.loaded) this.renderCareTab({ id: tab.dataset.tab }, tab);
+  }
+
+  close() {
+    this.channel?.close();
+    this.panel?.destroy();
+    this.panel = null;
+  }
+}
