@@ -25,7 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -231,9 +231,15 @@ async def pg_admin(admin_url: str, statement: str) -> None:
         await conn.close()
 
 
-def arguments(description: str, default_backend: str) -> argparse.Namespace:
-    """The command line both notes benches share."""
+def arguments(
+    description: str,
+    default_backend: str,
+    extra: Callable[[argparse.ArgumentParser], object] | None = None,
+) -> argparse.Namespace:
+    """The command line both notes benches share (`extra` adds a bench's own options)."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--k", type=int, nargs="+", default=[1, 10, 50, 100])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument(

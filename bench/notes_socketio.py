@@ -1,16 +1,20 @@
 """Notes channel through the real server: the same typing load as `bench/notes.py`, but every
 update goes over Socket.IO to a `triad serve` process and the fan-out comes back over Socket.IO.
 
-K consults (auto-admit, so nobody waits in a lobby); in each the therapist and the psychiatrist
-type into the plan's `summary` and the client reads. Latency is from a writer emitting
-`notes-update` until the client's socket has received it (both ends in this process, one
-clock): signaling, validation, the durable log commit, the acknowledgement path and the
-fan-out. The server runs in its own process (it has one core to itself on a 2-core machine);
-the clients share this one, and their CPU is printed so a saturated client side shows.
+K consults (auto-admit, the client's consent given, so nobody waits in a lobby); in each the
+therapist and the psychiatrist type into the plan's `summary` and the client reads. Latency is
+from a writer emitting `notes-update` until the client's socket has received it (both ends in
+this process, one clock): signaling, validation, the durable log commit, the acknowledgement
+path and the fan-out. With `--batch-ms N` each typist coalesces its keystrokes into one update
+per N ms, as the browser client does (50 ms); `key p99` then adds the wait in the batch (from
+the keystroke until the reader has it). The server runs in its own process (it has one core to
+itself on a 2-core machine); the clients share this one, and their CPU is printed so a saturated
+client side shows.
 Loopback only; bounded in time; every copy is checked against the server's at the end.
 
     .venv/bin/python bench/notes_socketio.py                     # SQLite, K = 1 10 50 100
     .venv/bin/python bench/notes_socketio.py --backend postgres --k 100
+    .venv/bin/python bench/notes_socketio.py --k 100 --batch-ms 50      # as browsers send
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import notes as inprocess  # the in-process bench: its load shape, keys and database helpers
 
 from server.auth.roles import Role
-from server.consults.model import Actor, ConsultSpec, ParticipantSpec
+from server.consults.consent import CONSENT_WORDING, ConsentBook, ConsentScope
+from server.consults.model import Actor, ConsultSpec, JoinIdentity, ParticipantSpec
 from server.consults.platforms import PlatformKeys
 from server.consults.service import ConsultService
 from server.crypto import KeyRing
 from server.db.engine import Database
+from server.ids import TokenId
 
 NAMESPACE = "/consult"
 
@@ -59,7 +65,10 @@ class Person:
 class Run:
     def __init__(self) -> None:
         self.sent_at: dict[bytes, float] = {}
+        # The first keystroke an update carries (batched updates carry several).
+        self.typed_at: dict[bytes, float] = {}
         self.latencies: list[float] = []
+        self.key_latencies: list[float] = []
         self.acked = 0
         self.errors = 0
 
@@ -80,12 +89,20 @@ async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
         participants=tuple(ParticipantSpec(role, role.value.title()) for role in Role),
         auto_admit=True,
     )
+    consents = ConsentBook(db, inprocess.now)
     consults = []
     for _ in range(k):
         made = await service.create(caller, spec)
         role_of = {p.id: p.role for p in made.consult.participants}
         consults.append(
             {role_of[pid]: Person(role_of[pid], t.token) for pid, t in made.tokens.items()}
+        )
+        client = next(p for p in made.consult.participants if p.role == Role.CLIENT)
+        await consents.give(
+            JoinIdentity(made.consult.id, client.id, Role.CLIENT, client.name, TokenId("bench"), 0),
+            wording_version=CONSENT_WORDING.version,
+            scopes=[str(scope) for scope in ConsentScope],
+            attested=False,
         )
     await db.close()
     return consults
@@ -125,7 +142,9 @@ async def join(person: Person, base: str, run: Run) -> None:
         person.doc.apply_update(data["update"])
         sent = run.sent_at.get(data["update"])
         if sent is not None and person.role == Role.CLIENT:
-            run.latencies.append(time.perf_counter() - sent)
+            now = time.perf_counter()
+            run.latencies.append(now - sent)
+            run.key_latencies.append(now - run.typed_at[data["update"]])
 
     person.sio.on("notes-update", on_update, namespace=NAMESPACE)
     await person.sio.connect(
@@ -143,9 +162,44 @@ async def join(person: Person, base: str, run: Run) -> None:
     person.doc.apply_update(ack["update"])
 
 
-async def type_into_plan(person: Person, until: float, run: Run, seed: int) -> None:
+async def type_into_plan(person: Person, until: float, run: Run, seed: int, batch_s: float) -> None:
     rng = random.Random(seed)
     text = person.doc.get("summary", type=pycrdt.Text)
+    # This typist's own keystrokes not sent yet, merged into one update when sent (as the
+    # browser's Y.mergeUpdates); never the other typist's edits the doc has received meanwhile.
+    pending: list[bytes] = []
+    first_key: float | None = None  # the oldest keystroke not sent yet
+
+    async def send() -> None:
+        nonlocal first_key
+        update = pending[0] if len(pending) == 1 else pycrdt.merge_updates(*pending)
+        pending.clear()
+        now = time.perf_counter()
+        run.sent_at[update], run.typed_at[update] = now, first_key or now
+        first_key = None
+        ack = await person.sio.call(
+            "notes-update", {"doc": "plan", "update": update}, namespace=NAMESPACE, timeout=30
+        )
+        if ack["ok"]:
+            run.acked += 1
+        else:
+            run.errors += 1
+
+    typing = True
+
+    async def flush_every_batch() -> None:
+        while typing:  # stopped by a flag, never cancelled mid-call (the ack must be counted)
+            await asyncio.sleep(batch_s)
+            if pending:
+                await send()
+
+    # Typists start (and so stop) at random points of the first second: 200 people do not all
+    # press their first key in the same millisecond, and a synchronised start measures a queue
+    # the bench made, not the server.
+    offset = rng.uniform(0, 1.0)
+    await asyncio.sleep(offset)
+    until += offset
+    flusher = asyncio.create_task(flush_every_batch()) if batch_s else None
     next_burst = time.monotonic() + rng.uniform(0, inprocess.BURST_EVERY_S)
     while time.monotonic() < until:
         count, gap = 1, rng.expovariate(1 / inprocess.KEYSTROKE_MEAN_S)
@@ -155,19 +209,21 @@ async def type_into_plan(person: Person, until: float, run: Run, seed: int) -> N
         for _ in range(count):
             before = person.doc.get_state()
             text.insert(rng.randint(0, len(text)), rng.choice("abcdefghij "))
-            update = person.doc.get_update(before)
-            run.sent_at[update] = time.perf_counter()
-            ack = await person.sio.call(
-                "notes-update", {"doc": "plan", "update": update}, namespace=NAMESPACE, timeout=30
-            )
-            if ack["ok"]:
-                run.acked += 1
-            else:
-                run.errors += 1
+            pending.append(person.doc.get_update(before))
+            first_key = first_key or time.perf_counter()
+            if flusher is None:
+                await send()
             await asyncio.sleep(gap)
+    typing = False
+    if flusher is not None:
+        await flusher
+    if pending:
+        await send()
 
 
-async def run_one(url: str, k: int, seconds: float, data_dir: str) -> dict[str, Any]:
+async def run_one(
+    url: str, k: int, seconds: float, data_dir: str, batch_s: float
+) -> dict[str, Any]:
     consults = await make_consults(url, k)
     server, base = await start_server(url, data_dir)
     run = Run()
@@ -180,7 +236,7 @@ async def run_one(url: str, k: int, seconds: float, data_dir: str) -> dict[str, 
         started = time.monotonic()
         await asyncio.gather(
             *(
-                type_into_plan(people[role], started + seconds, run, seed=i * 2 + j)
+                type_into_plan(people[role], started + seconds, run, i * 2 + j, batch_s)
                 for i, people in enumerate(consults)
                 for j, role in enumerate((Role.THERAPIST, Role.PSYCHIATRIST))
             )
@@ -202,7 +258,7 @@ async def run_one(url: str, k: int, seconds: float, data_dir: str) -> dict[str, 
                 await person.sio.disconnect()
         server.terminate()
         await server.wait()
-    lat = sorted(run.latencies)
+    lat, key_lat = sorted(run.latencies), sorted(run.key_latencies)
     return {
         "k": k,
         "updates": run.acked,
@@ -211,25 +267,36 @@ async def run_one(url: str, k: int, seconds: float, data_dir: str) -> dict[str, 
         "median_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
         "max_ms": lat[-1] * 1000,
+        "key_p99_ms": key_lat[int(len(key_lat) * 0.99) - 1] * 1000,
         "server_cpu": server_used / elapsed,
         "clients_cpu": clients_used / elapsed,
     }
 
 
 async def main() -> None:
-    args = inprocess.arguments(__doc__.split("\n\n")[0], "sqlite")
+    args = inprocess.arguments(
+        __doc__.split("\n\n")[0],
+        "sqlite",
+        extra=lambda parser: parser.add_argument(
+            "--batch-ms", type=float, default=0.0, help="coalesce keystrokes (browsers: 50)"
+        ),
+    )
+    if not 0 <= args.batch_ms <= 1000:
+        raise SystemExit("--batch-ms is 0 (every keystroke) to 1000")
+    print(f"batching: {args.batch_ms:g} ms")
     print(
         f"{'backend':9} {'K':>4} {'updates':>8} {'upd/s':>7} {'median ms':>10} {'p99 ms':>8} "
-        f"{'max ms':>8} {'srv cpu':>8} {'cli cpu':>8} {'errors':>6}"
+        f"{'max ms':>8} {'key p99':>8} {'srv cpu':>8} {'cli cpu':>8} {'errors':>6}"
     )
     for backend in args.backends:
         for k in args.k:
             with tempfile.TemporaryDirectory() as tmp:
                 async with inprocess.bench_database(backend, args.pg, Path(tmp)) as url:
-                    r = await run_one(url, k, args.seconds, tmp)
+                    r = await run_one(url, k, args.seconds, tmp, args.batch_ms / 1000)
             print(
                 f"{backend:9} {r['k']:>4} {r['updates']:>8} {r['per_s']:>7.0f} "
                 f"{r['median_ms']:>10.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} "
+                f"{r['key_p99_ms']:>8.1f} "
                 f"{r['server_cpu']:>8.2f} {r['clients_cpu']:>8.2f} {r['errors']:>6}",
                 flush=True,
             )
