@@ -5,6 +5,7 @@
 // available rather than failing.
 
 import { button, el } from "./dom.js";
+import { INSTRUMENT_NAMES, severityWords } from "./measurewords.js";
 import { routeMissing } from "./roomapi.js";
 import { CLIENT_SECTIONS, PLAN_SECTIONS, rowSummary, textOf } from "./sections.js";
 
@@ -15,14 +16,6 @@ const BRIEF_FIELDS = [
   ["risks", "Risks"],
 ];
 
-const INSTRUMENTS = { phq9: "PHQ-9", gad7: "GAD-7" };
-const SEVERITY_WORDS = {
-  minimal: "minimal",
-  mild: "mild",
-  moderate: "moderate",
-  moderately_severe: "moderately severe",
-  severe: "severe",
-};
 const ITEM9_ANSWERS = ["not at all", "several days", "more than half the days", "nearly every day"];
 const KIND_WORDS = { added: "added", removed: "removed", changed: "changed" };
 
@@ -149,7 +142,7 @@ function trendTable(measures) {
     days.get(day)[m.instrument] = m;
   }
   const columns = ["phq9", "gad7"].filter((i) => instruments.has(i));
-  const head = el("tr", null, el("th", null, "Date"), ...columns.map((i) => el("th", null, INSTRUMENTS[i])));
+  const head = el("tr", null, el("th", null, "Date"), ...columns.map((i) => el("th", null, INSTRUMENT_NAMES[i])));
   const rows = [...days.entries()].map(([day, byInstrument]) =>
     el(
       "tr",
@@ -157,7 +150,7 @@ function trendTable(measures) {
       el("th", null, formatDay(day)),
       ...columns.map((i) => {
         const m = byInstrument[i];
-        const cell = el("td", null, m ? `${m.total} · ${SEVERITY_WORDS[m.severity] || m.severity}` : "—");
+        const cell = el("td", null, m ? `${m.total} · ${severityWords(m.severity)}` : "—");
         if (m) cell.dataset.severity = m.severity;
         return cell;
       }),

@@ -4,6 +4,7 @@
 // A therapist with the client beside them may fill it in with the client.
 
 import { $, el } from "./dom.js";
+import { severityWords } from "./measurewords.js";
 import { showView } from "./views.js";
 
 const ANSWERS = ["Not at all", "Several days", "More than half the days", "Nearly every day"];
@@ -45,14 +46,6 @@ export const INSTRUMENTS = [
     ],
   },
 ];
-
-const SEVERITY_WORDS = {
-  minimal: "minimal",
-  mild: "mild",
-  moderate: "moderate",
-  moderately_severe: "moderately severe",
-  severe: "severe",
-};
 
 const SKIPPED_KEY_PREFIX = "triad.checkinSkipped.";
 
@@ -207,7 +200,7 @@ export class CheckIn {
   _showResults(results) {
     const lines = results.map((measure) => {
       const instrument = INSTRUMENTS.find((i) => i.id === measure.instrument);
-      const severity = SEVERITY_WORDS[measure.severity] || measure.severity;
+      const severity = severityWords(measure.severity);
       const item = el(
         "li",
         null,

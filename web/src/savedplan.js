@@ -3,6 +3,7 @@
 // plan's version and their private notes, each from its own call.
 
 import { button, el, isHost } from "./dom.js";
+import { INSTRUMENT_NAMES, severityWords } from "./measurewords.js";
 
 const STATUS_WORDS = { provisional: "provisional", confirmed: "confirmed" };
 const ACTION_WORDS = { start: "start", adjust: "adjust", stop: "stop" };
@@ -27,20 +28,11 @@ function joined(...parts) {
   return parts.filter((p) => p && String(p).trim()).join(" · ");
 }
 
-const INSTRUMENT_NAMES = { phq9: "PHQ-9", gad7: "GAD-7" };
-const SEVERITY_WORDS = {
-  minimal: "minimal",
-  mild: "mild",
-  moderate: "moderate",
-  moderately_severe: "moderately severe",
-  severe: "severe",
-};
-
 /** A check-in score as the plan's monitoring section lists it: "PHQ-9 check-in: 12 (moderate), 22 Nov 2026". */
 export function scoreLine(measure) {
   const day = new Date(measure.recorded_at).toLocaleDateString(undefined, { dateStyle: "medium" });
   const name = INSTRUMENT_NAMES[measure.instrument] || measure.instrument;
-  return `${name} check-in: ${measure.total} (${SEVERITY_WORDS[measure.severity] || measure.severity}), ${day}`;
+  return `${name} check-in: ${measure.total} (${severityWords(measure.severity)}), ${day}`;
 }
 
 /** The plan's content as readable sections (every value as text); `yours` for the client. */
