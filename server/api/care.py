@@ -13,7 +13,7 @@ from ..consults.brief import BriefRecord
 from ..consults.care import safety_flag
 from ..consults.checkins import MeasureRecord
 from ..consults.consent import ConsentState
-from ..consults.model import Actor, Brief, JoinIdentity
+from ..consults.model import Actor, Brief, ConsultStatus, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from ..notes.diff import PlanChange
@@ -177,13 +177,12 @@ async def read_platform_brief(call: Call) -> Reply:
 
 
 async def write_platform_brief(call: Call) -> Reply:
-    consult_id = await _owned(call)
     services = call.request.app[SERVICES]
-    consult = await services.consults.get(call.caller(), consult_id)
-    if consult.status == "ended":
+    consult = await services.consults.get(call.caller(), call.consult_id())
+    if consult.status == ConsultStatus.ENDED:
         raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
     record = await services.briefs.put(
-        consult_id,
+        consult.id,
         _brief(call.body_as(BriefIn)),
         author_role="platform",
         actor=Actor("platform", call.caller().key_id),

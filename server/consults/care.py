@@ -66,7 +66,8 @@ class CareFacts:
                     )
                 )
             ).all()
-        flags = (safety_flag(r) for r in await self._checkins.of_consult(consult_id))
+            measures = await self._checkins.of_consult(consult_id, session)
+        flags = (safety_flag(r) for r in measures)
         return CareState(
             consent_complete=consents.complete,
             sharing_withdrawn=consents.sharing_withdrawn,

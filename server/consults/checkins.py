@@ -89,13 +89,14 @@ class CheckIns:
             }
             if who.participant_id != client:
                 details["entered_by"] = who.participant_id
+            platform_id = await audit.platform_of(session, who.consult_id)
             audit.record(
                 session,
                 at=now,
                 actor=Actor("participant", who.participant_id),
                 action="measure.recorded",
                 consult_id=who.consult_id,
-                platform_id=await audit.platform_of(session, who.consult_id),
+                platform_id=platform_id,
                 details=details,
             )
             if result.item9_positive:
@@ -105,14 +106,19 @@ class CheckIns:
                     actor=Actor("system"),
                     action="measure.safety_flagged",
                     consult_id=who.consult_id,
-                    platform_id=await audit.platform_of(session, who.consult_id),
+                    platform_id=platform_id,
                     details={"measure_id": measure_id, "item": 9},
                 )
         return MeasureRecord(measure_id, who.consult_id, client, now, result)
 
-    async def of_consult(self, consult_id: ConsultId) -> list[MeasureRecord]:
-        async with self._db.sessions() as session:
+    async def of_consult(
+        self, consult_id: ConsultId, session: AsyncSession | None = None
+    ) -> list[MeasureRecord]:
+        """The consult's measures, oldest first (in the caller's session when given)."""
+        if session is not None:
             return await self._read(session, [consult_id])
+        async with self._db.sessions() as own:
+            return await self._read(own, [consult_id])
 
     async def of_series(self, consult_id: ConsultId) -> list[MeasureRecord]:
         """Every measure of the consult's follow-up series, oldest first: the trend."""

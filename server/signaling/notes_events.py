@@ -33,7 +33,8 @@ class NotesEvents:
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
     ) -> dict[str, Any]:
         message = payloads.parse(payloads.NotesUpdate, args)
-        if parse_document(message.doc) is DocumentName.CLINICIANS and room.sharing_withdrawn:
+        doc = parse_document(message.doc)
+        if doc is DocumentName.CLINICIANS and room.sharing_withdrawn:
             # The clinicians' channel is information shared between them: it stops with consent.
             raise TriadError(
                 ErrorCode.CONSENT_WITHDRAWN,
@@ -43,7 +44,6 @@ class NotesEvents:
         applied = await self._deps().notes.apply(
             identity.consult_id, identity.participant_id, identity.role, message.doc, message.update
         )
-        doc = parse_document(message.doc)
         await room.send_to_admitted(
             "notes-update",
             {"doc": str(doc), "update": message.update, "from": identity.participant_id},
