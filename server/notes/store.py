@@ -32,17 +32,17 @@ def _aad(plan_id: str, consult_id: str, part: str) -> bytes:
 @dataclass(frozen=True)
 class ConsultFacts:
     consult_id: ConsultId
-    status: str
     started_at: datetime | None
     ended_at: datetime | None
+    has_plan: bool
+    follows_id: ConsultId | None
+    series_id: ConsultId
+    # Read only for the plan (`for_plan=True`): the participants, the room's events, the check-in
+    # scores and the brief's presence.
     participants: list[tuple[ParticipantId, Role, str]]
     events: list[RoomEvent]
-    has_plan: bool
-    follows_id: ConsultId | None = None
-    series_id: ConsultId | None = None
-    # Read only for the plan (`for_plan=True`): the check-in scores and the brief's presence.
-    measures: tuple[PlanMeasure, ...] = ()
-    brief_attached: bool = False
+    measures: tuple[PlanMeasure, ...]
+    brief_attached: bool
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,11 @@ class PlanStore:
 
     async def consult_facts(self, consult_id: ConsultId, *, for_plan: bool = False) -> ConsultFacts:
         """What the notes need of the consult; `for_plan` adds what freezing the plan needs
-        (the room's events, the check-in scores, the brief's presence)."""
+        (the participants, the room's events, the check-in scores, the brief's presence)."""
         async with self._db.engine.connect() as conn:
             consult = (
                 await conn.execute(
                     select(
-                        Consult.status,
                         Consult.started_at,
                         Consult.ended_at,
                         Consult.follows_id,
@@ -88,13 +87,7 @@ class PlanStore:
             has_plan = (
                 await conn.scalar(select(Plan.id).where(Plan.consult_id == consult_id))
             ) is not None
-            people = (
-                await conn.execute(
-                    select(Participant.id, Participant.role, Participant.display_name).where(
-                        Participant.consult_id == consult_id
-                    )
-                )
-            ).all()
+            people = await _participants(conn, consult_id) if for_plan else []
             room_events = await _room_events(conn, consult_id) if for_plan else []
             measures = await self._measures(conn, consult_id) if for_plan else ()
             brief = for_plan and (
@@ -105,14 +98,13 @@ class PlanStore:
             )
         return ConsultFacts(
             consult_id=consult_id,
-            status=consult.status,
             started_at=consult.started_at,
             ended_at=consult.ended_at,
-            participants=[(ParticipantId(p.id), Role(p.role), p.display_name) for p in people],
-            events=room_events,
             has_plan=has_plan,
             follows_id=ConsultId(consult.follows_id) if consult.follows_id else None,
             series_id=ConsultId(consult.series_id),
+            participants=people,
+            events=room_events,
             measures=measures,
             brief_attached=brief,
         )
@@ -226,6 +218,17 @@ class PlanStore:
                 select(Plan).where(Plan.consult_id == consult_id)
             )
             return plan
+
+
+async def _participants(
+    conn: AsyncConnection, consult_id: ConsultId
+) -> list[tuple[ParticipantId, Role, str]]:
+    rows = await conn.execute(
+        select(Participant.id, Participant.role, Participant.display_name).where(
+            Participant.consult_id == consult_id
+        )
+    )
+    return [(ParticipantId(p.id), Role(p.role), p.display_name) for p in rows]
 
 
 async def _room_events(conn: AsyncConnection, consult_id: ConsultId) -> list[RoomEvent]:
