@@ -58,6 +58,15 @@ async def snapshot_row(world: World, consult_id: str, doc: DocumentName) -> Any:
         ).one()
 
 
+async def row_count(
+    world: World, table: type[NoteSnapshot] | type[NoteUpdate], consult_id: str, doc: DocumentName
+) -> int:
+    where = (table.consult_id == consult_id) & (table.doc == str(doc))
+    async with world.db.engine.connect() as conn:
+        count = await conn.execute(select(func.count()).select_from(table).where(where))
+    return count.scalar_one()
+
+
 async def test_a_follow_up_starts_from_the_saved_plan_and_becomes_version_2(
     world: World,
 ) -> None:
@@ -158,22 +167,10 @@ async def test_the_seed_is_written_once_sealed_for_the_follow_up_and_survives_a_
     assert content.summary == "Low mood and poor sleep since spring; nightmareflux."
     # Loaded from the stored seed, not seeded again (a new seal would differ: random nonce).
     assert (await snapshot_row(world, follow.id, PLAN)).sealed == sealed
-    async with world.db.sessions() as session:
-        rows = await session.scalar(
-            select(func.count())
-            .select_from(NoteUpdate)
-            .where(NoteUpdate.consult_id == follow.id, NoteUpdate.doc == "plan")
-        )
-    assert rows == 1
+    assert await row_count(world, NoteUpdate, follow.id, PLAN) == 1
     # The clinicians' document was never seeded: no snapshot row until it is written.
     await fresh.sync(CLINICIANS)
-    async with world.db.sessions() as session:
-        clinicians = await session.scalar(
-            select(func.count())
-            .select_from(NoteSnapshot)
-            .where(NoteSnapshot.consult_id == follow.id, NoteSnapshot.doc == "clinicians")
-        )
-    assert clinicians == 0
+    assert await row_count(world, NoteSnapshot, follow.id, CLINICIANS) == 0
 
 
 async def test_changes_of_a_follow_up_nobody_opened_yet(world: World) -> None:
