@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -79,40 +80,33 @@ async def test_hosts_enter_at_once_and_the_client_waits_until_admitted(
     assert status.body["status"] == "live"
 
 
-async def test_auto_admit_lets_a_consented_client_in_without_a_host(
-    base_url: str, api: Api, platform: PlatformKey
-) -> None:
+@pytest.fixture
+async def auto_admit(base_url: str, api: Api, platform: PlatformKey) -> AsyncIterator[People]:
+    """The people of a consult created with auto-admit."""
     created = await api.call(
         "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(auto_admit=True)
     )
     group = People(base_url, created.body, api)
-    try:
-        await group.consent()
-        client = await group.connect("client")
-        assert place_of(await client.join()) == "room"
-        await client.wait_event("signal")
-    finally:
-        await group.close()
+    yield group
+    await group.close()
 
 
-async def test_auto_admit_waits_for_the_clients_consent(
-    base_url: str, api: Api, platform: PlatformKey
-) -> None:
-    created = await api.call(
-        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(auto_admit=True)
-    )
-    group = People(base_url, created.body, api)
-    try:
-        client = await group.connect("client")
-        state = await client.join()
-        assert place_of(state) == "lobby"
-        assert state["consent"] == {"complete": False, "sharing_withdrawn": False}
-        await group.consent()  # consenting from the join page lets them in
-        admitted = await client.wait_event("admitted")
-        assert admitted["state"]["you"]["place"] == "room"
-        await client.wait_event("signal")
-    finally:
-        await group.close()
+async def test_auto_admit_lets_a_consented_client_in_without_a_host(auto_admit: People) -> None:
+    await auto_admit.consent()
+    client = await auto_admit.connect("client")
+    assert place_of(await client.join()) == "room"
+    await client.wait_event("signal")
+
+
+async def test_auto_admit_waits_for_the_clients_consent(auto_admit: People) -> None:
+    client = await auto_admit.connect("client")
+    state = await client.join()
+    assert place_of(state) == "lobby"
+    assert state["consent"] == {"complete": False, "sharing_withdrawn": False}
+    await auto_admit.consent()  # consenting from the join page lets them in
+    admitted = await client.wait_event("admitted")
+    assert admitted["state"]["you"]["place"] == "room"
+    await client.wait_event("signal")
 
 
 async def test_a_denied_client_is_disconnected_with_a_code(people: People) -> None:
