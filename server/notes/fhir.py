@@ -60,10 +60,6 @@ class _Builder:
     def resource_url(plan_id: str, kind: str, index: int = 0) -> str:
         return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"triad:{plan_id}:{kind}:{index}"))
 
-    @staticmethod
-    def care_plan_url(plan_id: str) -> str:
-        return _Builder.resource_url(plan_id, "CarePlan")
-
     def add(self, url: str, resource: dict[str, Any]) -> dict[str, str]:
         self.entries.append({"fullUrl": url, "resource": resource})
         return {"reference": url}
@@ -221,18 +217,16 @@ def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dic
         },
     )
 
-    people: dict[str, dict[str, str]] = {
-        a.participant_id: ref
-        for a, ref in (
-            (plan.participant(role), ref)
-            for role, ref in (
-                (Role.CLIENT, patient),
-                (Role.THERAPIST, therapist),
-                (Role.PSYCHIATRIST, psychiatrist),
-            )
-        )
-        if a is not None and ref is not None
-    }
+    # participant id -> the resource that is them, for the consents' performers
+    people: dict[str, dict[str, str]] = {}
+    for role, ref in (
+        (Role.CLIENT, patient),
+        (Role.THERAPIST, therapist),
+        (Role.PSYCHIATRIST, psychiatrist),
+    ):
+        who = plan.participant(role)
+        if who is not None and ref is not None:
+            people[who.participant_id] = ref
     supporting = [
         b.add(b.url("Observation", i), observation(m, subject, encounter_ref, patient))
         for i, m in enumerate(plan.measures)
@@ -269,7 +263,7 @@ def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dic
         care_plan["supportingInfo"] = supporting
     if plan.previous is not None:
         # The earlier plan of the series, by the identifier its own export carries.
-        earlier = _Builder.care_plan_url(plan.previous.plan_id)
+        earlier = _Builder.resource_url(plan.previous.plan_id, "CarePlan")
         care_plan["replaces"] = [
             {
                 "identifier": {"system": URI_IDENTIFIER, "value": earlier},
