@@ -68,11 +68,7 @@ _BANDS: dict[Instrument, tuple[tuple[int, Severity], ...]] = {
 SAFETY_ITEM = 9
 
 LOINC_SYSTEM = "http://loinc.org"
-# Panel (the questionnaire), and its total score.
-LOINC_PANEL: dict[Instrument, tuple[str, str]] = {
-    Instrument.PHQ9: ("44249-1", "PHQ-9 quick depression assessment panel [Reported.PHQ]"),
-    Instrument.GAD7: ("69737-5", "Generalized anxiety disorder 7 item (GAD-7)"),
-}
+# The total score (the FHIR Observation's code), and PHQ-9 item 9 (its component).
 LOINC_TOTAL: dict[Instrument, tuple[str, str]] = {
     Instrument.PHQ9: (
         "44261-6",

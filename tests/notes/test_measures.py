@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from server.consults.measures import (
-    LOINC_PANEL,
     LOINC_PHQ9_ITEM9,
     LOINC_TOTAL,
     Instrument,
@@ -146,6 +145,4 @@ def test_a_score_checks_itself_and_reads_back_from_json() -> None:
 def test_loinc_codes() -> None:
     assert LOINC_TOTAL[Instrument.PHQ9][0] == "44261-6"
     assert LOINC_TOTAL[Instrument.GAD7][0] == "70274-6"
-    assert LOINC_PANEL[Instrument.PHQ9][0] == "44249-1"
-    assert LOINC_PANEL[Instrument.GAD7][0] == "69737-5"
     assert LOINC_PHQ9_ITEM9[0] == "44260-8"
