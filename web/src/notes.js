@@ -30,9 +30,6 @@ export function documentsFor(role) {
   };
 }
 
-/** A transaction origin for edits made by a binding on this page. */
-export const localOrigin = LOCAL;
-
 /** Refusals after which sending the same update again cannot help. */
 const FINAL_REFUSALS = new Set([
   "forbidden_role",
@@ -94,7 +91,11 @@ export class NotesChannel {
         if (origin !== "local") return;
         if ([...added, ...updated, ...removed].includes(doc.ydoc.clientID)) this._queueAwareness(doc);
       });
-      doc.awareness.on("change", () => this._changed(doc.name, "awareness"));
+      // Only the others' presence is shown: this page's own caret moves (at every keystroke)
+      // are sent, not announced to the panel.
+      doc.awareness.on("change", (_, origin) => {
+        if (origin !== "local") this._changed(doc.name, "awareness");
+      });
     }
     on("notes-update", (message) => this._remoteUpdate(message));
     on("notes-awareness", (message) => this._remoteAwareness(message));

@@ -3,10 +3,8 @@
 // carepanel.js). Each tab's sections come from sections.js; who is editing which section comes
 // from awareness and shows as a chip on the section (and a caret in text sections).
 
-import { el, isHost } from "./dom.js";
+import { el, isHost, roleWords } from "./dom.js";
 import { CLIENT_SECTIONS, CLINICIANS_SECTIONS, PLAN_SECTIONS, sectionView } from "./sections.js";
-
-const ROLE_NAMES = { client: "client", therapist: "therapist", psychiatrist: "psychiatrist" };
 
 function tabsFor(role) {
   const host = isHost(role);
@@ -49,7 +47,7 @@ export class NotesPanel {
     this.notes = notes;
     this.you = you;
     this.tabs = tabsFor(you.role);
-    this.views = []; // {doc, key, section node, view}
+    this.views = []; // {doc, key, chips, view, node, carets: the others' carets shown in it}
     this.buttons = new Map();
     this.panels = new Map();
 
@@ -143,11 +141,11 @@ export class NotesPanel {
       panel.append(node);
       this.views.push({ doc: tab.doc, key: section.key, chips, view, node });
     }
-    // Carets move when the text changes under them.
+    // Carets move when the text changes under them (who is editing what does not).
     this._observed ||= new Set();
     if (!this._observed.has(tab.doc)) {
       this._observed.add(tab.doc);
-      ydoc.on("afterTransaction", () => this._renderPresence(tab.doc));
+      ydoc.on("afterTransaction", () => this._renderCarets(tab.doc));
     }
   }
 
@@ -163,6 +161,7 @@ export class NotesPanel {
     panel.dataset.closed = "true";
     panel.replaceChildren(el("p", "care-note notes-closed", note));
     this._renderDocTab(tab, panel);
+    this._renderPresence(docName);
   }
 
   _renderPresence(doc) {
@@ -170,16 +169,25 @@ export class NotesPanel {
     for (const entry of this.views) {
       if (entry.doc !== doc) continue;
       const here = others.filter((p) => p.section === entry.key);
+      entry.carets = here.filter((p) => p.cursor);
       entry.chips.replaceChildren(
         ...here.map((p) => {
-          const chip = el("li", "presence-chip", `${p.name} (${ROLE_NAMES[p.role] || "participant"}) is editing`);
+          const chip = el("li", "presence-chip", `${p.name} (${roleWords(p.role)}) is editing`);
           chip.dataset.role = p.role;
           chip.dataset.participantId = p.participant_id;
           return chip;
         }),
       );
       entry.node.dataset.editing = here.length ? "true" : "false";
-      entry.view.carets(here.filter((p) => p.cursor));
+      entry.view.carets(entry.carets);
+    }
+  }
+
+  /** Redraw the others' carets in `doc` after its text changed (nothing to do when nobody else
+   * has a caret there, as while typing alone). */
+  _renderCarets(doc) {
+    for (const entry of this.views) {
+      if (entry.doc === doc && entry.carets?.length) entry.view.carets(entry.carets);
     }
   }
 
