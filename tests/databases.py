@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL, make_url
 
 from server.db import migrate
@@ -127,3 +127,20 @@ async def snapshot(db: Database) -> dict[str, object]:
             (k.id, k.revoked_at) for k in await session.scalars(select(ApiKey))
         )
     return state
+
+
+async def stored_bytes(db: Database) -> bytes:
+    """Everything the database holds: SQLite's file and WAL byte for byte, or every value of
+    every row of PostgreSQL."""
+    path = db.sqlite_path()
+    if path is not None:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        files = [path, Path(f"{path}-wal")]
+        return b"".join(f.read_bytes() for f in files if f.exists())
+    chunks = []
+    async with db.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in await conn.execute(select(table)):
+                chunks.extend(v if isinstance(v, bytes) else str(v).encode() for v in row)
+    return b"\n".join(chunks)

@@ -274,12 +274,8 @@ async def read_plan_diff(call: Call) -> Reply:
         raise TriadError(
             ErrorCode.PLAN_NOT_FOUND, "this consult follows none: name one with `against`"
         )
-    older_consult = await services.consults.get(call.caller(), ConsultId(against))
-    older = await services.notes.plan(older_consult.id)
-    newer = await services.notes.plan(consult.id)
-    if older is None or newer is None:
-        raise TriadError(ErrorCode.PLAN_NOT_FOUND, "both consults need a saved plan")
-    changes = await services.notes.diff_plans(older.consult_id, newer.consult_id)
+    older_consult = await services.consults.get(call.caller(), ConsultId(against))  # owned
+    older, newer, changes = await services.notes.diff_plans(older_consult.id, consult.id)
     return Reply(
         200,
         PlanDiffOut(older=_plan_ref(older), newer=_plan_ref(newer), changes=changes_out(changes)),

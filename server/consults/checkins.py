@@ -40,8 +40,17 @@ class MeasureRecord:
         }
 
 
-def measure_aad(measure_id: str, consult_id: str) -> bytes:
+def _aad(measure_id: str, consult_id: str) -> bytes:
     return f"measure:{measure_id}:{consult_id}".encode()
+
+
+def seal_score(keyring: KeyRing, measure_id: str, consult_id: str, score: MeasureScore) -> bytes:
+    return keyring.seal(json.dumps(score.to_json()).encode(), _aad(measure_id, consult_id))
+
+
+def open_score(keyring: KeyRing, measure_id: str, consult_id: str, sealed: bytes) -> MeasureScore:
+    """A stored score, opened (and checked again as it is rebuilt)."""
+    return MeasureScore.from_json(json.loads(keyring.open(sealed, _aad(measure_id, consult_id))))
 
 
 class CheckIns:
@@ -76,10 +85,7 @@ class CheckIns:
                     participant_id=client,
                     instrument=str(result.instrument),
                     recorded_at=now,
-                    sealed=self._keyring.seal(
-                        json.dumps(result.to_json()).encode(),
-                        measure_aad(measure_id, who.consult_id),
-                    ),
+                    sealed=seal_score(self._keyring, measure_id, who.consult_id, result),
                 )
             )
             # Ids only: the audit trail never holds a score.
@@ -141,9 +147,7 @@ class CheckIns:
                 ConsultId(row.consult_id),
                 ParticipantId(row.participant_id),
                 row.recorded_at,
-                MeasureScore.from_json(
-                    json.loads(self._keyring.open(row.sealed, measure_aad(row.id, row.consult_id)))
-                ),
+                open_score(self._keyring, row.id, row.consult_id, row.sealed),
             )
             for row in rows
         ]

@@ -300,9 +300,11 @@ class NotesService:
         previous = PreviousPlanRef(before.consult_id, before.id, before.version)
         return previous, plan_changes(before.content, current)
 
-    async def diff_plans(self, from_consult: ConsultId, to_consult: ConsultId) -> list[PlanChange]:
-        """The changes between two saved plans of one series (`plan_not_found` when either
-        consult has none, `validation_failed` for plans of two series)."""
+    async def diff_plans(
+        self, from_consult: ConsultId, to_consult: ConsultId
+    ) -> tuple[PlanView, PlanView, list[PlanChange]]:
+        """Two saved plans of one series and the changes between them (`plan_not_found` when
+        either consult has none, `validation_failed` for plans of two series)."""
         return await self._plans.diff(from_consult, to_consult)
 
     async def series_plans(self, series_id: ConsultId) -> list[SeriesPlan]:

@@ -13,8 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.roles import Role
-from ..consults.checkins import measure_aad
-from ..consults.measures import MeasureScore
+from ..consults.checkins import open_score
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import AuditEvent, Consult, HandoffBrief, MeasureResult, Participant, Plan
@@ -121,9 +120,7 @@ class PlanStore:
             PlanMeasure(
                 MeasureId(row.id),
                 row.recorded_at,
-                MeasureScore.from_json(
-                    json.loads(self._keyring.open(row.sealed, measure_aad(row.id, consult_id)))
-                ),
+                open_score(self._keyring, row.id, consult_id, row.sealed),
             )
             for row in rows
         )
@@ -140,14 +137,16 @@ class PlanStore:
             ).first()
         return PreviousPlanRef(follows_id, PlanId(row.id), row.version) if row else None
 
-    async def diff(self, from_consult: ConsultId, to_consult: ConsultId) -> list[PlanChange]:
-        """The changes between the saved plans of two consults of one series."""
+    async def diff(
+        self, from_consult: ConsultId, to_consult: ConsultId
+    ) -> tuple[PlanView, PlanView, list[PlanChange]]:
+        """The saved plans of two consults of one series, and the changes between them."""
         older, newer = await self.get(from_consult), await self.get(to_consult)
         if older is None or newer is None:
             raise TriadError(ErrorCode.PLAN_NOT_FOUND, "both consults need a saved plan")
         if older.series_id != newer.series_id:
             raise TriadError(ErrorCode.VALIDATION_FAILED, "the two plans are of different series")
-        return plan_changes(older.content, newer.content)
+        return older, newer, plan_changes(older.content, newer.content)
 
     async def series_plans(self, series_id: ConsultId) -> list[SeriesPlan]:
         """The saved plans of a follow-up series, in version order."""

@@ -3,15 +3,10 @@ read it, the client cannot, and the database holds it sealed."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy import select, text
-
-from server.db.engine import Database
-from server.db.models import Base
 from server.services import Services
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body
+from tests.databases import stored_bytes
 from tests.rooms.conftest import People
 from tests.rooms.test_lobby_and_roles import audit_actions
 
@@ -22,23 +17,6 @@ BRIEF = {
     "risks": "Passive thoughts once in October; safety plan in place.",
 }
 SECRET_WORDS = ("Thornquillmarsh", "Sertraline", "CBT-I")
-
-
-async def stored_bytes(db: Database) -> bytes:
-    """Everything the database holds: SQLite's file and WAL byte for byte, or every value of
-    every row of PostgreSQL."""
-    path = db.sqlite_path()
-    if path is not None:
-        async with db.engine.connect() as conn:
-            await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-        files = [path, Path(f"{path}-wal")]
-        return b"".join(f.read_bytes() for f in files if f.exists())
-    chunks = []
-    async with db.engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            for row in await conn.execute(select(table)):
-                chunks.extend(v if isinstance(v, bytes) else str(v).encode() for v in row)
-    return b"\n".join(chunks)
 
 
 def brief_path(people: People) -> str:

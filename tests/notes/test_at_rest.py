@@ -4,29 +4,9 @@ byte; PostgreSQL: every column of every row)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy import select, text
-
-from server.db.models import Base
+from tests.databases import stored_bytes
 from tests.notes.conftest import World
 from tests.notes.plans import SECRET_WORDS, type_a_consult
-
-
-async def stored_bytes(world: World) -> bytes:
-    path = world.db.sqlite_path()
-    if path is not None:
-        async with world.db.engine.connect() as conn:
-            await conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-        files = [path, Path(f"{path}-wal")]
-        return b"".join(f.read_bytes() for f in files if f.exists())
-    chunks = []
-    async with world.db.engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            for row in await conn.execute(select(table)):
-                for value in row:
-                    chunks.append(value if isinstance(value, bytes) else str(value).encode())
-    return b"\n".join(chunks)
 
 
 def leaked(data: bytes) -> list[str]:
@@ -41,11 +21,11 @@ def leaked(data: bytes) -> list[str]:
 async def test_no_typed_word_is_stored_in_clear(world: World) -> None:
     await world.restart(snapshot_every=3)  # snapshots as well as log rows
     await type_a_consult(world)
-    assert leaked(await stored_bytes(world)) == []
+    assert leaked(await stored_bytes(world.db)) == []
     await world.end()
     plan = await world.notes.finalize(world.consult_id)
     # The words did reach the plan (and the clinicians' notes), only sealed.
     assert "nightmareflux" in plan.content.summary
     assert "Brightwaterhope" in plan.content.client_goals[0]
     assert "Quietmorrowplan" in await world.notes.clinicians_notes(world.consult_id)
-    assert leaked(await stored_bytes(world)) == []
+    assert leaked(await stored_bytes(world.db)) == []

@@ -124,7 +124,8 @@ async def test_a_follow_up_starts_from_the_saved_plan_and_becomes_version_2(
         (follow.id, second.id, 2),
     ]
     assert series[0].to_json()["created_at"] == first.created_at.isoformat()
-    assert await world.notes.diff_plans(world.consult_id, follow.id) == changes
+    *_plans, diffed = await world.notes.diff_plans(world.consult_id, follow.id)
+    assert diffed == changes
     # After the end, the changes since the previous plan are those of the saved plan.
     assert await world.notes.changes_since_previous(follow.id) == (previous, changes)
 
