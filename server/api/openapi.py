@@ -12,10 +12,16 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from ..errors import ERROR_SPECS, ErrorCode
 from .operations import JSON_TYPE, Operation
 from .problems import PROBLEM_TYPE
+from .ratelimit import RETRY_AFTER
 from .schemas import ProblemOut
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{model}"
+_RETRY_AFTER_HEADER = {
+    "required": True,
+    "description": "Whole seconds until the caller's budget allows another request.",
+    "schema": {"type": "integer", "minimum": 1},
+}
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "api_key": [{"apiKey": []}],
     "join_token": [{"joinToken": []}],
@@ -116,4 +122,6 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
             "description": "Problem: " + ", ".join(f"`{c}`" for c in codes),
             "content": {PROBLEM_TYPE: {"schema": problem}},
         }
+        if status == 429:
+            doc["responses"]["429"]["headers"] = {RETRY_AFTER: _RETRY_AFTER_HEADER}
     return doc
