@@ -88,6 +88,11 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse JSON from outside; raises `JsonRefused` for anything past the bounds above."""
     if nesting_depth(text) > max_depth:
         raise JsonRefused(f"the JSON nests deeper than {max_depth} levels")
+    if isinstance(text, bytes):
+        try:  # UTF-8 only (RFC 8259): json.loads would guess UTF-16 and skip a BOM
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise JsonRefused("the text is not UTF-8") from None
     try:
         data = json.loads(
             text,

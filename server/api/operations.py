@@ -7,6 +7,7 @@ answer, errors included, is thus written in one place and cannot drift from the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -22,6 +23,11 @@ from .context import RATE_LIMITS, SERVICES
 
 Auth = Literal["api_key", "join_token", "none"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Path ids are ours: a prefix and url-safe base64 (server/ids.py). Anything else names nothing,
+# and is answered `not_found` before a database sees it (PostgreSQL refuses a NUL in text).
+PATH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_PATH_ID = re.compile(PATH_ID_PATTERN)
 
 JSON_TYPE = "application/json"
 FHIR_JSON_TYPE = "application/fhir+json"
@@ -105,6 +111,8 @@ class Operation:
     def all_errors(self) -> tuple[ErrorCode, ...]:
         """Every code this operation can answer with, common ones included."""
         codes: list[ErrorCode] = [ErrorCode.INTERNAL]
+        if "{" in self.path:
+            codes.append(ErrorCode.NOT_FOUND)
         if self.auth == "api_key":
             codes += [ErrorCode.API_KEY_MISSING, ErrorCode.API_KEY_INVALID, ErrorCode.RATE_LIMITED]
         elif self.auth == "join_token":
@@ -148,6 +156,10 @@ async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
     model = op.body
     if model is None:
         return None
+    declared = request.content_length
+    if declared is not None and declared > request.client_max_size:
+        # Refused on the header alone: never wait for a body that size to arrive.
+        raise TriadError(ErrorCode.PAYLOAD_TOO_LARGE, "the request body is too large")
     raw = await request.read()  # raises 413 past the app's client_max_size
     if not raw:
         if op.body_required:
@@ -242,6 +254,8 @@ def preferred(request: web.Request, offered: tuple[str, ...]) -> str:
 def route_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         call = Call(request)
+        if not all(_PATH_ID.fullmatch(value) for value in request.match_info.values()):
+            raise TriadError(ErrorCode.NOT_FOUND, "no such resource")
         # Authenticate before reading the body: an unauthenticated caller gets nothing parsed.
         await _authenticate(request, op, call)
         call.query = _read_query(request, op)
