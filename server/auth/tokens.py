@@ -147,15 +147,27 @@ def read_key_id(token: str) -> KeyId:
 
 def verify(token: str, *, key_id: KeyId, secret: str, leeway: float) -> JoinClaims:
     read_key_id(token)  # the same bounds, whichever the caller called first
+    # Signature, audience and issuer first, then the claims' types and ranges (`exp: 1e308`,
+    # `exp: true`, a lone surrogate: `token_invalid`), and only then PyJWT's time checks, so a
+    # time past any calendar is never read as merely "expired" or "not yet valid".
+    claims = JoinClaims.from_payload(_decode(token, key_id, secret, leeway, check_times=False))
+    _decode(token, key_id, secret, leeway, check_times=True)
+    return claims
+
+
+def _decode(
+    token: str, key_id: KeyId, secret: str, leeway: float, *, check_times: bool
+) -> dict[str, Any]:
+    times = {"verify_exp": check_times, "verify_nbf": check_times, "verify_iat": check_times}
     try:
-        payload = jwt.decode(
+        payload: dict[str, Any] = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=key_id,
             leeway=leeway,
-            options={"require": _REQUIRED},
+            options={"require": _REQUIRED, **times},  # type: ignore[typeddict-item]
         )
     except jwt.ExpiredSignatureError:
         raise TriadError(ErrorCode.TOKEN_EXPIRED, "the join token has expired") from None
@@ -171,4 +183,4 @@ def verify(token: str, *, key_id: KeyId, secret: str, leeway: float) -> JoinClai
         raise _invalid("the join token's signature does not verify") from None
     except jwt.InvalidTokenError:
         raise _invalid("the join token is not valid") from None
-    return JoinClaims.from_payload(payload)
+    return payload

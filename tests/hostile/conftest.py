@@ -88,7 +88,7 @@ class Stage:
         ack = await therapist.call("media-state", {"audio": True, "video": True})
         assert ack["ok"], ack
         await psychiatrist.wait_event(
-            "peer-updated", lambda d: d["participant"]["id"] == self.pid("therapist"), after=mark
+            "peer-updated", lambda d: d["participant"]["participant_id"] == self.pid("therapist"), after=mark
         )
 
     def room_client(self, role: str, token: str | None = None) -> RoomClient:
