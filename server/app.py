@@ -12,8 +12,9 @@ from aiohttp.typedefs import Handler, Middleware
 
 from . import logs
 from .api import routes
-from .api.context import SERVICES
+from .api.context import RATE_LIMITS, SERVICES
 from .api.problems import problem_middleware
+from .api.ratelimit import KeyedLimiter, RestLimits
 from .crypto import KeyRing, development_keyring
 from .services import Services, open_services
 from .settings import Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         middlewares=[logs.request_id_middleware, security_headers(settings), problem_middleware],
     )
     app[SETTINGS] = settings
+    app[RATE_LIMITS] = rest_limits(settings)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, keyring, clock) as services:
@@ -64,6 +66,17 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     signaling.attach(app, settings, lambda: app[SIGNALING])
     _add_web_client(app)
     return app
+
+
+def rest_limits(settings: Settings) -> RestLimits:
+    return RestLimits(
+        platforms=KeyedLimiter(
+            "api_key", settings.api_key_requests_per_second, settings.api_key_request_burst
+        ),
+        participants=KeyedLimiter(
+            "join_token", settings.join_token_requests_per_second, settings.join_token_request_burst
+        ),
+    )
 
 
 def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     notes_snapshot_every: int = Field(default=500, ge=10, le=1_000_000)
 
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # REST rate limits (token buckets in this process): per API key, and per participant for
+    # join-token calls. Past them: 429 `rate_limited` with Retry-After.
+    api_key_requests_per_second: float = Field(default=50, gt=0, le=100_000)
+    api_key_request_burst: int = Field(default=200, ge=1, le=1_000_000)
+    join_token_requests_per_second: float = Field(default=5, gt=0, le=100_000)
+    join_token_request_burst: int = Field(default=60, ge=1, le=1_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

@@ -10,12 +10,19 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ..errors import ERROR_SPECS, ErrorCode
-from .operations import JSON_TYPE, Operation
+from .operations import JSON_TYPE, PATH_ID_PATTERN, Operation
 from .problems import PROBLEM_TYPE
+from .ratelimit import RETRY_AFTER
 from .schemas import ProblemOut
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _REF = "#/components/schemas/{model}"
+_PATH_ID_SCHEMA = {"type": "string", "pattern": PATH_ID_PATTERN}
+_RETRY_AFTER_HEADER = {
+    "required": True,
+    "description": "Whole seconds until the caller's budget allows another request.",
+    "schema": {"type": "integer", "minimum": 1},
+}
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "api_key": [{"apiKey": []}],
     "join_token": [{"joinToken": []}],
@@ -80,7 +87,7 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
     if op.description:
         doc["description"] = op.description
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": _PATH_ID_SCHEMA}
         for name in _PATH_PARAM.findall(op.path)
     ]
     for name, header in op.request_headers.items():
@@ -116,4 +123,6 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
             "description": "Problem: " + ", ".join(f"`{c}`" for c in codes),
             "content": {PROBLEM_TYPE: {"schema": problem}},
         }
+        if status == 429:
+            doc["responses"]["429"]["headers"] = {RETRY_AFTER: _RETRY_AFTER_HEADER}
     return doc

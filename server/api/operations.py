@@ -7,7 +7,7 @@ answer, errors included, is thus written in one place and cannot drift from the 
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -15,13 +15,19 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from .. import jsonlimits
 from ..consults.model import ConsultView, JoinIdentity, PlatformCaller
 from ..errors import ErrorCode, FieldError, TriadError
 from ..ids import ConsultId
-from .context import SERVICES
+from .context import RATE_LIMITS, SERVICES
 
 Auth = Literal["api_key", "join_token", "none"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Path ids are ours: a prefix and url-safe base64 (server/ids.py). Anything else names nothing,
+# and is answered `not_found` before a database sees it (PostgreSQL refuses a NUL in text).
+PATH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_PATH_ID = re.compile(PATH_ID_PATTERN)
 
 JSON_TYPE = "application/json"
 FHIR_JSON_TYPE = "application/fhir+json"
@@ -105,14 +111,17 @@ class Operation:
     def all_errors(self) -> tuple[ErrorCode, ...]:
         """Every code this operation can answer with, common ones included."""
         codes: list[ErrorCode] = [ErrorCode.INTERNAL]
+        if "{" in self.path:
+            codes.append(ErrorCode.NOT_FOUND)
         if self.auth == "api_key":
-            codes += [ErrorCode.API_KEY_MISSING, ErrorCode.API_KEY_INVALID]
+            codes += [ErrorCode.API_KEY_MISSING, ErrorCode.API_KEY_INVALID, ErrorCode.RATE_LIMITED]
         elif self.auth == "join_token":
             codes += [
                 ErrorCode.TOKEN_INVALID,
                 ErrorCode.TOKEN_EXPIRED,
                 ErrorCode.TOKEN_NOT_YET_VALID,
                 ErrorCode.TOKEN_REVOKED,
+                ErrorCode.RATE_LIMITED,
             ]
         if self.body is not None:
             codes += [
@@ -147,6 +156,10 @@ async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
     model = op.body
     if model is None:
         return None
+    declared = request.content_length
+    if declared is not None and declared > request.client_max_size:
+        # Refused on the header alone: never wait for a body that size to arrive.
+        raise TriadError(ErrorCode.PAYLOAD_TOO_LARGE, "the request body is too large")
     raw = await request.read()  # raises 413 past the app's client_max_size
     if not raw:
         if op.body_required:
@@ -155,11 +168,14 @@ async def _read_body(request: web.Request, op: Operation) -> BaseModel | None:
     if request.content_type != JSON_TYPE:
         raise TriadError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must be application/json")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise TriadError(ErrorCode.INVALID_JSON, "the body is not valid JSON") from None
+        # Bounded first (nesting, numbers, duplicate keys, lone surrogates) ...
+        jsonlimits.loads(raw)
+    except jsonlimits.JsonRefused as exc:
+        raise TriadError(ErrorCode.INVALID_JSON, f"the body is not accepted JSON: {exc}") from None
     try:
-        return model.model_validate(data)
+        # ... then validated strictly, as the document types it: "true", 1 and -0.0 are no
+        # booleans and "600" is no integer. JSON mode, so dates and enums still come as strings.
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise validation_error(exc) from None
 
@@ -177,11 +193,13 @@ async def _authenticate(request: web.Request, op: Operation, call: Call) -> None
     if op.auth == "none":
         return
     services = request.app[SERVICES]
+    limits = request.app[RATE_LIMITS]
     credential = bearer(request)
     if op.auth == "api_key":
         if credential is None:
             raise TriadError(ErrorCode.API_KEY_MISSING, "send the API key as a Bearer credential")
         call.platform = await services.keys.authenticate(credential)
+        limits.platforms.take(call.platform.key_id)
         return
     if credential is None:
         raise TriadError(ErrorCode.TOKEN_INVALID, "send the join token as a Bearer credential")
@@ -189,6 +207,8 @@ async def _authenticate(request: web.Request, op: Operation, call: Call) -> None
     call.participant, call.participant_consult = await services.access.authenticate(
         credential, consult_id, allow_ended=op.allow_ended
     )
+    # Per participant, not per token: minting a fresh token buys no fresh budget.
+    limits.participants.take(call.participant.participant_id)
 
 
 def to_response(reply: Reply) -> web.Response:
@@ -234,6 +254,8 @@ def preferred(request: web.Request, offered: tuple[str, ...]) -> str:
 def route_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         call = Call(request)
+        if not all(_PATH_ID.fullmatch(value) for value in request.match_info.values()):
+            raise TriadError(ErrorCode.NOT_FOUND, "no such resource")
         # Authenticate before reading the body: an unauthenticated caller gets nothing parsed.
         await _authenticate(request, op, call)
         call.query = _read_query(request, op)

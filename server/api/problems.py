@@ -7,6 +7,7 @@ from aiohttp.typedefs import Handler
 
 from .. import logs
 from ..errors import ERROR_SPECS, ErrorCode, TriadError
+from .ratelimit import RETRY_AFTER, RateLimited
 from .schemas import FieldErrorOut, ProblemOut
 
 PROBLEM_TYPE = "application/problem+json"
@@ -41,6 +42,8 @@ def problem_response(request: web.Request, error: TriadError) -> web.Response:
     )
     if spec.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="triad"'
+    if isinstance(error, RateLimited):
+        response.headers[RETRY_AFTER] = str(error.retry_after)
     return response
 
 
@@ -55,7 +58,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         code = _HTTP_CODES.get(exc.status)
         if code is None:
             raise
-        return problem_response(request, TriadError(code, ERROR_SPECS[code].title))
+        response = problem_response(request, TriadError(code, ERROR_SPECS[code].title))
+        if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods the resource has
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception as exc:
         _log.error("request_failed", path=request.rel_url.path, **logs.failure(exc))
         return problem_response(

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..settings import Settings
 from .deps import SignalingDeps
+from .frames import BoundedPacket
 from .namespace import ConsultNamespace
 
 # Heartbeats every 10 s with 10 s to answer: a dropped socket is noticed within ~20 s (the
@@ -31,6 +32,8 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
         ping_timeout=PING_TIMEOUT,
         logger=False,
         engineio_logger=False,
+        # Packets from outside: nesting, attachment counts and placeholders bounded.
+        serializer=BoundedPacket,
     )
     namespace = ConsultNamespace(deps)
     sio.register_namespace(namespace)

@@ -29,7 +29,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 
-from . import seam
+from . import sdpcheck, seam
 from .config import MediaConfig
 from .forwarding import ForwardTrack, Publication
 from .ice import rtc_ice_servers
@@ -251,9 +251,10 @@ class Peer:
     def _check_answer(self, sdp: str) -> None:
         """Refuse an answer that does not parse or does not match the offer, before aiortc
         applies any of it (aiortc can fail half-way through and leave the PC inconsistent)."""
+        offer = SessionDescription.parse(self._pending or "")  # our own, made by aiortc
+        sdpcheck.check_answer_text(sdp, max_media=len(offer.media))
         try:
             answer = SessionDescription.parse(sdp)
-            offer = SessionDescription.parse(self._pending or "")
         except _SDP_ERRORS:
             raise _invalid("the answer does not parse as SDP") from None
         if len(answer.media) != len(offer.media):
