@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from server.services import Services
 from tests.apiclient import Api
+from tests.care.trail import stored_events
 from tests.conftest import PlatformKey
 from tests.rooms.conftest import People
 from tests.rooms.test_lobby_and_roles import audit_actions
@@ -21,7 +23,7 @@ def measures_path(people: People) -> str:
 
 
 async def test_the_server_scores_and_keeps_the_trend(
-    people: People, api: Api, platform: PlatformKey
+    people: People, api: Api, platform: PlatformKey, services: Services
 ) -> None:
     first = await api.call(
         "POST",
@@ -52,8 +54,17 @@ async def test_the_server_scores_and_keeps_the_trend(
     assert [m["total"] for m in platform_view.body["measures"]] == [4, 15]
     events = await audit_actions(api, platform, people.consult["id"])
     recorded = [e for e in events if e["action"] == "measure.recorded"]
-    assert [e["details"]["instrument"] for e in recorded] == ["phq9", "gad7"]
-    assert all("total" not in e["details"] and "answers" not in e["details"] for e in recorded)
+    # In clear, the measure's id only; the instrument is sealed with the event.
+    assert [e["details"] for e in recorded] == [
+        {"measure_id": first.body["id"]},
+        {"measure_id": second.body["id"]},
+    ]
+    stored = [e for e in await stored_events(services, people.consult["id"])]
+    sealed = [e.sealed for e in stored if e.action == "measure.recorded"]
+    assert sealed == [
+        {"instrument": "phq9", "safety_flagged": False},
+        {"instrument": "gad7", "safety_flagged": False},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +106,7 @@ async def test_only_the_client_or_a_therapist_beside_them_answers(people: People
 
 
 async def test_item_9_reaches_both_clinicians_at_once_and_not_the_client(
-    people: People, api: Api, platform: PlatformKey
+    people: People, api: Api, platform: PlatformKey, services: Services
 ) -> None:
     therapist, psychiatrist, client = await people.all_in_room()
     answer = await api.call(
@@ -124,7 +135,13 @@ async def test_item_9_reaches_both_clinicians_at_once_and_not_the_client(
     assert [f["measure_id"] for f in (await late.join())["safety_flags"]] == [answer.body["id"]]
     again = await people.connect("client")
     assert (await again.join())["safety_flags"] == []
+    # The flag is a clinical fact: no action names it and no clear detail says it; the
+    # check-in's own event carries it sealed.
     events = await audit_actions(api, platform, people.consult["id"])
-    assert [e["details"] for e in events if e["action"] == "measure.safety_flagged"] == [
-        {"measure_id": answer.body["id"], "item": 9}
+    assert not [e for e in events if "safety" in e["action"] or "flag" in str(e["details"])]
+    recorded = [e for e in events if e["action"] == "measure.recorded"]
+    assert [e["details"] for e in recorded] == [{"measure_id": answer.body["id"]}]
+    stored = await stored_events(services, people.consult["id"])
+    assert [e.sealed for e in stored if e.action == "measure.recorded"] == [
+        {"instrument": "phq9", "safety_flagged": True}
     ]
