@@ -9,6 +9,7 @@ from server.services import Services
 from tests.apiclient import Api
 from tests.care.trail import stored_events
 from tests.conftest import PlatformKey
+from tests.databases import snapshot
 from tests.rooms.conftest import People
 from tests.rooms.test_lobby_and_roles import audit_actions
 
@@ -145,3 +146,25 @@ async def test_item_9_reaches_both_clinicians_at_once_and_not_the_client(
     assert [e.sealed for e in stored if e.action == "measure.recorded"] == [
         {"instrument": "phq9", "safety_flagged": True}
     ]
+
+
+@pytest.mark.room_settings(checkins_max_per_consult=2)
+async def test_check_ins_per_consult_are_capped(
+    people: People, api: Api, services: Services
+) -> None:
+    body = {"instrument": "gad7", "answers": GAD7}
+    for _ in range(2):
+        kept = await api.call(
+            "POST", measures_path(people), bearer=people.token("client"), json_body=body
+        )
+        assert kept.status == 201, kept.body
+    before = await snapshot(services.db)
+    for _ in range(2):
+        refused = await api.call(
+            "POST", measures_path(people), bearer=people.token("client"), json_body=body
+        )
+        assert refused.status == 409
+        assert refused.body["code"] == "checkins_limit_reached"
+    assert await snapshot(services.db) == before  # refused: nothing stored, nothing audited
+    listed = await api.call("GET", measures_path(people), bearer=people.token("client"))
+    assert len(listed.body["measures"]) == 2
