@@ -48,10 +48,18 @@ def revisions(connection: Connection) -> tuple[str | None, str]:
 async def upgrade(engine: AsyncEngine, keyring: Sealer | None = None) -> None:
     """Bring the database to head. Migrations that seal rows in place (0005) need the key ring;
     an empty database migrates without one."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: command.upgrade(config(c, keyring), "head"))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(config(c, keyring), "head"))
+    finally:
+        # A migration may switch a connection's checks off (SQLite foreign keys, 0005): drop
+        # the pooled connections so the app's next one starts with the engine's own settings.
+        await engine.dispose()
 
 
 async def downgrade(engine: AsyncEngine, revision: str, keyring: Sealer | None = None) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda c: command.downgrade(config(c, keyring), revision))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(config(c, keyring), revision))
+    finally:
+        await engine.dispose()

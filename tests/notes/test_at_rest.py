@@ -70,7 +70,7 @@ async def test_names_consent_check_ins_and_same_room_are_sealed(world: World) ->
         "phq9",
         "gad7",
         "safety",
-        "present_with\": [",
+        'present_with": [',
         json.dumps([client.participant_id]),
         '"via"',
     ]

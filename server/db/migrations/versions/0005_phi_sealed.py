@@ -154,8 +154,38 @@ def _audit_aad(event_id: int) -> str:
     return f"audit:{event_id}"
 
 
+def _foreign_keys_off() -> None:
+    """SQLite's batch mode copies a table, drops the original and renames the copy; with rows
+    referring to the table, the drop fails the foreign-key check (alembic's documented case).
+    The checks are off for this migration (the pragma only takes outside a transaction, and
+    nothing has written yet), and `_foreign_keys_checked` verifies every key at the end.
+    `server.db.migrate` drops the connection afterwards, so the app's connections have the
+    checks on again."""
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("PRAGMA foreign_keys = OFF")
+
+
+def _foreign_keys_checked() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        broken = op.get_bind().execute(sa.text("PRAGMA foreign_key_check")).all()
+        if broken:
+            raise RuntimeError(f"migration 0005 broke {len(broken)} foreign keys")
+
+
+def _require_keys_for_rows(keys: _Keys, *tables: str) -> None:
+    """Refuse before the first change: SQLite commits DDL as it goes, so a refusal halfway
+    would leave a half-migrated database."""
+    bind = op.get_bind()
+    for table in tables:
+        if bind.execute(sa.text(f"SELECT 1 FROM {table} LIMIT 1")).first() is not None:  # noqa: S608
+            keys.ring()
+            return
+
+
 def upgrade() -> None:
     keys = _Keys()
+    _require_keys_for_rows(keys, "participants", "consents", "measure_results", "audit_events")
+    _foreign_keys_off()
     bind = op.get_bind()
     now = datetime.now(UTC).isoformat()
 
@@ -253,10 +283,13 @@ def upgrade() -> None:
             .where(events.c.id == row.id)
             .values(details=clear, sealed=keys.seal(sealed, _audit_aad(row.id)))
         )
+    _foreign_keys_checked()
 
 
 def downgrade() -> None:
     keys = _Keys()
+    _require_keys_for_rows(keys, "participants", "consents", "measure_results", "audit_events")
+    _foreign_keys_off()
     bind = op.get_bind()
 
     # Audit: clinical details back in clear, the safety flag back as its own event.
@@ -362,3 +395,4 @@ def downgrade() -> None:
         batch.alter_column("display_name", existing_type=sa.String(length=100), nullable=False)
         batch.drop_column("name_sealed")
         batch.drop_column("presence_sealed")
+    _foreign_keys_checked()
