@@ -45,7 +45,7 @@ async def migrate(settings: Settings) -> str:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        await migrations.upgrade(db.engine)
+        await migrations.upgrade(db.engine, keyring_for(settings))
     finally:
         await db.close()
     return migrations.head()

@@ -59,6 +59,9 @@ class ErrorCode(StrEnum):
     CONSENT_WITHDRAWN = "consent_withdrawn"
     CONSENT_WORDING_OUTDATED = "consent_wording_outdated"
     SAME_ROOM_REQUIRED = "same_room_required"
+    PRESENCE_NOT_DECLARED = "presence_not_declared"
+    PRESENCE_CONFIRMATION_REFUSED = "presence_confirmation_refused"
+    CHECKINS_LIMIT_REACHED = "checkins_limit_reached"
     BRIEF_NOT_FOUND = "brief_not_found"
     MEASURE_INVALID = "measure_invalid"
     PREVIOUS_CONSULT_INVALID = "previous_consult_invalid"
@@ -150,7 +153,16 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
         HTTPStatus.CONFLICT, "The consent wording shown is not the current version"
     ),
     ErrorCode.SAME_ROOM_REQUIRED: ErrorSpec(
-        HTTPStatus.CONFLICT, "Only a clinician who declared the client present with them may attest"
+        HTTPStatus.CONFLICT, "The client's presence with this clinician is not in effect"
+    ),
+    ErrorCode.PRESENCE_NOT_DECLARED: ErrorSpec(
+        HTTPStatus.CONFLICT, "Nobody declared that participant present at that device"
+    ),
+    ErrorCode.PRESENCE_CONFIRMATION_REFUSED: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "Not yours to confirm: the person declared, or another clinician"
+    ),
+    ErrorCode.CHECKINS_LIMIT_REACHED: ErrorSpec(
+        HTTPStatus.CONFLICT, "The consult has the most check-ins it may hold"
     ),
     ErrorCode.BRIEF_NOT_FOUND: ErrorSpec(HTTPStatus.NOT_FOUND, "No hand-off brief is attached"),
     ErrorCode.MEASURE_INVALID: ErrorSpec(

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 
 from .consults.access import ParticipantAccess
+from .consults.audit import ReadLog
 from .consults.brief import BriefBook
 from .consults.care import CareFacts
 from .consults.checkins import CheckIns
@@ -42,6 +43,7 @@ class Services:
     briefs: BriefBook
     checkins: CheckIns
     care: CareFacts
+    reads: ReadLog
 
 
 @asynccontextmanager
@@ -56,8 +58,8 @@ async def open_services(
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
         keys = PlatformKeys(db, keyring, clock)
-        checkins = CheckIns(db, keyring, clock)
-        care = CareFacts(db, checkins, clock)
+        checkins = CheckIns(db, keyring, clock, max_per_consult=settings.checkins_max_per_consult)
+        care = CareFacts(db, keyring, checkins, clock)
         notes = NotesService(
             db,
             keyring,
@@ -104,10 +106,11 @@ async def open_services(
             access=ParticipantAccess(db, keys, settings.token_leeway_seconds),
             notes=notes,
             rooms=rooms,
-            consents=ConsentBook(db, clock),
+            consents=ConsentBook(db, keyring, clock),
             briefs=BriefBook(db, keyring, clock),
             checkins=checkins,
             care=care,
+            reads=ReadLog(db, clock),
         )
     finally:
         await stack.aclose()  # rooms first (they save plans), then notes

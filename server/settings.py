@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     notes_max_update_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
     notes_snapshot_every: int = Field(default=500, ge=10, le=1_000_000)
 
+    # Check-ins: the most a consult may hold (each is scored, sealed and audited).
+    checkins_max_per_consult: int = Field(default=20, ge=1, le=1000)
+
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # REST rate limits (token buckets in this process): per API key, and per participant for
     # join-token calls. Past them: 429 `rate_limited` with Retry-After.

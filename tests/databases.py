@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -131,7 +132,7 @@ async def snapshot(db: Database) -> dict[str, object]:
 
 async def stored_bytes(db: Database) -> bytes:
     """Everything the database holds: SQLite's file and WAL byte for byte, or every value of
-    every row of PostgreSQL."""
+    every row of PostgreSQL (JSON columns as JSON text)."""
     path = db.sqlite_path()
     if path is not None:
         async with db.engine.connect() as conn:
@@ -142,5 +143,15 @@ async def stored_bytes(db: Database) -> bytes:
     async with db.engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
             for row in await conn.execute(select(table)):
-                chunks.extend(v if isinstance(v, bytes) else str(v).encode() for v in row)
+                chunks.extend(_as_stored(v) for v in row)
     return b"\n".join(chunks)
+
+
+def _as_stored(value: object) -> bytes:
+    """A PostgreSQL value as the server holds it: bytes as they are, JSON as JSON text (so a
+    search for `"key": [` finds what a JSON column holds), anything else as its text."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value).encode()
+    return str(value).encode()

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..auth.roles import Role, require_host
+from ..consults.audit import AuditAction
 from ..consults.brief import BriefRecord
 from ..consults.care import safety_flag
 from ..consults.checkins import MeasureRecord
 from ..consults.consent import ConsentState
 from ..consults.model import Actor, Brief, ConsultStatus, JoinIdentity
+from ..consults.presence import Declaration, PresentVia
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from ..notes.diff import PlanChange
@@ -21,10 +23,12 @@ from ..notes.plan import PlanView
 from .care_schemas import (
     BriefIn,
     BriefOut,
+    ConfirmPresenceIn,
     ConsentRecordOut,
     ConsentStateOut,
     ConsentTextOut,
     ConsentWordingOut,
+    DeclarationOut,
     GiveConsentIn,
     MeasureIn,
     MeasureOut,
@@ -41,6 +45,7 @@ from .care_schemas import (
 )
 from .context import SERVICES
 from .operations import Call, Reply
+from .reads import log_read
 
 
 def _participant(call: Call) -> JoinIdentity:
@@ -83,9 +88,9 @@ def measure_out(record: MeasureRecord) -> MeasureOut:
 
 async def read_consent(call: Call) -> Reply:
     identity = _participant(call)
-    return Reply(
-        200, consent_out(await call.request.app[SERVICES].consents.state(identity.consult_id))
-    )
+    state = await call.request.app[SERVICES].consents.state(identity.consult_id)
+    await log_read(call, identity.consult_id, AuditAction.CONSENT_READ)
+    return Reply(200, consent_out(state))
 
 
 async def give_consent(call: Call) -> Reply:
@@ -112,7 +117,9 @@ async def withdraw_consent(call: Call) -> Reply:
 async def platform_consent(call: Call) -> Reply:
     services = call.request.app[SERVICES]
     consult = await services.consults.get(call.caller(), call.consult_id())
-    return Reply(200, consent_out(await services.consents.state(consult.id)))
+    state = await services.consents.state(consult.id)
+    await log_read(call, consult.id, AuditAction.CONSENT_READ)
+    return Reply(200, consent_out(state))
 
 
 # --- same room -----------------------------------------------------------------------------
@@ -121,11 +128,35 @@ async def platform_consent(call: Call) -> Reply:
 async def declare_present_with(call: Call) -> Reply:
     identity = _participant(call)
     services = call.request.app[SERVICES]
-    present = await services.care.declare_present_with(
+    declared = await services.care.declare_present_with(
         identity, call.body_as(PresentWithIn).participant_ids
     )
     await services.rooms.care_changed(identity.consult_id)
-    return Reply(200, PresentWithOut(participant_ids=list(present)))
+    return Reply(200, present_with_out(declared))
+
+
+async def confirm_present_with(call: Call) -> Reply:
+    identity = _participant(call)
+    body = call.body_as(ConfirmPresenceIn)
+    services = call.request.app[SERVICES]
+    declared = await services.care.confirm_presence(identity, body.declarer_id, body.participant_id)
+    await services.rooms.care_changed(identity.consult_id)
+    return Reply(200, present_with_out(declared))
+
+
+def present_with_out(declared: tuple[Declaration, ...]) -> PresentWithOut:
+    return PresentWithOut(
+        participant_ids=[d.participant_id for d in declared],
+        declarations=[
+            DeclarationOut(
+                participant_id=d.participant_id,
+                status=d.via.value,
+                confirmed_by=d.by if d.via == PresentVia.CONFIRMED else None,
+                attested_by=d.by if d.via == PresentVia.ATTESTED else None,
+            )
+            for d in declared
+        ],
+    )
 
 
 # --- hand-off brief ------------------------------------------------------------------------
@@ -207,12 +238,14 @@ async def record_measure(call: Call) -> Reply:
 async def read_session_measures(call: Call) -> Reply:
     identity = _participant(call)
     records = await call.request.app[SERVICES].checkins.of_series(identity.consult_id)
+    await log_read(call, identity.consult_id, AuditAction.MEASURES_READ, count=len(records))
     return Reply(200, MeasuresOut(measures=[measure_out(r) for r in records]))
 
 
 async def read_platform_measures(call: Call) -> Reply:
     consult_id = await _owned(call)
     records = await call.request.app[SERVICES].checkins.of_series(consult_id)
+    await log_read(call, consult_id, AuditAction.MEASURES_READ, count=len(records))
     return Reply(200, MeasuresOut(measures=[measure_out(r) for r in records]))
 
 
@@ -228,6 +261,12 @@ async def read_plan_changes(call: Call) -> Reply:
     identity = _participant(call)
     previous, changes = await call.request.app[SERVICES].notes.changes_since_previous(
         identity.consult_id
+    )
+    await log_read(
+        call,
+        identity.consult_id,
+        AuditAction.PLAN_DIFF_READ,
+        against=previous.consult_id if previous is not None else None,
     )
     return Reply(
         200,
@@ -247,6 +286,7 @@ async def read_series(call: Call) -> Reply:
     consult = await services.consults.get(call.caller(), call.consult_id())
     series_id = consult.series_id or consult.id
     plans = await services.notes.series_plans(series_id)
+    await log_read(call, consult.id, AuditAction.SERIES_READ, series_id=series_id)
     return Reply(
         200,
         SeriesOut(
@@ -276,6 +316,7 @@ async def read_plan_diff(call: Call) -> Reply:
         )
     older_consult = await services.consults.get(call.caller(), ConsultId(against))  # owned
     older, newer, changes = await services.notes.diff_plans(older_consult.id, consult.id)
+    await log_read(call, consult.id, AuditAction.PLAN_DIFF_READ, against=older_consult.id)
     return Reply(
         200,
         PlanDiffOut(older=_plan_ref(older), newer=_plan_ref(newer), changes=changes_out(changes)),

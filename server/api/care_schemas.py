@@ -4,7 +4,7 @@ measures, and follow-up series. These models are the OpenAPI schemas too."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt
 
@@ -55,12 +55,31 @@ class WithdrawConsentIn(Body):
     scopes: list[Scope] = Field(min_length=1, max_length=2)
 
 
+ParticipantIdIn = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class PresentWithIn(Body):
-    participant_ids: list[str] = Field(max_length=2)
+    participant_ids: list[ParticipantIdIn] = Field(max_length=2)
+
+
+class DeclarationOut(Body):
+    participant_id: str
+    status: Literal["pending", "confirmed", "attested"] = Field(
+        description="pending until the person declared confirms it or another clinician "
+        "attests it (the client only); only a declaration in effect counts"
+    )
+    confirmed_by: str | None = None
+    attested_by: str | None = None
 
 
 class PresentWithOut(Body):
-    participant_ids: list[str]
+    participant_ids: list[str] = Field(description="Declared present, in effect or pending.")
+    declarations: list[DeclarationOut] = Field(default_factory=list)
+
+
+class ConfirmPresenceIn(Body):
+    declarer_id: ParticipantIdIn = Field(description="At whose device")
+    participant_id: ParticipantIdIn = Field(description="Who is declared present there")
 
 
 class BriefIn(BriefFields):

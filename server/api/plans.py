@@ -8,6 +8,7 @@ no other answer here ever holds them.
 from __future__ import annotations
 
 from ..auth.roles import require_host
+from ..consults.audit import AuditAction
 from ..consults.model import JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
@@ -15,6 +16,7 @@ from ..notes.fhir import build_bundle
 from ..notes.plan import PlanView
 from .context import SERVICES
 from .operations import FHIR_JSON_TYPE, JSON_TYPE, MARKDOWN_TYPE, Call, Reply, preferred
+from .reads import log_read
 from .schemas import CliniciansNotesOut, FhirBundleOut, PlanOut
 
 
@@ -50,7 +52,9 @@ async def _plan_reply(call: Call, plan: PlanView) -> Reply:
         markdown = await call.request.app[SERVICES].notes.plan_markdown(plan.consult_id)
         if markdown is None:
             raise TriadError(ErrorCode.PLAN_NOT_FOUND, "no plan is saved for this consult yet")
+        await log_read(call, plan.consult_id, AuditAction.PLAN_READ, format="markdown")
         return Reply(200, text=markdown, content_type=MARKDOWN_TYPE)
+    await log_read(call, plan.consult_id, AuditAction.PLAN_READ, format="json")
     return Reply(200, plan_out(plan))
 
 
@@ -63,6 +67,7 @@ async def get_plan_fhir(call: Call) -> Reply:
     # Consent is read now, not from the plan: a withdrawal after the end must show.
     consents = await call.request.app[SERVICES].consents.state(plan.consult_id)
     bundle = FhirBundleOut.model_validate(build_bundle(plan, consents=consents.records))
+    await log_read(call, plan.consult_id, AuditAction.PLAN_READ, format="fhir")
     return Reply(200, bundle, content_type=FHIR_JSON_TYPE)
 
 
@@ -77,4 +82,5 @@ async def read_clinicians_notes(call: Call) -> Reply:
     notes = call.request.app[SERVICES].notes
     saved = await notes.plan(identity.consult_id) is not None
     text = await notes.clinicians_notes(identity.consult_id)
+    await log_read(call, identity.consult_id, AuditAction.NOTES_READ)
     return Reply(200, CliniciansNotesOut(consult_id=identity.consult_id, text=text, saved=saved))

@@ -9,6 +9,7 @@ from . import care, consults, health, openapi, participants, plans
 from .care_schemas import (
     BriefIn,
     BriefOut,
+    ConfirmPresenceIn,
     ConsentStateOut,
     GiveConsentIn,
     MeasureIn,
@@ -267,6 +268,24 @@ OPERATIONS: tuple[Operation, ...] = (
         tags=("care",),
     ),
     Operation(
+        "POST",
+        SESSION + "/present-with/confirmations",
+        "confirmPresentWith",
+        "Same-room mode: the person declared confirms it, or another clinician attests the "
+        "client's presence (docs/api.md says who may)",
+        care.confirm_present_with,
+        auth="join_token",
+        body=ConfirmPresenceIn,
+        responses={200: ("The declarer's declarations after", PresentWithOut)},
+        errors=(
+            ErrorCode.TOKEN_WRONG_CONSULT,
+            ErrorCode.CONSULT_ENDED,
+            ErrorCode.PRESENCE_NOT_DECLARED,
+            ErrorCode.PRESENCE_CONFIRMATION_REFUSED,
+        ),
+        tags=("care",),
+    ),
+    Operation(
         "GET",
         SESSION + "/brief",
         "readSessionBrief",
@@ -334,6 +353,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ErrorCode.FORBIDDEN_ROLE,
             ErrorCode.SAME_ROOM_REQUIRED,
             ErrorCode.MEASURE_INVALID,
+            ErrorCode.CHECKINS_LIMIT_REACHED,
         ),
         tags=("care",),
         description=(

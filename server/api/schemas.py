@@ -131,7 +131,9 @@ class SessionYouOut(Body):
     name: str
     token_expires_at: datetime
     present_with: list[str] = Field(
-        default=[], description="Same-room mode: who this participant declared at their device."
+        default=[],
+        description="Same-room mode: who sits at this participant's device, confirmed or "
+        "attested (a pending declaration is not listed).",
     )
 
 
@@ -238,6 +240,12 @@ class AttendanceOut(Body):
     present_via: str | None = Field(
         default=None,
         description="Same-room mode: attended at this participant's device, not their own.",
+    )
+    confirmed_by: str | None = Field(
+        default=None, description="Same-room mode: the presence was confirmed by this person."
+    )
+    attested_by: str | None = Field(
+        default=None, description="Same-room mode: the presence was attested by this clinician."
     )
 
 

@@ -51,7 +51,7 @@ class ParticipantAccess:
                 raise TriadError(ErrorCode.TOKEN_REVOKED, "the join token was revoked")
             if consult.status == ConsultStatus.ENDED and not allow_ended:
                 raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
-            view = await consult_view(session, consult)
+            view = await consult_view(session, consult, self._keys.keyring)
         identity = JoinIdentity(
             consult_id=ConsultId(consult.id),
             participant_id=claims.sub,

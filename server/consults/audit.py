@@ -1,15 +1,61 @@
-"""The audit trail: append-only events of who did what to a consult. Ids and codes only."""
+"""The audit trail: append-only events of who did what to a consult.
+
+The clear columns hold ids, codes and the action; an action never names a clinical fact (a
+check-in that raised the safety flag is a `measure.recorded` like any other). What an event
+must say that is clinical (which instrument, whether it flagged, who sat with whom) goes in
+`sealed`, sealed with the key ring and bound to the event's row id.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..crypto import KeyRing
+from ..db.engine import Database
 from ..db.models import AuditEvent, Consult
 from .model import Actor, AuditEntry
+
+# What a detail may be: ids, codes, counts, flags, lists or maps of ids. Never free text.
+DetailValue = str | int | bool | None | list[str] | dict[str, str]
+Details = Mapping[str, DetailValue]
+
+
+class AuditAction(StrEnum):
+    """Every action the trail records. The stored string is the value; never rename one."""
+
+    CONSULT_CREATED = "consult.created"
+    CONSULT_LIVE = "consult.live"
+    CONSULT_ENDED = "consult.ended"
+    TOKEN_MINTED = "token.minted"  # noqa: S105 (an action name, not a secret)
+    TOKENS_REVOKED = "tokens.revoked"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    PARTICIPANT_JOINED = "participant.joined"
+    PARTICIPANT_ADMITTED = "participant.admitted"
+    PARTICIPANT_DENIED = "participant.denied"
+    PARTICIPANT_REMOVED = "participant.removed"
+    PARTICIPANT_LEFT = "participant.left"
+    # Same room: a declaration (pending), and its confirmation or attestation (in effect).
+    PARTICIPANT_PRESENT_WITH = "participant.present_with"
+    PRESENCE_CONFIRMED = "presence.confirmed"
+    CONSENT_GIVEN = "consent.given"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    BRIEF_SAVED = "brief.saved"
+    MEASURE_RECORDED = "measure.recorded"
+    # Reads of PHI (HIPAA audit controls): who read what, never what it said.
+    BRIEF_READ = "brief.read"
+    PLAN_READ = "plan.read"
+    NOTES_READ = "notes.read"
+    MEASURES_READ = "measures.read"
+    CONSENT_READ = "consent.read"
+    SERIES_READ = "series.read"
+    PLAN_DIFF_READ = "plan_diff.read"
 
 
 def record(
@@ -17,22 +63,63 @@ def record(
     *,
     at: datetime,
     actor: Actor,
-    action: str,
+    action: AuditAction,
     consult_id: str | None = None,
     platform_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        AuditEvent(
-            consult_id=consult_id,
-            platform_id=platform_id,
-            at=at,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            action=action,
-            details=details or {},
-        )
+    details: Details | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        consult_id=consult_id,
+        platform_id=platform_id,
+        at=at,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        action=AuditAction(action).value,
+        details=dict(details or {}),
     )
+    session.add(event)
+    return event
+
+
+def _aad(event_id: int) -> bytes:
+    return f"audit:{event_id}".encode()
+
+
+async def record_sealed(
+    session: AsyncSession,
+    keyring: KeyRing,
+    sealed: Details,
+    *,
+    at: datetime,
+    actor: Actor,
+    action: AuditAction,
+    consult_id: str | None = None,
+    platform_id: str | None = None,
+    details: Details | None = None,
+) -> None:
+    """An event with a sealed detail; flushed first, so the seal can name the row's id."""
+    event = record(
+        session,
+        at=at,
+        actor=actor,
+        action=action,
+        consult_id=consult_id,
+        platform_id=platform_id,
+        details=details,
+    )
+    await session.flush()
+    event.sealed = seal_details(keyring, event.id, sealed)
+
+
+def seal_details(keyring: KeyRing, event_id: int, sealed: Details) -> bytes:
+    return keyring.seal(json.dumps(dict(sealed)).encode(), _aad(event_id))
+
+
+def open_details(keyring: KeyRing, event_id: int, sealed: bytes | None) -> dict[str, object]:
+    if sealed is None:
+        return {}
+    opened = json.loads(keyring.open(sealed, _aad(event_id)))
+    return opened if isinstance(opened, dict) else {}
 
 
 async def page(
@@ -63,3 +150,32 @@ async def platform_of(session: AsyncSession, consult_id: str) -> str:
     if platform_id is None:
         raise LookupError("no such consult")  # the caller verified it exists; a bug otherwise
     return platform_id
+
+
+class ReadLog:
+    """Who read PHI, and what (HIPAA audit controls): one `*.read` event per read, in its own
+    transaction, written before the answer leaves."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def read(
+        self,
+        consult_id: str,
+        actor: Actor,
+        action: AuditAction,
+        details: Details | None = None,
+    ) -> None:
+        if not action.endswith(".read"):
+            raise ValueError(f"{action} is not a read")
+        async with self._db.sessions.begin() as session:
+            record(
+                session,
+                at=self._clock(),
+                actor=actor,
+                action=action,
+                consult_id=consult_id,
+                platform_id=await platform_of(session, consult_id),
+                details=details,
+            )

@@ -16,6 +16,7 @@ from ..db.models import HandoffBrief
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from . import audit
+from .audit import AuditAction
 from .model import Actor, Brief
 
 
@@ -77,7 +78,7 @@ class BriefBook:
                 session,
                 at=now,
                 actor=actor,
-                action="brief.saved",
+                action=AuditAction.BRIEF_SAVED,
                 consult_id=consult_id,
                 platform_id=await audit.platform_of(session, consult_id),
                 details={"author_role": author_role},
@@ -94,7 +95,7 @@ class BriefBook:
                 session,
                 at=self._clock(),
                 actor=actor,
-                action="brief.read",
+                action=AuditAction.BRIEF_READ,
                 consult_id=consult_id,
                 platform_id=await audit.platform_of(session, consult_id),
             )

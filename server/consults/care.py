@@ -1,6 +1,8 @@
 """What a live room needs to know of the care workflow, in one read: is the client's consent
 complete, did they withdraw sharing, who sits with whom, and which check-ins raised a safety
-flag. Also same-room presence, which a participant declares before or during the consult."""
+flag. Also same-room presence: a participant declares who else sits at their device, and the
+declaration counts once the person declared confirms it or a clinician attests it (the rule is
+in `presence`)."""
 
 from __future__ import annotations
 
@@ -10,22 +12,29 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..auth.roles import Role
+from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import Participant
 from ..errors import ErrorCode, FieldError, TriadError
 from ..ids import ConsultId, ParticipantId
 from . import audit
+from .audit import AuditAction
 from .checkins import CheckIns, MeasureRecord
 from .consent import consent_state
 from .measures import SAFETY_ITEM
 from .model import Actor, JoinIdentity
+from .people import open_presence, seal_presence
+from .presence import Declaration, Person, confirmation_kind, merge
 
 
 @dataclass(frozen=True)
 class CareState:
     consent_complete: bool = False
     sharing_withdrawn: bool = False
+    # Same room, in effect only (a pending declaration shows nowhere in the room).
     present_with: Mapping[ParticipantId, tuple[ParticipantId, ...]] = field(default_factory=dict)
     # PHQ-9 item 9 above zero, for the clinicians' eyes: {measure_id, instrument, item, answer,
     # recorded_at}.
@@ -51,19 +60,24 @@ def safety_flag(record: MeasureRecord) -> dict[str, Any] | None:
 class CareFacts:
     """`rooms.ports.CareRecords`, on the database; also where presence is declared."""
 
-    def __init__(self, db: Database, checkins: CheckIns, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keyring: KeyRing,
+        checkins: CheckIns,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._db = db
+        self._keyring = keyring
         self._checkins = checkins
         self._clock = clock
 
     async def care_state(self, consult_id: ConsultId) -> CareState:
         async with self._db.sessions() as session:
-            consents = await consent_state(session, consult_id)
+            consents = await consent_state(session, self._keyring, consult_id)
             rows = (
-                await session.execute(
-                    select(Participant.id, Participant.present_with).where(
-                        Participant.consult_id == consult_id
-                    )
+                await session.scalars(
+                    select(Participant).where(Participant.consult_id == consult_id)
                 )
             ).all()
             measures = await self._checkins.of_consult(consult_id, session)
@@ -72,25 +86,29 @@ class CareFacts:
             consent_complete=consents.complete,
             sharing_withdrawn=consents.sharing_withdrawn,
             present_with={
-                ParticipantId(row.id): tuple(ParticipantId(p) for p in row.present_with or [])
+                ParticipantId(row.id): tuple(
+                    d.participant_id for d in self._declarations(row) if d.in_effect
+                )
                 for row in rows
             },
             safety_flags=tuple(f for f in flags if f is not None),
         )
 
+    async def declarations(self, who: JoinIdentity) -> tuple[Declaration, ...]:
+        """Who `who` declared at their device, each with its state."""
+        async with self._db.sessions() as session:
+            row = await session.get(Participant, who.participant_id)
+            return self._declarations(row) if row is not None else ()
+
     async def declare_present_with(
         self, who: JoinIdentity, participant_ids: Iterable[str]
-    ) -> tuple[ParticipantId, ...]:
-        """Who else sits at this participant's device ([] when nobody)."""
+    ) -> tuple[Declaration, ...]:
+        """Who else sits at this participant's device ([] when nobody). Each new name is
+        pending until confirmed; a name kept from the last declaration keeps its state."""
         wanted = tuple(dict.fromkeys(participant_ids))
         now = self._clock()
         async with self._db.sessions.begin() as session:
-            rows = {
-                row.id: row
-                for row in await session.scalars(
-                    select(Participant).where(Participant.consult_id == who.consult_id)
-                )
-            }
+            rows = await self._people(session, who.consult_id)
             problems = [
                 FieldError(f"/participant_ids/{i}", "another participant of this consult")
                 for i, pid in enumerate(wanted)
@@ -99,15 +117,74 @@ class CareFacts:
             if problems:
                 raise TriadError(ErrorCode.VALIDATION_FAILED, "unknown participant", problems)
             mine = rows[who.participant_id]
-            if list(wanted) != list(mine.present_with or []):
-                mine.present_with = list(wanted)
-                audit.record(
+            before = self._declarations(mine)
+            after = merge(before, tuple(ParticipantId(p) for p in wanted), now)
+            if after != before:
+                self._store(mine, after)
+                await audit.record_sealed(
                     session,
+                    self._keyring,
+                    {"present_with": list(wanted)},
                     at=now,
                     actor=Actor("participant", who.participant_id),
-                    action="participant.present_with",
+                    action=AuditAction.PARTICIPANT_PRESENT_WITH,
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
-                    details={"participant_id": who.participant_id, "present_with": list(wanted)},
+                    details={"participant_id": who.participant_id},
                 )
-        return tuple(ParticipantId(p) for p in wanted)
+        return after
+
+    async def confirm_presence(
+        self, who: JoinIdentity, declarer_id: str, participant_id: str
+    ) -> tuple[Declaration, ...]:
+        """`who` confirms (as the person declared) or attests (as another clinician) that
+        `participant_id` sits at `declarer_id`'s device; the declarer's declarations after."""
+        now = self._clock()
+        async with self._db.sessions.begin() as session:
+            rows = await self._people(session, who.consult_id)
+            declarer, declared = rows.get(declarer_id), rows.get(participant_id)
+            pending = self._declarations(declarer) if declarer is not None else ()
+            match = next((d for d in pending if d.participant_id == participant_id), None)
+            if declarer is None or declared is None or match is None:
+                raise TriadError(
+                    ErrorCode.PRESENCE_NOT_DECLARED,
+                    "that participant declared nobody of that id present at their device",
+                )
+            kind = confirmation_kind(
+                Person(who.participant_id, who.role),
+                Person(ParticipantId(declarer.id), Role(declarer.role)),
+                Person(ParticipantId(declared.id), Role(declared.role)),
+            )
+            if match.in_effect:
+                return pending  # already in effect: confirming twice changes nothing
+            confirmed = Declaration(match.participant_id, kind, now, who.participant_id)
+            after = tuple(confirmed if d is match else d for d in pending)
+            self._store(declarer, after)
+            await audit.record_sealed(
+                session,
+                self._keyring,
+                {
+                    "declarer": declarer.id,
+                    "present": declared.id,
+                    "via": kind.value,
+                    "by": who.participant_id,
+                },
+                at=now,
+                actor=Actor("participant", who.participant_id),
+                action=AuditAction.PRESENCE_CONFIRMED,
+                consult_id=who.consult_id,
+                platform_id=await audit.platform_of(session, who.consult_id),
+            )
+        return after
+
+    async def _people(self, session: AsyncSession, consult_id: str) -> dict[str, Participant]:
+        rows = await session.scalars(
+            select(Participant).where(Participant.consult_id == consult_id).with_for_update()
+        )
+        return {row.id: row for row in rows}
+
+    def _declarations(self, row: Participant) -> tuple[Declaration, ...]:
+        return open_presence(self._keyring, row.id, row.consult_id, row.presence_sealed)
+
+    def _store(self, row: Participant, declarations: tuple[Declaration, ...]) -> None:
+        row.presence_sealed = seal_presence(self._keyring, row.id, row.consult_id, declarations)

@@ -5,21 +5,26 @@ version a record names always has its text."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..auth.roles import Role
+from ..crypto import KeyRing
 from ..db.engine import Database
-from ..db.models import ConsentRecord, Participant
+from ..db.models import ConsentRecord
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from . import audit
+from .audit import AuditAction
 from .model import Actor, JoinIdentity
+from .people import client_at_device
 
 
 class ConsentScope(StrEnum):
@@ -69,6 +74,33 @@ class ConsentFact:
     def active(self) -> bool:
         return self.withdrawn_at is None
 
+    def to_json(self) -> dict[str, Any]:
+        """What the sealed column holds (everything but the client, which is the row's)."""
+        return {
+            "scope": self.scope.value,
+            "wording_version": self.wording_version,
+            "given_at": self.given_at.isoformat(),
+            "attested_by": self.attested_by,
+            "withdrawn_at": self.withdrawn_at.isoformat() if self.withdrawn_at else None,
+            "withdrawn_by": self.withdrawn_by,
+        }
+
+    @classmethod
+    def from_json(cls, given_by: str, data: dict[str, Any]) -> ConsentFact:
+        def pid(value: object) -> ParticipantId | None:
+            return ParticipantId(str(value)) if value is not None else None
+
+        withdrawn_at = data.get("withdrawn_at")
+        return cls(
+            scope=ConsentScope(data["scope"]),
+            wording_version=str(data["wording_version"]),
+            given_at=datetime.fromisoformat(data["given_at"]),
+            given_by=ParticipantId(given_by),
+            attested_by=pid(data.get("attested_by")),
+            withdrawn_at=datetime.fromisoformat(withdrawn_at) if withdrawn_at else None,
+            withdrawn_by=pid(data.get("withdrawn_by")),
+        )
+
 
 @dataclass(frozen=True)
 class ConsentState:
@@ -101,13 +133,14 @@ def parse_scopes(scopes: Iterable[str]) -> tuple[ConsentScope, ...]:
 
 
 class ConsentBook:
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, keyring: KeyRing, clock: Callable[[], datetime]) -> None:
         self._db = db
+        self._keyring = keyring
         self._clock = clock
 
     async def state(self, consult_id: ConsultId) -> ConsentState:
         async with self._db.sessions() as session:
-            return await consent_state(session, consult_id)
+            return await consent_state(session, self._keyring, consult_id)
 
     async def give(
         self, who: JoinIdentity, *, wording_version: str, scopes: Iterable[str], attested: bool
@@ -121,37 +154,27 @@ class ConsentBook:
         now = self._clock()
         async with self._db.sessions.begin() as session:
             client, attester = await self._client_and_attester(session, who, attested)
-            current = await consent_state(session, who.consult_id)
+            current = await consent_state(session, self._keyring, who.consult_id)
             for scope in wanted:
                 latest = current.latest(scope)
                 if latest is not None and latest.active:
                     continue  # already given: giving twice changes nothing
-                session.add(
-                    ConsentRecord(
-                        consult_id=who.consult_id,
-                        participant_id=client,
-                        scope=scope,
-                        wording_version=wording_version,
-                        given_at=now,
-                        attested_by=attester,
-                    )
-                )
+                fact = ConsentFact(scope, wording_version, now, client, attester, None, None)
+                row = ConsentRecord(consult_id=who.consult_id, participant_id=client, sealed=b"")
+                session.add(row)
+                await session.flush()  # the seal names the row id
+                row.sealed = seal_consent(self._keyring, row.id, who.consult_id, fact)
                 audit.record(
                     session,
                     at=now,
                     actor=Actor("participant", who.participant_id),
-                    action="consent.given",
+                    action=AuditAction.CONSENT_GIVEN,
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
-                    details={
-                        "scope": str(scope),
-                        "wording_version": wording_version,
-                        "client": client,
-                        "attested_by": attester,
-                    },
+                    details={"consent_id": row.id},
                 )
             await session.flush()
-            return await consent_state(session, who.consult_id)
+            return await consent_state(session, self._keyring, who.consult_id)
 
     async def withdraw(self, who: JoinIdentity, *, scopes: Iterable[str]) -> ConsentState:
         wanted = parse_scopes(scopes)
@@ -159,34 +182,35 @@ class ConsentBook:
         async with self._db.sessions.begin() as session:
             # The client withdraws their own; a therapist the client sits with may relay it.
             await self._client_and_attester(session, who, attested=who.role != Role.CLIENT)
-            for scope in wanted:
-                result = await session.execute(
-                    update(ConsentRecord)
-                    .where(
-                        ConsentRecord.consult_id == who.consult_id,
-                        ConsentRecord.scope == scope,
-                        ConsentRecord.withdrawn_at.is_(None),
-                    )
-                    .values(withdrawn_at=now, withdrawn_by=who.participant_id)
+            rows = await session.scalars(
+                select(ConsentRecord)
+                .where(ConsentRecord.consult_id == who.consult_id)
+                .with_for_update()
+            )
+            for row in rows:
+                fact = open_consent(self._keyring, row)
+                if fact.scope not in wanted or not fact.active:
+                    continue
+                withdrawn = replace(fact, withdrawn_at=now, withdrawn_by=who.participant_id)
+                row.sealed = seal_consent(self._keyring, row.id, row.consult_id, withdrawn)
+                audit.record(
+                    session,
+                    at=now,
+                    actor=Actor("participant", who.participant_id),
+                    action=AuditAction.CONSENT_WITHDRAWN,
+                    consult_id=who.consult_id,
+                    platform_id=await audit.platform_of(session, who.consult_id),
+                    details={"consent_id": row.id},
                 )
-                if result.rowcount:  # type: ignore[attr-defined]
-                    audit.record(
-                        session,
-                        at=now,
-                        actor=Actor("participant", who.participant_id),
-                        action="consent.withdrawn",
-                        consult_id=who.consult_id,
-                        platform_id=await audit.platform_of(session, who.consult_id),
-                        details={"scope": str(scope)},
-                    )
             await session.flush()
-            return await consent_state(session, who.consult_id)
+            return await consent_state(session, self._keyring, who.consult_id)
 
     async def _client_and_attester(
         self, session: AsyncSession, who: JoinIdentity, attested: bool
     ) -> tuple[ParticipantId, ParticipantId | None]:
         """Whose consent this is, and who attests it: the client themself, or the therapist
-        who declared the client present at their device."""
+        whose declaration that the client sits with them is in effect (the client confirmed
+        it, or the psychiatrist attested it: never the therapist's word alone)."""
         if not attested:
             if who.role != Role.CLIENT:
                 raise TriadError(
@@ -196,48 +220,42 @@ class ConsentBook:
             return who.participant_id, None
         if who.role != Role.THERAPIST:
             raise TriadError(ErrorCode.FORBIDDEN_ROLE, "only the therapist may attest consent")
-        client = await client_present_with(session, who)
+        client = await client_at_device(session, self._keyring, who)
         if client is None:
             raise TriadError(
                 ErrorCode.SAME_ROOM_REQUIRED,
-                "declare the client present with you (present-with) before attesting",
+                "the client's presence with you must be confirmed by the client or attested by "
+                "the psychiatrist before you attest",
             )
         return client, who.participant_id
 
 
-async def client_present_with(session: AsyncSession, who: JoinIdentity) -> ParticipantId | None:
-    """The client, when `who` declared the client present at their device."""
-    rows = (
-        await session.execute(
-            select(Participant.id, Participant.role, Participant.present_with).where(
-                Participant.consult_id == who.consult_id
-            )
-        )
-    ).all()
-    client = next((row.id for row in rows if row.role == Role.CLIENT), None)
-    mine: list[str] = next((row.present_with for row in rows if row.id == who.participant_id), [])
-    return ParticipantId(client) if client is not None and client in mine else None
+def _aad(consent_id: int, consult_id: str) -> bytes:
+    return f"consent:{consent_id}:{consult_id}".encode()
 
 
-async def consent_state(session: AsyncSession, consult_id: ConsultId) -> ConsentState:
+def seal_consent(keyring: KeyRing, consent_id: int, consult_id: str, fact: ConsentFact) -> bytes:
+    return keyring.seal(json.dumps(fact.to_json()).encode(), _aad(consent_id, consult_id))
+
+
+def open_consent(keyring: KeyRing, row: ConsentRecord) -> ConsentFact:
+    data = json.loads(keyring.open(row.sealed, _aad(row.id, row.consult_id)))
+    return ConsentFact.from_json(row.participant_id, data)
+
+
+async def consent_state(
+    session: AsyncSession, keyring: KeyRing, consult_id: ConsultId
+) -> ConsentState:
     rows = await session.scalars(
-        select(ConsentRecord)
-        .where(ConsentRecord.consult_id == consult_id)
-        .order_by(ConsentRecord.given_at.desc(), ConsentRecord.id.desc())
+        select(ConsentRecord).where(ConsentRecord.consult_id == consult_id)
+    )
+    facts = sorted(
+        ((open_consent(keyring, row), row.id) for row in rows),
+        key=lambda pair: (pair[0].given_at, pair[1]),
+        reverse=True,
     )
     latest: dict[ConsentScope, ConsentFact] = {}
-    for row in rows:
-        scope = ConsentScope(row.scope)
-        if scope in latest:
-            continue
-        latest[scope] = ConsentFact(
-            scope=scope,
-            wording_version=row.wording_version,
-            given_at=row.given_at,
-            given_by=ParticipantId(row.participant_id),
-            attested_by=ParticipantId(row.attested_by) if row.attested_by else None,
-            withdrawn_at=row.withdrawn_at,
-            withdrawn_by=ParticipantId(row.withdrawn_by) if row.withdrawn_by else None,
-        )
+    for fact, _ in facts:
+        latest.setdefault(fact.scope, fact)
     ordered = tuple(latest[s] for s in ConsentScope if s in latest)
     return ConsentState(CONSENT_WORDING, ordered)

@@ -14,6 +14,7 @@ from ..db.engine import Database
 from ..db.models import Consult
 from ..ids import ConsultId
 from . import audit
+from .audit import AuditAction
 from .model import Actor, ConsultStatus
 
 
@@ -35,7 +36,7 @@ async def end_row(
         session,
         at=now,
         actor=actor,
-        action="consult.ended",
+        action=AuditAction.CONSULT_ENDED,
         consult_id=consult_id,
         platform_id=platform_id,
     )
@@ -62,7 +63,7 @@ class ConsultLifecycle:
                     session,
                     at=now,
                     actor=Actor("system"),
-                    action="consult.live",
+                    action=AuditAction.CONSULT_LIVE,
                     consult_id=consult_id,
                     platform_id=await audit.platform_of(session, consult_id),
                 )
@@ -84,7 +85,7 @@ class ConsultLifecycle:
                 session,
                 at=self._clock(),
                 actor=actor,
-                action=action,
+                action=AuditAction(action),
                 consult_id=consult_id,
                 platform_id=await audit.platform_of(session, consult_id),
                 details=dict(details or {}),

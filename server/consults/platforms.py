@@ -15,6 +15,7 @@ from ..db.models import ApiKey, Platform
 from ..errors import ErrorCode, TriadError
 from ..ids import KeyId, PlatformId, new_key_id, new_platform_id
 from . import audit
+from .audit import AuditAction
 from .model import Actor, PlatformCaller
 
 
@@ -43,6 +44,10 @@ class PlatformKeys:
         self._keyring = keyring
         self._clock = clock
 
+    @property
+    def keyring(self) -> KeyRing:
+        return self._keyring
+
     async def create(self, platform_name: str, actor: Actor) -> CreatedKey:
         """A new key for the named platform, creating the platform on first use."""
         now = self._clock()
@@ -67,7 +72,7 @@ class PlatformKeys:
                 session,
                 at=now,
                 actor=actor,
-                action="api_key.created",
+                action=AuditAction.API_KEY_CREATED,
                 platform_id=platform.id,
                 details={"key_id": key_id},
             )
@@ -84,7 +89,7 @@ class PlatformKeys:
                 session,
                 at=now,
                 actor=actor,
-                action="api_key.revoked",
+                action=AuditAction.API_KEY_REVOKED,
                 platform_id=key.platform_id,
                 details={"key_id": key_id},
             )

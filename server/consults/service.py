@@ -21,6 +21,7 @@ from ..db.models import ApiKey, Consult, IdempotencyKey, Participant, Plan
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, KeyId, ParticipantId, new_consult_id, new_participant_id, new_token_id
 from . import audit
+from .audit import AuditAction
 from .brief import add_brief
 from .lifecycle import end_row
 from .model import (
@@ -34,6 +35,7 @@ from .model import (
     ParticipantView,
     PlatformCaller,
 )
+from .people import open_name, seal_name
 
 # Revocation compares `iat` to the revocation instant; a token minted right after a revocation
 # is stamped at least this much later so that it is not caught by it.
@@ -120,22 +122,24 @@ class ConsultService:
                         created_at=now,
                     )
                 )
-            participants = [
-                Participant(
-                    id=new_participant_id(),
-                    consult_id=consult_id,
-                    role=p.role,
-                    display_name=p.name,
-                    created_at=now,
+            participants = []
+            for p in spec.participants:
+                participant_id = new_participant_id()
+                participants.append(
+                    Participant(
+                        id=participant_id,
+                        consult_id=consult_id,
+                        role=p.role,
+                        name_sealed=seal_name(self._keyring, participant_id, consult_id, p.name),
+                        created_at=now,
+                    )
                 )
-                for p in spec.participants
-            ]
             session.add_all(participants)
             audit.record(
                 session,
                 at=now,
                 actor=actor,
-                action="consult.created",
+                action=AuditAction.CONSULT_CREATED,
                 consult_id=consult_id,
                 platform_id=caller.platform_id,
                 details={"participants": {p.role: p.id for p in participants}},
@@ -232,7 +236,7 @@ class ConsultService:
                 session,
                 at=now,
                 actor=Actor("platform", caller.key_id),
-                action="tokens.revoked",
+                action=AuditAction.TOKENS_REVOKED,
                 consult_id=consult_id,
                 platform_id=caller.platform_id,
                 details={"participant_id": participant_id},
@@ -306,7 +310,7 @@ class ConsultService:
             sub=ParticipantId(participant.id),
             consult=consult_id,
             role=Role(participant.role),
-            name=participant.display_name,
+            name=open_name(self._keyring, participant.id, consult_id, participant.name_sealed),
             iat=iat,
             nbf=iat,
             exp=exp,
@@ -342,14 +346,21 @@ class ConsultService:
         self, session: AsyncSession, caller: PlatformCaller, consult_id: ConsultId
     ) -> ConsultView:
         consult = await self._owned(session, caller, consult_id)
-        return await consult_view(session, consult)
+        return await consult_view(session, consult, self._keyring)
 
 
-async def consult_view(session: AsyncSession, consult: Consult) -> ConsultView:
+async def consult_view(session: AsyncSession, consult: Consult, keyring: KeyRing) -> ConsultView:
     rows = await session.scalars(select(Participant).where(Participant.consult_id == consult.id))
     order = {role: i for i, role in enumerate(Role)}
     participants = sorted(
-        (ParticipantView(ParticipantId(p.id), Role(p.role), p.display_name) for p in rows),
+        (
+            ParticipantView(
+                ParticipantId(p.id),
+                Role(p.role),
+                open_name(keyring, p.id, consult.id, p.name_sealed),
+            )
+            for p in rows
+        ),
         key=lambda p: order[p.role],
     )
     return ConsultView(
@@ -380,7 +391,7 @@ def _record_minted(
         session,
         at=now,
         actor=actor,
-        action="token.minted",
+        action=AuditAction.TOKEN_MINTED,
         consult_id=consult_id,
         platform_id=caller.platform_id,
         details={

@@ -93,12 +93,14 @@ class Participant(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
     role: Mapped[str] = mapped_column(String(16))
-    display_name: Mapped[str] = mapped_column(String(100))
+    # A person's name is PHI: sealed, bound to the participant (migration 0005).
+    name_sealed: Mapped[bytes] = mapped_column(LargeBinary())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Join tokens issued at or before this instant are refused (see docs/architecture.md).
     tokens_revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Same-room mode: the other participants sitting at this participant's device.
-    present_with: Mapped[list[str]] = mapped_column(JSON(), default=list)
+    # Same-room mode, sealed: who this participant declared present at their device, and how
+    # each declaration took effect (pending, confirmed, attested). None: nobody declared.
+    presence_sealed: Mapped[bytes | None] = mapped_column(LargeBinary())
 
 
 class ConsentRecord(Base):
@@ -107,13 +109,9 @@ class ConsentRecord(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
     participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
-    scope: Mapped[str] = mapped_column(String(32))
-    wording_version: Mapped[str] = mapped_column(String(32))
-    given_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # Set when a clinician attests consent given aloud (same-room mode).
-    attested_by: Mapped[str | None] = mapped_column(ForeignKey("participants.id"))
-    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    withdrawn_by: Mapped[str | None] = mapped_column(ForeignKey("participants.id"))
+    # Sealed, bound to the row id: scope, wording version, when given, who attested, when and
+    # by whom withdrawn (migration 0005).
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
 
 
 class HandoffBrief(Base):
@@ -129,16 +127,14 @@ class HandoffBrief(Base):
 
 
 class MeasureResult(Base):
-    """A scored PHQ-9 or GAD-7 check-in: an observation of the consult. Answers and scores are
-    sealed like every clinical value; only the instrument and the time are in clear."""
+    """A scored PHQ-9 or GAD-7 check-in: an observation of the consult. The instrument, the
+    time, the answers and the score are sealed like every clinical value (migration 0005)."""
 
     __tablename__ = "measure_results"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
     participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
-    instrument: Mapped[str] = mapped_column(String(8))
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sealed: Mapped[bytes] = mapped_column(LargeBinary())
 
 
@@ -155,6 +151,8 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     # Ids and codes only: never clinical text, names or tokens.
     details: Mapped[dict[str, Any]] = mapped_column(JSON())
+    # What the event must say that is clinical, sealed and bound to the row id (migration 0005).
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary())
 
 
 # --- Shared notes (migration 0003) ------------------------------------------------------------

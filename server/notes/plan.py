@@ -16,14 +16,17 @@ from datetime import datetime
 from typing import Any
 
 from ..auth.roles import Role
+from ..consults.audit import AuditAction
 from ..consults.measures import MeasureScore
+from ..consults.presence import PresentVia
 from ..ids import ConsultId, MeasureId, ParticipantId, PlanId
 from .content import PlanContent
 from .schema import PLAN_SECTIONS
 
-ADMITTED = "participant.admitted"
-LEFT = "participant.left"
-PRESENT_WITH = "participant.present_with"
+ADMITTED = AuditAction.PARTICIPANT_ADMITTED
+LEFT = AuditAction.PARTICIPANT_LEFT
+# A same-room declaration in effect (confirmed or attested); a pending one never counts.
+PRESENCE_CONFIRMED = AuditAction.PRESENCE_CONFIRMED
 
 
 @dataclass(frozen=True)
@@ -40,12 +43,18 @@ class Attendance:
     attended: bool
     first_admitted_at: datetime | None = None
     last_left_at: datetime | None = None
-    # Same-room mode: the participant at whose device this one sat (and so attended).
+    # Same-room mode: the participant at whose device this one sat (and so attended), and how
+    # that was established: confirmed by this participant, or attested by a clinician.
     present_via: ParticipantId | None = None
+    confirmed_by: ParticipantId | None = None
+    attested_by: ParticipantId | None = None
 
     def __post_init__(self) -> None:
         if self.attended != (self.first_admitted_at is not None):
             raise ValueError("a participant attended exactly when they were admitted")
+        # (Plans saved before confirmation existed name `present_via` alone.)
+        if self.present_via is None and (self.confirmed_by or self.attested_by):
+            raise ValueError("only presence at another's device is confirmed or attested")
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,8 @@ class PlanView:
                     "first_admitted_at": _iso(a.first_admitted_at),
                     "last_left_at": _iso(a.last_left_at),
                     "present_via": a.present_via,
+                    "confirmed_by": a.confirmed_by,
+                    "attested_by": a.attested_by,
                 }
                 for a in self.attendance
             ],
@@ -179,6 +190,8 @@ class PlanView:
                     first_admitted_at=_from_iso(a["first_admitted_at"]),
                     last_left_at=_from_iso(a["last_left_at"]),
                     present_via=a.get("present_via"),
+                    confirmed_by=a.get("confirmed_by"),
+                    attested_by=a.get("attested_by"),
                 )
                 for a in data["attendance"]
             ),
@@ -210,37 +223,44 @@ def authors_by_section(people: dict[str, set[tuple[str, str]]]) -> dict[str, tup
 
 @dataclass(frozen=True)
 class RoomEvent:
-    """An admitted, left or present-with event from the audit trail."""
+    """An admitted, left or presence-confirmed event from the audit trail."""
 
     participant_id: str
     action: str
     at: datetime
-    # present-with: who the participant declared at their device.
-    present_with: tuple[str, ...] = ()
+    # presence confirmed: who sat at `participant_id`'s device, how, and on whose word.
+    present: str | None = None
+    via: PresentVia | None = None
+    by: str | None = None
 
 
 def attendance(
     participants: list[tuple[ParticipantId, Role, str]], events: list[RoomEvent]
 ) -> tuple[Attendance, ...]:
     """Attendance from the room's audit events, in audit order: first admission and, if the
-    participant's last event was leaving, when they left. Someone declared present at another
-    participant's device (same-room mode) attended with that participant, unless they were
-    admitted on their own device."""
+    participant's last event was leaving, when they left. Someone whose presence at another
+    participant's device took effect (same-room mode: confirmed by them or attested by a
+    clinician, see `consults.presence`) attended with that participant, unless they were
+    admitted on their own device. A pending declaration counts for nothing."""
     first: dict[str, datetime] = {}
     last_left: dict[str, datetime | None] = {}
-    via: dict[str, str] = {}
+    via: dict[str, RoomEvent] = {}
     for event in events:
-        if event.action == PRESENT_WITH:
-            for other in event.present_with:
-                via.setdefault(other, event.participant_id)
+        if event.action == PRESENCE_CONFIRMED and event.present is not None:
+            via.setdefault(event.present, event)
         elif event.action == ADMITTED:
             first.setdefault(event.participant_id, event.at)
             last_left[event.participant_id] = None
         elif event.action == LEFT and event.participant_id in first:
             last_left[event.participant_id] = event.at
-    carried = {pid: host for pid, host in via.items() if pid not in first and host in first}
-    for pid, host in carried.items():
-        first[pid], last_left[pid] = first[host], last_left.get(host)
+    carried = {pid: e for pid, e in via.items() if pid not in first and e.participant_id in first}
+    for pid, e in carried.items():
+        first[pid], last_left[pid] = first[e.participant_id], last_left.get(e.participant_id)
+
+    def how(pid: str, kind: PresentVia) -> ParticipantId | None:
+        e = carried.get(pid)
+        return ParticipantId(e.by) if e is not None and e.via == kind and e.by else None
+
     order = {role: i for i, role in enumerate(Role)}
     return tuple(
         Attendance(
@@ -250,7 +270,9 @@ def attendance(
             attended=pid in first,
             first_admitted_at=first.get(pid),
             last_left_at=last_left.get(pid),
-            present_via=ParticipantId(carried[pid]) if pid in carried else None,
+            present_via=ParticipantId(carried[pid].participant_id) if pid in carried else None,
+            confirmed_by=how(pid, PresentVia.CONFIRMED),
+            attested_by=how(pid, PresentVia.ATTESTED),
         )
         for pid, role, name in sorted(participants, key=lambda p: order[p[1]])
     )

@@ -13,7 +13,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.roles import Role
-from ..consults.checkins import open_score
+from ..consults import audit
+from ..consults.checkins import open_measure
+from ..consults.people import open_name
+from ..consults.presence import PresentVia
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import AuditEvent, Consult, HandoffBrief, MeasureResult, Participant, Plan
@@ -21,7 +24,15 @@ from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, MeasureId, ParticipantId, PlanId
 from .diff import PlanChange, plan_changes
 from .log import Job
-from .plan import ADMITTED, LEFT, PRESENT_WITH, PlanMeasure, PlanView, PreviousPlanRef, RoomEvent
+from .plan import (
+    ADMITTED,
+    LEFT,
+    PRESENCE_CONFIRMED,
+    PlanMeasure,
+    PlanView,
+    PreviousPlanRef,
+    RoomEvent,
+)
 
 
 def _aad(plan_id: str, consult_id: str, part: str) -> bytes:
@@ -86,8 +97,8 @@ class PlanStore:
             has_plan = (
                 await conn.scalar(select(Plan.id).where(Plan.consult_id == consult_id))
             ) is not None
-            people = await _participants(conn, consult_id) if for_plan else []
-            room_events = await _room_events(conn, consult_id) if for_plan else []
+            people = await _participants(conn, self._keyring, consult_id) if for_plan else []
+            room_events = await _room_events(conn, self._keyring, consult_id) if for_plan else []
             measures = await self._measures(conn, consult_id) if for_plan else ()
             brief = for_plan and (
                 await conn.scalar(
@@ -112,18 +123,15 @@ class PlanStore:
         self, conn: AsyncConnection, consult_id: ConsultId
     ) -> tuple[PlanMeasure, ...]:
         rows = await conn.execute(
-            select(MeasureResult.id, MeasureResult.recorded_at, MeasureResult.sealed)
-            .where(MeasureResult.consult_id == consult_id)
-            .order_by(MeasureResult.recorded_at, MeasureResult.id)
-        )
-        return tuple(
-            PlanMeasure(
-                MeasureId(row.id),
-                row.recorded_at,
-                open_score(self._keyring, row.id, consult_id, row.sealed),
+            select(MeasureResult.id, MeasureResult.sealed).where(
+                MeasureResult.consult_id == consult_id
             )
-            for row in rows
         )
+        measures = []
+        for row in rows:
+            score, recorded_at = open_measure(self._keyring, row.id, consult_id, row.sealed)
+            measures.append(PlanMeasure(MeasureId(row.id), recorded_at, score))
+        return tuple(sorted(measures, key=lambda m: (m.recorded_at, m.id)))
 
     async def previous(self, follows_id: ConsultId | None) -> PreviousPlanRef | None:
         """The saved plan a follow-up follows (None for a first consult)."""
@@ -220,40 +228,53 @@ class PlanStore:
 
 
 async def _participants(
-    conn: AsyncConnection, consult_id: ConsultId
+    conn: AsyncConnection, keyring: KeyRing, consult_id: ConsultId
 ) -> list[tuple[ParticipantId, Role, str]]:
     rows = await conn.execute(
-        select(Participant.id, Participant.role, Participant.display_name).where(
+        select(Participant.id, Participant.role, Participant.name_sealed).where(
             Participant.consult_id == consult_id
         )
     )
-    return [(ParticipantId(p.id), Role(p.role), p.display_name) for p in rows]
+    return [
+        (ParticipantId(p.id), Role(p.role), open_name(keyring, p.id, consult_id, p.name_sealed))
+        for p in rows
+    ]
 
 
-async def _room_events(conn: AsyncConnection, consult_id: ConsultId) -> list[RoomEvent]:
+async def _room_events(
+    conn: AsyncConnection, keyring: KeyRing, consult_id: ConsultId
+) -> list[RoomEvent]:
     rows = (
         await conn.execute(
             select(
+                AuditEvent.id,
                 AuditEvent.actor_type,
                 AuditEvent.actor_id,
                 AuditEvent.action,
                 AuditEvent.at,
                 AuditEvent.details,
+                AuditEvent.sealed,
             )
             .where(
                 AuditEvent.consult_id == consult_id,
-                AuditEvent.action.in_((ADMITTED, LEFT, PRESENT_WITH)),
+                AuditEvent.action.in_((ADMITTED, LEFT, PRESENCE_CONFIRMED)),
             )
             .order_by(AuditEvent.id)
         )
     ).all()
     events = []
     for row in rows:
+        if row.action == PRESENCE_CONFIRMED:
+            sealed = audit.open_details(keyring, row.id, row.sealed)
+            declarer, present, by = (sealed.get(k) for k in ("declarer", "present", "by"))
+            if isinstance(declarer, str) and isinstance(present, str) and isinstance(by, str):
+                via = PresentVia(str(sealed.get("via")))
+                events.append(RoomEvent(declarer, row.action, row.at, present, via, by))
+            continue
         details = row.details if isinstance(row.details, dict) else {}
         pid = details.get("participant_id")
         if not isinstance(pid, str) and row.actor_type == "participant":
             pid = row.actor_id
-        present = details.get("present_with", [])
         if isinstance(pid, str):
-            events.append(RoomEvent(pid, row.action, row.at, tuple(map(str, present))))
+            events.append(RoomEvent(pid, row.action, row.at))
     return events

@@ -43,7 +43,8 @@ async def test_consent_same_room_and_remove(
         await expect(error).to_contain_text("Alex Rivera hasn't given consent yet")
         await expect(waiting).to_be_visible()  # still waiting
 
-        # Same-room mode: the therapist declares the client beside them; the others' tile says so.
+        # Same-room mode: the therapist declares the client beside them, the client confirms;
+        # the others' tile says so.
         declared = await api.call(
             "PUT",
             f"/api/v1/consults/{consult['id']}/session/present-with",
@@ -51,6 +52,13 @@ async def test_consent_same_room_and_remove(
             json_body={"participant_ids": [ids["client"]]},
         )
         assert declared.status == 200, declared.body
+        confirmed = await api.call(  # the client's own word makes it count
+            "POST",
+            f"/api/v1/consults/{consult['id']}/session/present-with/confirmations",
+            bearer=participant(consult, "client")["join"]["token"],
+            json_body={"declarer_id": ids["therapist"], "participant_id": ids["client"]},
+        )
+        assert confirmed.status == 200, confirmed.body
         tile = psychiatrist.locator(f'.tile[data-participant-id="{ids["therapist"]}"]')
         await expect(tile).to_have_attribute("data-same-room", "true", timeout=STEP_MS)
         await expect(tile.locator(".tile-role")).to_have_text("Therapist · with client")

@@ -187,6 +187,15 @@ async def test_a_therapist_with_the_client_beside_them_attests_spoken_consent(
         await therapist.screenshot(
             path=artifacts / "present-with-therapist-phone.png", full_page=True
         )
+        # The client confirms it from their own link: the therapist's word alone would not let
+        # them attest the client's consent (docs/api.md, same-room mode).
+        confirmed = await api.call(
+            "POST",
+            f"/api/v1/consults/{consult['id']}/session/present-with/confirmations",
+            bearer=participant(consult, "client")["join"]["token"],
+            json_body={"declarer_id": ids["therapist"], "participant_id": ids["client"]},
+        )
+        assert confirmed.status == 200, confirmed.body
 
         # Enter: the consent step in its attest form.
         await therapist.locator("#enter").click()

@@ -1,5 +1,6 @@
 """The client's consent: versioned wording, given by the client or attested by the therapist
-they sit with, required before admission, withdrawable, every change audited."""
+they sit with (once that presence is confirmed by the client or attested by the psychiatrist),
+required before admission, withdrawable, every change audited."""
 
 from __future__ import annotations
 
@@ -77,7 +78,22 @@ async def test_a_therapist_attests_only_with_the_client_declared_beside_them(
         json_body={"participant_ids": [people.id("client")]},
     )
     assert declared.status == 200
-    assert declared.body == {"participant_ids": [people.id("client")]}
+    assert declared.body["participant_ids"] == [people.id("client")]
+    assert declared.body["declarations"][0]["status"] == "pending"
+    # Declared is not confirmed: the therapist's word alone does not put the client beside them.
+    pending = await api.call(
+        "POST", consent_path(people), bearer=people.token("therapist"), json_body=attest
+    )
+    assert pending.status == 409
+    assert pending.body["code"] == "same_room_required"
+    confirmed = await api.call(
+        "POST",
+        f"/api/v1/consults/{people.consult['id']}/session/present-with/confirmations",
+        bearer=people.token("client"),
+        json_body={"declarer_id": people.id("therapist"), "participant_id": people.id("client")},
+    )
+    assert confirmed.status == 200, confirmed.body
+    assert confirmed.body["declarations"][0]["confirmed_by"] == people.id("client")
     given = await api.call(
         "POST", consent_path(people), bearer=people.token("therapist"), json_body=attest
     )
@@ -89,9 +105,11 @@ async def test_a_therapist_attests_only_with_the_client_declared_beside_them(
 
     events = await audit_actions(api, platform, people.consult["id"])
     given_events = [e for e in events if e["action"] == "consent.given"]
-    assert {e["details"]["scope"] for e in given_events} == {"session", "information_sharing"}
+    assert len(given_events) == 2  # one per scope; which scope is sealed with the record
+    assert all(set(e["details"]) == {"consent_id"} for e in given_events)
     assert all(e["actor_id"] == people.id("therapist") for e in given_events)
     assert any(e["action"] == "participant.present_with" for e in events)
+    assert any(e["action"] == "presence.confirmed" for e in events)
 
 
 async def test_withdrawal_is_audited_and_closes_sharing(
@@ -141,9 +159,8 @@ async def test_withdrawal_is_audited_and_closes_sharing(
 
     events = await audit_actions(api, platform, people.consult["id"])
     withdrawals = [e for e in events if e["action"] == "consent.withdrawn"]
-    assert [(e["actor_id"], e["details"]) for e in withdrawals] == [
-        (people.id("client"), {"scope": "information_sharing"})
-    ]
+    assert [e["actor_id"] for e in withdrawals] == [people.id("client")]
+    assert [set(e["details"]) for e in withdrawals] == [{"consent_id"}]
 
     platform_view = await api.call(
         "GET", f"/api/v1/consults/{people.consult['id']}/consent", bearer=platform.secret

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from server.services import Services
 from tests.apiclient import Api
+from tests.care.trail import stored_events
 from tests.conftest import PlatformKey
+from tests.databases import snapshot
 from tests.rooms.conftest import People
 from tests.rooms.test_lobby_and_roles import audit_actions
 
@@ -21,7 +24,7 @@ def measures_path(people: People) -> str:
 
 
 async def test_the_server_scores_and_keeps_the_trend(
-    people: People, api: Api, platform: PlatformKey
+    people: People, api: Api, platform: PlatformKey, services: Services
 ) -> None:
     first = await api.call(
         "POST",
@@ -52,8 +55,17 @@ async def test_the_server_scores_and_keeps_the_trend(
     assert [m["total"] for m in platform_view.body["measures"]] == [4, 15]
     events = await audit_actions(api, platform, people.consult["id"])
     recorded = [e for e in events if e["action"] == "measure.recorded"]
-    assert [e["details"]["instrument"] for e in recorded] == ["phq9", "gad7"]
-    assert all("total" not in e["details"] and "answers" not in e["details"] for e in recorded)
+    # In clear, the measure's id only; the instrument is sealed with the event.
+    assert [e["details"] for e in recorded] == [
+        {"measure_id": first.body["id"]},
+        {"measure_id": second.body["id"]},
+    ]
+    stored = [e for e in await stored_events(services, people.consult["id"])]
+    sealed = [e.sealed for e in stored if e.action == "measure.recorded"]
+    assert sealed == [
+        {"instrument": "phq9", "safety_flagged": False},
+        {"instrument": "gad7", "safety_flagged": False},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +107,7 @@ async def test_only_the_client_or_a_therapist_beside_them_answers(people: People
 
 
 async def test_item_9_reaches_both_clinicians_at_once_and_not_the_client(
-    people: People, api: Api, platform: PlatformKey
+    people: People, api: Api, platform: PlatformKey, services: Services
 ) -> None:
     therapist, psychiatrist, client = await people.all_in_room()
     answer = await api.call(
@@ -124,7 +136,35 @@ async def test_item_9_reaches_both_clinicians_at_once_and_not_the_client(
     assert [f["measure_id"] for f in (await late.join())["safety_flags"]] == [answer.body["id"]]
     again = await people.connect("client")
     assert (await again.join())["safety_flags"] == []
+    # The flag is a clinical fact: no action names it and no clear detail says it; the
+    # check-in's own event carries it sealed.
     events = await audit_actions(api, platform, people.consult["id"])
-    assert [e["details"] for e in events if e["action"] == "measure.safety_flagged"] == [
-        {"measure_id": answer.body["id"], "item": 9}
+    assert not [e for e in events if "safety" in e["action"] or "flag" in str(e["details"])]
+    recorded = [e for e in events if e["action"] == "measure.recorded"]
+    assert [e["details"] for e in recorded] == [{"measure_id": answer.body["id"]}]
+    stored = await stored_events(services, people.consult["id"])
+    assert [e.sealed for e in stored if e.action == "measure.recorded"] == [
+        {"instrument": "phq9", "safety_flagged": True}
     ]
+
+
+@pytest.mark.room_settings(checkins_max_per_consult=2)
+async def test_check_ins_per_consult_are_capped(
+    people: People, api: Api, services: Services
+) -> None:
+    body = {"instrument": "gad7", "answers": GAD7}
+    for _ in range(2):
+        kept = await api.call(
+            "POST", measures_path(people), bearer=people.token("client"), json_body=body
+        )
+        assert kept.status == 201, kept.body
+    before = await snapshot(services.db)
+    for _ in range(2):
+        refused = await api.call(
+            "POST", measures_path(people), bearer=people.token("client"), json_body=body
+        )
+        assert refused.status == 409
+        assert refused.body["code"] == "checkins_limit_reached"
+    assert await snapshot(services.db) == before  # refused: nothing stored, nothing audited
+    listed = await api.call("GET", measures_path(people), bearer=people.token("client"))
+    assert len(listed.body["measures"]) == 2

@@ -1,6 +1,7 @@
 """Same-room mode: the client sits with their therapist on one device. The therapist declares
-it, the room shows it on the therapist's tile, the therapist attests the client's spoken
-consent, and the saved plan's attendance says the client attended in the same room."""
+it, the client confirms it, the room shows it on the therapist's tile, the therapist attests the
+client's spoken consent, and the saved plan's attendance says the client attended in the same
+room and how that was established."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ async def test_one_device_carries_two_people_into_the_room_and_the_plan(
         json_body={"participant_ids": [people.id("client")]},
     )
     assert declared.status == 200
+    session = await api.call("GET", base + "/session", bearer=people.token("therapist"))
+    assert session.body["you"]["present_with"] == []  # pending: shown nowhere yet
+    confirmed = await api.call(
+        "POST",
+        base + "/session/present-with/confirmations",
+        bearer=people.token("client"),
+        json_body={"declarer_id": people.id("therapist"), "participant_id": people.id("client")},
+    )
+    assert confirmed.status == 200, confirmed.body
     session = await api.call("GET", base + "/session", bearer=people.token("therapist"))
     assert session.body["you"]["present_with"] == [people.id("client")]  # kept across a reload
     update = await psychiatrist.wait_event(
@@ -74,6 +84,8 @@ async def test_one_device_carries_two_people_into_the_room_and_the_plan(
     attendance = {a["role"]: a for a in plan.body["attendance"]}
     assert attendance["client"]["attended"] is True
     assert attendance["client"]["present_via"] == people.id("therapist")
+    assert attendance["client"]["confirmed_by"] == people.id("client")
+    assert attendance["client"]["attested_by"] is None
     assert attendance["therapist"]["present_via"] is None
     markdown = await api.call(
         "GET", base + "/plan", bearer=platform.secret, headers={"Accept": "text/markdown"}

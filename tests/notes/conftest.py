@@ -14,6 +14,7 @@ import pytest
 
 from server.auth.roles import Role
 from server.consults import audit
+from server.consults.audit import AuditAction
 from server.consults.model import Actor, ConsultSpec, ConsultView, ParticipantSpec, PlatformCaller
 from server.consults.platforms import PlatformKeys
 from server.consults.service import ConsultService
@@ -114,7 +115,7 @@ class World:
                 session,
                 at=at,
                 actor=Actor("participant", pid),
-                action=action,
+                action=AuditAction(action),
                 consult_id=self.consult_id,
                 details={"participant_id": pid},
             )

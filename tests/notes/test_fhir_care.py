@@ -43,7 +43,7 @@ def by_url(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
 async def care_consult(world: World) -> tuple[PlanView, ConsentBook]:
     """Consent given by the client, two check-ins (PHQ-9 with item 9 above zero, then GAD-7),
     a brief attached, the consult typed, ended and saved."""
-    consents = ConsentBook(world.db, utc_now)
+    consents = ConsentBook(world.db, world.keyring, utc_now)
     checkins = CheckIns(world.db, world.keyring, utc_now)
     client = identity(world.consult, Role.CLIENT)
     await consents.give(
@@ -209,9 +209,11 @@ async def test_fhir_consent_attested_by_the_therapist_names_the_therapist(world:
     consult = await new_consult(world)
     therapist = identity(consult, Role.THERAPIST)
     client_id = identity(consult, Role.CLIENT).participant_id
-    care = CareFacts(world.db, CheckIns(world.db, world.keyring, utc_now), utc_now)
+    care = CareFacts(world.db, world.keyring, CheckIns(world.db, world.keyring, utc_now), utc_now)
     await care.declare_present_with(therapist, [client_id])
-    consents = ConsentBook(world.db, utc_now)
+    # The client confirms from their own token (the therapist's word alone would not do).
+    await care.confirm_presence(identity(consult, Role.CLIENT), therapist.participant_id, client_id)
+    consents = ConsentBook(world.db, world.keyring, utc_now)
     await consents.give(
         therapist, wording_version=CONSENT_WORDING.version, scopes=[SESSION, SHARING], attested=True
     )
