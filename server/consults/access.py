@@ -59,5 +59,7 @@ class ParticipantAccess:
             name=claims.name,
             jti=claims.jti,
             expires_at=claims.exp,
+            key_id=key_id,
+            issued_at=claims.iat,
         )
         return identity, view

@@ -37,7 +37,11 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
     sio.attach(app)
 
     async def close_namespace(_app: web.Application) -> AsyncIterator[None]:
+        # After the services are open (an earlier cleanup context): revocations published by
+        # any process close this process's sockets.
+        unsubscribe = deps().access_events.subscribe(namespace.on_access_event)
         yield
+        unsubscribe()
         await namespace.close()
 
     app.cleanup_ctx.append(close_namespace)
