@@ -79,6 +79,7 @@ def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
             join_timeout=settings.socket_join_timeout_seconds,
             max_unjoined_per_participant=settings.socket_max_unjoined_per_participant,
             token_leeway=settings.token_leeway_seconds,
+            access_recheck=settings.socket_access_recheck_seconds,
         ),
         access_events=services.access_events,
     )

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     socket_join_burst: int = Field(default=5, ge=1, le=100)
     socket_join_timeout_seconds: float = Field(default=10, gt=0, le=600)
     socket_max_unjoined_per_participant: int = Field(default=3, ge=1, le=100)
+    # Every live socket's token is re-checked against the database this often (the safety net
+    # under revocation events, which pub/sub delivers at most once).
+    socket_access_recheck_seconds: float = Field(default=30, gt=0, le=3600)
     max_sdp_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 
     # Shared notes: the largest single CRDT update, and how many logged updates to a document

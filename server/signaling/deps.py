@@ -22,6 +22,8 @@ class SocketLimits:
     max_unjoined_per_participant: int = 3
     # Clock skew allowed on a token's `exp`: a socket is closed this long after it.
     token_leeway: float = 0.0
+    # Every live socket's token is re-checked against the database this often.
+    access_recheck: float = 30.0
 
     def __post_init__(self) -> None:
         if self.events_per_second <= 0 or self.event_burst < 1:
@@ -29,6 +31,8 @@ class SocketLimits:
         if self.joins_per_second <= 0 or self.join_burst < 1 or self.join_timeout <= 0:
             raise ValueError("socket join limits must be positive")
         if self.max_unjoined_per_participant < 1 or self.token_leeway < 0:
+            raise ValueError("socket limits must be positive")
+        if self.access_recheck <= 0:
             raise ValueError("socket limits must be positive")
 
 

@@ -184,6 +184,14 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             if code is not None:
                 await self._shut(connection, code)
 
+    async def recheck_all(self) -> None:
+        """Re-check every live socket's token against the database (the sweep's work)."""
+        live = [c for c in self._connections.values() if c.closed_with is None]
+        codes = await self._deps().access.lapsed([c.identity for c in live])
+        for connection, code in zip(live, codes, strict=True):
+            if code is not None:
+                await self._shut(connection, code)
+
     async def _shut(self, connection: Connection, code: ErrorCode, message: str = "") -> None:
         """Close a socket whose access ended: its seat is freed, it is told why, then it is
         disconnected (after the event it may be handling is acknowledged)."""

@@ -3,6 +3,9 @@ expiry close the sockets they concern within a second, and every `join` re-check
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +20,9 @@ from server.auth.roles import Role
 from server.consults.model import Actor
 from server.db.models import Participant
 from server.ids import ConsultId, KeyId, ParticipantId, TokenId
+from server.settings import Settings
 from tests.apiclient import Api
-from tests.conftest import PlatformKey, new_platform
+from tests.conftest import TEST_KEY, PlatformKey, new_platform
 from tests.roomclient import RoomClient
 from tests.rooms.conftest import People
 from tests.rooms.test_lobby_and_roles import audit_actions
@@ -165,3 +169,60 @@ async def test_join_rechecks_the_token_against_the_database(
     assert ack["error"]["code"] == "token_revoked"
     await therapist.wait_disconnected()
     assert services.rooms.get(people.consult["id"]) is None  # nothing was seated
+
+
+async def run_cli(settings: Settings, *args: str, **env: str) -> str:
+    """`python -m server ARGS` as its own process, on the test's database (never blocking the
+    event loop the test server runs on)."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
+    environment.update(
+        TRIAD_DATABASE_URL=str(settings.database_url),
+        TRIAD_DATA_DIR=str(settings.data_dir),
+        TRIAD_ENCRYPTION_KEYS=TEST_KEY,
+        TRIAD_LOG_FORMAT="json",
+        **env,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        *args,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+@pytest.mark.room_settings(socket_access_recheck_seconds=0.3)
+async def test_a_key_revoked_from_the_command_line_without_redis_is_caught_by_the_sweep(
+    people: People, client: Any, settings: Settings
+) -> None:
+    """No Redis: the command line's process publishes to nobody; the periodic re-check of
+    every socket closes the ones the key signed within one interval."""
+    second = await new_platform(client.app[SERVICES], "Acme Health")
+    therapist = await people.connect("therapist", await people.new_link("therapist", second.secret))
+    await therapist.join()
+    psychiatrist = await people.joined("psychiatrist")
+    assert "revoked" in await run_cli(settings, "apikey", "revoke", second.key_id)
+    await closed_with(therapist, "token_invalid", within=0.3 + WITHIN)
+    assert not psychiatrist.disconnected
+
+
+@pytest.mark.room_settings(socket_access_recheck_seconds=0.3)
+async def test_a_revocation_whose_event_was_lost_is_caught_by_the_sweep(
+    people: People, client: Any
+) -> None:
+    therapist = await people.joined("therapist")
+    psychiatrist = await people.joined("psychiatrist")
+    async with client.app[SERVICES].db.sessions.begin() as session:  # no event published
+        await session.execute(
+            update(Participant)
+            .where(Participant.id == people.id("therapist"))
+            .values(tokens_revoked_at=datetime.now(UTC))
+        )
+    await closed_with(therapist, "token_revoked", within=0.3 + WITHIN)
+    assert not psychiatrist.disconnected

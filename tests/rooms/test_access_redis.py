@@ -20,14 +20,16 @@ from server.settings import Settings
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, make_settings, new_platform, require_service
 from tests.rooms.conftest import People
-from tests.rooms.test_access import WITHIN, closed_with, refused_at_connect
+from tests.rooms.test_access import WITHIN, closed_with, refused_at_connect, run_cli
 from tests.waiting import wait_for
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Settings:
     redis_url = require_service("TRIAD_TEST_REDIS_URL")
-    return make_settings(tmp_path, database_url, redis_url=redis_url)
+    marker = request.node.get_closest_marker("room_settings")
+    extra = marker.kwargs if marker else {}
+    return make_settings(tmp_path, database_url, redis_url=redis_url, **extra)
 
 
 @pytest.fixture
@@ -111,3 +113,18 @@ async def test_malformed_messages_on_the_channel_are_ignored(
         unsubscribe()
     assert not therapist.disconnected
     assert (await therapist.call("media-state", {"audio": True, "video": True}))["ok"]
+
+
+@pytest.mark.room_settings(socket_access_recheck_seconds=3600)
+async def test_a_key_revoked_from_the_command_line_reaches_sockets_through_redis(
+    people: People, client: Any, settings: Settings
+) -> None:
+    """The command line is a process of its own: with Redis its revocation is an event every
+    server process hears at once (the sweep, an hour away here, plays no part)."""
+    second = await new_platform(client.app[SERVICES], "Acme Health")
+    therapist = await people.connect("therapist", await people.new_link("therapist", second.secret))
+    await therapist.join()
+    await run_cli(
+        settings, "apikey", "revoke", second.key_id, TRIAD_REDIS_URL=str(settings.redis_url)
+    )
+    await closed_with(therapist, "token_invalid")
