@@ -87,7 +87,14 @@ def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
         limits=SocketLimits(
             events_per_second=settings.socket_events_per_second,
             event_burst=settings.socket_event_burst,
+            joins_per_second=settings.socket_joins_per_second,
+            join_burst=settings.socket_join_burst,
+            join_timeout=settings.socket_join_timeout_seconds,
+            max_unjoined_per_participant=settings.socket_max_unjoined_per_participant,
+            token_leeway=settings.token_leeway_seconds,
+            access_recheck=settings.socket_access_recheck_seconds,
         ),
+        access_events=services.access_events,
     )
 
 

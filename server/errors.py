@@ -45,10 +45,13 @@ class ErrorCode(StrEnum):
     CONNECTION_REPLACED = "connection_replaced"
     UNKNOWN_EVENT = "unknown_event"
     RATE_LIMITED = "rate_limited"
+    JOIN_TIMEOUT = "join_timeout"
     # Media negotiation
     SDP_INVALID = "sdp_invalid"
     NO_PENDING_OFFER = "no_pending_offer"
     CANDIDATE_INVALID = "candidate_invalid"
+    CANDIDATE_ADDRESS_REFUSED = "candidate_address_refused"
+    CANDIDATES_EXHAUSTED = "candidates_exhausted"
     # Shared notes and plans
     NOTES_DOCUMENT_UNKNOWN = "notes_document_unknown"
     NOTES_UPDATE_INVALID = "notes_update_invalid"
@@ -126,12 +129,21 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.UNKNOWN_EVENT: ErrorSpec(HTTPStatus.BAD_REQUEST, "No such event"),
     ErrorCode.RATE_LIMITED: ErrorSpec(HTTPStatus.TOO_MANY_REQUESTS, "Too many messages"),
+    ErrorCode.JOIN_TIMEOUT: ErrorSpec(
+        HTTPStatus.REQUEST_TIMEOUT, "The socket did not join in time after connecting"
+    ),
     ErrorCode.SDP_INVALID: ErrorSpec(
         HTTPStatus.BAD_REQUEST, "The session description is not valid"
     ),
     ErrorCode.NO_PENDING_OFFER: ErrorSpec(HTTPStatus.CONFLICT, "There is no offer to answer"),
     ErrorCode.CANDIDATE_INVALID: ErrorSpec(
         HTTPStatus.BAD_REQUEST, "The ICE candidate is not valid"
+    ),
+    ErrorCode.CANDIDATE_ADDRESS_REFUSED: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "The server does not send checks to that kind of address"
+    ),
+    ErrorCode.CANDIDATES_EXHAUSTED: ErrorSpec(
+        HTTPStatus.TOO_MANY_REQUESTS, "Too many ICE candidates for this peer connection"
     ),
     ErrorCode.NOTES_DOCUMENT_UNKNOWN: ErrorSpec(HTTPStatus.BAD_REQUEST, "No such notes document"),
     ErrorCode.NOTES_UPDATE_INVALID: ErrorSpec(

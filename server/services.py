@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 
 from .consults.access import ParticipantAccess
+from .consults.access_events import AccessEvents, LocalAccessEvents, RedisAccessEvents
 from .consults.audit import ReadLog
 from .consults.brief import BriefBook
 from .consults.care import CareFacts
@@ -17,6 +18,7 @@ from .consults.checkins import CheckIns
 from .consults.consent import ConsentBook
 from .consults.lifecycle import ConsultLifecycle
 from .consults.platforms import PlatformKeys
+from .consults.revocations import TokenRevocations
 from .consults.service import ConsultService
 from .crypto import KeyRing
 from .db.engine import Database
@@ -44,6 +46,8 @@ class Services:
     checkins: CheckIns
     care: CareFacts
     reads: ReadLog
+    access_events: AccessEvents
+    revocations: TokenRevocations
 
 
 @asynccontextmanager
@@ -55,9 +59,17 @@ async def open_services(
     stack = AsyncExitStack()
     try:
         await db.require_migrated()
+        events: AccessEvents
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
-        keys = PlatformKeys(db, keyring, clock)
+            # Revocations reach the sockets of every process (and come from the command line).
+            events = redis_events = RedisAccessEvents(redis)
+            stack.push_async_callback(redis_events.close)
+            await redis_events.start()
+        else:
+            events = LocalAccessEvents()
+        revocations = TokenRevocations(db, events, clock)
+        keys = PlatformKeys(db, keyring, clock, events)
         checkins = CheckIns(db, keyring, clock, max_per_consult=settings.checkins_max_per_consult)
         care = CareFacts(db, keyring, checkins, clock)
         notes = NotesService(
@@ -73,7 +85,11 @@ async def open_services(
             settings=RoomSettings(
                 reconnect_grace=settings.reconnect_grace_seconds,
                 empty_room_grace=settings.empty_room_grace_seconds,
+                overrun_grace=settings.consult_overrun_seconds,
+                max_duration=settings.consult_max_seconds,
             ),
+            revoker=revocations,
+            clock=clock,
             records=ConsultLifecycle(db, clock),
             care=care,
             plans=SavedPlans(notes),
@@ -102,6 +118,7 @@ async def open_services(
                 public_base_url=settings.base_url,
                 token_ttl=timedelta(seconds=settings.join_token_ttl_seconds),
                 clock=clock,
+                revocations=revocations,
             ),
             access=ParticipantAccess(db, keys, settings.token_leeway_seconds),
             notes=notes,
@@ -111,6 +128,8 @@ async def open_services(
             checkins=checkins,
             care=care,
             reads=ReadLog(db, clock),
+            access_events=events,
+            revocations=revocations,
         )
     finally:
         await stack.aclose()  # rooms first (they save plans), then notes
@@ -140,4 +159,6 @@ def media_config(settings: Settings) -> MediaConfig:
         # for browsers behind restrictive networks.
         ice_servers=(IceServer(urls=tuple(settings.stun_urls)),) if settings.stun_urls else (),
         max_sdp_bytes=settings.max_sdp_bytes,
+        max_remote_candidates=settings.ice_max_remote_candidates,
+        allow_private_candidates=settings.ice_allow_private_candidates,
     )

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # coturn `static-auth-secret` for time-limited TURN REST credentials.
     turn_secret: SecretStr | None = None
     turn_credential_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    # Remote ICE candidates: at most this many per peer connection; private (RFC 1918, ULA,
+    # CGNAT) addresses only with this flag or when the host addresses above are private.
+    # Loopback, link-local, multicast and unspecified only when a host address is one.
+    ice_max_remote_candidates: int = Field(default=32, ge=1, le=1000)
+    ice_allow_private_candidates: bool = False
 
     # Origins allowed to embed the consult room (CSP frame-ancestors).
     allowed_origins: StrList = []
@@ -66,10 +71,24 @@ class Settings(BaseSettings):
     # nobody connected ends after the empty-room grace (LiveKit: 300 s).
     reconnect_grace_seconds: float = Field(default=20, ge=0, le=600)
     empty_room_grace_seconds: float = Field(default=300, ge=0, le=24 * 3600)
+    # Once a host was in: a consult ends this long after its scheduled end, or (no scheduled
+    # end, or a host first admitted after that) this long after the first host admission.
+    consult_overrun_seconds: float = Field(default=3600, ge=0, le=7 * 24 * 3600)
+    consult_max_seconds: float = Field(default=4 * 3600, gt=0, le=7 * 24 * 3600)
     # Socket.IO: the largest message accepted, and the per-socket event budget (token bucket).
     socket_max_message_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
     socket_events_per_second: float = Field(default=50, gt=0, le=10_000)
     socket_event_burst: int = Field(default=100, ge=1, le=100_000)
+    # `join` and `media-restart` (each re-reads the care state, audits, renegotiates media) have
+    # their own smaller budget; a socket must `join` this soon after connecting; a participant
+    # may hold this many sockets that have not joined.
+    socket_joins_per_second: float = Field(default=1, gt=0, le=100)
+    socket_join_burst: int = Field(default=5, ge=1, le=100)
+    socket_join_timeout_seconds: float = Field(default=10, gt=0, le=600)
+    socket_max_unjoined_per_participant: int = Field(default=3, ge=1, le=100)
+    # Every live socket's token is re-checked against the database this often (the safety net
+    # under revocation events, which pub/sub delivers at most once).
+    socket_access_recheck_seconds: float = Field(default=30, gt=0, le=3600)
     max_sdp_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
 
     # Shared notes: the largest single CRDT update, and how many logged updates to a document

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
 from ..auth import tokens
 from ..auth.roles import Role
 from ..db.engine import Database
-from ..db.models import Consult, Participant
+from ..db.models import ApiKey, Consult, Participant
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from .model import ConsultStatus, ConsultView, JoinIdentity
@@ -59,5 +63,38 @@ class ParticipantAccess:
             name=claims.name,
             jti=claims.jti,
             expires_at=claims.exp,
+            key_id=key_id,
+            issued_at=claims.iat,
         )
         return identity, view
+
+    async def lapsed(self, held: Sequence[JoinIdentity]) -> list[ErrorCode | None]:
+        """For each identity a live socket holds: the code its access lapsed with (tokens
+        revoked at or after its `iat`, its signing key revoked), or None while it holds. Two
+        queries whatever the number: the periodic re-check of every socket of a process."""
+        if not held:
+            return []
+        pids = {i.participant_id for i in held}
+        kids = {i.key_id for i in held}
+        async with self._db.sessions() as session:
+            rows = await session.execute(
+                select(Participant.id, Participant.tokens_revoked_at).where(
+                    Participant.id.in_(pids)
+                )
+            )
+            revoked_at = {pid: stamp for pid, stamp in rows.all()}
+            dead_keys = set(
+                await session.scalars(
+                    select(ApiKey.id).where(ApiKey.id.in_(kids), ApiKey.revoked_at.is_not(None))
+                )
+            )
+        codes: list[ErrorCode | None] = []
+        for identity in held:
+            stamp = revoked_at.get(identity.participant_id)
+            if identity.key_id in dead_keys:
+                codes.append(ErrorCode.TOKEN_INVALID)
+            elif stamp is not None and identity.issued_at <= stamp.timestamp():
+                codes.append(ErrorCode.TOKEN_REVOKED)
+            else:
+                codes.append(None)
+        return codes

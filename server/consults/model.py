@@ -180,6 +180,10 @@ class JoinIdentity:
     name: str
     jti: TokenId
     expires_at: float
+    # The key that signed the token and its `iat`: a socket is closed when that key is revoked
+    # or the participant's tokens are revoked at or after this instant.
+    key_id: str = ""
+    issued_at: float = 0.0
 
 
 @dataclass(frozen=True)

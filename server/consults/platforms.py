@@ -15,6 +15,7 @@ from ..db.models import ApiKey, Platform
 from ..errors import ErrorCode, TriadError
 from ..ids import KeyId, PlatformId, new_key_id, new_platform_id
 from . import audit
+from .access_events import AccessChange, AccessEvent, AccessEvents, LocalAccessEvents
 from .audit import AuditAction
 from .model import Actor, PlatformCaller
 
@@ -39,8 +40,15 @@ def _aad(key_id: str) -> bytes:
 
 
 class PlatformKeys:
-    def __init__(self, db: Database, keyring: KeyRing, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        keyring: KeyRing,
+        clock: Callable[[], datetime],
+        events: AccessEvents | None = None,
+    ) -> None:
         self._db = db
+        self._events: AccessEvents = events or LocalAccessEvents()
         self._keyring = keyring
         self._clock = clock
 
@@ -93,6 +101,10 @@ class PlatformKeys:
                 platform_id=key.platform_id,
                 details={"key_id": key_id},
             )
+        # After the commit: every process closes the sockets whose token this key signed.
+        await self._events.publish(
+            AccessEvent(AccessChange.API_KEY_REVOKED, now.timestamp(), key_id=key_id)
+        )
         return True
 
     async def authenticate(self, secret: str) -> PlatformCaller:

@@ -21,6 +21,7 @@ from ..db.models import ApiKey, Consult, IdempotencyKey, Participant, Plan
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, KeyId, ParticipantId, new_consult_id, new_participant_id, new_token_id
 from . import audit
+from .access_events import LocalAccessEvents
 from .audit import AuditAction
 from .brief import add_brief
 from .lifecycle import end_row
@@ -36,6 +37,7 @@ from .model import (
     PlatformCaller,
 )
 from .people import open_name, seal_name
+from .revocations import TokenRevocations
 
 # Revocation compares `iat` to the revocation instant; a token minted right after a revocation
 # is stamped at least this much later so that it is not caught by it.
@@ -51,8 +53,11 @@ class ConsultService:
         public_base_url: str,
         token_ttl: timedelta,
         clock: Callable[[], datetime],
+        revocations: TokenRevocations | None = None,
     ) -> None:
         self._db = db
+        # Without a bus (a tool using the service alone) revocation reaches this process only.
+        self._revocations = revocations or TokenRevocations(db, LocalAccessEvents(), clock)
         self._keyring = keyring
         self._base_url = public_base_url
         self._token_ttl = token_ttl
@@ -226,22 +231,13 @@ class ConsultService:
     async def revoke_tokens(
         self, caller: PlatformCaller, consult_id: ConsultId, participant_id: ParticipantId
     ) -> datetime:
-        """Refuse every join token of this participant issued until now."""
-        now = self._clock()
-        async with self._db.sessions.begin() as session:
-            await self._owned(session, caller, consult_id)
-            participant = await self._participant(session, consult_id, participant_id)
-            participant.tokens_revoked_at = now
-            audit.record(
-                session,
-                at=now,
-                actor=Actor("platform", caller.key_id),
-                action=AuditAction.TOKENS_REVOKED,
-                consult_id=consult_id,
-                platform_id=caller.platform_id,
-                details={"participant_id": participant_id},
-            )
-        return now
+        """Refuse every join token of this participant issued until now, live sockets too."""
+        return await self._revocations.revoke(
+            consult_id,
+            participant_id,
+            Actor("platform", caller.key_id),
+            platform_id=caller.platform_id,
+        )
 
     async def audit_trail(
         self, caller: PlatformCaller, consult_id: ConsultId, *, after: int, limit: int

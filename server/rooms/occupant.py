@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..auth.roles import Role
+from ..errors import ErrorCode
 from ..ids import ParticipantId
 from .ports import Channel
 
@@ -15,6 +16,34 @@ from .ports import Channel
 class Place(StrEnum):
     LOBBY = "lobby"
     ROOM = "room"
+
+
+class LeaveReason(StrEnum):
+    """Why a seat was freed (the `peer-left` reason and the audit detail)."""
+
+    LEFT = "left"
+    TIMEOUT = "timeout"
+    DENIED = "denied"
+    REMOVED = "removed"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+    @property
+    def audit_action(self) -> str:
+        if self is LeaveReason.DENIED:
+            return "participant.denied"
+        if self is LeaveReason.REMOVED:
+            return "participant.removed"
+        return "participant.left"
+
+
+# The seat freed when a connection's token stops holding, by the code it is closed with.
+LEFT_BECAUSE = {
+    ErrorCode.TOKEN_REVOKED: LeaveReason.REVOKED,
+    ErrorCode.TOKEN_INVALID: LeaveReason.REVOKED,
+    ErrorCode.REMOVED: LeaveReason.REMOVED,
+    ErrorCode.TOKEN_EXPIRED: LeaveReason.EXPIRED,
+}
 
 
 @dataclass(eq=False)
@@ -33,6 +62,11 @@ class Occupant:
     # Same-room mode: the other participants sitting at this one's device.
     present_with: tuple[ParticipantId, ...] = ()
     seat_expiry: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def cancel_seat_expiry(self) -> None:
+        task, self.seat_expiry = self.seat_expiry, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
 
     @property
     def connected(self) -> bool:

@@ -44,6 +44,20 @@ class ConsultRecords(Protocol):
         """Append an audit event (ids and codes only)."""
 
 
+class Revoker(Protocol):
+    """Revokes a participant's join tokens (audited, and published to every process's sockets):
+    what a host's `remove` does beyond the room."""
+
+    async def revoke(
+        self,
+        consult_id: ConsultId,
+        participant_id: ParticipantId,
+        actor: Actor,
+        *,
+        removed: bool = False,
+    ) -> object: ...
+
+
 class CareRecords(Protocol):
     """The care workflow's facts a room acts on: consent before a client is admitted, who sits
     with whom, and the check-ins' safety flags."""

@@ -8,13 +8,14 @@ connected and closes. Each step is idempotent, so racing ends converge on one pl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
-from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper
+from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper, Revoker
 from .room import ConsultRoom, MediaFactory
 from .settings import RoomSettings
 
@@ -29,6 +30,8 @@ class RoomRegistry:
         plans: PlanKeeper,
         media_factory: MediaFactory,
         ice_servers: IceServers,
+        revoker: Revoker,
+        clock: Callable[[], datetime],
     ) -> None:
         self._settings = settings
         self._records = records
@@ -36,6 +39,8 @@ class RoomRegistry:
         self._plans = plans
         self._media_factory = media_factory
         self._ice_servers = ice_servers
+        self._revoker = revoker
+        self._clock = clock
         self._rooms: dict[ConsultId, ConsultRoom] = {}
         # Ended here while sockets may still hold a verified token: refuse their joins.
         self._ended: set[ConsultId] = set()
@@ -57,6 +62,9 @@ class RoomRegistry:
                 media_factory=self._media_factory,
                 ice_servers=self._ice_servers,
                 end_consult=lambda actor: self.end_consult(consult.id, actor),
+                revoker=self._revoker,
+                clock=self._clock,
+                unload=lambda: self._unload(consult.id),
             )
             self._rooms[consult.id] = room
         return room
@@ -64,7 +72,26 @@ class RoomRegistry:
     async def join(
         self, identity: JoinIdentity, consult: ConsultView, channel: Channel
     ) -> dict[str, Any]:
-        return await self.room_for(consult).join(identity, channel)
+        room = self.room_for(consult)
+        try:
+            return await room.join(identity, channel)
+        except TriadError as error:
+            # Unloaded (empty, never hosted) while this join waited: a fresh room takes it.
+            if error.code is ErrorCode.CONSULT_ENDED and room.unloaded:
+                self._forget(consult.id, room)
+                return await self.room_for(consult).join(identity, channel)
+            raise
+
+    async def _unload(self, consult_id: ConsultId) -> None:
+        """Drop a room nobody is in from memory without ending its consult (no host ever came:
+        see `autoend.py`); a later join makes a new one."""
+        room = self._rooms.get(consult_id)
+        if room is not None and await room.unload_if_empty():
+            self._forget(consult_id, room)
+
+    def _forget(self, consult_id: ConsultId, room: ConsultRoom) -> None:
+        if self._rooms.get(consult_id) is room:
+            del self._rooms[consult_id]
 
     async def care_changed(self, consult_id: ConsultId) -> None:
         """Consent or presence changed (a REST call): the live room, if any, catches up."""

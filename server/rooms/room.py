@@ -1,5 +1,5 @@
 """One live consult room: who is in it, the lobby, roles, media state, seats held for
-reconnection, and the timer that ends a room nobody is connected to.
+reconnection; when it ends by itself is `autoend.py`'s.
 
 Plain async Python: the signaling layer calls it, and a test can drive it without a socket.
 Membership changes run under one lock so that the room, the media plane and what participants
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from .. import logs
@@ -18,11 +19,13 @@ from ..consults.care import CareState
 from ..consults.model import Actor, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
+from .autoend import AutoEnd
 from .media import Offer
-from .occupant import Occupant, Place
-from .ports import CareRecords, Channel, ConsultRecords, IceServers, RoomMedia
+from .occupant import LEFT_BECAUSE, LeaveReason, Occupant, Place
+from .ports import CareRecords, Channel, ConsultRecords, IceServers, Revoker, RoomMedia
 from .settings import RoomSettings
 from .tasks import RoomTasks
+from .views import lobby_waiting, offer_message, room_state, send_each
 
 log = logs.get(__name__)
 
@@ -41,6 +44,9 @@ class ConsultRoom:
         media_factory: MediaFactory,
         ice_servers: IceServers,
         end_consult: EndConsult,
+        revoker: Revoker,
+        clock: Callable[[], datetime],
+        unload: Callable[[], Awaitable[None]],
     ) -> None:
         self.consult_id: ConsultId = consult.id
         self._auto_admit = consult.auto_admit
@@ -53,15 +59,28 @@ class ConsultRoom:
         self._media: RoomMedia | None = None
         self._ice_servers = ice_servers
         self._end_consult = end_consult
+        self._revoker = revoker
         self._occupants: dict[ParticipantId, Occupant] = {}
-        # Removed participants knock again from the lobby, whatever their role.
+        # Removed participants (back with a new link from the platform: their old tokens are
+        # revoked) knock again from the lobby, whatever their role.
         self._removed: set[ParticipantId] = set()
         self._active_speaker: ParticipantId | None = None
         self._lock = asyncio.Lock()
         self._tasks = RoomTasks(consult.id)
-        self._empty_timer: asyncio.Task[None] | None = None
+        self._auto_end = AutoEnd(
+            consult.id,
+            consult.scheduled_end,
+            settings=settings,
+            tasks=self._tasks,
+            clock=clock,
+            connected=lambda: self.connected_count,
+            end=end_consult,
+            unload=unload,
+        )
         self._live = consult.status == "live"
         self.closed = False
+        # Set by the registry when it drops this room from memory without ending the consult.
+        self.unloaded = False
 
     # -- joining and leaving ------------------------------------------------------------------
 
@@ -73,7 +92,7 @@ class ConsultRoom:
             self._require_open()
             if pid not in self._roster:
                 raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "not a participant here")
-            self._cancel_empty_timer()
+            self._auto_end.someone_connected()
             self._care = await self._care_records.care_state(self.consult_id)
             occupant = self._occupants.get(pid)
             rejoin = occupant is not None
@@ -90,7 +109,7 @@ class ConsultRoom:
                 )
                 self._occupants[pid] = occupant
             else:
-                self._cancel_seat_expiry(occupant)
+                occupant.cancel_seat_expiry()
                 if occupant.channel is not None and occupant.channel is not channel:
                     old, occupant.channel = occupant.channel, None
                     await old.close(
@@ -123,7 +142,7 @@ class ConsultRoom:
             occupant = self._occupants.get(pid)
             if occupant is None or occupant.channel is not channel:
                 return
-            await self._vacate(occupant, reason="left", actor=_actor(pid))
+            await self._vacate(occupant, reason=LeaveReason.LEFT, actor=_actor(pid))
             self._maybe_start_empty_timer()
 
     async def dropped(self, pid: ParticipantId, channel: Channel) -> None:
@@ -142,7 +161,7 @@ class ConsultRoom:
         async with self._lock:
             if self._occupants.get(occupant.id) is occupant and not occupant.connected:
                 occupant.seat_expiry = None  # this task; _vacate must not cancel itself
-                await self._vacate(occupant, reason="timeout", actor=Actor("system"))
+                await self._vacate(occupant, reason=LeaveReason.TIMEOUT, actor=Actor("system"))
                 self._maybe_start_empty_timer()
 
     # -- host actions -------------------------------------------------------------------------
@@ -168,11 +187,13 @@ class ConsultRoom:
             self._require_open()
             self._require_host_in_room(host, "deny")
             occupant = self._in_lobby(target)
-            await self._vacate(occupant, reason="denied", actor=_actor(host))
+            await self._vacate(occupant, reason=LeaveReason.DENIED, actor=_actor(host))
             if occupant.channel is not None:
                 await occupant.channel.close(ErrorCode.LOBBY_DENIED, "a host did not admit you")
 
     async def remove(self, host: ParticipantId, target: ParticipantId) -> None:
+        """Out of the room, and their join tokens revoked (as the platform's `DELETE .../tokens`
+        does), so the link stops working for the room and for the REST session reads alike."""
         async with self._lock:
             self._require_open()
             self._require_host_in_room(host, "remove a participant")
@@ -180,10 +201,27 @@ class ConsultRoom:
             if occupant is None or target == host:
                 raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "no such participant to remove")
             self._removed.add(target)
-            await self._vacate(occupant, reason="removed", actor=_actor(host))
+            await self._vacate(occupant, reason=LeaveReason.REMOVED, actor=_actor(host))
             if occupant.channel is not None:
                 await occupant.channel.close(ErrorCode.REMOVED, "a host removed you")
             self._maybe_start_empty_timer()
+        # Outside the lock: the revocation is published, and this process's sockets of the
+        # removed participant (one still joining, say) are closed through this room.
+        await self._revoker.revoke(self.consult_id, target, _actor(host), removed=True)
+
+    async def revoked(
+        self, pid: ParticipantId, channel: Channel, code: ErrorCode, message: str
+    ) -> None:
+        """The connection's token no longer holds (revoked, its key revoked, expired): the
+        seat is freed and the connection closed with the code."""
+        async with self._lock:
+            occupant = self._occupants.get(pid)
+            if occupant is not None and occupant.channel is channel and not self.closed:
+                occupant.channel = None
+                reason = LEFT_BECAUSE.get(code, LeaveReason.REVOKED)
+                await self._vacate(occupant, reason=reason, actor=Actor("system"))
+                self._maybe_start_empty_timer()
+        await channel.close(code, message)
 
     async def end(self, host: ParticipantId) -> object:
         """A host ends the consult for everyone (idempotent; returns the end's result)."""
@@ -220,9 +258,8 @@ class ConsultRoom:
             if self.closed:
                 return
             self._care = replace(self._care, safety_flags=(*self._care.safety_flags, flag))
-            for occupant in self._occupants.values():
-                if is_host(occupant.role) and occupant.channel is not None:
-                    await occupant.channel.send("safety-flag", dict(flag))
+            hosts = [o for o in self._occupants.values() if is_host(o.role)]
+            await send_each(hosts, "safety-flag", dict(flag))
 
     @property
     def sharing_withdrawn(self) -> bool:
@@ -270,14 +307,8 @@ class ConsultRoom:
     # MediaEvents, called by the SFU.
     async def send_offer(self, participant_id: ParticipantId, offer: Offer) -> None:
         occupant = self._occupants.get(participant_id)
-        if occupant is None or occupant.channel is None:
-            return
-        tracks = [
-            {"mid": t.mid, "participant_id": t.participant_id, "kind": t.kind} for t in offer.tracks
-        ]
-        await occupant.channel.send(
-            "signal", {"type": "offer", "sdp": offer.sdp, "tracks": tracks, "pc": occupant.pc}
-        )
+        if occupant is not None and occupant.channel is not None:
+            await occupant.channel.send("signal", offer_message(offer, occupant.pc))
 
     def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
         if participant_id == self._active_speaker or self.closed:
@@ -295,14 +326,8 @@ class ConsultRoom:
     ) -> None:
         """Deliver an event to the admitted participants `where` accepts (the notes channel
         uses it to reach the readers of a document)."""
-        for occupant in list(self._occupants.values()):
-            if (
-                occupant.place is Place.ROOM
-                and occupant.id != skip
-                and occupant.channel is not None
-                and where(occupant)
-            ):
-                await occupant.channel.send(event, payload)
+        admitted = [o for o in self._occupants.values() if o.place is Place.ROOM and where(o)]
+        await send_each(admitted, event, payload, skip=skip)
 
     def media_failed(self, participant_id: ParticipantId) -> None:
         """MediaEvents: the participant's peer connection failed. A connected participant gets
@@ -321,10 +346,6 @@ class ConsultRoom:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def is_admitted(self, pid: ParticipantId) -> bool:
-        occupant = self._occupants.get(pid)
-        return occupant is not None and occupant.place is Place.ROOM
-
     def require_admitted(self, pid: ParticipantId) -> Occupant:
         occupant = self._joined(pid)
         if occupant.place is not Place.ROOM:
@@ -334,9 +355,6 @@ class ConsultRoom:
     @property
     def media(self) -> RoomMedia | None:
         return self._media
-
-    def occupant(self, pid: ParticipantId) -> Occupant | None:
-        return self._occupants.get(pid)
 
     @property
     def connected_count(self) -> int:
@@ -350,19 +368,33 @@ class ConsultRoom:
         async with self._lock:
             if self.closed:
                 return
-            self.closed = True
-            if ended is not None:
-                await self._broadcast("ended", dict(ended))
-            media, self._media = self._media, None
-            if media is not None:
-                await media.close()
-            for occupant in self._occupants.values():
-                self._cancel_seat_expiry(occupant)
-                channel, occupant.channel = occupant.channel, None
-                if channel is not None:
-                    await channel.close()
-            self._cancel_empty_timer()
+            await self._shut(ended)
         await self._tasks.close()
+
+    async def unload_if_empty(self) -> bool:
+        """Close without ending, if nobody is connected (checked under the lock, so a join
+        cannot slip in between); True when it did."""
+        async with self._lock:
+            if self.closed or self.connected_count:
+                return False
+            self.unloaded = True
+            await self._shut(None)
+        await self._tasks.close()
+        return True
+
+    async def _shut(self, ended: Mapping[str, Any] | None) -> None:
+        self.closed = True
+        if ended is not None:
+            await self._broadcast("ended", dict(ended))
+        media, self._media = self._media, None
+        if media is not None:
+            await media.close()
+        for occupant in self._occupants.values():
+            occupant.cancel_seat_expiry()
+            channel, occupant.channel = occupant.channel, None
+            if channel is not None:
+                await channel.close()
+        self._auto_end.close()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -374,6 +406,8 @@ class ConsultRoom:
         await self._records.record(
             self.consult_id, actor, "participant.admitted", {"participant_id": occupant.id}
         )
+        if is_host(occupant.role):
+            self._auto_end.host_admitted()
         if occupant.channel is not None:
             await occupant.channel.send("admitted", {"state": self._state_for(occupant)})
         await self._broadcast("peer-updated", {"participant": occupant.public()}, skip=occupant.id)
@@ -392,57 +426,38 @@ class ConsultRoom:
         occupant.pc += 1
         await self._media.add(occupant.id)
 
-    async def _vacate(self, occupant: Occupant, *, reason: str, actor: Actor) -> None:
-        self._cancel_seat_expiry(occupant)
+    async def _vacate(self, occupant: Occupant, *, reason: LeaveReason, actor: Actor) -> None:
+        occupant.cancel_seat_expiry()
         del self._occupants[occupant.id]
         if occupant.in_media and self._media is not None:
             occupant.in_media = False
             await self._media.remove(occupant.id)
-        action = {"denied": "participant.denied", "removed": "participant.removed"}.get(
-            reason, "participant.left"
-        )
-        await self._records.record(
-            self.consult_id, actor, action, {"participant_id": occupant.id, "reason": reason}
-        )
-        await self._broadcast(
-            "peer-left", {"participant_id": occupant.id, "reason": reason}, skip=occupant.id
-        )
+        gone = {"participant_id": occupant.id, "reason": str(reason)}
+        await self._records.record(self.consult_id, actor, reason.audit_action, gone)
+        await self._broadcast("peer-left", gone, skip=occupant.id)
         if occupant.place is Place.LOBBY:
             await self._lobby_changed()
 
     async def _lobby_changed(self) -> None:
-        waiting = [
-            {**o.public(), "consent": self._may_enter(o.role)}
-            for o in self._occupants.values()
-            if o.place is Place.LOBBY
-        ]
-        for occupant in self._occupants.values():
-            if is_host(occupant.role) and occupant.channel is not None:
-                await occupant.channel.send("lobby", {"waiting": waiting})
+        waiting = lobby_waiting(self._occupants.values(), self._may_enter)
+        hosts = [o for o in self._occupants.values() if is_host(o.role)]
+        await send_each(hosts, "lobby", {"waiting": waiting})
 
     async def _broadcast(
         self, event: str, payload: Mapping[str, Any], *, skip: ParticipantId | None = None
     ) -> None:
-        for occupant in list(self._occupants.values()):
-            if occupant.id != skip and occupant.channel is not None:
-                await occupant.channel.send(event, payload)
+        await send_each(list(self._occupants.values()), event, payload, skip=skip)
 
     def _state_for(self, occupant: Occupant) -> dict[str, Any]:
-        host = is_host(occupant.role)
-        return {
-            "consult": {"id": self.consult_id, "status": "live" if self._live else "scheduled"},
-            "you": occupant.public(),
-            "participants": [o.public() for o in self._occupants.values()],
-            "lobby": [o.id for o in self._occupants.values() if o.place is Place.LOBBY]
-            if is_host(occupant.role)
-            else [],
-            "active_speaker": self._active_speaker,
-            "ice_servers": self._ice_servers(occupant.id),
-            "pc": occupant.pc,
-            "consent": self._care.consent_public(),
-            # Clinicians only: the client never sees their own flag raised to others.
-            "safety_flags": [dict(f) for f in self._care.safety_flags] if host else [],
-        }
+        return room_state(
+            self.consult_id,
+            live=self._live,
+            you=occupant,
+            occupants=self._occupants.values(),
+            active_speaker=self._active_speaker,
+            ice_servers=self._ice_servers(occupant.id),
+            care=self._care,
+        )
 
     def _require_open(self) -> None:
         if self.closed:
@@ -473,25 +488,8 @@ class ConsultRoom:
         return occupant
 
     def _maybe_start_empty_timer(self) -> None:
-        if self.closed or self.connected_count or self._empty_timer is not None:
-            return
-        self._empty_timer = self._tasks.spawn(self._end_when_empty())
-
-    async def _end_when_empty(self) -> None:
-        await asyncio.sleep(self._settings.empty_room_grace)
-        if self.connected_count == 0 and not self.closed:
-            log.info("room.empty_timeout", consult_id=self.consult_id)
-            await self._end_consult(Actor("system", "empty-room"))
-
-    def _cancel_empty_timer(self) -> None:
-        timer, self._empty_timer = self._empty_timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
-
-    def _cancel_seat_expiry(self, occupant: Occupant) -> None:
-        task, occupant.seat_expiry = occupant.seat_expiry, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
+        if not self.closed and self.connected_count == 0:
+            self._auto_end.room_empty()
 
 
 def _actor(pid: ParticipantId) -> Actor:

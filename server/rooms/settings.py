@@ -1,4 +1,5 @@
-"""How long a room holds a dropped participant's seat, and waits before ending when empty."""
+"""How long a room holds a dropped participant's seat, waits before ending when empty, and
+lets a consult run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from dataclasses import dataclass
 class RoomSettings:
     reconnect_grace: float
     empty_room_grace: float
+    # A consult ends by itself this long after its scheduled end, or (unscheduled, or a first
+    # host admitted after that) this long after the first host was admitted.
+    overrun_grace: float = 3600.0
+    max_duration: float = 4 * 3600.0
 
     def __post_init__(self) -> None:
         if self.reconnect_grace < 0 or self.empty_room_grace < 0:
             raise ValueError("grace periods must not be negative")
+        if self.overrun_grace < 0 or self.max_duration <= 0:
+            raise ValueError("a consult's time limits must be positive")

@@ -10,18 +10,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
 
 from .. import logs
-from ..consults.model import ConsultView, JoinIdentity
+from ..consults.access_events import AccessEvent
+from ..consults.model import JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from ..rooms.room import ConsultRoom
 from . import payloads
 from .channel import NAMESPACE, SocketChannel
+from .connection import CLOSE_MESSAGES, Connection
 from .deps import SignalingDeps
 from .notes_events import NotesEvents
 from .ratelimit import TokenBucket
@@ -29,16 +30,8 @@ from .ratelimit import TokenBucket
 log = logs.get(__name__)
 
 
-@dataclass
-class Connection:
-    """One authenticated socket: which participant of which consult it speaks for."""
-
-    identity: JoinIdentity
-    consult: ConsultView
-    channel: SocketChannel
-    bucket: TokenBucket
-    joined: bool = False
-    limited: bool = field(default=False, repr=False)
+# Each re-reads the care state, writes an audit row and renegotiates media: their own budget.
+COSTLY_EVENTS = frozenset({"join", "media-restart"})
 
 
 Handler = Callable[[Connection, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
@@ -87,17 +80,29 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity, consult = await deps.access.authenticate(
                 token, ConsultId(consult_id) if consult_id else None
             )
+            self._require_unjoined_room(identity.participant_id)
         except TriadError as error:
             log.info("socket.refused", code=str(error.code))
             raise socketio.exceptions.ConnectionRefusedError(
                 error.message, error.as_ack()
             ) from None
-        self._connections[sid] = Connection(
+        limits = deps.limits
+        connection = Connection(
             identity=identity,
             consult=consult,
             channel=SocketChannel(self.server, sid, self._spawn),
-            bucket=TokenBucket(deps.limits.events_per_second, deps.limits.event_burst, self._clock),
+            token=token,
+            bucket=TokenBucket(limits.events_per_second, limits.event_burst, self._clock),
+            costly=TokenBucket(limits.joins_per_second, limits.join_burst, self._clock),
         )
+        self._connections[sid] = connection
+        # The token's own deadline (with the leeway its verification allowed), and the join's.
+        loop = asyncio.get_running_loop()
+        expires_in = identity.expires_at + limits.token_leeway - time.time()
+        connection.timers.append(
+            loop.call_later(max(expires_in, 0), self._close_later, sid, ErrorCode.TOKEN_EXPIRED)
+        )
+        self._arm_join_deadline(connection)
         log.info(
             "socket.connected",
             consult_id=identity.consult_id,
@@ -109,6 +114,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         connection = self._connections.pop(sid, None)
         if connection is None:
             return
+        connection.cancel_timers()
         connection.channel.closed = True
         log.info(
             "socket.disconnected",
@@ -133,7 +139,11 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         connection = self._connections.get(sid)
         if connection is None:
             return _refusal(TriadError(ErrorCode.NOT_JOINED, "the connection is not authenticated"))
-        if not connection.bucket.take():
+        if connection.closed_with is not None:  # closing: its access ended
+            return _refusal(TriadError(connection.closed_with, "this connection is closing"))
+        if not connection.bucket.take() or (
+            event in COSTLY_EVENTS and not connection.costly.take()
+        ):
             if not connection.limited:  # one log line per flood, not one per message
                 connection.limited = True
                 log.warning(
@@ -173,13 +183,80 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # -- access ending --------------------------------------------------------------------------
+
+    async def on_access_event(self, event: AccessEvent) -> None:
+        """A revocation (from this process or another, through the bus): close the sockets
+        whose token it takes away."""
+        for connection in list(self._connections.values()):
+            code = connection.revoked_by(event)
+            if code is not None:
+                await self._shut(connection, code)
+
+    async def recheck_all(self) -> None:
+        """Re-check every live socket's token against the database (the sweep's work)."""
+        live = [c for c in self._connections.values() if c.closed_with is None]
+        codes = await self._deps().access.lapsed([c.identity for c in live])
+        for connection, code in zip(live, codes, strict=True):
+            if code is not None:
+                await self._shut(connection, code)
+
+    async def _shut(self, connection: Connection, code: ErrorCode, message: str = "") -> None:
+        """Close a socket whose access ended: its seat is freed, it is told why, then it is
+        disconnected (after the event it may be handling is acknowledged)."""
+        if connection.closed_with is not None or connection.channel.closed:
+            return
+        connection.closed_with = code
+        connection.cancel_timers()
+        identity = connection.identity
+        log.info("socket.access_ended", participant_id=identity.participant_id, code=str(code))
+        message = message or CLOSE_MESSAGES.get(code, "your access ended")
+        room = self._deps().rooms.get(identity.consult_id)
+        if connection.joined and room is not None:
+            connection.joined = False
+            await room.revoked(identity.participant_id, connection.channel, code, message)
+        await connection.channel.close(code, message)
+
+    def _close_later(self, sid: str, code: ErrorCode) -> None:
+        connection = self._connections.get(sid)
+        if connection is None or (code is ErrorCode.JOIN_TIMEOUT and connection.joined):
+            return
+        self._spawn(self._shut(connection, code))
+
+    def _arm_join_deadline(self, connection: Connection) -> None:
+        timeout = self._deps().limits.join_timeout
+        handle = asyncio.get_running_loop().call_later(
+            timeout, self._close_later, connection.channel.sid, ErrorCode.JOIN_TIMEOUT
+        )
+        connection.timers.append(handle)
+
+    def _require_unjoined_room(self, participant_id: ParticipantId) -> None:
+        """A participant may hold only a few sockets that have not joined (a reconnecting tab
+        needs one or two); more is a client spinning up sockets."""
+        waiting = sum(
+            1
+            for c in self._connections.values()
+            if c.identity.participant_id == participant_id and not c.joined and not c.closed_with
+        )
+        if waiting >= self._deps().limits.max_unjoined_per_participant:
+            raise TriadError(ErrorCode.RATE_LIMITED, "too many connections waiting to join")
+
     # -- room events --------------------------------------------------------------------------
 
     async def _join(self, connection: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
         payloads.parse(payloads.Join, args)
-        state = await self._deps().rooms.join(
-            connection.identity, connection.consult, connection.channel
-        )
+        deps = self._deps()
+        # The token again, against the database: signature, key, revocation, consult. A socket
+        # that slipped past a revocation event (connecting while it was published) stops here.
+        try:
+            identity, consult = await deps.access.authenticate(
+                connection.token, connection.identity.consult_id
+            )
+        except TriadError as error:
+            await self._shut(connection, error.code, error.message)
+            raise
+        connection.identity, connection.consult = identity, consult
+        state = await deps.rooms.join(identity, consult, connection.channel)
         connection.joined = True
         return {"state": state}
 
@@ -188,6 +265,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         room = self._room(connection)
         connection.joined = False
         await room.leave(connection.identity.participant_id, connection.channel)
+        self._arm_join_deadline(connection)
 
     async def _signal(self, connection: Connection, args: tuple[Any, ...]) -> None:
         signal = payloads.parse(payloads.Signal, args)

@@ -11,6 +11,7 @@ from ..settings import Settings
 from .deps import SignalingDeps
 from .frames import BoundedPacket
 from .namespace import ConsultNamespace
+from .sweep import AccessSweep
 
 # Heartbeats every 10 s with 10 s to answer: a dropped socket is noticed within ~20 s (the
 # defaults, 25 s + 20 s, leave the other two looking at a frozen tile for most of a minute).
@@ -40,7 +41,14 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
     sio.attach(app)
 
     async def close_namespace(_app: web.Application) -> AsyncIterator[None]:
+        # After the services are open (an earlier cleanup context): revocations published by
+        # any process close this process's sockets.
+        unsubscribe = deps().access_events.subscribe(namespace.on_access_event)
+        sweep = AccessSweep(deps().limits.access_recheck, namespace.recheck_all)
+        sweep.start()
         yield
+        unsubscribe()
+        await sweep.close()
         await namespace.close()
 
     app.cleanup_ctx.append(close_namespace)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
 import pytest
 
+from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 from server.rooms.media import IceServer, MediaConfig, Sfu
+from server.rooms.media.candidates import AddressKind, CandidatePolicy, address_kind
 from server.rooms.media.ice import as_json, client_ice_servers, rtc_ice_servers, turn_credential
 
 P = ParticipantId("p_abc")
@@ -104,3 +107,50 @@ async def test_the_server_advertises_exactly_its_host_addresses(
             assert all(low <= port <= high for _, port in candidates)  # type: ignore[operator]
     finally:
         await sfu.close()
+
+
+@pytest.mark.parametrize(
+    ("hosts", "allow_private", "address", "taken"),
+    [
+        pytest.param((), False, "198.51.100.7", False, id="documentation-range-is-not-global"),
+        pytest.param((), False, "8.8.8.8", True, id="public-always"),
+        pytest.param((), False, "2001:4860:4860::8888", True, id="public-v6"),
+        pytest.param((), False, "10.1.2.3", False, id="private-refused-by-default"),
+        pytest.param((), True, "10.1.2.3", True, id="private-by-setting"),
+        pytest.param(("10.0.0.5",), False, "192.168.0.9", True, id="private-when-server-is"),
+        pytest.param(("10.0.0.5",), False, "127.0.0.1", False, id="loopback-not-for-lan"),
+        pytest.param(("127.0.0.1",), False, "127.0.0.1", True, id="loopback-when-server-is"),
+        pytest.param(("127.0.0.1",), False, "::1", True, id="loopback-v6-same-kind"),
+        pytest.param(("127.0.0.1",), False, "10.1.2.3", False, id="private-not-for-loopback"),
+        pytest.param(("127.0.0.1",), True, "169.254.169.254", False, id="link-local-never"),
+        pytest.param(("127.0.0.1",), True, "239.255.255.250", False, id="multicast-never"),
+        pytest.param(("127.0.0.1",), True, "0.0.0.0", False, id="unspecified-never"),  # noqa: S104
+        pytest.param(("127.0.0.1",), True, "::ffff:127.0.0.1", True, id="v4-mapped-loopback"),
+        pytest.param(("127.0.0.1",), True, "::ffff:169.254.1.1", False, id="v4-mapped-ll"),
+        pytest.param(("127.0.0.1",), True, "host.local", False, id="mdns-never"),
+    ],
+)
+def test_candidate_address_policy(
+    hosts: tuple[str, ...], allow_private: bool, address: str, taken: bool
+) -> None:
+    policy = CandidatePolicy.for_hosts(hosts, allow_private=allow_private, max_per_connection=5)
+    if taken:
+        policy.check_address(address)
+    else:
+        with pytest.raises(TriadError) as refused:
+            policy.check_address(address)
+        assert refused.value.code == ErrorCode.CANDIDATE_ADDRESS_REFUSED
+
+
+def test_candidate_policy_refuses_names_and_counts() -> None:
+    policy = CandidatePolicy.for_hosts((), allow_private=False, max_per_connection=2)
+    with pytest.raises(TriadError) as name:
+        policy.check_address("evil.example")  # never looked up
+    assert name.value.code == ErrorCode.CANDIDATE_INVALID
+    policy.check_count(1)
+    with pytest.raises(TriadError) as full:
+        policy.check_count(2)
+    assert full.value.code == ErrorCode.CANDIDATES_EXHAUSTED
+    with pytest.raises(ValueError, match="public"):
+        CandidatePolicy(frozenset({AddressKind.LOOPBACK}), 3)
+    assert address_kind(ipaddress.ip_address("100.64.1.1")) is AddressKind.PRIVATE

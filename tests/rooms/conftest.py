@@ -40,15 +40,23 @@ class People:
         pid: str = participant(self.consult, role)["id"]
         return pid
 
-    def client(self, role: str) -> RoomClient:
-        room_client = RoomClient(self.base_url, self.token(role), role)
+    def client(self, role: str, token: str | None = None) -> RoomClient:
+        room_client = RoomClient(self.base_url, token or self.token(role), role)
         self._clients.append(room_client)
         return room_client
 
-    async def connect(self, role: str) -> RoomClient:
-        room_client = self.client(role)
+    async def connect(self, role: str, token: str | None = None) -> RoomClient:
+        room_client = self.client(role, token)
         await room_client.connect()
         return room_client
+
+    async def new_link(self, role: str, secret: str) -> str:
+        """A fresh join token for `role`, minted by the platform (`POST .../tokens`)."""
+        path = f"/api/v1/consults/{self.consult['id']}/participants/{self.id(role)}/tokens"
+        answer = await self.api.call("POST", path, bearer=secret)
+        assert answer.status == 201, answer.body
+        token: str = answer.body["token"]
+        return token
 
     async def joined(self, role: str) -> RoomClient:
         room_client = await self.connect(role)

@@ -173,7 +173,9 @@ async def test_tokens_are_bound_to_their_consult(
             await refused.close()
 
 
-async def test_remove_disconnects_and_a_return_knocks_from_the_lobby(people: People) -> None:
+async def test_remove_disconnects_and_a_return_knocks_from_the_lobby(
+    people: People, platform: PlatformKey
+) -> None:
     therapist = await people.joined("therapist")
     psychiatrist = await people.joined("psychiatrist")
     assert (await therapist.call("remove", {"participant_id": people.id("psychiatrist")}))["ok"]
@@ -182,7 +184,10 @@ async def test_remove_disconnects_and_a_return_knocks_from_the_lobby(people: Peo
     await psychiatrist.wait_disconnected()
     await therapist.wait_event("peer-left", lambda d: d["reason"] == "removed")
 
-    back = await people.connect("psychiatrist")
+    # Removal revoked the old link; the platform mints a new one to let them back.
+    back = await people.connect(
+        "psychiatrist", await people.new_link("psychiatrist", platform.secret)
+    )
     assert place_of(await back.join()) == "lobby"  # even a host, once removed
     assert (await therapist.call("admit", {"participant_id": people.id("psychiatrist")}))["ok"]
     await back.wait_event("admitted")

@@ -54,6 +54,10 @@ class MediaConfig:
     # or loses its oldest frames (audio). ~1 s at 30 fps / 50 packets per second.
     max_queued_video_frames: int = 30
     max_queued_audio_frames: int = 50
+    # Remote ICE candidates (see candidates.py): how many per peer connection, and whether
+    # private addresses may be named when the host addresses are not themselves private.
+    max_remote_candidates: int = 32
+    allow_private_candidates: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.host_addresses, str):
@@ -82,6 +86,8 @@ class MediaConfig:
             raise ValueError("forwarding must be 'encoded' or 'relay'")
         if self.max_queued_video_frames < 2 or self.max_queued_audio_frames < 2:
             raise ValueError("subscriber queues must hold at least 2 frames")
+        if not 1 <= self.max_remote_candidates <= 1000:
+            raise ValueError("max_remote_candidates must be between 1 and 1000")
 
     @property
     def port_range(self) -> tuple[int, int] | None:

@@ -9,7 +9,6 @@ offered after the answer.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -30,6 +29,7 @@ from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 
 from . import sdpcheck, seam
+from .candidates import CandidatePolicy
 from .config import MediaConfig
 from .forwarding import ForwardTrack, Publication
 from .ice import rtc_ice_servers
@@ -146,6 +146,12 @@ class Peer:
             else:
                 self.publications[kind] = RelayPublication(participant_id, kind, counters)
         seam.restrict_host_candidates(self.pc, config.host_addresses, config.port_range)
+        self._candidates = CandidatePolicy.for_hosts(
+            config.host_addresses,
+            allow_private=config.allow_private_candidates,
+            max_per_connection=config.max_remote_candidates,
+        )
+        self._candidates_accepted = 0
         self._slots: list[_Slot] = []
         self._pending: str | None = None
         self._offer_again = False
@@ -295,12 +301,23 @@ class Peer:
             parsed = candidate_from_sdp(line)
         except (ValueError, IndexError, KeyError, AssertionError):
             raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate does not parse") from None
-        if parsed.protocol.lower() != "udp" or not _usable_host(parsed.ip):
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate address is not usable")
+        if parsed.protocol.lower() != "udp":
+            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the server speaks ICE over UDP only")
+        self._candidates.check_address(parsed.ip)
+        self._candidates.check_count(self._candidates_accepted)
         # Everything is bundled on the first m-line's transport (MAX_BUNDLE).
         parsed.sdpMid = transceivers[0].mid
         parsed.sdpMLineIndex = 0
         await self.pc.addIceCandidate(parsed)
+        self._candidates_accepted += 1
+
+    def remote_candidates(self) -> tuple[tuple[str, int], ...]:
+        """(address, port) of each remote candidate the ICE agent holds (bundled: one)."""
+        transceivers = self.pc.getTransceivers()
+        if not transceivers:
+            return ()
+        ice = transceivers[0].receiver.transport.transport
+        return tuple((c.ip, c.port) for c in ice.getRemoteCandidates())
 
     # Lifetime ----------------------------------------------------------------------------
 
@@ -330,14 +347,3 @@ def _candidate_shape_ok(line: str) -> bool:
         and bits[6] == "typ"
         and len(bits) % 2 == 0
     )
-
-
-def _usable_host(host: str) -> bool:
-    """An IP address or a browser's mDNS name; never a DNS name (no lookups on peer input)."""
-    if host.endswith(".local"):
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

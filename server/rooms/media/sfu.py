@@ -119,6 +119,11 @@ class Sfu:
         peer = self._peer(participant_id)
         await peer.add_candidate(candidate)
 
+    def remote_candidates(self, participant_id: ParticipantId) -> tuple[tuple[str, int], ...]:
+        """The remote ICE candidates the participant's peer connection holds (for checks)."""
+        peer = self._peers.get(participant_id)
+        return () if peer is None else peer.remote_candidates()
+
     async def close(self) -> None:
         """Close every peer connection and wait for their tasks. Safe to call again."""
         if self._closing is not None:

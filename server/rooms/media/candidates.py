@@ -1,0 +1,100 @@
+"""Which remote ICE candidates the server will send connectivity checks to.
+
+A remote candidate makes the server send STUN packets to the address it names, so a
+participant could otherwise have the server probe hosts on its own networks. The server only
+talks to public addresses, plus the kinds of address it is itself configured to use: with
+`TRIAD_ICE_HOST_ADDRESSES=127.0.0.1` (tests) loopback is allowed; with a private host address
+(a hospital LAN) private addresses are. Private addresses can also be allowed by setting.
+
+mDNS names (`*.local`, which browsers put in host candidates to hide the private address) are
+refused: resolving one sends multicast queries on the server's own network, and the answer is
+an address the server could not vet. Nothing is lost: the browser's server-reflexive and relay
+candidates, and the peer-reflexive one learnt from its own checks, still connect."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from server.errors import ErrorCode, TriadError
+
+
+class AddressKind(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    LOOPBACK = "loopback"
+    LINK_LOCAL = "link-local"
+    MULTICAST = "multicast"
+    UNSPECIFIED = "unspecified"
+    RESERVED = "reserved"
+
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def address_kind(address: IpAddress) -> AddressKind:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is loopback too
+    if address.is_unspecified:
+        return AddressKind.UNSPECIFIED
+    if address.is_loopback:
+        return AddressKind.LOOPBACK
+    if address.is_link_local:
+        return AddressKind.LINK_LOCAL
+    if address.is_multicast:
+        return AddressKind.MULTICAST
+    if address.is_reserved:
+        return AddressKind.RESERVED
+    if not address.is_global:
+        return AddressKind.PRIVATE  # RFC 1918, ULA, CGNAT, documentation ranges...
+    return AddressKind.PUBLIC
+
+
+@dataclass(frozen=True)
+class CandidatePolicy:
+    allowed: frozenset[AddressKind]
+    max_per_connection: int
+
+    def __post_init__(self) -> None:
+        if AddressKind.PUBLIC not in self.allowed:
+            raise ValueError("public addresses are always allowed")
+        if self.max_per_connection < 1:
+            raise ValueError("a peer connection takes at least one candidate")
+
+    @classmethod
+    def for_hosts(
+        cls, host_addresses: Iterable[str], *, allow_private: bool, max_per_connection: int
+    ) -> CandidatePolicy:
+        allowed = {AddressKind.PUBLIC}
+        allowed.update(address_kind(ipaddress.ip_address(h)) for h in host_addresses)
+        if allow_private:
+            allowed.add(AddressKind.PRIVATE)
+        return cls(frozenset(allowed), max_per_connection)
+
+    def check_address(self, host: str) -> None:
+        """Raises CANDIDATE_ADDRESS_REFUSED unless the server may send checks to `host`."""
+        if host.lower().endswith(".local"):
+            raise TriadError(
+                ErrorCode.CANDIDATE_ADDRESS_REFUSED, "mDNS candidates are not resolved here"
+            )
+        try:
+            kind = address_kind(ipaddress.ip_address(host))
+        except ValueError:
+            # Never a DNS name: no lookups on a participant's say-so.
+            raise TriadError(
+                ErrorCode.CANDIDATE_INVALID, "the candidate address is not an IP address"
+            ) from None
+        if kind not in self.allowed:
+            raise TriadError(
+                ErrorCode.CANDIDATE_ADDRESS_REFUSED, f"{kind} addresses are not reached from here"
+            )
+
+    def check_count(self, accepted: int) -> None:
+        """Raises CANDIDATES_EXHAUSTED once `accepted` candidates fill the connection's budget."""
+        if accepted >= self.max_per_connection:
+            raise TriadError(
+                ErrorCode.CANDIDATES_EXHAUSTED,
+                f"at most {self.max_per_connection} candidates per peer connection",
+            )
