@@ -109,28 +109,51 @@ def check_state_vector(state_vector: bytes, limits: UpdateLimits) -> bytes:
     return state_vector
 
 
+# For reading a whole document's encoded state: as many structs as it holds, the same depth and
+# clocks as an update.
+STATE_LIMITS = UpdateLimits(
+    max_clients=2**20,
+    max_structs=2**31,
+    max_values=2**31,
+    max_delete_ranges=2**31,
+    max_string_bytes=2**31,
+)
+
+
 @dataclass
-class DocumentSize:
-    """The document's encoded state size as last measured (None: not yet), and at most how much
-    the updates applied since can have added: measuring is O(document), so it happens only when
-    the bound comes near the cap."""
+class DocumentFacts:
+    """What the checks keep about a live document. Its encoded state size as last measured
+    (None: not yet) and at most how much the updates applied since can have added: measuring is
+    O(document), so it happens only when the bound comes near the cap. And the clocks that fall
+    inside a character of its strings (None: not read yet), where no update may split it."""
 
     measured: int | None = None
     growth: int = 0
+    inside: set[tuple[int, int]] | None = None
+
+
+def inside_of(doc: pycrdt.Doc[Any]) -> set[tuple[int, int]]:
+    """The clocks inside a character of the document's strings, read from its encoded state."""
+    try:
+        return set(scan_update(guarded(doc.get_update), None, STATE_LIMITS).inside)
+    except Refused as refused:  # a document written before the rules: nothing to go by
+        _log.warning("notes_state_unreadable", reason=str(refused.reason))
+        return set()
 
 
 def admit(
     doc: pycrdt.Doc[Any],
     checked: CheckedUpdate,
-    size: DocumentSize,
+    facts: DocumentFacts,
     max_document_bytes: int,
-    limits: UpdateLimits,
 ) -> None:
     """Refuse, before the document is touched, an update that would leave anything pending
-    against this document's state, or take its encoded state past the cap. Call under the
-    document's lock; `applied` afterwards."""
+    against this document's state, split one of its characters, or take its encoded state past
+    the cap. Call under the document's lock; `applied` afterwards."""
     try:
-        check_causality(checked.shape, state_of(doc))
+        if facts.inside is None:
+            facts.inside = inside_of(doc)
+        check_causality(checked.shape, state_of(doc), facts.inside)
     except Refused as refused:
         if refused.reason in _NOT_YET:
             raise NotYet(refused.reason) from None
@@ -138,11 +161,11 @@ def admit(
     except CrdtFailure:
         invalid("the document's state does not encode")
     bound = checked.shape.growth_bound
-    if size.measured is not None and size.measured + size.growth + bound <= max_document_bytes:
+    if facts.measured is not None and facts.measured + facts.growth + bound <= max_document_bytes:
         return
     try:
-        size.measured, size.growth = len(guarded(doc.get_update)), 0
-        if size.measured + bound <= max_document_bytes:
+        facts.measured, facts.growth = len(guarded(doc.get_update)), 0
+        if facts.measured + bound <= max_document_bytes:
             return
         # Near the cap: apply to a scratch copy and measure what it would be.
         scratch: pycrdt.Doc[Any] = pycrdt.Doc()
@@ -151,15 +174,17 @@ def admit(
         after = len(guarded(scratch.get_update))
     except CrdtFailure:
         invalid("it does not apply")
-    if after > max_document_bytes and after > size.measured:
+    if after > max_document_bytes and after > facts.measured:
         raise TriadError(
             ErrorCode.NOTES_DOCUMENT_TOO_LARGE,
             f"a notes document may be at most {max_document_bytes} bytes encoded",
         )
 
 
-def applied(size: DocumentSize, checked: CheckedUpdate) -> None:
-    size.growth += checked.shape.growth_bound
+def applied(facts: DocumentFacts, checked: CheckedUpdate) -> None:
+    facts.growth += checked.shape.growth_bound
+    if facts.inside is not None:
+        facts.inside |= checked.shape.inside
 
 
 def replay(
@@ -174,9 +199,12 @@ def replay(
     skipped and logged by its sequence number, so the rest of the document survives."""
     if snapshot is not None:
         apply_update(doc, snapshot)
+    inside = inside_of(doc)
     for seq, update in entries:
         try:
-            check_causality(scan_update(update, None, limits), state_of(doc))
+            shape = scan_update(update, None, limits)
+            check_causality(shape, state_of(doc), inside)
             apply_update(doc, update)
+            inside |= shape.inside
         except (Refused, CrdtFailure) as problem:
             _log.warning("notes_entry_skipped", doc=str(name), seq=seq, reason=str(problem))

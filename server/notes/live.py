@@ -12,7 +12,7 @@ import pycrdt
 from ..ids import ConsultId
 from . import intake, schema
 from .documents import DocumentName
-from .intake import DocumentSize
+from .intake import DocumentFacts
 from .log import Authors, Chain, StoredDocument
 from .yupdate import UpdateLimits
 
@@ -33,7 +33,7 @@ class LiveDoc:
     # Set when the copy may differ from the database; whoever holds a reference must re-fetch.
     stale: bool = False
     snapshot: asyncio.Future[None] | None = None
-    size: DocumentSize = field(default_factory=DocumentSize)
+    facts: DocumentFacts = field(default_factory=DocumentFacts)
     # Set (and replaced) each time an update is applied: what a reordered update waits for.
     advanced: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -80,6 +80,7 @@ class NotesService:
         snapshot_every: int,
         max_document_bytes: int = intake.DEFAULT_MAX_DOCUMENT_BYTES,
         update_limits: UpdateLimits | None = None,
+        reorder_wait: float = REORDER_WAIT,
     ) -> None:
         if min(max_update_bytes, snapshot_every, max_document_bytes) < 1:
             raise ValueError("limits must be positive")
@@ -90,6 +91,7 @@ class NotesService:
         self._snapshot_every = snapshot_every
         self._max_document_bytes = max_document_bytes
         self._limits = update_limits or UpdateLimits()
+        self._reorder_wait = reorder_wait
         self._consults: dict[ConsultId, LiveConsult] = {}
         self._consults_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -332,7 +334,7 @@ class NotesService:
         update: CheckedUpdate,
     ) -> Applied:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + REORDER_WAIT
+        deadline = loop.time() + self._reorder_wait
         while True:
             live = await self._document(consult, name)
             async with live.lock:
@@ -377,7 +379,7 @@ class NotesService:
         update: CheckedUpdate,
     ) -> tuple[int, asyncio.Future[None]]:
         # Causality and the size cap against this copy: refused here, nothing changed.
-        intake.admit(live.doc, update, live.size, self._max_document_bytes, self._limits)
+        intake.admit(live.doc, update, live.facts, self._max_document_bytes)
         live.touched.clear()
         try:
             intake.apply_update(live.doc, update.data)
@@ -387,7 +389,7 @@ class NotesService:
             raise TriadError(
                 ErrorCode.NOTES_UPDATE_INVALID, "the notes update does not apply"
             ) from None
-        intake.applied(live.size, update)
+        intake.applied(live.facts, update)
         live.advanced.set()
         live.advanced = asyncio.Event()
         sections = tuple(sorted(live.touched))

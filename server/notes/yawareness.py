@@ -55,3 +55,31 @@ def scan_awareness(data: bytes, limits: AwarenessLimits) -> tuple[int, ...]:
 
 def _no_constant(name: str) -> None:
     raise ValueError(name)
+
+
+class AwarenessOwners:
+    """Which participant speaks for each awareness client id in one consult: the first to use an
+    id owns it for the consult. Each participant keeps at most `per_participant` ids (a reload
+    or a new tab brings new ones; the oldest are let go)."""
+
+    def __init__(self, per_participant: int = 16) -> None:
+        if per_participant < 1:
+            raise ValueError("per_participant must be positive")
+        self._per_participant = per_participant
+        self._owner: dict[int, str] = {}
+        self._held: dict[str, list[int]] = {}
+
+    def claim(self, participant_id: str, clients: tuple[int, ...]) -> bool:
+        """Bind `clients` to the participant; False (and nothing bound) when any belongs to
+        someone else."""
+        if any(self._owner.get(c, participant_id) != participant_id for c in clients):
+            return False
+        held = self._held.setdefault(participant_id, [])
+        for client in clients:
+            if client in self._owner:
+                continue
+            self._owner[client] = participant_id
+            held.append(client)
+            if len(held) > self._per_participant:
+                del self._owner[held.pop(0)]
+        return True

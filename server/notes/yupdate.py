@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from .ywire import Reader, Refusal, Refused, json_depth_ok, utf16_length
+from .ywire import Reader, Refusal, Refused, json_depth_ok
 
 # Content refs of the v1 encoding (the low 5 bits of a struct's info byte).
 _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKIP = range(11)
@@ -103,6 +104,11 @@ class UpdateShape:
     roots: frozenset[str]
     structs: int
     size: int
+    # Clocks that fall inside a character (the second UTF-16 unit of one past U+FFFF) of the
+    # update's strings, and the clocks at which applying it splits an existing struct: yrs breaks
+    # a string split inside a character (its encoding then loses clocks: unsyncable).
+    inside: frozenset[tuple[int, int]] = frozenset()
+    splits: tuple[tuple[int, int], ...] = ()
 
     @property
     def growth_bound(self) -> int:
@@ -115,13 +121,14 @@ def scan_update(data: bytes, roots: frozenset[str] | None, limits: UpdateLimits)
     """Read the whole update; `Refused` at the first rule broken. Linear in its size. `roots`:
     the root names an item may name as its parent (None: any, for rows logged before the rule)."""
     reader = Reader(data)
-    budget = _Budget(limits)
+    scan = _Scan(limits, roots)
     runs: list[ClientRun] = []
     seen: set[int] = set()
-    named: set[str] = set()
     structs = 0
     for _ in range(reader.count(3, limits.max_clients)):
         count = reader.varuint()
+        if count == 0:
+            raise Refused(Refusal.EMPTY_STRUCT)  # yrs unwraps a client's first struct
         if count * 2 > reader.left:
             raise Refused(Refusal.COUNT_PAST_END)
         structs += count
@@ -149,7 +156,7 @@ def scan_update(data: bytes, roots: frozenset[str] | None, limits: UpdateLimits)
             else:
                 if skipped:
                     raise Refused(Refusal.GAP)
-                needs, length = _item(reader, info, ref, client, clock, roots, named, budget)
+                needs, length = _item(reader, info, ref, client, clock, scan)
             if length < 1:
                 raise Refused(Refusal.EMPTY_STRUCT)
             if clock + length > limits.max_clock:
@@ -161,17 +168,32 @@ def scan_update(data: bytes, roots: frozenset[str] | None, limits: UpdateLimits)
         runs.append(run)
     deletes = _delete_set(reader, limits)
     reader.finish()
-    return UpdateShape(tuple(runs), deletes, frozenset(named), structs, len(data))
+    for client, start, end in deletes:
+        scan.splits += ((client, start), (client, end))
+    return UpdateShape(
+        tuple(runs),
+        deletes,
+        frozenset(scan.named),
+        structs,
+        len(data),
+        frozenset(scan.inside),
+        tuple(scan.splits),
+    )
 
 
-class _Budget:
-    """Counts what the whole update holds against the limits."""
+class _Scan:
+    """What the scan gathers over the whole update, and the values it counts against the
+    limits."""
 
-    __slots__ = ("limits", "values")
+    __slots__ = ("inside", "limits", "named", "roots", "splits", "values")
 
-    def __init__(self, limits: UpdateLimits) -> None:
+    def __init__(self, limits: UpdateLimits, roots: frozenset[str] | None) -> None:
         self.limits = limits
+        self.roots = roots
         self.values = 0
+        self.named: set[str] = set()
+        self.inside: set[tuple[int, int]] = set()
+        self.splits: list[tuple[int, int]] = []
 
     def take(self, n: int) -> None:
         self.values += n
@@ -193,23 +215,25 @@ def _item(
     ref: int,
     client: int,
     clock: int,
-    roots: frozenset[str] | None,
-    named: set[str],
-    budget: _Budget,
+    scan: _Scan,
 ) -> tuple[tuple[tuple[int, int], ...], int]:
     """One item's header and content: the ids it needs and its length in clocks."""
-    limits = budget.limits
+    limits = scan.limits
     refs: list[tuple[int, int]] = []
     if info & _HAS_ORIGIN:
-        refs.append(_id(reader, limits))
+        origin = _id(reader, limits)
+        refs.append(origin)
+        scan.splits.append((origin[0], origin[1] + 1))  # it goes right after the origin
     if info & _HAS_RIGHT_ORIGIN:
-        refs.append(_id(reader, limits))
+        right = _id(reader, limits)
+        refs.append(right)
+        scan.splits.append(right)
     if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
         if reader.varuint() == 1:
             root = reader.string(limits.max_string_bytes)
-            if roots is not None and root not in roots:
+            if scan.roots is not None and root not in scan.roots:
                 raise Refused(Refusal.UNKNOWN_ROOT)
-            named.add(root)
+            scan.named.add(root)
         else:
             refs.append(_id(reader, limits))
         if info & _HAS_PARENT_SUB:
@@ -222,15 +246,25 @@ def _item(
                 raise Refused(Refusal.BAD_REFERENCE)
         else:
             needs.append((ref_client, ref_clock))
-    return tuple(needs), _content(reader, ref, budget)
+    return tuple(needs), _content(reader, ref, scan, client, clock)
 
 
-def _content(reader: Reader, ref: int, budget: _Budget) -> int:
-    limits = budget.limits
+def _content(reader: Reader, ref: int, scan: _Scan, client: int, clock: int) -> int:
+    limits = scan.limits
+    budget = scan
     if ref == _DELETED:
         return reader.varuint(limits.max_clock)
     if ref == _STRING:
-        return utf16_length(reader.string(limits.max_string_bytes))
+        text = reader.string(limits.max_string_bytes)
+        if text.isascii():
+            return len(text)
+        offset = clock
+        for ch in text:
+            offset += 1
+            if ord(ch) > 0xFFFF:
+                scan.inside.add((client, offset))
+                offset += 1
+        return offset - clock
     if ref == _ANY:
         n = reader.count(1, limits.max_values)
         budget.take(n)
@@ -264,7 +298,7 @@ def _content(reader: Reader, ref: int, budget: _Budget) -> int:
     raise Refused(Refusal.UNKNOWN_CONTENT)
 
 
-def _any(reader: Reader, budget: _Budget) -> None:
+def _any(reader: Reader, budget: _Scan) -> None:
     """One lib0 Any value. Arrays and objects are followed with an explicit stack holding, per
     open container, how many values it still has and whether it is an object (whose values each
     follow a key)."""
@@ -330,19 +364,27 @@ def _delete_set(reader: Reader, limits: UpdateLimits) -> tuple[tuple[int, int, i
     return tuple(ranges)
 
 
-def check_causality(shape: UpdateShape, state: dict[int, int]) -> None:
+def check_causality(
+    shape: UpdateShape,
+    state: dict[int, int],
+    inside: Collection[tuple[int, int]] = frozenset(),
+) -> None:
     """Refuse an update that would leave anything pending on a document whose state vector is
     `state`: a client's structs starting past the server's clock for it (a gap), an item needing
     an id that neither exists nor comes in the update, a cycle of such needs, or a deleted range
     past what will exist. Simulates Yjs' integration order with a queue of clients ready to go on
-    and, per client, the clients waiting for its clock to pass a point: O(n log n)."""
+    and, per client, the clients waiting for its clock to pass a point: O(n log n). Also refuse
+    one that splits a string inside a character (`inside`: the document's such clocks)."""
     clocks = dict(state)
     final = dict(state)
     position: dict[int, int] = {}
+    splits = list(shape.splits)
     for run in shape.runs:
         known = state.get(run.client, 0)
         if run.items and run.start > known:
             raise Refused(Refusal.GAP)
+        if run.start < known < run.end:
+            splits.append((run.client, known))  # yrs integrates only the part it lacks
         final[run.client] = max(known, run.end)
         # Structs the server has whole are skipped by Yjs: they need nothing.
         index = 0
@@ -379,3 +421,6 @@ def check_causality(shape: UpdateShape, state: dict[int, int]) -> None:
     for client, _clock, end in shape.deletes:
         if end > final.get(client, 0):
             raise Refused(Refusal.DELETE_PAST_STATE)
+    for point in splits:
+        if point in inside or point in shape.inside:
+            raise Refused(Refusal.SPLITS_CHARACTER)

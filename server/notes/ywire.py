@@ -44,6 +44,7 @@ class Refusal(StrEnum):
     TOO_MANY_DELETES = "too_many_deletes"
     DELETE_PAST_STATE = "delete_past_state"
     NOT_AN_OBJECT = "not_an_object"
+    SPLITS_CHARACTER = "splits_character"
 
 
 class Refused(ValueError):
@@ -142,13 +143,6 @@ class Reader:
     def finish(self) -> None:
         if self.pos != self.end:
             raise Refused(Refusal.TRAILING_BYTES)
-
-
-def utf16_length(text: str) -> int:
-    """What Yjs counts for a string: UTF-16 code units (a character past U+FFFF counts two)."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-16-le")) // 2
 
 
 def json_depth_ok(text: str, max_depth: int) -> bool:
