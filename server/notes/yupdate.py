@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ _ALLOWED_TYPE_REFS = frozenset({0, 1, 2})
 _ANY_ARRAY, _ANY_OBJECT = 117, 118
 _ANY_FIXED = {127: 0, 126: 0, 124: 4, 123: 8, 122: 8, 121: 0, 120: 0}
 _ANY_INT, _ANY_STRING, _ANY_BYTES = 125, 119, 116
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # Bytes one more struct in the document's encoded state can cost (an info byte, two ids of two
 # varuints, a length): an update can split an existing item at its origins and at each end of a
 # deleted range, and a map entry deletes the value it replaces.
@@ -258,13 +260,10 @@ def _content(reader: Reader, ref: int, scan: _Scan, client: int, clock: int) -> 
         text = reader.string(limits.max_string_bytes)
         if text.isascii():
             return len(text)
-        offset = clock
-        for ch in text:
-            offset += 1
-            if ord(ch) > 0xFFFF:
-                scan.inside.add((client, offset))
-                offset += 1
-        return offset - clock
+        # Yjs counts UTF-16 units: a character past U+FFFF is two, and no split may fall between.
+        for before, match in enumerate(_ASTRAL.finditer(text)):
+            scan.inside.add((client, clock + match.start() + before + 1))
+        return len(text.encode("utf-16-le")) // 2
     if ref == _ANY:
         n = reader.count(1, limits.max_values)
         budget.take(n)

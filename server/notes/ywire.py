@@ -83,6 +83,11 @@ class Reader:
 
     def varuint(self, limit: int = MAX_SAFE_INTEGER) -> int:
         data, pos, end = self.data, self.pos, self.end
+        if pos < end and data[pos] < 0x80:  # one byte: most lengths and clocks
+            self.pos = pos + 1
+            if data[pos] > limit:
+                raise Refused(Refusal.NUMBER_TOO_LARGE)
+            return data[pos]
         value = shift = 0
         for _ in range(MAX_VARINT_BYTES):
             if pos >= end:
