@@ -101,7 +101,8 @@ def state_of(doc: pycrdt.Doc[Any]) -> dict[int, int]:
 def check_state_vector(state_vector: bytes, limits: UpdateLimits) -> bytes:
     """A peer's state vector, read by our own bounded reader before yrs sees it."""
     try:
-        read_state_vector(state_vector, max_clients=limits.max_clients, max_clock=limits.max_clock)
+        # Every client the document ever had (each page load is one), bounded by the message size.
+        read_state_vector(state_vector, max_clients=2**20, max_clock=limits.max_clock)
     except Refused as refused:
         raise TriadError(
             ErrorCode.NOTES_UPDATE_INVALID, f"the state vector is refused: {refused.reason}"
