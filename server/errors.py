@@ -56,6 +56,8 @@ class ErrorCode(StrEnum):
     NOTES_DOCUMENT_UNKNOWN = "notes_document_unknown"
     NOTES_UPDATE_INVALID = "notes_update_invalid"
     NOTES_UPDATE_TOO_LARGE = "notes_update_too_large"
+    NOTES_DOCUMENT_TOO_LARGE = "notes_document_too_large"
+    NOTES_CLIENT_ID_TAKEN = "notes_client_id_taken"
     PLAN_NOT_FOUND = "plan_not_found"
     # The care workflow: consent, hand-off brief, check-in measures, follow-ups, same room
     CONSENT_REQUIRED = "consent_required"
@@ -151,6 +153,12 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.NOTES_UPDATE_TOO_LARGE: ErrorSpec(
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The notes update is too large"
+    ),
+    ErrorCode.NOTES_DOCUMENT_TOO_LARGE: ErrorSpec(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "The notes document would grow past its size cap"
+    ),
+    ErrorCode.NOTES_CLIENT_ID_TAKEN: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "That awareness client id belongs to another participant"
     ),
     ErrorCode.PLAN_NOT_FOUND: ErrorSpec(
         HTTPStatus.NOT_FOUND, "No saved plan (a plan is saved when the consult ends)"

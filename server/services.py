@@ -77,6 +77,7 @@ async def open_services(
             keyring,
             clock,
             max_update_bytes=settings.notes_max_update_bytes,
+            max_document_bytes=settings.notes_max_document_bytes,
             snapshot_every=settings.notes_snapshot_every,
         )
         stack.push_async_callback(notes.close)

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # trigger a compacting snapshot.
     notes_max_update_bytes: int = Field(default=64 * 1024, ge=1024, le=4 * 1024 * 1024)
     notes_snapshot_every: int = Field(default=500, ge=10, le=1_000_000)
+    # The largest encoded state (Yjs v1, whole document) an update may grow a document to.
+    notes_max_document_bytes: int = Field(default=2 * 1024 * 1024, ge=16 * 1024, le=256 * 1024**2)
 
     # Check-ins: the most a consult may hold (each is scored, sealed and audited).
     checkins_max_per_consult: int = Field(default=20, ge=1, le=1000)

@@ -4,14 +4,12 @@ The rules follow the HIPAA split in `../shared/reference.md`: the treatment plan
 own questions are client-visible; the clinicians' private document is a psychotherapy-notes-like
 record that the client never receives, not even as an empty update.
 
-Also the check an update passes before any document is touched (`check_update`).
+The checks an update's bytes pass are in `intake.py`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-
-import pycrdt
 
 from ..auth.roles import HOST_ROLES, Role
 from ..errors import ErrorCode, TriadError
@@ -71,21 +69,3 @@ def require_read(role: Role, doc: DocumentName) -> None:
 def require_write(role: Role, doc: DocumentName) -> None:
     if not may_write(role, doc):
         raise TriadError(ErrorCode.FORBIDDEN_ROLE, f"a {role} may not write the {doc} document")
-
-
-def check_update(update: object, max_bytes: int) -> bytes:
-    """The update's bytes if it is bytes, within the limit and decodes as a Yjs v1 update."""
-    if not isinstance(update, bytes | bytearray | memoryview):
-        raise TriadError(ErrorCode.NOTES_UPDATE_INVALID, "a notes update is binary")
-    data = bytes(update)
-    if len(data) > max_bytes:
-        raise TriadError(
-            ErrorCode.NOTES_UPDATE_TOO_LARGE, f"a notes update may be at most {max_bytes} bytes"
-        )
-    try:
-        pycrdt.get_state(data)  # decodes the whole update without touching any document
-    except Exception:
-        raise TriadError(
-            ErrorCode.NOTES_UPDATE_INVALID, "the notes update does not decode"
-        ) from None
-    return data

@@ -54,6 +54,12 @@ ROOTS: dict[DocumentName, dict[str, tuple[RootType, str]]] = {
     },
 }
 
+
+def root_names(name: DocumentName) -> frozenset[str]:
+    """The roots an update to `name` may create items in; any other is refused."""
+    return frozenset(ROOTS[name])
+
+
 # Sections of the client-visible plan, in reading order.
 PLAN_SECTIONS: tuple[str, ...] = tuple(
     section

@@ -8,21 +8,24 @@ in-memory copy that `sync` reads never holds anything that is not durable: a cli
 an edit the server could lose in a crash. Commits of different documents share transactions
 (group commit, `log.py`).
 
-A refused update changes nothing: its document name, the role, its size and its decoding are all
-checked before the live copy is touched. If applying still fails, or the commit does, the live
-copy (which may now hold the update) is dropped and rebuilt from the database on next use.
+A refused update changes nothing: its document name, the role, its size, the pre-scan of its
+bytes (`intake.py`, `yupdate.py`), its causality against the live copy's state and the document
+size cap are all checked before the live copy is touched. If applying still fails (an error or a
+panic of the CRDT library), or the commit does, the live copy (which may now hold the update) is
+dropped and rebuilt from the database on next use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-import pycrdt
 from sqlalchemy.exc import IntegrityError
 
 from .. import logs
@@ -31,21 +34,20 @@ from ..crypto import KeyRing
 from ..db.engine import Database
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId, new_plan_id
-from . import markdown, schema
+from . import intake, markdown, schema
 from .diff import PlanChange, plan_changes
-from .documents import (
-    DocumentName,
-    check_update,
-    parse_document,
-    require_read,
-    require_write,
-)
-from .log import Authors, Chain, LogEntry, NoteLog, StoredDocument
+from .documents import DocumentName, parse_document, require_read, require_write
+from .intake import CheckedUpdate, CrdtFailure
+from .live import LiveConsult, LiveDoc, build_document
+from .log import Authors, LogEntry, NoteLog
 from .plan import PlanView, PreviousPlanRef, attendance, authors_by_section
 from .store import PlanStore, SeriesPlan
+from .yupdate import UpdateLimits
 
 _log = logs.get("triad.notes")
 FIRST_VERSION = 1
+# How long an update that builds on one not yet applied waits for it before it is refused.
+REORDER_WAIT = 3.0
 # A follow-up's documents that start from the consult it follows (docs/notes.md says why the
 # clinicians' private document does not).
 CARRIED_OVER = frozenset({DocumentName.PLAN, DocumentName.CLIENT})
@@ -67,52 +69,6 @@ class Applied:
             raise ValueError("applied updates have a sequence number from 1")
 
 
-@dataclass(eq=False)
-class _LiveDoc:
-    name: DocumentName
-    doc: pycrdt.Doc[Any]
-    seq: int
-    snapshot_seq: int
-    authors: Authors
-    touched: set[str]
-    # The observed roots and their subscriptions: alive as long as this copy is.
-    observers: list[object]
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # This copy's writes, in order; broken when one failed.
-    chain: Chain = field(default_factory=Chain)
-    # Set when the copy may differ from the database; whoever holds a reference must re-fetch.
-    stale: bool = False
-    snapshot: asyncio.Future[None] | None = None
-
-    @property
-    def usable(self) -> bool:
-        return not self.stale and not self.chain.broken
-
-
-@dataclass(eq=False)
-class _Consult:
-    consult_id: ConsultId
-    frozen: bool
-    follows: ConsultId | None = None
-    docs: dict[DocumentName, _LiveDoc] = field(default_factory=dict)
-    load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    finalize_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def build_document(name: DocumentName, stored: StoredDocument) -> _LiveDoc:
-    doc: pycrdt.Doc[Any] = pycrdt.Doc()
-    touched: set[str] = set()
-    observers = schema.declare(doc, name, touched.add)
-    if stored.snapshot is not None:
-        doc.apply_update(stored.snapshot)
-    for entry in stored.entries:
-        doc.apply_update(entry.update)
-    touched.clear()
-    return _LiveDoc(
-        name, doc, stored.last_seq, stored.snapshot_seq, stored.authors, touched, observers
-    )
-
-
 class NotesService:
     def __init__(
         self,
@@ -122,15 +78,21 @@ class NotesService:
         *,
         max_update_bytes: int,
         snapshot_every: int,
+        max_document_bytes: int = intake.DEFAULT_MAX_DOCUMENT_BYTES,
+        update_limits: UpdateLimits | None = None,
+        reorder_wait: float = REORDER_WAIT,
     ) -> None:
-        if max_update_bytes < 1 or snapshot_every < 1:
+        if min(max_update_bytes, snapshot_every, max_document_bytes) < 1:
             raise ValueError("limits must be positive")
         self._log = NoteLog(db, keyring)
         self._plans = PlanStore(db, keyring)
         self._clock = clock
         self._max_update_bytes = max_update_bytes
         self._snapshot_every = snapshot_every
-        self._consults: dict[ConsultId, _Consult] = {}
+        self._max_document_bytes = max_document_bytes
+        self._limits = update_limits or UpdateLimits()
+        self._reorder_wait = reorder_wait
+        self._consults: dict[ConsultId, LiveConsult] = {}
         self._consults_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -145,6 +107,7 @@ class NotesService:
         require_read(role, name)
         if not isinstance(state_vector, bytes | bytearray | memoryview):
             raise TriadError(ErrorCode.NOTES_UPDATE_INVALID, "a state vector is binary")
+        vector = intake.check_state_vector(bytes(state_vector), self._limits)
         consult = await self._consult(consult_id)
         while True:
             live = await self._document(consult, name)
@@ -152,12 +115,16 @@ class NotesService:
                 if not live.usable:
                     continue
                 try:
-                    update = live.doc.get_update(bytes(state_vector))
-                except Exception:
+                    reply = SyncReply(
+                        intake.guarded(partial(live.doc.get_update, vector)),
+                        intake.guarded(live.doc.get_state),
+                    )
+                except CrdtFailure:
+                    live.stale = True  # rebuilt from the log, which skips what cannot encode
+                    _log.warning("notes_sync_failed", consult_id=consult_id, doc=str(name))
                     raise TriadError(
-                        ErrorCode.NOTES_UPDATE_INVALID, "the state vector does not decode"
+                        ErrorCode.NOTES_UPDATE_INVALID, "the state vector does not apply"
                     ) from None
-                reply = SyncReply(update, live.doc.get_state())
             # Answer only with what is durable: wait for the writes the reply includes.
             try:
                 await live.chain.settled()
@@ -178,7 +145,9 @@ class NotesService:
         caller then acknowledges and fans out the same bytes to those who may read `doc`."""
         name = parse_document(doc)
         require_write(role, name)
-        data = check_update(update, self._max_update_bytes)
+        data = intake.check_update(
+            update, self._max_update_bytes, schema.root_names(name), self._limits
+        )
         consult = await self._consult(consult_id)
         if consult.frozen:
             raise _ended()
@@ -193,6 +162,7 @@ class NotesService:
         """Freeze the documents into the consult's plan, once: later and racing calls return the
         same plan. Afterwards `apply` raises `consult_ended`; `sync` still answers."""
         consult = await self._consult(consult_id)
+        rebuilt = False
         async with consult.finalize_lock:
             while True:
                 existing = await self._plans.get(consult_id)
@@ -225,6 +195,15 @@ class NotesService:
                         if saved is None:
                             raise
                         return saved
+                    except CrdtFailure:
+                        # A copy that does not encode: rebuilt once from the log, whose replay
+                        # skips what cannot be integrated.
+                        consult.frozen = False
+                        for live in lives.values():
+                            live.stale = True
+                        if rebuilt:
+                            raise
+                        rebuilt = True
                     except BaseException:
                         consult.frozen = False
                         raise
@@ -313,7 +292,7 @@ class NotesService:
 
     # --- inside ---
 
-    async def _consult(self, consult_id: ConsultId) -> _Consult:
+    async def _consult(self, consult_id: ConsultId) -> LiveConsult:
         consult = self._consults.get(consult_id)
         if consult is not None:
             return consult
@@ -321,11 +300,11 @@ class NotesService:
             consult = self._consults.get(consult_id)
             if consult is None:
                 facts = await self._plans.consult_facts(consult_id)
-                consult = _Consult(consult_id, frozen=facts.has_plan, follows=facts.follows_id)
+                consult = LiveConsult(consult_id, frozen=facts.has_plan, follows=facts.follows_id)
                 self._consults[consult_id] = consult
             return consult
 
-    async def _document(self, consult: _Consult, name: DocumentName) -> _LiveDoc:
+    async def _document(self, consult: LiveConsult, name: DocumentName) -> LiveDoc:
         live = consult.docs.get(name)
         if live is not None and live.usable:
             return live
@@ -348,12 +327,14 @@ class NotesService:
 
     async def _apply(
         self,
-        consult: _Consult,
+        consult: LiveConsult,
         name: DocumentName,
         participant_id: ParticipantId,
         role: Role,
-        update: bytes,
+        update: CheckedUpdate,
     ) -> Applied:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._reorder_wait
         while True:
             live = await self._document(consult, name)
             async with live.lock:
@@ -361,7 +342,21 @@ class NotesService:
                     continue
                 if consult.frozen:
                     raise _ended()
-                seq, durable = self._apply_locked(consult, live, participant_id, role, update)
+                try:
+                    seq, durable = self._apply_locked(consult, live, participant_id, role, update)
+                except intake.NotYet:
+                    if loop.time() >= deadline:
+                        raise
+                    advanced: asyncio.Event | None = live.advanced
+                else:
+                    advanced = None
+            if advanced is not None:
+                # It builds on an update still on its way: two in flight from one browser can
+                # reach the lock in either order. Wait for the document to advance, then retry.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(deadline):
+                        await advanced.wait()
+                continue
             # Outside the lock: the next update of this document applies and queues while this
             # one commits (in order: one chain per document), but nobody hears of this one
             # before it is durable.
@@ -377,21 +372,26 @@ class NotesService:
 
     def _apply_locked(
         self,
-        consult: _Consult,
-        live: _LiveDoc,
+        consult: LiveConsult,
+        live: LiveDoc,
         participant_id: ParticipantId,
         role: Role,
-        update: bytes,
+        update: CheckedUpdate,
     ) -> tuple[int, asyncio.Future[None]]:
+        # Causality and the size cap against this copy: refused here, nothing changed.
+        intake.admit(live.doc, update, live.facts, self._max_document_bytes)
         live.touched.clear()
         try:
-            live.doc.apply_update(update)
-        except Exception:
+            intake.apply_update(live.doc, update.data)
+        except CrdtFailure:
             live.stale = True  # it may be half-applied: rebuild from the log
             _log.warning("notes_apply_failed", consult_id=consult.consult_id, doc=str(live.name))
             raise TriadError(
                 ErrorCode.NOTES_UPDATE_INVALID, "the notes update does not apply"
             ) from None
+        intake.applied(live.facts, update)
+        live.advanced.set()
+        live.advanced = asyncio.Event()
         sections = tuple(sorted(live.touched))
         entry = LogEntry(
             consult_id=consult.consult_id,
@@ -400,7 +400,7 @@ class NotesService:
             participant_id=participant_id,
             role=role,
             sections=sections,
-            update=update,
+            update=update.data,
             at=self._clock(),
         )
         durable = self._log.append(entry, live.chain)
@@ -411,10 +411,14 @@ class NotesService:
             self._start_snapshot(consult, live)
         return entry.seq, durable
 
-    def _start_snapshot(self, consult: _Consult, live: _LiveDoc) -> None:
+    def _start_snapshot(self, consult: LiveConsult, live: LiveDoc) -> None:
         # Taken under the document's lock (the caller holds it) and queued behind the updates it
         # includes, on the same chain: it commits after them, and updates go on meanwhile.
-        seq, state = live.seq, live.doc.get_update()
+        try:
+            seq, state = live.seq, intake.guarded(live.doc.get_update)
+        except CrdtFailure:
+            _log.warning("notes_snapshot_failed", consult_id=consult.consult_id, doc=str(live.name))
+            return
         authors = Authors()
         authors.merge(live.authors)
         written = self._log.write_snapshot(
@@ -433,11 +437,11 @@ class NotesService:
         written.add_done_callback(done)
         live.snapshot = written
 
-    async def _freeze(self, consult_id: ConsultId, lives: dict[DocumentName, _LiveDoc]) -> PlanView:
+    async def _freeze(self, consult_id: ConsultId, lives: dict[DocumentName, LiveDoc]) -> PlanView:
         facts = await self._plans.consult_facts(consult_id, for_plan=True)
         previous = await self._plans.previous(facts.follows_id)
-        content, warnings = schema.read_plan(
-            lives[DocumentName.PLAN].doc, lives[DocumentName.CLIENT].doc
+        content, warnings = intake.guarded(
+            lambda: schema.read_plan(lives[DocumentName.PLAN].doc, lives[DocumentName.CLIENT].doc)
         )
         people = Authors()
         people.merge(lives[DocumentName.PLAN].authors)
@@ -463,7 +467,7 @@ class NotesService:
         # reader after the end (or after a restart) loads one row per document.
         jobs = [
             self._log.snapshot_job(
-                consult_id, name, live.seq, live.doc.get_update(), live.authors, now
+                consult_id, name, live.seq, intake.guarded(live.doc.get_update), live.authors, now
             )
             for name, live in lives.items()
         ]

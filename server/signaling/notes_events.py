@@ -1,15 +1,22 @@
 """The notes events of the consult namespace: state-vector sync, durable updates fanned out
 to the readers of a document, and awareness (presence, cursors), which is relayed but never
-stored. The room has already checked the sender is admitted."""
+stored. The room has already checked the sender is admitted.
+
+Awareness is read by `scan_awareness` before it is relayed (bounded, JSON checked), and the
+Yjs client ids it speaks for are bound to the participant who first used them in the room:
+nobody can move or clear another participant's cursor. Only what passed is fanned out."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ..consults.model import JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..notes.documents import DocumentName, may_read, parse_document, require_read
+from ..notes.yawareness import AwarenessLimits, AwarenessOwners, scan_awareness
+from ..notes.ywire import Refused
 from ..rooms.occupant import Occupant
 from ..rooms.room import ConsultRoom
 from . import payloads
@@ -19,6 +26,11 @@ from .deps import SignalingDeps
 class NotesEvents:
     def __init__(self, deps: Callable[[], SignalingDeps]) -> None:
         self._deps = deps
+        self._awareness_limits = AwarenessLimits()
+        # Per live room, gone with it.
+        self._owners: weakref.WeakKeyDictionary[ConsultRoom, AwarenessOwners] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def sync(
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
@@ -59,6 +71,19 @@ class NotesEvents:
         doc = parse_document(message.doc)
         # Presence in a document is as private as the document: only its readers see it.
         require_read(identity.role, doc)
+        try:
+            clients = scan_awareness(message.update, self._awareness_limits)
+        except Refused as refused:
+            raise TriadError(
+                ErrorCode.NOTES_UPDATE_INVALID,
+                f"the awareness update is refused: {refused.reason}",
+            ) from None
+        owners = self._owners.setdefault(room, AwarenessOwners())
+        if not owners.claim(identity.participant_id, clients):
+            raise TriadError(
+                ErrorCode.NOTES_CLIENT_ID_TAKEN,
+                "an awareness client id in this update belongs to another participant",
+            )
         await room.send_to_admitted(
             "notes-awareness",
             {"doc": str(doc), "update": message.update, "from": identity.participant_id},

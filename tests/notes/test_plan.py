@@ -148,7 +148,10 @@ async def test_a_malformed_document_freezes_without_a_crash(world: World) -> Non
         doc.get("therapy_goals", type=pycrdt.Array).append(pycrdt.Array([1]))
 
     await therapist.send(PLAN, therapist.edit(PLAN, wrong_types))
-    await therapist.send(PLAN, therapist.edit(PLAN, items("unknown_root", "ignored")))
+    # A root docs/notes.md does not list is refused (issue 11), and the plan still freezes.
+    with pytest.raises(TriadError) as refused:
+        await therapist.send(PLAN, therapist.edit(PLAN, items("unknown_root", "ignored")))
+    assert refused.value.code is ErrorCode.NOTES_UPDATE_INVALID
     plan = await world.notes.finalize(world.consult_id)
     c = plan.content
     assert c.diagnoses == ()

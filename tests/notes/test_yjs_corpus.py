@@ -1,0 +1,86 @@
+"""Every input the fuzzer found and every crasher from issue 11 (tests/notes/yjs_corpus/), replayed
+through the fuzz target's path (pre-scan, checks, apply with deep observers, sync, freeze) in a
+subprocess: a regression that crashes the process fails here instead of killing pytest. The
+panic-class inputs also go through the NotesService: refused with a code, the live copy rebuilt,
+nothing logged, the document still syncs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pycrdt
+import pytest
+
+from server.auth.roles import Role
+from server.errors import ErrorCode, TriadError
+from server.notes import intake, schema
+from server.notes.documents import DocumentName
+from server.notes.yupdate import UpdateLimits
+from tests.fuzz.seeds import base_update, seed_inputs
+from tests.notes.conftest import World
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = Path(__file__).parent / "yjs_corpus"
+FILES = sorted(CORPUS.glob("*.bin"))
+DOCS = (DocumentName.PLAN, DocumentName.CLIENT, DocumentName.CLINICIANS)
+
+
+def test_the_corpus_holds_the_issue_crashers_and_the_fuzz_findings() -> None:
+    names = {path.stem for path in FILES}
+    assert any(name.startswith("issue11-nested-array-30000") for name in names)
+    assert any(name.startswith("fuzz-") for name in names)
+    assert any(name.startswith("panic-") for name in names)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+def test_replay_in_a_subprocess(path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz.yjs_target", "--replay", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"ok {path.name}" in run.stdout
+
+
+@pytest.mark.parametrize("seed", range(len(seed_inputs())))
+def test_the_fuzz_seeds_made_by_pycrdt_pass_the_checks(seed: int) -> None:
+    data = seed_inputs()[seed]
+    if data[0] == 3:
+        return  # awareness: covered by test_yupdate
+    name = DOCS[data[0]]
+    checked = intake.check_update(data[1:], 64 * 1024, schema.root_names(name), UpdateLimits())
+    doc: pycrdt.Doc[Any] = pycrdt.Doc()
+    if data[1:] != base_update(name):
+        doc.apply_update(base_update(name))
+    intake.admit(doc, checked, intake.DocumentFacts(), 2 * 1024 * 1024)
+
+
+PANICS = {path.stem: path.read_bytes() for path in FILES if path.stem.startswith("panic-")}
+
+
+@pytest.mark.parametrize("data", list(PANICS.values()), ids=list(PANICS))
+async def test_a_panic_class_input_is_refused_by_the_service_and_the_copy_rebuilt(
+    world: World, data: bytes
+) -> None:
+    name = DOCS[data[0] % 4]
+    role = Role.CLIENT if name is DocumentName.CLIENT else Role.THERAPIST
+    base = base_update(name)
+    # The base comes from a browser of that role first, as in the fuzz target.
+    await world.notes.apply(world.consult_id, world.ids[role], role, str(name), base)
+    with pytest.raises(TriadError) as refused:
+        await world.notes.apply(world.consult_id, world.ids[role], role, str(name), data[1:])
+    assert refused.value.code is ErrorCode.NOTES_UPDATE_INVALID
+    reply = await world.notes.sync(world.consult_id, role, str(name), b"\x00")
+    copy: pycrdt.Doc[Any] = pycrdt.Doc()
+    copy.apply_update(reply.update)
+    expected: pycrdt.Doc[Any] = pycrdt.Doc()
+    expected.apply_update(base)
+    assert intake.state_of(copy) == intake.state_of(expected)
+    await world.end()
+    await world.notes.finalize(world.consult_id)
