@@ -73,6 +73,11 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "notes-awareness": self._notes_call(self._notes.awareness),
         }
 
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """The client events this namespace answers (the contract lists the same ones)."""
+        return frozenset(self._handlers)
+
     # -- connection lifecycle -----------------------------------------------------------------
 
     async def on_connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
