@@ -144,7 +144,7 @@ class PeerLeft(ServerEvent):
     reason: LeaveReason
 
 
-class Offer(ServerEvent):
+class SignalOffer(ServerEvent):
     """The server's SDP offer for the participant's peer connection number `pc`."""
 
     event: ClassVar[str] = "signal"
@@ -217,7 +217,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     PeerJoined,
     PeerUpdated,
     PeerLeft,
-    Offer,
+    SignalOffer,
     ActiveSpeaker,
     NotesRelay,
     AwarenessRelay,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from ..auth.roles import Role
 from ..ids import ParticipantId
+from .events import ParticipantView
 from .ports import Channel
 
 
@@ -38,15 +38,15 @@ class Occupant:
     def connected(self) -> bool:
         return self.channel is not None
 
-    def public(self) -> dict[str, Any]:
+    def view(self) -> ParticipantView:
         """What every participant may see of this one."""
-        return {
-            "participant_id": self.id,
-            "role": str(self.role),
-            "name": self.name,
-            "place": str(self.place),
-            "connected": self.connected,
-            "audio": self.audio,
-            "video": self.video,
-            "present_with": list(self.present_with),
-        }
+        return ParticipantView(
+            participant_id=self.id,
+            role=self.role.value,
+            name=self.name,
+            place=self.place.value,
+            connected=self.connected,
+            audio=self.audio,
+            video=self.video,
+            present_with=list(self.present_with),
+        )

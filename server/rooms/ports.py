@@ -13,12 +13,13 @@ from ..consults.care import CareState
 from ..consults.model import Actor
 from ..errors import ErrorCode
 from ..ids import ConsultId, ParticipantId
+from .events import ServerEvent
 
 
 class Channel(Protocol):
     """One live connection of one participant."""
 
-    async def send(self, event: str, payload: Mapping[str, Any]) -> None:
+    async def send(self, message: ServerEvent) -> None:
         """Deliver a server event to this connection (never raises for a gone peer)."""
 
     async def close(self, code: ErrorCode | None = None, message: str = "") -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
+from .events import Ended, RoomState
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper
 from .room import ConsultRoom, MediaFactory
 from .settings import RoomSettings
@@ -63,7 +64,7 @@ class RoomRegistry:
 
     async def join(
         self, identity: JoinIdentity, consult: ConsultView, channel: Channel
-    ) -> dict[str, Any]:
+    ) -> RoomState:
         return await self.room_for(consult).join(identity, channel)
 
     async def care_changed(self, consult_id: ConsultId) -> None:
@@ -90,7 +91,7 @@ class RoomRegistry:
         plan_id = await self._plans.save_plan(consult_id)
         room = self._rooms.pop(consult_id, None)
         if room is not None:
-            await room.close(ended={"plan_id": plan_id, "ended_by": actor.label()})
+            await room.close(ended=Ended(plan_id=plan_id, ended_by=actor.label()))
         return plan_id
 
     async def close(self) -> None:

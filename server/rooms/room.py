@@ -18,6 +18,8 @@ from ..consults.care import CareState
 from ..consults.model import Actor, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
+from . import events
+from .events import LeaveReason, ServerEvent
 from .media import Offer
 from .occupant import Occupant, Place
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, RoomMedia
@@ -65,7 +67,7 @@ class ConsultRoom:
 
     # -- joining and leaving ------------------------------------------------------------------
 
-    async def join(self, identity: JoinIdentity, channel: Channel) -> dict[str, Any]:
+    async def join(self, identity: JoinIdentity, channel: Channel) -> events.RoomState:
         """Seat a connection: a first join, a return within the grace period, or a second
         connection that replaces the first. Returns the room's state for the joiner."""
         pid = identity.participant_id
@@ -104,8 +106,9 @@ class ConsultRoom:
                 {"participant_id": pid, "place": str(occupant.place), "rejoin": rejoin},
             )
             await self._broadcast(
-                "peer-updated" if rejoin else "peer-joined",
-                {"participant": occupant.public()},
+                events.PeerUpdated(participant=occupant.view())
+                if rejoin
+                else events.PeerJoined(participant=occupant.view()),
                 skip=pid,
             )
             if occupant.place is Place.ROOM:
@@ -123,7 +126,7 @@ class ConsultRoom:
             occupant = self._occupants.get(pid)
             if occupant is None or occupant.channel is not channel:
                 return
-            await self._vacate(occupant, reason="left", actor=_actor(pid))
+            await self._vacate(occupant, reason=LeaveReason.LEFT, actor=_actor(pid))
             self._maybe_start_empty_timer()
 
     async def dropped(self, pid: ParticipantId, channel: Channel) -> None:
@@ -133,7 +136,7 @@ class ConsultRoom:
             if occupant is None or occupant.channel is not channel or self.closed:
                 return
             occupant.channel = None
-            await self._broadcast("peer-updated", {"participant": occupant.public()})
+            await self._broadcast(events.PeerUpdated(participant=occupant.view()))
             occupant.seat_expiry = self._tasks.spawn(self._expire_seat(occupant))
             self._maybe_start_empty_timer()
 
@@ -142,7 +145,7 @@ class ConsultRoom:
         async with self._lock:
             if self._occupants.get(occupant.id) is occupant and not occupant.connected:
                 occupant.seat_expiry = None  # this task; _vacate must not cancel itself
-                await self._vacate(occupant, reason="timeout", actor=Actor("system"))
+                await self._vacate(occupant, reason=LeaveReason.TIMEOUT, actor=Actor("system"))
                 self._maybe_start_empty_timer()
 
     # -- host actions -------------------------------------------------------------------------
@@ -168,7 +171,7 @@ class ConsultRoom:
             self._require_open()
             self._require_host_in_room(host, "deny")
             occupant = self._in_lobby(target)
-            await self._vacate(occupant, reason="denied", actor=_actor(host))
+            await self._vacate(occupant, reason=LeaveReason.DENIED, actor=_actor(host))
             if occupant.channel is not None:
                 await occupant.channel.close(ErrorCode.LOBBY_DENIED, "a host did not admit you")
 
@@ -180,7 +183,7 @@ class ConsultRoom:
             if occupant is None or target == host:
                 raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "no such participant to remove")
             self._removed.add(target)
-            await self._vacate(occupant, reason="removed", actor=_actor(host))
+            await self._vacate(occupant, reason=LeaveReason.REMOVED, actor=_actor(host))
             if occupant.channel is not None:
                 await occupant.channel.close(ErrorCode.REMOVED, "a host removed you")
             self._maybe_start_empty_timer()
@@ -205,9 +208,9 @@ class ConsultRoom:
                 present = self._care.present_with.get(occupant.id, ())
                 if present != occupant.present_with:
                     occupant.present_with = present
-                    await self._broadcast("peer-updated", {"participant": occupant.public()})
+                    await self._broadcast(events.PeerUpdated(participant=occupant.view()))
             if before.consent_public() != self._care.consent_public():
-                await self._broadcast("consent-changed", self._care.consent_public())
+                await self._broadcast(events.ConsentChanged(**self._care.consent_public()))
             if self._auto_admit and self._care.consent_complete:
                 for occupant in list(self._occupants.values()):
                     if occupant.place is Place.LOBBY and occupant.id not in self._removed:
@@ -222,7 +225,7 @@ class ConsultRoom:
             self._care = replace(self._care, safety_flags=(*self._care.safety_flags, flag))
             for occupant in self._occupants.values():
                 if is_host(occupant.role) and occupant.channel is not None:
-                    await occupant.channel.send("safety-flag", dict(flag))
+                    await occupant.channel.send(events.SafetyFlagRaised.model_validate(flag))
 
     @property
     def sharing_withdrawn(self) -> bool:
@@ -238,7 +241,7 @@ class ConsultRoom:
         async with self._lock:
             occupant = self._joined(pid)
             occupant.audio, occupant.video = audio, video
-            await self._broadcast("peer-updated", {"participant": occupant.public()})
+            await self._broadcast(events.PeerUpdated(participant=occupant.view()))
 
     async def answer(self, pid: ParticipantId, pc: int, sdp: str) -> None:
         async with self._lock:
@@ -273,22 +276,22 @@ class ConsultRoom:
         if occupant is None or occupant.channel is None:
             return
         tracks = [
-            {"mid": t.mid, "participant_id": t.participant_id, "kind": t.kind} for t in offer.tracks
+            events.TrackInfo(mid=t.mid, participant_id=t.participant_id, kind=t.kind)
+            for t in offer.tracks
         ]
         await occupant.channel.send(
-            "signal", {"type": "offer", "sdp": offer.sdp, "tracks": tracks, "pc": occupant.pc}
+            events.SignalOffer(sdp=offer.sdp, tracks=tracks, pc=occupant.pc)
         )
 
     def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
         if participant_id == self._active_speaker or self.closed:
             return
         self._active_speaker = participant_id
-        self._tasks.spawn(self._broadcast("active-speaker", {"participant_id": participant_id}))
+        self._tasks.spawn(self._broadcast(events.ActiveSpeaker(participant_id=participant_id)))
 
     async def send_to_admitted(
         self,
-        event: str,
-        payload: Mapping[str, Any],
+        message: ServerEvent,
         *,
         where: Callable[[Occupant], bool],
         skip: ParticipantId | None = None,
@@ -302,7 +305,7 @@ class ConsultRoom:
                 and occupant.channel is not None
                 and where(occupant)
             ):
-                await occupant.channel.send(event, payload)
+                await occupant.channel.send(message)
 
     def media_failed(self, participant_id: ParticipantId) -> None:
         """MediaEvents: the participant's peer connection failed. A connected participant gets
@@ -344,7 +347,7 @@ class ConsultRoom:
 
     # -- closing ------------------------------------------------------------------------------
 
-    async def close(self, *, ended: Mapping[str, Any] | None = None) -> None:
+    async def close(self, *, ended: events.Ended | None = None) -> None:
         """Close the room: tell everyone it ended (when it did), stop media, disconnect.
         Safe to call twice."""
         async with self._lock:
@@ -352,7 +355,7 @@ class ConsultRoom:
                 return
             self.closed = True
             if ended is not None:
-                await self._broadcast("ended", dict(ended))
+                await self._broadcast(ended)
             media, self._media = self._media, None
             if media is not None:
                 await media.close()
@@ -375,8 +378,8 @@ class ConsultRoom:
             self.consult_id, actor, "participant.admitted", {"participant_id": occupant.id}
         )
         if occupant.channel is not None:
-            await occupant.channel.send("admitted", {"state": self._state_for(occupant)})
-        await self._broadcast("peer-updated", {"participant": occupant.public()}, skip=occupant.id)
+            await occupant.channel.send(events.Admitted(state=self._state_for(occupant)))
+        await self._broadcast(events.PeerUpdated(participant=occupant.view()), skip=occupant.id)
         await self._start_media(occupant)
 
     async def _start_media(self, occupant: Occupant) -> None:
@@ -392,57 +395,67 @@ class ConsultRoom:
         occupant.pc += 1
         await self._media.add(occupant.id)
 
-    async def _vacate(self, occupant: Occupant, *, reason: str, actor: Actor) -> None:
+    async def _vacate(self, occupant: Occupant, *, reason: LeaveReason, actor: Actor) -> None:
         self._cancel_seat_expiry(occupant)
         del self._occupants[occupant.id]
         if occupant.in_media and self._media is not None:
             occupant.in_media = False
             await self._media.remove(occupant.id)
-        action = {"denied": "participant.denied", "removed": "participant.removed"}.get(
-            reason, "participant.left"
-        )
+        action = {
+            LeaveReason.DENIED: "participant.denied",
+            LeaveReason.REMOVED: "participant.removed",
+        }.get(reason, "participant.left")
         await self._records.record(
-            self.consult_id, actor, action, {"participant_id": occupant.id, "reason": reason}
+            self.consult_id,
+            actor,
+            action,
+            {"participant_id": occupant.id, "reason": reason.value},
         )
         await self._broadcast(
-            "peer-left", {"participant_id": occupant.id, "reason": reason}, skip=occupant.id
+            events.PeerLeft(participant_id=occupant.id, reason=reason), skip=occupant.id
         )
         if occupant.place is Place.LOBBY:
             await self._lobby_changed()
 
     async def _lobby_changed(self) -> None:
-        waiting = [
-            {**o.public(), "consent": self._may_enter(o.role)}
-            for o in self._occupants.values()
-            if o.place is Place.LOBBY
-        ]
+        lobby = events.Lobby(
+            waiting=[
+                events.WaitingParticipant(**o.view().model_dump(), consent=self._may_enter(o.role))
+                for o in self._occupants.values()
+                if o.place is Place.LOBBY
+            ]
+        )
         for occupant in self._occupants.values():
             if is_host(occupant.role) and occupant.channel is not None:
-                await occupant.channel.send("lobby", {"waiting": waiting})
+                await occupant.channel.send(lobby)
 
-    async def _broadcast(
-        self, event: str, payload: Mapping[str, Any], *, skip: ParticipantId | None = None
-    ) -> None:
+    async def _broadcast(self, message: ServerEvent, *, skip: ParticipantId | None = None) -> None:
         for occupant in list(self._occupants.values()):
             if occupant.id != skip and occupant.channel is not None:
-                await occupant.channel.send(event, payload)
+                await occupant.channel.send(message)
 
-    def _state_for(self, occupant: Occupant) -> dict[str, Any]:
+    def _state_for(self, occupant: Occupant) -> events.RoomState:
         host = is_host(occupant.role)
-        return {
-            "consult": {"id": self.consult_id, "status": "live" if self._live else "scheduled"},
-            "you": occupant.public(),
-            "participants": [o.public() for o in self._occupants.values()],
-            "lobby": [o.id for o in self._occupants.values() if o.place is Place.LOBBY]
-            if is_host(occupant.role)
+        return events.RoomState(
+            consult=events.ConsultSummary(
+                id=self.consult_id, status="live" if self._live else "scheduled"
+            ),
+            you=occupant.view(),
+            participants=[o.view() for o in self._occupants.values()],
+            lobby=[o.id for o in self._occupants.values() if o.place is Place.LOBBY]
+            if host
             else [],
-            "active_speaker": self._active_speaker,
-            "ice_servers": self._ice_servers(occupant.id),
-            "pc": occupant.pc,
-            "consent": self._care.consent_public(),
+            active_speaker=self._active_speaker,
+            ice_servers=[
+                events.IceServer.model_validate(s) for s in self._ice_servers(occupant.id)
+            ],
+            pc=occupant.pc,
+            consent=events.ConsentView(**self._care.consent_public()),
             # Clinicians only: the client never sees their own flag raised to others.
-            "safety_flags": [dict(f) for f in self._care.safety_flags] if host else [],
-        }
+            safety_flags=[events.SafetyFlag.model_validate(f) for f in self._care.safety_flags]
+            if host
+            else [],
+        )
 
     def _require_open(self) -> None:
         if self.closed:
