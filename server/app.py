@@ -18,6 +18,7 @@ from .api.ratelimit import KeyedLimiter, RestLimits
 from .crypto import KeyRing, development_keyring
 from .services import Services, open_services
 from .settings import Settings
+from .signaling import asyncapi
 from .signaling import server as signaling
 from .signaling.deps import SignalingDeps, SocketLimits
 
@@ -62,7 +63,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             yield
 
     app.cleanup_ctx.append(services_ctx)
-    routes.setup(app, package_version())
+    routes.setup(app, package_version(), asyncapi=asyncapi.build(version=package_version()))
     signaling.attach(app, settings, lambda: app[SIGNALING])
     _add_web_client(app)
     return app

@@ -1,6 +1,10 @@
 """A participant on the real python-socketio client: connects with a join token, calls events
 with acknowledgements, and records every server event so tests can wait for one (with a
-deadline, never a fixed sleep)."""
+deadline, never a fixed sleep).
+
+Every event received and every acknowledgement is checked against the protocol's models (the
+ones the AsyncAPI document is built from), so each room test is also a conformance test: a
+payload the contract does not describe fails the test when the client closes."""
 
 from __future__ import annotations
 
@@ -9,9 +13,15 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
+from pydantic import BaseModel, ValidationError
+
+from server.rooms.events import SERVER_EVENTS
+from server.signaling.contract import CLIENT_EVENTS, Refusal
 
 NAMESPACE = "/consult"
 DEADLINE = 15.0
+_SERVER_EVENTS: dict[str, type[BaseModel]] = {model.event: model for model in SERVER_EVENTS}
+_ACKS: dict[str, type[BaseModel]] = {event.name: event.ack for event in CLIENT_EVENTS}
 
 
 class RoomClient:
@@ -27,6 +37,8 @@ class RoomClient:
         self.sio.on("connect_error", self._refused, namespace=NAMESPACE)
         self.sio.on("disconnect", self._disconnected, namespace=NAMESPACE)
         self.disconnected = False
+        # Payloads the protocol's models do not describe: (event, why).
+        self.violations: list[tuple[str, str]] = []
 
     async def connect(self, auth: Any = None) -> None:
         await self.sio.connect(
@@ -41,7 +53,13 @@ class RoomClient:
         """Emit with an acknowledgement and return the ack (`raw` sends `payload` as given,
         even None, for tests of malformed input)."""
         data = payload if (raw or payload is not None) else {}
-        return await self.sio.call(event, data, namespace=NAMESPACE, timeout=DEADLINE)
+        ack = await self.sio.call(event, data, namespace=NAMESPACE, timeout=DEADLINE)
+        success = _ACKS.get(event) if isinstance(event, str) else None
+        if isinstance(ack, dict) and ack.get("ok") is True and success is not None:
+            self._check(f"{event} ack", success, ack)
+        else:
+            self._check(f"{event} ack", Refusal, ack)
+        return ack
 
     async def join(self) -> dict[str, Any]:
         ack = await self.call("join")
@@ -81,10 +99,22 @@ class RoomClient:
     async def close(self) -> None:
         await self.sio.disconnect()
         await self.sio.shutdown() if hasattr(self.sio, "shutdown") else None
+        assert not self.violations, f"{self.label}: payloads off the contract: {self.violations}"
 
     async def _record(self, event: str, data: Any = None) -> None:
         self.events.append((event, data))
+        model = _SERVER_EVENTS.get(event)
+        if model is None:
+            self.violations.append((event, "not a documented server event"))
+        else:
+            self._check(event, model, data)
         await self._notify()
+
+    def _check(self, what: str, model: type[BaseModel], data: Any) -> None:
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            self.violations.append((what, str(exc.errors(include_input=False))))
 
     async def _refused(self, data: Any = None) -> None:
         self.connect_error = data

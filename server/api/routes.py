@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ..errors import ErrorCode
@@ -25,6 +27,7 @@ from .care_schemas import (
 )
 from .operations import FHIR_JSON_TYPE, MARKDOWN_TYPE, Call, Operation, Reply, add_routes
 from .schemas import (
+    AsyncApiDocumentOut,
     AuditPageOut,
     CliniciansNotesOut,
     ConsultCreatedOut,
@@ -46,10 +49,15 @@ CONSULT = API + "/consults/{consult_id}"
 SESSION = CONSULT + "/session"
 PARTICIPANT_TOKENS = CONSULT + "/participants/{participant_id}/tokens"
 OPENAPI_KEY = web.AppKey("triad.api.openapi", OpenApiDocumentOut)
+ASYNCAPI_KEY = web.AppKey("triad.api.asyncapi", AsyncApiDocumentOut)
 
 
 async def _openapi_document(call: Call) -> Reply:
     return Reply(200, call.request.app[OPENAPI_KEY])
+
+
+async def _asyncapi_document(call: Call) -> Reply:
+    return Reply(200, call.request.app[ASYNCAPI_KEY])
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -449,9 +457,22 @@ OPERATIONS: tuple[Operation, ...] = (
         responses={200: ("The document", OpenApiDocumentOut)},
         tags=("operations",),
     ),
+    Operation(
+        "GET",
+        API + "/asyncapi.json",
+        "asyncapiDocument",
+        "The AsyncAPI 3.0 document of the consult room's Socket.IO protocol",
+        _asyncapi_document,
+        auth="none",
+        responses={200: ("The document", AsyncApiDocumentOut)},
+        tags=("operations",),
+    ),
 )
 
 
-def setup(app: web.Application, version: str) -> None:
+def setup(app: web.Application, version: str, *, asyncapi: dict[str, Any]) -> None:
+    """Register the operations; `asyncapi` is the socket protocol's document, built by the
+    signaling layer (which the REST layer does not import)."""
     app[OPENAPI_KEY] = OpenApiDocumentOut.model_validate(openapi.build(OPERATIONS, version=version))
+    app[ASYNCAPI_KEY] = AsyncApiDocumentOut.model_validate(asyncapi)
     add_routes(app, OPERATIONS)

@@ -176,6 +176,13 @@ class OpenApiDocumentOut(BaseModel):
     openapi: str
 
 
+class AsyncApiDocumentOut(BaseModel):
+    """The AsyncAPI 3.0 document of the consult room's Socket.IO protocol."""
+
+    model_config = ConfigDict(extra="allow")
+    asyncapi: str
+
+
 # --- Notes and plans (the notes channel's block) ---------------------------------------------
 
 

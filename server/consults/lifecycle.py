@@ -77,7 +77,7 @@ class ConsultLifecycle:
         self,
         consult_id: ConsultId,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         details: Mapping[str, Any] | None = None,
     ) -> None:
         async with self._db.sessions.begin() as session:

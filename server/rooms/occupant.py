@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from ..auth.roles import Role
+from ..consults.audit import AuditAction
 from ..errors import ErrorCode
 from ..ids import ParticipantId
+from .events import LeaveReason, ParticipantView
 from .ports import Channel
 
 
@@ -18,23 +19,11 @@ class Place(StrEnum):
     ROOM = "room"
 
 
-class LeaveReason(StrEnum):
-    """Why a seat was freed (the `peer-left` reason and the audit detail)."""
-
-    LEFT = "left"
-    TIMEOUT = "timeout"
-    DENIED = "denied"
-    REMOVED = "removed"
-    REVOKED = "revoked"
-    EXPIRED = "expired"
-
-    @property
-    def audit_action(self) -> str:
-        if self is LeaveReason.DENIED:
-            return "participant.denied"
-        if self is LeaveReason.REMOVED:
-            return "participant.removed"
-        return "participant.left"
+# How a freed seat is recorded in the audit trail (the reason goes in the details).
+LEFT_AUDIT_ACTION: dict[LeaveReason, AuditAction] = {
+    LeaveReason.DENIED: AuditAction.PARTICIPANT_DENIED,
+    LeaveReason.REMOVED: AuditAction.PARTICIPANT_REMOVED,
+}
 
 
 # The seat freed when a connection's token stops holding, by the code it is closed with.
@@ -72,15 +61,15 @@ class Occupant:
     def connected(self) -> bool:
         return self.channel is not None
 
-    def public(self) -> dict[str, Any]:
+    def view(self) -> ParticipantView:
         """What every participant may see of this one."""
-        return {
-            "participant_id": self.id,
-            "role": str(self.role),
-            "name": self.name,
-            "place": str(self.place),
-            "connected": self.connected,
-            "audio": self.audio,
-            "video": self.video,
-            "present_with": list(self.present_with),
-        }
+        return ParticipantView(
+            participant_id=self.id,
+            role=self.role.value,
+            name=self.name,
+            place=self.place.value,
+            connected=self.connected,
+            audio=self.audio,
+            video=self.video,
+            present_with=list(self.present_with),
+        )

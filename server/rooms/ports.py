@@ -9,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ..consults.audit import AuditAction
 from ..consults.care import CareState
 from ..consults.model import Actor
 from ..errors import ErrorCode
 from ..ids import ConsultId, ParticipantId
+from .events import ServerEvent
 
 
 class Channel(Protocol):
     """One live connection of one participant."""
 
-    async def send(self, event: str, payload: Mapping[str, Any]) -> None:
+    async def send(self, message: ServerEvent) -> None:
         """Deliver a server event to this connection (never raises for a gone peer)."""
 
     async def close(self, code: ErrorCode | None = None, message: str = "") -> None:
@@ -38,7 +40,7 @@ class ConsultRecords(Protocol):
         self,
         consult_id: ConsultId,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         details: Mapping[str, Any] | None = None,
     ) -> None:
         """Append an audit event (ids and codes only)."""

@@ -15,6 +15,7 @@ from typing import Any
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
+from .events import Ended, RoomState
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper, Revoker
 from .room import ConsultRoom, MediaFactory
 from .settings import RoomSettings
@@ -71,7 +72,7 @@ class RoomRegistry:
 
     async def join(
         self, identity: JoinIdentity, consult: ConsultView, channel: Channel
-    ) -> dict[str, Any]:
+    ) -> RoomState:
         room = self.room_for(consult)
         try:
             return await room.join(identity, channel)
@@ -117,7 +118,7 @@ class RoomRegistry:
         plan_id = await self._plans.save_plan(consult_id)
         room = self._rooms.pop(consult_id, None)
         if room is not None:
-            await room.close(ended={"plan_id": plan_id, "ended_by": actor.label()})
+            await room.close(ended=Ended(plan_id=plan_id, ended_by=actor.label()))
         return plan_id
 
     async def close(self) -> None:

@@ -15,17 +15,20 @@ from typing import Any
 
 from .. import logs
 from ..auth.roles import Role, is_host, require_host
+from ..consults.audit import AuditAction
 from ..consults.care import CareState
 from ..consults.model import Actor, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
+from . import events
 from .autoend import AutoEnd
+from .events import LeaveReason, ServerEvent
 from .media import Offer
-from .occupant import LEFT_BECAUSE, LeaveReason, Occupant, Place
+from .occupant import LEFT_AUDIT_ACTION, LEFT_BECAUSE, Occupant, Place
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, Revoker, RoomMedia
 from .settings import RoomSettings
 from .tasks import RoomTasks
-from .views import lobby_waiting, offer_message, room_state, send_each
+from .views import lobby, offer_message, room_state, send_each
 
 log = logs.get(__name__)
 
@@ -84,7 +87,7 @@ class ConsultRoom:
 
     # -- joining and leaving ------------------------------------------------------------------
 
-    async def join(self, identity: JoinIdentity, channel: Channel) -> dict[str, Any]:
+    async def join(self, identity: JoinIdentity, channel: Channel) -> events.RoomState:
         """Seat a connection: a first join, a return within the grace period, or a second
         connection that replaces the first. Returns the room's state for the joiner."""
         pid = identity.participant_id
@@ -119,12 +122,13 @@ class ConsultRoom:
             await self._records.record(
                 self.consult_id,
                 _actor(pid),
-                "participant.joined",
+                AuditAction.PARTICIPANT_JOINED,
                 {"participant_id": pid, "place": str(occupant.place), "rejoin": rejoin},
             )
             await self._broadcast(
-                "peer-updated" if rejoin else "peer-joined",
-                {"participant": occupant.public()},
+                events.PeerUpdated(participant=occupant.view())
+                if rejoin
+                else events.PeerJoined(participant=occupant.view()),
                 skip=pid,
             )
             if occupant.place is Place.ROOM:
@@ -152,7 +156,7 @@ class ConsultRoom:
             if occupant is None or occupant.channel is not channel or self.closed:
                 return
             occupant.channel = None
-            await self._broadcast("peer-updated", {"participant": occupant.public()})
+            await self._broadcast(events.PeerUpdated(participant=occupant.view()))
             occupant.seat_expiry = self._tasks.spawn(self._expire_seat(occupant))
             self._maybe_start_empty_timer()
 
@@ -243,9 +247,9 @@ class ConsultRoom:
                 present = self._care.present_with.get(occupant.id, ())
                 if present != occupant.present_with:
                     occupant.present_with = present
-                    await self._broadcast("peer-updated", {"participant": occupant.public()})
+                    await self._broadcast(events.PeerUpdated(participant=occupant.view()))
             if before.consent_public() != self._care.consent_public():
-                await self._broadcast("consent-changed", self._care.consent_public())
+                await self._broadcast(events.ConsentChanged(**self._care.consent_public()))
             if self._auto_admit and self._care.consent_complete:
                 for occupant in list(self._occupants.values()):
                     if occupant.place is Place.LOBBY and occupant.id not in self._removed:
@@ -259,7 +263,7 @@ class ConsultRoom:
                 return
             self._care = replace(self._care, safety_flags=(*self._care.safety_flags, flag))
             hosts = [o for o in self._occupants.values() if is_host(o.role)]
-            await send_each(hosts, "safety-flag", dict(flag))
+            await send_each(hosts, events.SafetyFlagRaised.model_validate(flag))
 
     @property
     def sharing_withdrawn(self) -> bool:
@@ -275,7 +279,7 @@ class ConsultRoom:
         async with self._lock:
             occupant = self._joined(pid)
             occupant.audio, occupant.video = audio, video
-            await self._broadcast("peer-updated", {"participant": occupant.public()})
+            await self._broadcast(events.PeerUpdated(participant=occupant.view()))
 
     async def answer(self, pid: ParticipantId, pc: int, sdp: str) -> None:
         async with self._lock:
@@ -308,18 +312,17 @@ class ConsultRoom:
     async def send_offer(self, participant_id: ParticipantId, offer: Offer) -> None:
         occupant = self._occupants.get(participant_id)
         if occupant is not None and occupant.channel is not None:
-            await occupant.channel.send("signal", offer_message(offer, occupant.pc))
+            await occupant.channel.send(offer_message(offer, occupant.pc))
 
     def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
         if participant_id == self._active_speaker or self.closed:
             return
         self._active_speaker = participant_id
-        self._tasks.spawn(self._broadcast("active-speaker", {"participant_id": participant_id}))
+        self._tasks.spawn(self._broadcast(events.ActiveSpeaker(participant_id=participant_id)))
 
     async def send_to_admitted(
         self,
-        event: str,
-        payload: Mapping[str, Any],
+        message: ServerEvent,
         *,
         where: Callable[[Occupant], bool],
         skip: ParticipantId | None = None,
@@ -327,7 +330,7 @@ class ConsultRoom:
         """Deliver an event to the admitted participants `where` accepts (the notes channel
         uses it to reach the readers of a document)."""
         admitted = [o for o in self._occupants.values() if o.place is Place.ROOM and where(o)]
-        await send_each(admitted, event, payload, skip=skip)
+        await send_each(admitted, message, skip=skip)
 
     def media_failed(self, participant_id: ParticipantId) -> None:
         """MediaEvents: the participant's peer connection failed. A connected participant gets
@@ -362,7 +365,7 @@ class ConsultRoom:
 
     # -- closing ------------------------------------------------------------------------------
 
-    async def close(self, *, ended: Mapping[str, Any] | None = None) -> None:
+    async def close(self, *, ended: events.Ended | None = None) -> None:
         """Close the room: tell everyone it ended (when it did), stop media, disconnect.
         Safe to call twice."""
         async with self._lock:
@@ -382,10 +385,10 @@ class ConsultRoom:
         await self._tasks.close()
         return True
 
-    async def _shut(self, ended: Mapping[str, Any] | None) -> None:
+    async def _shut(self, ended: events.Ended | None) -> None:
         self.closed = True
         if ended is not None:
-            await self._broadcast("ended", dict(ended))
+            await self._broadcast(ended)
         media, self._media = self._media, None
         if media is not None:
             await media.close()
@@ -404,13 +407,16 @@ class ConsultRoom:
             await self._records.mark_live(self.consult_id)
             self._live = True
         await self._records.record(
-            self.consult_id, actor, "participant.admitted", {"participant_id": occupant.id}
+            self.consult_id,
+            actor,
+            AuditAction.PARTICIPANT_ADMITTED,
+            {"participant_id": occupant.id},
         )
         if is_host(occupant.role):
             self._auto_end.host_admitted()
         if occupant.channel is not None:
-            await occupant.channel.send("admitted", {"state": self._state_for(occupant)})
-        await self._broadcast("peer-updated", {"participant": occupant.public()}, skip=occupant.id)
+            await occupant.channel.send(events.Admitted(state=self._state_for(occupant)))
+        await self._broadcast(events.PeerUpdated(participant=occupant.view()), skip=occupant.id)
         await self._start_media(occupant)
 
     async def _start_media(self, occupant: Occupant) -> None:
@@ -432,23 +438,25 @@ class ConsultRoom:
         if occupant.in_media and self._media is not None:
             occupant.in_media = False
             await self._media.remove(occupant.id)
-        gone = {"participant_id": occupant.id, "reason": str(reason)}
-        await self._records.record(self.consult_id, actor, reason.audit_action, gone)
-        await self._broadcast("peer-left", gone, skip=occupant.id)
+        action = LEFT_AUDIT_ACTION.get(reason, AuditAction.PARTICIPANT_LEFT)
+        await self._records.record(
+            self.consult_id, actor, action, {"participant_id": occupant.id, "reason": reason.value}
+        )
+        await self._broadcast(
+            events.PeerLeft(participant_id=occupant.id, reason=reason), skip=occupant.id
+        )
         if occupant.place is Place.LOBBY:
             await self._lobby_changed()
 
     async def _lobby_changed(self) -> None:
-        waiting = lobby_waiting(self._occupants.values(), self._may_enter)
+        waiting = lobby(self._occupants.values(), self._may_enter)
         hosts = [o for o in self._occupants.values() if is_host(o.role)]
-        await send_each(hosts, "lobby", {"waiting": waiting})
+        await send_each(hosts, waiting)
 
-    async def _broadcast(
-        self, event: str, payload: Mapping[str, Any], *, skip: ParticipantId | None = None
-    ) -> None:
-        await send_each(list(self._occupants.values()), event, payload, skip=skip)
+    async def _broadcast(self, message: ServerEvent, *, skip: ParticipantId | None = None) -> None:
+        await send_each(list(self._occupants.values()), message, skip=skip)
 
-    def _state_for(self, occupant: Occupant) -> dict[str, Any]:
+    def _state_for(self, occupant: Occupant) -> events.RoomState:
         return room_state(
             self.consult_id,
             live=self._live,

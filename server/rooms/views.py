@@ -1,14 +1,15 @@
 """What participants are sent: the room's state on joining, the lobby, offers; and sending an
-event to a set of them."""
+event to a set of them. Every payload is a model of `events.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..auth.roles import Role, is_host
 from ..consults.care import CareState
 from ..ids import ConsultId, ParticipantId
+from . import events
 from .media import Offer
 from .occupant import Occupant, Place
 
@@ -22,47 +23,51 @@ def room_state(
     active_speaker: ParticipantId | None,
     ice_servers: list[dict[str, Any]],
     care: CareState,
-) -> dict[str, Any]:
+) -> events.RoomState:
     host = is_host(you.role)
     everyone = list(occupants)
-    return {
-        "consult": {"id": consult_id, "status": "live" if live else "scheduled"},
-        "you": you.public(),
-        "participants": [o.public() for o in everyone],
-        "lobby": [o.id for o in everyone if o.place is Place.LOBBY] if host else [],
-        "active_speaker": active_speaker,
-        "ice_servers": ice_servers,
-        "pc": you.pc,
-        "consent": care.consent_public(),
+    return events.RoomState(
+        consult=events.ConsultSummary(id=consult_id, status="live" if live else "scheduled"),
+        you=you.view(),
+        participants=[o.view() for o in everyone],
+        lobby=[o.id for o in everyone if o.place is Place.LOBBY] if host else [],
+        active_speaker=active_speaker,
+        ice_servers=[events.IceServer.model_validate(server) for server in ice_servers],
+        pc=you.pc,
+        consent=events.ConsentView(**care.consent_public()),
         # Clinicians only: the client never sees their own flag raised to others.
-        "safety_flags": [dict(f) for f in care.safety_flags] if host else [],
-    }
+        safety_flags=[events.SafetyFlag.model_validate(f) for f in care.safety_flags]
+        if host
+        else [],
+    )
 
 
-def lobby_waiting(
-    occupants: Iterable[Occupant], may_enter: Callable[[Role], bool]
-) -> list[dict[str, Any]]:
+def lobby(occupants: Iterable[Occupant], may_enter: Callable[[Role], bool]) -> events.Lobby:
     """The hosts' view of the lobby: who waits, and whether consent lets them in yet."""
-    return [
-        {**o.public(), "consent": may_enter(o.role)} for o in occupants if o.place is Place.LOBBY
-    ]
+    return events.Lobby(
+        waiting=[
+            events.WaitingParticipant(**o.view().model_dump(), consent=may_enter(o.role))
+            for o in occupants
+            if o.place is Place.LOBBY
+        ]
+    )
 
 
-def offer_message(offer: Offer, pc: int) -> dict[str, Any]:
+def offer_message(offer: Offer, pc: int) -> events.SignalOffer:
     tracks = [
-        {"mid": t.mid, "participant_id": t.participant_id, "kind": t.kind} for t in offer.tracks
+        events.TrackInfo(mid=t.mid, participant_id=t.participant_id, kind=t.kind)
+        for t in offer.tracks
     ]
-    return {"type": "offer", "sdp": offer.sdp, "tracks": tracks, "pc": pc}
+    return events.SignalOffer(sdp=offer.sdp, tracks=tracks, pc=pc)
 
 
 async def send_each(
     occupants: Iterable[Occupant],
-    event: str,
-    payload: Mapping[str, Any],
+    message: events.ServerEvent,
     *,
     skip: ParticipantId | None = None,
 ) -> None:
-    """`event` to each connected one of `occupants` but `skip`."""
+    """`message` to each connected one of `occupants` but `skip`."""
     for occupant in occupants:
         if occupant.id != skip and occupant.channel is not None:
-            await occupant.channel.send(event, payload)
+            await occupant.channel.send(message)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import socketio
 
 from ..errors import ErrorCode
+from ..rooms.events import Closing, ServerEvent
 
 NAMESPACE = "/consult"
 
@@ -31,15 +32,17 @@ class SocketChannel:
         self.idle = asyncio.Event()
         self.idle.set()
 
-    async def send(self, event: str, payload: Mapping[str, Any]) -> None:
+    async def send(self, message: ServerEvent) -> None:
         if not self.closed:
-            await self._sio.emit(event, dict(payload), to=self.sid, namespace=self._namespace)
+            await self._sio.emit(
+                message.event, message.wire(), to=self.sid, namespace=self._namespace
+            )
 
     async def close(self, code: ErrorCode | None = None, message: str = "") -> None:
         if self.closed:
             return
         if code is not None:
-            await self.send("error", {"code": str(code), "message": message})
+            await self.send(Closing(code=code, message=message))
         self.closed = True
         # The disconnect runs on its own task: Socket.IO calls the disconnect handler inline,
         # and that handler takes the room's lock, which our caller may be holding.

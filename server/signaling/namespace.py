@@ -23,6 +23,7 @@ from ..rooms.room import ConsultRoom
 from . import payloads
 from .channel import NAMESPACE, SocketChannel
 from .connection import CLOSE_MESSAGES, Connection
+from .contract import Ack, EndAck, ErrorBody, FieldProblem, JoinAck, MediaRestartAck, Refusal
 from .deps import SignalingDeps
 from .notes_events import NotesEvents
 from .ratelimit import TokenBucket
@@ -34,7 +35,7 @@ log = logs.get(__name__)
 COSTLY_EVENTS = frozenset({"join", "media-restart"})
 
 
-Handler = Callable[[Connection, tuple[Any, ...]], Awaitable[dict[str, Any] | None]]
+Handler = Callable[[Connection, tuple[Any, ...]], Awaitable[Ack | None]]
 
 
 class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -65,6 +66,11 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "notes-update": self._notes_call(self._notes.update),
             "notes-awareness": self._notes_call(self._notes.awareness),
         }
+
+    @property
+    def handled_events(self) -> frozenset[str]:
+        """The client events this namespace answers (the contract lists the same ones)."""
+        return frozenset(self._handlers)
 
     # -- connection lifecycle -----------------------------------------------------------------
 
@@ -166,7 +172,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             # Socket.IO queues the acknowledgement as soon as this returns, before any other
             # task runs, so a disconnect waiting on `idle` cannot overtake it.
             connection.channel.idle.set()
-        return {"ok": True, **(result or {})}
+        return (result or Ack()).model_dump(mode="python")
 
     def _is_connected(self, sid: str) -> bool:
         return bool(self.server.manager.is_connected(sid, NAMESPACE))
@@ -243,7 +249,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     # -- room events --------------------------------------------------------------------------
 
-    async def _join(self, connection: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+    async def _join(self, connection: Connection, args: tuple[Any, ...]) -> JoinAck:
         payloads.parse(payloads.Join, args)
         deps = self._deps()
         # The token again, against the database: signature, key, revocation, consult. A socket
@@ -258,7 +264,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         connection.identity, connection.consult = identity, consult
         state = await deps.rooms.join(identity, consult, connection.channel)
         connection.joined = True
-        return {"state": state}
+        return JoinAck(state=state)
 
     async def _leave(self, connection: Connection, args: tuple[Any, ...]) -> None:
         payloads.parse(payloads.Empty, args)
@@ -303,23 +309,23 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             connection.identity.participant_id, audio=state.audio, video=state.video
         )
 
-    async def _media_restart(self, connection: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+    async def _media_restart(self, connection: Connection, args: tuple[Any, ...]) -> Ack:
         message = payloads.parse(payloads.MediaRestart, args)
         pc = await self._room(connection).restart_media(
             connection.identity.participant_id, message.pc
         )
-        return {"pc": pc}
+        return MediaRestartAck(pc=pc)
 
-    async def _end(self, connection: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+    async def _end(self, connection: Connection, args: tuple[Any, ...]) -> Ack:
         payloads.parse(payloads.Empty, args)
         plan_id = await self._room(connection).end(connection.identity.participant_id)
-        return {"plan_id": plan_id}
+        return EndAck(plan_id=str(plan_id))
 
     def _notes_call(
         self,
-        call: Callable[[ConsultRoom, JoinIdentity, tuple[Any, ...]], Awaitable[dict[str, Any]]],
+        call: Callable[[ConsultRoom, JoinIdentity, tuple[Any, ...]], Awaitable[Ack]],
     ) -> Handler:
-        async def handle(connection: Connection, args: tuple[Any, ...]) -> dict[str, Any]:
+        async def handle(connection: Connection, args: tuple[Any, ...]) -> Ack:
             room = self._room(connection)
             room.require_admitted(connection.identity.participant_id)
             return await call(room, connection.identity, args)
@@ -336,9 +342,10 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
 
 def _refusal(error: TriadError) -> dict[str, Any]:
-    body: dict[str, Any] = {"ok": False, "error": error.as_ack()}
-    if error.field_errors:
-        body["error"]["errors"] = [
-            {"location": f.location, "message": f.message} for f in error.field_errors
-        ]
-    return body
+    problems = (
+        [FieldProblem(location=f.location, message=f.message) for f in error.field_errors]
+        if error.field_errors
+        else None
+    )
+    refusal = Refusal(error=ErrorBody(code=error.code, message=error.message, errors=problems))
+    return refusal.model_dump(mode="json", exclude_none=True)

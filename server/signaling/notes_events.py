@@ -17,9 +17,11 @@ from ..errors import ErrorCode, TriadError
 from ..notes.documents import DocumentName, may_read, parse_document, require_read
 from ..notes.yawareness import AwarenessLimits, AwarenessOwners, scan_awareness
 from ..notes.ywire import Refused
+from ..rooms.events import AwarenessRelay, NotesRelay
 from ..rooms.occupant import Occupant
 from ..rooms.room import ConsultRoom
 from . import payloads
+from .contract import Ack, NotesSyncAck, NotesUpdateAck
 from .deps import SignalingDeps
 
 
@@ -34,16 +36,20 @@ class NotesEvents:
 
     async def sync(
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    ) -> NotesSyncAck:
         message = payloads.parse(payloads.NotesSync, args)
         reply = await self._deps().notes.sync(
             identity.consult_id, identity.role, message.doc, message.state_vector
         )
-        return {"doc": message.doc, "update": reply.update, "state_vector": reply.state_vector}
+        return NotesSyncAck(
+            doc=parse_document(message.doc).value,
+            update=reply.update,
+            state_vector=reply.state_vector,
+        )
 
     async def update(
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    ) -> NotesUpdateAck:
         message = payloads.parse(payloads.NotesUpdate, args)
         doc = parse_document(message.doc)
         if doc is DocumentName.CLINICIANS and room.sharing_withdrawn:
@@ -57,16 +63,15 @@ class NotesEvents:
             identity.consult_id, identity.participant_id, identity.role, message.doc, message.update
         )
         await room.send_to_admitted(
-            "notes-update",
-            {"doc": str(doc), "update": message.update, "from": identity.participant_id},
+            NotesRelay(doc=doc.value, update=message.update, sender=identity.participant_id),
             where=_readers_of(doc),
             skip=identity.participant_id,
         )
-        return {"doc": str(doc), "seq": applied.seq}
+        return NotesUpdateAck(doc=doc.value, seq=applied.seq)
 
     async def awareness(
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
+    ) -> Ack:
         message = payloads.parse(payloads.NotesAwareness, args)
         doc = parse_document(message.doc)
         # Presence in a document is as private as the document: only its readers see it.
@@ -85,12 +90,11 @@ class NotesEvents:
                 "an awareness client id in this update belongs to another participant",
             )
         await room.send_to_admitted(
-            "notes-awareness",
-            {"doc": str(doc), "update": message.update, "from": identity.participant_id},
+            AwarenessRelay(doc=doc.value, update=message.update, sender=identity.participant_id),
             where=_readers_of(doc),
             skip=identity.participant_id,
         )
-        return {}
+        return Ack()
 
 
 def _readers_of(doc: DocumentName) -> Callable[[Occupant], bool]:

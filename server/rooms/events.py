@@ -1,0 +1,232 @@
+"""Every event the server sends a participant's socket, as a typed model.
+
+The room (and the notes fan-out it carries) builds these; the signaling layer sends them, and
+`server/signaling/asyncapi.py` documents them. An event's wire name is its model's `event`.
+Payloads are what the browser reads, so field names and shapes are part of the public contract
+(docs/protocol.md): add fields, never rename one."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import ErrorCode
+
+
+class ServerEvent(BaseModel):
+    """One server-to-client event; `event` is its Socket.IO event name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    event: ClassVar[str]
+
+    def wire(self) -> dict[str, Any]:
+        """The payload as Socket.IO sends it (bytes stay bytes: binary attachments)."""
+        return self.model_dump(mode="python", by_alias=True)
+
+
+class Part(BaseModel):
+    """A value inside an event."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- values ---------------------------------------------------------------------------------------
+
+
+class ParticipantView(Part):
+    """What every participant may see of another."""
+
+    participant_id: str
+    role: Literal["client", "therapist", "psychiatrist"]
+    name: str
+    place: Literal["lobby", "room"]
+    connected: bool
+    audio: bool = Field(description="true while the participant sends audio")
+    video: bool = Field(description="true while the participant sends video")
+    present_with: list[str] = Field(
+        description="who else sits at this participant's device (same-room mode)"
+    )
+
+
+class WaitingParticipant(ParticipantView):
+    consent: bool = Field(description="whether the participant may be admitted")
+
+
+class ConsultSummary(Part):
+    id: str
+    status: Literal["scheduled", "live", "ended"]
+
+
+class ConsentView(Part):
+    complete: bool
+    sharing_withdrawn: bool
+
+
+class IceServer(Part):
+    """An `RTCIceServer` for the browser's RTCPeerConnection."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+class SafetyFlag(Part):
+    measure_id: str
+    instrument: Literal["phq9"]
+    item: int
+    answer: int = Field(ge=0, le=3)
+    recorded_at: str = Field(description="ISO 8601 time of the check-in")
+
+
+class RoomState(Part):
+    consult: ConsultSummary
+    you: ParticipantView
+    participants: list[ParticipantView]
+    lobby: list[str] = Field(description="ids waiting in the lobby (hosts only; else empty)")
+    active_speaker: str | None
+    ice_servers: list[IceServer]
+    pc: int = Field(ge=0, description="the number of the participant's current peer connection")
+    consent: ConsentView
+    safety_flags: list[SafetyFlag] = Field(description="clinicians only; always empty otherwise")
+
+
+class TrackInfo(Part):
+    mid: str
+    participant_id: str
+    kind: Literal["audio", "video"]
+
+
+class LeaveReason(StrEnum):
+    """Why a seat was freed."""
+
+    LEFT = "left"
+    TIMEOUT = "timeout"
+    DENIED = "denied"
+    REMOVED = "removed"
+    REVOKED = "revoked"  # the participant's tokens or the platform's key were revoked
+    EXPIRED = "expired"  # the join token's `exp` passed
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+class Admitted(ServerEvent):
+    """To the participant just admitted (hosts and auto-admitted clients included)."""
+
+    event: ClassVar[str] = "admitted"
+    state: RoomState
+
+
+class Lobby(ServerEvent):
+    """To the hosts, whenever the lobby changes."""
+
+    event: ClassVar[str] = "lobby"
+    waiting: list[WaitingParticipant]
+
+
+class PeerJoined(ServerEvent):
+    """To everyone else, on a participant's first join."""
+
+    event: ClassVar[str] = "peer-joined"
+    participant: ParticipantView
+
+
+class PeerUpdated(ServerEvent):
+    """On admission, media state, connection lost or back, same-room presence."""
+
+    event: ClassVar[str] = "peer-updated"
+    participant: ParticipantView
+
+
+class PeerLeft(ServerEvent):
+    """To everyone else when a participant's seat is freed, saying why."""
+
+    event: ClassVar[str] = "peer-left"
+    participant_id: str
+    reason: LeaveReason
+
+
+class SignalOffer(ServerEvent):
+    """The server's SDP offer for the participant's peer connection number `pc`."""
+
+    event: ClassVar[str] = "signal"
+    type: Literal["offer"] = "offer"
+    sdp: str
+    tracks: list[TrackInfo]
+    pc: int = Field(ge=0)
+
+
+class ActiveSpeaker(ServerEvent):
+    """To everyone in the room when the loudest speaker changes (null: nobody speaks)."""
+
+    event: ClassVar[str] = "active-speaker"
+    participant_id: str | None
+
+
+class NotesRelay(ServerEvent):
+    """A durable notes update, to the other admitted readers of `doc`."""
+
+    event: ClassVar[str] = "notes-update"
+    doc: Literal["plan", "client", "clinicians"]
+    update: bytes = Field(description="a Yjs v1 update (binary attachment)")
+    sender: str = Field(alias="from", description="the participant it came from")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class AwarenessRelay(ServerEvent):
+    """A Yjs awareness update (presence, carets), to the other admitted readers of `doc`."""
+
+    event: ClassVar[str] = "notes-awareness"
+    doc: Literal["plan", "client", "clinicians"]
+    update: bytes = Field(description="a Yjs awareness update (binary attachment)")
+    sender: str = Field(alias="from", description="the participant it came from")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ConsentChanged(ConsentView, ServerEvent):
+    """To everyone connected, when the client's consent changes."""
+
+    event: ClassVar[str] = "consent-changed"
+
+
+class SafetyFlagRaised(SafetyFlag, ServerEvent):
+    """To the therapist and psychiatrist only, the moment PHQ-9 item 9 is above 0."""
+
+    event: ClassVar[str] = "safety-flag"
+
+
+class Ended(ServerEvent):
+    """To everyone connected when the consult ends; then the server disconnects them."""
+
+    event: ClassVar[str] = "ended"
+    plan_id: str
+    ended_by: str
+
+
+class Closing(ServerEvent):
+    """Sent just before the server disconnects a socket, saying why."""
+
+    event: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+
+
+SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
+    Admitted,
+    Lobby,
+    PeerJoined,
+    PeerUpdated,
+    PeerLeft,
+    SignalOffer,
+    ActiveSpeaker,
+    NotesRelay,
+    AwarenessRelay,
+    ConsentChanged,
+    SafetyFlagRaised,
+    Ended,
+    Closing,
+)
