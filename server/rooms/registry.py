@@ -17,7 +17,8 @@ from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from .events import Ended, RoomState
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper, Revoker
-from .room import ConsultRoom, MediaFactory
+from .room import ConsultRoom
+from .room_media import MediaFactory
 from .settings import RoomSettings
 
 

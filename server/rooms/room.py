@@ -23,20 +23,19 @@ from ..ids import ConsultId, ParticipantId
 from . import events
 from .autoend import AutoEnd
 from .events import LeaveReason, ServerEvent
-from .media import Offer
 from .occupant import LEFT_AUDIT_ACTION, LEFT_BECAUSE, Occupant, Place
 from .ports import CareRecords, Channel, ConsultRecords, IceServers, Revoker, RoomMedia
+from .room_media import MediaFactory, MediaNegotiation
 from .settings import RoomSettings
 from .tasks import RoomTasks
-from .views import lobby, offer_message, room_state, send_each
+from .views import lobby, room_state, send_each
 
 log = logs.get(__name__)
 
-MediaFactory = Callable[["ConsultRoom"], RoomMedia]
 EndConsult = Callable[[Actor], Awaitable[object]]
 
 
-class ConsultRoom:
+class ConsultRoom(MediaNegotiation):
     def __init__(
         self,
         consult: ConsultView,
@@ -281,45 +280,6 @@ class ConsultRoom:
             occupant.audio, occupant.video = audio, video
             await self._broadcast(events.PeerUpdated(participant=occupant.view()))
 
-    async def answer(self, pid: ParticipantId, pc: int, sdp: str) -> None:
-        async with self._lock:
-            occupant = self._media_peer(pid, pc)
-            assert self._media is not None  # _media_peer checked it
-            await self._media.answer(occupant.id, sdp)
-
-    async def candidate(
-        self, pid: ParticipantId, pc: int, candidate: Mapping[str, object] | None
-    ) -> None:
-        async with self._lock:
-            occupant = self._media_peer(pid, pc)
-            assert self._media is not None
-            await self._media.add_candidate(occupant.id, candidate)
-
-    async def restart_media(self, pid: ParticipantId, pc: int) -> int:
-        """The browser's own peer connection failed (its ICE gave up while the socket lived):
-        a new one with a new offer, unless the server already started one after `pc`.
-        Returns the current peer connection's number."""
-        async with self._lock:
-            occupant = self.require_admitted(pid)
-            if self._media is None or not occupant.in_media or pc > occupant.pc:
-                raise TriadError(ErrorCode.NO_PENDING_OFFER, "no such peer connection")
-            if pc == occupant.pc:
-                log.warning("room.media_restart_asked", participant_id=pid)
-                await self._restart_media(occupant)
-            return occupant.pc
-
-    # MediaEvents, called by the SFU.
-    async def send_offer(self, participant_id: ParticipantId, offer: Offer) -> None:
-        occupant = self._occupants.get(participant_id)
-        if occupant is not None and occupant.channel is not None:
-            await occupant.channel.send(offer_message(offer, occupant.pc))
-
-    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
-        if participant_id == self._active_speaker or self.closed:
-            return
-        self._active_speaker = participant_id
-        self._tasks.spawn(self._broadcast(events.ActiveSpeaker(participant_id=participant_id)))
-
     async def send_to_admitted(
         self,
         message: ServerEvent,
@@ -332,21 +292,6 @@ class ConsultRoom:
         admitted = [o for o in self._occupants.values() if o.place is Place.ROOM and where(o)]
         await send_each(admitted, message, skip=skip)
 
-    def media_failed(self, participant_id: ParticipantId) -> None:
-        """MediaEvents: the participant's peer connection failed. A connected participant gets
-        a new one (a new `pc` number and offer) rather than a frozen tile; one who is not
-        connected gets it when they return."""
-        if not self.closed:
-            self._tasks.spawn(self._recover_media(participant_id))
-
-    async def _recover_media(self, participant_id: ParticipantId) -> None:
-        async with self._lock:
-            occupant = self._occupants.get(participant_id)
-            if self.closed or occupant is None or not occupant.in_media or not occupant.connected:
-                return
-            log.warning("room.media_restarted", participant_id=participant_id)
-            await self._restart_media(occupant)
-
     # -- queries ------------------------------------------------------------------------------
 
     def require_admitted(self, pid: ParticipantId) -> Occupant:
@@ -354,10 +299,6 @@ class ConsultRoom:
         if occupant.place is not Place.ROOM:
             raise TriadError(ErrorCode.NOT_ADMITTED, "waiting in the lobby")
         return occupant
-
-    @property
-    def media(self) -> RoomMedia | None:
-        return self._media
 
     @property
     def connected_count(self) -> int:
@@ -419,19 +360,6 @@ class ConsultRoom:
         await self._broadcast(events.PeerUpdated(participant=occupant.view()), skip=occupant.id)
         await self._start_media(occupant)
 
-    async def _start_media(self, occupant: Occupant) -> None:
-        if self._media is None:
-            self._media = self._media_factory(self)
-        occupant.in_media = True
-        await self._media.add(occupant.id)
-
-    async def _restart_media(self, occupant: Occupant) -> None:
-        """A new connection gets a new peer connection; the old one may be dead or orphaned."""
-        assert self._media is not None
-        await self._media.remove(occupant.id)
-        occupant.pc += 1
-        await self._media.add(occupant.id)
-
     async def _vacate(self, occupant: Occupant, *, reason: LeaveReason, actor: Actor) -> None:
         occupant.cancel_seat_expiry()
         del self._occupants[occupant.id]
@@ -487,12 +415,6 @@ class ConsultRoom:
         occupant = self._occupants.get(pid)
         if occupant is None or occupant.place is not Place.LOBBY:
             raise TriadError(ErrorCode.PARTICIPANT_NOT_FOUND, "nobody by that id in the lobby")
-        return occupant
-
-    def _media_peer(self, pid: ParticipantId, pc: int) -> Occupant:
-        occupant = self.require_admitted(pid)
-        if self._media is None or not occupant.in_media or pc != occupant.pc:
-            raise TriadError(ErrorCode.NO_PENDING_OFFER, "no offer is outstanding for that")
         return occupant
 
     def _maybe_start_empty_timer(self) -> None:
