@@ -1,6 +1,12 @@
-"""The notes events of the consult namespace: state-vector sync, durable updates fanned out
-to the readers of a document, and awareness (presence, cursors), which is relayed but never
-stored. The room has already checked the sender is admitted.
+"""The notes rule, in one place: every notes event of the consult namespace goes through
+here, in this order: the sender is admitted to the room; their role may read (sync, awareness)
+or write (update) the document; the clinicians' document is closed once the client withdrew
+consent to sharing; an update is checked and applied durably by the notes service; only then is
+it acknowledged and fanned out, to the admitted readers of the document and nobody else.
+Awareness (presence, cursors) is relayed but never stored.
+
+The notes service checks the role again on its own (it is the data's last line of defence),
+but the decision and the order are this module's.
 
 Awareness is read by `scan_awareness` before it is relayed (bounded, JSON checked), and the
 Yjs client ids it speaks for are bound to the participant who first used them in the room:
@@ -14,7 +20,13 @@ from typing import Any
 
 from ..consults.model import JoinIdentity
 from ..errors import ErrorCode, TriadError
-from ..notes.documents import DocumentName, may_read, parse_document, require_read
+from ..notes.documents import (
+    DocumentName,
+    may_read,
+    parse_document,
+    require_read,
+    require_write,
+)
 from ..notes.yawareness import AwarenessLimits, AwarenessOwners, scan_awareness
 from ..notes.ywire import Refused
 from ..rooms.events import AwarenessRelay, NotesRelay
@@ -38,6 +50,8 @@ class NotesEvents:
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
     ) -> NotesSyncAck:
         message = payloads.parse(payloads.NotesSync, args)
+        room.require_admitted(identity.participant_id)
+        require_read(identity.role, parse_document(message.doc))
         reply = await self._deps().notes.sync(
             identity.consult_id, identity.role, message.doc, message.state_vector
         )
@@ -51,7 +65,9 @@ class NotesEvents:
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
     ) -> NotesUpdateAck:
         message = payloads.parse(payloads.NotesUpdate, args)
+        room.require_admitted(identity.participant_id)
         doc = parse_document(message.doc)
+        require_write(identity.role, doc)
         if doc is DocumentName.CLINICIANS and room.sharing_withdrawn:
             # The clinicians' channel is information shared between them: it stops with consent.
             raise TriadError(
@@ -73,6 +89,7 @@ class NotesEvents:
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
     ) -> Ack:
         message = payloads.parse(payloads.NotesAwareness, args)
+        room.require_admitted(identity.participant_id)
         doc = parse_document(message.doc)
         # Presence in a document is as private as the document: only its readers see it.
         require_read(identity.role, doc)
