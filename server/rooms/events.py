@@ -165,26 +165,27 @@ class ActiveSpeaker(ServerEvent):
     participant_id: str | None
 
 
-class NotesRelay(ServerEvent):
-    """A durable notes update, to the other admitted readers of `doc`."""
+class DocumentRelay(ServerEvent):
+    """What a participant sent about one notes document, relayed to its other readers; `from`
+    is set by the server, never taken from the sender."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    doc: Literal["plan", "client", "clinicians"]
+    update: bytes
+    sender: str = Field(alias="from", description="the participant it came from")
+
+
+class NotesRelay(DocumentRelay):
+    """A durable notes update (Yjs v1, binary), to the other admitted readers of `doc`."""
 
     event: ClassVar[str] = "notes-update"
-    doc: Literal["plan", "client", "clinicians"]
-    update: bytes = Field(description="a Yjs v1 update (binary attachment)")
-    sender: str = Field(alias="from", description="the participant it came from")
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class AwarenessRelay(ServerEvent):
-    """A Yjs awareness update (presence, carets), to the other admitted readers of `doc`."""
+class AwarenessRelay(DocumentRelay):
+    """A Yjs awareness update (presence, carets; binary), to the other admitted readers of
+    `doc`."""
 
     event: ClassVar[str] = "notes-awareness"
-    doc: Literal["plan", "client", "clinicians"]
-    update: bytes = Field(description="a Yjs awareness update (binary attachment)")
-    sender: str = Field(alias="from", description="the participant it came from")
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
 class ConsentChanged(ConsentView, ServerEvent):
