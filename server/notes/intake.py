@@ -194,8 +194,9 @@ def replay(
     snapshot: bytes | None,
     entries: Iterable[tuple[int, bytes]],
     limits: UpdateLimits,
-) -> None:
-    """Rebuild a document from its snapshot and log. An entry that the checks refuse (written
+) -> set[tuple[int, int]]:
+    """Rebuild a document from its snapshot and log; returns the clocks inside a character of
+    its strings (`DocumentFacts.inside`). An entry that the checks refuse (written
     before they existed: one would leave the document pending and unsyncable for good) is
     skipped and logged by its sequence number, so the rest of the document survives."""
     if snapshot is not None:
@@ -209,3 +210,4 @@ def replay(
             inside |= shape.inside
         except (Refused, CrdtFailure) as problem:
             _log.warning("notes_entry_skipped", doc=str(name), seq=seq, reason=str(problem))
+    return inside

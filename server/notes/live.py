@@ -57,8 +57,15 @@ def build_document(name: DocumentName, stored: StoredDocument) -> LiveDoc:
     touched: set[str] = set()
     observers = schema.declare(doc, name, touched.add)
     entries = ((entry.seq, entry.update) for entry in stored.entries)
-    intake.replay(doc, name, stored.snapshot, entries, UpdateLimits())
+    inside = intake.replay(doc, name, stored.snapshot, entries, UpdateLimits())
     touched.clear()
     return LiveDoc(
-        name, doc, stored.last_seq, stored.snapshot_seq, stored.authors, touched, observers
+        name,
+        doc,
+        stored.last_seq,
+        stored.snapshot_seq,
+        stored.authors,
+        touched,
+        observers,
+        facts=DocumentFacts(inside=inside),
     )

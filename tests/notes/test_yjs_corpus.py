@@ -84,3 +84,51 @@ async def test_a_panic_class_input_is_refused_by_the_service_and_the_copy_rebuil
     assert intake.state_of(copy) == intake.state_of(expected)
     await world.end()
     await world.notes.finalize(world.consult_id)
+
+
+DEEP_TYPES = """
+import pycrdt
+from server.notes import intake, schema
+from server.notes.documents import DocumentName
+from server.notes.yupdate import UpdateLimits
+from tests.notes.yencode import Struct, Update, type_item, varuint
+
+C, PER_UPDATE, UPDATES = 5, 6000, 8
+doc = pycrdt.Doc()
+keep = schema.declare(doc, DocumentName.CLIENT, lambda section: None)
+facts = intake.DocumentFacts()
+clock = 0
+for n in range(UPDATES):
+    structs = [] if clock else [type_item(1, parent_root="goals")]
+    start = clock
+    clock += len(structs)
+    while clock < start + PER_UPDATE:
+        structs.append(Struct(7, varuint(1), parent_id=(C, clock - 1), parent_sub="k"))
+        clock += 1
+    data = Update([(C, start, structs)]).encode()
+    roots = schema.root_names(DocumentName.CLIENT)
+    checked = intake.check_update(data, 64 * 1024, roots, UpdateLimits())
+    intake.admit(doc, checked, facts, 2 * 1024 * 1024)
+    intake.apply_update(doc, data)
+    intake.applied(facts, checked)
+fresh = pycrdt.Doc()
+fresh.apply_update(doc.get_update())
+assert intake.state_of(fresh) == intake.state_of(doc) == {C: clock}
+schema.read_plan(pycrdt.Doc(), doc)
+print("deep", clock)
+"""
+
+
+def test_types_nested_48000_deep_over_several_updates_keep_the_server_paths_alive() -> None:
+    """Type nesting is not bounded by the pre-scan (it would need each existing item's parent):
+    what the server runs on such a document (apply with deep observers, encode, sync, the plan
+    reader, whose recursion is Python's and caught) must not crash. In a subprocess."""
+    run = subprocess.run(
+        [sys.executable, "-c", DEEP_TYPES],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "deep 48000" in run.stdout
