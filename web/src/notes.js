@@ -35,6 +35,8 @@ const FINAL_REFUSALS = new Set([
   "forbidden_role",
   "notes_update_invalid",
   "notes_update_too_large",
+  "notes_document_too_large",
+  "notes_client_id_taken",
   "notes_document_unknown",
   "consult_ended",
   "validation_failed",

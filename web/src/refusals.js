@@ -26,6 +26,8 @@ const CODE_SENTENCES = {
   consent_withdrawn: () =>
     "The client withdrew consent to sharing information between their clinicians: the clinicians' notes can't be changed.",
   rate_limited: () => "That was too fast. Please try again in a moment.",
+  notes_document_too_large: () =>
+    "These notes have reached their size limit: the last change was not saved. Shorten something and try again.",
 };
 
 /** The sentence for `code` refusing `during` (an event name); `subject` names who it is about. */
