@@ -80,7 +80,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity, consult = await deps.access.authenticate(
                 token, ConsultId(consult_id) if consult_id else None
             )
-            self._require_unjoined_room(identity.participant_id)
+            self._require_unjoined_place(identity.participant_id)
         except TriadError as error:
             log.info("socket.refused", code=str(error.code))
             raise socketio.exceptions.ConnectionRefusedError(
@@ -221,7 +221,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         )
         connection.timers.append(handle)
 
-    def _require_unjoined_room(self, participant_id: ParticipantId) -> None:
+    def _require_unjoined_place(self, participant_id: ParticipantId) -> None:
         """A participant may hold only a few sockets that have not joined (a reconnecting tab
         needs one or two); more is a client spinning up sockets."""
         waiting = sum(
@@ -248,6 +248,13 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise
         connection.identity, connection.consult = identity, consult
         state = await deps.rooms.join(identity, consult, connection.channel)
+        code = connection.closed_with
+        if code is not None:  # its access ended while it was being seated: free the seat
+            room = deps.rooms.get(identity.consult_id)
+            if room is not None:
+                message = CLOSE_MESSAGES.get(code, "your access ended")
+                await room.revoked(identity.participant_id, connection.channel, code, message)
+            raise TriadError(code, "this connection is closing")
         connection.joined = True
         return {"state": state}
 
