@@ -127,9 +127,14 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await room.dropped(connection.identity.participant_id, connection.channel)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
-            return await super().trigger_event(event, *args)
         sid, rest = args[0], args[1:]
+        # The reserved names come from Socket.IO itself only when the socket is not yet ours
+        # (connect) or already on its way out (disconnect); a client sending them otherwise is
+        # answered `unknown_event` below, and its seat and the others' view stay as they are.
+        if (event == "connect" and sid not in self._connections) or (
+            event == "disconnect" and not self.server.manager.is_connected(sid, NAMESPACE)
+        ):
+            return await super().trigger_event(event, *args)
         connection = self._connections.get(sid)
         if connection is None:
             return _refusal(TriadError(ErrorCode.NOT_JOINED, "the connection is not authenticated"))
