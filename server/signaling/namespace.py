@@ -86,7 +86,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             identity, consult = await deps.access.authenticate(
                 token, ConsultId(consult_id) if consult_id else None
             )
-            self._require_unjoined_room(identity.participant_id)
+            self._require_unjoined_place(identity.participant_id)
         except TriadError as error:
             log.info("socket.refused", code=str(error.code))
             raise socketio.exceptions.ConnectionRefusedError(
@@ -133,15 +133,14 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await room.dropped(connection.identity.participant_id, connection.channel)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
-            # python-socketio routes a client's event named `connect`/`disconnect` here like its
-            # own lifecycle calls. Its own come before the socket is connected (`connect`) or
-            # once it is leaving (`disconnect`); on a connected socket the name is the client's.
-            sid = args[0]
-            if sid in self._connections if event == "connect" else self._is_connected(sid):
-                return _refusal(TriadError(ErrorCode.UNKNOWN_EVENT, "no such event"))
-            return await super().trigger_event(event, *args)
         sid, rest = args[0], args[1:]
+        # The reserved names come from Socket.IO itself only when the socket is not yet ours
+        # (connect) or already on its way out (disconnect); a client sending them otherwise is
+        # answered `unknown_event` below, and its seat and the others' view stay as they are.
+        if (event == "connect" and sid not in self._connections) or (
+            event == "disconnect" and not self.server.manager.is_connected(sid, NAMESPACE)
+        ):
+            return await super().trigger_event(event, *args)
         connection = self._connections.get(sid)
         if connection is None:
             return _refusal(TriadError(ErrorCode.NOT_JOINED, "the connection is not authenticated"))
@@ -173,9 +172,6 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             # task runs, so a disconnect waiting on `idle` cannot overtake it.
             connection.channel.idle.set()
         return (result or Ack()).model_dump(mode="python")
-
-    def _is_connected(self, sid: str) -> bool:
-        return bool(self.server.manager.is_connected(sid, NAMESPACE))
 
     async def close(self) -> None:
         """Server shutdown: finish the pending disconnects. Safe to call twice."""
@@ -236,7 +232,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         )
         connection.timers.append(handle)
 
-    def _require_unjoined_room(self, participant_id: ParticipantId) -> None:
+    def _require_unjoined_place(self, participant_id: ParticipantId) -> None:
         """A participant may hold only a few sockets that have not joined (a reconnecting tab
         needs one or two); more is a client spinning up sockets."""
         waiting = sum(
@@ -263,6 +259,13 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise
         connection.identity, connection.consult = identity, consult
         state = await deps.rooms.join(identity, consult, connection.channel)
+        code = connection.closed_with
+        if code is not None:  # its access ended while it was being seated: free the seat
+            room = deps.rooms.get(identity.consult_id)
+            if room is not None:
+                message = CLOSE_MESSAGES.get(code, "your access ended")
+                await room.revoked(identity.participant_id, connection.channel, code, message)
+            raise TriadError(code, "this connection is closing")
         connection.joined = True
         return JoinAck(state=state)
 

@@ -82,13 +82,15 @@ async def test_revoking_an_api_key_closes_the_sockets_whose_tokens_it_signed(
     # A second key of the same platform signs the therapist's link; the first signed the rest.
     second = await new_platform(services, "Acme Health")
     assert second.platform_id == platform.platform_id
-    therapist = await people.connect("therapist", await people.new_link("therapist", second.secret))
+    link = await people.new_link("therapist", second.secret)
+    therapist = await people.connect("therapist", link)
     await therapist.join()
     psychiatrist = await people.joined("psychiatrist")
 
     # What `triad apikey revoke` calls.
     assert await services.keys.revoke(KeyId(second.key_id), Actor("operator", "test"))
     await closed_with(therapist, "token_invalid")
+    assert await refused_at_connect(people, "therapist", link) == "token_invalid"
     await psychiatrist.wait_event(
         "peer-left", lambda d: d["participant_id"] == people.id("therapist")
     )
@@ -143,9 +145,11 @@ async def test_an_expiring_token_closes_its_socket(
         exp=now + 1.5,
         jti=TokenId("short-lived"),
     )
-    therapist = await people.connect("therapist", tokens.mint(claims, platform.secret))
+    short_lived = tokens.mint(claims, platform.secret)
+    therapist = await people.connect("therapist", short_lived)
     await therapist.join()
     await closed_with(therapist, "token_expired", within=claims.exp - time.time() + WITHIN)
+    assert await refused_at_connect(people, "therapist", short_lived) == "token_expired"
     left = await psychiatrist.wait_event(
         "peer-left", lambda d: d["participant_id"] == people.id("therapist")
     )

@@ -87,3 +87,22 @@ async def test_a_participant_holds_only_a_few_sockets_that_have_not_joined(
     await people.connect("therapist")
     await first.join()
     await people.connect("client")
+
+
+@pytest.mark.parametrize("reserved", ["disconnect", "connect"])
+async def test_a_client_sending_a_reserved_event_name_changes_nothing(
+    people: People, reserved: str
+) -> None:
+    therapist = await people.joined("therapist")
+    psychiatrist = await people.joined("psychiatrist")
+    mark = len(therapist.events)
+    ack = await psychiatrist.call(reserved, {})
+    assert ack["error"]["code"] == "unknown_event"
+    # Still seated and connected, as far as everyone can tell.
+    assert (await psychiatrist.call("media-state", {"audio": False, "video": False}))["ok"]
+    update = await therapist.wait_event(
+        "peer-updated", lambda d: d["participant"]["audio"] is False, after=mark
+    )
+    assert update["participant"]["connected"] is True
+    assert [e for e, _ in therapist.events[mark:] if e == "peer-left"] == []
+    assert not psychiatrist.disconnected
