@@ -4,6 +4,9 @@
 // mids get the local tracks (sendonly), everyone else's are received (recvonly). A new `pc`
 // number means the server started a new peer connection (a reconnect): the old one is dropped.
 
+/** Candidate refusals that are the server's policy, not a failure of the connection. */
+const QUIET_CANDIDATE_REFUSALS = new Set(["candidate_address_refused", "candidates_exhausted"]);
+
 export class PeerLink {
   /**
    * @param {object} options
@@ -132,7 +135,15 @@ export class PeerLink {
     const queued = this._candidates;
     this._candidates = [];
     for (const payload of queued) {
-      this._call("candidate", payload).catch((error) => this._onProblem(error.code, "candidate"));
+      this._call("candidate", payload).catch((error) => {
+        // The server's address policy: a private or mDNS host candidate of ours it will not
+        // try, or one past its count. The others still connect; nothing to tell the person.
+        if (QUIET_CANDIDATE_REFUSALS.has(error.code)) {
+          console.info(`triad: candidate not used by the server: ${error.code}`);
+          return;
+        }
+        this._onProblem(error.code, "candidate");
+      });
     }
   }
 
