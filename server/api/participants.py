@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ..consults.audit import AuditAction
 from .context import SERVICES
 from .operations import Call, Reply
+from .reads import log_read
 from .schemas import ParticipantOut, SessionConsultOut, SessionOut, SessionYouOut
 
 
@@ -15,6 +17,7 @@ async def read_session(call: Call) -> Reply:
     if identity is None or consult is None:  # auth="join_token" guarantees both
         raise RuntimeError("operation has no participant")
     care = await call.request.app[SERVICES].care.care_state(consult.id)
+    await log_read(call, consult.id, AuditAction.SESSION_READ)  # the names are PHI
     return Reply(
         200,
         SessionOut(
