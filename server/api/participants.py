@@ -16,7 +16,9 @@ async def read_session(call: Call) -> Reply:
     identity, consult = call.participant, call.participant_consult
     if identity is None or consult is None:  # auth="join_token" guarantees both
         raise RuntimeError("operation has no participant")
-    care = await call.request.app[SERVICES].care.care_state(consult.id)
+    services = call.request.app[SERVICES]
+    care = await services.care.care_state(consult.id)
+    declared = await services.care.declarations(identity)
     await log_read(call, consult.id, AuditAction.SESSION_READ)  # the names are PHI
     return Reply(
         200,
@@ -34,6 +36,7 @@ async def read_session(call: Call) -> Reply:
                 name=identity.name,
                 token_expires_at=datetime.fromtimestamp(identity.expires_at, tz=UTC),
                 present_with=list(care.present_with.get(identity.participant_id, ())),
+                declared=[d.participant_id for d in declared],
             ),
             participants=[
                 ParticipantOut(id=p.id, role=p.role, name=p.name) for p in consult.participants
