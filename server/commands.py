@@ -19,7 +19,7 @@ from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
 from .crypto import generate_key_spec
 from .db import migrate as migrations
 from .db.engine import Database
-from .errors import ErrorCode, TriadError
+from .errors import ConfigError, ErrorCode, TriadError
 from .ids import ConsultId, KeyId
 from .services import Services, open_services
 from .settings import Settings
@@ -40,6 +40,13 @@ class DemoLinks:
 
 
 async def migrate(settings: Settings) -> str:
+    if settings.mode == "production" and settings.encryption_keys is None:
+        # Migrations seal existing rows (0005): a generated development key would seal them
+        # with a key the production server does not hold.
+        raise ConfigError(
+            "TRIAD_ENCRYPTION_KEYS is not set: migrating seals existing rows with it "
+            "(generate one with `triad keygen`)"
+        )
     db = Database(settings.effective_database_url)
     path = db.sqlite_path()
     if path is not None:

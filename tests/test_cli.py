@@ -60,6 +60,15 @@ def test_production_mode_refuses_missing_secrets(tmp_path: Path) -> None:
     assert "TRIAD_PUBLIC_BASE_URL" in result.stderr
 
 
+def test_production_migrate_refuses_without_the_encryption_keys(tmp_path: Path) -> None:
+    """Migrating seals existing rows (0005); a generated development key would seal them with
+    a key the production server never holds."""
+    result = triad(tmp_path, "migrate", TRIAD_MODE="production")
+    assert result.returncode == 2
+    assert "TRIAD_ENCRYPTION_KEYS is not set" in result.stderr
+    assert not list(tmp_path.rglob("dev-encryption-key"))
+
+
 def test_invalid_setting_is_named(tmp_path: Path) -> None:
     result = triad(tmp_path, "migrate", TRIAD_PORT="eighty")
     assert result.returncode == 2

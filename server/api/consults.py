@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
+from ..consults.audit import AuditAction
 from ..consults.model import (
     Actor,
     AuditEntry,
@@ -20,6 +21,7 @@ from ..errors import ErrorCode, FieldError, TriadError
 from ..ids import ConsultId, ParticipantId
 from .context import SERVICES
 from .operations import Call, Reply
+from .reads import log_read
 from .schemas import (
     AuditEventOut,
     AuditPageOut,
@@ -117,6 +119,7 @@ async def create_consult(call: Call) -> Reply:
 
 async def get_consult(call: Call) -> Reply:
     view = await call.request.app[SERVICES].consults.get(call.caller(), call.consult_id())
+    await log_read(call, view.id, AuditAction.CONSULT_READ)  # the names are PHI
     return Reply(200, consult_out(view))
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ..consults.audit import AuditAction
 from .context import SERVICES
 from .operations import Call, Reply
+from .reads import log_read
 from .schemas import ParticipantOut, SessionConsultOut, SessionOut, SessionYouOut
 
 
@@ -14,7 +16,10 @@ async def read_session(call: Call) -> Reply:
     identity, consult = call.participant, call.participant_consult
     if identity is None or consult is None:  # auth="join_token" guarantees both
         raise RuntimeError("operation has no participant")
-    care = await call.request.app[SERVICES].care.care_state(consult.id)
+    services = call.request.app[SERVICES]
+    care = await services.care.care_state(consult.id)
+    declared = await services.care.declarations(identity)
+    await log_read(call, consult.id, AuditAction.SESSION_READ)  # the names are PHI
     return Reply(
         200,
         SessionOut(
@@ -31,6 +36,7 @@ async def read_session(call: Call) -> Reply:
                 name=identity.name,
                 token_expires_at=datetime.fromtimestamp(identity.expires_at, tz=UTC),
                 present_with=list(care.present_with.get(identity.participant_id, ())),
+                declared=[d.participant_id for d in declared],
             ),
             participants=[
                 ParticipantOut(id=p.id, role=p.role, name=p.name) for p in consult.participants

@@ -135,6 +135,11 @@ class SessionYouOut(Body):
         description="Same-room mode: who sits at this participant's device, confirmed or "
         "attested (a pending declaration is not listed).",
     )
+    declared: list[str] = Field(
+        default=[],
+        description="Same-room mode: everyone this participant declared at their device, "
+        "pending ones included (what the device check shows as ticked).",
+    )
 
 
 class SessionOut(Body):

@@ -50,6 +50,8 @@ class AuditAction(StrEnum):
     MEASURE_RECORDED = "measure.recorded"
     # Reads of PHI (HIPAA audit controls): who read what, never what it said.
     BRIEF_READ = "brief.read"
+    CONSULT_READ = "consult.read"  # the consult with its participants' names (platform)
+    SESSION_READ = "session.read"  # the join page's view of the consult, names included
     PLAN_READ = "plan.read"
     NOTES_READ = "notes.read"
     MEASURES_READ = "measures.read"

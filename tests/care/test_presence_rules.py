@@ -90,7 +90,8 @@ async def test_who_may_make_a_declaration_count(
         }
     ]
     session = await api.call("GET", base(people), bearer=people.token(declarer))
-    assert session.body["you"]["present_with"] == []  # pending counts for nothing
+    assert session.body["you"]["present_with"] == []  # pending counts for nothing...
+    assert session.body["you"]["declared"] == [people.id(declared)]  # ...but is on record
 
     before = await snapshot(services.db)
     answer = await confirm(api, people, confirmer, declarer, declared)

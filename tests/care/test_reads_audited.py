@@ -41,6 +41,7 @@ async def series(api: Api, services: Services, platform: PlatformKey) -> dict[st
 
 # (who, path below the consult, headers, action, details); who is a role or "platform".
 READS: list[tuple[str, str, dict[str, str], str, dict[str, Any]]] = [
+    ("platform", "", {}, "consult.read", {}),
     ("platform", "/plan", {}, "plan.read", {"format": "json"}),
     ("platform", "/plan", MARKDOWN, "plan.read", {"format": "markdown"}),
     ("platform", "/plan/fhir", {}, "plan.read", {"format": "fhir"}),
@@ -61,7 +62,7 @@ READS: list[tuple[str, str, dict[str, str], str, dict[str, Any]]] = [
 @pytest.mark.parametrize(
     ("who", "path", "headers", "action", "details"),
     READS,
-    ids=[f"{r[0]}-{r[3]}-{r[1].strip('/').replace('/', '-')}-{len(r[2])}" for r in READS],
+    ids=[f"{r[0]}-{r[3]}{r[1].replace('/', '-')}-{len(r[2])}" for r in READS],
 )
 async def test_each_phi_read_is_audited_with_its_reader(
     api: Api,
@@ -103,3 +104,22 @@ async def test_a_refused_read_is_not_recorded_as_a_read(
     )
     assert refused.code == "forbidden_role"
     assert await audit_actions(api, platform, series["id"]) == before
+
+
+async def test_the_join_pages_session_read_is_audited(
+    api: Api, platform: PlatformKey, consult: dict[str, Any]
+) -> None:
+    """`GET .../session` (live consults only) names everyone in the consult."""
+    before = await audit_actions(api, platform, consult["id"])
+    answer = await api.call(
+        "GET", f"/api/v1/consults/{consult['id']}/session", bearer=token(consult, "therapist")
+    )
+    assert answer.status == 200, answer.body
+    (event,) = (await audit_actions(api, platform, consult["id"]))[len(before) :]
+    therapist = next(p for p in consult["participants"] if p["role"] == "therapist")
+    assert (event["action"], event["actor_type"], event["actor_id"], event["details"]) == (
+        "session.read",
+        "participant",
+        therapist["id"],
+        {},
+    )

@@ -14,8 +14,9 @@ export class Presence {
     this.call = call;
     this.you = session.you;
     this.others = session.participants.filter((p) => p && p.id !== session.you.participant_id);
-    /** The participant ids the server has on record for this device. */
-    const known = session.you.present_with; // if the server's session names it
+    /** The participant ids the server has on record for this device (pending ones included:
+     *  a declaration takes effect once the person confirms it, see docs/api.md). */
+    const known = session.you.declared ?? session.you.present_with;
     this.declared = new Set(Array.isArray(known) ? known : []);
     this._pending = Promise.resolve();
     this._generation = 0;
