@@ -61,9 +61,7 @@ CREATE_RESPONSE_HEADERS = {
 
 
 class AuditQuery(Body):
-    after: int = Field(
-        default=0, ge=0, le=2**63 - 1, description="Return events with a larger id."
-    )
+    after: int = Field(default=0, ge=0, le=2**63 - 1, description="Return events with a larger id.")
     limit: int = Field(default=100, ge=1, le=MAX_AUDIT_PAGE)
 
 

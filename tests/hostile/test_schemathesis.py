@@ -37,7 +37,9 @@ MAX_TIME_SECONDS = 90
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, sqlite_template_path: Path) -> Iterator[LiveServer]:
+def live(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template_path: Path
+) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("schemathesis")
     settings = make_settings(tmp, sqlite_copy(sqlite_template_path, tmp), **WIDE_LIMITS)
     server = LiveServer(settings)
@@ -66,12 +68,13 @@ async def _prepare(server: LiveServer) -> dict[str, Any]:
 def config(server: LiveServer, made: dict[str, Any]) -> str:
     consult, spare = made["consult"], made["spare"]
     therapist = participant(consult, "therapist")
+    spare_client = participant(spare, "client")["id"]
     return f"""
 [auth.openapi.apiKey]
-bearer = "{made['platform'].secret}"
+bearer = "{made["platform"].secret}"
 
 [auth.openapi.joinToken]
-bearer = "{therapist['join']['token']}"
+bearer = "{therapist["join"]["token"]}"
 
 # See the module docstring.
 [checks.positive_data_acceptance]
@@ -81,18 +84,18 @@ expected-statuses = ["2xx", "403", "404", "409", "422"]
 expected-statuses = ["400", "401", "403", "404", "405", "409", "413", "415", "422", "429"]
 
 [parameters]
-consult_id = "{consult['id']}"
-participant_id = "{participant(consult, 'client')['id']}"
+consult_id = "{consult["id"]}"
+participant_id = "{participant(consult, "client")["id"]}"
 
 # Ending a consult and revoking tokens would end the run's own consult and token for every other
 # operation: they act on a spare consult.
 [[operations]]
 include-operation-id = "endConsult"
-parameters = {{ consult_id = "{spare['id']}" }}
+parameters = {{ consult_id = "{spare["id"]}" }}
 
 [[operations]]
 include-operation-id = "revokeJoinTokens"
-parameters = {{ consult_id = "{spare['id']}", participant_id = "{participant(spare, 'client')['id']}" }}
+parameters = {{ consult_id = "{spare["id"]}", participant_id = "{spare_client}" }}
 """
 
 
@@ -128,7 +131,7 @@ def test_schemathesis_finds_nothing(live: LiveServer, tmp_path: Path) -> None:
         "off",
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         command,
         capture_output=True,
         text=True,

@@ -29,13 +29,17 @@ _FMTP_INT_PARAMS = frozenset(
 )
 _RTCP_FB = re.compile(r"(\d{1,3}|\*) [A-Za-z0-9-]{1,32}(?: [A-Za-z0-9-]{1,32})?")
 _EXTMAP = re.compile(r"(\d{1,3})(?:/(?:sendonly|recvonly|sendrecv|inactive))? \S{1,256}")
-_FINGERPRINT = re.compile(r"(?:sha-1|sha-224|sha-256|sha-384|sha-512) [0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){15,63}")
+_FINGERPRINT = re.compile(
+    r"(?:sha-1|sha-224|sha-256|sha-384|sha-512) [0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){15,63}"
+)
 _SSRC = re.compile(r"(\d{1,10}) [A-Za-z-]{1,32}:[\x20-\x7e]{0,255}")
 _SSRC_GROUP = re.compile(r"[A-Za-z-]{1,16}(?: \d{1,10}){1,8}")
 _RTCP = re.compile(r"(\d{1,5})(?: IN IP[46] (\S+))?")
 _NUMBER = re.compile(r"\d{1,10}")
 _CANDIDATE_TYPES = frozenset({"host", "srflx", "prflx", "relay"})
-_CANDIDATE_OPTIONS = frozenset({"raddr", "rport", "generation", "tcptype", "ufrag", "network-id", "network-cost"})
+_CANDIDATE_OPTIONS = frozenset(
+    {"raddr", "rport", "generation", "tcptype", "ufrag", "network-id", "network-cost"}
+)
 _SETUP = frozenset({"active", "passive", "actpass", "holdconn"})
 # Attributes aiortc splits a value out of: present without one, its parser fails on None.
 _VALUED = frozenset({"group", "msid-semantic", "msid", "ice-options"})
@@ -111,9 +115,7 @@ def _check_attribute(attribute: str, number: int, formats: set[int], *, in_media
         match = _SSRC.fullmatch(value)
         ok = match is not None and int(match.group(1)) < 2**32
     elif name == "ssrc-group":
-        ok = bool(_SSRC_GROUP.fullmatch(value)) and all(
-            int(s) < 2**32 for s in value.split()[1:]
-        )
+        ok = bool(_SSRC_GROUP.fullmatch(value)) and all(int(s) < 2**32 for s in value.split()[1:])
     elif name == "rtcp":
         match = _RTCP.fullmatch(value)
         ok = match is not None and int(match.group(1)) <= 65535
@@ -133,8 +135,8 @@ def _payload_attribute_ok(name: str, value: str, formats: set[int]) -> bool:
         return (
             match is not None
             and int(match.group(1)) in formats
-            and 0 < int(match.group(2))
-            and (match.group(3) is None or 0 < int(match.group(3)))
+            and int(match.group(2)) > 0
+            and (match.group(3) is None or int(match.group(3)) > 0)
         )
     if name == "rtcp-fb":
         match = _RTCP_FB.fullmatch(value)
