@@ -122,7 +122,7 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
         HTTPStatus.CONFLICT, "The same participant connected again elsewhere"
     ),
     ErrorCode.UNKNOWN_EVENT: ErrorSpec(HTTPStatus.BAD_REQUEST, "No such event"),
-    ErrorCode.RATE_LIMITED: ErrorSpec(HTTPStatus.TOO_MANY_REQUESTS, "Too many messages"),
+    ErrorCode.RATE_LIMITED: ErrorSpec(HTTPStatus.TOO_MANY_REQUESTS, "Too many requests"),
     ErrorCode.SDP_INVALID: ErrorSpec(
         HTTPStatus.BAD_REQUEST, "The session description is not valid"
     ),

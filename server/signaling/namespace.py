@@ -123,10 +123,9 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
             # python-socketio routes a client's event named `connect`/`disconnect` here like its
-            # own lifecycle calls. Its own come before the socket is connected (`connect`) or
-            # once it is leaving (`disconnect`); on a connected socket the name is the client's.
-            sid = args[0]
-            if sid in self._connections if event == "connect" else self._is_connected(sid):
+            # own lifecycle calls. Its own come while the socket is still connecting or already
+            # leaving; on a connected socket the name is the client's, and changes nothing.
+            if self.server.manager.is_connected(args[0], NAMESPACE):
                 return _refusal(TriadError(ErrorCode.UNKNOWN_EVENT, "no such event"))
             return await super().trigger_event(event, *args)
         sid, rest = args[0], args[1:]
@@ -157,9 +156,6 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             # task runs, so a disconnect waiting on `idle` cannot overtake it.
             connection.channel.idle.set()
         return {"ok": True, **(result or {})}
-
-    def _is_connected(self, sid: str) -> bool:
-        return bool(self.server.manager.is_connected(sid, NAMESPACE))
 
     async def close(self) -> None:
         """Server shutdown: finish the pending disconnects. Safe to call twice."""
