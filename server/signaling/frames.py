@@ -25,7 +25,9 @@ MAX_DEPTH = 16
 
 class BoundedPacket(packet.Packet):  # type: ignore[misc]
     def decode(self, encoded_packet: Any) -> int:
-        if isinstance(encoded_packet, str) and jsonlimits.nesting_depth(encoded_packet) > MAX_DEPTH:
+        if isinstance(encoded_packet, str) and jsonlimits.nests_deeper_than(
+            encoded_packet, MAX_DEPTH
+        ):
             raise ValueError(f"a packet nests deeper than {MAX_DEPTH} levels")
         count: int = super().decode(encoded_packet)
         if count > MAX_ATTACHMENTS:
