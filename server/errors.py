@@ -130,7 +130,7 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
         HTTPStatus.CONFLICT, "The same participant connected again elsewhere"
     ),
     ErrorCode.UNKNOWN_EVENT: ErrorSpec(HTTPStatus.BAD_REQUEST, "No such event"),
-    ErrorCode.RATE_LIMITED: ErrorSpec(HTTPStatus.TOO_MANY_REQUESTS, "Too many messages"),
+    ErrorCode.RATE_LIMITED: ErrorSpec(HTTPStatus.TOO_MANY_REQUESTS, "Too many requests"),
     ErrorCode.JOIN_TIMEOUT: ErrorSpec(
         HTTPStatus.REQUEST_TIMEOUT, "The socket did not join in time after connecting"
     ),

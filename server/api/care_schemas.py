@@ -96,7 +96,9 @@ class BriefOut(BriefIn):
 
 class MeasureIn(Body):
     instrument: str = Field(max_length=16, description="`phq9` or `gad7`.")
-    answers: list[StrictInt] = Field(
+    # Range-checked as answers by the scorer (`measure_invalid`); bounded here to what any
+    # integer in a request may be, so the document says so too.
+    answers: list[Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]] = Field(
         max_length=32, description="One answer 0-3 per item: 9 for PHQ-9, 7 for GAD-7."
     )
 

@@ -158,7 +158,12 @@ def verify(token: str, *, key_id: KeyId, secret: str, leeway: float) -> JoinClai
 def _decode(
     token: str, key_id: KeyId, secret: str, leeway: float, *, check_times: bool
 ) -> dict[str, Any]:
-    times = {"verify_exp": check_times, "verify_nbf": check_times, "verify_iat": check_times}
+    options: jwt.types.Options = {
+        "require": _REQUIRED,
+        "verify_exp": check_times,
+        "verify_nbf": check_times,
+        "verify_iat": check_times,
+    }
     try:
         payload: dict[str, Any] = jwt.decode(
             token,
@@ -167,7 +172,7 @@ def _decode(
             audience=AUDIENCE,
             issuer=key_id,
             leeway=leeway,
-            options={"require": _REQUIRED, **times},  # type: ignore[typeddict-item]
+            options=options,
         )
     except jwt.ExpiredSignatureError:
         raise TriadError(ErrorCode.TOKEN_EXPIRED, "the join token has expired") from None

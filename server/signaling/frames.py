@@ -1,11 +1,12 @@
 """Socket.IO packets from outside, bounded before python-socketio acts on them.
 
 python-socketio decodes a packet's JSON with a recursive parser, believes any attachment count
-(up to ten digits: the socket then swallows every later frame as an "attachment" and keeps them
-all in memory; zero: it waits for an attachment it will refuse) and indexes attachments by whatever a placeholder says (a placeholder pointing
-nowhere raises half-way and leaves the socket deaf for good). This packet class refuses the
-first two at decode (the frame is dropped and logged by python-socketio; the socket goes on) and
-turns a bad placeholder into `null`, which the event's payload model then refuses coded.
+(ten digits: the socket then swallows every later frame as an "attachment" and keeps them all in
+memory; zero: it waits for an attachment it will refuse) and indexes attachments by whatever a
+placeholder says (one pointing nowhere raises half-way and leaves the socket deaf for good).
+This packet class refuses the first two at decode (the frame is dropped and logged by
+python-socketio; the socket goes on) and turns a bad placeholder into `null`, which the event's
+payload model then refuses coded.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ MAX_DEPTH = 16
 
 class BoundedPacket(packet.Packet):  # type: ignore[misc]
     def decode(self, encoded_packet: Any) -> int:
-        if isinstance(encoded_packet, str):
-            if jsonlimits.nesting_depth(encoded_packet) > MAX_DEPTH:
-                raise ValueError(f"a packet nests deeper than {MAX_DEPTH} levels")
+        if isinstance(encoded_packet, str) and jsonlimits.nests_deeper_than(
+            encoded_packet, MAX_DEPTH
+        ):
+            raise ValueError(f"a packet nests deeper than {MAX_DEPTH} levels")
         count: int = super().decode(encoded_packet)
         if count > MAX_ATTACHMENTS:
             raise ValueError(f"a packet announces more than {MAX_ATTACHMENTS} attachments")

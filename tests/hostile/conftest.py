@@ -83,12 +83,15 @@ class Stage:
     async def socket_still_serves(self) -> None:
         """The therapist's socket still answers, and the psychiatrist hears of it."""
         therapist, psychiatrist = self.sockets["therapist"], self.sockets["psychiatrist"]
-        assert not therapist.disconnected and not psychiatrist.disconnected
+        assert not therapist.disconnected
+        assert not psychiatrist.disconnected
         mark = len(psychiatrist.events)
         ack = await therapist.call("media-state", {"audio": True, "video": True})
         assert ack["ok"], ack
         await psychiatrist.wait_event(
-            "peer-updated", lambda d: d["participant"]["participant_id"] == self.pid("therapist"), after=mark
+            "peer-updated",
+            lambda d: d["participant"]["participant_id"] == self.pid("therapist"),
+            after=mark,
         )
 
     def room_client(self, role: str, token: str | None = None) -> RoomClient:
@@ -103,7 +106,8 @@ def refused(answer: Answer, status: int, code: str) -> None:
 
 
 def ack_code(ack: Any) -> str:
-    assert isinstance(ack, dict) and ack.get("ok") is False, ack
+    assert isinstance(ack, dict), ack
+    assert ack.get("ok") is False, ack
     found: str = ack["error"]["code"]
     return found
 

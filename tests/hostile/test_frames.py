@@ -51,8 +51,18 @@ ANSWERED = [
     ("reserved-connect", f'42{NS},7["connect"]', "7", "unknown_event"),
     ("reserved-connect-with-auth", f'42{NS},7["connect",{{"token":"x"}}]', "7", "unknown_event"),
     ("reserved-disconnect", f'42{NS},7["disconnect"]', "7", "unknown_event"),
-    ("reserved-disconnect-reason", f'42{NS},7["disconnect","client namespace disconnect"]', "7", "unknown_event"),
-    ("media-state-nan", f'42{NS},7["media-state",{{"audio":NaN,"video":true}}]', "7", "validation_failed"),
+    (
+        "reserved-disconnect-reason",
+        f'42{NS},7["disconnect","client namespace disconnect"]',
+        "7",
+        "unknown_event",
+    ),
+    (
+        "media-state-nan",
+        f'42{NS},7["media-state",{{"audio":NaN,"video":true}}]',
+        "7",
+        "validation_failed",
+    ),
     ("three-arguments", f'42{NS},7["media-state",{{}},{{}}]', "7", "validation_failed"),
 ]
 
@@ -77,10 +87,13 @@ UNREADABLE = [
     ("empty-array", f"42{NS},7[]"),
     ("object-not-array", f'42{NS},7{{"a":1}}'),
     ("string-not-array", f'42{NS},7"media-state"'),
-    ("nested-1000", f"42{NS},7[\"media-state\"," + "[" * 1000 + "]" * 1000 + "]"),
-    ("nested-100000", f"42{NS},7[\"media-state\"," + "[" * 100_000 + "]" * 100_000 + "]"),
+    ("nested-1000", f'42{NS},7["media-state",' + "[" * 1000 + "]" * 1000 + "]"),
+    ("nested-100000", f'42{NS},7["media-state",' + "[" * 100_000 + "]" * 100_000 + "]"),
     ("nested-unclosed", f"42{NS},7" + "[" * 50_000),
-    ("attachments-9999999999", f'459999999999-{NS},7["notes-update",{{"doc":"plan","update":{{"_placeholder":true,"num":0}}}}]'),
+    (
+        "attachments-9999999999",
+        f'459999999999-{NS},7["notes-update",{{"doc":"plan","update":{{"_placeholder":true,"num":0}}}}]',
+    ),
     ("attachments-11-digits", f'4599999999999-{NS},7["notes-update",{{}}]'),
     ("binary-without-attachments", f'450-{NS},7["media-state",{{"audio":true,"video":true}}]'),
     ("packet-type-9", f"49{NS},7[]"),
@@ -112,7 +125,9 @@ async def test_unreadable_frames(stage: Stage, raw: RawSocket, frame: str) -> No
 
 async def test_placeholder_pointing_nowhere(stage: Stage, raw: RawSocket) -> None:
     before = await stage.snapshot()
-    await raw.send(f'451-{NS},7["notes-update",{{"doc":"plan","update":{{"_placeholder":true,"num":99}}}}]')
+    await raw.send(
+        f'451-{NS},7["notes-update",{{"doc":"plan","update":{{"_placeholder":true,"num":99}}}}]'
+    )
     await raw.send_bytes(b"\x00\x01")
     try:
         ack = await raw.call("media-state", {"audio": True, "video": True})

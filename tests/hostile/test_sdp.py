@@ -79,11 +79,26 @@ MUTATIONS: list[tuple[str, Mutation]] = [
     ("c-hostname", sub(r"c=IN IP4 [^\r]*", "c=IN IP4 evil.example")),
     ("candidate-garbage", sub(r"a=candidate:[^\r]*", "a=candidate:garbage")),
     ("candidate-short", sub(r"a=candidate:[^\r]*", "a=candidate:1 1 udp 1 1.2.3.4")),
-    ("candidate-port-huge", sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 1 1.2.3.4 99999999 typ host")),
-    ("candidate-dns-name", sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 1 evil.example 9 typ host")),
-    ("candidate-priority-huge", sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 99999999999 1.2.3.4 9 typ host")),
+    (
+        "candidate-port-huge",
+        sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 1 1.2.3.4 99999999 typ host"),
+    ),
+    (
+        "candidate-dns-name",
+        sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 1 evil.example 9 typ host"),
+    ),
+    (
+        "candidate-priority-huge",
+        sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 99999999999 1.2.3.4 9 typ host"),
+    ),
     ("candidate-no-typ", sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 1 1.2.3.4 9 kind host")),
-    ("candidate-raddr-name", sub(r"a=candidate:[^\r]*", "a=candidate:x 1 udp 1 1.2.3.4 9 typ srflx raddr evil.example rport 9")),
+    (
+        "candidate-raddr-name",
+        sub(
+            r"a=candidate:[^\r]*",
+            "a=candidate:x 1 udp 1 1.2.3.4 9 typ srflx raddr evil.example rport 9",
+        ),
+    ),
     ("rtpmap-garbage", sub(r"a=rtpmap:\d+ [^\r]*", "a=rtpmap:x y")),
     ("rtpmap-clock-zero", sub(r"a=rtpmap:(\d+) opus/\d+", r"a=rtpmap:\1 opus/0")),
     ("rtpmap-clock-word", sub(r"a=rtpmap:(\d+) opus/\d+", r"a=rtpmap:\1 opus/fast")),
@@ -110,7 +125,9 @@ MUTATIONS: list[tuple[str, Mutation]] = [
 ]
 
 
-async def refused_answer(stage: Stage, pending: Pending, payload: dict[str, Any], code: str) -> None:
+async def refused_answer(
+    stage: Stage, pending: Pending, payload: dict[str, Any], code: str
+) -> None:
     before = await stage.snapshot()
     ack = await stage.sockets["therapist"].call("signal", payload)
     assert ack_code(ack) == code, ack
@@ -121,7 +138,9 @@ async def refused_answer(stage: Stage, pending: Pending, payload: dict[str, Any]
 @pytest.mark.parametrize("mutation", [pytest.param(m, id=i) for i, m in MUTATIONS])
 async def test_almost_valid_answers(stage: Stage, pending: Pending, mutation: Mutation) -> None:
     sdp = mutation(pending.answer)
-    await refused_answer(stage, pending, {"type": "answer", "sdp": sdp, "pc": pending.pc}, "sdp_invalid")
+    await refused_answer(
+        stage, pending, {"type": "answer", "sdp": sdp, "pc": pending.pc}, "sdp_invalid"
+    )
 
 
 GARBAGE: list[tuple[str, str | Callable[[Pending], str]]] = [
@@ -134,7 +153,10 @@ GARBAGE: list[tuple[str, str | Callable[[Pending], str]]] = [
     ("over-max-bytes", "v=0\r\n" + "a=x\r\n" * 20_000),
     ("just-under-max-of-junk", "v=0\r\n" + "a=x\r\n" * 12_000),
     ("thousands-of-m-lines", "v=0\r\n" + "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" * 1500),
-    ("thousands-of-m-lines-after-answer", lambda p: p.answer + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" * 1500),
+    (
+        "thousands-of-m-lines-after-answer",
+        lambda p: p.answer + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" * 1500,
+    ),
     ("5000-lines", "v=0\r\n" + "b=AS:1\r\n" * 5000),
     ("answer-twice", lambda p: p.answer + p.answer),
     ("offer-as-answer", lambda p: p.offer["sdp"]),
@@ -144,7 +166,9 @@ GARBAGE: list[tuple[str, str | Callable[[Pending], str]]] = [
 @pytest.mark.parametrize("sdp", [pytest.param(s, id=i) for i, s in GARBAGE])
 async def test_garbage_answers(stage: Stage, pending: Pending, sdp: Any) -> None:
     text = sdp(pending) if callable(sdp) else sdp
-    await refused_answer(stage, pending, {"type": "answer", "sdp": text, "pc": pending.pc}, "sdp_invalid")
+    await refused_answer(
+        stage, pending, {"type": "answer", "sdp": text, "pc": pending.pc}, "sdp_invalid"
+    )
 
 
 @pytest.mark.parametrize("shift", [pytest.param(s, id=f"pc{s:+d}") for s in (1, 7, 10**9, 2**62)])
@@ -163,9 +187,15 @@ CANDIDATES: list[tuple[str, dict[str, Any]]] = [
     ("component-word", {"candidate": "candidate:1 rtp udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}),
     ("no-typ", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 kind host", "sdpMid": "0"}),
     ("dns-name", {"candidate": "candidate:1 1 udp 1 evil.example 9 typ host", "sdpMid": "0"}),
-    ("tcp", {"candidate": "candidate:1 1 tcp 1 127.0.0.1 9 typ host tcptype active", "sdpMid": "0"}),
+    (
+        "tcp",
+        {"candidate": "candidate:1 1 tcp 1 127.0.0.1 9 typ host tcptype active", "sdpMid": "0"},
+    ),
     ("unknown-mid", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "zz"}),
-    ("index-past-m-lines", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMLineIndex": 200}),
+    (
+        "index-past-m-lines",
+        {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMLineIndex": 200},
+    ),
     ("no-mid-no-index", {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}),
     ("1500-chars", {"candidate": "candidate:" + "1" * 1500, "sdpMid": "0"}),
     ("nul", {"candidate": "candidate:1 1 udp 1 127.0.0.1\x00 9 typ host", "sdpMid": "0"}),
@@ -173,9 +203,13 @@ CANDIDATES: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize("candidate", [pytest.param(c, id=i) for i, c in CANDIDATES])
-async def test_malformed_candidates(stage: Stage, pending: Pending, candidate: dict[str, Any]) -> None:
+async def test_malformed_candidates(
+    stage: Stage, pending: Pending, candidate: dict[str, Any]
+) -> None:
     before = await stage.snapshot()
-    ack = await stage.sockets["therapist"].call("candidate", {"candidate": candidate, "pc": pending.pc})
+    ack = await stage.sockets["therapist"].call(
+        "candidate", {"candidate": candidate, "pc": pending.pc}
+    )
     assert ack_code(ack) == "candidate_invalid", ack
     assert await stage.snapshot() == before
     await stage.socket_still_serves()

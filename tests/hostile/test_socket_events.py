@@ -80,13 +80,43 @@ FIELDS: list[tuple[str, str, dict[str, Any], str]] = [
     ("signal-missing-sdp", "signal", {"sdp": ...}, "/sdp"),
     ("signal-missing-type", "signal", {"type": ...}, "/type"),
     ("signal-extra", "signal", {"tracks": []}, "/tracks"),
-    ("candidate-string", "candidate", {"candidate": "candidate:1 1 udp 1 1.2.3.4 9 typ host"}, "/candidate"),
+    (
+        "candidate-string",
+        "candidate",
+        {"candidate": "candidate:1 1 udp 1 1.2.3.4 9 typ host"},
+        "/candidate",
+    ),
     ("candidate-text-number", "candidate", {"candidate": {"candidate": 5}}, "/candidate/candidate"),
-    ("candidate-text-3000", "candidate", {"candidate": {"candidate": "c" * 3000}}, "/candidate/candidate"),
-    ("candidate-mid-number", "candidate", {"candidate": {"candidate": "", "sdpMid": 0}}, "/candidate/sdpMid"),
-    ("candidate-index-string", "candidate", {"candidate": {"candidate": "", "sdpMLineIndex": "0"}}, "/candidate/sdpMLineIndex"),
-    ("candidate-index-256", "candidate", {"candidate": {"candidate": "", "sdpMLineIndex": 256}}, "/candidate/sdpMLineIndex"),
-    ("candidate-index-negative", "candidate", {"candidate": {"candidate": "", "sdpMLineIndex": -1}}, "/candidate/sdpMLineIndex"),
+    (
+        "candidate-text-3000",
+        "candidate",
+        {"candidate": {"candidate": "c" * 3000}},
+        "/candidate/candidate",
+    ),
+    (
+        "candidate-mid-number",
+        "candidate",
+        {"candidate": {"candidate": "", "sdpMid": 0}},
+        "/candidate/sdpMid",
+    ),
+    (
+        "candidate-index-string",
+        "candidate",
+        {"candidate": {"candidate": "", "sdpMLineIndex": "0"}},
+        "/candidate/sdpMLineIndex",
+    ),
+    (
+        "candidate-index-256",
+        "candidate",
+        {"candidate": {"candidate": "", "sdpMLineIndex": 256}},
+        "/candidate/sdpMLineIndex",
+    ),
+    (
+        "candidate-index-negative",
+        "candidate",
+        {"candidate": {"candidate": "", "sdpMLineIndex": -1}},
+        "/candidate/sdpMLineIndex",
+    ),
     ("candidate-missing-text", "candidate", {"candidate": {"sdpMid": "0"}}, "/candidate/candidate"),
     ("candidate-pc-string", "candidate", {"pc": "0"}, "/pc"),
     ("candidate-missing-pc", "candidate", {"pc": ...}, "/pc"),
@@ -127,7 +157,9 @@ FIELDS: list[tuple[str, str, dict[str, Any], str]] = [
 @pytest.mark.parametrize(
     ("event", "change", "location"), [pytest.param(e, c, loc, id=i) for i, e, c, loc in FIELDS]
 )
-async def test_wrong_fields(stage: Stage, event: str, change: dict[str, Any], location: str) -> None:
+async def test_wrong_fields(
+    stage: Stage, event: str, change: dict[str, Any], location: str
+) -> None:
     payload = {**VALID[event], **change}
     payload = {k: v for k, v in payload.items() if v is not ...}
     before = await stage.snapshot()
@@ -198,10 +230,30 @@ SEMANTIC: list[tuple[str, str, dict[str, Any], str]] = [
     ("restart-huge-pc", "media-restart", {"pc": 2**62}, "no_pending_offer"),
     ("candidate-unknown-pc", "candidate", {"candidate": None, "pc": 999}, "no_pending_offer"),
     ("signal-offer", "signal", {"type": "offer", "sdp": "v=0\r\n", "pc": 0}, "sdp_invalid"),
-    ("sync-unknown-doc", "notes-sync", {"doc": "secrets", "state_vector": b"\x00"}, "notes_document_unknown"),
-    ("update-unknown-doc", "notes-update", {"doc": "secrets", "update": b"\x00\x00"}, "notes_document_unknown"),
-    ("awareness-unknown-doc", "notes-awareness", {"doc": "secrets", "update": b"\x00"}, "notes_document_unknown"),
-    ("update-garbage", "notes-update", {"doc": "plan", "update": b"\xff" * 64}, "notes_update_invalid"),
+    (
+        "sync-unknown-doc",
+        "notes-sync",
+        {"doc": "secrets", "state_vector": b"\x00"},
+        "notes_document_unknown",
+    ),
+    (
+        "update-unknown-doc",
+        "notes-update",
+        {"doc": "secrets", "update": b"\x00\x00"},
+        "notes_document_unknown",
+    ),
+    (
+        "awareness-unknown-doc",
+        "notes-awareness",
+        {"doc": "secrets", "update": b"\x00"},
+        "notes_document_unknown",
+    ),
+    (
+        "update-garbage",
+        "notes-update",
+        {"doc": "plan", "update": b"\xff" * 64},
+        "notes_update_invalid",
+    ),
 ]
 
 
@@ -218,7 +270,16 @@ async def test_well_formed_but_wrong(
     await stage.socket_still_serves()
 
 
-UNKNOWN = ["no-such-event", "join-room", "JOIN", "", "e" * 10_000, "__class__", "message", "on_join"]
+UNKNOWN = [
+    "no-such-event",
+    "join-room",
+    "JOIN",
+    "",
+    "e" * 10_000,
+    "__class__",
+    "message",
+    "on_join",
+]
 
 
 @pytest.mark.parametrize("event", [pytest.param(e, id=e[:20] or "empty") for e in UNKNOWN])
@@ -240,7 +301,8 @@ RESERVED: list[tuple[str, tuple[Any, ...]]] = [
 
 
 @pytest.mark.parametrize(
-    ("event", "args"), [pytest.param(e, a, id=f"{e}-{len(a)}-{i}") for i, (e, a) in enumerate(RESERVED)]
+    ("event", "args"),
+    [pytest.param(e, a, id=f"{e}-{len(a)}-{i}") for i, (e, a) in enumerate(RESERVED)],
 )
 async def test_reserved_names_on_a_joined_socket(
     stage: Stage, event: str, args: tuple[Any, ...]
@@ -250,7 +312,9 @@ async def test_reserved_names_on_a_joined_socket(
     therapist, psychiatrist = stage.sockets["therapist"], stage.sockets["psychiatrist"]
     before = await stage.snapshot()
     mark = len(psychiatrist.events)
-    ack = await therapist.sio.call(event, args[0] if args else None, namespace="/consult", timeout=10)
+    ack = await therapist.sio.call(
+        event, args[0] if args else None, namespace="/consult", timeout=10
+    )
     assert ack_code(ack) == "unknown_event", ack
     await stage.socket_still_serves()  # a later event from the therapist arrives first ...
     seen = psychiatrist.events[mark:]

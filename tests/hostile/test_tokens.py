@@ -199,8 +199,18 @@ CASES: list[tuple[str, Maker | str, int, str]] = [
     ("kid-nul", _header(kid="k_\u0000"), 401, "token_invalid"),
     ("kid-lone-surrogate", _header(kid="k_\ud800"), 401, "token_invalid"),
     ("header-nested-3000", _nested_header(1000), 401, "token_invalid"),
-    ("header-not-object", lambda s, o: forge(b"[1]", claims(s), s.platform.secret), 401, "token_invalid"),
-    ("payload-not-object", lambda s, o: forge({"alg": "HS256", "kid": s.platform.key_id}, b'"x"', s.platform.secret), 401, "token_invalid"),
+    (
+        "header-not-object",
+        lambda s, o: forge(b"[1]", claims(s), s.platform.secret),
+        401,
+        "token_invalid",
+    ),
+    (
+        "payload-not-object",
+        lambda s, o: forge({"alg": "HS256", "kid": s.platform.key_id}, b'"x"', s.platform.secret),
+        401,
+        "token_invalid",
+    ),
     ("payload-nested", _raw_payload('"x": ' + "[" * 800 + "]" * 800), 401, "token_invalid"),
     ("payload-duplicate-sub", _raw_payload('"sub": "p_other"'), 401, "token_invalid"),
     ("payload-nan", _raw_payload('"x": NaN'), 401, "token_invalid"),
@@ -211,7 +221,12 @@ CASES: list[tuple[str, Maker | str, int, str]] = [
     ("another-consults-token", _another_consult, 403, "token_wrong_consult"),
     ("another-consults-participant", _other_consults_participant, 401, "token_invalid"),
     ("wrong-role", _wrong_role, 401, "token_invalid"),
-    ("expired", _claims(exp=time.time() - 3600, nbf=time.time() - 7200, iat=time.time() - 7200), 401, "token_expired"),
+    (
+        "expired",
+        _claims(exp=time.time() - 3600, nbf=time.time() - 7200, iat=time.time() - 7200),
+        401,
+        "token_expired",
+    ),
     ("not-yet-valid", _claims(nbf=LATER, exp=LATER + 600), 401, "token_not_yet_valid"),
     ("exp-1e308", _claims(exp=1e308), 401, "token_invalid"),
     ("exp-year-10000", _claims(exp=253_402_300_800), 401, "token_invalid"),
@@ -267,7 +282,9 @@ async def test_over_rest(
     answer = await stage.api.call(
         "GET",
         stage.consult_path + "/session",
-        headers={"Authorization": "Bearer " + token.encode("utf-8", "surrogatepass").decode("latin-1")},
+        headers={
+            "Authorization": "Bearer " + token.encode("utf-8", "surrogatepass").decode("latin-1")
+        },
     )
     refused(answer, status, code)
     assert await stage.snapshot() == before
