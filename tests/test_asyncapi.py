@@ -20,7 +20,7 @@ from referencing.jsonschema import DRAFT7
 from server.errors import ErrorCode
 from server.rooms.events import SERVER_EVENTS
 from server.signaling import asyncapi
-from server.signaling.contract import CLIENT_EVENTS
+from server.signaling.contract import CLIENT_EVENTS, COMMON_ERRORS
 from server.signaling.namespace import ConsultNamespace
 from tests.apiclient import Api
 
@@ -108,3 +108,18 @@ def test_protocol_doc_lists_the_same_events() -> None:
     listed_server = set(re.findall(r"^\| `([a-z-]+)` \|", server_table, re.MULTILINE))
     assert listed_client == {e.name for e in CLIENT_EVENTS}
     assert listed_server == {e.event for e in SERVER_EVENTS}
+
+
+def test_protocol_doc_lists_each_events_error_codes() -> None:
+    """The errors column of docs/protocol.md's client-event table names the same codes as the
+    contract (the common ones are listed once, under the table)."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    table = text.split("## Client → server events", 1)[1].split("## Server", 1)[0]
+    codes = {code.value for code in ErrorCode}
+    for event in CLIENT_EVENTS:
+        row = re.search(rf"^\| `{re.escape(event.name)}` \|(.*)$", table, re.MULTILINE)
+        assert row is not None, event.name
+        errors_cell = row.group(1).rsplit(" | ", 1)[1]
+        common = {code.value for code in COMMON_ERRORS}
+        named = set(re.findall(r"`([a-z_]+)`", errors_cell)) & codes - common
+        assert named == {code.value for code in event.errors} - common, event.name

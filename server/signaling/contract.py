@@ -109,7 +109,14 @@ CLIENT_EVENTS: tuple[ClientEvent, ...] = (
         "Take the participant's seat (the lobby or the room); returns the room's state",
         payloads.Join,
         JoinAck,
-        (ErrorCode.CONSULT_ENDED, ErrorCode.PARTICIPANT_NOT_FOUND),
+        # Every join re-checks the token against the database.
+        (
+            ErrorCode.CONSULT_ENDED,
+            ErrorCode.PARTICIPANT_NOT_FOUND,
+            ErrorCode.TOKEN_INVALID,
+            ErrorCode.TOKEN_EXPIRED,
+            ErrorCode.TOKEN_REVOKED,
+        ),
     ),
     ClientEvent("leave", "Leave the consult; the seat is freed at once", payloads.Empty, Ack),
     ClientEvent(
@@ -124,7 +131,13 @@ CLIENT_EVENTS: tuple[ClientEvent, ...] = (
         "Trickle one of the browser's ICE candidates (null: no more)",
         payloads.Candidate,
         Ack,
-        (ErrorCode.CANDIDATE_INVALID, ErrorCode.NO_PENDING_OFFER, ErrorCode.NOT_ADMITTED),
+        (
+            ErrorCode.CANDIDATE_INVALID,
+            ErrorCode.CANDIDATE_ADDRESS_REFUSED,
+            ErrorCode.CANDIDATES_EXHAUSTED,
+            ErrorCode.NO_PENDING_OFFER,
+            ErrorCode.NOT_ADMITTED,
+        ),
     ),
     ClientEvent(
         "admit",
@@ -188,6 +201,7 @@ CLIENT_EVENTS: tuple[ClientEvent, ...] = (
             *_NOTES_ERRORS,
             ErrorCode.NOTES_UPDATE_INVALID,
             ErrorCode.NOTES_UPDATE_TOO_LARGE,
+            ErrorCode.NOTES_DOCUMENT_TOO_LARGE,
             ErrorCode.CONSULT_ENDED,
             ErrorCode.CONSENT_WITHDRAWN,
         ),
@@ -197,7 +211,7 @@ CLIENT_EVENTS: tuple[ClientEvent, ...] = (
         "Relay presence and carets in one notes document (never stored)",
         payloads.NotesAwareness,
         Ack,
-        _NOTES_ERRORS,
+        (*_NOTES_ERRORS, ErrorCode.NOTES_UPDATE_INVALID, ErrorCode.NOTES_CLIENT_ID_TAKEN),
     ),
 )
 
