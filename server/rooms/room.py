@@ -28,7 +28,7 @@ from .ports import CareRecords, Channel, ConsultRecords, IceServers, Revoker, Ro
 from .room_media import MediaFactory, MediaNegotiation
 from .settings import RoomSettings
 from .tasks import RoomTasks
-from .views import lobby, room_state, send_each
+from .views import lobby, pending_presence, room_state, send_each
 
 log = logs.get(__name__)
 
@@ -243,6 +243,11 @@ class ConsultRoom(MediaNegotiation):
                 return
             before, self._care = self._care, await self._care_records.care_state(self.consult_id)
             for occupant in list(self._occupants.values()):
+                pending = pending_presence(self._care, occupant)
+                if pending != occupant.presence_pending:
+                    occupant.presence_pending = pending
+                    await send_each([occupant], events.PresencePendingChanged(pending=[*pending]))
+            for occupant in list(self._occupants.values()):
                 present = self._care.present_with.get(occupant.id, ())
                 if present != occupant.present_with:
                     occupant.present_with = present
@@ -385,6 +390,7 @@ class ConsultRoom(MediaNegotiation):
         await send_each(list(self._occupants.values()), message, skip=skip)
 
     def _state_for(self, occupant: Occupant) -> events.RoomState:
+        occupant.presence_pending = pending_presence(self._care, occupant)
         return room_state(
             self.consult_id,
             live=self._live,
