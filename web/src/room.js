@@ -57,12 +57,8 @@ export class Room {
     });
     this.quality = null;
     this.care = new CareAlerts({ role: () => this.you?.role ?? null, onChange: (what) => this.roomNotes.refreshCareTabs(what) });
-    this.prompts = new PresencePrompts({
-      call: sessionCaller(consultId, token),
-      containers: ["lobby-presence-prompts", "room-presence-prompts"],
-      youId: () => this.you?.participant_id ?? null,
-      lookup: (pid) => this.participants.get(pid) || this.roster.get(pid),
-    });
+    const lookup = (pid) => this.participants.get(pid) || this.roster.get(pid);
+    this.prompts = new PresencePrompts({ call: sessionCaller(consultId, token), containers: ["lobby-presence-prompts", "room-presence-prompts"], youId: () => this.you?.participant_id ?? null, lookup });
     this._mediaRetry = null;
     /** How often this page asked for a new peer connection (the test hook shows it). */
     this.mediaRestarts = 0;
