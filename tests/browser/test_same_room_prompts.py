@@ -25,8 +25,9 @@ PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 # Answers the tests cause on purpose, logged by Chromium as failed resources: no hand-off brief
-# (404), and a confirmation of a declaration taken back meanwhile (409).
-EXPECTED_FAILURES = ("/session/brief", "/present-with/confirmations")
+# (404), a confirmation of a declaration taken back meanwhile and the therapist's attestation
+# before the client's presence counts (409).
+EXPECTED_FAILURES = ("/session/brief", "/present-with/confirmations", "/session/consent")
 
 
 async def session_of(api: Api, consult: dict[str, Any], role: str) -> dict[str, Any]:
@@ -80,6 +81,20 @@ async def test_the_psychiatrist_attests_the_client_beside_the_therapist(
         await expect(therapist.locator("#present-with-note")).to_have_text(
             "Saved: Alex Rivera is with you.", timeout=STEP_MS
         )
+        # Their word alone is not enough: attesting the client's consent now is refused, and the
+        # consent step says what to do.
+        await therapist.locator("#enter").click()
+        await expect(therapist.locator("#consent-form")).to_be_visible(timeout=STEP_MS)
+        await expect(therapist.locator("#consent-heading")).to_contain_text("spoken consent")
+        await therapist.locator('input[name="consent-session"]').check()
+        await therapist.locator('input[name="consent-sharing"]').check()
+        await therapist.locator("#consent-submit").click()
+        refusal = therapist.locator("#consent-error")
+        await expect(refusal).to_have_attribute("data-code", "same_room_required", timeout=STEP_MS)
+        await expect(refusal).to_have_text(
+            "The client being beside you isn't confirmed yet. The client can confirm it from "
+            "their own link, or the psychiatrist from the room; then try again."
+        )
 
         # The psychiatrist's room asks them, at once; the therapist is asked nothing.
         prompt = prompts.locator('.presence-prompt[data-kind="attest"]')
@@ -109,11 +124,6 @@ async def test_the_psychiatrist_attests_the_client_beside_the_therapist(
         assert (await session_of(api, consult, "therapist"))["present_with"] == [ids["client"]]
 
         # Now the therapist's attestation of the client's spoken consent goes through.
-        await therapist.locator("#enter").click()
-        await expect(therapist.locator("#consent-form")).to_be_visible(timeout=STEP_MS)
-        await expect(therapist.locator("#consent-heading")).to_contain_text("spoken consent")
-        await therapist.locator('input[name="consent-session"]').check()
-        await therapist.locator('input[name="consent-sharing"]').check()
         await therapist.locator("#consent-submit").click()
         await expect(therapist.locator("#checkin")).to_be_visible(timeout=STEP_MS)
         await therapist.locator("#checkin-skip").click()

@@ -52,3 +52,16 @@ test("the session's declared_with_you names this participant as the one declared
   assert.deepEqual(pendingFromSession(session), [{ declarer_id: "p_t", participant_id: "p_c" }]);
   assert.deepEqual(pendingFromSession({ you: { participant_id: "p_c" } }), []);
 });
+
+test("the presence refusals are said in plain words, with their code for support", async () => {
+  const { refusalSentence } = await import("../src/refusals.js");
+  for (const code of ["presence_confirmation_refused", "presence_not_declared", "same_room_required"]) {
+    const sentence = refusalSentence(code, "confirm-presence");
+    assert.ok(!sentence.startsWith("We couldn't"), sentence);
+    assert.ok(sentence.endsWith(`Reference: ${code}`), sentence);
+  }
+  assert.equal(
+    refusalSentence("internal", "confirm-presence"),
+    "We couldn't confirm who is at the device. Reference: internal",
+  );
+});
