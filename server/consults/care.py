@@ -34,7 +34,7 @@ from .presence import Declaration, Pending, Person, confirmation_kind, merge
 class CareState:
     consent_complete: bool = False
     sharing_withdrawn: bool = False
-    # Same room, in effect only (a pending declaration shows nowhere in the room).
+    # Same room, in effect only (a pending declaration is only a prompt: `pending_presence`).
     present_with: Mapping[ParticipantId, tuple[ParticipantId, ...]] = field(default_factory=dict)
     # PHQ-9 item 9 above zero, for the clinicians' eyes: {measure_id, instrument, item, answer,
     # recorded_at}.

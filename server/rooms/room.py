@@ -236,8 +236,9 @@ class ConsultRoom(MediaNegotiation):
     # -- the care workflow ---------------------------------------------------------------------
 
     async def care_changed(self) -> None:
-        """Consent or same-room presence changed: tell everyone what changed, and let an
-        auto-admitted client in once their consent is complete."""
+        """Consent or same-room presence changed: tell everyone what changed (a pending
+        declaration only to who may make it count), and let an auto-admitted client in once
+        their consent is complete."""
         async with self._lock:
             if self.closed:
                 return
