@@ -81,6 +81,11 @@ async def test_the_psychiatrist_attests_the_client_beside_the_therapist(
         await expect(therapist.locator("#present-with-note")).to_have_text(
             "Saved: Alex Rivera is with you.", timeout=STEP_MS
         )
+        await expect(therapist.locator("#present-with-pending")).to_have_text(
+            "This counts once Alex Rivera confirms it from their own device, or Priya Nair "
+            "from the room."
+        )
+        await therapist.screenshot(path=artifacts / "presence-declared-therapist.png")
         # Their word alone is not enough: attesting the client's consent now is refused, and the
         # consent step says what to do.
         await therapist.locator("#enter").click()

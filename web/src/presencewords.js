@@ -64,3 +64,13 @@ export function presencePrompts(pending, youId, lookup, dismissed = new Set()) {
   }
   return prompts;
 }
+
+/** Who still has to confirm it: the person from their own device, or (the client only) the
+ * other clinician from the room. */
+export function pendingWords(pending, others, you) {
+  return pending.map((person) => {
+    const other = others.find((p) => p.role !== "client" && p.id !== person.id && p.role !== you.role);
+    const also = person.role === "client" && other ? `, or ${other.name} from the room` : "";
+    return `This counts once ${person.name} confirms it from their own device${also}.`;
+  });
+}

@@ -65,3 +65,18 @@ test("the presence refusals are said in plain words, with their code for support
     "We couldn't confirm who is at the device. Reference: internal",
   );
 });
+
+test("the device check says who still has to confirm a declaration", async () => {
+  const { pendingWords } = await import("../src/presencewords.js");
+  const others = [
+    { id: "p_c", name: "Alex Rivera", role: "client" },
+    { id: "p_p", name: "Priya Nair", role: "psychiatrist" },
+  ];
+  assert.deepEqual(pendingWords([others[0]], others, { role: "therapist" }), [
+    "This counts once Alex Rivera confirms it from their own device, or Priya Nair from the room.",
+  ]);
+  assert.deepEqual(pendingWords([others[1]], others, { role: "therapist" }), [
+    "This counts once Priya Nair confirms it from their own device.",
+  ]);
+  assert.deepEqual(pendingWords([], others, { role: "therapist" }), []);
+});
