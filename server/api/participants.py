@@ -8,7 +8,13 @@ from ..consults.audit import AuditAction
 from .context import SERVICES
 from .operations import Call, Reply
 from .reads import log_read
-from .schemas import ParticipantOut, SessionConsultOut, SessionOut, SessionYouOut
+from .schemas import (
+    DeclaredWithYouOut,
+    ParticipantOut,
+    SessionConsultOut,
+    SessionOut,
+    SessionYouOut,
+)
 
 
 async def read_session(call: Call) -> Reply:
@@ -37,6 +43,11 @@ async def read_session(call: Call) -> Reply:
                 token_expires_at=datetime.fromtimestamp(identity.expires_at, tz=UTC),
                 present_with=list(care.present_with.get(identity.participant_id, ())),
                 declared=[d.participant_id for d in declared],
+                declared_with_you=[
+                    DeclaredWithYouOut(declarer_id=p.declarer.id)
+                    for p in care.pending_presence
+                    if p.declared.id == identity.participant_id
+                ],
             ),
             participants=[
                 ParticipantOut(id=p.id, role=p.role, name=p.name) for p in consult.participants

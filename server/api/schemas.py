@@ -125,6 +125,13 @@ class SessionConsultOut(Body):
     scheduled_end: datetime | None
 
 
+class DeclaredWithYouOut(Body):
+    declarer_id: str = Field(
+        description="The participant who says this one sits at their device (a pending "
+        "declaration: confirm it with `POST .../session/present-with/confirmations`)."
+    )
+
+
 class SessionYouOut(Body):
     participant_id: str
     role: Role
@@ -139,6 +146,11 @@ class SessionYouOut(Body):
         default=[],
         description="Same-room mode: everyone this participant declared at their device, "
         "pending ones included (what the device check shows as ticked).",
+    )
+    declared_with_you: list[DeclaredWithYouOut] = Field(
+        default=[],
+        description="Same-room mode: pending declarations by others that this participant "
+        "sits at their device, which this participant may confirm.",
     )
 
 

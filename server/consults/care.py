@@ -27,18 +27,24 @@ from .consent import consent_state
 from .measures import SAFETY_ITEM
 from .model import Actor, JoinIdentity
 from .people import open_presence, seal_presence
-from .presence import Declaration, Person, confirmation_kind, merge
+from .presence import Declaration, Pending, Person, confirmation_kind, merge
 
 
 @dataclass(frozen=True)
 class CareState:
     consent_complete: bool = False
     sharing_withdrawn: bool = False
-    # Same room, in effect only (a pending declaration shows nowhere in the room).
+    # Same room, in effect only (a pending declaration is only a prompt: `pending_presence`).
     present_with: Mapping[ParticipantId, tuple[ParticipantId, ...]] = field(default_factory=dict)
     # PHQ-9 item 9 above zero, for the clinicians' eyes: {measure_id, instrument, item, answer,
     # recorded_at}.
     safety_flags: tuple[Mapping[str, Any], ...] = ()
+    # Same room, declarations not in effect yet: shown only to who may confirm or attest them.
+    pending_presence: tuple[Pending, ...] = ()
+
+    def pending_for(self, who: Person) -> tuple[Pending, ...]:
+        """The pending declarations `who` may confirm (about them) or attest (another's client)."""
+        return tuple(p for p in self.pending_presence if p.may_be_confirmed_by(who))
 
     def consent_public(self) -> dict[str, bool]:
         """What every participant may know of the consent."""
@@ -82,16 +88,22 @@ class CareFacts:
             ).all()
             measures = await self._checkins.of_consult(consult_id, session)
         flags = (safety_flag(r) for r in measures)
+        people = {row.id: Person(ParticipantId(row.id), Role(row.role)) for row in rows}
+        declared = {row.id: self._declarations(row) for row in rows}
         return CareState(
             consent_complete=consents.complete,
             sharing_withdrawn=consents.sharing_withdrawn,
             present_with={
-                ParticipantId(row.id): tuple(
-                    d.participant_id for d in self._declarations(row) if d.in_effect
-                )
-                for row in rows
+                ParticipantId(pid): tuple(d.participant_id for d in mine if d.in_effect)
+                for pid, mine in declared.items()
             },
             safety_flags=tuple(f for f in flags if f is not None),
+            pending_presence=tuple(
+                Pending(people[pid], people[d.participant_id])
+                for pid, mine in declared.items()
+                for d in mine
+                if not d.in_effect and d.participant_id in people
+            ),
         )
 
     async def declarations(self, who: JoinIdentity) -> tuple[Declaration, ...]:

@@ -95,6 +95,22 @@ def confirmation_kind(confirmer: Person, declarer: Person, declared: Person) -> 
     return PresentVia.ATTESTED
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A declaration not in effect yet: `declared` is said to sit at `declarer`'s device."""
+
+    declarer: Person
+    declared: Person
+
+    def may_be_confirmed_by(self, who: Person) -> bool:
+        """Whether `who` may make it count (so the room offers them the prompt)."""
+        try:
+            confirmation_kind(who, self.declarer, self.declared)
+        except TriadError:
+            return False
+        return True
+
+
 def merge(
     existing: tuple[Declaration, ...], wanted: tuple[ParticipantId, ...], now: datetime
 ) -> tuple[Declaration, ...]:

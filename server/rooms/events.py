@@ -80,6 +80,13 @@ class SafetyFlag(Part):
     recorded_at: str = Field(description="ISO 8601 time of the check-in")
 
 
+class PendingPresence(Part):
+    """A same-room declaration not in effect yet, which the recipient may make count."""
+
+    declarer_id: str = Field(description="who declared someone at their device")
+    participant_id: str = Field(description="who they say sits with them")
+
+
 class RoomState(Part):
     consult: ConsultSummary
     you: ParticipantView
@@ -90,6 +97,11 @@ class RoomState(Part):
     pc: int = Field(ge=0, description="the number of the participant's current peer connection")
     consent: ConsentView
     safety_flags: list[SafetyFlag] = Field(description="clinicians only; always empty otherwise")
+    presence_pending: list[PendingPresence] = Field(
+        default=[],
+        description="same-room declarations this participant may confirm (about them) or "
+        "attest (the client, declared by the other clinician); empty for everyone else",
+    )
 
 
 class TrackInfo(Part):
@@ -200,6 +212,14 @@ class SafetyFlagRaised(SafetyFlag, ServerEvent):
     event: ClassVar[str] = "safety-flag"
 
 
+class PresencePendingChanged(ServerEvent):
+    """To a participant whenever the same-room declarations they may confirm or attest change
+    (the whole list: an empty one withdraws every prompt)."""
+
+    event: ClassVar[str] = "presence-pending"
+    pending: list[PendingPresence]
+
+
 class Ended(ServerEvent):
     """To everyone connected when the consult ends; then the server disconnects them."""
 
@@ -228,6 +248,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     AwarenessRelay,
     ConsentChanged,
     SafetyFlagRaised,
+    PresencePendingChanged,
     Ended,
     Closing,
 )

@@ -10,7 +10,7 @@ from ..auth.roles import Role
 from ..consults.audit import AuditAction
 from ..errors import ErrorCode
 from ..ids import ParticipantId
-from .events import LeaveReason, ParticipantView
+from .events import LeaveReason, ParticipantView, PendingPresence
 from .ports import Channel
 
 
@@ -50,6 +50,8 @@ class Occupant:
     in_media: bool = False
     # Same-room mode: the other participants sitting at this one's device.
     present_with: tuple[ParticipantId, ...] = ()
+    # The pending same-room declarations this one was last told it may confirm or attest.
+    presence_pending: tuple[PendingPresence, ...] = ()
     seat_expiry: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def cancel_seat_expiry(self) -> None:

@@ -28,7 +28,7 @@ from .ports import CareRecords, Channel, ConsultRecords, IceServers, Revoker, Ro
 from .room_media import MediaFactory, MediaNegotiation
 from .settings import RoomSettings
 from .tasks import RoomTasks
-from .views import lobby, room_state, send_each
+from .views import lobby, pending_presence, room_state, send_each
 
 log = logs.get(__name__)
 
@@ -236,12 +236,18 @@ class ConsultRoom(MediaNegotiation):
     # -- the care workflow ---------------------------------------------------------------------
 
     async def care_changed(self) -> None:
-        """Consent or same-room presence changed: tell everyone what changed, and let an
-        auto-admitted client in once their consent is complete."""
+        """Consent or same-room presence changed: tell everyone what changed (a pending
+        declaration only to who may make it count), and let an auto-admitted client in once
+        their consent is complete."""
         async with self._lock:
             if self.closed:
                 return
             before, self._care = self._care, await self._care_records.care_state(self.consult_id)
+            for occupant in list(self._occupants.values()):
+                pending = pending_presence(self._care, occupant)
+                if pending != occupant.presence_pending:
+                    occupant.presence_pending = pending
+                    await send_each([occupant], events.PresencePendingChanged(pending=[*pending]))
             for occupant in list(self._occupants.values()):
                 present = self._care.present_with.get(occupant.id, ())
                 if present != occupant.present_with:
@@ -385,6 +391,7 @@ class ConsultRoom(MediaNegotiation):
         await send_each(list(self._occupants.values()), message, skip=skip)
 
     def _state_for(self, occupant: Occupant) -> events.RoomState:
+        occupant.presence_pending = pending_presence(self._care, occupant)
         return room_state(
             self.consult_id,
             live=self._live,

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..auth.roles import Role, is_host
 from ..consults.care import CareState
+from ..consults.presence import Person
 from ..ids import ConsultId, ParticipantId
 from . import events
 from .media import Offer
@@ -39,6 +40,15 @@ def room_state(
         safety_flags=[events.SafetyFlag.model_validate(f) for f in care.safety_flags]
         if host
         else [],
+        presence_pending=list(pending_presence(care, you)),
+    )
+
+
+def pending_presence(care: CareState, occupant: Occupant) -> tuple[events.PendingPresence, ...]:
+    """The same-room declarations `occupant` may confirm or attest (`presence.Pending`)."""
+    return tuple(
+        events.PendingPresence(declarer_id=p.declarer.id, participant_id=p.declared.id)
+        for p in care.pending_for(Person(occupant.id, occupant.role))
     )
 
 

@@ -5,6 +5,7 @@
 // attestation of the client's spoken consent. The client can see what they gave and withdraw it.
 
 import { $, el } from "./dom.js";
+import { codeSentence } from "./refusals.js";
 import { showView } from "./views.js";
 
 /** Checkbox names (the DOM contract in docs/web.md) by consent scope. */
@@ -35,8 +36,7 @@ const WORDS = {
 
 const ERROR_WORDS = {
   consent_wording_outdated: "The wording has just been updated. Please read it again.",
-  same_room_required:
-    "To confirm the client's consent, first tick them under \u201cWho is with you at this device?\u201d.",
+  same_room_required: codeSentence("same_room_required"),
 };
 
 function inputName(scope) {

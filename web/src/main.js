@@ -11,6 +11,8 @@ import { DeviceCheck } from "./devices.js";
 import { $, isHost } from "./dom.js";
 import { EmbedBridge, embedderOrigin } from "./embedbridge.js";
 import { Presence } from "./presence.js";
+import { PresencePrompts } from "./presenceprompts.js";
+import { pendingFromSession } from "./presencewords.js";
 import { showProblem } from "./problems.js";
 import { Room } from "./room.js";
 import { Problem, consultIdFromPath, fetchSession, sessionCaller, takeLink } from "./session.js";
@@ -33,6 +35,7 @@ const app = {
   room: null,
   /** The pre-room steps, made per load (they hold the token's REST caller). */
   presence: null,
+  prompts: null,
   consent: null,
   checkin: null,
   /** The embed SDK's counterpart, when an allowed page framed this one. */
@@ -94,6 +97,15 @@ function setUpSteps(consultId, token, session) {
   const call = sessionCaller(consultId, token);
   app.presence = new Presence(session, call);
   app.presence.render();
+  // Someone declared this person at their device: they confirm it here (docs/api.md).
+  const people = new Map(session.participants.filter(Boolean).map((p) => [p.id, p]));
+  app.prompts = new PresencePrompts({
+    call,
+    containers: ["join-presence-prompts"],
+    youId: () => session.you.participant_id,
+    lookup: (pid) => people.get(pid),
+  });
+  app.prompts.set(pendingFromSession(session));
   app.consent ||= new ConsentStep(call);
   app.consent.call = call;
   app.checkin ||= new CheckIn(call, consultId);

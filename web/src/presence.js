@@ -4,6 +4,7 @@
 // counts (a therapist who has the client beside them attests the client's consent).
 
 import { $, el, roleWords } from "./dom.js";
+import { pendingWords } from "./presencewords.js";
 
 export class Presence {
   /**
@@ -18,6 +19,8 @@ export class Presence {
      *  a declaration takes effect once the person confirms it, see docs/api.md). */
     const known = session.you.declared ?? session.you.present_with;
     this.declared = new Set(Array.isArray(known) ? known : []);
+    /** Of those, the ones in effect (confirmed or attested); the rest are still pending. */
+    this.inEffect = new Set(Array.isArray(session.you.present_with) ? session.you.present_with : []);
     this._pending = Promise.resolve();
     this._generation = 0;
   }
@@ -37,6 +40,7 @@ export class Presence {
     const note = $("present-with-note");
     $("present-with").hidden = this.others.length === 0;
     note.textContent = "";
+    this._renderPending();
     box.replaceChildren(
       ...this.others.map((other) => {
         const input = document.createElement("input");
@@ -55,6 +59,13 @@ export class Presence {
     );
   }
 
+  _renderPending() {
+    const pending = this.others.filter((p) => this.declared.has(p.id) && !this.inEffect.has(p.id));
+    const box = $("present-with-pending");
+    box.replaceChildren(...pendingWords(pending, this.others, this.you).map((text) => el("p", null, text)));
+    box.hidden = pending.length === 0;
+  }
+
   _checkedIds() {
     return [...document.querySelectorAll('input[name="present-with"]:checked')].map((i) => i.value);
   }
@@ -70,8 +81,11 @@ export class Presence {
       try {
         const answer = await this.call("PUT", "/present-with", { participant_ids: ids });
         this.declared = new Set(answer.participant_ids || []);
+        const declarations = Array.isArray(answer.declarations) ? answer.declarations : [];
+        this.inEffect = new Set(declarations.filter((d) => d && d.status !== "pending").map((d) => d.participant_id));
         if (generation !== this._generation) return; // a newer change is on its way
         note.textContent = savedWords(this.declared, this.others);
+        this._renderPending();
       } catch (error) {
         if (generation !== this._generation) return;
         note.textContent = `We couldn't save who is with you. Reference: ${error.code || "internal"}`;

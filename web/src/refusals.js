@@ -16,6 +16,7 @@ const ACTION_WORDS = {
   "notes-sync": "load the notes",
   "notes-update": "save your notes",
   "media-restart": "reconnect the video",
+  "confirm-presence": "confirm who is at the device",
 };
 
 /** Refusals that deserve their own sentence rather than "We couldn't ...". */
@@ -26,9 +27,20 @@ const CODE_SENTENCES = {
   consent_withdrawn: () =>
     "The client withdrew consent to sharing information between their clinicians: the clinicians' notes can't be changed.",
   rate_limited: () => "That was too fast. Please try again in a moment.",
+  presence_confirmation_refused: () =>
+    "That isn't yours to confirm: people confirm that they are with someone themselves, and only the other clinician can confirm that the client is present.",
+  presence_not_declared: () =>
+    "There is nothing to confirm any more: the person changed or took back who is with them.",
+  same_room_required: () =>
+    "The client being beside you isn't confirmed yet. The client can confirm it from their own link, or the psychiatrist from the room; then try again.",
   notes_document_too_large: () =>
     "These notes have reached their size limit: the last change was not saved. Shorten something and try again.",
 };
+
+/** The sentence of its own for `code`, or null (a caller then says "We couldn't ..."). */
+export function codeSentence(code, subject = null) {
+  return CODE_SENTENCES[code]?.(subject) ?? null;
+}
 
 /** The sentence for `code` refusing `during` (an event name); `subject` names who it is about. */
 export function refusalSentence(code, during, subject = null) {

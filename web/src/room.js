@@ -13,10 +13,12 @@ import { confirmDialog } from "./dialog.js";
 import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
 import { PeerLink } from "./peer.js";
+import { PresencePrompts } from "./presenceprompts.js";
 import { QualityMonitor } from "./quality.js";
 import { clearRefusal, showBanner, showRefusal } from "./refusals.js";
 import { RoomApi } from "./roomapi.js";
 import { RoomNotes } from "./roomnotes.js";
+import { sessionCaller } from "./session.js";
 import { ensureRoomExtras } from "./roomextras.js";
 import { showSavedPlan } from "./savedplan.js";
 import { Signaling } from "./signaling.js";
@@ -55,6 +57,8 @@ export class Room {
     });
     this.quality = null;
     this.care = new CareAlerts({ role: () => this.you?.role ?? null, onChange: (what) => this.roomNotes.refreshCareTabs(what) });
+    const lookup = (pid) => this.participants.get(pid) || this.roster.get(pid);
+    this.prompts = new PresencePrompts({ call: sessionCaller(consultId, token), containers: ["lobby-presence-prompts", "room-presence-prompts"], youId: () => this.you?.participant_id ?? null, lookup });
     this._mediaRetry = null;
     /** How often this page asked for a new peer connection (the test hook shows it). */
     this.mediaRestarts = 0;
@@ -97,6 +101,7 @@ export class Room {
     s.on("ended", ({ plan_id: planId }) => this.finish({ kind: "ended", planId }));
     s.on("safety-flag", (flag) => this.care.addSafetyFlags([flag]));
     s.on("consent-changed", (consent) => this.care.consentChanged(consent));
+    s.on("presence-pending", ({ pending }) => this.prompts.set(pending));
     s.on("error", ({ code }) => {
       this._closingCode = code; // the server disconnects this socket next
     });
@@ -110,6 +115,7 @@ export class Room {
       .then((session) => {
         for (const p of session.participants || []) this.roster.set(p.id, { participant_id: p.id, role: p.role, name: p.name });
         this._renderTiles();
+        this.prompts.render();
       })
       .catch(() => {}); // only names people who are not connected; the room works without it
   }
@@ -178,6 +184,7 @@ export class Room {
     this.activeSpeaker = state.active_speaker;
     if (Array.isArray(state.safety_flags)) this.care.addSafetyFlags(state.safety_flags);
     if (state.consent) this.care.consentChanged(state.consent, { quiet: true });
+    this.prompts.set(state.presence_pending);
     this._ensurePeer().setIceServers(state.ice_servers);
     if (this._earlyOffer) {
       const offer = this._earlyOffer;
@@ -453,6 +460,7 @@ export class Room {
     this.roomNotes.close();
     document.getElementById("confirm-dialog")?.remove();
     this.care.clear();
+    this.prompts.clear();
     delete $("room").dataset.reconnecting;
     this.peer?.close();
     this.tiles?.clear();
