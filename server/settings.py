@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     consult_max_seconds: float = Field(default=4 * 3600, gt=0, le=7 * 24 * 3600)
     # Socket.IO: the largest message accepted, and the per-socket event budget (token bucket).
     socket_max_message_bytes: int = Field(default=256 * 1024, ge=4096, le=16 * 1024 * 1024)
+    # Heartbeats: a dropped socket is noticed within interval + timeout (~20 s by default).
+    socket_ping_interval_seconds: float = Field(default=10, ge=1, le=300)
+    socket_ping_timeout_seconds: float = Field(default=10, ge=1, le=300)
     socket_events_per_second: float = Field(default=50, gt=0, le=10_000)
     socket_event_burst: int = Field(default=100, ge=1, le=100_000)
     # `join` and `media-restart` (each re-reads the care state, audits, renegotiates media) have

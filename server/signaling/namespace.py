@@ -147,7 +147,8 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if connection.closed_with is not None:  # closing: its access ended
             return _refusal(TriadError(connection.closed_with, "this connection is closing"))
         if not connection.bucket.take() or (
-            event in COSTLY_EVENTS and not connection.costly.take()
+            # A client's event name can be any JSON value: only strings are names of ours.
+            isinstance(event, str) and event in COSTLY_EVENTS and not connection.costly.take()
         ):
             if not connection.limited:  # one log line per flood, not one per message
                 connection.limited = True

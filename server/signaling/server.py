@@ -13,11 +13,6 @@ from .frames import BoundedPacket
 from .namespace import ConsultNamespace
 from .sweep import AccessSweep
 
-# Heartbeats every 10 s with 10 s to answer: a dropped socket is noticed within ~20 s (the
-# defaults, 25 s + 20 s, leave the other two looking at a frozen tile for most of a minute).
-PING_INTERVAL = 10
-PING_TIMEOUT = 10
-
 
 def attach(app: web.Application, settings: Settings, deps: Callable[[], SignalingDeps]) -> None:
     sio = socketio.AsyncServer(
@@ -29,8 +24,11 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
         # host them); non-browser clients send no Origin.
         cors_allowed_origins=[settings.base_url],
         max_http_buffer_size=settings.socket_max_message_bytes,
-        ping_interval=PING_INTERVAL,
-        ping_timeout=PING_TIMEOUT,
+        # A socket whose network vanished (no close ever arrives) is noticed within interval +
+        # timeout: Engine.IO's defaults, 25 s + 20 s, leave the other two looking at a frozen
+        # tile for most of a minute.
+        ping_interval=settings.socket_ping_interval_seconds,
+        ping_timeout=settings.socket_ping_timeout_seconds,
         logger=False,
         engineio_logger=False,
         # Packets from outside: nesting, attachment counts and placeholders bounded.

@@ -183,7 +183,17 @@ async def live_app(
     port = sock.getsockname()[1]
     origin = f"http://127.0.0.1:{port}"
     database_url = sqlite_copy(sqlite_template_path, directory)
-    app = create_app(make_settings(directory, database_url, public_base_url=origin))
+    # A cut network sends no close: the server notices by heartbeat, so the steps that cut one
+    # (20 s each) use short heartbeats rather than race the default 10 s + 10 s.
+    app = create_app(
+        make_settings(
+            directory,
+            database_url,
+            public_base_url=origin,
+            socket_ping_interval_seconds=3,
+            socket_ping_timeout_seconds=5,
+        )
+    )
     server = TestServer(app, host="127.0.0.1", port=port, socket_factory=lambda *_: sock)
     client: TestClient[Any, Any] = TestClient(server)
     await client.start_server()

@@ -39,6 +39,8 @@ WIDE_LIMITS: dict[str, Any] = {
     "join_token_request_burst": 1_000_000,
     "socket_events_per_second": 10_000,
     "socket_event_burst": 100_000,
+    "socket_joins_per_second": 100,
+    "socket_join_burst": 100,
 }
 
 

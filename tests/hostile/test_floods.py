@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 
 from server.api.context import SERVICES
+from server.db.models import AuditEvent
 from tests.conftest import new_platform
 from tests.hostile.conftest import Stage, ack_code, close_stage, open_stage, refused
 
@@ -36,6 +38,19 @@ async def narrow(
     )
     yield built
     await close_stage(built)
+
+
+async def last_audit_id(stage: Stage) -> int:
+    async with stage.services.db.sessions() as session:
+        return int(await session.scalar(select(func.max(AuditEvent.id))) or 0)
+
+
+async def audit_actions_after(stage: Stage, event_id: int) -> list[str]:
+    async with stage.services.db.sessions() as session:
+        rows = await session.scalars(
+            select(AuditEvent.action).where(AuditEvent.id > event_id).order_by(AuditEvent.id)
+        )
+        return list(rows)
 
 
 async def wait_until_served(stage: Stage, call: Any, within: float = 15.0) -> None:
@@ -66,13 +81,22 @@ async def test_rest_flood_with_an_api_key(narrow: Stage) -> None:
     # Another platform's key has its own budget ...
     other = await new_platform(narrow.client.app[SERVICES], "Other Health")
     mark = await narrow.snapshot()
+    last_event = await last_audit_id(narrow)
     answer = await narrow.api.call("GET", "/api/v1/consults/c_none", bearer=other.secret)
     refused(answer, 404, "consult_not_found")
     # ... participants too, and the flooding key is served again once it waits.
     session = await narrow.api.call("GET", path + "/session", bearer=narrow.token("therapist"))
     assert session.status == 200
     await wait_until_served(narrow, read)
-    assert await narrow.snapshot() == mark
+    # Nothing changed but the audit trail of the reads that were served (every PHI read is
+    # audited; a refused one writes nothing).
+    after = await narrow.snapshot()
+    assert {k: v for k, v in after.items() if k != "audit_events"} == {
+        k: v for k, v in mark.items() if k != "audit_events"
+    }
+    added = await audit_actions_after(narrow, last_event)
+    assert added[0] == "session.read"
+    assert set(added[1:]) == {"consult.read"}
     assert before != mark  # only the other platform was added
 
 

@@ -29,6 +29,10 @@ from tests.rooms.test_lobby_and_roles import audit_actions
 
 # What the issue promises: a revoked socket is told and gone within a second.
 WITHIN = 1.0
+# The sweep is the safety net under the events (every TRIAD_SOCKET_ACCESS_RECHECK_SECONDS), not
+# the one-second path: its tests wait for a few sweeps, since a sweep on a busy machine can be
+# late by more than its 0.3 s period.
+SWEEP_DEADLINE = 5.0
 
 
 async def closed_with(room_client: RoomClient, code: str, within: float = WITHIN) -> None:
@@ -212,7 +216,7 @@ async def test_a_key_revoked_from_the_command_line_without_redis_is_caught_by_th
     await therapist.join()
     psychiatrist = await people.joined("psychiatrist")
     assert "revoked" in await run_cli(settings, "apikey", "revoke", second.key_id)
-    await closed_with(therapist, "token_invalid", within=0.3 + WITHIN)
+    await closed_with(therapist, "token_invalid", within=SWEEP_DEADLINE)
     assert not psychiatrist.disconnected
 
 
@@ -228,5 +232,5 @@ async def test_a_revocation_whose_event_was_lost_is_caught_by_the_sweep(
             .where(Participant.id == people.id("therapist"))
             .values(tokens_revoked_at=datetime.now(UTC))
         )
-    await closed_with(therapist, "token_revoked", within=0.3 + WITHIN)
+    await closed_with(therapist, "token_revoked", within=SWEEP_DEADLINE)
     assert not psychiatrist.disconnected
