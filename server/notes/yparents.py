@@ -1,0 +1,149 @@
+"""Which shared type each item of a live document sits in, and how deep each shared type nests.
+
+An update encodes an item's parent only when the item has neither origin nor right origin;
+otherwise Yjs takes the parent of its origin (else of its right origin). So nothing in one update
+says how deep a new Y.Array/Y.Map sits, nor whether an item's two origins lie in the same parent:
+a writer could nest types one level per small update until `str()` of the document overflows
+pycrdt's stack or a receiving browser's, and an item whose origins lie in two parents makes yrs
+panic. This index answers both, kept with the live copy: per client, runs of clocks -> parent (a
+root name or the id of the type item), and for each type item its depth (1 under a root). Splits
+of an item never change its parent, so runs keyed by clock ranges stay valid; contiguous items of
+one parent share a run. A lookup is a binary search.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from .ywire import Refusal, Refused
+
+# A root name, the id of the type item the item sits in, or None: none that holds (Yjs turns an
+# item whose origin is garbage-collected, or whose parent is not a shared type, into a GC).
+Parent = str | tuple[int, int] | None
+
+
+@dataclass
+class _ClientRuns:
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    parents: list[Parent] = field(default_factory=list)
+    depths: list[int] = field(default_factory=list)  # 0: not a shared type
+
+    @property
+    def end(self) -> int:
+        return self.ends[-1] if self.ends else 0
+
+    def add(self, start: int, end: int, parent: Parent, depth: int) -> None:
+        if (
+            self.ends
+            and self.ends[-1] == start
+            and depth == 0
+            and self.depths[-1] == 0
+            and self.parents[-1] == parent
+        ):
+            self.ends[-1] = end
+            return
+        self.starts.append(start)
+        self.ends.append(end)
+        self.parents.append(parent)
+        self.depths.append(depth)
+
+    def find(self, clock: int) -> tuple[Parent, int]:
+        at = bisect_right(self.starts, clock) - 1
+        if at < 0 or clock >= self.ends[at]:
+            return None, 0
+        return self.parents[at], self.depths[at]
+
+
+class ParentIndex:
+    """Per client, runs of clocks -> (parent, depth if a shared type). Items arrive in clock
+    order per client (the causality check refuses gaps), so every addition is an append."""
+
+    __slots__ = ("_clients",)
+
+    def __init__(self) -> None:
+        self._clients: dict[int, _ClientRuns] = {}
+
+    def end(self, client: int) -> int:
+        runs = self._clients.get(client)
+        return runs.end if runs else 0
+
+    def find(self, client: int, clock: int) -> tuple[Parent, int]:
+        """The parent of the item holding this id and, if it is a shared type, its depth."""
+        runs = self._clients.get(client)
+        return runs.find(clock) if runs else (None, 0)
+
+    def add(self, client: int, start: int, end: int, parent: Parent, depth: int) -> None:
+        self._clients.setdefault(client, _ClientRuns()).add(start, end, parent, depth)
+
+    @property
+    def runs(self) -> int:
+        return sum(len(runs.starts) for runs in self._clients.values())
+
+    def absorb(self, other: ParentIndex) -> None:
+        for client, runs in other._clients.items():
+            for run in zip(runs.starts, runs.ends, runs.parents, runs.depths, strict=True):
+                self.add(client, *run)
+
+
+class Placement:
+    """One update's items placed on top of an index, in Yjs' integration order; `commit` once
+    the update is applied. Refuses an item whose origins lie in two parents or a shared type
+    nested deeper than `max_type_depth`."""
+
+    __slots__ = ("added", "index", "max_type_depth")
+
+    def __init__(self, index: ParentIndex, max_type_depth: int) -> None:
+        self.index = index
+        self.max_type_depth = max_type_depth
+        self.added = ParentIndex()
+
+    def find(self, client: int, clock: int) -> tuple[Parent, int]:
+        if clock < self.index.end(client):
+            return self.index.find(client, clock)
+        return self.added.find(client, clock)
+
+    def place(
+        self,
+        client: int,
+        start: int,
+        end: int,
+        origin: tuple[int, int] | None,
+        right: tuple[int, int] | None,
+        explicit: Parent,
+        is_type: bool,
+        is_gc: bool,
+    ) -> None:
+        """Record the item holding clocks [start, end) of `client`."""
+        parent: Parent
+        if is_gc:
+            parent = None
+        elif origin is not None or right is not None:
+            left_parent = self.find(*origin)[0] if origin is not None else None
+            right_parent = self.find(*right)[0] if right is not None else None
+            if (origin is not None and left_parent is None) or (
+                right is not None and right_parent is None
+            ):
+                parent = None  # next to a garbage-collected item: Yjs collects this one too
+            elif origin is not None and right is not None and left_parent != right_parent:
+                raise Refused(Refusal.ORIGINS_IN_TWO_PARENTS)
+            else:
+                parent = left_parent if origin is not None else right_parent
+        else:
+            parent = explicit
+        parent_depth = 0
+        if isinstance(parent, tuple):
+            parent_depth = self.find(*parent)[1]
+            if parent_depth == 0:
+                parent = None  # its parent is not a shared type: Yjs collects it
+        depth = 0
+        if is_type and parent is not None:
+            depth = parent_depth + 1
+            if depth > self.max_type_depth:
+                raise Refused(Refusal.TYPES_TOO_DEEP)
+        self.added.add(client, start, end, parent, depth)
+
+    def commit(self) -> None:
+        self.index.absorb(self.added)
+        self.added = ParentIndex()
