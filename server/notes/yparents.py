@@ -15,12 +15,26 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from .ywire import Refusal, Refused
 
 # A root name, the id of the type item the item sits in, or None: none that holds (Yjs turns an
-# item whose origin is garbage-collected, or whose parent is not a shared type, into a GC).
+# item next to a garbage-collected one, or in a deleted type, into a GC).
 Parent = str | tuple[int, int] | None
+# What `depth` holds besides a shared type's depth (1 and up): an item with content, or one that
+# holds nothing (a GC, deleted content, an item collected as it integrates). yrs takes the latter
+# as a parent (the new item is collected) and refuses the former with an error.
+CONTENT, EMPTY = 0, -1
+
+
+class Kind(IntEnum):
+    """What an item holds, as far as placing it goes."""
+
+    GC = 0
+    DELETED = 1
+    CONTENT = 2
+    TYPE = 3
 
 
 @dataclass
@@ -28,7 +42,7 @@ class _ClientRuns:
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     parents: list[Parent] = field(default_factory=list)
-    depths: list[int] = field(default_factory=list)  # 0: not a shared type
+    depths: list[int] = field(default_factory=list)  # a type's depth, CONTENT or EMPTY
 
     @property
     def end(self) -> int:
@@ -38,8 +52,8 @@ class _ClientRuns:
         if (
             self.ends
             and self.ends[-1] == start
-            and depth == 0
-            and self.depths[-1] == 0
+            and depth <= 0
+            and self.depths[-1] == depth
             and self.parents[-1] == parent
         ):
             self.ends[-1] = end
@@ -52,7 +66,7 @@ class _ClientRuns:
     def find(self, clock: int) -> tuple[Parent, int]:
         at = bisect_right(self.starts, clock) - 1
         if at < 0 or clock >= self.ends[at]:
-            return None, 0
+            return None, EMPTY
         return self.parents[at], self.depths[at]
 
 
@@ -70,9 +84,10 @@ class ParentIndex:
         return runs.end if runs else 0
 
     def find(self, client: int, clock: int) -> tuple[Parent, int]:
-        """The parent of the item holding this id and, if it is a shared type, its depth."""
+        """The parent of the item holding this id and, if it is a shared type, its depth (else
+        CONTENT or EMPTY)."""
         runs = self._clients.get(client)
-        return runs.find(clock) if runs else (None, 0)
+        return runs.find(clock) if runs else (None, EMPTY)
 
     def add(self, client: int, start: int, end: int, parent: Parent, depth: int) -> None:
         self._clients.setdefault(client, _ClientRuns()).add(start, end, parent, depth)
@@ -112,12 +127,11 @@ class Placement:
         origin: tuple[int, int] | None,
         right: tuple[int, int] | None,
         explicit: Parent,
-        is_type: bool,
-        is_gc: bool,
+        kind: Kind,
     ) -> None:
         """Record the item holding clocks [start, end) of `client`."""
         parent: Parent
-        if is_gc:
+        if kind is Kind.GC:
             parent = None
         elif origin is not None or right is not None:
             left_parent = self.find(*origin)[0] if origin is not None else None
@@ -135,10 +149,12 @@ class Placement:
         parent_depth = 0
         if isinstance(parent, tuple):
             parent_depth = self.find(*parent)[1]
-            if parent_depth == 0:
-                parent = None  # its parent is not a shared type: Yjs collects it
-        depth = 0
-        if is_type and parent is not None:
+            if parent_depth == CONTENT:
+                raise Refused(Refusal.PARENT_NOT_A_TYPE)  # yrs fails on it, half-applied
+            if parent_depth == EMPTY:
+                parent = None  # a deleted type: Yjs collects what goes in it
+        depth = EMPTY if parent is None or kind is Kind.DELETED else CONTENT
+        if kind is Kind.TYPE and parent is not None:
             depth = parent_depth + 1
             if depth > self.max_type_depth:
                 raise Refused(Refusal.TYPES_TOO_DEEP)

@@ -30,7 +30,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from .yparents import Parent, Placement
+from .yparents import Kind, Parent, Placement
 from .ywire import Reader, Refusal, Refused, json_depth_ok
 
 # Content refs of the v1 encoding (the low 5 bits of a struct's info byte).
@@ -38,6 +38,7 @@ _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKI
 _HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
 # Y.Array, Y.Map, Y.Text: the shared types the notes use. XML types and subdocuments are refused.
 _ALLOWED_TYPE_REFS = frozenset({0, 1, 2})
+_KINDS = {_TYPE: Kind.TYPE, _DELETED: Kind.DELETED}
 # lib0 Any tags: 117 array and 118 object nest; the rest are leaves.
 _ANY_ARRAY, _ANY_OBJECT = 117, 118
 _ANY_FIXED = {127: 0, 126: 0, 124: 4, 123: 8, 122: 8, 121: 0, 120: 0}
@@ -97,8 +98,7 @@ class ItemRef:
     origin: tuple[int, int] | None = None
     right: tuple[int, int] | None = None
     parent: Parent = None
-    is_type: bool = False
-    is_gc: bool = True
+    kind: Kind = Kind.GC
 
 
 @dataclass
@@ -265,7 +265,8 @@ def _item(
         else:
             needs.append((ref_client, ref_clock))
     length = _content(reader, ref, scan, client, clock)
-    return ItemRef(clock, length, tuple(needs), origin, right, parent, ref == _TYPE, False)
+    kind = _KINDS.get(ref, Kind.CONTENT)
+    return ItemRef(clock, length, tuple(needs), origin, right, parent, kind)
 
 
 def _content(reader: Reader, ref: int, scan: _Scan, client: int, clock: int) -> int:
@@ -449,17 +450,9 @@ def check_causality(
 
 
 def _place(placement: Placement, client: int, item: ItemRef, known: int, end: int) -> None:
-    if item.clock < known and not item.is_gc:
+    if item.clock < known and item.kind is not Kind.GC:
         # Yjs integrates only the part it lacks, after the part it has: same parent.
-        placement.place(client, known, end, (client, known - 1), item.right, None, False, False)
+        origin = (client, known - 1)
+        placement.place(client, known, end, origin, item.right, None, item.kind)
     else:
-        placement.place(
-            client,
-            item.clock,
-            end,
-            item.origin,
-            item.right,
-            item.parent,
-            item.is_type,
-            item.is_gc,
-        )
+        placement.place(client, item.clock, end, item.origin, item.right, item.parent, item.kind)

@@ -24,6 +24,7 @@ from tests.notes.yencode import (
     GC,
     Y_ARRAY,
     Y_MAP,
+    Y_TEXT,
     Struct,
     Update,
     string_item,
@@ -38,11 +39,14 @@ C, D = 7, 8  # hostile peers' Yjs client ids
 LIMIT = UpdateLimits().max_type_depth
 
 
-def admitted(updates: list[bytes], limits: UpdateLimits | None = None) -> Refusal | None:
+def admitted(
+    updates: list[bytes], limits: UpdateLimits | None = None, index: ParentIndex | None = None
+) -> Refusal | None:
     """Scan and check each update in turn against one parent index, as the live copy does: the
     first refusal, or None if every one passes."""
     limits = limits or UpdateLimits()
-    index, state = ParentIndex(), dict[int, int]()
+    index = ParentIndex() if index is None else index
+    state: dict[int, int] = {}
     for data in updates:
         shape = scan_update(data, ROOTS, limits)
         placement = Placement(index, limits.max_type_depth)
@@ -115,7 +119,34 @@ def test_nesting_within_one_update_counts_the_same() -> None:
     assert admitted([update(C, 0, *structs)]) is Refusal.TYPES_TOO_DEEP
 
 
-# Two roots' items, then one item placed between them: its origins lie in two parents.
+def test_the_index_keeps_runs_not_clocks() -> None:
+    """Typing, one character per update, then a map holding a text: one run per stretch of one
+    parent, one per shared type."""
+    typing = [update(C, 0, string_item("a", parent_root="goals"))] + [
+        update(C, n, string_item("b", origin=(C, n - 1))) for n in range(1, 500)
+    ]
+    index = ParentIndex()
+    assert admitted(typing, index=index) is None
+    assert index.runs == 1
+    assert index.find(C, 250) == ("goals", 0)
+    more = update(
+        C,
+        500,
+        type_item(Y_MAP, origin=(C, 499)),
+        type_item(Y_TEXT, parent_id=(C, 500), parent_sub="text"),
+        string_item("in the text", parent_id=(C, 501)),
+    )
+    index = ParentIndex()
+    assert admitted([*typing, more], index=index) is None
+    assert index.runs == 4
+    assert index.find(C, 500) == ("goals", 1)
+    assert index.find(C, 501) == ((C, 500), 2)
+    assert index.find(C, 510) == ((C, 501), 0)
+
+
+# Two roots' items, then one item placed between them: its origins lie in two parents. And items
+# naming as parent an item that is not a shared type: yrs fails on one with content ("block parent
+# must be deleted or shared ref type"), collects one in a deleted type.
 TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
     "two-roots": (
         [
@@ -170,6 +201,13 @@ TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
         ],
         None,
     ),
+    "parent-is-a-string": (
+        [
+            update(C, 0, string_item("g", parent_root="goals")),
+            update(D, 0, type_item(Y_MAP, parent_id=(C, 0), parent_sub="k")),
+        ],
+        Refusal.PARENT_NOT_A_TYPE,
+    ),
     "in-a-deleted-type": (
         [
             update(C, 0, Struct(DELETED, varuint(1), parent_root="goals")),
@@ -181,7 +219,7 @@ TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
 
 
 @pytest.mark.parametrize("case", list(TWO_PARENTS))
-def test_origins_in_two_parents_are_refused(case: str) -> None:
+def test_an_item_between_two_parents_or_in_one_that_is_not_a_type_is_refused(case: str) -> None:
     updates, expected = TWO_PARENTS[case]
     assert admitted(updates) is expected
 

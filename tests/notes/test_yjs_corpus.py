@@ -1,8 +1,8 @@
 """Every input the fuzzer found and every crasher from issue 11 (tests/notes/yjs_corpus/), replayed
 through the fuzz target's path (pre-scan, checks, apply with deep observers, sync, freeze) in a
 subprocess: a regression that crashes the process fails here instead of killing pytest. The
-panic-class inputs also go through the NotesService: refused with a code by the checks (the live
-copy kept), nothing logged, the document still syncs."""
+panic- and error-class inputs also go through the NotesService: refused with a code by the checks
+(the live copy kept), nothing logged, the document still syncs."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def test_the_corpus_holds_the_issue_crashers_and_the_fuzz_findings() -> None:
     assert any(name.startswith("issue11-nested-array-30000") for name in names)
     assert any(name.startswith("fuzz-") for name in names)
     assert any(name.startswith("panic-") for name in names)
+    assert any(name.startswith("error-") for name in names)
 
 
 @pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
@@ -61,7 +62,11 @@ def test_the_fuzz_seeds_made_by_pycrdt_pass_the_checks(seed: int) -> None:
     intake.admit(doc, checked, intake.DocumentFacts(), 2 * 1024 * 1024, UpdateLimits())
 
 
-PANICS = {path.stem: path.read_bytes() for path in FILES if path.stem.startswith("panic-")}
+# Inputs that made the library panic (`panic-`) or fail with an error (`error-`), caught by the
+# guard, until the checks learnt to refuse them.
+PANICS = {
+    path.stem: path.read_bytes() for path in FILES if path.stem.startswith(("panic-", "error-"))
+}
 
 
 @pytest.mark.parametrize("data", list(PANICS.values()), ids=list(PANICS))
