@@ -14,11 +14,13 @@ import pytest
 
 from server.auth.roles import Role
 from server.errors import ErrorCode, TriadError
+from server.notes import intake
 from server.notes.documents import DocumentName
+from server.notes.log import Chain, LogEntry, NoteLog
 from server.notes.yparents import ParentIndex, Placement
 from server.notes.yupdate import UpdateLimits, check_causality, scan_update
 from server.notes.ywire import Refusal, Refused
-from tests.notes.conftest import World
+from tests.notes.conftest import World, utc_now
 from tests.notes.yencode import (
     DELETED,
     GC,
@@ -323,3 +325,46 @@ async def test_the_refusal_names_the_check(world: World) -> None:
             peer.edit(CLIENT, deeper("map")),
         )
     assert str(Refusal.TYPES_TOO_DEEP) in str(refused.value)
+
+
+POISON: dict[str, tuple[list[bytes], dict[int, int]]] = {
+    # Rows acknowledged before the rules; what the rebuilt copy keeps of the hostile clients.
+    "too-deep": (nested_by_parent(LIMIT + 8), {C: LIMIT}),
+    "two-parents": (TWO_PARENTS["two-roots"][0], {C: 2}),
+    "parent-is-a-string": (TWO_PARENTS["parent-is-a-string"][0], {C: 1}),
+}
+
+
+@pytest.mark.parametrize("poison", list(POISON))
+async def test_rows_logged_before_the_rules_are_skipped_on_rebuild(
+    world: World, poison: str
+) -> None:
+    rows, kept = POISON[poison]
+    peer = world.peers[Role.CLIENT]
+    first = peer.edit(CLIENT, lambda doc: doc.get("questions", type=pycrdt.Array).append("Keep"))
+    assert await send(world, Role.CLIENT, CLIENT, first) is None
+    log = NoteLog(world.db, world.keyring)
+    chain = Chain()
+    for seq, data in enumerate(rows, start=2):
+        entry = LogEntry(
+            consult_id=world.consult_id,
+            doc=CLIENT,
+            seq=seq,
+            participant_id=world.ids[Role.CLIENT],
+            role=Role.CLIENT,
+            sections=("client_goals",),
+            update=data,
+            at=utc_now(),
+        )
+        await log.append(entry, chain)
+    await log.close()
+    await world.restart()
+    reply = await world.notes.sync(world.consult_id, Role.CLIENT, str(CLIENT), b"\x00")
+    copy: pycrdt.Doc[Any] = pycrdt.Doc()
+    copy.apply_update(reply.update)
+    state = intake.state_of(copy)
+    assert {client: state.get(client, 0) for client in (C, D)} == {C: 0, D: 0} | kept
+    assert copy.get("questions", type=pycrdt.Array).to_py()[-1] == "Keep"
+    await world.end()
+    saved = await world.notes.finalize(world.consult_id)
+    assert "Keep" in saved.content.client_questions
