@@ -13,6 +13,7 @@ one parent share a run. A lookup is a binary search.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -37,12 +38,19 @@ class Kind(IntEnum):
     TYPE = 3
 
 
+def _clocks() -> array[int]:
+    return array("q")
+
+
 @dataclass
 class _ClientRuns:
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
+    """One client's runs, in clock order: compact arrays, one entry per stretch of clocks whose
+    items share a parent and a depth (a run of sibling shared types too: each is one clock)."""
+
+    starts: array[int] = field(default_factory=_clocks)
+    ends: array[int] = field(default_factory=_clocks)
     parents: list[Parent] = field(default_factory=list)
-    depths: list[int] = field(default_factory=list)  # a type's depth, CONTENT or EMPTY
+    depths: array[int] = field(default_factory=_clocks)  # a type's depth, CONTENT or EMPTY
 
     @property
     def end(self) -> int:
@@ -52,7 +60,6 @@ class _ClientRuns:
         if (
             self.ends
             and self.ends[-1] == start
-            and depth <= 0
             and self.depths[-1] == depth
             and self.parents[-1] == parent
         ):

@@ -122,8 +122,8 @@ def test_nesting_within_one_update_counts_the_same() -> None:
 
 
 def test_the_index_keeps_runs_not_clocks() -> None:
-    """Typing, one character per update, then a map holding a text: one run per stretch of one
-    parent, one per shared type."""
+    """Typing, one character per update, then a map holding a text: one run per stretch of
+    clocks with one parent and depth."""
     typing = [update(C, 0, string_item("a", parent_root="goals"))] + [
         update(C, n, string_item("b", origin=(C, n - 1))) for n in range(1, 500)
     ]
@@ -144,6 +144,14 @@ def test_the_index_keeps_runs_not_clocks() -> None:
     assert index.find(C, 500) == ("goals", 1)
     assert index.find(C, 501) == ((C, 500), 2)
     assert index.find(C, 510) == ((C, 501), 0)
+    # Sibling maps appended one after another, each one clock: one run.
+    siblings = [update(D, 0, type_item(Y_MAP, parent_root="goals"))] + [
+        update(D, n, type_item(Y_MAP, origin=(D, n - 1))) for n in range(1, 300)
+    ]
+    index = ParentIndex()
+    assert admitted(siblings, index=index) is None
+    assert index.runs == 1
+    assert index.find(D, 299) == ("goals", 1)
 
 
 # Two roots' items, then one item placed between them: its origins lie in two parents. And items
