@@ -4,11 +4,12 @@ An update encodes an item's parent only when the item has neither origin nor rig
 otherwise Yjs takes the parent of its origin (else of its right origin). So nothing in one update
 says how deep a new Y.Array/Y.Map sits, nor whether an item's two origins lie in the same parent:
 a writer could nest types one level per small update until `str()` of the document overflows
-pycrdt's stack or a receiving browser's, and an item whose origins lie in two parents makes yrs
-panic. This index answers both, kept with the live copy: per client, runs of clocks -> parent (a
-root name or the id of the type item), and for each type item its depth (1 under a root). Splits
-of an item never change its parent, so runs keyed by clock ranges stay valid; contiguous items of
-one parent share a run. A lookup is a binary search.
+pycrdt's stack or a receiving browser's, an item whose origins lie in two parents makes yrs
+panic, and one naming as parent an item with content makes it fail. This index answers all
+three, kept with the live copy: per client, runs of clocks -> parent (a root name or the id of
+the type item), and for each type item its depth (1 under a root). Splits of an item never
+change its parent, so runs keyed by clock ranges stay valid; contiguous items of one parent and
+depth share a run. A lookup is a binary search.
 """
 
 from __future__ import annotations
