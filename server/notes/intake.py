@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn, TypeVar
 
 import pycrdt
@@ -21,6 +21,7 @@ import pycrdt
 from .. import logs
 from ..errors import ErrorCode, TriadError
 from .documents import DocumentName
+from .yparents import ParentIndex, Placement
 from .yupdate import UpdateLimits, UpdateShape, check_causality, scan_update
 from .ywire import Refusal, Refused, read_state_vector
 
@@ -118,6 +119,7 @@ STATE_LIMITS = UpdateLimits(
     max_values=2**31,
     max_delete_ranges=2**31,
     max_string_bytes=2**31,
+    max_type_depth=2**31,  # a document nested deeper before the rule: read, not refused
 )
 
 
@@ -126,20 +128,35 @@ class DocumentFacts:
     """What the checks keep about a live document. Its encoded state size as last measured
     (None: not yet) and at most how much the updates applied since can have added: measuring is
     O(document), so it happens only when the bound comes near the cap. And the clocks that fall
-    inside a character of its strings (None: not read yet), where no update may split it."""
+    inside a character of its strings (None: not read yet), where no update may split it. And
+    the parent of every item and the depth of every shared type (`yparents.py`; None: unknown, a
+    document whose state the checks cannot read), read with `inside`; `placement` holds the
+    update admitted last until `applied`."""
 
     measured: int | None = None
     growth: int = 0
     inside: set[tuple[int, int]] | None = None
+    parents: ParentIndex | None = None
+    placement: Placement | None = None
 
 
-def inside_of(doc: pycrdt.Doc[Any]) -> set[tuple[int, int]]:
-    """The clocks inside a character of the document's strings, read from its encoded state."""
+def read_state(doc: pycrdt.Doc[Any]) -> DocumentFacts:
+    """The clocks inside a character of the document's strings and the parent index, read
+    from its encoded state in one pass (O(document), once per live copy)."""
     try:
-        return set(scan_update(guarded(doc.get_update), None, STATE_LIMITS).inside)
+        shape = scan_update(guarded(doc.get_update), None, STATE_LIMITS)
+        placement = Placement(ParentIndex(), STATE_LIMITS.max_type_depth)
+        # Integrated already: placed in Yjs' order, its splits not checked again.
+        check_causality(replace(shape, splits=()), {}, (), placement)
     except Refused as refused:  # a document written before the rules: nothing to go by
         _log.warning("notes_state_unreadable", reason=str(refused.reason))
-        return set()
+        return DocumentFacts(inside=set())
+    placement.commit()
+    return DocumentFacts(inside=set(shape.inside), parents=placement.index)
+
+
+def _placement(facts: DocumentFacts, limits: UpdateLimits) -> Placement | None:
+    return None if facts.parents is None else Placement(facts.parents, limits.max_type_depth)
 
 
 def admit(
@@ -147,20 +164,26 @@ def admit(
     checked: CheckedUpdate,
     facts: DocumentFacts,
     max_document_bytes: int,
+    limits: UpdateLimits,
 ) -> None:
     """Refuse, before the document is touched, an update that would leave anything pending
-    against this document's state, split one of its characters, or take its encoded state past
-    the cap. Call under the document's lock; `applied` afterwards."""
+    against this document's state, split one of its characters, put an item between two
+    parents, nest shared types too deep, or take its encoded state past the cap. Call under the
+    document's lock; `applied` afterwards."""
+    facts.placement = None
     try:
         if facts.inside is None:
-            facts.inside = inside_of(doc)
-        check_causality(checked.shape, state_of(doc), facts.inside)
+            read = read_state(doc)
+            facts.inside, facts.parents = read.inside, read.parents
+        placement = _placement(facts, limits)
+        check_causality(checked.shape, state_of(doc), facts.inside or (), placement)
     except Refused as refused:
         if refused.reason in _NOT_YET:
             raise NotYet(refused.reason) from None
         invalid(refused.reason)
     except CrdtFailure:
         invalid("the document's state does not encode")
+    facts.placement = placement
     bound = checked.shape.growth_bound
     if facts.measured is not None and facts.measured + facts.growth + bound <= max_document_bytes:
         return
@@ -186,6 +209,9 @@ def applied(facts: DocumentFacts, checked: CheckedUpdate) -> None:
     facts.growth += checked.shape.growth_bound
     if facts.inside is not None:
         facts.inside |= checked.shape.inside
+    if facts.placement is not None:
+        facts.placement.commit()
+        facts.placement = None
 
 
 def replay(
@@ -194,20 +220,26 @@ def replay(
     snapshot: bytes | None,
     entries: Iterable[tuple[int, bytes]],
     limits: UpdateLimits,
-) -> set[tuple[int, int]]:
-    """Rebuild a document from its snapshot and log; returns the clocks inside a character of
-    its strings (`DocumentFacts.inside`). An entry that the checks refuse (written
-    before they existed: one would leave the document pending and unsyncable for good) is
-    skipped and logged by its sequence number, so the rest of the document survives."""
+) -> DocumentFacts:
+    """Rebuild a document from its snapshot and log; returns what the checks keep about it (the
+    snapshot's state read once, then each entry's scan added: linear). An entry that the checks
+    refuse (written before they existed: one would leave the document pending and unsyncable for
+    good, or nest types too deep) is skipped and logged by its sequence number, so the rest of
+    the document survives."""
     if snapshot is not None:
         apply_update(doc, snapshot)
-    inside = inside_of(doc)
+    facts = read_state(doc)
+    assert facts.inside is not None
     for seq, update in entries:
         try:
             shape = scan_update(update, None, limits)
-            check_causality(shape, state_of(doc), inside)
+            placement = _placement(facts, limits)
+            check_causality(shape, state_of(doc), facts.inside, placement)
             apply_update(doc, update)
-            inside |= shape.inside
         except (Refused, CrdtFailure) as problem:
             _log.warning("notes_entry_skipped", doc=str(name), seq=seq, reason=str(problem))
-    return inside
+            continue
+        facts.inside |= shape.inside
+        if placement is not None:
+            placement.commit()
+    return facts

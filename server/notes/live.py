@@ -52,12 +52,15 @@ class LiveConsult:
     finalize_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def build_document(name: DocumentName, stored: StoredDocument) -> LiveDoc:
+def build_document(
+    name: DocumentName, stored: StoredDocument, limits: UpdateLimits | None = None
+) -> LiveDoc:
     doc: pycrdt.Doc[Any] = pycrdt.Doc()
     touched: set[str] = set()
     observers = schema.declare(doc, name, touched.add)
     entries = ((entry.seq, entry.update) for entry in stored.entries)
-    inside = intake.replay(doc, name, stored.snapshot, entries, UpdateLimits())
+    limits = limits or UpdateLimits()
+    facts = intake.replay(doc, name, stored.snapshot, entries, limits)
     touched.clear()
     return LiveDoc(
         name,
@@ -67,5 +70,5 @@ def build_document(name: DocumentName, stored: StoredDocument) -> LiveDoc:
         stored.authors,
         touched,
         observers,
-        facts=DocumentFacts(inside=inside),
+        facts=facts,
     )

@@ -272,7 +272,9 @@ class NotesService:
         else:
             follows, now = before.consult_id, self._clock()
             plan, client = [
-                build_document(name, await self._log.load(consult_id, name, follows, now))
+                build_document(
+                    name, await self._log.load(consult_id, name, follows, now), self._limits
+                )
                 for name in (DocumentName.PLAN, DocumentName.CLIENT)
             ]
             current, _ = schema.read_plan(plan.doc, client.doc)
@@ -314,7 +316,7 @@ class NotesService:
                 # A follow-up's plan and client documents start from the earlier consult's.
                 seed = consult.follows if name in CARRIED_OVER else None
                 stored = await self._log.load(consult.consult_id, name, seed, self._clock())
-                live = build_document(name, stored)
+                live = build_document(name, stored, self._limits)
                 consult.docs[name] = live
                 _log.debug(
                     "notes_loaded",
@@ -379,7 +381,7 @@ class NotesService:
         update: CheckedUpdate,
     ) -> tuple[int, asyncio.Future[None]]:
         # Causality and the size cap against this copy: refused here, nothing changed.
-        intake.admit(live.doc, update, live.facts, self._max_document_bytes)
+        intake.admit(live.doc, update, live.facts, self._max_document_bytes, self._limits)
         live.touched.clear()
         try:
             intake.apply_update(live.doc, update.data)

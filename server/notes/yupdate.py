@@ -30,6 +30,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from .yparents import Kind, Parent, Placement
 from .ywire import Reader, Refusal, Refused, json_depth_ok
 
 # Content refs of the v1 encoding (the low 5 bits of a struct's info byte).
@@ -37,6 +38,7 @@ _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKI
 _HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
 # Y.Array, Y.Map, Y.Text: the shared types the notes use. XML types and subdocuments are refused.
 _ALLOWED_TYPE_REFS = frozenset({0, 1, 2})
+_KINDS = {_TYPE: Kind.TYPE, _DELETED: Kind.DELETED}
 # lib0 Any tags: 117 array and 118 object nest; the rest are leaves.
 _ANY_ARRAY, _ANY_OBJECT = 117, 118
 _ANY_FIXED = {127: 0, 126: 0, 124: 4, 123: 8, 122: 8, 121: 0, 120: 0}
@@ -60,10 +62,15 @@ class UpdateLimits:
     max_delete_ranges: int = 65_536
     max_string_bytes: int = 4 * 1024 * 1024
     max_clock: int = 2**31 - 1
+    # How deep Y.Array/Y.Map/Y.Text may nest in the document, across updates (a root's children
+    # are at 1; the notes use 2: a Y.Map in a list, a Y.Text in it). Checked against the live
+    # copy's parent index (yparents.py).
+    max_type_depth: int = 32
 
     def __post_init__(self) -> None:
         for name in (
             "max_depth",
+            "max_type_depth",
             "max_clients",
             "max_structs",
             "max_values",
@@ -87,6 +94,11 @@ class ItemRef:
     clock: int
     length: int
     needs: tuple[tuple[int, int], ...]
+    # Where it goes (for the parent index): its origins, or the parent it names, and its kind.
+    origin: tuple[int, int] | None = None
+    right: tuple[int, int] | None = None
+    parent: Parent = None
+    kind: Kind = Kind.GC
 
 
 @dataclass
@@ -154,17 +166,18 @@ def scan_update(data: bytes, roots: frozenset[str] | None, limits: UpdateLimits)
                     skipped = True
                 elif skipped:
                     raise Refused(Refusal.GAP)  # a struct after a skip: Yjs keeps it pending
-                needs: tuple[tuple[int, int], ...] = ()
+                item = ItemRef(clock, length, ())
             else:
                 if skipped:
                     raise Refused(Refusal.GAP)
-                needs, length = _item(reader, info, ref, client, clock, scan)
+                item = _item(reader, info, ref, client, clock, scan)
+                length = item.length
             if length < 1:
                 raise Refused(Refusal.EMPTY_STRUCT)
             if clock + length > limits.max_clock:
                 raise Refused(Refusal.CLOCK_TOO_LARGE)
             if ref != _SKIP:
-                run.items.append(ItemRef(clock, length, needs))
+                run.items.append(item)
                 run.end = clock + length
             clock += length
         runs.append(run)
@@ -218,10 +231,12 @@ def _item(
     client: int,
     clock: int,
     scan: _Scan,
-) -> tuple[tuple[tuple[int, int], ...], int]:
-    """One item's header and content: the ids it needs and its length in clocks."""
+) -> ItemRef:
+    """One item's header and content: the ids it needs, its length in clocks, where it goes."""
     limits = scan.limits
     refs: list[tuple[int, int]] = []
+    origin = right = None
+    parent: Parent = None
     if info & _HAS_ORIGIN:
         origin = _id(reader, limits)
         refs.append(origin)
@@ -232,12 +247,13 @@ def _item(
         scan.splits.append(right)
     if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
         if reader.varuint() == 1:
-            root = reader.string(limits.max_string_bytes)
-            if scan.roots is not None and root not in scan.roots:
+            parent = reader.string(limits.max_string_bytes)
+            if scan.roots is not None and parent not in scan.roots:
                 raise Refused(Refusal.UNKNOWN_ROOT)
-            scan.named.add(root)
+            scan.named.add(parent)
         else:
-            refs.append(_id(reader, limits))
+            parent = _id(reader, limits)
+            refs.append(parent)
         if info & _HAS_PARENT_SUB:
             reader.string(limits.max_string_bytes)
     needs = []
@@ -248,7 +264,9 @@ def _item(
                 raise Refused(Refusal.BAD_REFERENCE)
         else:
             needs.append((ref_client, ref_clock))
-    return tuple(needs), _content(reader, ref, scan, client, clock)
+    length = _content(reader, ref, scan, client, clock)
+    kind = _KINDS.get(ref, Kind.CONTENT)
+    return ItemRef(clock, length, tuple(needs), origin, right, parent, kind)
 
 
 def _content(reader: Reader, ref: int, scan: _Scan, client: int, clock: int) -> int:
@@ -367,13 +385,16 @@ def check_causality(
     shape: UpdateShape,
     state: dict[int, int],
     inside: Collection[tuple[int, int]] = frozenset(),
+    placement: Placement | None = None,
 ) -> None:
     """Refuse an update that would leave anything pending on a document whose state vector is
     `state`: a client's structs starting past the server's clock for it (a gap), an item needing
     an id that neither exists nor comes in the update, a cycle of such needs, or a deleted range
     past what will exist. Simulates Yjs' integration order with a queue of clients ready to go on
     and, per client, the clients waiting for its clock to pass a point: O(n log n). Also refuse
-    one that splits a string inside a character (`inside`: the document's such clocks)."""
+    one that splits a string inside a character (`inside`: the document's such clocks). With a
+    `placement`, each item is placed in its parent as it integrates (refused if its origins lie in
+    two parents or it nests shared types too deep); `placement.commit()` once applied."""
     clocks = dict(state)
     final = dict(state)
     position: dict[int, int] = {}
@@ -410,7 +431,10 @@ def check_causality(
                 break
             else:
                 index += 1
-                clocks[client] = max(clocks.get(client, 0), item.clock + item.length)
+                end = item.clock + item.length
+                if placement is not None:
+                    _place(placement, client, item, clocks.get(client, 0), end)
+                clocks[client] = max(clocks.get(client, 0), end)
         position[client] = index
         queue = waiting.get(client)
         while queue and queue[0][0] < clocks.get(client, 0):
@@ -423,3 +447,12 @@ def check_causality(
     for point in splits:
         if point in inside or point in shape.inside:
             raise Refused(Refusal.SPLITS_CHARACTER)
+
+
+def _place(placement: Placement, client: int, item: ItemRef, known: int, end: int) -> None:
+    if item.clock < known and item.kind is not Kind.GC:
+        # Yjs integrates only the part it lacks, after the part it has: same parent.
+        origin = (client, known - 1)
+        placement.place(client, known, end, origin, item.right, None, item.kind)
+    else:
+        placement.place(client, item.clock, end, item.origin, item.right, item.parent, item.kind)

@@ -45,6 +45,9 @@ class Refusal(StrEnum):
     DELETE_PAST_STATE = "delete_past_state"
     NOT_AN_OBJECT = "not_an_object"
     SPLITS_CHARACTER = "splits_character"
+    TYPES_TOO_DEEP = "types_too_deep"
+    ORIGINS_IN_TWO_PARENTS = "origins_in_two_parents"
+    PARENT_NOT_A_TYPE = "parent_not_a_type"
 
 
 class Refused(ValueError):

@@ -113,7 +113,13 @@ def seed_inputs() -> list[bytes]:
     def note(doc: pycrdt.Doc[Any]) -> None:
         doc.get("notes", type=pycrdt.Text).insert(7, "and sleep diary ")
 
+    def nested_maps(doc: pycrdt.Doc[Any]) -> None:
+        # Shared types inside shared types: what the parent index (yparents.py) places.
+        goal = doc.get("goals", type=pycrdt.Array)[0]
+        goal["steps"] = pycrdt.Array([pycrdt.Map({"text": pycrdt.Text("lights out")})])
+
     seeds.append(_edit(DocumentName.CLIENT, 40, question))
+    seeds.append(_edit(DocumentName.CLIENT, 42, nested_maps))
     seeds.append(_edit(DocumentName.CLINICIANS, 41, note))
     for state in ({"user": {"name": "T"}, "section": "summary", "cursor": {"a": [1, 2]}}, None):
         text = json.dumps(state).encode()

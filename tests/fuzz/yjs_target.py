@@ -62,7 +62,7 @@ def one_input(data: bytes) -> None:
     keep = schema.declare(doc, name, touched.add)
     doc.apply_update(base_update(name))
     try:
-        intake.admit(doc, checked, intake.DocumentFacts(), MAX_DOCUMENT)
+        intake.admit(doc, checked, intake.DocumentFacts(), MAX_DOCUMENT, LIMITS)
     except TriadError:
         return
     try:
