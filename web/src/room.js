@@ -12,6 +12,7 @@ import { CareAlerts } from "./carealerts.js";
 import { confirmDialog } from "./dialog.js";
 import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
+import { MediaControls } from "./mediacontrols.js";
 import { PeerLink } from "./peer.js";
 import { PresencePrompts } from "./presenceprompts.js";
 import { QualityMonitor } from "./quality.js";
@@ -56,9 +57,16 @@ export class Room {
       report: (code, during) => this.report(code, during),
     });
     this.quality = null;
-    this.care = new CareAlerts({ role: () => this.you?.role ?? null, onChange: (what) => this.roomNotes.refreshCareTabs(what) });
-    const lookup = (pid) => this.participants.get(pid) || this.roster.get(pid);
-    this.prompts = new PresencePrompts({ call: sessionCaller(consultId, token), containers: ["lobby-presence-prompts", "room-presence-prompts"], youId: () => this.you?.participant_id ?? null, lookup });
+    this.care = new CareAlerts({
+      role: () => this.you?.role ?? null,
+      onChange: (what) => this.roomNotes.refreshCareTabs(what),
+    });
+    this.prompts = new PresencePrompts({
+      call: sessionCaller(consultId, token),
+      containers: ["lobby-presence-prompts", "room-presence-prompts"],
+      youId: () => this.you?.participant_id ?? null,
+      lookup: (pid) => this.participants.get(pid) || this.roster.get(pid),
+    });
     this._mediaRetry = null;
     /** How often this page asked for a new peer connection (the test hook shows it). */
     this.mediaRestarts = 0;
@@ -76,6 +84,16 @@ export class Room {
     this.errors = [];
     this._closingCode = null;
     this._controls = new AbortController();
+    this.media = new MediaControls({
+      devices,
+      send: (payload) => this.act("media-state", payload, { rethrow: true }),
+      announced: () => this.you,
+      onRender: ({ audio, video }) => {
+        const self = this.you && this.participants.get(this.you.participant_id);
+        if (self && this.tiles) this.tiles.upsert({ ...self, audio, video });
+      },
+      report: (code) => this.report(code, "media-state"),
+    });
   }
 
   /** The notes channel (null before the first admission). */
@@ -255,12 +273,12 @@ export class Room {
     this._startNotes();
     $("end").hidden = !isHost(this.you.role);
     this._renderTiles();
-    this._renderControls();
+    this.media.render();
     if (first) {
       showView("room", { focus: true });
       this.emit("joined", { participant_id: this.you.participant_id, role: this.you.role });
       // Tell the others if a device is missing or was switched off before entering.
-      this._sendMediaState({ onlyIfChanged: true }).catch(() => {});
+      this.media.announce({ onlyIfChanged: true }).catch(() => {});
     }
   }
 
@@ -342,51 +360,13 @@ export class Room {
     );
   }
 
-  /** Whether this participant is sending `kind`: a device exists and it is switched on. */
+  /** Whether this participant is sending `kind` (the embed SDK's commands ask). */
   sending(kind) {
-    const track = kind === "audio" ? this.devices.audioTrack : this.devices.videoTrack;
-    return Boolean(track && track.enabled && track.readyState === "live");
+    return this.media.sending(kind);
   }
 
-  async toggle(kind) {
-    const track = kind === "audio" ? this.devices.audioTrack : this.devices.videoTrack;
-    if (!track) {
-      this.report(kind === "audio" ? "no_microphone" : "no_camera", "media-state");
-      return;
-    }
-    // Switching off stops what is sent at once (a disabled track sends silence / black frames);
-    // the others learn it from media-state.
-    track.enabled = !track.enabled;
-    this._renderControls();
-    try {
-      await this._sendMediaState();
-    } catch {
-      track.enabled = !track.enabled; // the server refused: show the true state
-      this._renderControls();
-    }
-  }
-
-  async _sendMediaState({ onlyIfChanged = false } = {}) {
-    const payload = { audio: this.sending("audio"), video: this.sending("video") };
-    const same = this.you && this.you.audio === payload.audio && this.you.video === payload.video;
-    if (onlyIfChanged && same) return;
-    await this.act("media-state", payload, { rethrow: true });
-  }
-
-  _renderControls() {
-    const audioOn = this.sending("audio");
-    const videoOn = this.sending("video");
-    const audio = $("toggle-audio");
-    audio.textContent = audioOn ? "Mute" : "Unmute";
-    audio.setAttribute("aria-pressed", audioOn ? "false" : "true");
-    audio.disabled = !this.devices.audioTrack;
-    const video = $("toggle-video");
-    video.textContent = videoOn ? "Turn camera off" : "Turn camera on";
-    video.setAttribute("aria-pressed", videoOn ? "false" : "true");
-    video.disabled = !this.devices.videoTrack;
-    // Your own tile follows your toggles at once, before the server's peer-updated.
-    const self = this.you && this.participants.get(this.you.participant_id);
-    if (self && this.tiles) this.tiles.upsert({ ...self, audio: audioOn, video: videoOn });
+  toggle(kind) {
+    return this.media.toggle(kind);
   }
 
   async leave() {
