@@ -22,6 +22,7 @@ from server.crypto import KeyRing
 from server.db.engine import Database
 from server.ids import ConsultId, ParticipantId
 from server.notes.documents import DocumentName, may_read
+from server.notes.log import Chain, LogEntry, NoteLog
 from server.notes.service import Applied, NotesService
 from tests.conftest import TEST_KEY
 
@@ -161,3 +162,25 @@ async def world(database_url: str) -> AsyncIterator[World]:
     finally:
         await world.notes.close()
         await world.db.close()
+
+
+async def write_unchecked_rows(
+    world: World, rows: list[bytes], *, sections: tuple[str, ...], first_seq: int = 2
+) -> None:
+    """Append the client's `rows` to its document's log as the code before the update checks
+    would have acknowledged them (no check runs): the state a rebuild must heal."""
+    log = NoteLog(world.db, world.keyring)
+    chain = Chain()
+    for seq, data in enumerate(rows, start=first_seq):
+        entry = LogEntry(
+            consult_id=world.consult_id,
+            doc=DocumentName.CLIENT,
+            seq=seq,
+            participant_id=world.ids[Role.CLIENT],
+            role=Role.CLIENT,
+            sections=sections,
+            update=data,
+            at=utc_now(),
+        )
+        await log.append(entry, chain)
+    await log.close()

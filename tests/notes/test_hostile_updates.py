@@ -18,10 +18,9 @@ from server.errors import ErrorCode, TriadError
 from server.notes import intake
 from server.notes.documents import DocumentName
 from server.notes.intake import CrdtFailure
-from server.notes.log import Chain, LogEntry, NoteLog
 from server.notes.service import NotesService
 from tests.notes.attacks import ATTACKS, ORDINARY, ORDINARY_STEPS, C
-from tests.notes.conftest import World, make_world, utc_now
+from tests.notes.conftest import World, make_world, utc_now, write_unchecked_rows
 from tests.notes.plans import text
 from tests.notes.yencode import GC, Struct, string_item, update, varuint
 
@@ -111,25 +110,11 @@ async def test_a_log_poisoned_before_the_checks_is_healed_on_load(world: World) 
     client = world.peers[Role.CLIENT]
     keep = client.edit(CLIENT, text_question("Keep"))
     assert await send(world, Role.CLIENT, CLIENT, keep) is None
-    log = NoteLog(world.db, world.keyring)
     poison = [
         update(C, 2**32 - 1, string_item("x" * 20, parent_root="questions")),
         update(C, 0, string_item("y" * 20, parent_root="questions")),
     ]
-    chain = Chain()
-    for seq, data in enumerate(poison, start=2):
-        entry = LogEntry(
-            consult_id=world.consult_id,
-            doc=CLIENT,
-            seq=seq,
-            participant_id=world.ids[Role.CLIENT],
-            role=Role.CLIENT,
-            sections=("client_questions",),
-            update=data,
-            at=utc_now(),
-        )
-        await log.append(entry, chain)
-    await log.close()
+    await write_unchecked_rows(world, poison, sections=("client_questions",))
     await world.restart()
     copy = await synced_copy(world.notes, world, CLIENT)
     assert sorted(copy.get("questions", type=pycrdt.Array).to_py()) == ["Keep"] + ["y"] * 20

@@ -16,11 +16,10 @@ from server.auth.roles import Role
 from server.errors import ErrorCode, TriadError
 from server.notes import intake
 from server.notes.documents import DocumentName
-from server.notes.log import Chain, LogEntry, NoteLog
 from server.notes.yparents import ParentIndex, Placement
 from server.notes.yupdate import UpdateLimits, check_causality, scan_update
 from server.notes.ywire import Refusal, Refused
-from tests.notes.conftest import World, utc_now
+from tests.notes.conftest import World, write_unchecked_rows
 from tests.notes.yencode import (
     DELETED,
     GC,
@@ -351,21 +350,7 @@ async def test_rows_logged_before_the_rules_are_skipped_on_rebuild(
     peer = world.peers[Role.CLIENT]
     first = peer.edit(CLIENT, lambda doc: doc.get("questions", type=pycrdt.Array).append("Keep"))
     assert await send(world, Role.CLIENT, CLIENT, first) is None
-    log = NoteLog(world.db, world.keyring)
-    chain = Chain()
-    for seq, data in enumerate(rows, start=2):
-        entry = LogEntry(
-            consult_id=world.consult_id,
-            doc=CLIENT,
-            seq=seq,
-            participant_id=world.ids[Role.CLIENT],
-            role=Role.CLIENT,
-            sections=("client_goals",),
-            update=data,
-            at=utc_now(),
-        )
-        await log.append(entry, chain)
-    await log.close()
+    await write_unchecked_rows(world, list(rows), sections=("client_goals",))
     await world.restart()
     reply = await world.notes.sync(world.consult_id, Role.CLIENT, str(CLIENT), b"\x00")
     copy: pycrdt.Doc[Any] = pycrdt.Doc()
