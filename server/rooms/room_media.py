@@ -90,6 +90,21 @@ class MediaNegotiation:
         self._active_speaker = participant_id
         self._tasks.spawn(self._broadcast(events.ActiveSpeaker(participant_id=participant_id)))
 
+    def media_quality(
+        self, participant_id: ParticipantId, publisher: ParticipantId, video_paused: bool
+    ) -> None:
+        """MediaEvents: tell the participant their link made the SFU pause (or resume) the
+        publisher's video for them; their page shows it on that tile."""
+        occupant = self._occupants.get(participant_id)
+        if self.closed or occupant is None or occupant.channel is None:
+            return
+        message = events.MediaQuality(
+            participant_id=publisher,
+            video="paused" if video_paused else "playing",
+            reason="weak-connection" if video_paused else None,
+        )
+        self._tasks.spawn(occupant.channel.send(message))
+
     def media_failed(self, participant_id: ParticipantId) -> None:
         """MediaEvents: the participant's peer connection failed. A connected participant gets
         a new one (a new `pc` number and offer) rather than a frozen tile; one who is not

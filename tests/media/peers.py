@@ -228,7 +228,7 @@ class ClientPeer:
         mid = self.remote_mid(publisher_id, "video")
         for transceiver in self.pc.getTransceivers():
             if transceiver.mid == mid:
-                return await seam.send_pli(transceiver.receiver)
+                return await _send_pli(transceiver.receiver)
         return False
 
     async def close(self) -> None:
@@ -280,3 +280,13 @@ def counts(clients: Mapping[str, ClientPeer]) -> dict[str, dict[str, dict[str, i
     return {
         pid: {who: dict(c) for who, c in client.frames.items()} for pid, client in clients.items()
     }
+
+
+async def _send_pli(receiver: Any) -> bool:
+    """A PLI from this (aiortc-run) receiver for the newest source it heard; False before any."""
+    sources = receiver.getSynchronizationSources()
+    if not sources:
+        return False
+    newest = max(sources, key=lambda source: source.timestamp)
+    await receiver._send_rtcp_pli(newest.source)
+    return True

@@ -8,7 +8,7 @@ import pytest
 
 from server.ids import ParticipantId
 from server.rooms.media import MediaConfig, Sfu
-from server.rooms.media.seam import is_diverted
+from server.rooms.media.seam import is_taken
 from tests.media.peers import ClientPeer, LoopbackRoom, counts
 from tests.waiting import wait_for
 
@@ -70,7 +70,7 @@ async def test_three_peers_see_and_hear_each_other_without_server_decoding(
     for peer in room.sfu._peers.values():
         for transceiver in peer.pc.getTransceivers():
             if transceiver.direction == "recvonly":
-                assert is_diverted(transceiver.receiver)
+                assert is_taken(transceiver.receiver)
 
 
 async def test_leave_and_rejoin_renegotiates_and_frames_resume(

@@ -37,6 +37,12 @@ class MediaEvents(Protocol):
     def media_failed(self, participant_id: ParticipantId) -> None:
         """The participant's peer connection failed; only a new one can bring media back."""
 
+    def media_quality(
+        self, participant_id: ParticipantId, publisher: ParticipantId, video_paused: bool
+    ) -> None:
+        """`publisher`'s video to `participant_id` was paused (their link cannot take it) or
+        resumed."""
+
 
 class Sfu:
     """One per consult room. All methods run on the room's event loop."""
@@ -77,6 +83,10 @@ class Sfu:
                 self._counters,
                 on_audio_level=lambda level: self._on_audio_level(participant_id, level),
                 on_failed=lambda: self._on_failed(participant_id),
+                on_quality=lambda publisher, paused: self._on_quality(
+                    participant_id, publisher, paused
+                ),
+                active_speaker=lambda: self._speaker.active,
             )
             for other in self._peers.values():
                 for publication in other.publications.values():
@@ -188,6 +198,14 @@ class Sfu:
         if self._closing is None and participant_id in self._peers:
             logger.warning("media.peer_failed", participant_id=participant_id)
             self._events.media_failed(participant_id)
+
+    def _on_quality(
+        self, participant_id: ParticipantId, publisher: ParticipantId, paused: bool
+    ) -> None:
+        if self._closing is None and participant_id in self._peers:
+            if paused:
+                self._counters.video_pauses += 1
+            self._events.media_quality(participant_id, publisher, paused)
 
     def _on_audio_level(self, participant_id: ParticipantId, level: int) -> None:
         now = asyncio.get_running_loop().time()
