@@ -293,7 +293,10 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     assert changes == []
     downlink.send_rate = 2_600_000
     downlink.on_remb(2_000_000, 0.5)
-    downlink.on_remb(550_000, 1.0)  # the receiver's link is queueing: a 600 kbit/s link
+    downlink.on_remb(550_000, 1.0)  # the receiver's estimator saw a queue grow ...
+    downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
+    assert changes == []  # ... which a busy receiver also shows: not enough alone
+    downlink.on_loss(0.05, 1.2)  # and its queue overflows: a 600 kbit/s link
     downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
     assert [s.paused for s in slots] == [False, False, True, True]  # audio always continues
     assert set(changes) == {(P, True), (Q, True)}
@@ -303,6 +306,7 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     assert downlink._probe_target > 0
     downlink.send_rate = 1_300_000  # the probe's padding
     downlink.on_remb(500_000, 6.5)
+    downlink.on_loss(0.2, 6.6)
     downlink.allocate(slots, Q, 7.5)  # type: ignore[arg-type]
     assert all(s.paused for s in slots[2:])
     assert downlink._backoff == 8.0

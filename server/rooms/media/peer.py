@@ -199,6 +199,8 @@ class Peer:
         sender = slot.transceiver.sender
         egress.configure(track, sender._ssrc, sender._rtx_ssrc)
         self._by_ssrc[sender._ssrc] = egress
+        if track.rtx_payload_type:  # its receiver reports count the probes' padding too
+            self._by_ssrc[sender._rtx_ssrc] = egress
 
     # The packet path ---------------------------------------------------------------------
 
