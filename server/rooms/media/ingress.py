@@ -61,6 +61,7 @@ class Ingress:
         self.rtcp_ssrc = 0
         self.subscribers: list[Egress] = []
         self.ssrc: int | None = None
+        self.malformed = 0  # packets whose payload descriptor did not hold together
         self.source = 0  # bumps when the publisher's SSRC changes: subscribers rebase
         # Receive statistics (RFC 3550 A.3).
         self._base_seq = 0
@@ -111,6 +112,12 @@ class Ingress:
         track = self.track
         assert track is not None
         seq = view.sequence
+        vp8 = None
+        if self.kind == "video":
+            vp8 = rtp.read_vp8(packet, view.payload_start, view.payload_end)
+            if vp8 is None:
+                self.malformed += 1
+                return
         if view.ssrc != self.ssrc:
             self._new_source(view.ssrc, seq)
         elif self._seen[seq % _SEEN_RING] == seq:
@@ -118,11 +125,7 @@ class Ingress:
         self._count(seq, view.timestamp, arrival, track.clock_rate)
         self._bytes += len(packet) + 38  # SRTP tag, UDP and IP headers
         self.last_packet = arrival
-        vp8 = None
         if self.kind == "video":
-            vp8 = rtp.read_vp8(packet, view.payload_start, view.payload_end)
-            if vp8 is None:
-                return
             if view.marker:
                 self._counters.received[self._key] += 1
         else:
