@@ -27,6 +27,7 @@ from server.ids import ParticipantId
 
 from . import rtp
 from .codecs import NegotiatedTrack
+from .ntp import send_time
 from .stats import Counters, Kind
 
 if TYPE_CHECKING:
@@ -52,9 +53,9 @@ class Ingress:
     ) -> None:
         self.publisher = publisher
         self.kind: Kind = kind
-        self._key = (publisher, kind)
+        self.key = (publisher, kind)
         self._counters = counters
-        self._keyframe_interval = keyframe_interval
+        self.keyframe_interval = keyframe_interval
         self._on_audio_level = on_audio_level
         self.track: NegotiatedTrack | None = None
         self.transport: PeerTransport | None = None
@@ -86,6 +87,7 @@ class Ingress:
         self.bitrate = 0.0
         self.last_packet = 0.0
         self.last_level = 0x7F  # RFC 6464 level of the last audio packet (127: silence)
+        self.send_time = b"\x00\x00\x00"  # abs-send-time for the packet being forwarded
         # Keyframe requests.
         self._last_pli = float("-inf")
         self._pli_timer: asyncio.TimerHandle | None = None
@@ -126,10 +128,11 @@ class Ingress:
         self._bytes += len(packet) + 38  # SRTP tag, UDP and IP headers
         self.last_packet = arrival
         if self.kind == "video":
+            self.send_time = send_time()  # once per packet, not once per subscriber
             if view.marker:
-                self._counters.received[self._key] += 1
+                self._counters.received[self.key] += 1
         else:
-            self._counters.received[self._key] += 1
+            self._counters.received[self.key] += 1
             if track.audio_level_id:
                 level = rtp.audio_level(packet, view, track.audio_level_id)
                 self.last_level = 0x7F if level is None else level
@@ -157,6 +160,7 @@ class Ingress:
         vp8 = rtp.read_vp8(packet, unwrapped.payload_start, unwrapped.payload_end)
         if vp8 is None:
             return
+        self.send_time = send_time()
         for egress in self.subscribers:
             egress.forward(packet, unwrapped, vp8, arrival)
 
@@ -269,7 +273,7 @@ class Ingress:
             return
         self._counters.keyframe_requests_received[self.publisher] += 1
         loop = asyncio.get_running_loop()
-        interval = NEW_SUBSCRIBER_PLI_FLOOR if new_subscriber else self._keyframe_interval
+        interval = NEW_SUBSCRIBER_PLI_FLOOR if new_subscriber else self.keyframe_interval
         due = max(loop.time(), self._last_pli + interval)
         if due <= loop.time():
             self._send_pli()
@@ -284,7 +288,7 @@ class Ingress:
         until the publisher's next natural keyframe (libvpx's is minutes away)."""
         if self.kind != "video" or self.closed or self._pli_timer is not None:
             return
-        if asyncio.get_running_loop().time() >= self._last_pli + self._keyframe_interval:
+        if asyncio.get_running_loop().time() >= self._last_pli + self.keyframe_interval:
             self._send_pli()
 
     def _send_pli(self) -> None:

@@ -49,9 +49,10 @@ from .candidates import CandidatePolicy
 from .codecs import NegotiatedTrack, codec_preferences, with_opus_options
 from .config import MediaConfig
 from .downlink import Downlink
-from .egress import NTP_EPOCH_OFFSET, Egress
+from .egress import Egress
 from .ice import rtc_ice_servers
 from .ingress import Ingress
+from .ntp import middle_32
 from .stats import Counters, Kind
 from .transport import PeerTransport
 from .uplink import Uplink
@@ -259,8 +260,7 @@ class Peer:
                 continue
             self.downlink.on_loss(report.fraction_lost / 256, arrival)
             if report.lsr:
-                now_mid = int((time.time() + NTP_EPOCH_OFFSET) * 65536) & 0xFFFFFFFF
-                rtt = ((now_mid - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
+                rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if 0 < rtt < 5:
                     self.rtt = 0.8 * self.rtt + 0.2 * max(0.01, rtt)
 
