@@ -25,11 +25,12 @@ import asyncio
 import contextlib
 import ipaddress
 import random
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 LOOPBACK = "127.0.0.1"
 Address = tuple[str, int]
@@ -41,6 +42,10 @@ MIN_QUEUE_BYTES = 3_000
 # unlimited-rate link with a delay. Past it a datagram is dropped as an overflow.
 MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024
 MAX_DATAGRAM_BYTES = 65_535
+# The relay's sockets: a receive buffer for the event loop's stalls (the kernel caps it at
+# net.core.rmem_max), and how many datagrams one readiness callback reads at most.
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+READ_BATCH = 256
 
 
 def seeded(seed: int) -> random.Random:
@@ -49,10 +54,12 @@ def seeded(seed: int) -> random.Random:
 
 
 def is_loopback(host: str) -> bool:
+    """An IPv4 loopback address (the relay's sockets are IPv4, bound to 127.0.0.1)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return address.version == 4 and address.is_loopback
 
 
 def loopback_address(address: Address) -> Address:
@@ -103,7 +110,7 @@ class LinkProfile:
 
 @dataclass(frozen=True)
 class DirectionStats:
-    """What one direction of a link did: offered = delivered + lost + overflowed + unrouted +
+    """What one direction of a link did: offered = delivered + lost + overflowed + undeliverable +
     in flight."""
 
     offered: int = 0
@@ -114,7 +121,7 @@ class DirectionStats:
     lost_bytes: int = 0
     overflowed: int = 0  # dropped at the tail of a full queue
     overflowed_bytes: int = 0
-    unrouted: int = 0  # no destination known yet
+    undeliverable: int = 0  # no destination known yet, or the kernel refused to send
     in_flight: int = 0
     in_flight_bytes: int = 0
 
@@ -176,7 +183,7 @@ class Pipe:
         size = len(datagram)
         self._count("offered", size)
         if self._task is None:
-            self._counts["unrouted"] += 1
+            self._counts["undeliverable"] += 1
             return
         profile = self.profile
         if profile.loss and self._rng.random() < profile.loss:
@@ -212,7 +219,7 @@ class Pipe:
         if self._send(datagram):
             self._count("delivered", len(datagram))
         else:
-            self._counts["unrouted"] += 1
+            self._counts["undeliverable"] += 1
 
     async def _deliver(self) -> None:
         while True:
@@ -240,15 +247,53 @@ class Pipe:
         self._line.clear()
 
 
-class _Socket(asyncio.DatagramProtocol):
+class RelaySocket:
+    """A non-blocking UDP socket on 127.0.0.1 read straight from the event loop.
+
+    asyncio's datagram transports read one datagram per loop iteration; in a process busy
+    with three aiortc peers that is slower than a video burst arrives, and the kernel would
+    drop what the emulated link should decide. This reads everything waiting (up to a batch)
+    each time the socket is ready, and has a large receive buffer for the loop's stalls."""
+
     def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
         self._on_datagram = on_datagram
+        self._loop = asyncio.get_running_loop()
+        self._sock: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        self._sock.bind((LOOPBACK, 0))
+        self.address: Address = self._sock.getsockname()[:2]
+        self._loop.add_reader(self._sock.fileno(), self._readable)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._on_datagram(data, (str(addr[0]), int(addr[1])))
+    def _readable(self) -> None:
+        for _ in range(READ_BATCH):
+            if self._sock is None:
+                return
+            try:
+                data, source = self._sock.recvfrom(MAX_DATAGRAM_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error queued on the socket: UDP carries on, as a network does
+            self._on_datagram(data, (str(source[0]), int(source[1])))
 
-    def error_received(self, exc: Exception) -> None:
-        pass  # ICMP port unreachable once a peer has gone: UDP carries on, as a network does
+    def sendto(self, data: bytes, to: Address) -> bool:
+        """False when the socket is closed or the kernel would not take the datagram now."""
+        if self._sock is None:
+            return False
+        try:
+            self._sock.sendto(data, loopback_address(to))
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
 
 
 class Link:
@@ -269,8 +314,8 @@ class Link:
         self._seed = seed
         self._client: Address | None = None
         self._server: Address | None = None
-        self._a: asyncio.DatagramTransport | None = None
-        self._b: asyncio.DatagramTransport | None = None
+        self._a: RelaySocket | None = None
+        self._b: RelaySocket | None = None
         self._uplink: Pipe | None = None
         self._downlink: Pipe | None = None
         self._closed = False
@@ -278,17 +323,12 @@ class Link:
     async def start(self) -> Self:
         if self._a is not None or self._closed:
             raise RuntimeError("a link starts once")
-        loop = asyncio.get_running_loop()
         # One generator per direction, so the loss pattern of one does not depend on the
         # traffic of the other.
         self._uplink = Pipe(self.uplink_profile, seeded(self._seed * 2), self._to_server)
         self._downlink = Pipe(self.downlink_profile, seeded(self._seed * 2 + 1), self._to_client)
-        self._a, _ = await loop.create_datagram_endpoint(
-            lambda: _Socket(self._from_client), local_addr=(LOOPBACK, 0)
-        )
-        self._b, _ = await loop.create_datagram_endpoint(
-            lambda: _Socket(self._from_server), local_addr=(LOOPBACK, 0)
-        )
+        self._a = RelaySocket(self._from_client)
+        self._b = RelaySocket(self._from_server)
         return self
 
     @property
@@ -302,11 +342,10 @@ class Link:
         return self._bound(self._b)
 
     @staticmethod
-    def _bound(transport: asyncio.DatagramTransport | None) -> Address:
-        if transport is None:
+    def _bound(relay: RelaySocket | None) -> Address:
+        if relay is None:
             raise RuntimeError("the link is not started")
-        host, port = transport.get_extra_info("sockname")[:2]
-        return str(host), int(port)
+        return relay.address
 
     def connect(self, *, client: Address | None = None, server: Address | None = None) -> None:
         """Name the far ends (loopback only; ValueError otherwise)."""
@@ -349,11 +388,10 @@ class Link:
         return self._send(self._a, self._client, data)
 
     @staticmethod
-    def _send(transport: asyncio.DatagramTransport | None, to: Address | None, data: bytes) -> bool:
-        if transport is None or transport.is_closing() or to is None:
+    def _send(relay: RelaySocket | None, to: Address | None, data: bytes) -> bool:
+        if relay is None or to is None:
             return False
-        transport.sendto(data, loopback_address(to))
-        return True
+        return relay.sendto(data, to)
 
     # Lifetime ---------------------------------------------------------------------------------
 
@@ -363,9 +401,9 @@ class Link:
         for pipe in (self._uplink, self._downlink):
             if pipe is not None:
                 await pipe.close()
-        for transport in (self._a, self._b):
-            if transport is not None:
-                transport.close()
+        for relay in (self._a, self._b):
+            if relay is not None:
+                relay.close()
 
     async def __aenter__(self) -> Self:
         return await self.start()
