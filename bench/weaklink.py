@@ -2,8 +2,10 @@
 
 A three-party consult per profile through one `triad serve` process: the therapist and the
 psychiatrist on clean loopback, the client behind an emulated link (tests/media/linkemu.py, a
-UDP relay on loopback). Real aiortc peers send 640x480 30 fps VP8 and Opus and decode both
-others. Prints one Markdown row per profile; not part of the test suite.
+UDP relay on loopback). Each participant is a process of its own (the real Socket.IO client and
+an aiortc peer sending 640x480 30 fps VP8 and Opus and decoding both others); the harness is
+tests/media/weaklink.py. Prints one Markdown row per profile; not part of the test suite. Run
+it alone on the machine: it needs both cores.
 
     .venv/bin/python bench/weaklink.py                              # every profile, 40 s each
     .venv/bin/python bench/weaklink.py --profiles clean lossy --seconds 20
@@ -11,10 +13,10 @@ others. Prints one Markdown row per profile; not part of the test suite.
 
 Columns: what the client decodes of each clinician (video fps, seconds frozen in gaps over 1 s,
 audio frames/s of 50), what each clinician decodes of the client's audio, and the bytes the
-server offered toward the client's link and what the link delivered (UDP payload, Mbit/s). The
-clinicians' own view of each other and the CPU of the server and of the client process follow
-each row: the client process plays all three participants, so if it is saturated frame rates
-fall for that reason, not the network's.
+server offered toward the client's link and what the link delivered (UDP payload, Mbit/s).
+Details follow the table: the clinicians' view of each other, the link's drops, the frames each
+participant's tracks produced (under 50 audio / 30 video frames/s: that process was starved,
+not the network), and the CPU of the server, the participants and the rest of the machine.
 """
 
 from __future__ import annotations
@@ -74,9 +76,12 @@ def details(result: WeakLinkResult) -> str:
             f"({result.client_offered_bps / 1e6:.2f} Mbit/s), {up.lost} lost, "
             f"{up.overflowed} dropped by the queue, "
             f"{result.delivered_to_server_bps / 1e6:.2f} Mbit/s delivered",
+            "  sent (audio / video frames/s): "
+            + ", ".join(f"{role} {a:.1f} / {v:.1f}" for role, a, v in result.sent_fps),
             f"  media-quality events: {dict(result.media_quality_events)}; client peer "
             f"connections: {result.client_connections}; CPU s/s: server "
-            f"{result.server_cpu:.2f}, clients {result.clients_cpu:.2f}; "
+            f"{result.server_cpu:.2f}, clients {result.clients_cpu:.2f}, other processes "
+            f"{result.other_cpu:.2f}; "
             f"window {result.window_s:.1f} s",
             *(f"  contract violation: {v}" for v in result.contract_violations),
         ]

@@ -3,7 +3,8 @@ an aiortc `ClientPeer` for media, optionally behind an emulated network `Link`.
 
 Each server offer is answered as the room's web page does; a new peer-connection generation
 (`pc`) gets a new peer and, when linked, a new `Link` (the old one's counts are kept). Renewed
-offers of the same generation keep both.
+offers of the same generation keep both. The weak-link harness runs one of these per process
+(`tests/media/participantworker.py`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class LinkedParticipant:
         self.generations = 0  # peer connections this participant has had
         self.failures: list[BaseException] = []
         self._closed_links = LinkStats()
+        self._closed_sent = (0, 0)  # frames the closed peers' tracks produced
         self._task: asyncio.Task[None] | None = None
         self._room_closed = False
 
@@ -88,6 +90,14 @@ class LinkedParticipant:
         """Everything this participant's links carried, over every generation."""
         current = self.link.stats() if self.link is not None else LinkStats()
         return self._closed_links + current
+
+    def sent(self) -> tuple[int, int]:
+        """Audio and video frames this participant's tracks produced, over every generation
+        (fewer than real time allows means this process could not keep up)."""
+        audio, video = self._closed_sent
+        if self.peer is not None:
+            audio, video = audio + self.peer.audio.sent, video + self.peer.video.sent
+        return audio, video
 
     def media_quality_events(self) -> int:
         return len(self.room.received("media-quality"))
@@ -138,6 +148,10 @@ class LinkedParticipant:
         peer, self.peer = self.peer, None
         link, self.link = self.link, None
         if peer is not None:
+            self._closed_sent = (
+                self._closed_sent[0] + peer.audio.sent,
+                self._closed_sent[1] + peer.video.sent,
+            )
             await peer.close()
         if link is not None:
             self._closed_links = self._closed_links + link.stats()

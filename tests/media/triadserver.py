@@ -1,9 +1,10 @@
 """`triad serve` as a process of its own, on a free loopback port with a fresh SQLite database,
 for tests and benches that need the real server (its CPU apart from the clients').
 
-The operator's steps, through the command line and the REST API as a platform would take them:
-`triad migrate`, `triad apikey create`, `triad serve`, then `POST /api/v1/consults` (auto-admit)
-and the client's consent, so all three participants can join without a lobby.
+The operator's steps: migrate and create a platform key (`server.commands`, what `triad migrate`
+and `triad apikey create` run, called here to spare two interpreter starts), `triad serve`, then
+through the REST API as a platform would: `POST /api/v1/consults` (auto-admit) and the client's
+consent, so all three participants can join without a lobby.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import socket
 import sys
@@ -23,9 +23,11 @@ from typing import Any
 import aiohttp
 import psutil
 
+from server import commands
+from server.settings import Settings
+
 ROLES = ("therapist", "psychiatrist", "client")
 DEADLINE = 30.0
-_SECRET = re.compile(r"^secret\s+(tsk_\S+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -71,16 +73,24 @@ class TriadServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = directory / "server.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
-        env.update(
-            TRIAD_DATA_DIR=str(directory / "var"),
-            TRIAD_PORT=str(self.port),
-            TRIAD_PUBLIC_BASE_URL=self.base_url,
-            TRIAD_ICE_HOST_ADDRESSES="127.0.0.1",
-            TRIAD_LOG_LEVEL="warning",
-            TRIAD_LOG_FORMAT="json",
+        values = {
+            "TRIAD_MODE": "development",
+            "TRIAD_DATA_DIR": str(directory / "var"),
+            "TRIAD_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'var' / 'triad.db'}",
+            "TRIAD_ENCRYPTION_KEYS": commands.keygen(),
+            "TRIAD_PORT": str(self.port),
+            "TRIAD_PUBLIC_BASE_URL": self.base_url,
+            "TRIAD_ICE_HOST_ADDRESSES": "127.0.0.1",
+            "TRIAD_LOG_LEVEL": "warning",
+            "TRIAD_LOG_FORMAT": "json",
+            **settings,
+        }
+        # The same settings in this process (for the operator's steps) and in the server's.
+        self._settings = Settings(
+            **{k.removeprefix("TRIAD_").lower(): v for k, v in values.items()}, redis_url=None
         )
-        env.update(settings)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
+        env.update(values)
         self._env = env
         self._process: asyncio.subprocess.Process | None = None
         self._ps: psutil.Process | None = None
@@ -98,32 +108,9 @@ class TriadServer:
         finally:
             await server.stop()
 
-    async def _triad(self, *args: str) -> str:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "server",
-            *args,
-            env=self._env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), DEADLINE)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        if process.returncode != 0:
-            raise RuntimeError(f"triad {args[0]} failed ({process.returncode}): {err.decode()}")
-        return out.decode()
-
     async def start(self) -> None:
-        await self._triad("migrate")
-        found = _SECRET.search(await self._triad("apikey", "create", "weaklink"))
-        if found is None:
-            raise RuntimeError("`triad apikey create` printed no secret")
-        self._secret = found.group(1)
+        await commands.migrate(self._settings)
+        _, _, self._secret = await commands.create_api_key(self._settings, "weaklink")
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,

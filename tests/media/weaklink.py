@@ -1,15 +1,17 @@
 """The weak-link harness: a three-party consult through the real server, the client behind an
 emulated network link, measured as the people in it would notice.
 
-`triad serve` runs in its own process (its CPU is then its own); the therapist and the
-psychiatrist are on clean loopback; the client's peer connection goes through a `Link` with the
-profile's shaping. Each is the real python-socketio client with an aiortc peer sending 640x480
-30 fps VP8 (by default) and Opus and decoding both others. After everyone is connected and a
+`triad serve` runs in its own process, and so does each participant
+(`tests/media/participantworker.py`: three aiortc peers in one process would share one event
+loop and one GIL); the therapist and the psychiatrist are on clean loopback; the client's peer
+connection goes through a `Link` with the profile's shaping, in the client's process. Each is
+the real python-socketio client with an aiortc peer sending 640x480 30 fps VP8 (by default) and
+Opus and decoding both others. After everyone is connected and a
 warm-up, a window is measured: per receiver per remote, audio and video frames decoded per
 second and the video freezes; what the server offered toward the client and what the link
-delivered; the `media-quality` events each participant received; the CPU of the server and of
-this process (which plays all three clients: if it is saturated, frame rates fall for that
-reason, so it is printed).
+delivered; the `media-quality` events each participant received; the frames each participant's
+tracks produced, and the CPU of the server, of the participants and of the rest of the machine
+(on 2 shared cores a saturated machine lowers frame rates for its own reasons).
 
 From a test:
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -29,13 +32,14 @@ from pathlib import Path
 
 import psutil
 
-from tests.media.linkedpeer import LinkedParticipant, LinkProfiles, PeerOptions
+from tests.media.linkedpeer import PeerOptions
 from tests.media.linkemu import DirectionStats, LinkProfile
-from tests.media.mediafigures import Reception
+from tests.media.mediafigures import Reception, TrackWindow
+from tests.media.participantprocess import ParticipantProcess
 from tests.media.triadserver import ROLES, TriadServer
-from tests.waiting import wait_for
 
 CLINICIANS = ("therapist", "psychiatrist")
+STATUS_POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -101,8 +105,12 @@ class WeakLinkResult:
     downlink: DirectionStats  # server -> client
     media_quality_events: tuple[tuple[str, int], ...]  # (role, events received in the run)
     client_connections: int  # peer connections the client had (each behind a new link)
+    # (role, audio frames/s, video frames/s) each participant's tracks produced in the window:
+    # below 50 and the configured fps, this process could not keep up.
+    sent_fps: tuple[tuple[str, float, float], ...]
     server_cpu: float  # CPU seconds per second of the `triad serve` process in the window
     clients_cpu: float  # the same for this process (all three clients and the link)
+    other_cpu: float  # the rest of the machine (other processes contending for its cores)
     contract_violations: tuple[str, ...]  # server events off the protocol's contract
 
     def __post_init__(self) -> None:
@@ -137,116 +145,168 @@ class WeakLinkResult:
         return self.uplink.delivered_bytes * 8 / self.window_s
 
 
-def _cpu_seconds() -> float:
-    times = psutil.Process().cpu_times()
-    return float(times.user + times.system)
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
-def _everyone_flowing(people: dict[str, LinkedParticipant], everyone: bool) -> bool:
-    """Every peer connection up, and the clinicians (clean links) decoding each other; with
-    `everyone`, every participant decoding both others."""
-    if not all(p.connected for p in people.values()):
-        return False
-    receivers = list(people.values()) if everyone else [people[c] for c in CLINICIANS]
-    senders = list(people.values()) if everyone else receivers
-    return all(
-        p.recorder.total[(other.participant_id, kind)] > 0
-        for p in receivers
-        for other in senders
-        if other is not p
-        for kind in ("audio", "video")
-    )
+class ConsultRun:
+    """One consult: its three participant processes, driven through a measuring window."""
 
+    def __init__(
+        self, server: TriadServer, profile: WeakLinkProfile, options: HarnessOptions
+    ) -> None:
+        self.server = server
+        self.profile = profile
+        self.options = options
+        self.people = {
+            role: ParticipantProcess(role, server.directory / f"{profile.key}-{role}.log")
+            for role in ROLES
+        }
+        self.ids: dict[str, str] = {}  # role -> participant id
 
-def _state(people: dict[str, LinkedParticipant]) -> str:
-    return "; ".join(
-        f"{role}: pc {p.peer.pc.connectionState if p.peer else 'none'}, "
-        f"decoded {dict(p.recorder.total)}, failures {p.failures}"
-        for role, p in people.items()
-    )
+    async def join(self) -> None:
+        """Spawn everyone at once (imports are slow), then join in order: the clinicians,
+        then the client (auto-admitted)."""
+        consult = await self.server.new_consult()
+        await asyncio.gather(*(p.spawn() for p in self.people.values()))
+        link = {
+            "uplink": dataclasses.asdict(self.profile.uplink),
+            "downlink": dataclasses.asdict(self.profile.downlink),
+            "seed": self.options.seed,
+        }
+        for role in ROLES:
+            seat = consult.seat(role)
+            self.ids[role] = seat.participant_id
+            await self.people[role].join(
+                {
+                    "base_url": self.server.base_url,
+                    "seat": dataclasses.asdict(seat),
+                    "peers": dataclasses.asdict(self.options.peers),
+                    "link": link if role == "client" else None,
+                }
+            )
+
+    async def _flowing(self) -> tuple[bool, str]:
+        """Every peer connection up and the clinicians (clean links) decoding each other; with
+        `await_all_media`, every participant decoding both others."""
+        statuses = {role: await p.request("status") for role, p in self.people.items()}
+        failures = [f"{role}: {f}" for role, s in statuses.items() for f in s["failures"]]
+        if failures:
+            raise RuntimeError(f"answering offers failed: {failures}")
+        receivers = ROLES if self.options.await_all_media else CLINICIANS
+        decoded = {
+            (role, sender, kind): n
+            for role, s in statuses.items()
+            for sender, kind, n in s["decoded"]
+        }
+        ready = all(s["connected"] for s in statuses.values()) and all(
+            decoded.get((role, self.ids[other], kind), 0) > 0
+            for role in receivers
+            for other in receivers
+            if other != role
+            for kind in ("audio", "video")
+        )
+        return ready, str(statuses)
+
+    async def until_flowing(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.connect_deadline_s
+        while True:
+            ready, state = await self._flowing()
+            if ready:
+                return
+            if loop.time() > deadline:
+                raise AssertionError(f"not everyone connected in time: {state}")
+            await asyncio.sleep(STATUS_POLL_SECONDS)
+
+    async def measure(self) -> WeakLinkResult:
+        await self.join()
+        await self.until_flowing()
+        await asyncio.sleep(self.options.warmup_s)
+
+        await asyncio.gather(*(p.request("start") for p in self.people.values()))
+        server_cpu, machine_busy = self.server.cpu_seconds(), _machine_busy_seconds()
+        start = time.monotonic()
+        await asyncio.sleep(self.options.window_s)
+        end = time.monotonic()
+        senders = list(self.ids.values())
+        reports = dict(
+            zip(
+                ROLES,
+                await asyncio.gather(
+                    *(
+                        self.people[r].request("stop", start=start, end=end, senders=senders)
+                        for r in ROLES
+                    )
+                ),
+                strict=True,
+            )
+        )
+        window = end - start
+        server_cpu = (self.server.cpu_seconds() - server_cpu) / window
+        clients_cpu = sum(r["cpu"] for r in reports.values()) / window
+        other_cpu = (_machine_busy_seconds() - machine_busy) / window - server_cpu - clients_cpu
+        failures = [f"{role}: {f}" for role, r in reports.items() for f in r["failures"]]
+        if failures:
+            raise RuntimeError(f"answering offers failed: {failures}")
+
+        ended = await self.people["psychiatrist"].request("end")
+        if not ended["ack"].get("ok"):
+            raise RuntimeError(f"ending the consult was refused: {ended}")
+        closing = {role: await p.close() for role, p in self.people.items()}
+        role_of = {pid: role for role, pid in self.ids.items()}
+        client_link = reports["client"]["link"]
+        return WeakLinkResult(
+            profile=self.profile,
+            options=self.options,
+            window_s=window,
+            receptions=tuple(
+                Reception(
+                    role,
+                    role_of[seen["sender"]],
+                    TrackWindow(**seen["audio"]),
+                    TrackWindow(**seen["video"]),
+                    seen["audio_in_run"],
+                    seen["video_in_run"],
+                )
+                for role, report in reports.items()
+                for seen in report["receptions"]
+                if seen["sender"] != self.ids[role]
+            ),
+            uplink=DirectionStats(**client_link["uplink"]),
+            downlink=DirectionStats(**client_link["downlink"]),
+            media_quality_events=tuple(
+                (role, int(closing[role].get("media_quality", 0))) for role in ROLES
+            ),
+            client_connections=reports["client"]["generations"],
+            sent_fps=tuple(
+                (role, reports[role]["sent"][0] / window, reports[role]["sent"][1] / window)
+                for role in ROLES
+            ),
+            server_cpu=server_cpu,
+            clients_cpu=clients_cpu,
+            other_cpu=max(0.0, other_cpu),
+            contract_violations=tuple(
+                f"{role}: {v}" for role in ROLES for v in closing[role].get("violations", [])
+            ),
+        )
+
+    async def close(self) -> None:
+        for p in self.people.values():
+            await p.close()
 
 
 async def measure(
     server: TriadServer, profile: WeakLinkProfile, options: HarnessOptions
 ) -> WeakLinkResult:
     """One consult on `server` with the client behind `profile`; ended before returning."""
-    consult = await server.new_consult()
-    people = {
-        role: LinkedParticipant(
-            consult.seat(role),
-            server.base_url,
-            options.peers,
-            LinkProfiles(profile.uplink, profile.downlink, options.seed)
-            if role == "client"
-            else None,
-        )
-        for role in ROLES
-    }
+    run = ConsultRun(server, profile, options)
     try:
-        for role in ROLES:
-            await people[role].join()
-        await wait_for(
-            lambda: _everyone_flowing(people, options.await_all_media),
-            options.connect_deadline_s,
-            f"everyone connected ({_state(people)})",
-        )
-        await asyncio.sleep(options.warmup_s)
-
-        client = people["client"]
-        links_before = client.link_stats()
-        server_cpu, clients_cpu = server.cpu_seconds(), _cpu_seconds()
-        for p in people.values():
-            p.recorder.start()
-        start = time.monotonic()
-        await asyncio.sleep(options.window_s)
-        end = time.monotonic()
-        for p in people.values():
-            p.recorder.stop()
-        window = end - start
-        links = client.link_stats().since(links_before)
-        server_cpu = (server.cpu_seconds() - server_cpu) / window
-        clients_cpu = (_cpu_seconds() - clients_cpu) / window
-
-        failures = [f"{p.role}: {exc!r}" for p in people.values() for exc in p.failures]
-        if failures:
-            raise RuntimeError(f"answering offers failed: {failures}")
-        receptions = tuple(
-            Reception(
-                receiver.role,
-                sender.role,
-                receiver.recorder.window(sender.participant_id, "audio", start, end),
-                receiver.recorder.window(sender.participant_id, "video", start, end),
-                receiver.recorder.total[(sender.participant_id, "audio")],
-                receiver.recorder.total[(sender.participant_id, "video")],
-            )
-            for receiver in people.values()
-            for sender in people.values()
-            if sender is not receiver
-        )
-        ack = await people["psychiatrist"].room.call("end")
-        if not ack.get("ok"):
-            raise RuntimeError(f"ending the consult was refused: {ack}")
-        return WeakLinkResult(
-            profile=profile,
-            options=options,
-            window_s=window,
-            receptions=receptions,
-            uplink=links.uplink,
-            downlink=links.downlink,
-            media_quality_events=tuple((p.role, p.media_quality_events()) for p in people.values()),
-            client_connections=client.generations,
-            server_cpu=server_cpu,
-            clients_cpu=clients_cpu,
-            contract_violations=tuple(
-                f"{p.role}: {event}: {why}"
-                for p in people.values()
-                for event, why in p.take_violations()
-            ),
-        )
+        return await run.measure()
     finally:
-        for p in people.values():
-            p.take_violations()  # reported in the result, not raised on the way out
-            await p.close()
+        await run.close()
 
 
 @contextlib.asynccontextmanager
