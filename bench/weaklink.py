@@ -36,8 +36,7 @@ from tests.media.weaklink import (  # noqa: E402
     PROFILES,
     HarnessOptions,
     WeakLinkResult,
-    harness_server,
-    measure,
+    harness,
 )
 
 HEADER = (
@@ -108,9 +107,9 @@ async def run(args: argparse.Namespace) -> None:
     )
     print(HEADER, flush=True)
     notes = []
-    async with harness_server() as server:
+    async with harness() as running:
         for key in args.profiles:
-            result = await measure(server, PROFILES[key], options)
+            result = await running.measure(PROFILES[key], options)
             print(row(result), flush=True)
             notes.append(f"{result.profile.title}:\n{details(result)}")
     print()

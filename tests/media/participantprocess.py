@@ -1,5 +1,6 @@
 """The parent's end of a `participantworker` process: spawn it, configure it (it joins), send it
-commands and read its answers, each within a deadline; stop it (killed if it will not go)."""
+commands and read its answers, each within a deadline; `leave` (it can then join again as
+another seat); stop it (killed if it will not go)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +65,20 @@ class ParticipantProcess:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    async def close(self) -> dict[str, Any]:
-        """`close` (its last report), then wait for it to exit; killed past the deadline.
-        Safe twice; the report is empty when the process could not give one."""
+    async def leave(self) -> dict[str, Any]:
+        """`close` the current seat: its last report (empty when it could not give one)."""
         process = self._process
-        if process is None:
+        if process is None or process.returncode is not None:
             return {}
-        report: dict[str, Any] = {}
         with contextlib.suppress(RuntimeError, TimeoutError, ConnectionError, ValueError):
-            if process.returncode is None:
-                report = await self.request("close")
-        self._process = None
+            return await self.request("close")
+        return {}
+
+    async def close(self) -> None:
+        """End the process (it leaves its seat first); killed past the deadline. Safe twice."""
+        process, self._process = self._process, None
+        if process is None:
+            return
         if process.stdin is not None:
             process.stdin.close()
         try:
@@ -81,4 +86,18 @@ class ParticipantProcess:
         except TimeoutError:
             process.kill()
             await process.wait()
-        return report
+
+
+@contextlib.asynccontextmanager
+async def participant_processes(
+    roles: tuple[str, ...], directory: Path
+) -> AsyncIterator[dict[str, ParticipantProcess]]:
+    """One process per role, spawned at once (their imports overlap whatever comes next);
+    logs in `directory/<role>.log`."""
+    processes = {role: ParticipantProcess(role, directory / f"{role}.log") for role in roles}
+    try:
+        for process in processes.values():
+            await process.spawn()
+        yield processes
+    finally:
+        await asyncio.gather(*(p.close() for p in processes.values()))

@@ -2,12 +2,13 @@
 so the three participants' aiortc peers use the machine's cores instead of sharing one event
 loop and one GIL.
 
-It speaks JSON lines: the first line on stdin configures it (the server, the seat, the peer
+It speaks JSON lines: a first line on stdin configures it (the server, the seat, the peer
 options, the link or null) and it answers once it has joined; after that each line is a command
 and gets one answer line on stdout (`{"error": ...}` when the command failed). Commands:
 `status`, `start` (record decode times), `stop` (with the window's `start` and `end` on the
-shared monotonic clock: the figures of that window), `end` (end the consult), `close`. It exits
-after `close` or when stdin closes (its parent is gone). Logs go to stderr.
+shared monotonic clock: the figures of that window), `end` (end the consult), `close` (leave;
+the next line configures the next seat). It exits when stdin closes (its parent is done or
+gone). Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import asyncio
 import dataclasses
 import json
 import sys
-import time
 from typing import Any
 
 import psutil
@@ -118,21 +118,16 @@ def reply(answer: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def main() -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    line = await reader.readline()
-    if not line:
-        return
-    participant = participant_from(json.loads(line))
+async def serve_one(reader: asyncio.StreamReader, config: dict[str, Any]) -> bool:
+    """Join as the configured seat and answer commands until `close`; False once stdin ends."""
+    participant = participant_from(config)
     try:
         try:
             await participant.join()
         except Exception as exc:
             reply({"error": f"join failed: {exc!r}"})
-            return
-        reply({"ok": True, "pid": participant.participant_id, "at": time.monotonic()})
+            return True
+        reply({"ok": True, "pid": participant.participant_id})
         worker = Worker(participant)
         while line := await reader.readline():
             request = json.loads(line)
@@ -142,10 +137,24 @@ async def main() -> None:
                 answer = {"error": repr(exc)}
             reply(answer)
             if request.get("cmd") == "close":
-                return
+                return True
+        return False
     finally:
         participant.take_violations()  # reported by `close`, never raised on the way out
         await participant.close()
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    # One seat after another (a consult per profile), sparing an interpreter start each time.
+    while line := await reader.readline():
+        message = json.loads(line)
+        if "cmd" in message:  # between seats (a join failed): nothing to close or report
+            reply({} if message["cmd"] == "close" else {"error": "not joined"})
+        elif not await serve_one(reader, message):
+            return
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import psutil
 from tests.media.linkedpeer import PeerOptions
 from tests.media.linkemu import DirectionStats, LinkProfile
 from tests.media.mediafigures import Reception, TrackWindow
-from tests.media.participantprocess import ParticipantProcess
+from tests.media.participantprocess import ParticipantProcess, participant_processes
 from tests.media.triadserver import ROLES, TriadServer
 
 CLINICIANS = ("therapist", "psychiatrist")
@@ -155,22 +155,21 @@ class ConsultRun:
     """One consult: its three participant processes, driven through a measuring window."""
 
     def __init__(
-        self, server: TriadServer, profile: WeakLinkProfile, options: HarnessOptions
+        self,
+        server: TriadServer,
+        people: dict[str, ParticipantProcess],
+        profile: WeakLinkProfile,
+        options: HarnessOptions,
     ) -> None:
         self.server = server
+        self.people = people
         self.profile = profile
         self.options = options
-        self.people = {
-            role: ParticipantProcess(role, server.directory / f"{profile.key}-{role}.log")
-            for role in ROLES
-        }
         self.ids: dict[str, str] = {}  # role -> participant id
 
     async def join(self) -> None:
-        """Spawn everyone at once (imports are slow), then join in order: the clinicians,
-        then the client (auto-admitted)."""
+        """Join in order: the clinicians, then the client (auto-admitted)."""
         consult = await self.server.new_consult()
-        await asyncio.gather(*(p.spawn() for p in self.people.values()))
         link = {
             "uplink": dataclasses.asdict(self.profile.uplink),
             "downlink": dataclasses.asdict(self.profile.downlink),
@@ -255,7 +254,8 @@ class ConsultRun:
         ended = await self.people["psychiatrist"].request("end")
         if not ended["ack"].get("ok"):
             raise RuntimeError(f"ending the consult was refused: {ended}")
-        closing = {role: await p.close() for role, p in self.people.items()}
+        left = await asyncio.gather(*(self.people[role].leave() for role in ROLES))
+        closing = dict(zip(ROLES, left, strict=True))
         role_of = {pid: role for role, pid in self.ids.items()}
         client_link = reports["client"]["link"]
         return WeakLinkResult(
@@ -293,32 +293,38 @@ class ConsultRun:
             ),
         )
 
-    async def close(self) -> None:
-        for p in self.people.values():
-            await p.close()
+    async def leave(self) -> None:
+        """Every participant leaves its seat (nothing happens for those who already have)."""
+        await asyncio.gather(*(p.leave() for p in self.people.values()))
 
 
-async def measure(
-    server: TriadServer, profile: WeakLinkProfile, options: HarnessOptions
-) -> WeakLinkResult:
-    """One consult on `server` with the client behind `profile`; ended before returning."""
-    run = ConsultRun(server, profile, options)
-    try:
-        return await run.measure()
-    finally:
-        await run.close()
+@dataclasses.dataclass(frozen=True)
+class Harness:
+    """A server and the three participant processes, for one profile after another."""
+
+    server: TriadServer
+    people: dict[str, ParticipantProcess]
+
+    async def measure(self, profile: WeakLinkProfile, options: HarnessOptions) -> WeakLinkResult:
+        """One consult with the client behind `profile`; ended before returning."""
+        run = ConsultRun(self.server, self.people, profile, options)
+        try:
+            return await run.measure()
+        finally:
+            await run.leave()
 
 
 @contextlib.asynccontextmanager
-async def harness_server(directory: Path | None = None) -> AsyncIterator[TriadServer]:
-    """A `triad serve` for the harness (in a temporary directory unless one is given)."""
-    if directory is not None:
-        async with TriadServer.running(directory) as server:
-            yield server
-        return
-    with tempfile.TemporaryDirectory(prefix="triad-weaklink-") as tmp:
-        async with TriadServer.running(Path(tmp)) as server:
-            yield server
+async def harness(directory: Path | None = None) -> AsyncIterator[Harness]:
+    """`triad serve` and three participant processes (in a temporary directory unless one is
+    given: the server's database and every process's log are there)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if directory is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="weaklink-")))
+        # The participants' imports overlap the server's start.
+        people = await stack.enter_async_context(participant_processes(ROLES, directory))
+        server = await stack.enter_async_context(TriadServer.running(directory))
+        yield Harness(server, people)
 
 
 async def run_profiles(
@@ -326,10 +332,8 @@ async def run_profiles(
     options: HarnessOptions | None = None,
     directory: Path | None = None,
 ) -> list[WeakLinkResult]:
-    """Each profile in turn (a consult of its own) on one server process."""
+    """Each profile in turn (a consult of its own) through one server and one set of
+    participant processes."""
     options = options or HarnessOptions()
-    results = []
-    async with harness_server(directory) as server:
-        for profile in profiles:
-            results.append(await measure(server, profile, options))
-    return results
+    async with harness(directory) as running:
+        return [await running.measure(profile, options) for profile in profiles]
