@@ -74,7 +74,9 @@ def loopback_address(address: Address) -> Address:
 class LinkProfile:
     """One direction of a link. The defaults are a perfect link."""
 
-    rate_bps: int | None = None  # None: unlimited
+    # Bits of UDP payload per second (the 28 bytes of IPv4 + UDP headers are not counted);
+    # None: unlimited.
+    rate_bps: int | None = None
     delay_ms: float = 0.0
     loss: float = 0.0  # probability each datagram is lost
     jitter_ms: float = 0.0  # extra delay per datagram, uniform in [0, jitter_ms]
