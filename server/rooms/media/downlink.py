@@ -8,10 +8,15 @@ video per publisher (the active speaker first) while it fits; a video that does 
 paused for this subscriber only, and its page is told. What one weak receiver gets never
 changes what the publisher sends or what the others receive.
 
-A paused video comes back only when the link shows room for it: a short probe of padding
-packets at the rate the video needs (on the slot's RTX stream, which receivers count for
-their estimate and then discard). A probe the link takes without a sign of queueing resumes
-the video at its next keyframe; one it does not take backs off (4 s, then up to 8 s).
+A paused video comes back only when the link shows room for it: short probes of padding
+packets (on the slot's RTX stream, which receivers count for their estimate and then discard),
+each asking at most half again what is known to pass, up to what the video needs. A probe the
+link takes without a sign of queueing (the receiver's REMB does not drop) raises the estimate
+and the next step follows a second later; once the video fits it resumes at its next keyframe.
+A probe the link does not take backs off (4 s, then up to 8 s).
+
+Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
+forwards the gaps); `on_loss` is given only the excess over the upstream loss.
 
 Retransmissions draw on a budget: a share of the estimate (or of what is sent, while the
 estimate is unknown), so repairing loss can never crowd out the audio.
@@ -44,6 +49,8 @@ PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
 BACKOFF_START: Final = 4.0
 BACKOFF_MAX: Final = 8.0
+PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
+PROBE_AGAIN_SECONDS: Final = 1.0  # after a probe that passed, the next step
 PROBE_TICK: Final = 0.02
 PADDING_BYTES: Final = 255
 
@@ -87,6 +94,8 @@ class Downlink:
         A drop to well under what we send, with loss beside it, is congestion; a drop alone is
         as often a busy receiver (delay without loss), which pausing video would not help."""
         previous, self._last_remb = self._last_remb, bitrate
+        if previous and bitrate < 0.95 * previous and now < self._probe_verdict_at:
+            self._probe_failed = True  # our own probe made its queue grow: that is the answer
         if previous and bitrate < 0.95 * previous and bitrate < CONGESTED_SHARE * self.send_rate:
             self._remb_drop = (bitrate, now)
             if now - self._lossy_at < CORROBORATION_SECONDS:
@@ -153,7 +162,10 @@ class Downlink:
                 self._pause(egress, publisher, now)
         self._judge_probe(now)
         if probe_for and not self._probing(now) and now >= self._next_probe:
-            self._start_probe(probe_for, now)
+            # Step up from what is known to pass (at most half again), so a probe into a link
+            # that cannot take it fills its queue rather than overflowing it.
+            known = self.estimate if self.estimate != math.inf else self.send_rate
+            self._start_probe(min(probe_for, max(known * PROBE_STEP, known + 100_000)), now)
 
     def _pause(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
         egress.paused = True
@@ -191,9 +203,10 @@ class Downlink:
             self._backoff = min(BACKOFF_MAX, self._backoff * 2)
             self._next_probe = now + self._backoff
         else:
+            # The link took it: that much is known to pass, and the next step can follow soon.
             self.estimate = max(self.estimate, target / HEADROOM * 1.02)
             self._backoff = BACKOFF_START
-            self._next_probe = now + self._backoff
+            self._next_probe = now + PROBE_AGAIN_SECONDS
 
     def _schedule_padding(self) -> None:
         if self.closed:

@@ -1,8 +1,10 @@
 """One publisher's audio or video as it arrives: the fan-out point of the packet path.
 
 An `Ingress` takes each plaintext RTP packet of its track, keeps the receive statistics its
-receiver reports need (RFC 3550 A.3, A.8), asks the publisher once for each missing video
-packet (a NACK per packet, never a run again), unwraps retransmissions (RFC 4588), and hands
+receiver reports need (RFC 3550 A.3, A.8), asks the publisher once for each missing packet (a
+NACK per packet, never a run again; audio too: a publisher that keeps history resends it in
+time for the receivers' jitter buffers, browsers ignore it and rely on Opus FEC), unwraps
+retransmissions (RFC 4588), and hands
 every packet to each subscriber's `Egress` without copying it. It also holds the keyframe
 requests toward the publisher, rate-limited, and the publisher's last sender report (what the
 subscribers' sender reports map timestamps with, so A/V sync survives the SFU).
@@ -183,7 +185,7 @@ class Ingress:
         if delta > 0:
             if seq < self._max_seq:
                 self._cycles += 1 << 16
-            if self.kind == "video" and delta > 1:
+            if delta > 1:
                 self._missing(self._max_seq, delta - 1, arrival)
             self._max_seq = seq
         elif self._pending_nacks:
@@ -199,7 +201,7 @@ class Ingress:
         """`count` packets after `last` did not arrive: NACK each once, or ask for a keyframe."""
         if count > MAX_NACK_GAP:
             self._pending_nacks.clear()
-            self.request_keyframe()
+            self.request_keyframe()  # video only; audio just goes on
             return
         lost = [(last + i) & 0xFFFF for i in range(1, count + 1)]
         for seq in lost:

@@ -258,7 +258,9 @@ class Peer:
             egress = self._by_ssrc.get(report.ssrc)
             if egress is None:
                 continue
-            self.downlink.on_loss(report.fraction_lost / 256, arrival)
+            # Gaps the publisher's uplink left are forwarded as gaps: only the excess is ours.
+            upstream = egress.ingress.fraction_lost if egress.ingress is not None else 0.0
+            self.downlink.on_loss(max(0.0, report.fraction_lost / 256 - upstream), arrival)
             if report.lsr:
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if 0 < rtt < 5:
