@@ -355,3 +355,18 @@ def test_active_speaker_needs_sound_and_a_clear_margin_to_switch() -> None:
         detector.observe(b, 127, t)
     assert detector.active is None
     assert detector.forget(b, t) is False
+
+
+async def test_a_receivers_own_loss_excludes_what_the_publishers_uplink_lost(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, egress, transport, _ = video
+    for seq in [1, 2, 3, *range(6, 101)]:  # 4 and 5 never reached the SFU
+        data = packet(seq, seq * 3000, payload=vp8(seq, key=seq == 1))
+        ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+    first = read(transport.rtp[0])[0]
+    assert egress.gaps == 2
+    assert egress.link_loss(egress.ssrc, first, 0) is None  # the first report: a baseline
+    # The receiver counts the 2 forwarded gaps and 8 its own link lost, of 99 expected.
+    assert egress.link_loss(egress.ssrc, first + 99, 10) == pytest.approx(8 / 99)
+    # Only the forwarded gaps: nothing of its own.
+    egress.gaps += 3
+    assert egress.link_loss(egress.ssrc, first + 199, 13) == 0.0

@@ -16,7 +16,7 @@ and the next step follows a second later; once the video fits it resumes at its 
 A probe the link does not take backs off (4 s, then up to 8 s).
 
 Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
-forwards the gaps); `on_loss` is given only the excess over the upstream loss.
+forwards the gaps); `on_loss` is given only what its own link lost (`Egress.link_loss`).
 
 Retransmissions draw on a budget: a share of the estimate (or of what is sent, while the
 estimate is unknown), so repairing loss can never crowd out the audio.
@@ -41,7 +41,7 @@ logger = logs.get(__name__)
 RETRANSMIT_SHARE: Final = 0.15
 PAUSE_LOSS: Final = 0.10  # receiver-report loss that means the link is overloaded
 CONGESTED_SHARE: Final = 0.7  # a REMB drop below this share of the send rate is congestion
-QUEUE_LOSS: Final = 0.02  # ... when the receiver also reports this much loss
+QUEUE_LOSS: Final = 0.05  # ... when the receiver's own link also loses this much
 CORROBORATION_SECONDS: Final = 3.0  # ... within this long of the drop
 HEADROOM: Final = 0.9  # allocate up to this share of the estimate
 MIN_PAUSE_SECONDS: Final = 2.0
