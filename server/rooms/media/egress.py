@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 HISTORY: Final = 512  # ~3 s of 1.2 Mbit/s video: longer than any useful retransmission
 MAX_NACKED_PER_FEEDBACK: Final = 64
+GAPS_RING: Final = 1024
 
 
 class Egress:
@@ -79,6 +80,9 @@ class Egress:
         # Sequence numbers skipped in what was sent: the publisher's uplink lost them before
         # the SFU. The receiver reports them as lost; they say nothing about its own link.
         self.gaps = 0
+        # The gaps count as each sequence number went out, so a report is compared with the
+        # gaps up to the packet it names, not with gaps forwarded since it was written.
+        self._gaps_at = [(-1, 0)] * GAPS_RING
         self._reported: dict[int, tuple[int, int, int]] = {}
 
     # Set up ------------------------------------------------------------------------------
@@ -246,6 +250,7 @@ class Egress:
             self.gaps += (out_seq - self._last_seq - 1) & 0xFFFF
         elif self.packets_sent and self.gaps:
             self.gaps -= 1  # a late packet (a repaired one) filled a gap
+        self._gaps_at[out_seq % GAPS_RING] = (out_seq, self.gaps)
         if rtp.seq_newer(out_seq, self._last_seq) or self.packets_sent == 0:
             self._last_seq = out_seq
             self._last_ts = out_ts
@@ -326,7 +331,10 @@ class Egress:
         """The share of what this slot sent since the receiver's last report that its own link
         lost: reported loss less the gaps the SFU forwarded (RFC 3550 6.4.1 cumulative counts;
         None until two reports)."""
-        gaps = self.gaps if ssrc == self.ssrc else 0
+        gaps = 0
+        if ssrc == self.ssrc:
+            seq, gaps_then = self._gaps_at[highest % GAPS_RING]
+            gaps = gaps_then if seq == highest & 0xFFFF else self.gaps
         previous = self._reported.get(ssrc)
         self._reported[ssrc] = (highest, lost, gaps)
         if previous is None:
