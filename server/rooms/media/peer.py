@@ -33,7 +33,6 @@ from .candidates import CandidatePolicy
 from .config import MediaConfig
 from .forwarding import ForwardTrack, Publication
 from .ice import rtc_ice_servers
-from .relay import RelayPublication, RelaySlotTrack
 from .stats import Counters, Kind
 
 KINDS: tuple[Kind, Kind] = ("audio", "video")
@@ -85,7 +84,7 @@ def codec_preferences(kind: Kind) -> list[RTCRtpCodecCapability]:
 @dataclass
 class _Slot:
     transceiver: RTCRtpTransceiver
-    track: ForwardTrack | RelaySlotTrack
+    track: ForwardTrack
 
 
 def _invalid(message: str) -> TriadError:
@@ -103,7 +102,6 @@ class Peer:
     ) -> None:
         self.participant_id = participant_id
         self._config = config
-        self._encoded = config.forwarding == "encoded"
         # iceServers is never None: aiortc would add a public STUN server.
         self.pc = RTCPeerConnection(
             RTCConfiguration(
@@ -121,30 +119,27 @@ class Peer:
             if state == "failed" or (state == "closed" and not self.closed):
                 on_failed()
 
-        self.publications: dict[Kind, Publication | RelayPublication] = {}
+        self.publications: dict[Kind, Publication] = {}
         self._receivers: dict[Kind, RTCRtpTransceiver] = {}
         for kind in KINDS:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
             self._receivers[kind] = transceiver
-            if self._encoded:
-                publication = Publication(
-                    participant_id,
-                    kind,
-                    transceiver.receiver,
-                    counters,
-                    config.keyframe_request_interval,
-                )
-                seam.divert_receiver(
-                    transceiver.receiver,
-                    publication.on_frame,
-                    on_stop=lambda: None,
-                    on_audio_level=on_audio_level if kind == "audio" else None,
-                    estimate_bandwidth=config.publisher_remb,
-                )
-                self.publications[kind] = publication
-            else:
-                self.publications[kind] = RelayPublication(participant_id, kind, counters)
+            publication = Publication(
+                participant_id,
+                kind,
+                transceiver.receiver,
+                counters,
+                config.keyframe_request_interval,
+            )
+            seam.divert_receiver(
+                transceiver.receiver,
+                publication.on_frame,
+                on_stop=lambda: None,
+                on_audio_level=on_audio_level if kind == "audio" else None,
+                estimate_bandwidth=config.publisher_remb,
+            )
+            self.publications[kind] = publication
         seam.restrict_host_candidates(self.pc, config.host_addresses, config.port_range)
         self._candidates = CandidatePolicy.for_hosts(
             config.host_addresses,
@@ -159,7 +154,7 @@ class Peer:
 
     # Subscriptions -----------------------------------------------------------------------
 
-    def subscribe(self, publication: Publication | RelayPublication) -> None:
+    def subscribe(self, publication: Publication) -> None:
         """Send `publication` to this participant (takes effect with the next offer)."""
         kind = publication.kind
         slot = next(
@@ -169,26 +164,17 @@ class Peer:
         if slot is None:
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
-            track: ForwardTrack | RelaySlotTrack
-            if self._encoded:
-                limit = (
-                    self._config.max_queued_video_frames
-                    if kind == "video"
-                    else self._config.max_queued_audio_frames
-                )
-                track = ForwardTrack(kind, limit)
-                seam.intercept_keyframe_requests(transceiver.sender, track.request_keyframe)
-            else:
-                track = RelaySlotTrack(kind)
+            limit = (
+                self._config.max_queued_video_frames
+                if kind == "video"
+                else self._config.max_queued_audio_frames
+            )
+            track = ForwardTrack(kind, limit)
+            seam.intercept_keyframe_requests(transceiver.sender, track.request_keyframe)
             slot = _Slot(transceiver, track)
             self._slots.append(slot)
         slot.transceiver.direction = "sendonly"
-        if isinstance(slot.track, ForwardTrack):
-            assert isinstance(publication, Publication)
-            slot.track.attach(publication)
-        else:
-            assert isinstance(publication, RelayPublication)
-            slot.track.attach(publication)
+        slot.track.attach(publication)
         # One stream id per publisher: browsers lip-sync the audio and video of one stream.
         seam.set_stream_id(slot.transceiver.sender, publication.publisher)
         slot.transceiver.sender.replaceTrack(slot.track)
@@ -246,11 +232,6 @@ class Peer:
         except _SDP_ERRORS as exc:
             raise _invalid(f"the answer could not be applied ({type(exc).__name__})") from None
         self._pending = None
-        for kind, transceiver in self._receivers.items():
-            publication = self.publications[kind]
-            track = transceiver.receiver.track
-            if isinstance(publication, RelayPublication) and track is not None:
-                publication.set_source(track)
         again, self._offer_again = self._offer_again, False
         return again
 
