@@ -65,7 +65,7 @@ class Mailbox:
 
 
 class MailboxConnection:
-    """One participant's connection as the SFU sees it (an `OfferSink`)."""
+    """One participant's connection as the SFU sees it (a `MediaSink`)."""
 
     def __init__(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._queue = queue
@@ -73,6 +73,9 @@ class MailboxConnection:
     async def send_offer(self, offer: Offer, *, generation: int) -> None:
         tracks = [[t.mid, t.participant_id, t.kind] for t in offer.tracks]
         self._queue.put_nowait({"sdp": offer.sdp, "tracks": tracks, "pc": generation})
+
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        pass  # the bench counts pauses in the server's stats
 
 
 async def serve(args: argparse.Namespace) -> None:

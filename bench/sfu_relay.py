@@ -4,7 +4,7 @@ same run. Each publisher's receiver decodes as aiortc does by default; aiortc's 
 the decoded frames out and each subscriber's sender encodes them again.
 
 It answers the same calls the bench makes of the server's `Sfu` (`add`, `remove`, `answer`,
-`stats`, `close`), offers through the same `OfferSink`, and negotiates the same way (the server
+`stats`, `close`), offers through the same `MediaSink`, and negotiates the same way (the server
 offers, one offer outstanding per peer, a send slot per remote track, reused when its publisher
 leaves). Nothing else: no answer checks, no restarts, no recovery. Loopback only, as the bench.
 """
@@ -35,14 +35,15 @@ from av.packet import Packet  # noqa: E402
 from server.ids import ParticipantId  # noqa: E402
 from server.rooms.media import (  # noqa: E402
     MediaConfig,
+    MediaSink,
     Offer,
-    OfferSink,
     SfuStats,
     TrackInfo,
     seam,
 )
+from server.rooms.media.codecs import codec_preferences  # noqa: E402
 from server.rooms.media.ice import rtc_ice_servers  # noqa: E402
-from server.rooms.media.peer import KINDS, codec_preferences  # noqa: E402
+from server.rooms.media.peer import KINDS  # noqa: E402
 from server.rooms.media.stats import Counters, Kind  # noqa: E402
 
 
@@ -237,10 +238,10 @@ class RelaySfu:
         self._config = config
         self._counters = Counters()
         self._peers: dict[ParticipantId, RelayPeer] = {}
-        self._sinks: dict[ParticipantId, OfferSink] = {}
+        self._sinks: dict[ParticipantId, MediaSink] = {}
         self._lock = asyncio.Lock()
 
-    async def add(self, pid: ParticipantId, connection: OfferSink) -> None:
+    async def add(self, pid: ParticipantId, connection: MediaSink) -> None:
         async with self._lock:
             peer = RelayPeer(pid, self._config, self._counters)
             for other in self._peers.values():

@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         if overrides:
             settings = settings.model_copy(update=overrides)
-        asyncio.run(commands.serve(settings, with_demo=args.demo))
+        commands.run_serve(settings, with_demo=args.demo)
     elif args.verb == "migrate":
         head = asyncio.run(commands.migrate(settings))
         print(f"database migrated to revision {head}")

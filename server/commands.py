@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from . import logs
+from . import eventloop, logs
 from .api.context import SERVICES
 from .app import create_app, keyring_for, utc_now
 from .auth.roles import Role
@@ -117,6 +117,12 @@ def keygen() -> str:
     return generate_key_spec("k1")
 
 
+def run_serve(settings: Settings, *, with_demo: bool) -> None:
+    """`serve` on the event loop `TRIAD_EVENT_LOOP` names."""
+    with asyncio.Runner(loop_factory=eventloop.loop_factory(settings.event_loop)) as runner:
+        runner.run(serve(settings, with_demo=with_demo))
+
+
 async def serve(settings: Settings, *, with_demo: bool) -> None:
     logs.configure(settings.log_level, settings.log_format)
     log = logs.get("triad.serve")
@@ -126,7 +132,12 @@ async def serve(settings: Settings, *, with_demo: bool) -> None:
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        log.info("listening", host=settings.host, port=settings.port)
+        log.info(
+            "listening",
+            host=settings.host,
+            port=settings.port,
+            event_loop=eventloop.running_loop_name(),
+        )
         print(f"Triad is running on http://{settings.host}:{settings.port} (Ctrl+C stops it)")
         if with_demo:
             print_demo(await create_demo(app[SERVICES]))

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
+from .eventloop import EventLoopName
 
 StrList = Annotated[list[str], NoDecode]
 
@@ -113,6 +114,8 @@ class Settings(BaseSettings):
     join_token_request_burst: int = Field(default=60, ge=1, le=1_000_000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    # `triad serve`'s event loop: uvloop (faster per packet) or asyncio's own, the fallback.
+    event_loop: EventLoopName = "uvloop"
 
     _split = field_validator(
         "ice_host_addresses", "stun_urls", "turn_urls", "allowed_origins", mode="before"

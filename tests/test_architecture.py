@@ -31,7 +31,7 @@ ONLY_IN = {
     "av": "server.rooms.media",
 }
 # The media plane imports nothing of the room around it (it is handed what it needs: an
-# `OfferSink` per connection, a listener for the active speaker).
+# `MediaSink` per connection, a listener for the active speaker).
 SELF_CONTAINED = ("server.rooms.media", "server.rooms")
 
 

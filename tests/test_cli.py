@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -73,6 +74,12 @@ def test_invalid_setting_is_named(tmp_path: Path) -> None:
     result = triad(tmp_path, "migrate", TRIAD_PORT="eighty")
     assert result.returncode == 2
     assert "TRIAD_PORT" in result.stderr
+
+
+def test_an_unknown_event_loop_is_refused(tmp_path: Path) -> None:
+    result = triad(tmp_path, "serve", "--port", str(free_port()), TRIAD_EVENT_LOOP="trio")
+    assert result.returncode == 2
+    assert "TRIAD_EVENT_LOOP: Input should be 'uvloop' or 'asyncio'" in result.stderr
 
 
 def test_migrate_apikey_demo_and_token(tmp_path: Path) -> None:
@@ -175,6 +182,51 @@ async def test_the_readme_run_command(tmp_path: Path) -> None:
     env = triad_env(tmp_path, TRIAD_PORT=str(port))
     await _serve_and_check_links([str(ROOT / "scripts" / "run")], env, port)
     assert (tmp_path / "var" / "triad.db").exists()
+
+
+async def _listening(stream: asyncio.StreamReader, until: float) -> dict[str, Any]:
+    """The server's `listening` log event (JSON lines on stderr)."""
+    seen = ""
+    while time.monotonic() < until:
+        line = await asyncio.wait_for(stream.readline(), until - time.monotonic())
+        if not line:
+            break
+        seen += line.decode()
+        if line.startswith(b"{"):
+            event: dict[str, Any] = json.loads(line)
+            if event["event"] == "listening":
+                return event
+    raise AssertionError(f"no listening event in time; log so far:\n{seen}")
+
+
+@pytest.mark.parametrize(
+    ("setting", "loop"), [({}, "uvloop"), ({"TRIAD_EVENT_LOOP": "asyncio"}, "asyncio")]
+)
+async def test_serve_runs_on_the_event_loop_the_setting_names(
+    tmp_path: Path, setting: dict[str, str], loop: str
+) -> None:
+    assert triad(tmp_path, "migrate").returncode == 0
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-m", "server", "serve", "--port", str(port)],
+        env=triad_env(tmp_path, **setting),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        listening = await _listening(proc.stderr, time.monotonic() + DEADLINE)
+        assert listening["event_loop"] == loop
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/readyz") as ready,
+        ):
+            assert ready.status == 200  # the database answers on that loop too
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), DEADLINE)
+    assert proc.returncode == 0
 
 
 @pytest.mark.parametrize("verb", ["serve", "migrate", "demo", "apikey", "token", "keygen"])

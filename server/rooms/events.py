@@ -177,6 +177,16 @@ class ActiveSpeaker(ServerEvent):
     participant_id: str | None
 
 
+class MediaQuality(ServerEvent):
+    """To one participant when the video of another is paused for them because their own link
+    cannot take it (audio continues), and again when it resumes."""
+
+    event: ClassVar[str] = "media-quality"
+    participant_id: str = Field(description="whose video this is about")
+    video: Literal["paused", "playing"]
+    reason: Literal["weak-connection"] | None = None
+
+
 class DocumentRelay(ServerEvent):
     """What a participant sent about one notes document, relayed to its other readers; `from`
     is set by the server, never taken from the sender."""
@@ -244,6 +254,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     PeerLeft,
     SignalOffer,
     ActiveSpeaker,
+    MediaQuality,
     NotesRelay,
     AwarenessRelay,
     ConsentChanged,

@@ -16,7 +16,7 @@ from ..consults.model import Actor
 from ..errors import ErrorCode
 from ..ids import ConsultId, ParticipantId
 from .events import ServerEvent
-from .media import OfferSink, SpeakerListener
+from .media import MediaSink, SpeakerListener
 
 
 class Channel(Protocol):
@@ -81,12 +81,13 @@ class RoomMedia(Protocol):
     """The media plane of one room (`rooms/media/sfu.Sfu`): a media session per admitted
     participant, which owns their peer connection's number (`pc`, its generation), offers,
     answers, candidates, restarts and recovery. The room tells it who is admitted and connected;
-    offers reach the participant through the `OfferSink` the room hands in with the connection."""
+    offers and media-quality news reach the participant through the `MediaSink` the room hands in
+    with the connection."""
 
     def generation(self, participant_id: ParticipantId) -> int | None:
         """The current peer connection's number (None: the participant has no media)."""
 
-    async def add(self, participant_id: ParticipantId, connection: OfferSink | None) -> None:
+    async def add(self, participant_id: ParticipantId, connection: MediaSink | None) -> None:
         """Admitted: media starts. Already here: a new connection of theirs, so a new peer
         connection (the next `pc`)."""
 

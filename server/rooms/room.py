@@ -37,7 +37,7 @@ from .ports import (
 )
 from .settings import RoomSettings
 from .tasks import RoomTasks
-from .views import ChannelOffers, lobby, pending_presence, room_state, send_each
+from .views import ChannelMedia, lobby, pending_presence, room_state, send_each
 
 log = logs.get(__name__)
 
@@ -141,7 +141,7 @@ class ConsultRoom:
             if occupant.place is Place.ROOM:
                 if self._media is not None and self._media.generation(pid) is not None:
                     # Back, or from elsewhere: a new peer connection for the new connection.
-                    await self._media.add(pid, ChannelOffers(channel))
+                    await self._media.add(pid, ChannelMedia(channel))
                 else:
                     await self._enter(occupant, Actor("system"))
             else:
@@ -411,7 +411,7 @@ class ConsultRoom:
         await self._broadcast(events.PeerUpdated(participant=occupant.view()), skip=occupant.id)
         if self._media is not None:
             channel = occupant.channel
-            await self._media.add(occupant.id, None if channel is None else ChannelOffers(channel))
+            await self._media.add(occupant.id, None if channel is None else ChannelMedia(channel))
 
     async def _vacate(self, occupant: Occupant, *, reason: LeaveReason, actor: Actor) -> None:
         occupant.cancel_seat_expiry()

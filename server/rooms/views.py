@@ -75,14 +75,24 @@ def offer_message(offer: Offer, pc: int) -> events.SignalOffer:
 
 
 @dataclass(frozen=True)
-class ChannelOffers:
-    """A participant's connection as their media session sees it (an `OfferSink`): each offer
-    goes out as a `signal` numbered with its peer connection."""
+class ChannelMedia:
+    """A participant's connection as their media session sees it (a `MediaSink`): each offer
+    goes out as a `signal` numbered with its peer connection; a pause of another's video for
+    them, or its end, as `media-quality` (their page shows it on that tile)."""
 
     channel: Channel
 
     async def send_offer(self, offer: Offer, *, generation: int) -> None:
         await self.channel.send(offer_message(offer, generation))
+
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        await self.channel.send(
+            events.MediaQuality(
+                participant_id=publisher,
+                video="paused" if video_paused else "playing",
+                reason="weak-connection" if video_paused else None,
+            )
+        )
 
 
 async def send_each(

@@ -228,7 +228,7 @@ class ClientPeer:
         mid = self.remote_mid(publisher_id, "video")
         for transceiver in self.pc.getTransceivers():
             if transceiver.mid == mid:
-                return await seam.send_pli(transceiver.receiver)
+                return await _send_pli(transceiver.receiver)
         return False
 
     async def close(self) -> None:
@@ -243,7 +243,7 @@ class ClientPeer:
 
 class LoopbackRoom:
     """A test room around an `Sfu`: each participant's connection (`connection(pid)`, an
-    `OfferSink`) hands offers straight to their client peer and the answer straight back; an
+    `MediaSink`) hands offers straight to their client peer and the answer straight back; an
     offer for a new peer connection number gets a new client peer, as a browser does."""
 
     def __init__(self) -> None:
@@ -253,6 +253,8 @@ class LoopbackRoom:
         # participant -> the peer connection number of each offer they were sent, in order
         self.generations: defaultdict[str, list[int]] = defaultdict(list)
         self.speakers: list[str | None] = []
+        # (participant, publisher, video paused) as their media-quality news came
+        self.quality: list[tuple[str, str, bool]] = []
         self.failures: list[BaseException] = []
         # Participants whose offers are kept in `held` instead of being answered.
         self.hold: set[str] = set()
@@ -299,7 +301,7 @@ class LoopbackRoom:
 
 @dataclass(frozen=True)
 class LoopbackConnection:
-    """One participant's connection in a `LoopbackRoom` (an `OfferSink`)."""
+    """One participant's connection in a `LoopbackRoom` (a `MediaSink`)."""
 
     room: LoopbackRoom
     participant_id: ParticipantId
@@ -307,9 +309,22 @@ class LoopbackConnection:
     async def send_offer(self, offer: Any, *, generation: int) -> None:
         await self.room.deliver(self.participant_id, offer, generation)
 
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        self.room.quality.append((self.participant_id, publisher, video_paused))
+
 
 def counts(clients: Mapping[str, ClientPeer]) -> dict[str, dict[str, dict[str, int]]]:
     """Decoded frame counts, for assertion messages."""
     return {
         pid: {who: dict(c) for who, c in client.frames.items()} for pid, client in clients.items()
     }
+
+
+async def _send_pli(receiver: Any) -> bool:
+    """A PLI from this (aiortc-run) receiver for the newest source it heard; False before any."""
+    sources = receiver.getSynchronizationSources()
+    if not sources:
+        return False
+    newest = max(sources, key=lambda source: source.timestamp)
+    await receiver._send_rtcp_pli(newest.source)
+    return True

@@ -6,7 +6,6 @@ the pins (pyproject.toml and seam.AIORTC_CHECKED) together.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import inspect
 
@@ -17,14 +16,9 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
 )
-from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from server.rooms.media import seam
-
-# RTCRtpReceiver.receive is re-implemented without its decoder thread in seam.divert_receiver;
-# when its source changes at all, the copy must be checked against it.
-RECEIVE_SHA256 = "d6d8d8d7a0bf4e95f3fb7cb78cf275d0a5f50c4912e0cb8498272008779916ef"
 
 
 def test_versions_are_the_checked_ones() -> None:
@@ -47,6 +41,10 @@ async def test_receiver_sender_and_transport_have_what_the_seam_uses() -> None:
             assert name in vars(sender), f"RTCRtpSender lost {name}"
         for name in seam.DTLS_METHODS:
             assert callable(getattr(RTCDtlsTransport, name, None)), f"RTCDtlsTransport.{name}"
+        for name in seam.DTLS_ATTRIBUTES:
+            assert name in vars(receiver.transport), f"RTCDtlsTransport lost {name}"
+        for name in seam.PC_ATTRIBUTES:
+            assert name in vars(pc), f"RTCPeerConnection lost {name}"
         connection = receiver.transport.transport.iceGatherer._connection
         for name in seam.ICE_ATTRIBUTES:
             assert hasattr(connection, name), f"aioice Connection lost {name}"
@@ -55,51 +53,47 @@ async def test_receiver_sender_and_transport_have_what_the_seam_uses() -> None:
 
 
 def test_signatures_the_seam_wraps() -> None:
-    params = inspect.signature(RTCRtpReceiver._handle_rtp_packet).parameters
-    assert list(params) == ["self", "packet", "arrival_time_ms"]
+    assert list(inspect.signature(RTCRtpReceiver.receive).parameters) == ["self", "parameters"]
+    assert list(inspect.signature(RTCRtpSender.send).parameters) == ["self", "parameters"]
     assert list(inspect.signature(RTCRtpSender._send_keyframe).parameters) == ["self"]
-    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_pli).parameters) == [
+    assert list(inspect.signature(RTCDtlsTransport._handle_rtp_data).parameters) == [
         "self",
-        "media_ssrc",
+        "data",
+        "arrival_time_ms",
     ]
-    frame = JitterFrame(data=b"\x00", timestamp=1)
-    assert (frame.data, frame.timestamp) == (b"\x00", 1)
+    assert list(inspect.signature(RTCDtlsTransport._handle_rtcp_data).parameters) == [
+        "self",
+        "data",
+    ]
 
 
-def test_the_decoder_hand_off_is_where_the_seam_hooks_it() -> None:
-    handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
-    assert "self.__decoder_queue.put((codec, encoded_frame))" in handle
-    assert "self.__timestamp_mapper.map(" in handle
-    assert "and self.__decoder_thread" in handle
-    stop = inspect.getsource(RTCRtpReceiver._RTCRtpReceiver__stop_decoder)  # type: ignore[attr-defined]
-    assert "self.__decoder_queue.put(None)" in stop
-    assert "self.__decoder_thread.join()" in stop
-    keyframe = inspect.getsource(RTCRtpSender._handle_rtcp_packet)
-    assert "self._send_keyframe()" in keyframe
+def test_the_dtls_loop_hands_rtp_where_the_seam_takes_it() -> None:
+    loop = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "data = self._rx_srtp.unprotect(data)" in loop
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in loop
+    assert "await self._handle_rtcp_data(data)" in loop
+    receive = inspect.getsource(RTCRtpReceiver.stop)
+    assert "if self.__started:" in receive  # a receiver that never started stops as a no-op
+    send = inspect.getsource(RTCRtpSender.stop)
+    assert "if self.__started:" in send
 
 
-def test_receive_is_unchanged_since_the_seam_copied_it() -> None:
-    source = inspect.getsource(RTCRtpReceiver.receive)
-    digest = hashlib.sha256(source.encode()).hexdigest()
-    assert digest == RECEIVE_SHA256, (
-        "RTCRtpReceiver.receive changed: compare it with seam.divert_receiver's receive()"
-    )
-
-
-async def test_a_diverted_receiver_hands_frames_on_and_never_starts_a_decoder() -> None:
-    frames: list[tuple[bytes, int]] = []
+async def test_taken_receivers_and_senders_report_parameters_and_start_nothing() -> None:
+    got: list[object] = []
     pc = loopback_pc()
     try:
-        receiver = pc.addTransceiver("video", direction="recvonly").receiver
-        seam.divert_receiver(receiver, lambda d, t: frames.append((d, t)), lambda: None)
-        assert seam.is_diverted(receiver)
-        queue = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
-        queue.put((None, JitterFrame(data=b"\x10", timestamp=123456)))
-        mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
-        assert mapper.map(4_000_000_000) == 4_000_000_000
+        transceiver = pc.addTransceiver("video", direction="sendrecv")
+        seam.take_receiver(transceiver.receiver, got.append)
+        seam.take_sender(transceiver.sender, got.append)
+        assert seam.is_taken(transceiver.receiver)
+        assert seam.is_taken(transceiver.sender)
+        await transceiver.receiver.receive("receive-parameters")  # type: ignore[arg-type]
+        await transceiver.sender.send("send-parameters")  # type: ignore[arg-type]
+        assert got == ["receive-parameters", "send-parameters"]
+        assert not transceiver.receiver._RTCRtpReceiver__started  # type: ignore[attr-defined]
+        assert seam.cname(pc)
     finally:
         await pc.close()
-    assert frames == [(b"\x10", 123456)]
 
 
 def loopback_pc() -> RTCPeerConnection:

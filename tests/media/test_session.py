@@ -79,6 +79,9 @@ class Tap:
         self.generations.append(generation)
         await self.inner.send_offer(offer, generation=generation)
 
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        await self.inner.send_media_quality(publisher, video_paused=video_paused)
+
 
 async def test_only_the_current_peer_connection_is_answered_and_restarted(
     room: LoopbackRoom,
@@ -151,7 +154,7 @@ async def test_a_participant_not_connected_gets_a_new_peer_connection_when_back(
     # Nothing to offer to while they are away: the failed one stays theirs until they return.
     assert sfu.generation(A) == 0
     assert server_pc(room, A) is failing
-    assert not sfu._recoveries
+    assert not sfu._tasks
     assert set(room.generations[A]) == {0}
 
     back = Tap(room.connection(A))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import uvloop
 
+from server.eventloop import running_loop_name
 from server.ids import ParticipantId
 from server.rooms.media import MediaConfig, Sfu
-from server.rooms.media.seam import is_diverted
+from server.rooms.media.seam import is_taken
 from tests.media.peers import ClientPeer, LoopbackRoom, counts
 from tests.waiting import wait_for
 
@@ -64,7 +67,23 @@ async def test_three_peers_see_and_hear_each_other_without_server_decoding(
     for session in room.sfu._sessions.values():
         for transceiver in session.peer.pc.getTransceivers():
             if transceiver.direction == "recvonly":
-                assert is_diverted(transceiver.receiver)
+                assert is_taken(transceiver.receiver)
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop"])
+async def test_two_peers_exchange_media_on_uvloop(room: LoopbackRoom, join: Join) -> None:
+    """`triad serve` runs on uvloop: aioice's datagram transports, DTLS, SRTP and the
+    forwarding path must work on it as on asyncio's own loop."""
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+    assert running_loop_name() == "uvloop"
+    a, b = await join(A), await join(B)
+    await wait_for(lambda: receives(a, [B], 20) and receives(b, [A], 20), 40, "frames both ways")
+    assert a.sizes[B] == {(640, 480)}
+    assert b.sizes[A] == {(640, 480)}
+    stats = room.sfu.stats()
+    assert stats.decoded_frames == 0
+    assert stats.forwarded_frames[(A, "video")] > 0
+    assert stats.forwarded_frames[(B, "audio")] > 0
 
 
 async def test_leave_and_rejoin_renegotiates_and_frames_resume(

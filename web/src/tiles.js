@@ -2,7 +2,7 @@
 // with them, in same-room mode), showing muted / camera-off / reconnecting indicators, the
 // connection quality and the active speaker; hosts get a Remove button on the others' tiles.
 // State lives in data attributes on each tile (data-participant-id, data-role, data-self,
-// data-audio, data-video, data-connected, data-speaking, data-has-video, data-quality,
+// data-audio, data-video, data-connected, data-speaking, data-has-video, data-quality, data-video-paused,
 // data-same-room), which the CSS styles and the browser tests read.
 
 import { button, el, roleTitle, roleWords } from "./dom.js";
@@ -85,6 +85,13 @@ export class Tiles {
     }
   }
 
+  /** The server paused (or resumed) this participant's video to us because our own link
+   * cannot take it: their audio continues (the `media-quality` event). */
+  setVideoPaused(pid, paused) {
+    const tile = this.tiles.get(pid);
+    if (tile) tile.root.dataset.videoPaused = paused ? "true" : "false";
+  }
+
   remove(pid) {
     const tile = this.tiles.get(pid);
     if (!tile) return;
@@ -164,6 +171,7 @@ export class Tiles {
       el("span", "tile-badge badge-muted", "Muted"),
       el("span", "tile-badge badge-camera", "Camera off"),
       el("span", "tile-badge badge-reconnecting", "Reconnecting…"),
+      el("span", "tile-badge badge-video-paused", "Video paused: weak connection"),
     );
     const caption = el("div", "tile-caption", name, role, badges);
     const qualityText = el("span", "quality-text", QUALITY_WORDS.unknown);
@@ -182,6 +190,7 @@ export class Tiles {
     root.dataset.self = self ? "true" : "false";
     root.dataset.speaking = "false";
     root.dataset.quality = "unknown";
+    root.dataset.videoPaused = "false";
     let audio = null;
     if (!self) {
       audio = el("audio", "tile-audio");

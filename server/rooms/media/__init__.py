@@ -3,15 +3,15 @@ admitted participant's media session (`session.MediaSession`)."""
 
 from .config import IceServer, MediaConfig
 from .peer import Offer, TrackInfo
-from .session import OfferSink
+from .session import MediaSink
 from .sfu import Sfu, SpeakerListener
 from .stats import SfuStats
 
 __all__ = [
     "IceServer",
     "MediaConfig",
+    "MediaSink",
     "Offer",
-    "OfferSink",
     "Sfu",
     "SfuStats",
     "SpeakerListener",

@@ -9,34 +9,58 @@ offered after the answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import functools
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Final, Literal
 
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
-    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc import exceptions as rtc_errors
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from server import logs
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 
-from . import sdpcheck, seam
+from . import rtp, sdpcheck, seam
 from .candidates import CandidatePolicy
+from .codecs import NegotiatedTrack, codec_preferences, with_opus_options
 from .config import MediaConfig
-from .forwarding import ForwardTrack, Publication
+from .downlink import Downlink
+from .egress import NTP_EPOCH_OFFSET, Egress
 from .ice import rtc_ice_servers
+from .ingress import Ingress
 from .stats import Counters, Kind
+from .transport import PeerTransport
+from .uplink import Uplink
+
+logger = logs.get(__name__)
 
 KINDS: tuple[Kind, Kind] = ("audio", "video")
 _MAX_CANDIDATE_CHARS = 1024
+RTCP_INTERVAL: Final = 0.5  # seconds, varied by +-20% (RFC 3550 6.3.1)
 # What aiortc raises on an answer it cannot apply (besides ValueError from its parser).
 _SDP_ERRORS = (
     ValueError,
@@ -49,6 +73,8 @@ _SDP_ERRORS = (
     rtc_errors.InvalidStateError,
     rtc_errors.OperationError,
 )
+QualityCallback = Callable[[ParticipantId, bool], None]
+SpeakerLookup = Callable[[], ParticipantId | None]
 
 
 @dataclass(frozen=True)
@@ -74,17 +100,10 @@ class Offer:
             raise ValueError("an offer's SDP starts with v=0")
 
 
-def codec_preferences(kind: Kind) -> list[RTCRtpCodecCapability]:
-    """Opus for audio; VP8 (with RTX for retransmissions) for video: forwarding never transcodes."""
-    wanted = ("audio/opus",) if kind == "audio" else ("video/vp8", "video/rtx")
-    codecs = RTCRtpSender.getCapabilities(kind).codecs
-    return [codec for name in wanted for codec in codecs if codec.mimeType.lower() == name]
-
-
 @dataclass
 class _Slot:
     transceiver: RTCRtpTransceiver
-    track: ForwardTrack
+    egress: Egress
 
 
 def _invalid(message: str) -> TriadError:
@@ -92,6 +111,9 @@ def _invalid(message: str) -> TriadError:
 
 
 class Peer:
+    """One participant's peer connection: its publications (`ingress`) and the slots it
+    receives the others on (`egress`), with the RTCP that goes with both."""
+
     def __init__(
         self,
         participant_id: ParticipantId,
@@ -99,9 +121,13 @@ class Peer:
         counters: Counters,
         on_audio_level: Callable[[int], None],
         on_failed: Callable[[], None] = lambda: None,
+        on_quality: QualityCallback = lambda publisher, paused: None,
+        active_speaker: SpeakerLookup = lambda: None,
     ) -> None:
         self.participant_id = participant_id
         self._config = config
+        self._counters = counters
+        self._active_speaker = active_speaker
         # iceServers is never None: aiortc would add a public STUN server.
         self.pc = RTCPeerConnection(
             RTCConfiguration(
@@ -119,27 +145,29 @@ class Peer:
             if state == "failed" or (state == "closed" and not self.closed):
                 on_failed()
 
-        self.publications: dict[Kind, Publication] = {}
+        self.publications: dict[Kind, Ingress] = {}
         self._receivers: dict[Kind, RTCRtpTransceiver] = {}
         for kind in KINDS:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
             self._receivers[kind] = transceiver
-            publication = Publication(
+            ingress = Ingress(
                 participant_id,
                 kind,
-                transceiver.receiver,
                 counters,
                 config.keyframe_request_interval,
-            )
-            seam.divert_receiver(
-                transceiver.receiver,
-                publication.on_frame,
-                on_stop=lambda: None,
                 on_audio_level=on_audio_level if kind == "audio" else None,
-                estimate_bandwidth=config.publisher_remb,
             )
-            self.publications[kind] = publication
+            configure = functools.partial(self._configure_ingress, ingress, transceiver)
+            seam.take_receiver(transceiver.receiver, configure)
+            self.publications[kind] = ingress
+        # BUNDLE: everything travels on the first transceiver's DTLS transport.
+        self.transport = PeerTransport(
+            self._receivers["audio"].receiver.transport, self._on_rtp, self._on_rtcp
+        )
+        self.downlink = Downlink(lambda publisher, paused: on_quality(publisher, paused))
+        self.downlink.pad = self._pad
+        self.uplink = Uplink()
         seam.restrict_host_candidates(self.pc, config.host_addresses, config.port_range)
         self._candidates = CandidatePolicy.for_hosts(
             config.host_addresses,
@@ -148,44 +176,179 @@ class Peer:
         )
         self._candidates_accepted = 0
         self._slots: list[_Slot] = []
+        self._by_ssrc: dict[int, Egress] = {}
         self._pending: str | None = None
         self._offer_again = False
+        self.rtt = 0.1
+        self.refused_packets = 0
         self.closed = False
+        self._rtcp_task = asyncio.get_running_loop().create_task(self._run_rtcp())
+
+    def _configure_ingress(
+        self, ingress: Ingress, transceiver: RTCRtpTransceiver, parameters: Any
+    ) -> None:
+        track = NegotiatedTrack.from_parameters(ingress.kind, parameters)
+        if track is not None:
+            ingress.configure(track, self.transport, transceiver.sender._ssrc)
+
+    def _configure_egress(self, slot: _Slot, parameters: Any) -> None:
+        egress = slot.egress
+        track = NegotiatedTrack.from_parameters(egress.kind, parameters)
+        if track is None:
+            return
+        sender = slot.transceiver.sender
+        egress.configure(track, sender._ssrc, sender._rtx_ssrc)
+        self._by_ssrc[sender._ssrc] = egress
+
+    # The packet path ---------------------------------------------------------------------
+
+    def _on_rtp(self, packet: bytes, arrival: float) -> None:
+        view = rtp.read(packet)
+        if view is None:
+            self.refused_packets += 1
+            return
+        payload_type = view.payload_type
+        audio, video = self.publications["audio"], self.publications["video"]
+        if audio.track is not None and payload_type == audio.track.payload_type:
+            audio.on_media(packet, view, arrival)
+        elif video.track is not None and payload_type == video.track.payload_type:
+            video.on_media(packet, view, arrival)
+        elif video.track is not None and payload_type == video.track.rtx_payload_type:
+            video.on_rtx(packet, view, arrival)
+        else:
+            self.refused_packets += 1
+
+    def _on_rtcp(self, packets: Sequence[AnyRtcpPacket], arrival: float) -> None:
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket):
+                for ingress in self.publications.values():
+                    if ingress.ssrc == packet.ssrc:
+                        info = packet.sender_info
+                        ingress.on_sender_report(info.ntp_timestamp, info.rtp_timestamp, arrival)
+                self._on_reports(packet.reports, arrival)
+            elif isinstance(packet, RtcpRrPacket):
+                self._on_reports(packet.reports, arrival)
+            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                egress = self._by_ssrc.get(packet.media_ssrc)
+                if egress is not None:
+                    egress.retransmit(packet.lost, self.rtt)
+            elif isinstance(packet, RtcpPsfbPacket):
+                self._on_payload_feedback(packet, arrival)
+
+    def _on_payload_feedback(self, packet: RtcpPsfbPacket, arrival: float) -> None:
+        if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            ssrc = packet.media_ssrc
+            if packet.fmt == RTCP_PSFB_FIR and len(packet.fci) >= 4:
+                ssrc = int.from_bytes(packet.fci[:4], "big")  # RFC 5104 4.3.1.1
+            egress = self._by_ssrc.get(ssrc)
+            if egress is not None and egress.ingress is not None:
+                egress.ingress.request_keyframe()
+        elif packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, _ = unpack_remb_fci(packet.fci)
+            except (ValueError, IndexError):
+                return
+            self.downlink.on_remb(float(bitrate), arrival)
+
+    def _on_reports(self, reports: Sequence[Any], arrival: float) -> None:
+        for report in reports:
+            egress = self._by_ssrc.get(report.ssrc)
+            if egress is None:
+                continue
+            self.downlink.on_loss(report.fraction_lost / 256, arrival)
+            if report.lsr:
+                now_mid = int((time.time() + NTP_EPOCH_OFFSET) * 65536) & 0xFFFFFFFF
+                rtt = ((now_mid - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
+                if 0 < rtt < 5:
+                    self.rtt = 0.8 * self.rtt + 0.2 * max(0.01, rtt)
+
+    def _pad(self, size: int) -> None:
+        """Padding for a bandwidth probe, on the first video slot that has RTX."""
+        for slot in self._slots:
+            egress = slot.egress
+            if egress.kind != "video":
+                continue
+            sent = 0
+            while sent < size:
+                packet = egress.padding(255)
+                if packet is None or not self.transport.send_rtp(packet):
+                    return
+                sent += len(packet) + 38
+                self.downlink.sent(len(packet) + 38)
+            return
+
+    async def _run_rtcp(self) -> None:
+        """Receiver reports and REMB to this participant about what it publishes, sender
+        reports for what it receives, and the downlink allocation: one loop per peer."""
+        try:
+            while True:
+                await asyncio.sleep(RTCP_INTERVAL * (0.8 + 0.4 * random.random()))  # noqa: S311 - timing jitter
+                self._rtcp_round(time.monotonic())
+        except asyncio.CancelledError:
+            pass
+
+    def _rtcp_round(self, now: float) -> None:
+        if not self.transport.ready:
+            return
+        reports = []
+        for ingress in self.publications.values():
+            ingress.measure(now)
+            report = ingress.receiver_report(now)
+            if report is not None:
+                reports.append(report)
+        if reports:
+            rtcp_ssrc = self.publications["audio"].rtcp_ssrc or self.publications["video"].rtcp_ssrc
+            packets: list[AnyRtcpPacket] = [RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports)]
+            video = self.publications["video"]
+            remb = self.uplink.update(self.publications.values(), now)
+            if remb is not None and video.ssrc is not None:
+                packets.append(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP,
+                        ssrc=rtcp_ssrc,
+                        media_ssrc=0,
+                        fci=pack_remb_fci(int(remb), [video.ssrc]),
+                    )
+                )
+            self.transport.send_rtcp(packets)
+        for slot in self._slots:
+            report_packets = slot.egress.sender_report(now)
+            if report_packets:
+                self.transport.send_rtcp(report_packets)
+        egresses = [slot.egress for slot in self._slots if slot.egress.ingress is not None]
+        self.downlink.allocate(egresses, self._active_speaker(), now)
 
     # Subscriptions -----------------------------------------------------------------------
 
-    def subscribe(self, publication: Publication) -> None:
+    def subscribe(self, publication: Ingress) -> None:
         """Send `publication` to this participant (takes effect with the next offer)."""
         kind = publication.kind
         slot = next(
-            (s for s in self._slots if s.track.kind == kind and s.track.publication is None),
+            (s for s in self._slots if s.egress.kind == kind and s.egress.ingress is None),
             None,
         )
         if slot is None:
             transceiver = self.pc.addTransceiver(kind, direction="sendonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
-            limit = (
-                self._config.max_queued_video_frames
-                if kind == "video"
-                else self._config.max_queued_audio_frames
-            )
-            track = ForwardTrack(kind, limit)
-            seam.intercept_keyframe_requests(transceiver.sender, track.request_keyframe)
-            slot = _Slot(transceiver, track)
+            cname = seam.cname(self.pc)
+            egress = Egress(kind, self.transport, self.downlink, self._counters, cname)
+            slot = _Slot(transceiver, egress)
+            seam.take_sender(transceiver.sender, functools.partial(self._configure_egress, slot))
             self._slots.append(slot)
         slot.transceiver.direction = "sendonly"
-        slot.track.attach(publication)
-        # One stream id per publisher: browsers lip-sync the audio and video of one stream.
+        slot.egress.attach(publication)
+        # One stream id per publisher: browsers lip-sync the audio and video of one stream;
+        # a new track id, so the next offer's msid names a new track for this slot.
         seam.set_stream_id(slot.transceiver.sender, publication.publisher)
-        slot.transceiver.sender.replaceTrack(slot.track)
+        seam.new_track_id(slot.transceiver.sender)
 
     def unsubscribe(self, publisher: ParticipantId) -> bool:
         """Stop sending `publisher`'s media here; True when something changed."""
         changed = False
         for slot in self._slots:
-            publication = slot.track.publication
-            if publication is not None and publication.publisher == publisher:
-                slot.track.detach()
+            if slot.egress.publisher == publisher:
+                slot.egress.detach()
+                slot.egress.paused = False
                 slot.transceiver.direction = "inactive"
                 changed = True
         return changed
@@ -197,11 +360,9 @@ class Peer:
             if t.mid is not None
         ]
         for slot in self._slots:
-            publication = slot.track.publication
-            if publication is not None and slot.transceiver.mid is not None:
-                tracks.append(
-                    TrackInfo(slot.transceiver.mid, publication.publisher, publication.kind)
-                )
+            publisher = slot.egress.publisher
+            if publisher is not None and slot.transceiver.mid is not None:
+                tracks.append(TrackInfo(slot.transceiver.mid, publisher, slot.egress.kind))
         return tuple(tracks)
 
     # Negotiation -------------------------------------------------------------------------
@@ -213,7 +374,10 @@ class Peer:
         if self._pending is not None:
             self._offer_again = True
             return None
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(
+            RTCSessionDescription(sdp=with_opus_options(offer.sdp), type="offer")
+        )
         sdp = self.pc.localDescription.sdp
         self._pending = sdp
         return Offer(sdp, self.track_map())
@@ -306,10 +470,14 @@ class Peer:
         if self.closed:
             return
         self.closed = True
+        self._rtcp_task.cancel()
+        await asyncio.gather(self._rtcp_task, return_exceptions=True)
+        self.downlink.close()
         for slot in self._slots:
-            slot.track.stop()
+            slot.egress.detach()
         for publication in self.publications.values():
-            await publication.close()
+            publication.close()
+        self.transport.close()
         await self.pc.close()
 
 

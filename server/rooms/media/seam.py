@@ -2,29 +2,31 @@
 
 Checked against aiortc 1.16.0 and aioice 0.13.0; pyproject.toml pins aiortc>=1.16,<1.17 (which
 pins aioice 0.13.x). `tests/media/test_seam.py` fails loudly when any name listed in
-`RECEIVER_ATTRIBUTES`, `SENDER_ATTRIBUTES` or `ICE_ATTRIBUTES` moves, so an aiortc upgrade is a
-deliberate act: bump the pin, run that test, read the diff of the files named below.
+`RECEIVER_ATTRIBUTES`, `SENDER_ATTRIBUTES`, `DTLS_ATTRIBUTES` or `ICE_ATTRIBUTES` moves, so an
+aiortc upgrade is a deliberate act: bump the pin, run that test, read the diff of the files
+named below.
 
-What is bent, and why:
+aiortc keeps what it does well (ICE, DTLS, SDP); the SFU takes the RTP path from it:
 
-* `RTCRtpReceiver` (rtcrtpreceiver.py) assembles encoded frames (JitterFrame) and puts
-  `(codec, frame)` on `__decoder_queue` for a decoder thread that `receive()` starts. A diverted
-  receiver gets a stand-in that is both that queue and that thread: frames go to the SFU's
-  fan-out, no thread starts and no decoder is ever created. Its `__timestamp_mapper` (which
-  rebases RTP timestamps to zero) becomes the identity so forwarded frames keep the publisher's
-  own RTP timestamps.
-* `RTCRtpReceiver.__remote_bitrate_estimator` (REMB toward the publisher) can be switched off.
-* `RTCRtpReceiver._handle_rtp_packet` is wrapped for audio to read the RFC 6464 audio level the
-  publisher put in each packet, before the jitter buffer drops header extensions.
-* `RTCRtpSender._send_keyframe` is what a subscriber's PLI/FIR calls; on a forwarding sender it
-  becomes the SFU's rate-limited PLI toward the publisher instead of a flag for an encoder the
-  sender never has.
-* `RTCRtpReceiver._send_rtcp_pli` sends that PLI.
-* `RTCRtpSender._stream_id` (one per PC in aiortc) is set per publisher, so a subscriber sees
-  each publisher's audio and video in one MediaStream: the group browsers lip-sync.
+* `RTCDtlsTransport._handle_rtp_data` / `_handle_rtcp_data` (rtcdtlstransport.py) are where
+  aiortc's DTLS loop hands unprotected RTP and RTCP to its router: `take_over_rtp` sends them
+  to the SFU's `PeerTransport` instead, and `_rx_srtp` / `_tx_srtp` are the SRTP sessions it
+  protects and unprotects with.
+* aioice's `StunProtocol.datagram_received` parses every datagram as STUN and queues the rest
+  for the DTLS loop (a task hop per packet). The SFU binds its host sockets itself (aioice
+  always binds port 0, and never 127.0.0.1) with `MediaProtocol`, which hands SRTP datagrams
+  straight to the `PeerTransport` from the socket callback once DTLS is up.
+* `RTCRtpReceiver.receive` and `RTCRtpSender.send` are what the peer connection calls with the
+  negotiated parameters (payload types, header extension ids, SSRCs) once DTLS is connected:
+  `take_receiver` / `take_sender` hand those to the SFU and start none of aiortc's per-packet
+  machinery (jitter buffer, decoder thread, encoder loop, RTCP loops).
+* `RTCRtpSender._ssrc`, `_rtx_ssrc`, `_stream_id`, `_track_id` are what the offer announces for
+  a send slot (msid and a=ssrc lines); `set_stream_id` / `new_track_id` set them.
+* `RTCRtpSender._send_keyframe` is what a PLI/FIR calls on aiortc's own senders (the test
+  clients use `intercept_keyframe_requests` to count them).
 * aioice `Connection.get_component_candidates` receives the host addresses aioice found (never
   127.0.0.1); the SFU hands it the configured list instead, and binds within the UDP port range
-  when one is set (aioice always binds port 0).
+  when one is set. `Connection._nominated` holds the pair media is sent on.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
@@ -39,126 +42,94 @@ from aioice import Candidate, stun
 from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
-from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 
 AIORTC_CHECKED: Final = ("1.16.",)
 AIOICE_CHECKED: Final = ("0.13.",)
 
-_R = "_RTCRtpReceiver__"
-# Instance attributes of a fresh RTCRtpReceiver the seam reads or replaces.
-RECEIVER_ATTRIBUTES: Final = (
-    f"{_R}decoder_queue",
-    f"{_R}decoder_thread",
-    f"{_R}timestamp_mapper",
-    f"{_R}codecs",
-    f"{_R}rtx_ssrc",
-    f"{_R}transport",
-    f"{_R}rtcp_task",
-    f"{_R}started",
-    f"{_R}remote_bitrate_estimator",
-)
-# Methods the seam calls or wraps, by class.
-RECEIVER_METHODS: Final = ("receive", "_handle_rtp_packet", "_run_rtcp", "_send_rtcp_pli")
-SENDER_METHODS: Final = ("_send_keyframe", "_handle_rtcp_packet")
-SENDER_ATTRIBUTES: Final = ("_ssrc", "_stream_id")
-DTLS_METHODS: Final = ("_register_rtp_receiver",)
-ICE_ATTRIBUTES: Final = ("get_component_candidates", "stun_server", "_protocols")
+# Instance attributes of fresh aiortc objects the seam reads or replaces.
+RECEIVER_ATTRIBUTES: Final = ("_RTCRtpReceiver__started",)
+RECEIVER_METHODS: Final = ("receive", "stop")
+SENDER_METHODS: Final = ("send", "stop", "_send_keyframe", "_handle_rtcp_packet", "replaceTrack")
+SENDER_ATTRIBUTES: Final = ("_ssrc", "_rtx_ssrc", "_stream_id", "_track_id")
+DTLS_METHODS: Final = ("_handle_rtp_data", "_handle_rtcp_data", "_recv_next")
+DTLS_ATTRIBUTES: Final = ("_rx_srtp", "_tx_srtp")
+PC_ATTRIBUTES: Final = ("_RTCPeerConnection__cname",)
+ICE_ATTRIBUTES: Final = ("get_component_candidates", "stun_server", "_protocols", "_nominated")
 _MARK: Final = "_triad_seam"
+_SINK: Final = "_triad_rtp_sink"
 RECEIVE_BUFFER_BYTES: Final = 4 * 1024 * 1024
 
-FrameCallback = Callable[[bytes, int], None]
-LevelCallback = Callable[[int], None]
+ParametersCallback = Callable[[Any], None]
+DatagramSink = Callable[[bytes], bool]
 
 
-class _DecoderStandIn:
-    """Sits where aiortc keeps the decoder queue and the decoder thread.
+class MediaProtocol(aioice_ice.StunProtocol):
+    """aioice's socket protocol, with SRTP datagrams short-cut to the SFU once DTLS is up."""
 
-    aiortc calls `put((codec, JitterFrame))` per assembled frame, `put(None)` then `join()` when
-    the receiver stops, and only tests the thread for truth.
-    """
+    rtp_sink: DatagramSink | None = None
 
-    def __init__(self, on_frame: FrameCallback, on_stop: Callable[[], None]) -> None:
-        self._on_frame = on_frame
-        self._on_stop = on_stop
-
-    def put(self, item: tuple[Any, Any] | None) -> None:
-        if item is None:
-            self._on_stop()
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        sink = self.rtp_sink
+        # RFC 7983 demultiplexing: 128-191 is RTP/RTCP; STUN (0-3) and DTLS (20-63) go on.
+        if (
+            sink is not None
+            and isinstance(data, bytes)
+            and len(data) >= 12
+            and 127 < data[0] < 192
+            and sink(data)
+        ):
             return
-        frame = item[1]
-        self._on_frame(frame.data, frame.timestamp)
-
-    def join(self, timeout: float | None = None) -> None:
-        """No thread to wait for."""
-
-    def __bool__(self) -> bool:
-        return True
+        super().datagram_received(data, addr)
 
 
-class _SameTimestamp:
-    """Replaces aiortc's TimestampMapper: keep the publisher's RTP timestamp as it came."""
+def route_datagrams(connection: Any, sink: DatagramSink | None) -> None:
+    """Hand the SRTP datagrams of `connection`'s host sockets to `sink` (None: stop)."""
+    setattr(connection, _SINK, sink)
+    for protocol in connection._protocols:
+        if isinstance(protocol, MediaProtocol):
+            protocol.rtp_sink = sink
 
-    def map(self, timestamp: int) -> int:
-        return timestamp
 
-
-def divert_receiver(
-    receiver: RTCRtpReceiver,
-    on_frame: FrameCallback,
-    on_stop: Callable[[], None],
-    on_audio_level: LevelCallback | None = None,
-    estimate_bandwidth: bool = True,
+def take_over_rtp(
+    dtls: Any,
+    on_rtp: Callable[[bytes, int], Awaitable[None]],
+    on_rtcp: Callable[[bytes], Awaitable[None]],
 ) -> None:
-    """Send the receiver's encoded frames to `on_frame(data, rtp_timestamp)`, never decode.
+    """Unprotected RTP and RTCP from aiortc's DTLS loop go to the SFU, not aiortc's router."""
+    setattr(dtls, "_handle_rtp_data", on_rtp)  # noqa: B010 - an instance attribute on purpose
+    setattr(dtls, "_handle_rtcp_data", on_rtcp)  # noqa: B010
 
-    Call before the receiver starts (right after `addTransceiver`). Without
-    `estimate_bandwidth` the receiver sends no REMB (its estimator costs ~9% of the SFU's CPU
-    per packet); publishers then adapt from loss in receiver reports only.
-    """
-    stand_in = _DecoderStandIn(on_frame, on_stop)
-    if not estimate_bandwidth:
-        setattr(receiver, f"{_R}remote_bitrate_estimator", None)
-    setattr(receiver, f"{_R}decoder_queue", stand_in)
-    setattr(receiver, f"{_R}timestamp_mapper", _SameTimestamp())
 
-    async def receive(parameters: RTCRtpReceiveParameters) -> None:
-        # RTCRtpReceiver.receive minus the decoder thread (aiortc 1.16 rtcrtpreceiver.py).
-        if getattr(receiver, f"{_R}started"):
-            return
-        codecs = getattr(receiver, f"{_R}codecs")
-        for codec in parameters.codecs:
-            codecs[codec.payloadType] = codec
-        rtx_ssrc = getattr(receiver, f"{_R}rtx_ssrc")
-        for encoding in parameters.encodings:
-            if encoding.rtx:
-                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
-        setattr(receiver, f"{_R}decoder_thread", stand_in)
-        getattr(receiver, f"{_R}transport")._register_rtp_receiver(receiver, parameters)
-        setattr(receiver, f"{_R}rtcp_task", asyncio.ensure_future(receiver._run_rtcp()))
-        setattr(receiver, f"{_R}started", True)
+def take_receiver(receiver: RTCRtpReceiver, on_parameters: ParametersCallback) -> None:
+    """The receiver reports its negotiated parameters and runs nothing of its own (no jitter
+    buffer, no decoder thread, no RTCP loop: the SFU's PeerTransport does RTCP). Its `stop()`
+    is then a no-op, as for a receiver that never started."""
+
+    async def receive(parameters: Any) -> None:
+        on_parameters(parameters)
 
     setattr(receiver, "receive", receive)  # noqa: B010 - an instance attribute on purpose
-    if on_audio_level is not None:
-        handle = receiver._handle_rtp_packet
-
-        async def handle_with_level(packet: Any, arrival_time_ms: int) -> None:
-            level = packet.extensions.audio_level
-            if level is not None:
-                on_audio_level(level[1])
-            await handle(packet, arrival_time_ms=arrival_time_ms)
-
-        setattr(receiver, "_handle_rtp_packet", handle_with_level)  # noqa: B010
-    setattr(receiver, _MARK, stand_in)
+    setattr(receiver, _MARK, True)
 
 
-def is_diverted(receiver: RTCRtpReceiver) -> bool:
-    """True when the receiver hands encoded frames on and has no decoder thread."""
-    stand_in = getattr(receiver, _MARK, None)
-    return stand_in is not None and getattr(receiver, f"{_R}decoder_thread") in (stand_in, None)
+def take_sender(sender: RTCRtpSender, on_parameters: ParametersCallback) -> None:
+    """The sender reports its negotiated parameters and sends nothing itself (no encoder loop,
+    no RTCP loop): the SFU writes its packets and sender reports."""
+
+    async def send(parameters: Any) -> None:
+        on_parameters(parameters)
+
+    setattr(sender, "send", send)  # noqa: B010 - an instance attribute on purpose
+    setattr(sender, _MARK, True)
+
+
+def is_taken(obj: RTCRtpReceiver | RTCRtpSender) -> bool:
+    """True when the receiver or sender hands its RTP path to the SFU."""
+    return bool(getattr(obj, _MARK, False))
 
 
 def intercept_keyframe_requests(sender: RTCRtpSender, on_request: Callable[[], None]) -> None:
-    """Turn PLI/FIR received for this sender into `on_request()`."""
+    """Turn PLI/FIR received for this (aiortc-run) sender into `on_request()`."""
     setattr(sender, "_send_keyframe", on_request)  # noqa: B010
 
 
@@ -167,14 +138,15 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     sender._stream_id = stream_id
 
 
-async def send_pli(receiver: RTCRtpReceiver) -> bool:
-    """Ask the publisher behind `receiver` for a keyframe; False when it has sent nothing yet."""
-    sources = receiver.getSynchronizationSources()
-    if not sources:
-        return False
-    newest = max(sources, key=lambda source: source.timestamp)
-    await receiver._send_rtcp_pli(newest.source)
-    return True
+def cname(pc: RTCPeerConnection) -> str:
+    """The CNAME aiortc announces for every SSRC of this peer connection (a=ssrc lines); the
+    SFU's sender reports name the same."""
+    return str(getattr(pc, "_RTCPeerConnection__cname"))  # noqa: B009
+
+
+def new_track_id(sender: RTCRtpSender) -> None:
+    """A new msid track id for the next offer: the slot carries a different track now."""
+    sender._track_id = str(uuid.uuid4())
 
 
 def restrict_host_candidates(
@@ -182,13 +154,13 @@ def restrict_host_candidates(
     addresses: Sequence[str],
     port_range: tuple[int, int] | None = None,
 ) -> None:
-    """Make the PC's ICE gatherers advertise exactly `addresses` as host candidates.
+    """Make the PC's ICE gatherers advertise exactly `addresses` as host candidates (empty:
+    every interface aioice would pick), bound within `port_range` when given, on sockets whose
+    protocol is `MediaProtocol`.
 
     Call after the PC has its transports (after `addTransceiver` or `setRemoteDescription`)
     and before `setLocalDescription`, which gathers. Idempotent.
     """
-    if not addresses and port_range is None:
-        return  # aioice's own choice: every interface but loopback, any port
     chosen = tuple(addresses)
     for transceiver in pc.getTransceivers():
         connection = transceiver.receiver.transport.transport.iceGatherer._connection
@@ -213,56 +185,53 @@ def _host_candidates(
         addresses: list[str],
         timeout: int = 5,  # noqa: ASYNC109 - aioice's signature
     ) -> list[Candidate]:
-        # No configured addresses (only a port range): the interfaces aioice would pick.
+        # No configured addresses: the interfaces aioice would pick.
         hosts = list(chosen) or aioice_ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
-        if port_range is None:
-            found = await original(component=component, addresses=hosts, timeout=timeout)
-        else:
-            found = await _gather_in_range(
-                connection, original, component, hosts, port_range, timeout
-            )
-        _enlarge_receive_buffers(connection)
-        return found
+        return await _gather(connection, original, component, hosts, port_range, timeout)
 
     return get_component_candidates
 
 
-def _enlarge_receive_buffers(connection: Any) -> None:
-    """aioice asks for 256 KiB; a keyframe burst fanned out while the loop is busy overflows
-    that and the kernel drops datagrams (measured in bench/sfu.py). The kernel caps the
-    request at net.core.rmem_max."""
-    for protocol in connection._protocols:
-        transport = getattr(protocol, "transport", None)
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
-
-
-async def _gather_in_range(
+async def _gather(
     connection: Any,
     original: Callable[..., Awaitable[list[Candidate]]],
     component: int,
     addresses: list[str],
-    port_range: tuple[int, int],
+    port_range: tuple[int, int] | None,
     timeout: int,  # noqa: ASYNC109 - aioice's per-step timeout
 ) -> list[Candidate]:
-    """aioice's host-candidate step with a bounded port, then its STUN/TURN steps."""
+    """aioice's host-candidate step on `MediaProtocol` sockets (within the port range when one
+    is set), then its STUN/TURN steps.
+
+    Receive buffers: aioice asks for 256 KiB; a keyframe burst fanned out while the loop is
+    busy overflows that and the kernel drops datagrams (measured in bench/sfu.py). The kernel
+    caps the 4 MiB asked for here at net.core.rmem_max."""
     loop = asyncio.get_running_loop()
     candidates: list[Candidate] = []
-    low, high = port_range
+
+    def protocol_factory() -> MediaProtocol:
+        protocol = MediaProtocol(connection)
+        protocol.rtp_sink = getattr(connection, _SINK, None)
+        return protocol
+
     for address in addresses:
-        ports = list(range(low, high + 1))
-        random.shuffle(ports)  # spreads rooms over the range; not a secret
+        if port_range is None:
+            ports = [0]
+        else:
+            ports = list(range(port_range[0], port_range[1] + 1))
+            random.shuffle(ports)  # spreads rooms over the range; not a secret
         for port in ports:
             try:
                 transport, protocol = await loop.create_datagram_endpoint(
-                    lambda: aioice_ice.StunProtocol(connection), local_addr=(address, port)
+                    protocol_factory, local_addr=(address, port)
                 )
             except OSError:
                 continue
             break
         else:
-            raise OSError(f"no free UDP port in {low}-{high} on {address}")
+            if port_range is None:
+                continue  # an address that cannot be bound (aioice skips those too)
+            raise OSError(f"no free UDP port in {port_range[0]}-{port_range[1]} on {address}")
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)

@@ -23,12 +23,17 @@ from server.ids import ParticipantId
 from .peer import Offer, Peer
 
 
-class OfferSink(Protocol):
+class MediaSink(Protocol):
     """The participant's connection as the media plane sees it (the room implements it over
-    their socket): where the offers of their current peer connection go."""
+    their socket): where the offers of their current peer connection go, and what it has to
+    tell them about the media they receive."""
 
     async def send_offer(self, offer: Offer, *, generation: int) -> None:
         """Deliver the offer of peer connection `generation`; its answer must name the same."""
+
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        """`publisher`'s video to this participant was paused (their link cannot take it) or
+        resumed."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Delivery:
     """An offer made under the SFU's lock, delivered after it (a sink may answer at once)."""
 
     participant_id: ParticipantId
-    sink: OfferSink
+    sink: MediaSink
     offer: Offer
     generation: int
 
@@ -56,7 +61,7 @@ class MediaSession:
     """One admitted participant's media, from admission to leaving. Not locked itself: the
     `Sfu` calls it under its own lock."""
 
-    def __init__(self, peer: Peer, connection: OfferSink | None) -> None:
+    def __init__(self, peer: Peer, connection: MediaSink | None) -> None:
         self.participant_id = peer.participant_id
         self.peer = peer
         self.generation = 0
@@ -64,7 +69,7 @@ class MediaSession:
         # a failed peer connection waits for them to come back.
         self.connection = connection
 
-    def replace(self, peer: Peer, connection: OfferSink | None) -> Peer:
+    def replace(self, peer: Peer, connection: MediaSink | None) -> Peer:
         """The next generation's peer connection; returns the old one for the SFU to drop."""
         if peer.participant_id != self.participant_id:
             raise ValueError("a session's peers are all its participant's")

@@ -4,8 +4,8 @@ The room tells it who is admitted (`add`, `remove`) and whether they are connect
 their new connection, `disconnect`), and passes on what each participant sends about their media
 (answers, trickled candidates, restarts), each naming the peer connection it is meant for. Each
 participant's `MediaSession` (session.py) owns their peer connection's generation, offers and
-recovery; offers reach the participant through the `OfferSink` the room handed in. Nothing here
-knows about sockets or the room.
+recovery; offers and `media-quality` news reach the participant through the `MediaSink` the room
+handed in with their connection. Nothing here knows about sockets or the room.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from server.ids import ParticipantId
 
 from .config import MediaConfig
 from .peer import Offer, Peer, TrackInfo
-from .session import Delivery, MediaSession, OfferSink
+from .session import Delivery, MediaSession, MediaSink
 from .speaker import SpeakerDetector
 from .stats import Counters, SfuStats
 
-__all__ = ["Offer", "OfferSink", "Sfu", "SfuStats", "TrackInfo"]
+__all__ = ["MediaSink", "Offer", "Sfu", "SfuStats", "TrackInfo"]
 
 logger = logs.get(__name__)
 
@@ -49,7 +49,8 @@ class Sfu:
         # Membership changes and offers/answers of all peers are serialised: they are rare
         # (joins, leaves, answers) and interleaving them is where renegotiation bugs live.
         self._lock = asyncio.Lock()
-        self._recoveries: set[asyncio.Task[None]] = set()
+        # Recoveries and media-quality news, cancelled on close.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Future[None] | None = None
 
     @property
@@ -65,7 +66,7 @@ class Sfu:
         session = self._sessions.get(participant_id)
         return None if session is None else session.generation
 
-    async def add(self, participant_id: ParticipantId, connection: OfferSink | None) -> None:
+    async def add(self, participant_id: ParticipantId, connection: MediaSink | None) -> None:
         """Start an admitted participant's media session (peer connection 0) and renegotiate
         the others. For a participant already here it is a new connection of theirs: a new peer
         connection, one generation on, whose offers go to `connection`."""
@@ -149,10 +150,10 @@ class Sfu:
         self._closing = asyncio.get_running_loop().create_future()
         try:
             current = asyncio.current_task()
-            recoveries = [t for t in self._recoveries if t is not current]
-            for task in recoveries:
+            tasks = [t for t in self._tasks if t is not current]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*recoveries, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             async with self._lock:
                 sessions = list(self._sessions.values())
                 self._sessions.clear()
@@ -187,6 +188,8 @@ class Sfu:
             self._counters,
             on_audio_level=lambda level: self._on_audio_level(participant_id, level),
             on_failed=lambda: self._on_failed(peer),
+            on_quality=lambda publisher, paused: self._on_quality(peer, publisher, paused),
+            active_speaker=lambda: self._speaker.active,
         )
         for other in self._sessions.values():
             if other.participant_id == participant_id:
@@ -198,7 +201,7 @@ class Sfu:
         return peer
 
     async def _restart(
-        self, session: MediaSession, connection: OfferSink | None
+        self, session: MediaSession, connection: MediaSink | None
     ) -> list[Delivery | None]:
         """Replace the session's peer connection: the others first renegotiate without the
         old one, then the new one is added (their offer for it follows their answer)."""
@@ -259,16 +262,27 @@ class Sfu:
             deliveries = await self._restart(session, session.connection)
         await self._deliver(deliveries)
 
+    def _on_quality(self, peer: Peer, publisher: ParticipantId, paused: bool) -> None:
+        """`publisher`'s video to this peer's participant was paused to fit their link, or
+        resumed: their page shows it on that tile."""
+        session = self._sessions.get(peer.participant_id)
+        if self._closing is not None or session is None or session.peer is not peer:
+            return
+        if paused:
+            self._counters.video_pauses += 1
+        if session.connection is not None:
+            self._spawn(session.connection.send_media_quality(publisher, video_paused=paused))
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
-        self._recoveries.add(task)
-        task.add_done_callback(self._recovered)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
-    def _recovered(self, task: asyncio.Task[None]) -> None:
-        self._recoveries.discard(task)
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
         exc = None if task.cancelled() else task.exception()
         if exc is not None:
-            logger.error("media.recovery_failed", **logs.failure(exc))
+            logger.error("media.task_failed", **logs.failure(exc))
 
     def _on_audio_level(self, participant_id: ParticipantId, level: int) -> None:
         now = asyncio.get_running_loop().time()

@@ -22,6 +22,10 @@ class Counters:
     dropped: Counter[TrackKey] = field(default_factory=Counter)
     keyframe_requests_received: Counter[ParticipantId] = field(default_factory=Counter)
     keyframe_requests_sent: Counter[ParticipantId] = field(default_factory=Counter)
+    nacks_sent: Counter[ParticipantId] = field(default_factory=Counter)
+    retransmissions: Counter[Kind] = field(default_factory=Counter)
+    retransmissions_refused: Counter[Kind] = field(default_factory=Counter)
+    video_pauses: int = 0
     decoded_frames: int = 0
 
     def snapshot(self, peers: int) -> SfuStats:
@@ -32,6 +36,10 @@ class Counters:
             dropped_frames=MappingProxyType(dict(self.dropped)),
             keyframe_requests_received=MappingProxyType(dict(self.keyframe_requests_received)),
             keyframe_requests_sent=MappingProxyType(dict(self.keyframe_requests_sent)),
+            nacks_sent=MappingProxyType(dict(self.nacks_sent)),
+            retransmissions=sum(self.retransmissions.values()),
+            retransmissions_refused=sum(self.retransmissions_refused.values()),
+            video_pauses=self.video_pauses,
             decoded_frames=self.decoded_frames,
         )
 
@@ -40,12 +48,17 @@ class Counters:
 class SfuStats:
     """What the SFU did since it started.
 
-    received_frames: encoded frames assembled from each publisher's track.
-    forwarded_frames: frames handed to subscribers' senders, summed over subscribers.
-    dropped_frames: frames a subscriber did not get (not yet connected, fell behind, resync).
+    received_frames: frames received from each publisher's track (video: packets ending a
+        frame; audio: packets, one 20 ms frame each).
+    forwarded_frames: the same, forwarded to subscribers, summed over subscribers.
+    dropped_frames: frames a subscriber did not get (not yet connected, paused, resync).
     keyframe_requests_received: keyframe wishes for a publisher (subscriber PLI/FIR, new or
         resynced subscribers); keyframe_requests_sent: PLIs actually sent after rate limiting.
-    decoded_frames: frames the server decoded; stays 0 with encoded forwarding.
+    nacks_sent: missing packets asked of each publisher (once each).
+    retransmissions / retransmissions_refused: packets resent to subscribers from history,
+        and NACKed packets not resent because the receiver's budget was spent.
+    video_pauses: times a subscriber's video from a publisher was paused to fit its link.
+    decoded_frames: frames the server decoded; stays 0: the SFU forwards packets.
     """
 
     peers: int
@@ -54,4 +67,8 @@ class SfuStats:
     dropped_frames: MappingProxyType[TrackKey, int]
     keyframe_requests_received: MappingProxyType[ParticipantId, int]
     keyframe_requests_sent: MappingProxyType[ParticipantId, int]
+    nacks_sent: MappingProxyType[ParticipantId, int]
+    retransmissions: int
+    retransmissions_refused: int
+    video_pauses: int
     decoded_frames: int

@@ -1,0 +1,212 @@
+"""What one subscriber's link can take, and what it is served: audio first.
+
+The estimate comes from the subscriber itself: its REMB (the receiver's delay-based estimate:
+a drop below what we send means its link is queueing) and the loss in its receiver reports.
+Every allocation round (`allocate`, twice a second) gives audio everything it needs, then
+video per publisher (the active speaker first) while it fits; a video that does not fit is
+paused for this subscriber only, and its page is told. What one weak receiver gets never
+changes what the publisher sends or what the others receive.
+
+A paused video comes back only when the link shows room for it: a short probe of padding
+packets at the rate the video needs (on the slot's RTX stream, which receivers count for
+their estimate and then discard). A probe the link takes without a sign of queueing resumes
+the video at its next keyframe; one it does not take backs off (4 s, then up to 8 s).
+
+Retransmissions draw on a budget: a share of the estimate (or of what is sent, while the
+estimate is unknown), so repairing loss can never crowd out the audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final
+
+from server import logs
+from server.ids import ParticipantId
+
+if TYPE_CHECKING:
+    from .egress import Egress
+
+logger = logs.get(__name__)
+
+RETRANSMIT_SHARE: Final = 0.15
+PAUSE_LOSS: Final = 0.10  # receiver-report loss that means the link is overloaded
+CONGESTED_SHARE: Final = 0.7  # a REMB drop below this share of the send rate is congestion
+HEADROOM: Final = 0.9  # allocate up to this share of the estimate
+MIN_PAUSE_SECONDS: Final = 2.0
+PROBE_SECONDS: Final = 0.4
+PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
+BACKOFF_START: Final = 4.0
+BACKOFF_MAX: Final = 8.0
+PROBE_TICK: Final = 0.02
+PADDING_BYTES: Final = 255
+
+QualityCallback = Callable[[ParticipantId, bool], None]
+
+
+class Downlink:
+    """Per subscriber peer connection; all methods run on the room's loop, and every `now`
+    is `time.monotonic()`."""
+
+    def __init__(self, on_quality: QualityCallback) -> None:
+        self._on_quality = on_quality
+        self.estimate = math.inf  # bit/s; unknown until the receiver says otherwise
+        self._last_remb = 0.0
+        self._loss = 0.0
+        self._congested_at = -math.inf
+        self._sent_bytes = 0
+        self._sent_since = 0.0
+        self.send_rate = 0.0
+        self._budget = 0.0
+        self._budget_at = 0.0
+        self._paused_at: dict[ParticipantId, float] = {}
+        self._backoff = BACKOFF_START
+        self._next_probe = 0.0
+        self._probe: asyncio.TimerHandle | None = None
+        self._probe_until = 0.0
+        self._probe_verdict_at = 0.0
+        self._probe_target = 0.0
+        self._probe_failed = False
+        self.closed = False
+
+    # Signals -----------------------------------------------------------------------------
+
+    def sent(self, size: int) -> None:
+        self._sent_bytes += size
+
+    def on_remb(self, bitrate: float, now: float) -> None:
+        """A receive-side estimate starts low and grows with what arrives, so only a drop
+        means something: the receiver saw its queue grow and cut to about what it received.
+        A drop to well under what we send is congestion (a small one is the estimator's
+        noise on a busy host)."""
+        previous, self._last_remb = self._last_remb, bitrate
+        if previous and bitrate < 0.95 * previous and bitrate < CONGESTED_SHARE * self.send_rate:
+            self._congestion(min(self.estimate, bitrate), now)
+        elif bitrate > self.estimate:
+            self.estimate = bitrate
+
+    def on_loss(self, fraction: float, now: float) -> None:
+        """Loss from one of the subscriber's receiver report blocks (0-1)."""
+        self._loss = max(self._loss, fraction)
+        if fraction > PAUSE_LOSS and self.send_rate > 0:
+            self._congestion(min(self.estimate, self.send_rate * (1 - fraction / 2)), now)
+
+    def _congestion(self, estimate: float, now: float) -> None:
+        self.estimate = estimate
+        self._congested_at = now
+        if now < self._probe_verdict_at:
+            self._probe_failed = True
+
+    def may_retransmit(self, size: int, now: float) -> bool:
+        rate = RETRANSMIT_SHARE * min(self.estimate, max(self.send_rate, 300_000.0))
+        self._budget = min(rate / 8 * 0.5, self._budget + (now - self._budget_at) * rate / 8)
+        self._budget_at = now
+        if self._budget < size:
+            return False
+        self._budget -= size
+        return True
+
+    # Allocation --------------------------------------------------------------------------
+
+    def allocate(
+        self, egresses: Sequence[Egress], speaker: ParticipantId | None, now: float
+    ) -> None:
+        """Serve audio, then each video while it fits; pause the rest, probe to resume."""
+        elapsed = now - self._sent_since
+        if elapsed >= 0.25:
+            rate = self._sent_bytes * 8 / elapsed
+            self.send_rate = rate if self.send_rate == 0 else 0.5 * self.send_rate + 0.5 * rate
+            self._sent_bytes, self._sent_since = 0, now
+        self._loss = 0.0
+        available = self.estimate * HEADROOM
+        needed = sum(e.ingress.bitrate for e in egresses if e.kind == "audio" and e.ingress)
+        videos = [e for e in egresses if e.kind == "video" and e.ingress is not None]
+        videos.sort(key=lambda e: (e.publisher != speaker, e.publisher or ""))
+        probe_for = 0.0
+        for egress in videos:
+            assert egress.ingress is not None
+            need = egress.ingress.bitrate
+            publisher = egress.ingress.publisher
+            if egress.paused:
+                fits = needed + need <= available
+                settled = now - self._paused_at.get(publisher, 0.0) >= MIN_PAUSE_SECONDS
+                if fits and settled:
+                    self._resume(egress, publisher)
+                    needed += need
+                elif not probe_for and settled:
+                    probe_for = needed + need
+            elif needed + need <= available or need == 0:
+                needed += need
+            else:
+                self._pause(egress, publisher, now)
+        self._judge_probe(now)
+        if probe_for and not self._probing(now) and now >= self._next_probe:
+            self._start_probe(probe_for, now)
+
+    def _pause(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
+        egress.paused = True
+        self._paused_at[publisher] = now
+        self._next_probe = max(self._next_probe, now + self._backoff)
+        logger.info("media.video_paused", publisher=publisher, estimate=int(self.estimate))
+        self._on_quality(publisher, True)
+
+    def _resume(self, egress: Egress, publisher: ParticipantId) -> None:
+        egress.paused = False
+        egress.awaiting_keyframe = True
+        self._paused_at.pop(publisher, None)
+        if egress.ingress is not None:
+            egress.ingress.request_keyframe(new_subscriber=True)
+        logger.info("media.video_resumed", publisher=publisher, estimate=int(self.estimate))
+        self._on_quality(publisher, False)
+
+    # Probing -----------------------------------------------------------------------------
+
+    def _probing(self, now: float) -> bool:
+        return now < self._probe_verdict_at
+
+    def _start_probe(self, target: float, now: float) -> None:
+        self._probe_target = target
+        self._probe_failed = False
+        self._probe_until = now + PROBE_SECONDS
+        self._probe_verdict_at = self._probe_until + PROBE_VERDICT_SECONDS
+        self._schedule_padding()
+
+    def _judge_probe(self, now: float) -> None:
+        if not self._probe_target or now < self._probe_verdict_at:
+            return
+        target, self._probe_target = self._probe_target, 0.0
+        if self._probe_failed:
+            self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+            self._next_probe = now + self._backoff
+        else:
+            self.estimate = max(self.estimate, target / HEADROOM * 1.02)
+            self._backoff = BACKOFF_START
+            self._next_probe = now + self._backoff
+
+    def _schedule_padding(self) -> None:
+        if self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._probe = loop.call_later(PROBE_TICK, self._pad)
+
+    def _pad(self) -> None:
+        self._probe = None
+        now = time.monotonic()
+        if self.closed or now >= self._probe_until or self._probe_failed:
+            return
+        missing = self._probe_target - self.send_rate
+        if missing > 0 and self.pad is not None:
+            self.pad(int(missing / 8 * PROBE_TICK))
+        self._schedule_padding()
+
+    # Set by the peer: sends about `size` bytes of padding on one of its video slots.
+    pad: Callable[[int], None] | None = None
+
+    def close(self) -> None:
+        self.closed = True
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None

@@ -1,0 +1,326 @@
+"""One send slot of one subscriber: a publisher's packets rewritten for this receiver.
+
+Each forwarded packet gets this slot's SSRC, payload type and header extensions (its own mid,
+a fresh abs-send-time for the receiver's bandwidth estimate, the audio level passed through)
+and a sequence number, timestamp and VP8 picture id that continue without a gap across
+everything the slot did not forward: a pause, a resync at a keyframe, a publisher that
+reconnected (a new SSRC and origin). The packet is copied once, into the buffer that is
+protected and sent, and kept in a short history for retransmission (RFC 4588 RTX) within the
+receiver's retransmission budget.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING, Final
+
+from aiortc import clock
+from aiortc.rtp import RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
+
+from server.ids import ParticipantId
+
+from . import rtp
+from .codecs import NegotiatedTrack
+from .stats import Counters, Kind
+
+if TYPE_CHECKING:
+    from .downlink import Downlink
+    from .ingress import Ingress
+    from .transport import PeerTransport
+
+HISTORY: Final = 512  # ~3 s of 1.2 Mbit/s video: longer than any useful retransmission
+MAX_NACKED_PER_FEEDBACK: Final = 64
+NTP_EPOCH_OFFSET: Final = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
+
+
+class Egress:
+    def __init__(
+        self,
+        kind: Kind,
+        transport: PeerTransport,
+        downlink: Downlink,
+        counters: Counters,
+        cname: str,
+    ) -> None:
+        self.kind: Kind = kind
+        self._transport = transport
+        self._downlink = downlink
+        self._counters = counters
+        self._cname = cname.encode()
+        self.ingress: Ingress | None = None
+        self.track: NegotiatedTrack | None = None
+        self.ssrc = 0
+        self.rtx_ssrc = 0
+        self._template = b""
+        self._abs_send_time_at = 0
+        self._audio_level_at = 0
+        # Rewriting state: what the receiver saw last, and how input maps to output.
+        self._source = -1
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._pid_offset = 0
+        self._last_seq = random.getrandbits(16)
+        self._last_ts = random.getrandbits(32)
+        self._last_pid = random.getrandbits(15)
+        self._last_sent_at = 0.0
+        self._started = False  # something was forwarded since the last rebase
+        self._first_in_seq = 0  # packets from before the last rebase are not forwarded
+        self._rtx_seq = random.getrandbits(16)
+        self.awaiting_keyframe = kind == "video"
+        self.paused = False  # by the downlink allocation (video only)
+        self._history_seq = [-1] * HISTORY if kind == "video" else []
+        self._history: list[bytearray | None] = [None] * HISTORY if kind == "video" else []
+        self._history_resent = [0.0] * HISTORY if kind == "video" else []
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self.retransmitted = 0
+
+    # Set up ------------------------------------------------------------------------------
+
+    def configure(self, track: NegotiatedTrack, ssrc: int, rtx_ssrc: int) -> None:
+        """The slot's negotiated parameters (once the subscriber's DTLS is connected)."""
+        first = self.track is None
+        self.track, self.ssrc, self.rtx_ssrc = track, ssrc, rtx_ssrc
+        elements: list[tuple[int, bytes]] = []
+        if track.mid_id and track.mid:
+            elements.append((track.mid_id, track.mid.encode()[:16]))
+        if self.kind == "video" and track.abs_send_time_id:
+            elements.append((track.abs_send_time_id, b"\x00\x00\x00"))
+        if self.kind == "audio" and track.audio_level_id:
+            elements.append((track.audio_level_id, b"\x7f"))
+        block = rtp.one_byte_extension_block(elements) if elements else b""
+        header = bytearray(12) + block
+        header[0] = 0x90 if block else 0x80
+        self._template = bytes(header)
+        self._abs_send_time_at = self._element_at(block, track.abs_send_time_id)
+        self._audio_level_at = self._element_at(block, track.audio_level_id)
+        if first and self.ingress is not None:
+            self.ingress.request_keyframe(new_subscriber=True)
+
+    @staticmethod
+    def _element_at(block: bytes, ext_id: int) -> int:
+        """Offset (from the packet start) of extension `ext_id`'s value in `block`, or 0."""
+        if not ext_id or not block:
+            return 0
+        position = 4
+        while position < len(block):
+            byte = block[position]
+            if byte == 0:
+                position += 1
+                continue
+            if byte >> 4 == ext_id:
+                return 12 + position + 1
+            position += 2 + (byte & 0x0F)
+        return 0
+
+    def attach(self, ingress: Ingress) -> None:
+        self.detach()
+        self.ingress = ingress
+        self.awaiting_keyframe = self.kind == "video"
+        ingress.attach(self)
+        if self.track is not None:
+            ingress.request_keyframe(new_subscriber=True)
+
+    def detach(self) -> None:
+        if self.ingress is not None:
+            self.ingress.detach(self)
+            self.ingress = None
+
+    @property
+    def publisher(self) -> ParticipantId | None:
+        return None if self.ingress is None else self.ingress.publisher
+
+    # The packet path ---------------------------------------------------------------------
+
+    def forward(
+        self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
+    ) -> None:
+        ingress = self.ingress
+        if ingress is None or not self._template or not self._transport.ready:
+            self._drop(view.marker)
+            return
+        if ingress.source != self._source:
+            self._source = ingress.source
+            self._started = False
+            if self.kind == "video":
+                self.awaiting_keyframe = True
+        if self.kind == "video":
+            assert vp8 is not None
+            if self.paused:
+                self._drop(view.marker)
+                return
+            if self.awaiting_keyframe:
+                if not vp8.keyframe:
+                    self._drop(view.marker)
+                    ingress.remind()
+                    return
+                self.awaiting_keyframe = False
+                self._rebase(view, vp8, arrival)
+        elif not self._started:
+            self._rebase(view, None, arrival)
+        if rtp.seq_delta(view.sequence, self._first_in_seq) < 0:
+            return  # from before the rebase: its output numbers are taken
+        self._send(packet, view, vp8, arrival)
+
+    def _rebase(self, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float) -> None:
+        """Continue the receiver's numbering from here: the next packet follows the last one
+        sent, whatever was skipped (a pause, a resync) or whoever published before."""
+        self._first_in_seq = view.sequence
+        self._seq_offset = (self._last_seq + 1 - view.sequence) & 0xFFFF
+        if not self._started:
+            # A new source (or the first): its timestamps have their own origin. Continue
+            # from the last one sent, advanced by the wall time since.
+            assert self.track is not None
+            advance = max(1, int((arrival - self._last_sent_at) * self.track.clock_rate))
+            if self._last_sent_at == 0.0:
+                advance = 1
+            self._ts_offset = (self._last_ts + advance - view.timestamp) & 0xFFFFFFFF
+        if vp8 is not None and vp8.picture_id_bits:
+            self._pid_offset = (self._last_pid + 1 - vp8.picture_id) & 0x7FFF
+        self._started = True
+
+    def _send(
+        self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
+    ) -> None:
+        track = self.track
+        assert track is not None
+        out_seq = (view.sequence + self._seq_offset) & 0xFFFF
+        out_ts = (view.timestamp + self._ts_offset) & 0xFFFFFFFF
+        buffer = bytearray(self._template)
+        buffer[1] = (0x80 if view.marker else 0) | track.payload_type
+        rtp.SEQ_TS_SSRC.pack_into(buffer, 2, out_seq, out_ts, self.ssrc)
+        if self._audio_level_at and self.ingress is not None:
+            buffer[self._audio_level_at] = self.ingress.last_level
+        header_size = len(buffer)
+        buffer += packet[view.payload_start : view.payload_end]
+        if vp8 is not None and vp8.picture_id_bits:
+            picture_id = (vp8.picture_id + self._pid_offset) & 0x7FFF
+            rtp.write_picture_id(
+                buffer,
+                header_size + vp8.picture_id_offset - view.payload_start,
+                vp8.picture_id_bits,
+                picture_id,
+            )
+            if rtp.seq_newer(out_seq, self._last_seq):
+                self._last_pid = picture_id
+        if self._abs_send_time_at:
+            _stamp_abs_send_time(buffer, self._abs_send_time_at)
+        if not self._transport.send_rtp(buffer):
+            self._drop(view.marker)
+            return
+        if self.kind == "video":
+            slot = out_seq % HISTORY
+            self._history_seq[slot] = out_seq
+            self._history[slot] = buffer
+            self._history_resent[slot] = 0.0
+        if rtp.seq_newer(out_seq, self._last_seq) or self.packets_sent == 0:
+            self._last_seq = out_seq
+            self._last_ts = out_ts
+            self._last_sent_at = arrival
+        self.packets_sent += 1
+        self.octets_sent += len(buffer) - header_size
+        self._downlink.sent(len(buffer) + 38)
+        if view.marker or self.kind == "audio":
+            assert self.ingress is not None
+            self._counters.forwarded[(self.ingress.publisher, self.kind)] += 1
+
+    def _drop(self, marker: bool) -> None:
+        if (marker or self.kind == "audio") and self.ingress is not None:
+            self._counters.dropped[(self.ingress.publisher, self.kind)] += 1
+
+    # Feedback from the subscriber --------------------------------------------------------
+
+    def retransmit(self, lost: list[int], rtt: float) -> None:
+        """Answer a NACK from history, within the receiver's budget, each packet at most once
+        per round trip."""
+        track = self.track
+        if self.kind != "video" or track is None or not self._template:
+            return
+        now = time.monotonic()
+        for seq in lost[:MAX_NACKED_PER_FEEDBACK]:
+            slot = seq % HISTORY
+            original = self._history[slot]
+            if original is None or self._history_seq[slot] != seq:
+                continue
+            if now - self._history_resent[slot] < rtt:
+                continue
+            size = len(original) + 2 + 38
+            if not self._downlink.may_retransmit(size, now):
+                self._counters.retransmissions_refused[self.kind] += 1
+                break
+            self._history_resent[slot] = now
+            resend = self._as_rtx(original, seq) if track.rtx_payload_type else original
+            self._transport.send_rtp(resend)
+            self.retransmitted += 1
+            self._counters.retransmissions[self.kind] += 1
+
+    def _as_rtx(self, original: bytearray, seq: int) -> bytearray:
+        """RFC 4588 4: the RTX stream's own SSRC and sequence, the original sequence first."""
+        assert self.track is not None
+        header_size = len(self._template)
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        packet = bytearray(original[:header_size])
+        packet[1] = (original[1] & 0x80) | self.track.rtx_payload_type
+        timestamp = rtp.SEQ_TS_SSRC.unpack_from(original, 2)[1]
+        rtp.SEQ_TS_SSRC.pack_into(packet, 2, self._rtx_seq, timestamp, self.rtx_ssrc)
+        packet += rtp.U16.pack(seq)
+        packet += original[header_size:]
+        if self._abs_send_time_at:
+            _stamp_abs_send_time(packet, self._abs_send_time_at)
+        return packet
+
+    def padding(self, size: int) -> bytearray | None:
+        """A padding-only packet on the RTX stream (bandwidth probing), or None without RTX."""
+        track = self.track
+        if track is None or not track.rtx_payload_type or not self._template:
+            return None
+        self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        packet = bytearray(self._template)
+        packet[0] |= 0x20
+        packet[1] = track.rtx_payload_type
+        rtp.SEQ_TS_SSRC.pack_into(packet, 2, self._rtx_seq, self._last_ts, self.rtx_ssrc)
+        if self._abs_send_time_at:
+            _stamp_abs_send_time(packet, self._abs_send_time_at)
+        size = max(1, min(255, size))
+        packet += bytes(size - 1)
+        packet.append(size)
+        return packet
+
+    def sender_report(self, now: float) -> list[RtcpSrPacket | RtcpSdesPacket]:
+        """SR (RFC 3550 6.4.1) mapping this slot's timestamps to now, plus its CNAME.
+
+        The mapping follows the publisher's own sender report when there is one (audio and
+        video of one publisher then share its clock: the receiver's lip sync holds), else the
+        last packet's arrival."""
+        ingress, track = self.ingress, self.track
+        if ingress is None or track is None or not self._started or self.packets_sent == 0:
+            return []
+        report = ingress.sender_report
+        if report is not None:
+            _, rtp_at_report, arrival = report
+            in_ts = rtp_at_report + int((now - arrival) * track.clock_rate)
+            out_ts = (in_ts + self._ts_offset) & 0xFFFFFFFF
+        else:
+            out_ts = (self._last_ts + int((now - self._last_sent_at) * track.clock_rate)) & (
+                0xFFFFFFFF
+            )
+        info = RtcpSenderInfo(
+            ntp_timestamp=clock.current_ntp_time(),
+            rtp_timestamp=out_ts,
+            packet_count=self.packets_sent & 0xFFFFFFFF,
+            octet_count=self.octets_sent & 0xFFFFFFFF,
+        )
+        return [
+            RtcpSrPacket(ssrc=self.ssrc, sender_info=info),
+            RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(1, self._cname)])]),
+        ]
+
+
+def _stamp_abs_send_time(buffer: bytearray, offset: int) -> None:
+    """abs-send-time: 6.18 fixed-point seconds of NTP time, 24 bits (the low bits of NTP
+    time >> 14); computed from time.time() rather than aiortc's datetime-based clock."""
+    value = int((time.time() + NTP_EPOCH_OFFSET) * 262144) & 0xFFFFFF
+    buffer[offset] = value >> 16
+    buffer[offset + 1] = (value >> 8) & 0xFF
+    buffer[offset + 2] = value & 0xFF

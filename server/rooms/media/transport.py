@@ -1,0 +1,150 @@
+"""One peer connection's SRTP path, under aiortc: datagrams in, datagrams out, no RTP objects.
+
+aiortc keeps ICE, DTLS and the SRTP keys. Once DTLS is up, every SRTP datagram that reaches one
+of the connection's host sockets is unprotected here in the socket's own callback (no queue
+hop, no `RtpPacket`) and handed to `on_rtp` as plaintext bytes; SRTCP goes to `on_rtcp` as
+aiortc's parsed RTCP packets (rare, so the object model is fine there). Sending protects with the
+connection's outbound SRTP session and writes straight to the nominated ICE pair's socket.
+
+`seam.MediaProtocol` is the socket side; `seam.take_over_rtp` the DTLS side (datagrams that
+arrive some other way, e.g. through a TURN relay, still reach `on_rtp` through aiortc's own
+DTLS loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import pylibsrtp
+from aiortc.rtp import AnyRtcpPacket, RtcpPacket
+
+from server import logs
+
+from . import seam
+
+logger = logs.get(__name__)
+
+# A browser's RTP and RTCP datagrams fit one MTU; anything bigger is refused before a parser.
+MAX_DATAGRAM: Final = 1500
+RtpHandler = Callable[[bytes, float], None]
+RtcpHandler = Callable[[Sequence[AnyRtcpPacket], float], None]
+
+
+class PeerTransport:
+    """The media path of one RTCPeerConnection (bundled: one DTLS transport)."""
+
+    def __init__(self, dtls: Any, on_rtp: RtpHandler, on_rtcp: RtcpHandler) -> None:
+        self._dtls = dtls
+        self._connection = dtls.transport._connection  # the aioice Connection
+        self._on_rtp = on_rtp
+        self._on_rtcp = on_rtcp
+        self._rx: pylibsrtp.Session | None = None
+        self._tx: pylibsrtp.Session | None = None
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.refused = 0  # failed SRTP authentication, oversized or malformed datagrams
+        self.closed = False
+        seam.take_over_rtp(dtls, self._from_dtls_rtp, self._from_dtls_rtcp)
+        seam.route_datagrams(self._connection, self._from_socket)
+
+    @property
+    def ready(self) -> bool:
+        return self._keys() and self._pair() is not None
+
+    def _keys(self) -> bool:
+        if self._tx is None:
+            rx, tx = self._dtls._rx_srtp, self._dtls._tx_srtp
+            if rx is None or tx is None:
+                return False
+            self._rx, self._tx = rx, tx
+        return True
+
+    def _pair(self) -> Any:
+        return self._connection._nominated.get(1)
+
+    # Inbound -----------------------------------------------------------------------------
+
+    def _from_socket(self, data: bytes) -> bool:
+        """An SRTP datagram from the socket callback; False hands it back to aioice."""
+        rx = self._rx
+        if rx is None:
+            if self.closed or not self._keys():
+                return False  # DTLS not done: aiortc drops it as it always did
+            rx = self._rx
+            assert rx is not None
+        if len(data) > MAX_DATAGRAM:
+            self.refused += 1
+            return True
+        if 191 < data[1] < 224:  # RTCP packet types 192-223 (RFC 5761 4)
+            return False  # rare: aiortc's DTLS loop unprotects it and calls _from_dtls_rtcp
+        try:
+            plain = rx.unprotect(data)
+        except pylibsrtp.Error:
+            self.refused += 1
+            return True
+        self.bytes_received += len(data)
+        self._on_rtp(plain, time.monotonic())
+        return True
+
+    async def _from_dtls_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        if len(data) > MAX_DATAGRAM:
+            self.refused += 1
+            return
+        self._on_rtp(data, time.monotonic())
+
+    async def _from_dtls_rtcp(self, data: bytes) -> None:
+        if len(data) > MAX_DATAGRAM:
+            self.refused += 1
+            return
+        try:
+            packets = RtcpPacket.parse(data)
+        except (ValueError, IndexError, KeyError):
+            self.refused += 1
+            return
+        self._on_rtcp(packets, time.monotonic())
+
+    # Outbound ----------------------------------------------------------------------------
+
+    def send_rtp(self, plain: bytes | bytearray) -> bool:
+        """Protect and send one RTP packet now; False when the transport is not up."""
+        tx = self._tx
+        if tx is None and (self.closed or not self._keys()):
+            return False
+        tx = self._tx
+        assert tx is not None
+        return self._send(tx.protect(bytes(plain)))
+
+    def send_rtcp(self, packets: Sequence[AnyRtcpPacket]) -> bool:
+        """Protect and send one compound RTCP packet."""
+        if self.closed or not self._keys() or not packets:
+            return False
+        assert self._tx is not None
+        payload = b"".join(bytes(packet) for packet in packets)
+        return self._send(self._tx.protect_rtcp(payload))
+
+    def _send(self, data: bytes) -> bool:
+        pair = self._pair()
+        if pair is None:
+            return False
+        protocol = pair.protocol
+        transport = getattr(protocol, "transport", None)
+        if isinstance(protocol, seam.MediaProtocol) and transport is not None:
+            transport.sendto(data, pair.remote_addr)
+        else:  # a relayed (TURN) pair: aioice's own, asynchronous, send
+            task = asyncio.ensure_future(protocol.send_data(data, pair.remote_addr))
+            task.add_done_callback(_ignore_result)
+        self.bytes_sent += len(data)
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+        self._rx = self._tx = None
+        seam.route_datagrams(self._connection, None)
+
+
+def _ignore_result(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("media.relayed_send_failed", error=type(task.exception()).__name__)

@@ -1,0 +1,348 @@
+"""The packet path without a network: RTP read from hostile bytes, rewriting per subscriber,
+retransmission within a budget, NACKs to a publisher, the downlink allocation, and the
+active-speaker policy.
+
+The egress sends into `CapturedTransport`, a stand-in for one subscriber's SRTP socket that
+keeps what would have been protected and sent (the real path is covered by the peer tests)."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import AsyncIterator
+
+import pytest
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket
+
+from server.ids import ParticipantId
+from server.rooms.media import rtp
+from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
+from server.rooms.media.downlink import Downlink
+from server.rooms.media.egress import Egress
+from server.rooms.media.ingress import Ingress
+from server.rooms.media.speaker import SpeakerDetector
+from server.rooms.media.stats import Counters
+
+P = ParticipantId("p_pub")
+Q = ParticipantId("p_other")
+VIDEO = NegotiatedTrack("video", "2", 97, 90000, rtx_payload_type=98, mid_id=1, abs_send_time_id=3)
+AUDIO = NegotiatedTrack("audio", "3", 96, 48000, mid_id=1, audio_level_id=2)
+
+
+class CapturedTransport:
+    ready = True
+
+    def __init__(self) -> None:
+        self.rtp: list[bytes] = []
+        self.rtcp: list[bytes] = []
+
+    def send_rtp(self, plain: bytes | bytearray) -> bool:
+        self.rtp.append(bytes(plain))
+        return True
+
+    def send_rtcp(self, packets: list[object]) -> bool:
+        self.rtcp.append(b"".join(bytes(p) for p in packets))  # type: ignore[call-overload]
+        return True
+
+
+def packet(
+    seq: int,
+    ts: int,
+    *,
+    ssrc: int = 0x1111,
+    pt: int = 97,
+    marker: bool = True,
+    payload: bytes = b"",
+    level: int | None = None,
+) -> bytes:
+    first = 0x80
+    ext = b""
+    if level is not None:
+        ext = rtp.one_byte_extension_block([(2, bytes([level]))])
+        first |= 0x10
+    header = struct.pack("!BBHII", first, (0x80 if marker else 0) | pt, seq, ts, ssrc)
+    return header + ext + payload
+
+
+def vp8(picture_id: int, *, key: bool) -> bytes:
+    """A one-packet VP8 frame: descriptor with a 15-bit picture id, then the frame tag."""
+    return (
+        bytes([0x90, 0x80])
+        + struct.pack("!H", 0x8000 | picture_id)
+        + (b"\x00" if key else b"\x01")
+        + bytes(20)
+    )
+
+
+def read(sent: bytes) -> tuple[int, int, int, int]:
+    view = rtp.read(sent)
+    assert view is not None
+    info = rtp.read_vp8(sent, view.payload_start, view.payload_end)
+    picture_id = info.picture_id if info is not None else -1
+    return view.sequence, view.timestamp, view.ssrc, picture_id
+
+
+@pytest.fixture
+async def video() -> AsyncIterator[tuple[Ingress, Egress, CapturedTransport, Counters]]:
+    counters = Counters()
+    ingress = Ingress(P, "video", counters, keyframe_interval=1.0)
+    upstream = CapturedTransport()
+    ingress.configure(VIDEO, upstream, rtcp_ssrc=0xAAAA)  # type: ignore[arg-type]
+    transport = CapturedTransport()
+    egress = Egress("video", transport, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
+    egress.configure(VIDEO, ssrc=0x2222, rtx_ssrc=0x3333)
+    egress.attach(ingress)
+    yield ingress, egress, transport, counters
+    ingress.close()
+
+
+# RTP read from hostile bytes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x80" * 11,  # shorter than the fixed header
+        b"\x40" + bytes(11),  # version 1
+        b"\x8f" + bytes(11),  # 15 CSRCs announced, none there
+        b"\x90" + bytes(11) + b"\xbe\xde\x00\x05",  # extension longer than the packet
+        b"\x90" + bytes(11) + b"\xbe",  # extension header cut
+        b"\xa0" + bytes(11) + b"\x00",  # padding count 0
+        b"\xa0" + bytes(11) + b"\x40",  # padding past the header
+    ],
+)
+def test_malformed_rtp_is_refused(data: bytes) -> None:
+    assert rtp.read(data) is None
+
+
+def test_extensions_and_vp8_descriptors_are_read_within_bounds() -> None:
+    data = packet(1, 2, payload=b"\x00", level=0x85)
+    view = rtp.read(data)
+    assert view is not None
+    assert rtp.audio_level(data, view, 2) == 0x05
+    assert rtp.audio_level(data, view, 3) is None
+    # An element whose length runs past the block is refused, not read beyond it.
+    broken = bytearray(data)
+    broken[view.extensions_start] = 0x2F
+    view2 = rtp.read(bytes(broken))
+    assert view2 is not None
+    assert rtp.find_extension(bytes(broken), view2, 2) is None
+    for cut in (b"\x80", b"\x80\x80", b"\x80\x80\x80"):  # X, I, M=1 but no bytes for them
+        assert rtp.read_vp8(cut, 0, len(cut)) is None
+    assert rtp.read_vp8(b"", 0, 0) is None
+    info = rtp.read_vp8(vp8(300, key=True), 0, 25)
+    assert info is not None
+    assert info.keyframe
+    assert info.picture_id == 300
+
+
+def test_the_offer_asks_for_opus_fec_and_dtx() -> None:
+    sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 x=1\r\n"
+    assert "a=fmtp:96 minptime=10;useinbandfec=1;usedtx=1" in with_opus_options(sdp)
+    assert " x=1" not in with_opus_options(sdp)
+
+
+# Rewriting -----------------------------------------------------------------------------------
+
+
+async def test_video_waits_for_a_keyframe_then_numbers_continue_across_a_pause(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, egress, transport, counters = video
+    delta = packet(100, 1000, payload=vp8(10, key=False))
+    ingress.on_media(delta, rtp.read(delta), 1.0)  # type: ignore[arg-type]
+    assert transport.rtp == []  # a delta before any keyframe is useless to the decoder
+    for n, key in ((101, True), (102, False), (103, False)):
+        data = packet(n, 1000 + (n - 100) * 3000, payload=vp8(n - 90, key=key))
+        ingress.on_media(data, rtp.read(data), 1.0 + n / 100)  # type: ignore[arg-type]
+    sent = [read(p) for p in transport.rtp]
+    assert [s[2] for s in sent] == [0x2222] * 3
+    assert sent[1][0] == (sent[0][0] + 1) & 0xFFFF
+    assert sent[2][0] == (sent[1][0] + 1) & 0xFFFF
+    assert sent[1][3] == (sent[0][3] + 1) & 0x7FFF
+    egress.paused = True
+    for n in range(104, 120):
+        data = packet(n, 1000 + (n - 100) * 3000, payload=vp8(n - 90, key=False))
+        ingress.on_media(data, rtp.read(data), 2.0)  # type: ignore[arg-type]
+    assert len(transport.rtp) == 3
+    egress.paused = False
+    egress.awaiting_keyframe = True
+    data = packet(120, 61000, payload=vp8(30, key=True))
+    ingress.on_media(data, rtp.read(data), 3.0)  # type: ignore[arg-type]
+    resumed = read(transport.rtp[-1])
+    assert resumed[0] == (sent[2][0] + 1) & 0xFFFF  # no gap the receiver would NACK
+    assert resumed[3] == (sent[2][3] + 1) & 0x7FFF  # picture ids continue too
+    assert resumed[1] == (sent[2][1] + 61000 - 10000) & 0xFFFFFFFF  # same source: same clock
+    assert counters.forwarded[(P, "video")] == 4
+    assert counters.dropped[(P, "video")] == 17
+
+
+async def test_a_new_publisher_source_continues_the_subscribers_numbering(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, _egress, transport, _ = video
+    for n in range(3):
+        data = packet(500 + n, 90000 * n, payload=vp8(7000 + n, key=n == 0))
+        ingress.on_media(data, rtp.read(data), 10.0 + n / 30)  # type: ignore[arg-type]
+    before = read(transport.rtp[-1])
+    # The publisher reconnected: a new SSRC, sequence, timestamp and picture-id origin.
+    for n in range(2):
+        data = packet(40000 + n, 7_000_000 + 3000 * n, ssrc=0x9999, payload=vp8(5 + n, key=n == 0))
+        ingress.on_media(data, rtp.read(data), 11.0 + n / 30)  # type: ignore[arg-type]
+    after = read(transport.rtp[-2])
+    assert after[2] == before[2] == 0x2222
+    assert after[0] == (before[0] + 1) & 0xFFFF
+    assert after[3] == (before[3] + 1) & 0x7FFF
+    gap = (after[1] - before[1]) & 0xFFFFFFFF
+    assert 0 < gap < 2 * 90000  # about the wall time between them, never backwards
+
+
+async def test_packets_from_before_a_rebase_are_not_forwarded(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, _egress, transport, _ = video
+    data = packet(10, 0, payload=vp8(1, key=True))
+    ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+    late = packet(9, 0, payload=vp8(0, key=False))
+    ingress.on_media(late, rtp.read(late), 1.0)  # type: ignore[arg-type]
+    assert len(transport.rtp) == 1
+
+
+# Retransmission ------------------------------------------------------------------------------
+
+
+async def test_nacks_are_answered_as_rtx_once_per_rtt_within_the_budget(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, egress, transport, counters = video
+    for n in range(20):
+        data = packet(n, n * 3000, payload=vp8(n, key=n == 0) + bytes(1000))
+        ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+    first_seq = read(transport.rtp[0])[0]
+    sent = len(transport.rtp)
+    egress.retransmit([first_seq + 3, first_seq + 4], rtt=10.0)
+    resent = transport.rtp[sent:]
+    assert len(resent) == 2
+    view = rtp.read(resent[0])
+    assert view is not None
+    assert view.ssrc == 0x3333
+    assert view.payload_type == 98
+    assert rtp.unwrap_rtx(resent[0], view) == (first_seq + 3) & 0xFFFF
+    egress.retransmit([first_seq + 3], rtt=10.0)  # again within the RTT: not resent
+    assert len(transport.rtp) == sent + 2
+    egress.retransmit([(first_seq + 5000) & 0xFFFF], rtt=0.0)  # never sent: nothing to resend
+    assert len(transport.rtp) == sent + 2
+    # A receiver whose link is known to be narrow gets a small budget: most NACKs go unanswered.
+    egress._downlink.estimate = 100_000
+    egress._downlink._budget = 0
+    egress.retransmit([(first_seq + n) & 0xFFFF for n in range(6, 20)], rtt=0.0)
+    assert counters.retransmissions_refused["video"] >= 1
+    assert len(transport.rtp) < sent + 2 + 14
+
+
+async def test_a_publisher_is_asked_once_per_missing_packet_never_for_runs_again(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, _egress, _transport, counters = video
+    upstream = ingress.transport
+    for seq in (1, 2, 6, 7, 8, 12):  # 3-5 and 9-11 missing
+        data = packet(seq, seq * 3000, payload=vp8(seq, key=seq == 1))
+        ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+    nacks = [RtcpPacket.parse(raw)[0] for raw in upstream.rtcp]  # type: ignore[union-attr]
+    assert [sorted(n.lost) for n in nacks] == [[3, 4, 5], [9, 10, 11]]
+    assert counters.nacks_sent[P] == 6
+    asked = counters.keyframe_requests_received[P]
+    data = packet(200, 0, payload=vp8(200, key=False))  # a gap no NACK repairs
+    ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+    assert counters.keyframe_requests_received[P] == asked + 1
+    feedback = [RtcpPacket.parse(raw)[0] for raw in upstream.rtcp]  # type: ignore[union-attr]
+    assert len(feedback) == 3  # no NACK for the 187 missing: one PLI instead
+    assert isinstance(feedback[2], RtcpPsfbPacket)
+    assert feedback[2].fmt == RTCP_PSFB_PLI
+
+
+# Allocation ----------------------------------------------------------------------------------
+
+
+class FakeIngress:
+    def __init__(self, publisher: ParticipantId, bitrate: float) -> None:
+        self.publisher = publisher
+        self.bitrate = bitrate
+        self.keyframes = 0
+
+    def request_keyframe(self, *, new_subscriber: bool = False) -> None:
+        self.keyframes += 1
+
+
+class Slot:
+    def __init__(self, kind: str, ingress: FakeIngress) -> None:
+        self.kind = kind
+        self.ingress = ingress
+        self.paused = False
+        self.awaiting_keyframe = False
+
+    @property
+    def publisher(self) -> ParticipantId:
+        return self.ingress.publisher
+
+
+async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back() -> None:
+    changes: list[tuple[ParticipantId, bool]] = []
+    downlink = Downlink(lambda publisher, paused: changes.append((publisher, paused)))
+    padded: list[int] = []
+    downlink.pad = padded.append
+    slots = [
+        Slot("audio", FakeIngress(P, 40_000)),
+        Slot("audio", FakeIngress(Q, 40_000)),
+        Slot("video", FakeIngress(P, 1_200_000)),
+        Slot("video", FakeIngress(Q, 1_200_000)),
+    ]
+    downlink.allocate(slots, None, 0.0)  # type: ignore[arg-type]
+    assert downlink.estimate == math.inf
+    assert changes == []
+    downlink.send_rate = 2_600_000
+    downlink.on_remb(2_000_000, 0.5)
+    downlink.on_remb(550_000, 1.0)  # the receiver's link is queueing: a 600 kbit/s link
+    downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
+    assert [s.paused for s in slots] == [False, False, True, True]  # audio always continues
+    assert set(changes) == {(P, True), (Q, True)}
+    # A probe later: the link still cannot take it (the receiver's estimate drops again).
+    downlink.send_rate = 90_000
+    downlink.allocate(slots, Q, 6.0)  # type: ignore[arg-type]
+    assert downlink._probe_target > 0
+    downlink.send_rate = 1_300_000  # the probe's padding
+    downlink.on_remb(500_000, 6.5)
+    downlink.allocate(slots, Q, 7.5)  # type: ignore[arg-type]
+    assert all(s.paused for s in slots[2:])
+    assert downlink._backoff == 8.0
+    # The link recovered: the next probe passes, and the active speaker's video comes back
+    # first, at a keyframe.
+    downlink.allocate(slots, Q, 16.0)  # type: ignore[arg-type]
+    downlink.allocate(slots, Q, 17.5)  # type: ignore[arg-type]
+    downlink.allocate(slots, Q, 17.6)  # type: ignore[arg-type]
+    assert slots[3].paused is False
+    assert slots[3].awaiting_keyframe
+    assert slots[3].ingress.keyframes == 1
+    assert (Q, False) in changes
+    downlink.close()
+
+
+def test_active_speaker_needs_sound_and_a_clear_margin_to_switch() -> None:
+    a, b = ParticipantId("p_a"), ParticipantId("p_b")
+    detector = SpeakerDetector()
+    changes = []
+    t = 0.0
+    for _ in range(100):  # a speaks at -20 dBov, b is silent
+        t += 0.02
+        if detector.observe(a, 20, t):
+            changes.append(detector.active)
+        if detector.observe(b, 127, t):
+            changes.append(detector.active)
+    assert changes == [a]
+    for _ in range(100):  # b at -18 dBov: louder, but within the margin
+        t += 0.02
+        detector.observe(a, 20, t)
+        detector.observe(b, 18, t)
+    assert detector.active == a
+    for _ in range(200):  # a stops; b keeps talking
+        t += 0.02
+        detector.observe(a, 127, t)
+        detector.observe(b, 18, t)
+    assert detector.active == b
+    for _ in range(200):  # everyone quiet past the hold time
+        t += 0.02
+        detector.observe(a, 127, t)
+        detector.observe(b, 127, t)
+    assert detector.active is None
+    assert detector.forget(b, t) is False
