@@ -34,6 +34,7 @@ from aiortc import (  # noqa: E402
 )
 from aiortc.mediastreams import MediaStreamError  # noqa: E402
 
+from bench.framecount import count_frames  # noqa: E402
 from server.rooms.media import (  # noqa: E402
     seam,
 )
@@ -196,9 +197,7 @@ class BenchClient:
         """A new remote line: count its encoded frames without decoding them."""
         mid = transceiver.mid
         self._diverted.add(mid)
-        seam.divert_receiver(
-            transceiver.receiver, lambda d, ts, mid=mid: self._frame(mid, d), lambda: None
-        )
+        count_frames(transceiver.receiver, lambda data, mid=mid: self._frame(mid, data))
 
     def _frame(self, mid: str, data: bytes) -> None:
         who, kind = self.tracks.get(mid, ("", ""))

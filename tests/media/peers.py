@@ -4,6 +4,9 @@ A `ClientPeer` answers server offers given as SDP plus a track map, sends a movi
 track and a tone/noise/silent audio track on the mids the map assigns to it, and counts the
 frames it decodes per remote participant (with their dimensions). Loopback only: it passes an
 empty ICE server list and advertises 127.0.0.1 through the same seam the server uses.
+
+aiortc's VP8 encoder never goes below 250 kbit/s whatever the receiver estimates; a browser
+goes down to ~30 kbit/s. `min_video_bitrate` gives a peer a browser's floor (weak-link tests).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.codecs import vpx
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
@@ -35,6 +39,10 @@ AudioMode = Literal["tone", "noise", "silence"]
 VIDEO_CLOCK = 90_000
 AUDIO_RATE = 48_000
 AUDIO_SAMPLES = 960  # 20 ms
+# Where aiortc's RTCRtpSender keeps its encoder (created on the first frame when None).
+_SENDER_ENCODER = "_RTCRtpSender__encoder"
+# A decoded frame: (remote participant, kind, when on the peer's clock).
+FrameListener = Callable[[str, str, float], None]
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,25 @@ class SyntheticAudioTrack(MediaStreamTrack):
         return frame
 
 
+class BrowserFloorVp8Encoder(vpx.Vp8Encoder):
+    """aiortc's VP8 encoder, but following a receiver's estimate (REMB) down to `min_bitrate`
+    as a browser does, instead of stopping at aiortc's 250 kbit/s."""
+
+    def __init__(self, min_bitrate: int) -> None:
+        super().__init__()
+        if not 10_000 <= min_bitrate <= vpx.MIN_BITRATE:
+            raise ValueError(f"min_bitrate {min_bitrate} is outside 10 kbit/s .. aiortc's floor")
+        self.min_bitrate = min_bitrate
+
+    @property
+    def target_bitrate(self) -> int:
+        return int(self._Vp8Encoder__target_bitrate)
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        self._Vp8Encoder__target_bitrate = max(self.min_bitrate, min(bitrate, vpx.MAX_BITRATE))
+
+
 class ClientPeer:
     """One participant's browser, played by aiortc."""
 
@@ -127,8 +154,11 @@ class ClientPeer:
         *,
         audio: AudioMode = "tone",
         fps: int = 30,
+        size: tuple[int, int] = (640, 480),
         host_addresses: Iterable[str] = ("127.0.0.1",),
         clock: Callable[[], float] = time.monotonic,
+        min_video_bitrate: int | None = None,
+        on_decoded: FrameListener | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.host_addresses = tuple(host_addresses)
@@ -136,8 +166,11 @@ class ClientPeer:
             RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
         self.audio = SyntheticAudioTrack(audio)
-        self.video = MovingVideoTrack(fps=fps)
+        self.video = MovingVideoTrack(*size, fps=fps)
         self.clock = clock
+        # None: aiortc's own encoder (floor 250 kbit/s); else a browser's floor, in bit/s.
+        self.min_video_bitrate = min_video_bitrate
+        self.on_decoded = on_decoded
         self.created_at = clock()
         # participant -> kind -> decoded frames; participant -> video sizes seen
         self.frames: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -175,7 +208,24 @@ class ClientPeer:
                 transceiver.direction = "recvonly"
                 self._read(transceiver)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if self.min_video_bitrate is not None:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.sender.track is self.video:
+                    self._lower_encoder_floor(transceiver, self.min_video_bitrate)
         return str(self.pc.localDescription.sdp)
+
+    @staticmethod
+    def _lower_encoder_floor(transceiver: Any, min_bitrate: int) -> None:
+        """Give the sender its encoder before its first frame (aiortc creates one only when it
+        has none). Fails loudly if aiortc moved the attribute or VP8 was not negotiated."""
+        sender = transceiver.sender
+        if not hasattr(sender, _SENDER_ENCODER):
+            raise RuntimeError(f"aiortc's RTCRtpSender has no {_SENDER_ENCODER} any more")
+        codecs = [c.mimeType.lower() for c in transceiver._codecs]
+        if codecs[:1] != ["video/vp8"]:
+            raise RuntimeError(f"a VP8 floor needs VP8 negotiated first, not {codecs}")
+        if getattr(sender, _SENDER_ENCODER) is None:
+            setattr(sender, _SENDER_ENCODER, BrowserFloorVp8Encoder(min_bitrate))
 
     def _hook_keyframe_requests(self, sender: Any) -> None:
         keyframe = sender._send_keyframe
@@ -206,7 +256,10 @@ class ClientPeer:
                     continue
                 who = entry.participant_id
                 self.frames[who][entry.kind] += 1
-                self.first_frame_at.setdefault((who, entry.kind), self.clock())
+                now = self.clock()
+                self.first_frame_at.setdefault((who, entry.kind), now)
+                if self.on_decoded is not None:
+                    self.on_decoded(who, entry.kind, now)
                 if isinstance(frame, VideoFrame):
                     self.sizes[who].add((frame.width, frame.height))
         except MediaStreamError:

@@ -31,6 +31,7 @@ AUDIO = NegotiatedTrack("audio", "3", 96, 48000, mid_id=1, audio_level_id=2)
 
 class CapturedTransport:
     ready = True
+    up = True
 
     def __init__(self) -> None:
         self.rtp: list[bytes] = []
@@ -293,7 +294,10 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     assert changes == []
     downlink.send_rate = 2_600_000
     downlink.on_remb(2_000_000, 0.5)
-    downlink.on_remb(550_000, 1.0)  # the receiver's link is queueing: a 600 kbit/s link
+    downlink.on_remb(550_000, 1.0)  # the receiver's estimator saw a queue grow ...
+    downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
+    assert changes == []  # ... which a busy receiver also shows: not enough alone
+    downlink.on_loss(0.05, 1.2)  # and its queue overflows: a 600 kbit/s link
     downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
     assert [s.paused for s in slots] == [False, False, True, True]  # audio always continues
     assert set(changes) == {(P, True), (Q, True)}
@@ -301,16 +305,21 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     downlink.send_rate = 90_000
     downlink.allocate(slots, Q, 6.0)  # type: ignore[arg-type]
     assert downlink._probe_target > 0
-    downlink.send_rate = 1_300_000  # the probe's padding
-    downlink.on_remb(500_000, 6.5)
+    downlink.send_rate = 700_000  # the probe's padding
+    downlink.on_remb(500_000, 6.5)  # the receiver's queue grew: the probe failed
     downlink.allocate(slots, Q, 7.5)  # type: ignore[arg-type]
     assert all(s.paused for s in slots[2:])
     assert downlink._backoff == 8.0
-    # The link recovered: the next probe passes, and the active speaker's video comes back
-    # first, at a keyframe.
+    # The link recovered: probes pass, each asking at most half again what is known to pass
+    # (550 kbit/s, then 935), and the active speaker's video comes back first, at a keyframe.
     downlink.allocate(slots, Q, 16.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(825_000)
     downlink.allocate(slots, Q, 17.5)  # type: ignore[arg-type]
-    downlink.allocate(slots, Q, 17.6)  # type: ignore[arg-type]
+    assert all(s.paused for s in slots[2:])
+    downlink.allocate(slots, Q, 18.5)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(1_280_000)
+    downlink.allocate(slots, Q, 20.0)  # type: ignore[arg-type]
+    downlink.allocate(slots, Q, 20.1)  # type: ignore[arg-type]
     assert slots[3].paused is False
     assert slots[3].awaiting_keyframe
     assert slots[3].ingress.keyframes == 1

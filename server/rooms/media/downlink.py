@@ -1,16 +1,22 @@
 """What one subscriber's link can take, and what it is served: audio first.
 
 The estimate comes from the subscriber itself: its REMB (the receiver's delay-based estimate:
-a drop below what we send means its link is queueing) and the loss in its receiver reports.
+a drop below what we send means its link is queueing) together with the loss in its receiver
+reports (a queue that overflows), or heavy loss alone.
 Every allocation round (`allocate`, twice a second) gives audio everything it needs, then
 video per publisher (the active speaker first) while it fits; a video that does not fit is
 paused for this subscriber only, and its page is told. What one weak receiver gets never
 changes what the publisher sends or what the others receive.
 
-A paused video comes back only when the link shows room for it: a short probe of padding
-packets at the rate the video needs (on the slot's RTX stream, which receivers count for
-their estimate and then discard). A probe the link takes without a sign of queueing resumes
-the video at its next keyframe; one it does not take backs off (4 s, then up to 8 s).
+A paused video comes back only when the link shows room for it: short probes of padding
+packets (on the slot's RTX stream, which receivers count for their estimate and then discard),
+each asking at most half again what is known to pass, up to what the video needs. A probe the
+link takes without a sign of queueing (the receiver's REMB does not drop) raises the estimate
+and the next step follows a second later; once the video fits it resumes at its next keyframe.
+A probe the link does not take backs off (4 s, then up to 8 s).
+
+Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
+forwards the gaps); `on_loss` is given only the excess over the upstream loss.
 
 Retransmissions draw on a budget: a share of the estimate (or of what is sent, while the
 estimate is unknown), so repairing loss can never crowd out the audio.
@@ -35,12 +41,16 @@ logger = logs.get(__name__)
 RETRANSMIT_SHARE: Final = 0.15
 PAUSE_LOSS: Final = 0.10  # receiver-report loss that means the link is overloaded
 CONGESTED_SHARE: Final = 0.7  # a REMB drop below this share of the send rate is congestion
+QUEUE_LOSS: Final = 0.02  # ... when the receiver also reports this much loss
+CORROBORATION_SECONDS: Final = 3.0  # ... within this long of the drop
 HEADROOM: Final = 0.9  # allocate up to this share of the estimate
 MIN_PAUSE_SECONDS: Final = 2.0
 PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
 BACKOFF_START: Final = 4.0
 BACKOFF_MAX: Final = 8.0
+PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
+PROBE_AGAIN_SECONDS: Final = 1.0  # after a probe that passed, the next step
 PROBE_TICK: Final = 0.02
 PADDING_BYTES: Final = 255
 
@@ -55,7 +65,8 @@ class Downlink:
         self._on_quality = on_quality
         self.estimate = math.inf  # bit/s; unknown until the receiver says otherwise
         self._last_remb = 0.0
-        self._loss = 0.0
+        self._remb_drop = (math.inf, -math.inf)  # the last REMB drop: (bit/s, when)
+        self._lossy_at = -math.inf
         self._congested_at = -math.inf
         self._sent_bytes = 0
         self._sent_since = 0.0
@@ -80,19 +91,27 @@ class Downlink:
     def on_remb(self, bitrate: float, now: float) -> None:
         """A receive-side estimate starts low and grows with what arrives, so only a drop
         means something: the receiver saw its queue grow and cut to about what it received.
-        A drop to well under what we send is congestion (a small one is the estimator's
-        noise on a busy host)."""
+        A drop to well under what we send, with loss beside it, is congestion; a drop alone is
+        as often a busy receiver (delay without loss), which pausing video would not help."""
         previous, self._last_remb = self._last_remb, bitrate
+        if previous and bitrate < 0.95 * previous and now < self._probe_verdict_at:
+            self._probe_failed = True  # our own probe made its queue grow: that is the answer
         if previous and bitrate < 0.95 * previous and bitrate < CONGESTED_SHARE * self.send_rate:
-            self._congestion(min(self.estimate, bitrate), now)
+            self._remb_drop = (bitrate, now)
+            if now - self._lossy_at < CORROBORATION_SECONDS:
+                self._congestion(min(self.estimate, bitrate), now)
         elif bitrate > self.estimate:
             self.estimate = bitrate
 
     def on_loss(self, fraction: float, now: float) -> None:
         """Loss from one of the subscriber's receiver report blocks (0-1)."""
-        self._loss = max(self._loss, fraction)
         if fraction > PAUSE_LOSS and self.send_rate > 0:
             self._congestion(min(self.estimate, self.send_rate * (1 - fraction / 2)), now)
+        elif fraction >= QUEUE_LOSS:
+            self._lossy_at = now
+            remb, at = self._remb_drop
+            if now - at < CORROBORATION_SECONDS:
+                self._congestion(min(self.estimate, remb), now)
 
     def _congestion(self, estimate: float, now: float) -> None:
         self.estimate = estimate
@@ -120,7 +139,6 @@ class Downlink:
             rate = self._sent_bytes * 8 / elapsed
             self.send_rate = rate if self.send_rate == 0 else 0.5 * self.send_rate + 0.5 * rate
             self._sent_bytes, self._sent_since = 0, now
-        self._loss = 0.0
         available = self.estimate * HEADROOM
         needed = sum(e.ingress.bitrate for e in egresses if e.kind == "audio" and e.ingress)
         videos = [e for e in egresses if e.kind == "video" and e.ingress is not None]
@@ -144,7 +162,10 @@ class Downlink:
                 self._pause(egress, publisher, now)
         self._judge_probe(now)
         if probe_for and not self._probing(now) and now >= self._next_probe:
-            self._start_probe(probe_for, now)
+            # Step up from what is known to pass (at most half again), so a probe into a link
+            # that cannot take it fills its queue rather than overflowing it.
+            known = self.estimate if self.estimate != math.inf else self.send_rate
+            self._start_probe(min(probe_for, max(known * PROBE_STEP, known + 100_000)), now)
 
     def _pause(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
         egress.paused = True
@@ -182,9 +203,10 @@ class Downlink:
             self._backoff = min(BACKOFF_MAX, self._backoff * 2)
             self._next_probe = now + self._backoff
         else:
+            # The link took it: that much is known to pass, and the next step can follow soon.
             self.estimate = max(self.estimate, target / HEADROOM * 1.02)
             self._backoff = BACKOFF_START
-            self._next_probe = now + self._backoff
+            self._next_probe = now + PROBE_AGAIN_SECONDS
 
     def _schedule_padding(self) -> None:
         if self.closed:

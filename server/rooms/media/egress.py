@@ -22,6 +22,7 @@ from server.ids import ParticipantId
 
 from . import rtp
 from .codecs import NegotiatedTrack
+from .ntp import send_time
 from .stats import Counters, Kind
 
 if TYPE_CHECKING:
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 HISTORY: Final = 512  # ~3 s of 1.2 Mbit/s video: longer than any useful retransmission
 MAX_NACKED_PER_FEEDBACK: Final = 64
-NTP_EPOCH_OFFSET: Final = 2_208_988_800  # seconds from 1900-01-01 to 1970-01-01
 
 
 class Egress:
@@ -52,9 +52,10 @@ class Egress:
         self.track: NegotiatedTrack | None = None
         self.ssrc = 0
         self.rtx_ssrc = 0
-        self._template = b""
-        self._abs_send_time_at = 0
-        self._audio_level_at = 0
+        self._first_byte = 0
+        self._ext_before = self._ext_after = b""
+        self._has_value = False
+        self._header_size = 0
         # Rewriting state: what the receiver saw last, and how input maps to output.
         self._source = -1
         self._seq_offset = 0
@@ -70,7 +71,7 @@ class Egress:
         self.awaiting_keyframe = kind == "video"
         self.paused = False  # by the downlink allocation (video only)
         self._history_seq = [-1] * HISTORY if kind == "video" else []
-        self._history: list[bytearray | None] = [None] * HISTORY if kind == "video" else []
+        self._history: list[bytes | None] = [None] * HISTORY if kind == "video" else []
         self._history_resent = [0.0] * HISTORY if kind == "video" else []
         self.packets_sent = 0
         self.octets_sent = 0
@@ -82,19 +83,22 @@ class Egress:
         """The slot's negotiated parameters (once the subscriber's DTLS is connected)."""
         first = self.track is None
         self.track, self.ssrc, self.rtx_ssrc = track, ssrc, rtx_ssrc
+        # The extension block is the same for every packet but one value (abs-send-time for
+        # video, the audio level for audio): kept as the bytes before and after that value.
         elements: list[tuple[int, bytes]] = []
         if track.mid_id and track.mid:
             elements.append((track.mid_id, track.mid.encode()[:16]))
-        if self.kind == "video" and track.abs_send_time_id:
-            elements.append((track.abs_send_time_id, b"\x00\x00\x00"))
-        if self.kind == "audio" and track.audio_level_id:
-            elements.append((track.audio_level_id, b"\x7f"))
+        value_id = track.abs_send_time_id if self.kind == "video" else track.audio_level_id
+        placeholder = b"\x00\x00\x00" if self.kind == "video" else b"\x7f"
+        if value_id:
+            elements.append((value_id, placeholder))
         block = rtp.one_byte_extension_block(elements) if elements else b""
-        header = bytearray(12) + block
-        header[0] = 0x90 if block else 0x80
-        self._template = bytes(header)
-        self._abs_send_time_at = self._element_at(block, track.abs_send_time_id)
-        self._audio_level_at = self._element_at(block, track.audio_level_id)
+        at = self._element_at(block, value_id) - 12 if value_id else len(block)
+        self._ext_before = block[:at]
+        self._ext_after = block[at + len(placeholder) :] if value_id else b""
+        self._has_value = bool(value_id)
+        self._first_byte = 0x90 if block else 0x80
+        self._header_size = 12 + len(block)
         if first and self.ingress is not None:
             self.ingress.request_keyframe(new_subscriber=True)
 
@@ -139,7 +143,7 @@ class Egress:
         self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
     ) -> None:
         ingress = self.ingress
-        if ingress is None or not self._template or not self._transport.ready:
+        if ingress is None or not self._first_byte or not self._transport.up:
             self._drop(view.marker)
             return
         if ingress.source != self._source:
@@ -185,47 +189,66 @@ class Egress:
     def _send(
         self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
     ) -> None:
+        """Rewrite and send one packet: the output is built in one join, from views of the
+        input, so the payload is copied once."""
         track = self.track
+        ingress = self.ingress
         assert track is not None
+        assert ingress is not None
         out_seq = (view.sequence + self._seq_offset) & 0xFFFF
         out_ts = (view.timestamp + self._ts_offset) & 0xFFFFFFFF
-        buffer = bytearray(self._template)
-        buffer[1] = (0x80 if view.marker else 0) | track.payload_type
-        rtp.SEQ_TS_SSRC.pack_into(buffer, 2, out_seq, out_ts, self.ssrc)
-        if self._audio_level_at and self.ingress is not None:
-            buffer[self._audio_level_at] = self.ingress.last_level
-        header_size = len(buffer)
-        buffer += packet[view.payload_start : view.payload_end]
+        header = rtp.HEADER.pack(
+            self._first_byte,
+            (0x80 if view.marker else 0) | track.payload_type,
+            out_seq,
+            out_ts,
+            self.ssrc,
+        )
+        value = ingress.send_time if self.kind == "video" else bytes((ingress.last_level,))
+        data = memoryview(packet)
+        parts: tuple[bytes | memoryview, ...]
         if vp8 is not None and vp8.picture_id_bits:
             picture_id = (vp8.picture_id + self._pid_offset) & 0x7FFF
-            rtp.write_picture_id(
-                buffer,
-                header_size + vp8.picture_id_offset - view.payload_start,
-                vp8.picture_id_bits,
-                picture_id,
+            width = 2 if vp8.picture_id_bits == 15 else 1
+            pid = rtp.picture_id_bytes(vp8.picture_id_bits, picture_id)
+            at = vp8.picture_id_offset
+            parts = (
+                header,
+                self._ext_before,
+                value if self._has_value else b"",
+                self._ext_after,
+                data[view.payload_start : at],
+                pid,
+                data[at + width : view.payload_end],
             )
             if rtp.seq_newer(out_seq, self._last_seq):
                 self._last_pid = picture_id
-        if self._abs_send_time_at:
-            _stamp_abs_send_time(buffer, self._abs_send_time_at)
-        if not self._transport.send_rtp(buffer):
+        else:
+            parts = (
+                header,
+                self._ext_before,
+                value if self._has_value else b"",
+                self._ext_after,
+                data[view.payload_start : view.payload_end],
+            )
+        out = b"".join(parts)
+        if not self._transport.send_rtp(out):
             self._drop(view.marker)
             return
         if self.kind == "video":
             slot = out_seq % HISTORY
             self._history_seq[slot] = out_seq
-            self._history[slot] = buffer
+            self._history[slot] = out
             self._history_resent[slot] = 0.0
         if rtp.seq_newer(out_seq, self._last_seq) or self.packets_sent == 0:
             self._last_seq = out_seq
             self._last_ts = out_ts
             self._last_sent_at = arrival
         self.packets_sent += 1
-        self.octets_sent += len(buffer) - header_size
-        self._downlink.sent(len(buffer) + 38)
+        self.octets_sent += len(out) - self._header_size
+        self._downlink.sent(len(out) + 38)
         if view.marker or self.kind == "audio":
-            assert self.ingress is not None
-            self._counters.forwarded[(self.ingress.publisher, self.kind)] += 1
+            self._counters.forwarded[ingress.key] += 1
 
     def _drop(self, marker: bool) -> None:
         if (marker or self.kind == "audio") and self.ingress is not None:
@@ -237,7 +260,7 @@ class Egress:
         """Answer a NACK from history, within the receiver's budget, each packet at most once
         per round trip."""
         track = self.track
-        if self.kind != "video" or track is None or not self._template:
+        if self.kind != "video" or track is None or not self._first_byte:
             return
         now = time.monotonic()
         for seq in lost[:MAX_NACKED_PER_FEEDBACK]:
@@ -257,37 +280,41 @@ class Egress:
             self.retransmitted += 1
             self._counters.retransmissions[self.kind] += 1
 
-    def _as_rtx(self, original: bytearray, seq: int) -> bytearray:
-        """RFC 4588 4: the RTX stream's own SSRC and sequence, the original sequence first."""
+    def _as_rtx(self, original: bytes, seq: int) -> bytes:
+        """RFC 4588 4: the RTX stream's own SSRC and sequence, the original sequence first,
+        and a fresh abs-send-time (the receiver's estimator reads it)."""
         assert self.track is not None
-        header_size = len(self._template)
         self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        packet = bytearray(original[:header_size])
-        packet[1] = (original[1] & 0x80) | self.track.rtx_payload_type
         timestamp = rtp.SEQ_TS_SSRC.unpack_from(original, 2)[1]
-        rtp.SEQ_TS_SSRC.pack_into(packet, 2, self._rtx_seq, timestamp, self.rtx_ssrc)
-        packet += rtp.U16.pack(seq)
-        packet += original[header_size:]
-        if self._abs_send_time_at:
-            _stamp_abs_send_time(packet, self._abs_send_time_at)
-        return packet
+        header = rtp.HEADER.pack(
+            self._first_byte,
+            (original[1] & 0x80) | self.track.rtx_payload_type,
+            self._rtx_seq,
+            timestamp,
+            self.rtx_ssrc,
+        )
+        value = send_time() if self._has_value else b""
+        body = memoryview(original)[self._header_size :]
+        return b"".join((header, self._ext_before, value, self._ext_after, rtp.U16.pack(seq), body))
 
-    def padding(self, size: int) -> bytearray | None:
+    def padding(self, size: int) -> bytes | None:
         """A padding-only packet on the RTX stream (bandwidth probing), or None without RTX."""
         track = self.track
-        if track is None or not track.rtx_payload_type or not self._template:
+        if track is None or not track.rtx_payload_type or not self._first_byte:
             return None
         self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        packet = bytearray(self._template)
-        packet[0] |= 0x20
-        packet[1] = track.rtx_payload_type
-        rtp.SEQ_TS_SSRC.pack_into(packet, 2, self._rtx_seq, self._last_ts, self.rtx_ssrc)
-        if self._abs_send_time_at:
-            _stamp_abs_send_time(packet, self._abs_send_time_at)
+        header = rtp.HEADER.pack(
+            self._first_byte | 0x20,
+            track.rtx_payload_type,
+            self._rtx_seq,
+            self._last_ts,
+            self.rtx_ssrc,
+        )
+        value = send_time() if self._has_value else b""
         size = max(1, min(255, size))
-        packet += bytes(size - 1)
-        packet.append(size)
-        return packet
+        return b"".join(
+            (header, self._ext_before, value, self._ext_after, bytes(size - 1), bytes((size,)))
+        )
 
     def sender_report(self, now: float) -> list[RtcpSrPacket | RtcpSdesPacket]:
         """SR (RFC 3550 6.4.1) mapping this slot's timestamps to now, plus its CNAME.
@@ -317,12 +344,3 @@ class Egress:
             RtcpSrPacket(ssrc=self.ssrc, sender_info=info),
             RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(1, self._cname)])]),
         ]
-
-
-def _stamp_abs_send_time(buffer: bytearray, offset: int) -> None:
-    """abs-send-time: 6.18 fixed-point seconds of NTP time, 24 bits (the low bits of NTP
-    time >> 14); computed from time.time() rather than aiortc's datetime-based clock."""
-    value = int((time.time() + NTP_EPOCH_OFFSET) * 262144) & 0xFFFFFF
-    buffer[offset] = value >> 16
-    buffer[offset + 1] = (value >> 8) & 0xFF
-    buffer[offset + 2] = value & 0xFF

@@ -1,8 +1,10 @@
 """One publisher's audio or video as it arrives: the fan-out point of the packet path.
 
 An `Ingress` takes each plaintext RTP packet of its track, keeps the receive statistics its
-receiver reports need (RFC 3550 A.3, A.8), asks the publisher once for each missing video
-packet (a NACK per packet, never a run again), unwraps retransmissions (RFC 4588), and hands
+receiver reports need (RFC 3550 A.3, A.8), asks the publisher once for each missing packet (a
+NACK per packet, never a run again; audio too: a publisher that keeps history resends it in
+time for the receivers' jitter buffers, browsers ignore it and rely on Opus FEC), unwraps
+retransmissions (RFC 4588), and hands
 every packet to each subscriber's `Egress` without copying it. It also holds the keyframe
 requests toward the publisher, rate-limited, and the publisher's last sender report (what the
 subscribers' sender reports map timestamps with, so A/V sync survives the SFU).
@@ -27,6 +29,7 @@ from server.ids import ParticipantId
 
 from . import rtp
 from .codecs import NegotiatedTrack
+from .ntp import send_time
 from .stats import Counters, Kind
 
 if TYPE_CHECKING:
@@ -52,15 +55,16 @@ class Ingress:
     ) -> None:
         self.publisher = publisher
         self.kind: Kind = kind
-        self._key = (publisher, kind)
+        self.key = (publisher, kind)
         self._counters = counters
-        self._keyframe_interval = keyframe_interval
+        self.keyframe_interval = keyframe_interval
         self._on_audio_level = on_audio_level
         self.track: NegotiatedTrack | None = None
         self.transport: PeerTransport | None = None
         self.rtcp_ssrc = 0
         self.subscribers: list[Egress] = []
         self.ssrc: int | None = None
+        self.malformed = 0  # packets whose payload descriptor did not hold together
         self.source = 0  # bumps when the publisher's SSRC changes: subscribers rebase
         # Receive statistics (RFC 3550 A.3).
         self._base_seq = 0
@@ -85,6 +89,7 @@ class Ingress:
         self.bitrate = 0.0
         self.last_packet = 0.0
         self.last_level = 0x7F  # RFC 6464 level of the last audio packet (127: silence)
+        self.send_time = b"\x00\x00\x00"  # abs-send-time for the packet being forwarded
         # Keyframe requests.
         self._last_pli = float("-inf")
         self._pli_timer: asyncio.TimerHandle | None = None
@@ -111,6 +116,12 @@ class Ingress:
         track = self.track
         assert track is not None
         seq = view.sequence
+        vp8 = None
+        if self.kind == "video":
+            vp8 = rtp.read_vp8(packet, view.payload_start, view.payload_end)
+            if vp8 is None:
+                self.malformed += 1
+                return
         if view.ssrc != self.ssrc:
             self._new_source(view.ssrc, seq)
         elif self._seen[seq % _SEEN_RING] == seq:
@@ -118,15 +129,12 @@ class Ingress:
         self._count(seq, view.timestamp, arrival, track.clock_rate)
         self._bytes += len(packet) + 38  # SRTP tag, UDP and IP headers
         self.last_packet = arrival
-        vp8 = None
         if self.kind == "video":
-            vp8 = rtp.read_vp8(packet, view.payload_start, view.payload_end)
-            if vp8 is None:
-                return
+            self.send_time = send_time()  # once per packet, not once per subscriber
             if view.marker:
-                self._counters.received[self._key] += 1
+                self._counters.received[self.key] += 1
         else:
-            self._counters.received[self._key] += 1
+            self._counters.received[self.key] += 1
             if track.audio_level_id:
                 level = rtp.audio_level(packet, view, track.audio_level_id)
                 self.last_level = 0x7F if level is None else level
@@ -154,6 +162,7 @@ class Ingress:
         vp8 = rtp.read_vp8(packet, unwrapped.payload_start, unwrapped.payload_end)
         if vp8 is None:
             return
+        self.send_time = send_time()
         for egress in self.subscribers:
             egress.forward(packet, unwrapped, vp8, arrival)
 
@@ -176,7 +185,7 @@ class Ingress:
         if delta > 0:
             if seq < self._max_seq:
                 self._cycles += 1 << 16
-            if self.kind == "video" and delta > 1:
+            if delta > 1:
                 self._missing(self._max_seq, delta - 1, arrival)
             self._max_seq = seq
         elif self._pending_nacks:
@@ -192,7 +201,7 @@ class Ingress:
         """`count` packets after `last` did not arrive: NACK each once, or ask for a keyframe."""
         if count > MAX_NACK_GAP:
             self._pending_nacks.clear()
-            self.request_keyframe()
+            self.request_keyframe()  # video only; audio just goes on
             return
         lost = [(last + i) & 0xFFFF for i in range(1, count + 1)]
         for seq in lost:
@@ -266,7 +275,7 @@ class Ingress:
             return
         self._counters.keyframe_requests_received[self.publisher] += 1
         loop = asyncio.get_running_loop()
-        interval = NEW_SUBSCRIBER_PLI_FLOOR if new_subscriber else self._keyframe_interval
+        interval = NEW_SUBSCRIBER_PLI_FLOOR if new_subscriber else self.keyframe_interval
         due = max(loop.time(), self._last_pli + interval)
         if due <= loop.time():
             self._send_pli()
@@ -281,7 +290,7 @@ class Ingress:
         until the publisher's next natural keyframe (libvpx's is minutes away)."""
         if self.kind != "video" or self.closed or self._pli_timer is not None:
             return
-        if asyncio.get_running_loop().time() >= self._last_pli + self._keyframe_interval:
+        if asyncio.get_running_loop().time() >= self._last_pli + self.keyframe_interval:
             self._send_pli()
 
     def _send_pli(self) -> None:

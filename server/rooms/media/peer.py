@@ -49,9 +49,10 @@ from .candidates import CandidatePolicy
 from .codecs import NegotiatedTrack, codec_preferences, with_opus_options
 from .config import MediaConfig
 from .downlink import Downlink
-from .egress import NTP_EPOCH_OFFSET, Egress
+from .egress import Egress
 from .ice import rtc_ice_servers
 from .ingress import Ingress
+from .ntp import middle_32
 from .stats import Counters, Kind
 from .transport import PeerTransport
 from .uplink import Uplink
@@ -199,6 +200,8 @@ class Peer:
         sender = slot.transceiver.sender
         egress.configure(track, sender._ssrc, sender._rtx_ssrc)
         self._by_ssrc[sender._ssrc] = egress
+        if track.rtx_payload_type:  # its receiver reports count the probes' padding too
+            self._by_ssrc[sender._rtx_ssrc] = egress
 
     # The packet path ---------------------------------------------------------------------
 
@@ -255,10 +258,11 @@ class Peer:
             egress = self._by_ssrc.get(report.ssrc)
             if egress is None:
                 continue
-            self.downlink.on_loss(report.fraction_lost / 256, arrival)
+            # Gaps the publisher's uplink left are forwarded as gaps: only the excess is ours.
+            upstream = egress.ingress.fraction_lost if egress.ingress is not None else 0.0
+            self.downlink.on_loss(max(0.0, report.fraction_lost / 256 - upstream), arrival)
             if report.lsr:
-                now_mid = int((time.time() + NTP_EPOCH_OFFSET) * 65536) & 0xFFFFFFFF
-                rtt = ((now_mid - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
+                rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if 0 < rtt < 5:
                     self.rtt = 0.8 * self.rtt + 0.2 * max(0.01, rtt)
 

@@ -47,6 +47,7 @@ class PeerTransport:
         self.bytes_received = 0
         self.refused = 0  # failed SRTP authentication, oversized or malformed datagrams
         self.closed = False
+        self.up = False  # SRTP keys and a nominated pair: packets can be sent
         seam.take_over_rtp(dtls, self._from_dtls_rtp, self._from_dtls_rtcp)
         seam.route_datagrams(self._connection, self._from_socket)
 
@@ -57,9 +58,10 @@ class PeerTransport:
     def _keys(self) -> bool:
         if self._tx is None:
             rx, tx = self._dtls._rx_srtp, self._dtls._tx_srtp
-            if rx is None or tx is None:
+            if rx is None or tx is None or self.closed:
                 return False
             self._rx, self._tx = rx, tx
+            self.up = self._pair() is not None
         return True
 
     def _pair(self) -> Any:
@@ -108,14 +110,15 @@ class PeerTransport:
 
     # Outbound ----------------------------------------------------------------------------
 
-    def send_rtp(self, plain: bytes | bytearray) -> bool:
+    def send_rtp(self, plain: bytes) -> bool:
         """Protect and send one RTP packet now; False when the transport is not up."""
         tx = self._tx
-        if tx is None and (self.closed or not self._keys()):
-            return False
-        tx = self._tx
-        assert tx is not None
-        return self._send(tx.protect(bytes(plain)))
+        if tx is None:
+            if not self._keys():
+                return False
+            tx = self._tx
+            assert tx is not None
+        return self._send(tx.protect(plain))
 
     def send_rtcp(self, packets: Sequence[AnyRtcpPacket]) -> bool:
         """Protect and send one compound RTCP packet."""
@@ -128,7 +131,9 @@ class PeerTransport:
     def _send(self, data: bytes) -> bool:
         pair = self._pair()
         if pair is None:
+            self.up = False
             return False
+        self.up = True
         protocol = pair.protocol
         transport = getattr(protocol, "transport", None)
         if isinstance(protocol, seam.MediaProtocol) and transport is not None:
@@ -141,6 +146,7 @@ class PeerTransport:
 
     def close(self) -> None:
         self.closed = True
+        self.up = False
         self._rx = self._tx = None
         seam.route_datagrams(self._connection, None)
 

@@ -1,0 +1,145 @@
+"""A participant's media packets are hostile too: forged, oversized or malformed SRTP, RTP and
+RTCP from a real peer's own socket (and its own SRTP keys) are refused before anything parses
+past their end, and everyone's media keeps flowing."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
+
+from server.ids import ParticipantId
+from server.rooms.media import MediaConfig, Sfu
+from tests.media.peers import ClientPeer, LoopbackRoom
+from tests.waiting import wait_for
+
+A, B = ParticipantId("p_a"), ParticipantId("p_b")
+FOREIGN_SSRC = 0x0BADF00D  # hostile packets use their own SSRC: libsrtp keeps state per SSRC
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[LoopbackRoom]:
+    harness = LoopbackRoom()
+    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness)
+    for pid in (A, B):
+        harness.clients[pid] = ClientPeer(pid)
+        await harness.sfu.add(pid)
+    a, b = harness.clients[A], harness.clients[B]
+    await wait_for(lambda: a.decoded(B) >= 10 and b.decoded(A) >= 10, 40, "first frames")
+    yield harness
+    await harness.sfu.close()
+    for client in harness.clients.values():
+        await client.close()
+    assert not harness.failures
+
+
+class RawSender:
+    """Writes datagrams from a client peer's own ICE socket to the server, protected with the
+    client's own SRTP session when asked: what a modified browser could send."""
+
+    def __init__(self, client: ClientPeer) -> None:
+        dtls = client.pc.getTransceivers()[0].receiver.transport
+        self._srtp = dtls._tx_srtp
+        pair = dtls.transport._connection._nominated[1]
+        self._socket, self._to = pair.protocol.transport, pair.remote_addr
+
+    def raw(self, data: bytes) -> None:
+        self._socket.sendto(data, self._to)
+
+    def rtp(self, data: bytes) -> None:
+        self.raw(self._srtp.protect(data))
+
+    def rtcp(self, data: bytes) -> None:
+        self.raw(self._srtp.protect_rtcp(data))
+
+
+def rtp_header(seq: int, pt: int, *, first: int = 0x80, ssrc: int = FOREIGN_SSRC) -> bytes:
+    return struct.pack("!BBHII", first, pt, seq, seq * 3000, ssrc)
+
+
+async def still_flowing(room: LoopbackRoom) -> None:
+    a, b = room.clients[A], room.clients[B]
+    seen = (a.decoded(B), b.decoded(A), a.decoded(B, "audio"), b.decoded(A, "audio"))
+    await wait_for(
+        lambda: (
+            a.decoded(B) > seen[0] + 10
+            and b.decoded(A) > seen[1] + 10
+            and a.decoded(B, "audio") > seen[2] + 10
+            and b.decoded(A, "audio") > seen[3] + 10
+        ),
+        30,
+        "media to keep flowing both ways",
+    )
+
+
+def server_peer(room: LoopbackRoom, pid: ParticipantId) -> Any:
+    return room.sfu._peers[pid]  # type: ignore[attr-defined]
+
+
+async def test_forged_and_oversized_srtp_is_refused(room: LoopbackRoom) -> None:
+    sender, peer = RawSender(room.clients[A]), server_peer(room, A)
+    refused = peer.transport.refused
+    for n in range(200):
+        sender.raw(b"\x80\x61" + struct.pack("!H", n) + bytes(200))  # no valid auth tag
+    sender.raw(rtp_header(1, 97) + bytes(4000))  # larger than one MTU: not even unprotected
+    await wait_for(lambda: peer.transport.refused >= refused + 201, 10, "the refusals")
+    await still_flowing(room)
+
+
+@pytest.mark.parametrize(
+    ("packet", "what"),
+    [
+        (rtp_header(5, 55), "an unknown payload type"),
+        (rtp_header(6, 97) + b"\x80", "a VP8 descriptor cut after its X bit"),
+        (rtp_header(7, 97) + b"\x90\x80\xff", "a 15-bit picture id cut in half"),
+        (
+            rtp_header(8, 97, first=0x90) + b"\xbe\xde\x00\x01\x2f",
+            "an extension element past its block",
+        ),
+        (rtp_header(9, 98) + b"\x00", "an RTX packet too short to name its original"),
+        (rtp_header(10, 96, first=0x8F), "CSRCs announced but absent"),
+    ],
+)
+async def test_malformed_rtp_is_dropped_and_changes_nothing(
+    room: LoopbackRoom, packet: bytes, what: str
+) -> None:
+    sender, peer = RawSender(room.clients[A]), server_peer(room, A)
+    video = peer.publications["video"]
+    ssrc, source = video.ssrc, video.source
+    before = (peer.refused_packets, video.malformed, peer.transport.refused)
+    for _ in range(50):
+        try:
+            sender.rtp(packet)
+        except Exception:  # libsrtp itself refuses to protect some of these: nothing sent
+            return
+    await wait_for(
+        lambda: (peer.refused_packets, video.malformed, peer.transport.refused) != before,
+        10,
+        f"the server to drop {what}",
+    )
+    assert (video.ssrc, video.source) == (ssrc, source)  # not taken for a new source
+    await still_flowing(room)
+
+
+async def test_hostile_rtcp_is_bounded(room: LoopbackRoom) -> None:
+    sender, peer = RawSender(room.clients[A]), server_peer(room, A)
+    b_slot = next(slot for slot in peer._slots if slot.egress.kind == "video")
+    refused = peer.transport.refused
+    # An RTCP datagram far over one MTU (libsrtp would not even protect it): refused unread.
+    sender.raw(b"\x81\xcd" + bytes(3000))
+    # A NACK naming 5,440 packets in one MTU: at most MAX_NACKED_PER_FEEDBACK are looked up,
+    # within the receiver's retransmission budget.
+    many = RtcpRtpfbPacket(
+        fmt=RTCP_RTPFB_NACK, ssrc=1, media_ssrc=b_slot.egress.ssrc, lost=list(range(5440))
+    )
+    sender.rtcp(bytes(many))
+    # REMB with a garbage FCI, and truncated compound packets.
+    sender.rtcp(
+        bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0, fci=b"REMX\x00\x00\x00\x00"))
+    )
+    sender.rtcp(b"\x81\xcd\x00\x10" + bytes(8))
+    await wait_for(lambda: peer.transport.refused > refused, 10, "the oversized NACK refused")
+    await still_flowing(room)

@@ -1,0 +1,204 @@
+"""`triad serve` as a process of its own, on a free loopback port with a fresh SQLite database,
+for tests and benches that need the real server (its CPU apart from the clients').
+
+The operator's steps: migrate and create a platform key (`server.commands`, what `triad migrate`
+and `triad apikey create` run, called here to spare two interpreter starts), `triad serve`, then
+through the REST API as a platform would: `POST /api/v1/consults` (auto-admit) and the client's
+consent, so all three participants can join without a lobby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from server import commands
+from server.settings import Settings
+
+ROLES = ("therapist", "psychiatrist", "client")
+DEADLINE = 30.0
+
+
+@dataclass(frozen=True)
+class Seat:
+    """One participant of a consult: who they are and the token they join with."""
+
+    role: str
+    participant_id: str
+    token: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}")
+        if not self.participant_id or not self.token:
+            raise ValueError("a seat needs a participant id and a token")
+
+
+@dataclass(frozen=True)
+class ConsultSeats:
+    consult_id: str
+    seats: tuple[Seat, ...]
+
+    def __post_init__(self) -> None:
+        if sorted(s.role for s in self.seats) != sorted(ROLES):
+            raise ValueError("a consult has one seat per role")
+
+    def seat(self, role: str) -> Seat:
+        return next(s for s in self.seats if s.role == role)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class TriadServer:
+    """A running `triad serve`. Use `TriadServer.running(directory)`."""
+
+    def __init__(self, directory: Path, **settings: str) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = directory / "server.log"
+        values = {
+            "TRIAD_MODE": "development",
+            "TRIAD_DATA_DIR": str(directory / "var"),
+            "TRIAD_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'var' / 'triad.db'}",
+            "TRIAD_ENCRYPTION_KEYS": commands.keygen(),
+            "TRIAD_PORT": str(self.port),
+            "TRIAD_PUBLIC_BASE_URL": self.base_url,
+            "TRIAD_ICE_HOST_ADDRESSES": "127.0.0.1",
+            "TRIAD_LOG_LEVEL": "warning",
+            "TRIAD_LOG_FORMAT": "json",
+            **settings,
+        }
+        # The same settings in this process (for the operator's steps) and in the server's.
+        self._settings = Settings(
+            **{k.removeprefix("TRIAD_").lower(): v for k, v in values.items()}, redis_url=None
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
+        env.update(values)
+        self._env = env
+        self._process: asyncio.subprocess.Process | None = None
+        self._ps: psutil.Process | None = None
+        self._secret = ""
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, directory: Path, **settings: str) -> AsyncIterator[TriadServer]:
+        """Migrated, with a platform key, serving; stopped on the way out. `settings` are
+        extra `TRIAD_*` environment variables."""
+        server = cls(directory, **settings)
+        try:
+            await server.start()
+            yield server
+        finally:
+            await server.stop()
+
+    async def start(self) -> None:
+        await commands.migrate(self._settings)
+        _, _, self._secret = await commands.create_api_key(self._settings, "weaklink")
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "server",
+                "serve",
+                env=self._env,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        self._ps = psutil.Process(self._process.pid)
+        async with asyncio.timeout(DEADLINE), aiohttp.ClientSession() as http:
+            while True:
+                if self._process.returncode is not None:
+                    raise RuntimeError(f"triad serve exited: {self.log_tail()}")
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    async with http.get(f"{self.base_url}/healthz") as answer:
+                        if answer.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system)."""
+        if self._ps is None:
+            return 0.0
+        times = self._ps.cpu_times()
+        return float(times.user + times.system)
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    async def _call(
+        self, http: aiohttp.ClientSession, method: str, path: str, bearer: str, body: Any = None
+    ) -> Any:
+        async with http.request(
+            method,
+            f"{self.base_url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {bearer}"},
+        ) as answer:
+            payload = await answer.json(content_type=None)
+            if answer.status >= 300:
+                raise RuntimeError(f"{method} {path}: {answer.status} {payload}")
+            return payload
+
+    async def new_consult(self) -> ConsultSeats:
+        """An auto-admit consult whose client has consented: nobody waits in a lobby."""
+        names: Mapping[str, str] = {
+            "therapist": "Therapist",
+            "psychiatrist": "Psychiatrist",
+            "client": "Client",
+        }
+        body = {
+            "participants": [{"role": role, "name": names[role]} for role in ROLES],
+            "auto_admit": True,
+        }
+        async with aiohttp.ClientSession() as http:
+            made = await self._call(http, "POST", "/api/v1/consults", self._secret, body)
+            seats = tuple(
+                Seat(p["role"], p["id"], p["join"]["token"]) for p in made["participants"]
+            )
+            consult = ConsultSeats(made["id"], seats)
+            token = consult.seat("client").token
+            path = f"/api/v1/consults/{consult.consult_id}/session/consent"
+            wording = await self._call(http, "GET", path, token)
+            await self._call(
+                http,
+                "POST",
+                path,
+                token,
+                {
+                    "wording_version": wording["wording"]["version"],
+                    "scopes": ["session", "information_sharing"],
+                },
+            )
+        return consult
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not stopped within the deadline. Safe twice."""
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), DEADLINE)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
