@@ -69,14 +69,17 @@ class MediaSession:
         # a failed peer connection waits for them to come back.
         self.connection = connection
 
-    def replace(self, peer: Peer, connection: MediaSink | None) -> Peer:
+    def replace(self, peer: Peer) -> Peer:
         """The next generation's peer connection; returns the old one for the SFU to drop."""
         if peer.participant_id != self.participant_id:
             raise ValueError("a session's peers are all its participant's")
         old, self.peer = self.peer, peer
         self.generation += 1
-        self.connection = connection
         return old
+
+    def still_for(self, delivery: Delivery) -> bool:
+        """Whether an offer made earlier is for the current peer connection and connection."""
+        return delivery.generation == self.generation and delivery.sink is self.connection
 
     def restart_wanted(self, generation: int) -> bool:
         """The participant's side of peer connection `generation` failed: True when that is

@@ -74,7 +74,8 @@ class Sfu:
             self._check_open()
             session = self._sessions.get(participant_id)
             if session is not None:
-                deliveries = await self._restart(session, connection)
+                session.connection = connection  # the new peer connection's offers go here
+                deliveries = await self._restart(session)
             else:
                 self._sessions[participant_id] = MediaSession(
                     self._new_peer(participant_id), connection
@@ -110,7 +111,7 @@ class Sfu:
             session = self._session(participant_id)
             if session.restart_wanted(generation):
                 logger.warning("media.restart_asked", participant_id=participant_id)
-                deliveries = await self._restart(session, session.connection)
+                deliveries = await self._restart(session)
             current = session.generation
         await self._deliver(deliveries)
         return current
@@ -200,14 +201,12 @@ class Sfu:
                 other.peer.subscribe(publication)
         return peer
 
-    async def _restart(
-        self, session: MediaSession, connection: MediaSink | None
-    ) -> list[Delivery | None]:
+    async def _restart(self, session: MediaSession) -> list[Delivery | None]:
         """Replace the session's peer connection: the others first renegotiate without the
         old one, then the new one is added (their offer for it follows their answer)."""
         await self._drop(session.peer)
         deliveries = await self._offers(s for s in self._sessions.values() if s is not session)
-        session.replace(self._new_peer(session.participant_id), connection)
+        session.replace(self._new_peer(session.participant_id))
         logger.info(
             "media.session_restarted",
             participant_id=session.participant_id,
@@ -232,9 +231,9 @@ class Sfu:
         """Hand offers to the participants outside the lock: a sink may answer at once."""
         for delivery in deliveries:
             session = None if delivery is None else self._sessions.get(delivery.participant_id)
-            if delivery is None or session is None or session.generation != delivery.generation:
-                # Superseded while earlier offers were delivered (a recovery or a leave): an
-                # offer of an older peer connection must never follow a newer one's.
+            if delivery is None or session is None or not session.still_for(delivery):
+                # Superseded while earlier offers were delivered (a recovery, a leave, a new
+                # connection): an older peer connection's offer never follows a newer one's.
                 continue
             try:
                 await delivery.send()
@@ -259,7 +258,7 @@ class Sfu:
             session = self._sessions.get(failed.participant_id)
             if self._closing is not None or session is None or not session.recovers(failed):
                 return
-            deliveries = await self._restart(session, session.connection)
+            deliveries = await self._restart(session)
         await self._deliver(deliveries)
 
     def _on_quality(self, peer: Peer, publisher: ParticipantId, paused: bool) -> None:
