@@ -317,7 +317,7 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     downlink.allocate(slots, Q, 17.5)  # type: ignore[arg-type]
     assert all(s.paused for s in slots[2:])
     downlink.allocate(slots, Q, 18.5)  # type: ignore[arg-type]
-    assert downlink._probe_target == pytest.approx(1_280_000)
+    assert downlink._probe_target == pytest.approx(1_400_000)
     downlink.allocate(slots, Q, 20.0)  # type: ignore[arg-type]
     downlink.allocate(slots, Q, 20.1)  # type: ignore[arg-type]
     assert slots[3].paused is False
@@ -355,3 +355,22 @@ def test_active_speaker_needs_sound_and_a_clear_margin_to_switch() -> None:
         detector.observe(b, 127, t)
     assert detector.active is None
     assert detector.forget(b, t) is False
+
+
+async def test_a_receivers_own_loss_excludes_what_the_publishers_uplink_lost(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, egress, transport, _ = video
+
+    def publish(seqs: list[int]) -> None:
+        for seq in seqs:
+            data = packet(seq, seq * 3000, payload=vp8(seq, key=seq == 1))
+            ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+
+    publish([1, 2, 3])
+    first = read(transport.rtp[0])[0]
+    assert egress.link_loss(egress.ssrc, first + 2, 0) is None  # the first report: a baseline
+    publish(list(range(6, 101)))  # 4 and 5 never reached the SFU
+    assert egress.gaps == 2
+    # The receiver counts the 2 forwarded gaps and 8 its own link lost, of 97 expected.
+    assert egress.link_loss(egress.ssrc, first + 99, 10) == pytest.approx(8 / 97)
+    egress.gaps += 3  # only forwarded gaps since: nothing of its own
+    assert egress.link_loss(egress.ssrc, first + 199, 13) == 0.0

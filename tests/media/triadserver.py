@@ -81,7 +81,7 @@ class TriadServer:
             "TRIAD_PORT": str(self.port),
             "TRIAD_PUBLIC_BASE_URL": self.base_url,
             "TRIAD_ICE_HOST_ADDRESSES": "127.0.0.1",
-            "TRIAD_LOG_LEVEL": "warning",
+            "TRIAD_LOG_LEVEL": os.environ.get("WEAKLINK_SERVER_LOG_LEVEL", "warning"),
             "TRIAD_LOG_FORMAT": "json",
             **settings,
         }

@@ -16,7 +16,7 @@ and the next step follows a second later; once the video fits it resumes at its 
 A probe the link does not take backs off (4 s, then up to 8 s).
 
 Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
-forwards the gaps); `on_loss` is given only the excess over the upstream loss.
+forwards the gaps); `on_loss` is given only what its own link lost (`Egress.link_loss`).
 
 Retransmissions draw on a budget: a share of the estimate (or of what is sent, while the
 estimate is unknown), so repairing loss can never crowd out the audio.
@@ -41,7 +41,7 @@ logger = logs.get(__name__)
 RETRANSMIT_SHARE: Final = 0.15
 PAUSE_LOSS: Final = 0.10  # receiver-report loss that means the link is overloaded
 CONGESTED_SHARE: Final = 0.7  # a REMB drop below this share of the send rate is congestion
-QUEUE_LOSS: Final = 0.02  # ... when the receiver also reports this much loss
+QUEUE_LOSS: Final = 0.05  # ... when the receiver's own link also loses this much
 CORROBORATION_SECONDS: Final = 3.0  # ... within this long of the drop
 HEADROOM: Final = 0.9  # allocate up to this share of the estimate
 MIN_PAUSE_SECONDS: Final = 2.0
@@ -49,6 +49,7 @@ PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
 BACKOFF_START: Final = 4.0
 BACKOFF_MAX: Final = 8.0
+RESUME_MARGIN: Final = 1.1  # a paused video comes back when it fits with this to spare
 PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
 PROBE_AGAIN_SECONDS: Final = 1.0  # after a probe that passed, the next step
 PROBE_TICK: Final = 0.02
@@ -99,21 +100,29 @@ class Downlink:
         if previous and bitrate < 0.95 * previous and bitrate < CONGESTED_SHARE * self.send_rate:
             self._remb_drop = (bitrate, now)
             if now - self._lossy_at < CORROBORATION_SECONDS:
-                self._congestion(min(self.estimate, bitrate), now)
+                self._congestion(min(self.estimate, bitrate), now, "remb_drop_with_loss")
         elif bitrate > self.estimate:
             self.estimate = bitrate
 
     def on_loss(self, fraction: float, now: float) -> None:
         """Loss from one of the subscriber's receiver report blocks (0-1)."""
         if fraction > PAUSE_LOSS and self.send_rate > 0:
-            self._congestion(min(self.estimate, self.send_rate * (1 - fraction / 2)), now)
+            estimate = min(self.estimate, self.send_rate * (1 - fraction / 2))
+            self._congestion(estimate, now, "heavy_loss")
         elif fraction >= QUEUE_LOSS:
             self._lossy_at = now
             remb, at = self._remb_drop
             if now - at < CORROBORATION_SECONDS:
-                self._congestion(min(self.estimate, remb), now)
+                self._congestion(min(self.estimate, remb), now, "loss_with_remb_drop")
 
-    def _congestion(self, estimate: float, now: float) -> None:
+    def _congestion(self, estimate: float, now: float, reason: str) -> None:
+        if estimate < self.estimate:
+            logger.info(
+                "media.downlink_congested",
+                reason=reason,
+                estimate=int(estimate),
+                send_rate=int(self.send_rate),
+            )
         self.estimate = estimate
         self._congested_at = now
         if now < self._probe_verdict_at:
@@ -143,23 +152,32 @@ class Downlink:
         needed = sum(e.ingress.bitrate for e in egresses if e.kind == "audio" and e.ingress)
         videos = [e for e in egresses if e.kind == "video" and e.ingress is not None]
         videos.sort(key=lambda e: (e.publisher != speaker, e.publisher or ""))
+        # What plays keeps its place while it fits (in priority order); only then may a
+        # paused video come back, with room to spare, so two videos never take turns.
+        for egress in videos:
+            assert egress.ingress is not None
+            if egress.paused:
+                continue
+            need = egress.ingress.bitrate
+            if needed + need <= available or need == 0:
+                needed += need
+            else:
+                self._pause(egress, egress.ingress.publisher, now)
         probe_for = 0.0
         for egress in videos:
             assert egress.ingress is not None
+            if not egress.paused or egress.ingress.publisher not in self._paused_at:
+                continue
             need = egress.ingress.bitrate
             publisher = egress.ingress.publisher
-            if egress.paused:
-                fits = needed + need <= available
-                settled = now - self._paused_at.get(publisher, 0.0) >= MIN_PAUSE_SECONDS
-                if fits and settled:
-                    self._resume(egress, publisher)
-                    needed += need
-                elif not probe_for and settled:
-                    probe_for = needed + need
-            elif needed + need <= available or need == 0:
+            settled = now - self._paused_at[publisher] >= MIN_PAUSE_SECONDS
+            if not settled:
+                continue
+            if needed + need * RESUME_MARGIN <= available:
+                self._resume(egress, publisher)
                 needed += need
-            else:
-                self._pause(egress, publisher, now)
+            elif not probe_for:
+                probe_for = needed + need * RESUME_MARGIN
         self._judge_probe(now)
         if probe_for and not self._probing(now) and now >= self._next_probe:
             # Step up from what is known to pass (at most half again), so a probe into a link
@@ -171,7 +189,12 @@ class Downlink:
         egress.paused = True
         self._paused_at[publisher] = now
         self._next_probe = max(self._next_probe, now + self._backoff)
-        logger.info("media.video_paused", publisher=publisher, estimate=int(self.estimate))
+        logger.info(
+            "media.video_paused",
+            publisher=publisher,
+            estimate=int(self.estimate),
+            send_rate=int(self.send_rate),
+        )
         self._on_quality(publisher, True)
 
     def _resume(self, egress: Egress, publisher: ParticipantId) -> None:

@@ -76,6 +76,10 @@ class Egress:
         self.packets_sent = 0
         self.octets_sent = 0
         self.retransmitted = 0
+        # Sequence numbers skipped in what was sent: the publisher's uplink lost them before
+        # the SFU. The receiver reports them as lost; they say nothing about its own link.
+        self.gaps = 0
+        self._reported: dict[int, tuple[int, int, int]] = {}
 
     # Set up ------------------------------------------------------------------------------
 
@@ -240,6 +244,10 @@ class Egress:
             self._history_seq[slot] = out_seq
             self._history[slot] = out
             self._history_resent[slot] = 0.0
+        if self.packets_sent and rtp.seq_newer(out_seq, self._last_seq):
+            self.gaps += (out_seq - self._last_seq - 1) & 0xFFFF
+        elif self.packets_sent and self.gaps:
+            self.gaps -= 1  # a late packet (a repaired one) filled a gap
         if rtp.seq_newer(out_seq, self._last_seq) or self.packets_sent == 0:
             self._last_seq = out_seq
             self._last_ts = out_ts
@@ -315,6 +323,21 @@ class Egress:
         return b"".join(
             (header, self._ext_before, value, self._ext_after, bytes(size - 1), bytes((size,)))
         )
+
+    def link_loss(self, ssrc: int, highest: int, lost: int) -> float | None:
+        """The share of what this slot sent since the receiver's last report that its own link
+        lost: reported loss less the gaps the SFU forwarded (RFC 3550 6.4.1 cumulative counts;
+        None until two reports)."""
+        gaps = self.gaps if ssrc == self.ssrc else 0
+        previous = self._reported.get(ssrc)
+        self._reported[ssrc] = (highest, lost, gaps)
+        if previous is None:
+            return None
+        expected = (highest - previous[0]) & 0xFFFFFFFF
+        if not 0 < expected < 1 << 20:
+            return None
+        ours = (lost - previous[1]) - (gaps - previous[2])
+        return max(0.0, min(1.0, ours / expected))
 
     def sender_report(self, now: float) -> list[RtcpSrPacket | RtcpSdesPacket]:
         """SR (RFC 3550 6.4.1) mapping this slot's timestamps to now, plus its CNAME.

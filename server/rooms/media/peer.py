@@ -257,9 +257,9 @@ class Peer:
             egress = self._by_ssrc.get(report.ssrc)
             if egress is None:
                 continue
-            # Gaps the publisher's uplink left are forwarded as gaps: only the excess is ours.
-            upstream = egress.ingress.fraction_lost if egress.ingress is not None else 0.0
-            self.downlink.on_loss(max(0.0, report.fraction_lost / 256 - upstream), arrival)
+            loss = egress.link_loss(report.ssrc, report.highest_sequence, report.packets_lost)
+            if loss is not None:
+                self.downlink.on_loss(loss, arrival)
             if report.lsr:
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if 0 < rtt < 5:
