@@ -7,8 +7,9 @@ MediaRelay (decode/re-encode) baseline, in one run. Prints figures; not part of 
     .venv/bin/python bench/sfu.py --soak 600 --rooms 4 # memory over 10 minutes
     .venv/bin/python bench/sfu.py --profile --rooms 4 --modes encoded
 
-Processes: one server process (an `Sfu` per room behind a loopback-only HTTP offer/answer
-endpoint that stands in for Socket.IO) and one client process holding every room's clients.
+Processes: one server process (an `Sfu` per room, or in relay mode the bench's own
+`sfu_relay.RelaySfu`, behind a loopback-only HTTP offer/answer endpoint that stands in for
+Socket.IO) and one client process holding every room's clients.
 Everything binds 127.0.0.1 and every process stops by itself.
 
 Clients are cheap on purpose so one core can play many of them: they replay pre-encoded VP8
@@ -42,18 +43,16 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sfu_peers import FPS, HOST, run_clients, run_joins, run_sio_joins  # noqa: E402
+from sfu_relay import RelaySfu  # noqa: E402
 
 from server.ids import ParticipantId  # noqa: E402
-from server.rooms.media import (  # noqa: E402
-    MediaConfig,
-    Sfu,
-)
+from server.rooms.media import MediaConfig, Offer, Sfu  # noqa: E402
 
 # --- server process ------------------------------------------------------------------------
 
 
 class Mailbox:
-    """MediaEvents for the bench server: offers wait in a queue per participant."""
+    """Where the bench server's offers wait, in a queue per participant."""
 
     def __init__(self) -> None:
         self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
@@ -61,30 +60,37 @@ class Mailbox:
     def queue(self, pid: str) -> asyncio.Queue[dict[str, Any]]:
         return self.queues.setdefault(pid, asyncio.Queue())
 
-    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
+    def connection(self, pid: str) -> MailboxConnection:
+        return MailboxConnection(self.queue(pid))
+
+
+class MailboxConnection:
+    """One participant's connection as the SFU sees it (a `MediaSink`)."""
+
+    def __init__(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._queue = queue
+
+    async def send_offer(self, offer: Offer, *, generation: int) -> None:
         tracks = [[t.mid, t.participant_id, t.kind] for t in offer.tracks]
-        self.queue(participant_id).put_nowait({"sdp": offer.sdp, "tracks": tracks})
+        self._queue.put_nowait({"sdp": offer.sdp, "tracks": tracks, "pc": generation})
 
-    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
-        pass
-
-    def media_failed(self, participant_id: ParticipantId) -> None:
-        pass  # bench clients leave by closing their peer connections: nothing to recover
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        pass  # the bench counts pauses in the server's stats
 
 
 async def serve(args: argparse.Namespace) -> None:
-    config = MediaConfig(
-        host_addresses=(HOST,), forwarding=args.mode, publisher_remb=not args.no_remb
-    )
+    config = MediaConfig(host_addresses=(HOST,), publisher_remb=not args.no_remb)
     mailbox = Mailbox()
-    rooms: dict[str, Sfu] = {}
+    rooms: dict[str, Sfu | RelaySfu] = {}
     done = asyncio.Event()
     profiler = cProfile.Profile() if args.profile else None
 
     async def join(request: web.Request) -> web.Response:
         body = await request.json()
-        room = rooms.setdefault(body["room"], Sfu(config, mailbox))
-        await room.add(ParticipantId(body["pid"]))
+        room = rooms.get(body["room"])
+        if room is None:
+            room = rooms[body["room"]] = Sfu(config) if args.mode == "encoded" else RelaySfu(config)
+        await room.add(ParticipantId(body["pid"]), mailbox.connection(body["pid"]))
         return web.json_response(await mailbox.queue(body["pid"]).get())
 
     async def leave(request: web.Request) -> web.Response:
@@ -94,7 +100,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     async def answer(request: web.Request) -> web.Response:
         body = await request.json()
-        await rooms[body["room"]].answer(ParticipantId(body["pid"]), body["sdp"])
+        await rooms[body["room"]].answer(ParticipantId(body["pid"]), body["pc"], body["sdp"])
         return web.json_response({"ok": True})
 
     async def next_offer(request: web.Request) -> web.Response:

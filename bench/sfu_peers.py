@@ -166,7 +166,7 @@ class BenchClient:
 
     async def _answer(self, http: aiohttp.ClientSession, offer: dict[str, Any]) -> None:
         sdp = await self.apply_offer(offer)
-        body = {"room": self.room, "pid": self.pid, "sdp": sdp}
+        body = {"room": self.room, "pid": self.pid, "sdp": sdp, "pc": offer["pc"]}
         async with http.post(f"{self.url}/answer", json=body) as r:
             await r.read()
 

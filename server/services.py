@@ -94,7 +94,7 @@ async def open_services(
             records=ConsultLifecycle(db, clock),
             care=care,
             plans=SavedPlans(notes),
-            media_factory=lambda room: Sfu(media, room),
+            media_factory=lambda on_active_speaker: Sfu(media, on_active_speaker),
             ice_servers=lambda participant_id: as_json(
                 client_ice_servers(
                     participant_id,

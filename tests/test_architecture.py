@@ -13,14 +13,7 @@ MAX_LINES = 500
 # package -> packages it must never import (directly or by a relative import).
 FORBIDDEN = {
     "server.rooms": ("server.signaling", "server.api", "server.notes", "socketio"),
-    "server.rooms.media": (
-        "server.rooms.room",
-        "server.rooms.registry",
-        "server.rooms.ports",
-        "server.rooms.occupant",
-        "server.consults",
-        "server.db",
-    ),
+    "server.rooms.media": ("server.consults", "server.db"),
     "server.signaling": ("server.api", "server.rooms.media", "aiortc"),
     "server.notes": ("server.signaling", "server.api", "server.rooms", "socketio", "aiortc"),
     "server.auth": ("aiohttp", "socketio", "server.api", "server.signaling", "server.db"),
@@ -28,6 +21,18 @@ FORBIDDEN = {
     "server.consults": ("aiohttp", "socketio", "server.api", "server.signaling"),
     "server.api": ("server.signaling", "server.rooms.media", "aiortc"),
 }
+
+
+# import -> the one package whose modules may import it. The media plane alone speaks WebRTC:
+# the room above it sees a participant's media session only through `RoomMedia`.
+ONLY_IN = {
+    "aiortc": "server.rooms.media",
+    "aioice": "server.rooms.media",
+    "av": "server.rooms.media",
+}
+# The media plane imports nothing of the room around it (it is handed what it needs: an
+# `MediaSink` per connection, a listener for the active speaker).
+SELF_CONTAINED = ("server.rooms.media", "server.rooms")
 
 
 def module_name(path: Path) -> str:
@@ -70,6 +75,27 @@ def test_imports_run_one_way(path: Path) -> None:
                     assert not target.startswith(ban + "."), f"{name} imports {target}"
 
 
+def inside(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(SERVER)))
+def test_webrtc_stays_in_the_media_plane(path: Path) -> None:
+    name = module_name(path)
+    for target in imports(path):
+        for library, owner in ONLY_IN.items():
+            if inside(target, library):
+                assert inside(name, owner), f"{name} imports {target}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(SERVER)))
+def test_the_media_plane_imports_nothing_of_the_room(path: Path) -> None:
+    package, around = SELF_CONTAINED
+    if inside(module_name(path), package):
+        for target in imports(path):
+            assert not inside(target, around) or inside(target, package), target
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(SERVER)))
 def test_modules_stay_small(path: Path) -> None:
     assert len(path.read_text().splitlines()) <= MAX_LINES
@@ -79,3 +105,9 @@ def test_the_checker_sees_relative_imports() -> None:
     found = imports(SERVER / "consults" / "service.py")
     assert "server.auth.tokens" in found
     assert "server.db.models" in found
+    media = imports(SERVER / "rooms" / "media" / "session.py")
+    assert "server.rooms.media.peer" in media
+    assert not any(inside(name, "server.rooms") for name in imports(SERVER / "ids.py"))
+    assert any(
+        inside(name, "server.rooms.media") for name in imports(SERVER / "rooms" / "ports.py")
+    )

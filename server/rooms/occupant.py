@@ -1,4 +1,6 @@
-"""A participant's seat in a live room: where they are, their connection, their media state."""
+"""A participant's seat in a live room: where they are, their connection, their switches.
+
+Their media session (the peer connection, its `pc` number) is the media plane's."""
 
 from __future__ import annotations
 
@@ -44,10 +46,6 @@ class Occupant:
     channel: Channel | None = None
     audio: bool = True
     video: bool = True
-    # Generation of the participant's peer connection: bumped whenever the server starts a new
-    # one (a rejoin), so a late answer meant for the old one is told apart and refused.
-    pc: int = 0
-    in_media: bool = False
     # Same-room mode: the other participants sitting at this one's device.
     present_with: tuple[ParticipantId, ...] = ()
     # The pending same-room declarations this one was last told it may confirm or attest.

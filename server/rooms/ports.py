@@ -2,11 +2,12 @@
 
 Rooms know nothing of Socket.IO, the notes channel or how consults are stored: the signaling
 layer hands each participant's connection in as a `Channel`, and the app wiring supplies
-`ConsultRecords` (the database) and `PlanKeeper` (the notes channel)."""
+`ConsultRecords` (the database), `PlanKeeper` (the notes channel) and the media plane
+(`RoomMedia`, through a `MediaFactory`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ..consults.audit import AuditAction
@@ -15,6 +16,7 @@ from ..consults.model import Actor
 from ..errors import ErrorCode
 from ..ids import ConsultId, ParticipantId
 from .events import ServerEvent
+from .media import MediaSink, SpeakerListener
 
 
 class Channel(Protocol):
@@ -76,20 +78,41 @@ class PlanKeeper(Protocol):
 
 
 class RoomMedia(Protocol):
-    """The media plane of one room (the SFU in `rooms/media`): one peer connection per admitted
-    participant, the server always the offerer."""
+    """The media plane of one room (`rooms/media/sfu.Sfu`): a media session per admitted
+    participant, which owns their peer connection's number (`pc`, its generation), offers,
+    answers, candidates, restarts and recovery. The room tells it who is admitted and connected;
+    offers and media-quality news reach the participant through the `MediaSink` the room hands in
+    with the connection."""
 
-    async def add(self, participant_id: ParticipantId) -> None: ...
+    def generation(self, participant_id: ParticipantId) -> int | None:
+        """The current peer connection's number (None: the participant has no media)."""
+
+    async def add(self, participant_id: ParticipantId, connection: MediaSink | None) -> None:
+        """Admitted: media starts. Already here: a new connection of theirs, so a new peer
+        connection (the next `pc`)."""
+
+    def disconnect(self, participant_id: ParticipantId) -> None:
+        """Their connection dropped; the seat (and the session) are held."""
 
     async def remove(self, participant_id: ParticipantId) -> None: ...
 
-    async def answer(self, participant_id: ParticipantId, sdp: str) -> None: ...
+    async def restart(self, participant_id: ParticipantId, generation: int) -> int:
+        """The browser's peer connection `generation` failed; returns the current number."""
+
+    async def answer(self, participant_id: ParticipantId, generation: int, sdp: str) -> None: ...
 
     async def add_candidate(
-        self, participant_id: ParticipantId, candidate: Mapping[str, object] | None
+        self,
+        participant_id: ParticipantId,
+        generation: int,
+        candidate: Mapping[str, object] | None,
     ) -> None: ...
 
     async def close(self) -> None: ...
+
+
+# Builds a room's media plane, handed what it reports about the room as a whole.
+MediaFactory = Callable[[SpeakerListener], RoomMedia]
 
 
 class IceServers(Protocol):

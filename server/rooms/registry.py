@@ -16,9 +16,16 @@ from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from .events import Ended, RoomState
-from .ports import CareRecords, Channel, ConsultRecords, IceServers, PlanKeeper, Revoker
+from .ports import (
+    CareRecords,
+    Channel,
+    ConsultRecords,
+    IceServers,
+    MediaFactory,
+    PlanKeeper,
+    Revoker,
+)
 from .room import ConsultRoom
-from .room_media import MediaFactory
 from .settings import RoomSettings
 
 

@@ -1,9 +1,11 @@
-"""One live consult room: who is in it, the lobby, roles, media state, seats held for
-reconnection; when it ends by itself is `autoend.py`'s.
+"""One live consult room: who is in it, the lobby, roles, seats held for reconnection; when it
+ends by itself is `autoend.py`'s.
 
 Plain async Python: the signaling layer calls it, and a test can drive it without a socket.
 Membership changes run under one lock so that the room, the media plane and what participants
-are told never disagree; events go out through each participant's `Channel`."""
+are told never disagree; events go out through each participant's `Channel`. Each admitted
+participant's media session (their peer connection, its `pc` number, offers, restarts and
+recovery) is the media plane's: the room tells it who is admitted and connected."""
 
 from __future__ import annotations
 
@@ -24,18 +26,25 @@ from . import events
 from .autoend import AutoEnd
 from .events import LeaveReason, ServerEvent
 from .occupant import LEFT_AUDIT_ACTION, LEFT_BECAUSE, Occupant, Place
-from .ports import CareRecords, Channel, ConsultRecords, IceServers, Revoker, RoomMedia
-from .room_media import MediaFactory, MediaNegotiation
+from .ports import (
+    CareRecords,
+    Channel,
+    ConsultRecords,
+    IceServers,
+    MediaFactory,
+    Revoker,
+    RoomMedia,
+)
 from .settings import RoomSettings
 from .tasks import RoomTasks
-from .views import lobby, pending_presence, room_state, send_each
+from .views import ChannelMedia, lobby, pending_presence, room_state, send_each
 
 log = logs.get(__name__)
 
 EndConsult = Callable[[Actor], Awaitable[object]]
 
 
-class ConsultRoom(MediaNegotiation):
+class ConsultRoom:
     def __init__(
         self,
         consult: ConsultView,
@@ -57,8 +66,7 @@ class ConsultRoom(MediaNegotiation):
         self._records = records
         self._care_records = care
         self._care = CareState()
-        self._media_factory = media_factory
-        self._media: RoomMedia | None = None
+        self._media: RoomMedia | None = media_factory(self._active_speaker_changed)
         self._ice_servers = ice_servers
         self._end_consult = end_consult
         self._revoker = revoker
@@ -131,8 +139,9 @@ class ConsultRoom(MediaNegotiation):
                 skip=pid,
             )
             if occupant.place is Place.ROOM:
-                if occupant.in_media:
-                    await self._restart_media(occupant)
+                if self._media is not None and self._media.generation(pid) is not None:
+                    # Back, or from elsewhere: a new peer connection for the new connection.
+                    await self._media.add(pid, ChannelMedia(channel))
                 else:
                     await self._enter(occupant, Actor("system"))
             else:
@@ -155,6 +164,8 @@ class ConsultRoom(MediaNegotiation):
             if occupant is None or occupant.channel is not channel or self.closed:
                 return
             occupant.channel = None
+            if self._media is not None:
+                self._media.disconnect(pid)
             await self._broadcast(events.PeerUpdated(participant=occupant.view()))
             occupant.seat_expiry = self._tasks.spawn(self._expire_seat(occupant))
             self._maybe_start_empty_timer()
@@ -298,6 +309,40 @@ class ConsultRoom(MediaNegotiation):
         admitted = [o for o in self._occupants.values() if o.place is Place.ROOM and where(o)]
         await send_each(admitted, message, skip=skip)
 
+    async def answer(self, pid: ParticipantId, pc: int, sdp: str) -> None:
+        async with self._lock:
+            await self._media_of(pid).answer(pid, pc, sdp)
+
+    async def candidate(
+        self, pid: ParticipantId, pc: int, candidate: Mapping[str, object] | None
+    ) -> None:
+        async with self._lock:
+            await self._media_of(pid).add_candidate(pid, pc, candidate)
+
+    async def restart_media(self, pid: ParticipantId, pc: int) -> int:
+        """The browser's own peer connection failed (its ICE gave up while the socket lived):
+        a new one with a new offer, unless the server already started one after `pc`.
+        Returns the current peer connection's number."""
+        async with self._lock:
+            return await self._media_of(pid).restart(pid, pc)
+
+    @property
+    def media(self) -> RoomMedia | None:
+        return self._media
+
+    def _media_of(self, pid: ParticipantId) -> RoomMedia:
+        """The media plane, for an admitted participant's own media events."""
+        self.require_admitted(pid)
+        if self._media is None:
+            raise TriadError(ErrorCode.NO_PENDING_OFFER, "no offer is outstanding for that")
+        return self._media
+
+    def _active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
+        if participant_id == self._active_speaker or self.closed:
+            return
+        self._active_speaker = participant_id
+        self._tasks.spawn(self._broadcast(events.ActiveSpeaker(participant_id=participant_id)))
+
     # -- queries ------------------------------------------------------------------------------
 
     def require_admitted(self, pid: ParticipantId) -> Occupant:
@@ -364,13 +409,14 @@ class ConsultRoom(MediaNegotiation):
         if occupant.channel is not None:
             await occupant.channel.send(events.Admitted(state=self._state_for(occupant)))
         await self._broadcast(events.PeerUpdated(participant=occupant.view()), skip=occupant.id)
-        await self._start_media(occupant)
+        if self._media is not None:
+            channel = occupant.channel
+            await self._media.add(occupant.id, None if channel is None else ChannelMedia(channel))
 
     async def _vacate(self, occupant: Occupant, *, reason: LeaveReason, actor: Actor) -> None:
         occupant.cancel_seat_expiry()
         del self._occupants[occupant.id]
-        if occupant.in_media and self._media is not None:
-            occupant.in_media = False
+        if self._media is not None:
             await self._media.remove(occupant.id)
         action = LEFT_AUDIT_ACTION.get(reason, AuditAction.PARTICIPANT_LEFT)
         await self._records.record(
@@ -392,12 +438,14 @@ class ConsultRoom(MediaNegotiation):
 
     def _state_for(self, occupant: Occupant) -> events.RoomState:
         occupant.presence_pending = pending_presence(self._care, occupant)
+        media = self._media
         return room_state(
             self.consult_id,
             live=self._live,
             you=occupant,
             occupants=self._occupants.values(),
             active_speaker=self._active_speaker,
+            pc=(None if media is None else media.generation(occupant.id)) or 0,
             ice_servers=self._ice_servers(occupant.id),
             care=self._care,
         )

@@ -1,5 +1,5 @@
-"""The background tasks one room owns (seat expiries, the empty-room timer, media recovery):
-started here, failures logged, and all cancelled then awaited when the room closes."""
+"""The background tasks one room owns (seat expiries, the empty-room timer, active-speaker
+broadcasts): started here, failures logged, and all cancelled then awaited when the room closes."""
 
 from __future__ import annotations
 

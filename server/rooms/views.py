@@ -4,6 +4,7 @@ event to a set of them. Every payload is a model of `events.py`."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ..auth.roles import Role, is_host
@@ -13,6 +14,7 @@ from ..ids import ConsultId, ParticipantId
 from . import events
 from .media import Offer
 from .occupant import Occupant, Place
+from .ports import Channel
 
 
 def room_state(
@@ -22,6 +24,7 @@ def room_state(
     you: Occupant,
     occupants: Iterable[Occupant],
     active_speaker: ParticipantId | None,
+    pc: int,
     ice_servers: list[dict[str, Any]],
     care: CareState,
 ) -> events.RoomState:
@@ -34,7 +37,7 @@ def room_state(
         lobby=[o.id for o in everyone if o.place is Place.LOBBY] if host else [],
         active_speaker=active_speaker,
         ice_servers=[events.IceServer.model_validate(server) for server in ice_servers],
-        pc=you.pc,
+        pc=pc,
         consent=events.ConsentView(**care.consent_public()),
         # Clinicians only: the client never sees their own flag raised to others.
         safety_flags=[events.SafetyFlag.model_validate(f) for f in care.safety_flags]
@@ -69,6 +72,27 @@ def offer_message(offer: Offer, pc: int) -> events.SignalOffer:
         for t in offer.tracks
     ]
     return events.SignalOffer(sdp=offer.sdp, tracks=tracks, pc=pc)
+
+
+@dataclass(frozen=True)
+class ChannelMedia:
+    """A participant's connection as their media session sees it (a `MediaSink`): each offer
+    goes out as a `signal` numbered with its peer connection; a pause of another's video for
+    them, or its end, as `media-quality` (their page shows it on that tile)."""
+
+    channel: Channel
+
+    async def send_offer(self, offer: Offer, *, generation: int) -> None:
+        await self.channel.send(offer_message(offer, generation))
+
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        await self.channel.send(
+            events.MediaQuality(
+                participant_id=publisher,
+                video="paused" if video_paused else "playing",
+                reason="weak-connection" if video_paused else None,
+            )
+        )
 
 
 async def send_each(

@@ -295,28 +295,55 @@ class ClientPeer:
 
 
 class LoopbackRoom:
-    """A test `MediaEvents`: offers go straight to client peers, answers straight back."""
+    """A test room around an `Sfu`: each participant's connection (`connection(pid)`, an
+    `MediaSink`) hands offers straight to their client peer and the answer straight back; an
+    offer for a new peer connection number gets a new client peer, as a browser does."""
 
     def __init__(self) -> None:
         self.sfu: Any = None
         self.clients: dict[str, ClientPeer] = {}
+        self.options: dict[str, dict[str, Any]] = {}
+        # participant -> the peer connection number of each offer they were sent, in order
+        self.generations: defaultdict[str, list[int]] = defaultdict(list)
         self.speakers: list[str | None] = []
-        self.failed: list[str] = []
+        # (participant, publisher, video paused) as their media-quality news came
+        self.quality: list[tuple[str, str, bool]] = []
         self.failures: list[BaseException] = []
         # Participants whose offers are kept in `held` instead of being answered.
         self.hold: set[str] = set()
         self.held: dict[str, Any] = {}
 
-    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
-        client = self.clients.get(participant_id)
+    async def join(self, participant_id: ParticipantId, **options: Any) -> ClientPeer:
+        """A client peer for the participant, and their media added to the SFU."""
+        self.options[participant_id] = options
+        self.generations.pop(participant_id, None)
+        client = self.clients[participant_id] = ClientPeer(participant_id, **options)
+        await self.sfu.add(participant_id, self.connection(participant_id))
+        return client
+
+    def connection(self, participant_id: ParticipantId) -> LoopbackConnection:
+        return LoopbackConnection(self, participant_id)
+
+    def generation(self, participant_id: str) -> int | None:
+        seen = self.generations[participant_id]
+        return seen[-1] if seen else None
+
+    async def deliver(self, participant_id: ParticipantId, offer: Any, generation: int) -> None:
+        previous = self.generation(participant_id)
+        self.generations[participant_id].append(generation)
         if participant_id in self.hold:
             self.held[participant_id] = offer
             return
+        client = self.clients.get(participant_id)
         if client is None:
             return
         try:
+            if previous is not None and generation != previous:
+                await client.close()
+                options = self.options.get(participant_id, {})
+                client = self.clients[participant_id] = ClientPeer(participant_id, **options)
             answer = await client.handle_offer(offer.sdp, offer.tracks)
-            await self.sfu.answer(participant_id, answer)
+            await self.sfu.answer(participant_id, generation, answer)
         except BaseException as exc:
             self.failures.append(exc)
             raise
@@ -324,8 +351,19 @@ class LoopbackRoom:
     def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
         self.speakers.append(participant_id)
 
-    def media_failed(self, participant_id: ParticipantId) -> None:
-        self.failed.append(participant_id)
+
+@dataclass(frozen=True)
+class LoopbackConnection:
+    """One participant's connection in a `LoopbackRoom` (a `MediaSink`)."""
+
+    room: LoopbackRoom
+    participant_id: ParticipantId
+
+    async def send_offer(self, offer: Any, *, generation: int) -> None:
+        await self.room.deliver(self.participant_id, offer, generation)
+
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        self.room.quality.append((self.participant_id, publisher, video_paused))
 
 
 def counts(clients: Mapping[str, ClientPeer]) -> dict[str, dict[str, dict[str, int]]]:

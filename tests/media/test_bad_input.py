@@ -9,7 +9,7 @@ import pytest
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 from server.rooms.media import MediaConfig, Sfu
-from tests.media.peers import ClientPeer, LoopbackRoom
+from tests.media.peers import LoopbackRoom
 from tests.waiting import wait_for
 
 A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
@@ -18,10 +18,9 @@ A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
 @pytest.fixture
 async def room() -> AsyncIterator[LoopbackRoom]:
     harness = LoopbackRoom()
-    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness)
+    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness.active_speaker_changed)
     for pid in (A, B):
-        harness.clients[pid] = ClientPeer(pid)
-        await harness.sfu.add(pid)
+        await harness.join(pid)
     a, b = harness.clients[A], harness.clients[B]
     await wait_for(lambda: a.decoded(B) >= 10 and b.decoded(A) >= 10, 40, "first frames")
     yield harness
@@ -50,10 +49,10 @@ async def still_flowing(room: LoopbackRoom) -> None:
 async def test_answers_without_a_pending_offer_or_participant(room: LoopbackRoom) -> None:
     sfu = room.sfu
     answer = room.clients[A].pc.localDescription.sdp
-    await expect(ErrorCode.NO_PENDING_OFFER, sfu.answer(A, answer))
-    await expect(ErrorCode.PARTICIPANT_NOT_FOUND, sfu.answer(ParticipantId("p_x"), answer))
-    await expect(ErrorCode.PARTICIPANT_NOT_FOUND, sfu.add_candidate(ParticipantId("p_x"), None))
-    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, "v=0\r\n" + "a=x\r\n" * 20_000))
+    await expect(ErrorCode.NO_PENDING_OFFER, sfu.answer(A, 0, answer))
+    await expect(ErrorCode.PARTICIPANT_NOT_FOUND, sfu.answer(ParticipantId("p_x"), 0, answer))
+    await expect(ErrorCode.PARTICIPANT_NOT_FOUND, sfu.add_candidate(ParticipantId("p_x"), 0, None))
+    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 0, "v=0\r\n" + "a=x\r\n" * 20_000))
     await still_flowing(room)
 
 
@@ -62,27 +61,26 @@ async def test_bad_answers_keep_the_offer_pending_and_a_good_one_still_works(
 ) -> None:
     sfu, a = room.sfu, room.clients[A]
     room.hold.add(A)
-    room.clients[C] = ClientPeer(C)
-    await sfu.add(C)
+    await room.join(C)
     offer = room.held.pop(A)
 
-    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, "this is not SDP"))
-    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, ""))
-    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 42))  # type: ignore[arg-type]
-    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, "v=0\r\n" + "x" * 70_000))
+    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 0, "this is not SDP"))
+    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 0, ""))
+    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 0, 42))  # type: ignore[arg-type]
+    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 0, "v=0\r\n" + "x" * 70_000))
     # A well-formed answer to another offer (the previous one): media sections do not match.
-    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, a.pc.localDescription.sdp))
+    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 0, a.pc.localDescription.sdp))
     # An answer with its fingerprint cut out.
     good = await a.handle_offer(offer.sdp, offer.tracks)
     stripped = "\r\n".join(x for x in good.split("\r\n") if not x.startswith("a=fingerprint"))
-    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, stripped))
+    await expect(ErrorCode.SDP_INVALID, sfu.answer(A, 0, stripped))
 
     # A change while the offer is pending is queued: C leaves before A answers.
     room.hold.discard(A)
     await sfu.remove(C)
     await room.clients.pop(C).close()
     offers = a.offers
-    await sfu.answer(A, good)
+    await sfu.answer(A, 0, good)
     await wait_for(lambda: a.offers > offers, 20, "the queued offer after the answer")
     assert a.remote_mid(C, "video") is None
     await still_flowing(room)
@@ -103,13 +101,13 @@ async def test_bad_answers_keep_the_offer_pending_and_a_good_one_still_works(
     ],
 )
 async def test_bad_candidates(room: LoopbackRoom, candidate: object) -> None:
-    await expect(ErrorCode.CANDIDATE_INVALID, room.sfu.add_candidate(A, candidate))
+    await expect(ErrorCode.CANDIDATE_INVALID, room.sfu.add_candidate(A, 0, candidate))
     await still_flowing(room)
 
 
 async def test_good_candidates_are_taken(room: LoopbackRoom) -> None:
     good = {"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0"}
-    await room.sfu.add_candidate(A, good)
-    await room.sfu.add_candidate(A, {"candidate": "", "sdpMid": "0"})
-    await room.sfu.add_candidate(B, None)
+    await room.sfu.add_candidate(A, 0, good)
+    await room.sfu.add_candidate(A, 0, {"candidate": "", "sdpMid": "0"})
+    await room.sfu.add_candidate(B, 0, None)
     await still_flowing(room)

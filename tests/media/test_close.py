@@ -10,7 +10,7 @@ import pytest
 
 from server.ids import ParticipantId
 from server.rooms.media import MediaConfig, Sfu
-from tests.media.peers import ClientPeer, LoopbackRoom
+from tests.media.peers import LoopbackRoom
 from tests.waiting import wait_for
 
 PEERS = [ParticipantId(f"p_{n}") for n in "abc"]
@@ -26,17 +26,16 @@ async def test_close_leaves_no_task_or_thread_behind() -> None:
     threads_before = set(threading.enumerate())
 
     room = LoopbackRoom()
-    room.sfu = sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), room)
+    room.sfu = sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), room.active_speaker_changed)
     for pid in PEERS:
-        room.clients[pid] = ClientPeer(pid)
-        await sfu.add(pid)
+        await room.join(pid)
     clients = list(room.clients.values())
     await wait_for(
         lambda: all(c.decoded(o) >= 5 for c in clients for o in PEERS if o != c.participant_id),
         40,
         "frames everywhere",
     )
-    server_pcs = [peer.pc for peer in sfu._peers.values()]
+    server_pcs = [session.peer.pc for session in sfu._sessions.values()]
 
     await asyncio.gather(sfu.close(), sfu.close())
     await sfu.close()
@@ -45,7 +44,7 @@ async def test_close_leaves_no_task_or_thread_behind() -> None:
     assert sfu.stats().peers == 0
     await sfu.remove(PEERS[0])  # unknown now: a no-op
     with pytest.raises(RuntimeError):
-        await sfu.add(PEERS[0])
+        await sfu.add(PEERS[0], room.connection(PEERS[0]))
 
     for client in clients:
         await client.close()

@@ -23,10 +23,9 @@ FOREIGN_SSRC = 0x0BADF00D  # hostile packets use their own SSRC: libsrtp keeps s
 @pytest.fixture
 async def room() -> AsyncIterator[LoopbackRoom]:
     harness = LoopbackRoom()
-    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness)
+    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness.active_speaker_changed)
     for pid in (A, B):
-        harness.clients[pid] = ClientPeer(pid)
-        await harness.sfu.add(pid)
+        await harness.join(pid)
     a, b = harness.clients[A], harness.clients[B]
     await wait_for(lambda: a.decoded(B) >= 10 and b.decoded(A) >= 10, 40, "first frames")
     yield harness
@@ -76,7 +75,7 @@ async def still_flowing(room: LoopbackRoom) -> None:
 
 
 def server_peer(room: LoopbackRoom, pid: ParticipantId) -> Any:
-    return room.sfu._peers[pid]  # type: ignore[attr-defined]
+    return room.sfu._sessions[pid].peer  # type: ignore[attr-defined]
 
 
 async def test_forged_and_oversized_srtp_is_refused(room: LoopbackRoom) -> None:

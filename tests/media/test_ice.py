@@ -58,7 +58,6 @@ def test_client_ice_servers() -> None:
         {"udp_port_min": 1000, "udp_port_max": 40010},
         {"keyframe_request_interval": 0},
         {"max_sdp_bytes": 10},
-        {"forwarding": "transcode"},
         {"ice_servers": ("stun:x",)},
     ],
 )
@@ -78,11 +77,8 @@ class Offers:
     def __init__(self) -> None:
         self.sdp: list[str] = []
 
-    async def send_offer(self, participant_id: ParticipantId, offer: Any) -> None:
+    async def send_offer(self, offer: Any, *, generation: int) -> None:
         self.sdp.append(offer.sdp)
-
-    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
-        pass
 
 
 def host_candidates(sdp: str) -> list[tuple[str, int]]:
@@ -97,9 +93,9 @@ async def test_the_server_advertises_exactly_its_host_addresses(
     low, high = port_range or (None, None)
     config = MediaConfig(host_addresses=("127.0.0.1",), udp_port_min=low, udp_port_max=high)
     offers = Offers()
-    sfu = Sfu(config, offers)
+    sfu = Sfu(config)
     try:
-        await sfu.add(P)
+        await sfu.add(P, offers)
         (candidates,) = [host_candidates(sdp) for sdp in offers.sdp]
         assert [host for host, _ in candidates] == ["127.0.0.1"]
         assert "typ srflx" not in offers.sdp[0]

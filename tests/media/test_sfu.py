@@ -23,7 +23,7 @@ Join = Callable[..., Awaitable[ClientPeer]]
 @pytest.fixture
 async def room() -> AsyncIterator[LoopbackRoom]:
     harness = LoopbackRoom()
-    harness.sfu = Sfu(LOOPBACK, harness)
+    harness.sfu = Sfu(LOOPBACK, harness.active_speaker_changed)
     yield harness
     await harness.sfu.close()
     for client in harness.clients.values():
@@ -33,13 +33,7 @@ async def room() -> AsyncIterator[LoopbackRoom]:
 
 @pytest.fixture
 def join(room: LoopbackRoom) -> Join:
-    async def join(participant_id: ParticipantId, **options: object) -> ClientPeer:
-        client = ClientPeer(participant_id, **options)  # type: ignore[arg-type]
-        room.clients[participant_id] = client
-        await room.sfu.add(participant_id)
-        return client
-
-    return join
+    return room.join
 
 
 def receives(client: ClientPeer, others: list[ParticipantId], frames: int = 10) -> bool:
@@ -70,8 +64,8 @@ async def test_three_peers_see_and_hear_each_other_without_server_decoding(
         assert stats.forwarded_frames[(pid, "video")] > 0
         assert stats.forwarded_frames[(pid, "audio")] > 0
     # The forwarding path: every server receiver hands encoded frames on; no decoder thread.
-    for peer in room.sfu._peers.values():
-        for transceiver in peer.pc.getTransceivers():
+    for session in room.sfu._sessions.values():
+        for transceiver in session.peer.pc.getTransceivers():
             if transceiver.direction == "recvonly":
                 assert is_taken(transceiver.receiver)
 
@@ -108,9 +102,7 @@ async def test_leave_and_rejoin_renegotiates_and_frames_resume(
     assert a.remote_mid(C, "video") is None
 
     seen = (a.decoded(C), b.decoded(C))
-    rejoined = ClientPeer(C)
-    room.clients[C] = rejoined
-    await room.sfu.add(C)
+    rejoined = await room.join(C)
     await wait_for(
         lambda: a.decoded(C) >= seen[0] + 20 and b.decoded(C) >= seen[1] + 20,
         40,

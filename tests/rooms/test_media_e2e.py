@@ -139,7 +139,7 @@ async def test_three_people_see_and_hear_each_other_through_the_server(
         assert stats.forwarded_frames[(p.participant_id, "audio")] > 0
 
     # Ending closes every server peer connection (aiortc stops their tasks when it closes).
-    server_pcs = [peer.pc for peer in sfu._peers.values()]
+    server_pcs = [session.peer.pc for session in sfu._sessions.values()]
     assert len(server_pcs) == 3
     assert all(pc.connectionState == "connected" for pc in server_pcs)
     assert (await psychiatrist.room.call("end"))["ok"]
@@ -180,7 +180,7 @@ async def test_a_failed_server_connection_is_replaced_and_media_resumes(
     psychiatrist = await enter(people, media_people, "psychiatrist")
     await both_flowing(therapist, psychiatrist)
     sfu = room_sfu(client, people.consult["id"])
-    failing = sfu._peers[ParticipantId(psychiatrist.participant_id)].pc
+    failing = sfu._sessions[ParticipantId(psychiatrist.participant_id)].peer.pc
     # What ICE consent expiry does (aioice closes its connection, DTLS closes with it and
     # aiortc closes the peer connection), without the 30 s of unanswered checks it takes.
     ice = failing.getTransceivers()[0].receiver.transport.transport
@@ -198,4 +198,5 @@ async def test_a_failed_server_connection_is_replaced_and_media_resumes(
         45,
         "media over the new connection",
     )
-    assert sfu._peers[ParticipantId(psychiatrist.participant_id)].pc is not failing
+    assert sfu._sessions[ParticipantId(psychiatrist.participant_id)].peer.pc is not failing
+    assert sfu.generation(ParticipantId(psychiatrist.participant_id)) == 1

@@ -9,16 +9,24 @@ talks to public addresses, plus the kinds of address it is itself configured to 
 mDNS names (`*.local`, which browsers put in host candidates to hide the private address) are
 refused: resolving one sends multicast queries on the server's own network, and the answer is
 an address the server could not vet. Nothing is lost: the browser's server-reflexive and relay
-candidates, and the peer-reflexive one learnt from its own checks, still connect."""
+candidates, and the peer-reflexive one learnt from its own checks, still connect.
+
+`parse_trickled` reads a browser's trickled candidate, bounded and shape-checked before
+aiortc's parser sees it."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from aiortc import RTCIceCandidate
+from aiortc.sdp import candidate_from_sdp
+
 from server.errors import ErrorCode, TriadError
+
+MAX_CANDIDATE_CHARS = 1024
 
 
 class AddressKind(StrEnum):
@@ -98,3 +106,60 @@ class CandidatePolicy:
                 ErrorCode.CANDIDATES_EXHAUSTED,
                 f"at most {self.max_per_connection} candidates per peer connection",
             )
+
+
+def parse_trickled(
+    candidate: Mapping[str, object] | None, mids: set[str]
+) -> RTCIceCandidate | None:
+    """A trickled remote candidate in the browser's form (`{candidate, sdpMid, sdpMLineIndex}`)
+    naming one of the media sections `mids`, parsed; None (or an empty candidate) is the end of
+    the list and gives None. Raises CANDIDATE_INVALID; the address is the policy's to check."""
+    if candidate is not None and not isinstance(candidate, Mapping):
+        raise _invalid("a candidate must be an object")
+    text = None if candidate is None else candidate.get("candidate")
+    if text is None or text == "":
+        if candidate is not None and text is None:
+            raise _invalid("the candidate field is missing")
+        return None
+    if not isinstance(text, str) or len(text) > MAX_CANDIDATE_CHARS:
+        raise _invalid("the candidate must be a short string")
+    assert candidate is not None
+    mid = candidate.get("sdpMid")
+    index = candidate.get("sdpMLineIndex")
+    if mid is not None and not isinstance(mid, str):
+        raise _invalid("sdpMid must be a string")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+        raise _invalid("sdpMLineIndex must be an integer")
+    if mid not in mids and not (isinstance(index, int) and 0 <= index < len(mids)):
+        raise _invalid("the candidate names no media section")
+    line = text.removeprefix("candidate:")
+    if not _candidate_shape_ok(line):
+        raise _invalid("the candidate does not parse")
+    try:
+        parsed = candidate_from_sdp(line)
+    except (ValueError, IndexError, KeyError, AssertionError):
+        raise _invalid("the candidate does not parse") from None
+    if parsed.protocol.lower() != "udp":
+        raise _invalid("the server speaks ICE over UDP only")
+    return parsed
+
+
+def _invalid(message: str) -> TriadError:
+    return TriadError(ErrorCode.CANDIDATE_INVALID, message)
+
+
+def _candidate_shape_ok(line: str) -> bool:
+    """`foundation component transport priority address port typ type ...` (RFC 8839 5.1).
+
+    Checked here because aiortc's parser validates with `assert`, which `python -O` removes.
+    """
+    bits = line.split()
+    return (
+        len(bits) >= 8
+        and bits[1].isdigit()
+        and bits[3].isdigit()
+        and bits[5].isdigit()
+        and int(bits[5]) <= 65535
+        and bits[6] == "typ"
+        and len(bits) % 2 == 0
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Literal
 
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
@@ -45,8 +44,6 @@ class MediaConfig:
     # about once a second anyway, and each keyframe is ~10x a delta frame on the wire.
     keyframe_request_interval: float = 1.0
     max_sdp_bytes: int = 64 * 1024
-    # "relay" decodes and re-encodes with aiortc's MediaRelay: the benchmark baseline only.
-    forwarding: Literal["encoded", "relay"] = "encoded"
     # REMB toward publishers (aiortc's receive-side estimate of the publisher's uplink). Off
     # saves ~9% CPU per packet; browsers then adapt from the loss in receiver reports only.
     publisher_remb: bool = True
@@ -82,8 +79,6 @@ class MediaConfig:
             raise ValueError("keyframe_request_interval must be in (0, 60] seconds")
         if not 1024 <= self.max_sdp_bytes <= 1024 * 1024:
             raise ValueError("max_sdp_bytes must be between 1 KiB and 1 MiB")
-        if self.forwarding not in ("encoded", "relay"):
-            raise ValueError("forwarding must be 'encoded' or 'relay'")
         if self.max_queued_video_frames < 2 or self.max_queued_audio_frames < 2:
             raise ValueError("subscriber queues must hold at least 2 frames")
         if not 1 <= self.max_remote_candidates <= 1000:

@@ -130,6 +130,8 @@ class Egress:
         self.detach()
         self.ingress = ingress
         self.awaiting_keyframe = self.kind == "video"
+        # Another Ingress counts its sources from the start too: rebase on its first packet.
+        self._source = -1
         ingress.attach(self)
         if self.track is not None:
             ingress.request_keyframe(new_subscriber=True)

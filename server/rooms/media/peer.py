@@ -38,14 +38,14 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
-from aiortc.sdp import SessionDescription, candidate_from_sdp
+from aiortc.sdp import SessionDescription
 
 from server import logs
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 
 from . import rtp, sdpcheck, seam
-from .candidates import CandidatePolicy
+from .candidates import CandidatePolicy, parse_trickled
 from .codecs import NegotiatedTrack, codec_preferences, with_opus_options
 from .config import MediaConfig
 from .downlink import Downlink
@@ -60,7 +60,6 @@ from .uplink import Uplink
 logger = logs.get(__name__)
 
 KINDS: tuple[Kind, Kind] = ("audio", "video")
-_MAX_CANDIDATE_CHARS = 1024
 RTCP_INTERVAL: Final = 0.5  # seconds, varied by +-20% (RFC 3550 6.3.1)
 # What aiortc raises on an answer it cannot apply (besides ValueError from its parser).
 _SDP_ERRORS = (
@@ -422,36 +421,11 @@ class Peer:
 
     async def add_candidate(self, candidate: Mapping[str, object] | None) -> None:
         """A trickled remote candidate (browser form); None or an empty one ends the list."""
-        if candidate is not None and not isinstance(candidate, Mapping):
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "a candidate must be an object")
-        text = None if candidate is None else candidate.get("candidate")
-        if text is None or text == "":
-            if candidate is not None and text is None:
-                raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate field is missing")
+        transceivers = self.pc.getTransceivers()
+        parsed = parse_trickled(candidate, {t.mid for t in transceivers if t.mid is not None})
+        if parsed is None:
             await self.pc.addIceCandidate(None)
             return
-        if not isinstance(text, str) or len(text) > _MAX_CANDIDATE_CHARS:
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate must be a short string")
-        assert candidate is not None
-        mid = candidate.get("sdpMid")
-        index = candidate.get("sdpMLineIndex")
-        if mid is not None and not isinstance(mid, str):
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "sdpMid must be a string")
-        if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "sdpMLineIndex must be an integer")
-        transceivers = self.pc.getTransceivers()
-        mids = {t.mid for t in transceivers if t.mid is not None}
-        if mid not in mids and not (isinstance(index, int) and 0 <= index < len(mids)):
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate names no media section")
-        line = text.removeprefix("candidate:")
-        if not _candidate_shape_ok(line):
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate does not parse")
-        try:
-            parsed = candidate_from_sdp(line)
-        except (ValueError, IndexError, KeyError, AssertionError):
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the candidate does not parse") from None
-        if parsed.protocol.lower() != "udp":
-            raise TriadError(ErrorCode.CANDIDATE_INVALID, "the server speaks ICE over UDP only")
         self._candidates.check_address(parsed.ip)
         self._candidates.check_count(self._candidates_accepted)
         # Everything is bundled on the first m-line's transport (MAX_BUNDLE).
@@ -483,20 +457,3 @@ class Peer:
             publication.close()
         self.transport.close()
         await self.pc.close()
-
-
-def _candidate_shape_ok(line: str) -> bool:
-    """`foundation component transport priority address port typ type ...` (RFC 8839 5.1).
-
-    Checked here because aiortc's parser validates with `assert`, which `python -O` removes.
-    """
-    bits = line.split()
-    return (
-        len(bits) >= 8
-        and bits[1].isdigit()
-        and bits[3].isdigit()
-        and bits[5].isdigit()
-        and int(bits[5]) <= 65535
-        and bits[6] == "typ"
-        and len(bits) % 2 == 0
-    )

@@ -1,15 +1,18 @@
-"""The SFU of one consult room: a peer connection per admitted participant, and forwarding.
+"""The SFU of one consult room: a media session per admitted participant, and who receives whom.
 
-The room layer calls `add`/`remove` as participants are admitted and leave, relays answers and
-trickled candidates, and implements `MediaEvents` to carry offers and active-speaker changes to
-the clients. Nothing here knows about sockets.
+The room tells it who is admitted (`add`, `remove`) and whether they are connected (`add` with
+their new connection, `disconnect`), and passes on what each participant sends about their media
+(answers, trickled candidates, restarts), each naming the peer connection it is meant for. Each
+participant's `MediaSession` (session.py) owns their peer connection's generation, offers and
+recovery; offers and `media-quality` news reach the participant through the `MediaSink` the room
+handed in with their connection. Nothing here knows about sockets or the room.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any
 
 from server import logs
 from server.errors import ErrorCode, TriadError
@@ -17,122 +20,128 @@ from server.ids import ParticipantId
 
 from .config import MediaConfig
 from .peer import Offer, Peer, TrackInfo
+from .session import Delivery, MediaSession, MediaSink
 from .speaker import SpeakerDetector
 from .stats import Counters, SfuStats
 
-__all__ = ["MediaEvents", "Offer", "Sfu", "SfuStats", "TrackInfo"]
+__all__ = ["MediaSink", "Offer", "Sfu", "SfuStats", "TrackInfo"]
 
 logger = logs.get(__name__)
 
+SpeakerListener = Callable[[ParticipantId | None], None]
 
-class MediaEvents(Protocol):
-    """Implemented by the room layer."""
 
-    async def send_offer(self, participant_id: ParticipantId, offer: Offer) -> None:
-        """Deliver a server offer; the answer comes back through `Sfu.answer`."""
-
-    def active_speaker_changed(self, participant_id: ParticipantId | None) -> None:
-        """The loudest participant changed (None: nobody is speaking)."""
-
-    def media_failed(self, participant_id: ParticipantId) -> None:
-        """The participant's peer connection failed; only a new one can bring media back."""
-
-    def media_quality(
-        self, participant_id: ParticipantId, publisher: ParticipantId, video_paused: bool
-    ) -> None:
-        """`publisher`'s video to `participant_id` was paused (their link cannot take it) or
-        resumed."""
+def _nobody_listens(participant_id: ParticipantId | None) -> None:
+    pass
 
 
 class Sfu:
     """One per consult room. All methods run on the room's event loop."""
 
-    def __init__(self, config: MediaConfig, events: MediaEvents) -> None:
+    def __init__(
+        self, config: MediaConfig, on_active_speaker: SpeakerListener = _nobody_listens
+    ) -> None:
         self._config = config
-        self._events = events
-        self._peers: dict[ParticipantId, Peer] = {}
+        self._on_active_speaker = on_active_speaker
+        self._sessions: dict[ParticipantId, MediaSession] = {}
         self._counters = Counters()
         self._speaker = SpeakerDetector()
         # Membership changes and offers/answers of all peers are serialised: they are rare
         # (joins, leaves, answers) and interleaving them is where renegotiation bugs live.
         self._lock = asyncio.Lock()
+        # Recoveries and media-quality news, cancelled on close.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Future[None] | None = None
 
     @property
     def participants(self) -> tuple[ParticipantId, ...]:
-        return tuple(self._peers)
+        return tuple(self._sessions)
 
     @property
     def active_speaker(self) -> ParticipantId | None:
         return self._speaker.active
 
-    async def add(self, participant_id: ParticipantId) -> None:
-        """Give an admitted participant a peer connection, offer it, renegotiate the others.
+    def generation(self, participant_id: ParticipantId) -> int | None:
+        """The participant's current peer connection's number (None: no media session)."""
+        session = self._sessions.get(participant_id)
+        return None if session is None else session.generation
 
-        Adding a participant who is already here replaces their peer connection (a second
-        connection of the same participant replaces the first).
-        """
+    async def add(self, participant_id: ParticipantId, connection: MediaSink | None) -> None:
+        """Start an admitted participant's media session (peer connection 0) and renegotiate
+        the others. For a participant already here it is a new connection of theirs: a new peer
+        connection, one generation on, whose offers go to `connection`."""
         async with self._lock:
             self._check_open()
-            old = self._peers.pop(participant_id, None)
-            if old is not None:
-                await self._drop(old)
-            peer = Peer(
-                participant_id,
-                self._config,
-                self._counters,
-                on_audio_level=lambda level: self._on_audio_level(participant_id, level),
-                on_failed=lambda: self._on_failed(participant_id),
-                on_quality=lambda publisher, paused: self._on_quality(
-                    participant_id, publisher, paused
-                ),
-                active_speaker=lambda: self._speaker.active,
-            )
-            for other in self._peers.values():
-                for publication in other.publications.values():
-                    peer.subscribe(publication)
-                for publication in peer.publications.values():
-                    other.subscribe(publication)
-            self._peers[participant_id] = peer
-            logger.info("media.peer_added", participant_id=participant_id)
-            offers = [await self._offer(p) for p in self._peers.values()]
-        await self._deliver(offers)
+            session = self._sessions.get(participant_id)
+            if session is not None:
+                session.connection = connection  # the new peer connection's offers go here
+                deliveries = await self._restart(session)
+            else:
+                self._sessions[participant_id] = MediaSession(
+                    self._new_peer(participant_id), connection
+                )
+                logger.info("media.session_started", participant_id=participant_id)
+                deliveries = await self._offers(self._sessions.values())
+        await self._deliver(deliveries)
+
+    def disconnect(self, participant_id: ParticipantId) -> None:
+        """The participant's connection is gone (their seat is held): offers wait for the next
+        one, which brings a new peer connection (`add`). No-op if unknown."""
+        session = self._sessions.get(participant_id)
+        if session is not None:
+            session.connection = None
 
     async def remove(self, participant_id: ParticipantId) -> None:
-        """Close the participant's peer connection and renegotiate the others; no-op if unknown."""
+        """End the participant's session and renegotiate the others; no-op if unknown."""
         async with self._lock:
-            peer = self._peers.pop(participant_id, None)
-            if peer is None:
+            session = self._sessions.pop(participant_id, None)
+            if session is None:
                 return
-            await self._drop(peer)
-            offers = [await self._offer(p) for p in self._peers.values()]
-        await self._deliver(offers)
+            await self._drop(session.peer)
+            logger.info("media.session_ended", participant_id=participant_id)
+            deliveries = await self._offers(self._sessions.values())
+        await self._deliver(deliveries)
 
-    async def answer(self, participant_id: ParticipantId, sdp: str) -> None:
-        """The participant's answer to the pending offer.
+    async def restart(self, participant_id: ParticipantId, generation: int) -> int:
+        """The participant's side of peer connection `generation` failed: a new one and its
+        offer, unless that one was already replaced. Returns the current generation. Raises
+        NO_PENDING_OFFER for a generation not made yet, PARTICIPANT_NOT_FOUND."""
+        deliveries: list[Delivery | None] = []
+        async with self._lock:
+            session = self._session(participant_id)
+            if session.restart_wanted(generation):
+                logger.warning("media.restart_asked", participant_id=participant_id)
+                deliveries = await self._restart(session)
+            current = session.generation
+        await self._deliver(deliveries)
+        return current
+
+    async def answer(self, participant_id: ParticipantId, generation: int, sdp: object) -> None:
+        """The participant's answer to the pending offer of peer connection `generation`.
 
         Raises TriadError SDP_INVALID (malformed, oversized, not matching the offer),
-        NO_PENDING_OFFER, or PARTICIPANT_NOT_FOUND; the peer keeps its pending offer and the
-        room carries on.
+        NO_PENDING_OFFER (nothing to answer, or another generation), or PARTICIPANT_NOT_FOUND;
+        the peer keeps its pending offer and the room carries on.
         """
         async with self._lock:
-            peer = self._peer(participant_id)
-            offer_again = await peer.accept_answer(sdp)
-            offers = [await self._offer(peer)] if offer_again else []
-        await self._deliver(offers)
+            delivery = await self._session(participant_id).answer(generation, sdp)
+        await self._deliver([delivery])
 
     async def add_candidate(
-        self, participant_id: ParticipantId, candidate: Mapping[str, object] | None
+        self,
+        participant_id: ParticipantId,
+        generation: int,
+        candidate: Mapping[str, object] | None,
     ) -> None:
-        """A trickled ICE candidate from the participant (`{candidate, sdpMid, sdpMLineIndex}`);
-        None or an empty candidate string ends the list. Raises CANDIDATE_INVALID."""
-        peer = self._peer(participant_id)
-        await peer.add_candidate(candidate)
+        """A trickled ICE candidate for peer connection `generation` (`{candidate, sdpMid,
+        sdpMLineIndex}`); None or an empty candidate string ends the list. Raises
+        CANDIDATE_INVALID (and the refusals of `candidates.py`), NO_PENDING_OFFER."""
+        await self._session(participant_id).add_candidate(generation, candidate)
 
     def remote_candidates(self, participant_id: ParticipantId) -> tuple[tuple[str, int], ...]:
         """The remote ICE candidates the participant's peer connection holds (for checks)."""
-        peer = self._peers.get(participant_id)
-        return () if peer is None else peer.remote_candidates()
+        session = self._sessions.get(participant_id)
+        return () if session is None else session.peer.remote_candidates()
 
     async def close(self) -> None:
         """Close every peer connection and wait for their tasks. Safe to call again."""
@@ -141,16 +150,21 @@ class Sfu:
             return
         self._closing = asyncio.get_running_loop().create_future()
         try:
+            current = asyncio.current_task()
+            tasks = [t for t in self._tasks if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             async with self._lock:
-                peers = list(self._peers.values())
-                self._peers.clear()
-                for peer in peers:
-                    await self._drop(peer, notify=False)
+                sessions = list(self._sessions.values())
+                self._sessions.clear()
+                for session in sessions:
+                    await self._drop(session.peer, notify=False)
         finally:
             self._closing.set_result(None)
 
     def stats(self) -> SfuStats:
-        return self._counters.snapshot(peers=len(self._peers))
+        return self._counters.snapshot(peers=len(self._sessions))
 
     # Internals ---------------------------------------------------------------------------
 
@@ -158,56 +172,118 @@ class Sfu:
         if self._closing is not None:
             raise RuntimeError("the SFU is closed")
 
-    def _peer(self, participant_id: ParticipantId) -> Peer:
-        peer = self._peers.get(participant_id)
-        if peer is None:
+    def _session(self, participant_id: ParticipantId) -> MediaSession:
+        session = self._sessions.get(participant_id)
+        if session is None:
             raise TriadError(
                 ErrorCode.PARTICIPANT_NOT_FOUND, "no media connection for this participant"
             )
+        return session
+
+    def _new_peer(self, participant_id: ParticipantId) -> Peer:
+        """A peer connection for the participant, sending them everyone else's media and
+        everyone else theirs."""
+        peer = Peer(
+            participant_id,
+            self._config,
+            self._counters,
+            on_audio_level=lambda level: self._on_audio_level(participant_id, level),
+            on_failed=lambda: self._on_failed(peer),
+            on_quality=lambda publisher, paused: self._on_quality(peer, publisher, paused),
+            active_speaker=lambda: self._speaker.active,
+        )
+        for other in self._sessions.values():
+            if other.participant_id == participant_id:
+                continue
+            for publication in other.peer.publications.values():
+                peer.subscribe(publication)
+            for publication in peer.publications.values():
+                other.peer.subscribe(publication)
         return peer
 
+    async def _restart(self, session: MediaSession) -> list[Delivery | None]:
+        """Replace the session's peer connection: the others first renegotiate without the
+        old one, then the new one is added (their offer for it follows their answer)."""
+        await self._drop(session.peer)
+        deliveries = await self._offers(s for s in self._sessions.values() if s is not session)
+        session.replace(self._new_peer(session.participant_id))
+        logger.info(
+            "media.session_restarted",
+            participant_id=session.participant_id,
+            generation=session.generation,
+        )
+        return deliveries + await self._offers(self._sessions.values())
+
     async def _drop(self, peer: Peer, *, notify: bool = True) -> None:
-        for other in self._peers.values():
-            other.unsubscribe(peer.participant_id)
+        for other in self._sessions.values():
+            if other.peer is not peer:
+                other.peer.unsubscribe(peer.participant_id)
         now = asyncio.get_running_loop().time()
         if self._speaker.forget(peer.participant_id, now) and notify:
-            self._events.active_speaker_changed(self._speaker.active)
+            self._on_active_speaker(self._speaker.active)
         await peer.close()
         logger.info("media.peer_closed", participant_id=peer.participant_id)
 
-    async def _offer(self, peer: Peer) -> tuple[ParticipantId, Offer] | None:
-        offer = await peer.make_offer()
-        return None if offer is None else (peer.participant_id, offer)
+    async def _offers(self, sessions: Iterable[MediaSession]) -> list[Delivery | None]:
+        return [await session.offer() for session in list(sessions)]
 
-    async def _deliver(self, offers: list[tuple[ParticipantId, Offer] | None]) -> None:
-        """Hand offers to the room layer outside the lock: its handler may answer at once."""
-        for item in offers:
-            if item is None:
+    async def _deliver(self, deliveries: list[Delivery | None]) -> None:
+        """Hand offers to the participants outside the lock: a sink may answer at once."""
+        for delivery in deliveries:
+            session = None if delivery is None else self._sessions.get(delivery.participant_id)
+            if delivery is None or session is None or not session.still_for(delivery):
+                # Superseded while earlier offers were delivered (a recovery, a leave, a new
+                # connection): an older peer connection's offer never follows a newer one's.
                 continue
-            participant_id, offer = item
             try:
-                await self._events.send_offer(participant_id, offer)
+                await delivery.send()
             except Exception as exc:  # one undeliverable offer must not stop the others
                 logger.warning(
                     "media.offer_undelivered",
-                    participant_id=participant_id,
+                    participant_id=delivery.participant_id,
                     error=type(exc).__name__,
                 )
 
-    def _on_failed(self, participant_id: ParticipantId) -> None:
-        if self._closing is None and participant_id in self._peers:
-            logger.warning("media.peer_failed", participant_id=participant_id)
-            self._events.media_failed(participant_id)
+    def _on_failed(self, peer: Peer) -> None:
+        session = self._sessions.get(peer.participant_id)
+        if self._closing is None and session is not None and session.peer is peer:
+            logger.warning("media.peer_failed", participant_id=peer.participant_id)
+            if session.recovers(peer):
+                self._spawn(self._recover(peer))
 
-    def _on_quality(
-        self, participant_id: ParticipantId, publisher: ParticipantId, paused: bool
-    ) -> None:
-        if self._closing is None and participant_id in self._peers:
-            if paused:
-                self._counters.video_pauses += 1
-            self._events.media_quality(participant_id, publisher, paused)
+    async def _recover(self, failed: Peer) -> None:
+        """A connected participant gets a new peer connection (a new generation and offer)
+        rather than a frozen tile; one who is not connected gets it when they return."""
+        async with self._lock:
+            session = self._sessions.get(failed.participant_id)
+            if self._closing is not None or session is None or not session.recovers(failed):
+                return
+            deliveries = await self._restart(session)
+        await self._deliver(deliveries)
+
+    def _on_quality(self, peer: Peer, publisher: ParticipantId, paused: bool) -> None:
+        """`publisher`'s video to this peer's participant was paused to fit their link, or
+        resumed: their page shows it on that tile."""
+        session = self._sessions.get(peer.participant_id)
+        if self._closing is not None or session is None or session.peer is not peer:
+            return
+        if paused:
+            self._counters.video_pauses += 1
+        if session.connection is not None:
+            self._spawn(session.connection.send_media_quality(publisher, video_paused=paused))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
+            logger.error("media.task_failed", **logs.failure(exc))
 
     def _on_audio_level(self, participant_id: ParticipantId, level: int) -> None:
         now = asyncio.get_running_loop().time()
         if self._speaker.observe(participant_id, level, now):
-            self._events.active_speaker_changed(self._speaker.active)
+            self._on_active_speaker(self._speaker.active)

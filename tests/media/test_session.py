@@ -1,0 +1,191 @@
+"""A participant's media session with real aiortc peers on loopback: each new peer connection
+is one generation on, only the current one's answers, candidates and restarts count, a new
+connection gets a new one, and a failed one is replaced for a connected participant only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiortc import RTCPeerConnection
+
+from server.errors import ErrorCode, TriadError
+from server.ids import ParticipantId
+from server.rooms.media import MediaConfig, Offer, Sfu
+from tests.media.peers import LoopbackConnection, LoopbackRoom
+from tests.waiting import wait_for
+
+A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[LoopbackRoom]:
+    harness = LoopbackRoom()
+    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness.active_speaker_changed)
+    for pid in (A, B):
+        await harness.join(pid)
+    await both_flowing(harness)
+    yield harness
+    await harness.sfu.close()
+    for client in harness.clients.values():
+        await client.close()
+    assert not harness.failures
+
+
+async def both_flowing(room: LoopbackRoom) -> None:
+    """A hears B and B hears A, ten frames more than when asked (counted from zero for a client
+    peer that replaced the one asked about). Audio, which the downlink allocation never pauses:
+    what counts here is which peer connection carries media, not how much video a loaded
+    machine lets through."""
+    clients = (room.clients[A], room.clients[B])
+    before = (clients[0].decoded(B, "audio"), clients[1].decoded(A, "audio"))
+
+    def gained() -> tuple[int, int]:
+        a, b = room.clients[A], room.clients[B]
+        return (
+            a.decoded(B, "audio") - (before[0] if a is clients[0] else 0),
+            b.decoded(A, "audio") - (before[1] if b is clients[1] else 0),
+        )
+
+    await wait_for(lambda: min(gained()) >= 10, 40, "audio both ways")
+
+
+async def expect(code: ErrorCode, call: Any) -> None:
+    with pytest.raises(TriadError) as caught:
+        await call
+    assert caught.value.code == code
+
+
+def server_pc(room: LoopbackRoom, pid: ParticipantId) -> RTCPeerConnection:
+    pc: RTCPeerConnection = room.sfu._sessions[pid].peer.pc
+    return pc
+
+
+async def fail_server_side(pc: RTCPeerConnection) -> None:
+    """What ICE consent expiry does to the server's side (aioice closes its connection, DTLS
+    and then aiortc close the rest), without the 30 s of unanswered checks it takes."""
+    ice = pc.getTransceivers()[0].receiver.transport.transport
+    await ice._connection.close()
+    await wait_for(lambda: pc.connectionState == "closed", 15, "the failure")
+
+
+class Tap:
+    """A connection that records the generation of each offer it is sent, then hands it on."""
+
+    def __init__(self, inner: LoopbackConnection) -> None:
+        self.inner = inner
+        self.generations: list[int] = []
+
+    async def send_offer(self, offer: Offer, *, generation: int) -> None:
+        self.generations.append(generation)
+        await self.inner.send_offer(offer, generation=generation)
+
+    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+        await self.inner.send_media_quality(publisher, video_paused=video_paused)
+
+
+async def test_only_the_current_peer_connection_is_answered_and_restarted(
+    room: LoopbackRoom,
+) -> None:
+    sfu = room.sfu
+    assert (sfu.generation(A), sfu.generation(B), sfu.generation(C)) == (0, 0, None)
+    answer = room.clients[A].pc.localDescription.sdp
+    await expect(ErrorCode.NO_PENDING_OFFER, sfu.answer(A, 1, answer))
+    await expect(ErrorCode.NO_PENDING_OFFER, sfu.add_candidate(A, 1, None))
+    await expect(ErrorCode.NO_PENDING_OFFER, sfu.restart(A, 1))  # not made yet
+    await expect(ErrorCode.PARTICIPANT_NOT_FOUND, sfu.restart(C, 0))
+
+    first = server_pc(room, A)
+    assert await sfu.restart(A, 0) == 1
+    assert first.connectionState == "closed"
+    assert room.generation(A) == 1  # offered, answered by a new client peer
+    await both_flowing(room)
+    offers = len(room.generations[A])
+
+    # Asked again for the replaced one (a retry racing the first): nothing new is made.
+    assert await sfu.restart(A, 0) == 1
+    assert len(room.generations[A]) == offers
+    assert server_pc(room, A).connectionState == "connected"
+    # Whatever still names the old peer connection is refused.
+    await expect(ErrorCode.NO_PENDING_OFFER, sfu.answer(A, 0, answer))
+    await expect(ErrorCode.NO_PENDING_OFFER, sfu.add_candidate(A, 0, None))
+    # The other participant kept their peer connection and renegotiated on it.
+    assert sfu.generation(B) == 0
+    assert set(room.generations[B]) == {0}
+    assert len(room.generations[B]) >= 3  # joined; A's old one dropped; A's new one added
+
+
+async def test_a_new_connection_gets_a_new_peer_connection_and_the_old_one_no_offers(
+    room: LoopbackRoom,
+) -> None:
+    sfu = room.sfu
+    first = Tap(room.connection(A))
+    await sfu.add(A, first)  # A connected again: a new peer connection for this connection
+    assert first.generations == [1]
+    await both_flowing(room)
+
+    second = Tap(room.connection(A))
+    await sfu.add(A, second)
+    assert sfu.generation(A) == 2
+    await room.join(C)  # a change everyone renegotiates
+    await wait_for(lambda: room.clients[A].decoded(C, "audio") >= 10, 40, "C's audio at A")
+    assert first.generations == [1]
+    assert set(second.generations) == {2}
+    assert len(second.generations) >= 2  # its peer connection's offer, then C's arrival
+    await both_flowing(room)
+
+
+async def test_a_failed_peer_connection_is_replaced_while_connected(room: LoopbackRoom) -> None:
+    failing = server_pc(room, A)
+    await fail_server_side(failing)
+    await wait_for(lambda: room.generation(A) == 1, 15, "an offer for a new peer connection")
+    assert room.sfu.generation(A) == 1
+    assert server_pc(room, A) is not failing
+    await both_flowing(room)
+    assert room.sfu.generation(B) == 0
+
+
+async def test_a_participant_not_connected_gets_a_new_peer_connection_when_back(
+    room: LoopbackRoom,
+) -> None:
+    sfu = room.sfu
+    sfu.disconnect(A)
+    failing = server_pc(room, A)
+    await fail_server_side(failing)
+    # Nothing to offer to while they are away: the failed one stays theirs until they return.
+    assert sfu.generation(A) == 0
+    assert server_pc(room, A) is failing
+    assert not sfu._tasks
+    assert set(room.generations[A]) == {0}
+
+    back = Tap(room.connection(A))
+    await sfu.add(A, back)
+    assert back.generations == [1]
+    assert server_pc(room, A) is not failing
+    await both_flowing(room)
+
+
+async def test_media_quality_news_reach_the_participants_connection_only(
+    room: LoopbackRoom,
+) -> None:
+    """What A's downlink allocation decides about a publisher's video goes to A's connection;
+    while A is away it is counted but sent nowhere. (News about X, a publisher no real pause
+    can name, so the allocation running meanwhile cannot blur what is checked.)"""
+    sfu = room.sfu
+    x = ParticipantId("p_x")
+    report = sfu._sessions[A].peer.downlink._on_quality  # what the allocation calls
+    pauses = sfu.stats().video_pauses
+    report(x, True)
+    report(x, False)
+    assert sfu.stats().video_pauses == pauses + 1  # no await in between: only these
+    news = lambda: [q for q in room.quality if q[1] == x]  # noqa: E731
+    await wait_for(lambda: len(news()) == 2, 5, "the news at A's connection")
+    assert news() == [(A, x, True), (A, x, False)]
+
+    sfu.disconnect(A)
+    pauses = sfu.stats().video_pauses
+    report(x, True)
+    assert sfu.stats().video_pauses == pauses + 1
+    assert not sfu._tasks  # nothing on its way to a connection
+    assert news() == [(A, x, True), (A, x, False)]
