@@ -283,12 +283,12 @@ class Peer:
     async def _run_rtcp(self) -> None:
         """Receiver reports and REMB to this participant about what it publishes, sender
         reports for what it receives, and the downlink allocation: one loop per peer."""
-        try:
-            while True:
-                await asyncio.sleep(RTCP_INTERVAL * (0.8 + 0.4 * random.random()))  # noqa: S311 - timing jitter
+        while True:
+            await asyncio.sleep(RTCP_INTERVAL * (0.8 + 0.4 * random.random()))  # noqa: S311 - timing jitter
+            try:
                 self._rtcp_round(time.monotonic())
-        except asyncio.CancelledError:
-            pass
+            except Exception as exc:  # one bad round must not end the reports for good
+                logger.exception("media.rtcp_round_failed", error=type(exc).__name__)
 
     def _rtcp_round(self, now: float) -> None:
         if not self.transport.ready:

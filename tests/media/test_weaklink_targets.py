@@ -1,0 +1,66 @@
+"""Issue 12's weak links, through the real server: a patient on a weak link still hears and
+is heard, and the clinicians on good links never pay for it.
+
+Each profile is one consult through `triad serve` with the client behind the userspace link
+emulator (`tests/media/linkemu.py`) and every participant a real aiortc peer in its own process
+(`tests/media/weaklink.py`). The assertions are on what was delivered in the window (frames
+decoded, bytes offered, events received), never on how long anything took. Frames are 320x240
+so that the server and three encoding peers fit on the CI machine's two cores; the bench
+(`bench/weaklink.py`) runs the same profiles at 640x480.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.media.linkedpeer import PeerOptions
+from tests.media.weaklink import PROFILES, HarnessOptions, WeakLinkResult, run_profiles
+
+CLINICIANS = ("therapist", "psychiatrist")
+OPTIONS = HarnessOptions(warmup_s=8, window_s=20, peers=PeerOptions(320, 240))
+
+
+async def measure(profile: str, tmp_path: Path) -> WeakLinkResult:
+    (result,) = await run_profiles([PROFILES[profile]], OPTIONS, directory=tmp_path)
+    assert result.contract_violations == ()
+    return result
+
+
+def clinicians_unharmed(result: WeakLinkResult) -> None:
+    """The two clinicians on good links hear each other fully and are never paused."""
+    for role in CLINICIANS:
+        other = CLINICIANS[1 - CLINICIANS.index(role)]
+        assert result.reception(role, other).audio.fps >= 45, result
+        assert result.quality_events(role) == 0, result
+
+
+@pytest.mark.timeout(180)
+async def test_a_600k_downlink_keeps_the_clients_audio_and_pauses_video(tmp_path: Path) -> None:
+    result = await measure("downlink-600k", tmp_path)
+    for clinician in CLINICIANS:
+        assert result.reception("client", clinician).audio.fps >= 45, result
+    assert result.quality_events("client") >= 1  # "video paused: weak connection"
+    assert result.offered_to_client_bps <= 1.5 * 600_000, result
+    clinicians_unharmed(result)
+
+
+@pytest.mark.timeout(180)
+async def test_a_300k_uplink_still_carries_the_clients_voice(tmp_path: Path) -> None:
+    result = await measure("uplink-300k", tmp_path)
+    for clinician in CLINICIANS:
+        assert result.reception(clinician, "client").audio.fps >= 45, result
+    clinicians_unharmed(result)
+
+
+@pytest.mark.timeout(180)
+async def test_3_percent_loss_and_80ms_rtt_are_repaired(tmp_path: Path) -> None:
+    result = await measure("lossy", tmp_path)
+    for clinician in CLINICIANS:
+        assert result.reception(clinician, "client").audio.fps >= 46, result
+        seen = result.reception("client", clinician).video
+        sent_video = dict((role, video) for role, _audio, video in result.sent_fps)[clinician]
+        assert seen.fps >= 0.9 * sent_video, result
+        assert seen.longest_gap_s <= 1.0, result
+    clinicians_unharmed(result)
