@@ -299,6 +299,8 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     assert changes == []  # ... which a busy receiver also shows: not enough alone
     downlink.on_loss(0.05, 1.2)  # and its queue overflows: a 600 kbit/s link
     downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
+    assert changes == []  # an overload for a moment is borne ...
+    downlink.allocate(slots, Q, 2.0)  # type: ignore[arg-type]  # ... one that lasts is not
     assert [s.paused for s in slots] == [False, False, True, True]  # audio always continues
     assert set(changes) == {(P, True), (Q, True)}
     # A probe later: the link still cannot take it (the receiver's estimate drops again).

@@ -45,6 +45,7 @@ QUEUE_LOSS: Final = 0.05  # ... when the receiver's own link also loses this muc
 CORROBORATION_SECONDS: Final = 3.0  # ... within this long of the drop
 HEADROOM: Final = 0.9  # allocate up to this share of the estimate
 MIN_PAUSE_SECONDS: Final = 2.0
+PAUSE_AFTER_SECONDS: Final = 1.0  # video is paused once the overload outlasts this
 PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
 BACKOFF_START: Final = 4.0
@@ -75,6 +76,7 @@ class Downlink:
         self._budget = 0.0
         self._budget_at = 0.0
         self._paused_at: dict[ParticipantId, float] = {}
+        self._over_since: float | None = None  # since when the allocation has not fit
         self._backoff = BACKOFF_START
         self._next_probe = 0.0
         self._probe: asyncio.TimerHandle | None = None
@@ -154,6 +156,7 @@ class Downlink:
         videos.sort(key=lambda e: (e.publisher != speaker, e.publisher or ""))
         # What plays keeps its place while it fits (in priority order); only then may a
         # paused video come back, with room to spare, so two videos never take turns.
+        over = False
         for egress in videos:
             assert egress.ingress is not None
             if egress.paused:
@@ -161,8 +164,16 @@ class Downlink:
             need = egress.ingress.bitrate
             if needed + need <= available or need == 0:
                 needed += need
-            else:
+                continue
+            over = True
+            if self._over_since is None:
+                self._over_since = now
+            if now - self._over_since >= PAUSE_AFTER_SECONDS:
                 self._pause(egress, egress.ingress.publisher, now)
+            else:
+                needed += need  # not for long yet: a receiver busy for a moment recovers
+        if not over:
+            self._over_since = None
         probe_for = 0.0
         for egress in videos:
             assert egress.ingress is not None
