@@ -41,7 +41,8 @@ logger = logs.get(__name__)
 RETRANSMIT_SHARE: Final = 0.15
 PAUSE_LOSS: Final = 0.10  # receiver-report loss that means the link is overloaded
 CONGESTED_SHARE: Final = 0.7  # a REMB drop below this share of the send rate is congestion
-QUEUE_LOSS: Final = 0.05  # ... when the receiver's own link also loses this much
+QUEUE_LOSS: Final = 0.06  # ... when the receiver's own link also loses this much
+LOSS_SAMPLE: Final = 200  # packets a loss figure is judged over
 CORROBORATION_SECONDS: Final = 3.0  # ... within this long of the drop
 HEADROOM: Final = 0.9  # allocate up to this share of the estimate
 MIN_PAUSE_SECONDS: Final = 2.0
@@ -69,6 +70,8 @@ class Downlink:
         self._last_remb = 0.0
         self._remb_drop = (math.inf, -math.inf)  # the last REMB drop: (bit/s, when)
         self._lossy_at = -math.inf
+        self._lost = 0
+        self._expected = 0
         self._congested_at = -math.inf
         self._sent_bytes = 0
         self._sent_since = 0.0
@@ -106,8 +109,16 @@ class Downlink:
         elif bitrate > self.estimate:
             self.estimate = bitrate
 
-    def on_loss(self, fraction: float, now: float) -> None:
-        """Loss from one of the subscriber's receiver report blocks (0-1)."""
+    def on_loss(self, lost: int, expected: int, now: float) -> None:
+        """What one of the subscriber's receiver report blocks says its own link lost. Judged
+        over at least `LOSS_SAMPLE` packets across all its streams: a few packets lost from
+        a 50-packet audio interval is chance on a lossy link, not congestion."""
+        self._lost += lost
+        self._expected += expected
+        if self._expected < LOSS_SAMPLE:
+            return
+        fraction = self._lost / self._expected
+        self._lost = self._expected = 0
         if fraction > PAUSE_LOSS and self.send_rate > 0:
             estimate = min(self.estimate, self.send_rate * (1 - fraction / 2))
             self._congestion(estimate, now, "heavy_loss")

@@ -329,9 +329,9 @@ class Egress:
             (header, self._ext_before, value, self._ext_after, bytes(size - 1), bytes((size,)))
         )
 
-    def link_loss(self, ssrc: int, highest: int, lost: int) -> float | None:
-        """The share of what this slot sent since the receiver's last report that its own link
-        lost: reported loss less the gaps the SFU forwarded (RFC 3550 6.4.1 cumulative counts;
+    def link_loss(self, ssrc: int, highest: int, lost: int) -> tuple[int, int] | None:
+        """(packets the receiver's own link lost, packets expected) since its last report:
+        reported loss less the gaps the SFU forwarded (RFC 3550 6.4.1 cumulative counts;
         None until two reports)."""
         gaps = 0
         if ssrc == self.ssrc:
@@ -345,7 +345,7 @@ class Egress:
         if not 0 < expected < 1 << 20:
             return None
         ours = (lost - previous[1]) - (gaps - previous[2])
-        return max(0.0, min(1.0, ours / expected))
+        return max(0, min(expected, ours)), expected
 
     def sender_report(self, now: float) -> list[RtcpSrPacket | RtcpSdesPacket]:
         """SR (RFC 3550 6.4.1) mapping this slot's timestamps to now, plus its CNAME.

@@ -259,7 +259,7 @@ class Peer:
                 continue
             loss = egress.link_loss(report.ssrc, report.highest_sequence, report.packets_lost)
             if loss is not None:
-                self.downlink.on_loss(loss, arrival)
+                self.downlink.on_loss(*loss, arrival)
             if report.lsr:
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if 0 < rtt < 5:
