@@ -300,7 +300,7 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     downlink.on_loss(3, 100, 1.1)  # a few lost: not enough packets to judge yet
     downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
     assert changes == []
-    downlink.on_loss(60, 400, 1.2)  # and its queue overflows: a 600 kbit/s link
+    downlink.on_loss(40, 400, 1.2)  # and its queue overflows: a 600 kbit/s link
     downlink.allocate(slots, Q, 1.0)  # type: ignore[arg-type]
     assert changes == []  # an overload for a moment is borne ...
     downlink.allocate(slots, Q, 2.0)  # type: ignore[arg-type]  # ... one that lasts is not
