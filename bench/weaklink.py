@@ -107,7 +107,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     print(HEADER, flush=True)
     notes = []
-    async with harness() as running:
+    async with harness(args.keep) as running:
         for key in args.profiles:
             result = await running.measure(PROFILES[key], options)
             print(row(result), flush=True)
@@ -130,6 +130,12 @@ def main() -> None:
         "--aiortc-floor", action="store_true", help="keep aiortc's own VP8 floor (250 kbit/s)"
     )
     parser.add_argument("--seed", type=int, default=0, help="the link's loss pattern")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="a directory to keep the server's database and every process's log in",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

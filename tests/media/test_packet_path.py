@@ -15,11 +15,13 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket
 
 from server.ids import ParticipantId
-from server.rooms.media import rtp
+from server.rooms.media import roundtrip, rtp
 from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
 from server.rooms.media.downlink import Downlink
 from server.rooms.media.egress import Egress
 from server.rooms.media.ingress import Ingress
+from server.rooms.media.nack import Nack, fci_entries
+from server.rooms.media.roundtrip import RoundTrip
 from server.rooms.media.speaker import SpeakerDetector
 from server.rooms.media.stats import Counters
 
@@ -251,6 +253,73 @@ async def test_a_publisher_is_asked_once_per_missing_packet_never_for_runs_again
     assert len(feedback) == 3  # no NACK for the 187 missing: one PLI instead
     assert isinstance(feedback[2], RtcpPsfbPacket)
     assert feedback[2].fmt == RTCP_PSFB_PLI
+
+
+async def test_a_packet_still_missing_after_a_round_trip_is_asked_again_a_few_times(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, _egress, _transport, _counters = video
+    upstream = ingress.transport
+    ingress.rtt = 0.1
+
+    def arrive(seq: int, at: float) -> None:
+        data = packet(seq, seq * 3000, payload=vp8(seq, key=seq == 1))
+        ingress.on_media(data, rtp.read(data), at)  # type: ignore[arg-type]
+
+    def asked() -> list[list[int]]:
+        nacks = [RtcpPacket.parse(raw)[0] for raw in upstream.rtcp]  # type: ignore[union-attr]
+        return [n.lost for n in nacks]
+
+    arrive(1, 1.0)
+    arrive(4, 1.0)  # 2 and 3 missing
+    arrive(5, 1.05)  # within the round trip: nothing again
+    assert asked() == [[2, 3]]
+    data = packet(2, 6000, payload=vp8(2, key=False))
+    ingress.on_media(data, rtp.read(data), 1.06)  # type: ignore[arg-type]  # 2 came late
+    arrive(6, 1.11)  # a round trip on: only 3, the one still missing
+    assert asked() == [[2, 3], [3]]
+    arrive(7, 1.15)
+    arrive(8, 1.22)
+    arrive(9, 1.33)
+    arrive(10, 1.5)  # asked three times in all: then forgotten
+    assert asked() == [[2, 3], [3], [3]]
+    arrive(11, 3.0)
+    assert asked() == [[2, 3], [3], [3]]
+
+
+async def test_nacks_across_the_sequence_wrap_are_sent_and_read_back(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, _egress, _transport, counters = video
+    upstream = ingress.transport
+    for seq in (65532, 65533, 1, 2):  # 65534, 65535 and 0 missing
+        data = packet(seq, seq * 3000, payload=vp8(seq % 100, key=seq == 65532))
+        ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+    (nack,) = [RtcpPacket.parse(raw)[0] for raw in upstream.rtcp]  # type: ignore[union-attr]
+    assert [seq & 0xFFFF for seq in nack.lost] == [65534, 65535, 0]
+    assert counters.nacks_sent[P] == 3
+    assert len(_transport.rtp) == 4  # every packet forwarded, none lost to the NACK
+
+
+def test_nack_entries_pack_sixteen_followers_per_pid_across_the_wrap() -> None:
+    assert fci_entries([65535, 0, 16, 17]) == [(65535, 0b1), (16, 0b1)]
+    assert fci_entries([5, 5 + 16, 5 + 17]) == [(5, 1 << 15), (22, 0)]
+    raw = bytes(Nack(ssrc=1, media_ssrc=2, lost=tuple(range(65530, 65530 + 40))))
+    (parsed,) = RtcpPacket.parse(raw)
+    assert [seq & 0xFFFF for seq in parsed.lost] == [(65530 + i) & 0xFFFF for i in range(40)]  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="at least one"):
+        Nack(ssrc=1, media_ssrc=2, lost=())
+
+
+def test_the_round_trip_floor_ignores_a_busy_receivers_slow_reports() -> None:
+    trip = RoundTrip()
+    assert trip.floor == roundtrip.INITIAL
+    for sample in (0.09, 0.8, 0.95, 0.085, 0.7):
+        assert trip.add(sample)
+    assert trip.floor == pytest.approx(0.085)
+    assert 0.085 < trip.smoothed < 0.95
+    assert not trip.add(-0.1)
+    assert not trip.add(12.0)  # a wrapped or forged LSR
+    assert trip.floor == pytest.approx(0.085)
+    for _ in range(roundtrip.WINDOW):
+        trip.add(0.3)  # the path changed: the floor follows within a window
+    assert trip.floor == pytest.approx(0.3)
 
 
 # Allocation ----------------------------------------------------------------------------------

@@ -68,6 +68,12 @@ async def test_three_peers_see_and_hear_each_other_without_server_decoding(
         for transceiver in session.peer.pc.getTransceivers():
             if transceiver.direction == "recvonly":
                 assert is_taken(transceiver.receiver)
+        # What the close log reports: both others' packets out, this one's in, a loopback RTT.
+        summary = session.peer.summary()
+        assert summary.received_packets > 0
+        assert summary.sent_packets > summary.received_packets
+        assert summary.refused_packets == 0
+        assert 0 < summary.rtt_ms < 1000
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])

@@ -87,6 +87,7 @@ class Downlink:
         self._probe_verdict_at = 0.0
         self._probe_target = 0.0
         self._probe_failed = False
+        self.pauses = 0
         self.closed = False
 
     # Signals -----------------------------------------------------------------------------
@@ -209,6 +210,7 @@ class Downlink:
 
     def _pause(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
         egress.paused = True
+        self.pauses += 1
         self._paused_at[publisher] = now
         self._next_probe = max(self._next_probe, now + self._backoff)
         logger.info(

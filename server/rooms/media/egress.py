@@ -77,6 +77,9 @@ class Egress:
         self.packets_sent = 0
         self.octets_sent = 0
         self.retransmitted = 0
+        self.nacked = 0  # packets the subscriber asked for again
+        self.not_in_history = 0  # ... that were too old (or never sent) to resend
+        self.refused = 0  # ... that the receiver's retransmission budget did not allow
         # Sequence numbers skipped in what was sent: the publisher's uplink lost them before
         # the SFU. The receiver reports them as lost; they say nothing about its own link.
         self.gaps = 0
@@ -277,15 +280,19 @@ class Egress:
             return
         now = time.monotonic()
         for seq in lost[:MAX_NACKED_PER_FEEDBACK]:
+            seq &= 0xFFFF  # aiortc's parser does not wrap the BLP's sequence numbers
+            self.nacked += 1
             slot = seq % HISTORY
             original = self._history[slot]
             if original is None or self._history_seq[slot] != seq:
+                self.not_in_history += 1
                 continue
             if now - self._history_resent[slot] < rtt:
                 continue
             size = len(original) + 2 + 38
             if not self._downlink.may_retransmit(size, now):
                 self._counters.retransmissions_refused[self.kind] += 1
+                self.refused += 1
                 break
             self._history_resent[slot] = now
             resend = self._as_rtx(original, seq) if track.rtx_payload_type else original

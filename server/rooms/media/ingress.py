@@ -1,7 +1,7 @@
 """One publisher's audio or video as it arrives: the fan-out point of the packet path.
 
 An `Ingress` takes each plaintext RTP packet of its track, keeps the receive statistics its
-receiver reports need (RFC 3550 A.3, A.8), asks the publisher once for each missing packet (a
+receiver reports need (RFC 3550 A.3, A.8), asks the publisher for each missing packet (a
 NACK per packet, never a run again; audio too: a publisher that keeps history resends it in
 time for the receivers' jitter buffers, browsers ignore it and rely on Opus FEC), unwraps
 retransmissions (RFC 4588), and hands
@@ -17,18 +17,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from aiortc.rtp import (
-    RTCP_PSFB_PLI,
-    RTCP_RTPFB_NACK,
-    RtcpPsfbPacket,
-    RtcpReceiverInfo,
-    RtcpRtpfbPacket,
-)
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtcpReceiverInfo
 
 from server.ids import ParticipantId
 
-from . import rtp
+from . import roundtrip, rtp
 from .codecs import NegotiatedTrack
+from .nack import Nack
 from .ntp import send_time
 from .stats import Counters, Kind
 
@@ -39,6 +34,11 @@ if TYPE_CHECKING:
 # A gap wider than this is a restart or a burst no NACK repairs: ask for a keyframe instead.
 MAX_NACK_GAP: Final = 64
 MAX_PENDING_NACKS: Final = 256
+# A packet still missing a round trip after its NACK is asked for again, up to this many asks
+# in all: one lost retransmission must not leave a hole for good, since every subscriber's
+# decoder waits on it (aiortc's until 512 packets later: seconds of frozen video on a weak
+# uplink). Never more: past that the publisher's history has moved on.
+NACK_TRIES: Final = 3
 _SEEN_RING: Final = 1024
 # Minimum spacing of keyframe requests made for subscribers that just started.
 NEW_SUBSCRIBER_PLI_FLOOR: Final = 0.1
@@ -65,6 +65,8 @@ class Ingress:
         self.subscribers: list[Egress] = []
         self.ssrc: int | None = None
         self.malformed = 0  # packets whose payload descriptor did not hold together
+        self.nacks_sent = 0
+        self.plis_sent = 0
         self.source = 0  # bumps when the publisher's SSRC changes: subscribers rebase
         # Receive statistics (RFC 3550 A.3).
         self._base_seq = 0
@@ -77,7 +79,10 @@ class Ingress:
         self._transit: float | None = None
         self.fraction_lost = 0.0
         self._seen = [-1] * _SEEN_RING
-        self._pending_nacks: dict[int, float] = {}
+        # Missing packets asked for: sequence -> (when last asked, asks so far).
+        self._pending_nacks: dict[int, tuple[float, int]] = {}
+        self._ask_again_at = float("inf")
+        self.rtt = roundtrip.INITIAL  # the peer connection's round-trip floor
         # The publisher's last sender report: (NTP, RTP timestamp, arrival, NTP middle bits).
         self.sender_report: tuple[int, int, float] | None = None
         self._lsr = 0
@@ -127,6 +132,8 @@ class Ingress:
         elif self._seen[seq % _SEEN_RING] == seq:
             return  # a duplicate (the network's, or a retransmission that raced the original)
         self._count(seq, view.timestamp, arrival, track.clock_rate)
+        if arrival >= self._ask_again_at:
+            self._ask_again(arrival)
         self._bytes += len(packet) + 38  # SRTP tag, UDP and IP headers
         self.last_packet = arrival
         if self.kind == "video":
@@ -166,6 +173,11 @@ class Ingress:
         for egress in self.subscribers:
             egress.forward(packet, unwrapped, vp8, arrival)
 
+    @property
+    def received(self) -> int:
+        """Packets received from this publication (its current source)."""
+        return self._received
+
     def _new_source(self, ssrc: int, seq: int) -> None:
         self.ssrc = ssrc
         self.source += 1
@@ -176,6 +188,7 @@ class Ingress:
         self._jitter = 0.0
         self._seen = [-1] * _SEEN_RING
         self._pending_nacks.clear()
+        self._ask_again_at = float("inf")
         self.sender_report = None
 
     def _count(self, seq: int, timestamp: int, arrival: float, clock_rate: int) -> None:
@@ -198,23 +211,46 @@ class Ingress:
         self._transit = transit
 
     def _missing(self, last: int, count: int, arrival: float) -> None:
-        """`count` packets after `last` did not arrive: NACK each once, or ask for a keyframe."""
+        """`count` packets after `last` did not arrive: NACK each, or ask for a keyframe."""
         if count > MAX_NACK_GAP:
             self._pending_nacks.clear()
+            self._ask_again_at = float("inf")
             self.request_keyframe()  # video only; audio just goes on
             return
         lost = [(last + i) & 0xFFFF for i in range(1, count + 1)]
         for seq in lost:
-            self._pending_nacks[seq] = arrival
+            self._pending_nacks[seq] = (arrival, 1)
         while len(self._pending_nacks) > MAX_PENDING_NACKS:
             del self._pending_nacks[next(iter(self._pending_nacks))]
+        self._ask_again_at = min(self._ask_again_at, arrival + self.rtt)
+        self._send_nack(lost)
+
+    def _ask_again(self, now: float) -> None:
+        """Ask again for the packets whose last NACK is a round trip old (each on its own
+        schedule, so a run is never re-requested whole), and forget those asked enough."""
+        spacing = self.rtt
+        again: list[int] = []
+        next_at = float("inf")
+        for seq, (asked, tries) in list(self._pending_nacks.items()):
+            if now - asked < spacing:
+                next_at = min(next_at, asked + spacing)
+            elif tries >= NACK_TRIES:
+                del self._pending_nacks[seq]
+            else:
+                self._pending_nacks[seq] = (now, tries + 1)
+                again.append(seq)
+                next_at = min(next_at, now + spacing)
+        self._ask_again_at = next_at
+        if again:
+            self._send_nack(again)
+
+    def _send_nack(self, lost: list[int]) -> None:
         transport = self.transport
         if transport is not None and self.ssrc is not None:
-            nack = RtcpRtpfbPacket(
-                fmt=RTCP_RTPFB_NACK, ssrc=self.rtcp_ssrc, media_ssrc=self.ssrc, lost=lost
-            )
+            nack = Nack(ssrc=self.rtcp_ssrc, media_ssrc=self.ssrc, lost=tuple(lost))
             if transport.send_rtcp([nack]):
                 self._counters.nacks_sent[self.publisher] += len(lost)
+                self.nacks_sent += len(lost)
 
     # RTCP --------------------------------------------------------------------------------
 
@@ -307,6 +343,7 @@ class Ingress:
         pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.ssrc)
         if transport.send_rtcp([pli]):
             self._counters.keyframe_requests_sent[self.publisher] += 1
+            self.plis_sent += 1
         else:
             self._last_pli = float("-inf")
 

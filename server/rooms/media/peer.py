@@ -53,6 +53,7 @@ from .egress import Egress
 from .ice import rtc_ice_servers
 from .ingress import Ingress
 from .ntp import middle_32
+from .roundtrip import RoundTrip
 from .stats import Counters, Kind
 from .transport import PeerTransport
 from .uplink import Uplink
@@ -98,6 +99,29 @@ class Offer:
     def __post_init__(self) -> None:
         if not self.sdp.startswith("v=0"):
             raise ValueError("an offer's SDP starts with v=0")
+
+
+@dataclass(frozen=True)
+class MediaSummary:
+    """What one peer connection's media did, logged when it closes: counts only, so an
+    operator can tell a weak link (NACKs, refusals, pauses) from a broken one."""
+
+    received_packets: int
+    nacks_sent: int
+    keyframe_requests_sent: int
+    refused_packets: int
+    sent_packets: int
+    nacked: int
+    retransmitted: int
+    not_in_history: int
+    retransmissions_refused: int
+    video_pauses: int
+    rtt_ms: int
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value < 0:
+                raise ValueError(f"{name} cannot be negative")
 
 
 @dataclass
@@ -179,7 +203,7 @@ class Peer:
         self._by_ssrc: dict[int, Egress] = {}
         self._pending: str | None = None
         self._offer_again = False
-        self.rtt = 0.1
+        self.rtt = RoundTrip()
         self.refused_packets = 0
         self.closed = False
         self._rtcp_task = asyncio.get_running_loop().create_task(self._run_rtcp())
@@ -233,7 +257,7 @@ class Peer:
             elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
                 egress = self._by_ssrc.get(packet.media_ssrc)
                 if egress is not None:
-                    egress.retransmit(packet.lost, self.rtt)
+                    egress.retransmit(packet.lost, self.rtt.floor)
             elif isinstance(packet, RtcpPsfbPacket):
                 self._on_payload_feedback(packet, arrival)
 
@@ -262,8 +286,9 @@ class Peer:
                 self.downlink.on_loss(*loss, arrival)
             if report.lsr:
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
-                if 0 < rtt < 5:
-                    self.rtt = 0.8 * self.rtt + 0.2 * max(0.01, rtt)
+                if self.rtt.add(rtt):
+                    for ingress in self.publications.values():
+                        ingress.rtt = self.rtt.floor
 
     def _pad(self, size: int) -> None:
         """Padding for a bandwidth probe, on the first video slot that has RTX."""
@@ -443,6 +468,23 @@ class Peer:
         return tuple((c.ip, c.port) for c in ice.getRemoteCandidates())
 
     # Lifetime ----------------------------------------------------------------------------
+
+    def summary(self) -> MediaSummary:
+        egresses = [slot.egress for slot in self._slots]
+        ingresses = list(self.publications.values())
+        return MediaSummary(
+            received_packets=sum(i.received for i in ingresses),
+            nacks_sent=sum(i.nacks_sent for i in ingresses),
+            keyframe_requests_sent=sum(i.plis_sent for i in ingresses),
+            refused_packets=self.refused_packets + self.transport.refused,
+            sent_packets=sum(e.packets_sent for e in egresses),
+            nacked=sum(e.nacked for e in egresses),
+            retransmitted=sum(e.retransmitted for e in egresses),
+            not_in_history=sum(e.not_in_history for e in egresses),
+            retransmissions_refused=sum(e.refused for e in egresses),
+            video_pauses=self.downlink.pauses,
+            rtt_ms=round(self.rtt.smoothed * 1000),
+        )
 
     async def close(self) -> None:
         if self.closed:

@@ -222,7 +222,7 @@ class Sfu:
         if self._speaker.forget(peer.participant_id, now) and notify:
             self._on_active_speaker(self._speaker.active)
         await peer.close()
-        logger.info("media.peer_closed", participant_id=peer.participant_id)
+        logger.info("media.peer_closed", participant_id=peer.participant_id, **vars(peer.summary()))
 
     async def _offers(self, sessions: Iterable[MediaSession]) -> list[Delivery | None]:
         return [await session.offer() for session in list(sessions)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any, Final, SupportsBytes
 
 import pylibsrtp
 from aiortc.rtp import AnyRtcpPacket, RtcpPacket
@@ -120,7 +120,7 @@ class PeerTransport:
             assert tx is not None
         return self._send(tx.protect(plain))
 
-    def send_rtcp(self, packets: Sequence[AnyRtcpPacket]) -> bool:
+    def send_rtcp(self, packets: Sequence[SupportsBytes]) -> bool:
         """Protect and send one compound RTCP packet."""
         if self.closed or not self._keys() or not packets:
             return False
