@@ -10,6 +10,7 @@ it alone on the machine: it needs both cores.
     .venv/bin/python bench/weaklink.py                              # every profile, 40 s each
     .venv/bin/python bench/weaklink.py --profiles clean lossy --seconds 20
     .venv/bin/python bench/weaklink.py --aiortc-floor               # aiortc's 250 kbit/s floor
+    .venv/bin/python bench/weaklink.py --profiles downlink-600k --recovery 30  # then heals
 
 Columns: what the client decodes of each clinician (video fps, seconds frozen in gaps over 1 s,
 audio frames/s of 50), what each clinician decodes of the client's audio, and the bytes the
@@ -82,6 +83,16 @@ def details(result: WeakLinkResult) -> str:
             f"{result.server_cpu:.2f}, clients {result.clients_cpu:.2f}, other processes "
             f"{result.other_cpu:.2f}; "
             f"window {result.window_s:.1f} s",
+            *(
+                [
+                    "  after the link healed, the client's video of T / P returned after: "
+                    + " / ".join(
+                        "not yet" if s is None else f"{s:.1f} s" for _, s in result.returned_s
+                    )
+                ]
+                if result.returned_s
+                else []
+            ),
             *(f"  contract violation: {v}" for v in result.contract_violations),
         ]
     )
@@ -98,6 +109,7 @@ async def run(args: argparse.Namespace) -> None:
             min_video_bitrate=None if args.aiortc_floor else args.min_video_bitrate,
         ),
         seed=args.seed,
+        recovery_deadline_s=args.recovery,
     )
     floor = "aiortc's 250 kbit/s" if args.aiortc_floor else f"{args.min_video_bitrate} bit/s"
     print(
@@ -130,6 +142,12 @@ def main() -> None:
         "--aiortc-floor", action="store_true", help="keep aiortc's own VP8 floor (250 kbit/s)"
     )
     parser.add_argument("--seed", type=int, default=0, help="the link's loss pattern")
+    parser.add_argument(
+        "--recovery",
+        type=float,
+        default=30,
+        help="after the window the link heals: wait this long for the video to return (0: no)",
+    )
     parser.add_argument(
         "--keep",
         type=Path,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,14 @@ class LinkedParticipant:
         if self.peer is not None:
             audio, video = audio + self.peer.audio.sent, video + self.peer.video.sent
         return audio, video
+
+    def reshape(self, profiles: LinkProfiles) -> None:
+        """The link changes from now on, for this peer connection and any later one."""
+        if self.link_profiles is None:
+            raise RuntimeError(f"{self.role} is not behind a link")
+        self.link_profiles = dataclasses.replace(profiles, seed=self.link_profiles.seed)
+        if self.link is not None:
+            self.link.reshape(profiles.uplink, profiles.downlink)
 
     def media_quality_events(self) -> int:
         return len(self.room.received("media-quality"))

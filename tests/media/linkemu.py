@@ -356,6 +356,14 @@ class Link:
         if server is not None:
             self._server = loopback_address(server)
 
+    def reshape(self, uplink: LinkProfile, downlink: LinkProfile) -> None:
+        """Change both directions from now on (the link gets better or worse mid-call): what
+        is already queued or in the delay line keeps its schedule."""
+        self.uplink_profile, self.downlink_profile = uplink, downlink
+        for pipe, profile in ((self._uplink, uplink), (self._downlink, downlink)):
+            if pipe is not None:
+                pipe.profile = profile
+
     @property
     def client(self) -> Address | None:
         return self._client

@@ -15,6 +15,9 @@ from itertools import pairwise
 # A gap between decoded video frames longer than this is a freeze (a person sees the picture
 # stop; shorter stalls read as a lower frame rate).
 FREEZE_SECONDS = 1.0
+# Video has "returned" once a receiver decodes at least this many frames within one second
+# (half of 30 fps: a picture that moves again, not one stray frame).
+RETURNED_FRAMES = 15
 # At most this many decode times per remote track per window (10 min of 30 fps video, 50 fps
 # audio); past it the recorder stops recording that track rather than grow.
 MAX_TIMES_PER_TRACK = 30_000
@@ -92,5 +95,19 @@ class FrameRecorder:
     def stop(self) -> None:
         self._recording = False
 
+    def returned_at(self, sender: str, kind: str, since: float) -> float | None:
+        """When `sender`'s track was decoded at `RETURNED_FRAMES` a second again, after
+        `since` (the end of the first such second), or None if it has not yet."""
+        return returned_at(self._times.get((sender, kind), []), since)
+
     def window(self, sender: str, kind: str, start: float, end: float) -> TrackWindow:
         return TrackWindow.from_times(self._times.get((sender, kind), []), start, end)
+
+
+def returned_at(times: list[float], since: float) -> float | None:
+    """The first decode time t after `since` with `RETURNED_FRAMES` decodes in [t - 1 s, t]."""
+    after = [t for t in times if t >= since]
+    for i in range(RETURNED_FRAMES - 1, len(after)):
+        if after[i] - after[i - RETURNED_FRAMES + 1] <= 1.0:
+            return after[i]
+    return None

@@ -6,9 +6,11 @@ It speaks JSON lines: a first line on stdin configures it (the server, the seat,
 options, the link or null) and it answers once it has joined; after that each line is a command
 and gets one answer line on stdout (`{"error": ...}` when the command failed). Commands:
 `status`, `start` (record decode times), `stop` (with the window's `start` and `end` on the
-shared monotonic clock: the figures of that window), `end` (end the consult), `close` (leave;
-the next line configures the next seat). It exits when stdin closes (its parent is done or
-gone). Logs go to stderr.
+shared monotonic clock: the figures of that window), `reshape` (the link changes: `uplink`
+and `downlink` profiles; decode times are recorded afresh from then), `returned` (for each of
+`senders`, when its video came back after `since`, or null), `end` (end the consult),
+`close` (leave; the next line configures the next seat). It exits when stdin closes (its
+parent is done or gone). Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import dataclasses
 import json
 import sys
+import time
 from typing import Any
 
 import psutil
@@ -94,6 +97,17 @@ class Worker:
             "failures": [repr(exc) for exc in p.failures],
         }
 
+    def reshape(self, uplink: dict[str, Any], downlink: dict[str, Any]) -> dict[str, Any]:
+        p = self.participant
+        p.recorder.start()
+        at = time.monotonic()
+        p.reshape(LinkProfiles(LinkProfile(**uplink), LinkProfile(**downlink)))
+        return {"at": at}
+
+    def returned(self, senders: list[str], since: float) -> dict[str, Any]:
+        recorder = self.participant.recorder
+        return {"returned": {s: recorder.returned_at(s, "video", since) for s in senders}}
+
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request.get("cmd")
         if command == "status":
@@ -102,6 +116,10 @@ class Worker:
             return self.start()
         if command == "stop":
             return self.stop(float(request["start"]), float(request["end"]), request["senders"])
+        if command == "reshape":
+            return self.reshape(request["uplink"], request["downlink"])
+        if command == "returned":
+            return self.returned(request["senders"], float(request["since"]))
         if command == "end":
             ack: dict[str, Any] = await self.participant.room.call("end")
             return {"ack": ack}

@@ -127,6 +127,22 @@ async def test_a_link_that_loses_everything_delivers_nothing(
         assert server.received == []
 
 
+async def test_a_link_reshaped_mid_call_carries_by_its_new_profile(
+    ends: tuple[Endpoint, Endpoint],
+) -> None:
+    client, server = ends
+    async with Link(LinkProfile(loss=1.0)) as link:
+        link.connect(server=server.address)
+        await send_uplink(link, client, [numbered(i) for i in range(50)])
+        assert settled(link.stats(), 50)
+        link.reshape(LinkProfile(), LinkProfile())  # the weak link heals
+        await send_uplink(link, client, [numbered(i) for i in range(50, 100)])
+        await wait_for(lambda: len(server.received) == 50, 10, "the healed link to deliver")
+        assert server.payloads == [numbered(i) for i in range(50, 100)]
+        assert link.stats().uplink.lost == 50
+        assert link.uplink_profile == LinkProfile()
+
+
 async def test_seeded_loss_drops_about_its_share_and_the_same_ones_each_run(
     ends: tuple[Endpoint, Endpoint],
 ) -> None:

@@ -13,7 +13,7 @@ from aiortc.codecs import vpx
 from av import VideoFrame
 
 from tests.media.linkedpeer import PeerOptions
-from tests.media.mediafigures import FrameRecorder, TrackWindow
+from tests.media.mediafigures import FrameRecorder, TrackWindow, returned_at
 from tests.media.peers import BrowserFloorVp8Encoder
 from tests.media.weaklink import PROFILES, HarnessOptions, run_profiles
 
@@ -94,3 +94,11 @@ def test_the_browser_floor_encoder_follows_the_estimate_below_aiortcs_floor() ->
     assert browser.codec.bit_rate == 30_000  # libvpx was configured at the low rate
     with pytest.raises(ValueError, match="outside"):
         BrowserFloorVp8Encoder(1_000)
+
+
+def test_video_has_returned_once_it_plays_at_half_rate_for_a_second() -> None:
+    stray = [10.0, 12.0, 14.0]  # a frame every two seconds: not back
+    assert returned_at(stray, 9.0) is None
+    playing = [20.0 + i / 30 for i in range(40)]  # 30 fps from t = 20
+    assert returned_at(stray + playing, 9.0) == pytest.approx(20.0 + 14 / 30)
+    assert returned_at(playing, 25.0) is None  # nothing after `since`

@@ -85,8 +85,13 @@ class HarnessOptions:
     await_all_media: bool = False
     peers: PeerOptions = field(default_factory=PeerOptions)
     seed: int = 0  # the link's loss pattern
+    # After the window, the client's link heals (both directions clean) and the harness waits
+    # up to this long for the client's video of each clinician to return. 0: no such phase.
+    recovery_deadline_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.recovery_deadline_s <= 600:
+            raise ValueError(f"recovery_deadline_s {self.recovery_deadline_s} is outside 0..600")
         if not 0 <= self.warmup_s <= 600:
             raise ValueError(f"warmup_s {self.warmup_s} is outside 0..600")
         if not 1 <= self.window_s <= 3600:
@@ -112,6 +117,9 @@ class WeakLinkResult:
     clients_cpu: float  # the same for this process (all three clients and the link)
     other_cpu: float  # the rest of the machine (other processes contending for its cores)
     contract_violations: tuple[str, ...]  # server events off the protocol's contract
+    # (clinician, seconds from the link healing until the client decoded their video at
+    # RETURNED_FRAMES a second again, or None: not within the deadline); empty: no recovery.
+    returned_s: tuple[tuple[str, float | None], ...] = ()
 
     def __post_init__(self) -> None:
         if self.window_s <= 0:
@@ -251,6 +259,8 @@ class ConsultRun:
         if failures:
             raise RuntimeError(f"answering offers failed: {failures}")
 
+        returned = await self._recovery() if self.options.recovery_deadline_s else ()
+
         ended = await self.people["psychiatrist"].request("end")
         if not ended["ack"].get("ok"):
             raise RuntimeError(f"ending the consult was refused: {ended}")
@@ -291,6 +301,28 @@ class ConsultRun:
             contract_violations=tuple(
                 f"{role}: {v}" for role in ROLES for v in closing[role].get("violations", [])
             ),
+            returned_s=returned,
+        )
+
+    async def _recovery(self) -> tuple[tuple[str, float | None], ...]:
+        """Heal the client's link; wait (within the deadline) for each clinician's video to
+        come back to the client."""
+        clean = dataclasses.asdict(LinkProfile())
+        client = self.people["client"]
+        healed = await client.request("reshape", uplink=clean, downlink=clean)
+        since = float(healed["at"])
+        senders = [self.ids[c] for c in CLINICIANS]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.recovery_deadline_s
+        while True:
+            answer = await client.request("returned", senders=senders, since=since)
+            returned = answer["returned"]
+            if all(returned[s] is not None for s in senders) or loop.time() > deadline:
+                break
+            await asyncio.sleep(STATUS_POLL_SECONDS)
+        return tuple(
+            (c, None if returned[self.ids[c]] is None else returned[self.ids[c]] - since)
+            for c in CLINICIANS
         )
 
     async def leave(self) -> None:
