@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 # A gap wider than this is a restart or a burst no NACK repairs: ask for a keyframe instead.
 MAX_NACK_GAP: Final = 64
-MAX_PENDING_NACKS: Final = 256
 _SEEN_RING: Final = 1024
 # Minimum spacing of keyframe requests made for subscribers that just started.
 NEW_SUBSCRIBER_PLI_FLOOR: Final = 0.1
@@ -77,7 +76,6 @@ class Ingress:
         self._transit: float | None = None
         self.fraction_lost = 0.0
         self._seen = [-1] * _SEEN_RING
-        self._pending_nacks: dict[int, float] = {}
         # The publisher's last sender report: (NTP, RTP timestamp, arrival, NTP middle bits).
         self.sender_report: tuple[int, int, float] | None = None
         self._lsr = 0
@@ -149,7 +147,6 @@ class Ingress:
         original = rtp.unwrap_rtx(packet, view)
         if original is None or self.ssrc is None or self.track is None:
             return
-        self._pending_nacks.pop(original, None)
         if self._seen[original % _SEEN_RING] == original:
             return
         self._seen[original % _SEEN_RING] = original
@@ -175,7 +172,6 @@ class Ingress:
         self._transit = None
         self._jitter = 0.0
         self._seen = [-1] * _SEEN_RING
-        self._pending_nacks.clear()
         self.sender_report = None
 
     def _count(self, seq: int, timestamp: int, arrival: float, clock_rate: int) -> None:
@@ -186,10 +182,8 @@ class Ingress:
             if seq < self._max_seq:
                 self._cycles += 1 << 16
             if delta > 1:
-                self._missing(self._max_seq, delta - 1, arrival)
+                self._missing(self._max_seq, delta - 1)
             self._max_seq = seq
-        elif self._pending_nacks:
-            self._pending_nacks.pop(seq, None)
         # Interarrival jitter (RFC 3550 A.8), in timestamp units.
         transit = arrival * clock_rate - timestamp
         if self._transit is not None:
@@ -197,17 +191,12 @@ class Ingress:
             self._jitter += (d - self._jitter) / 16
         self._transit = transit
 
-    def _missing(self, last: int, count: int, arrival: float) -> None:
+    def _missing(self, last: int, count: int) -> None:
         """`count` packets after `last` did not arrive: NACK each once, or ask for a keyframe."""
         if count > MAX_NACK_GAP:
-            self._pending_nacks.clear()
             self.request_keyframe()  # video only; audio just goes on
             return
         lost = [(last + i) & 0xFFFF for i in range(1, count + 1)]
-        for seq in lost:
-            self._pending_nacks[seq] = arrival
-        while len(self._pending_nacks) > MAX_PENDING_NACKS:
-            del self._pending_nacks[next(iter(self._pending_nacks))]
         transport = self.transport
         if transport is not None and self.ssrc is not None:
             nack = RtcpRtpfbPacket(
