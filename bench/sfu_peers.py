@@ -1,7 +1,8 @@
 """The client side of `bench/sfu.py`: cheap synthetic publishers and subscribers (pre-encoded
 VP8 and Opus replayed through aiortc's `pack()` path), the room-filling client process, and the
 join-time clients (over the bench's HTTP stand-in or the real server's Socket.IO). Run through
-`bench/sfu.py`, which starts these roles as processes of their own; loopback only."""
+`bench/sfu.py`, which starts these roles as processes of their own (and puts the repository on
+`sys.path` before it imports this module); loopback only."""
 
 from __future__ import annotations
 
@@ -18,29 +19,27 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import aiohttp  # noqa: E402
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-from aiortc import (  # noqa: E402
+import aiohttp
+import av
+import numpy as np
+import psutil
+from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError  # noqa: E402
+from aiortc.mediastreams import MediaStreamError
 
-from bench.framecount import count_frames  # noqa: E402
-from server.rooms.media import (  # noqa: E402
+from bench.framecount import count_frames
+from server.rooms.media import (
     seam,
 )
 
 FPS = 30
 HOST = "127.0.0.1"
+BENCH = Path(__file__).resolve().parent  # notes.py and notes_socketio.py, for the Socket.IO joins
 
 
 # --- synthetic media -------------------------------------------------------------------------
@@ -398,7 +397,7 @@ async def run_sio_joins(args: argparse.Namespace) -> None:
     """Join time through the real server: socket connect -> first decoded remote frame."""
     import tempfile
 
-    sys.path.insert(0, str(ROOT / "bench"))
+    sys.path.insert(0, str(BENCH))
     import notes as notes_bench  # its database helpers
     import notes_socketio  # its consult/token minting and server start
 

@@ -6,20 +6,16 @@ the decoded frames out and each subscriber's sender encodes them again.
 It answers the same calls the bench makes of the server's `Sfu` (`add`, `remove`, `answer`,
 `stats`, `close`), offers through the same `MediaSink`, and negotiates the same way (the server
 offers, one offer outstanding per peer, a send slot per remote track, reused when its publisher
-leaves). Nothing else: no answer checks, no restarts, no recovery. Loopback only, as the bench.
+leaves). Nothing else: no answer checks, no restarts, no recovery. Loopback only, as the bench,
+which imports this module once it has put the repository on `sys.path`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from aiortc import (  # noqa: E402
+from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
@@ -27,13 +23,13 @@ from aiortc import (  # noqa: E402
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaRelay  # noqa: E402
-from aiortc.mediastreams import MediaStreamError  # noqa: E402
-from av.frame import Frame  # noqa: E402
-from av.packet import Packet  # noqa: E402
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError
+from av.frame import Frame
+from av.packet import Packet
 
-from server.ids import ParticipantId  # noqa: E402
-from server.rooms.media import (  # noqa: E402
+from server.ids import ParticipantId
+from server.rooms.media import (
     MediaConfig,
     MediaSink,
     Offer,
@@ -41,10 +37,10 @@ from server.rooms.media import (  # noqa: E402
     TrackInfo,
     seam,
 )
-from server.rooms.media.codecs import codec_preferences  # noqa: E402
-from server.rooms.media.ice import rtc_ice_servers  # noqa: E402
-from server.rooms.media.peer import KINDS  # noqa: E402
-from server.rooms.media.stats import Counters, Kind  # noqa: E402
+from server.rooms.media.codecs import codec_preferences
+from server.rooms.media.ice import rtc_ice_servers
+from server.rooms.media.peer import KINDS
+from server.rooms.media.stats import Counters, Kind
 
 
 class _CountingTrack(MediaStreamTrack):

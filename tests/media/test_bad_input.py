@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
-from server.rooms.media import MediaConfig, Sfu
+from tests.media.pair import A, B, still_flowing
 from tests.media.peers import LoopbackRoom
 from tests.waiting import wait_for
 
-A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
-
-
-@pytest.fixture
-async def room() -> AsyncIterator[LoopbackRoom]:
-    harness = LoopbackRoom()
-    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness.active_speaker_changed)
-    for pid in (A, B):
-        await harness.join(pid)
-    a, b = harness.clients[A], harness.clients[B]
-    await wait_for(lambda: a.decoded(B) >= 10 and b.decoded(A) >= 10, 40, "first frames")
-    yield harness
-    await harness.sfu.close()
-    for client in harness.clients.values():
-        await client.close()
-    assert not harness.failures
+C = ParticipantId("p_c")
 
 
 async def expect(code: ErrorCode, call: object) -> None:
     with pytest.raises(TriadError) as caught:
         await call  # type: ignore[misc]
     assert caught.value.code == code
-
-
-async def still_flowing(room: LoopbackRoom) -> None:
-    a, b = room.clients[A], room.clients[B]
-    seen = (a.decoded(B), b.decoded(A))
-    await wait_for(
-        lambda: a.decoded(B) > seen[0] + 10 and b.decoded(A) > seen[1] + 10,
-        30,
-        "frames to keep flowing",
-    )
 
 
 async def test_answers_without_a_pending_offer_or_participant(room: LoopbackRoom) -> None:

@@ -5,34 +5,17 @@ past their end, and everyone's media keeps flowing."""
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 
 from server.ids import ParticipantId
-from server.rooms.media import MediaConfig, Sfu
+from tests.media.pair import A, still_flowing
 from tests.media.peers import ClientPeer, LoopbackRoom
 from tests.waiting import wait_for
 
-A, B = ParticipantId("p_a"), ParticipantId("p_b")
 FOREIGN_SSRC = 0x0BADF00D  # hostile packets use their own SSRC: libsrtp keeps state per SSRC
-
-
-@pytest.fixture
-async def room() -> AsyncIterator[LoopbackRoom]:
-    harness = LoopbackRoom()
-    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness.active_speaker_changed)
-    for pid in (A, B):
-        await harness.join(pid)
-    a, b = harness.clients[A], harness.clients[B]
-    await wait_for(lambda: a.decoded(B) >= 10 and b.decoded(A) >= 10, 40, "first frames")
-    yield harness
-    await harness.sfu.close()
-    for client in harness.clients.values():
-        await client.close()
-    assert not harness.failures
 
 
 class RawSender:
@@ -57,21 +40,6 @@ class RawSender:
 
 def rtp_header(seq: int, pt: int, *, first: int = 0x80, ssrc: int = FOREIGN_SSRC) -> bytes:
     return struct.pack("!BBHII", first, pt, seq, seq * 3000, ssrc)
-
-
-async def still_flowing(room: LoopbackRoom) -> None:
-    a, b = room.clients[A], room.clients[B]
-    seen = (a.decoded(B), b.decoded(A), a.decoded(B, "audio"), b.decoded(A, "audio"))
-    await wait_for(
-        lambda: (
-            a.decoded(B) > seen[0] + 10
-            and b.decoded(A) > seen[1] + 10
-            and a.decoded(B, "audio") > seen[2] + 10
-            and b.decoded(A, "audio") > seen[3] + 10
-        ),
-        30,
-        "media to keep flowing both ways",
-    )
 
 
 def server_peer(room: LoopbackRoom, pid: ParticipantId) -> Any:

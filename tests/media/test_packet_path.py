@@ -33,7 +33,6 @@ AUDIO = NegotiatedTrack("audio", "3", 96, 48000, mid_id=1, audio_level_id=2)
 
 class CapturedTransport:
     ready = True
-    up = True
 
     def __init__(self) -> None:
         self.rtp: list[bytes] = []

@@ -4,7 +4,6 @@ connection gets a new one, and a failed one is replaced for a connected particip
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,43 +11,15 @@ from aiortc import RTCPeerConnection
 
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
-from server.rooms.media import MediaConfig, Offer, Sfu
+from server.rooms.media import Offer
+from tests.media.pair import A, B, still_flowing
 from tests.media.peers import LoopbackConnection, LoopbackRoom
 from tests.waiting import wait_for
 
-A, B, C = ParticipantId("p_a"), ParticipantId("p_b"), ParticipantId("p_c")
-
-
-@pytest.fixture
-async def room() -> AsyncIterator[LoopbackRoom]:
-    harness = LoopbackRoom()
-    harness.sfu = Sfu(MediaConfig(host_addresses=("127.0.0.1",)), harness.active_speaker_changed)
-    for pid in (A, B):
-        await harness.join(pid)
-    await both_flowing(harness)
-    yield harness
-    await harness.sfu.close()
-    for client in harness.clients.values():
-        await client.close()
-    assert not harness.failures
-
-
-async def both_flowing(room: LoopbackRoom) -> None:
-    """A hears B and B hears A, ten frames more than when asked (counted from zero for a client
-    peer that replaced the one asked about). Audio, which the downlink allocation never pauses:
-    what counts here is which peer connection carries media, not how much video a loaded
-    machine lets through."""
-    clients = (room.clients[A], room.clients[B])
-    before = (clients[0].decoded(B, "audio"), clients[1].decoded(A, "audio"))
-
-    def gained() -> tuple[int, int]:
-        a, b = room.clients[A], room.clients[B]
-        return (
-            a.decoded(B, "audio") - (before[0] if a is clients[0] else 0),
-            b.decoded(A, "audio") - (before[1] if b is clients[1] else 0),
-        )
-
-    await wait_for(lambda: min(gained()) >= 10, 40, "audio both ways")
+C = ParticipantId("p_c")
+# Flow is checked on audio, which the downlink allocation never pauses: what counts here is which
+# peer connection carries media, not how much video a loaded machine lets through.
+AUDIO = ("audio",)
 
 
 async def expect(code: ErrorCode, call: Any) -> None:
@@ -100,7 +71,7 @@ async def test_only_the_current_peer_connection_is_answered_and_restarted(
     assert await sfu.restart(A, 0) == 1
     assert first.connectionState == "closed"
     assert room.generation(A) == 1  # offered, answered by a new client peer
-    await both_flowing(room)
+    await still_flowing(room, AUDIO)
     offers = len(room.generations[A])
 
     # Asked again for the replaced one (a retry racing the first): nothing new is made.
@@ -123,7 +94,7 @@ async def test_a_new_connection_gets_a_new_peer_connection_and_the_old_one_no_of
     first = Tap(room.connection(A))
     await sfu.add(A, first)  # A connected again: a new peer connection for this connection
     assert first.generations == [1]
-    await both_flowing(room)
+    await still_flowing(room, AUDIO)
 
     second = Tap(room.connection(A))
     await sfu.add(A, second)
@@ -133,7 +104,7 @@ async def test_a_new_connection_gets_a_new_peer_connection_and_the_old_one_no_of
     assert first.generations == [1]
     assert set(second.generations) == {2}
     assert len(second.generations) >= 2  # its peer connection's offer, then C's arrival
-    await both_flowing(room)
+    await still_flowing(room, AUDIO)
 
 
 async def test_a_failed_peer_connection_is_replaced_while_connected(room: LoopbackRoom) -> None:
@@ -142,7 +113,7 @@ async def test_a_failed_peer_connection_is_replaced_while_connected(room: Loopba
     await wait_for(lambda: room.generation(A) == 1, 15, "an offer for a new peer connection")
     assert room.sfu.generation(A) == 1
     assert server_pc(room, A) is not failing
-    await both_flowing(room)
+    await still_flowing(room, AUDIO)
     assert room.sfu.generation(B) == 0
 
 
@@ -163,7 +134,7 @@ async def test_a_participant_not_connected_gets_a_new_peer_connection_when_back(
     await sfu.add(A, back)
     assert back.generations == [1]
     assert server_pc(room, A) is not failing
-    await both_flowing(room)
+    await still_flowing(room, AUDIO)
 
 
 async def test_media_quality_news_reach_the_participants_connection_only(

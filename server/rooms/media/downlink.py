@@ -88,6 +88,8 @@ class Downlink:
         self._probe_target = 0.0
         self._probe_failed = False
         self.pauses = 0
+        # Set by the peer: sends about `size` bytes of padding on one of its video slots.
+        self.pad: Callable[[int], None] | None = None
         self.closed = False
 
     # Signals -----------------------------------------------------------------------------
@@ -270,9 +272,6 @@ class Downlink:
         if missing > 0 and self.pad is not None:
             self.pad(int(missing / 8 * PROBE_TICK))
         self._schedule_padding()
-
-    # Set by the peer: sends about `size` bytes of padding on one of its video slots.
-    pad: Callable[[int], None] | None = None
 
     def close(self) -> None:
         self.closed = True

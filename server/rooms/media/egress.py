@@ -154,7 +154,7 @@ class Egress:
         self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
     ) -> None:
         ingress = self.ingress
-        if ingress is None or not self._first_byte or not self._transport.up:
+        if ingress is None or not self._first_byte or not self._transport.ready:
             self._drop(view.marker)
             return
         if ingress.source != self._source:

@@ -316,7 +316,7 @@ class Peer:
                 logger.exception("media.rtcp_round_failed", error=type(exc).__name__)
 
     def _rtcp_round(self, now: float) -> None:
-        if not self.transport.ready:
+        if not self.transport.poll():
             return
         reports = []
         for ingress in self.publications.values():

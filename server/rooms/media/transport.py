@@ -47,13 +47,18 @@ class PeerTransport:
         self.bytes_received = 0
         self.refused = 0  # failed SRTP authentication, oversized or malformed datagrams
         self.closed = False
-        self.up = False  # SRTP keys and a nominated pair: packets can be sent
+        # SRTP keys and a nominated pair: packets can be sent. A flag, not a property: the
+        # packet path reads it for every packet it forwards.
+        self.ready = False
         seam.take_over_rtp(dtls, self._from_dtls_rtp, self._from_dtls_rtcp)
         seam.route_datagrams(self._connection, self._from_socket)
 
-    @property
-    def ready(self) -> bool:
-        return self._keys() and self._pair() is not None
+    def poll(self) -> bool:
+        """Take the SRTP keys if DTLS has them by now; `ready`, refreshed. Polled once per RTCP
+        round: media that arrives only through aiortc's DTLS loop (a relayed pair) never
+        reaches `_from_socket`, which takes the keys otherwise."""
+        self.ready = self._keys() and self._pair() is not None
+        return self.ready
 
     def _keys(self) -> bool:
         if self._tx is None:
@@ -61,7 +66,7 @@ class PeerTransport:
             if rx is None or tx is None or self.closed:
                 return False
             self._rx, self._tx = rx, tx
-            self.up = self._pair() is not None
+            self.ready = self._pair() is not None
         return True
 
     def _pair(self) -> Any:
@@ -131,9 +136,9 @@ class PeerTransport:
     def _send(self, data: bytes) -> bool:
         pair = self._pair()
         if pair is None:
-            self.up = False
+            self.ready = False
             return False
-        self.up = True
+        self.ready = True
         protocol = pair.protocol
         transport = getattr(protocol, "transport", None)
         if isinstance(protocol, seam.MediaProtocol) and transport is not None:
@@ -146,7 +151,7 @@ class PeerTransport:
 
     def close(self) -> None:
         self.closed = True
-        self.up = False
+        self.ready = False
         self._rx = self._tx = None
         seam.route_datagrams(self._connection, None)
 
