@@ -89,7 +89,7 @@ async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
         participants=tuple(ParticipantSpec(role, role.value.title()) for role in Role),
         auto_admit=True,
     )
-    consents = ConsentBook(db, inprocess.now)
+    consents = ConsentBook(db, KeyRing.parse(inprocess.KEY), inprocess.now)
     consults = []
     for _ in range(k):
         made = await service.create(caller, spec)
