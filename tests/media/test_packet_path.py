@@ -383,20 +383,53 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     downlink.allocate(slots, Q, 7.5)  # type: ignore[arg-type]
     assert all(s.paused for s in slots[2:])
     assert downlink._backoff == 8.0
-    # The link recovered: probes pass, each asking at most half again what is known to pass
-    # (550 kbit/s, then 935), and the active speaker's video comes back first, at a keyframe.
+    # The next probe: the receiver's first report written after it shows its padding lost
+    # (the link's queue overflowed) where the link usually loses nothing: it failed too.
     downlink.allocate(slots, Q, 16.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(825_000)
+    downlink.on_loss(20, 200, 16.6)
     downlink.allocate(slots, Q, 17.5)  # type: ignore[arg-type]
+    assert downlink._probe_target == 0
+    assert downlink.estimate == 550_000
     assert all(s.paused for s in slots[2:])
-    downlink.allocate(slots, Q, 18.5)  # type: ignore[arg-type]
+    # The link recovered: probes pass, each asking at most half again what is known to pass
+    # (550 kbit/s, then 935), and the active speaker's video comes back first, at a keyframe.
+    downlink.allocate(slots, Q, 26.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(825_000)
+    downlink.allocate(slots, Q, 27.0)  # type: ignore[arg-type]
+    assert downlink._probe_target  # no report about the probe yet: its verdict waits
+    downlink.on_loss(0, 200, 26.6)
+    downlink.allocate(slots, Q, 27.5)  # type: ignore[arg-type]
+    assert all(s.paused for s in slots[2:])
+    downlink.allocate(slots, Q, 28.5)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(1_400_000)
-    downlink.allocate(slots, Q, 20.0)  # type: ignore[arg-type]
-    downlink.allocate(slots, Q, 20.1)  # type: ignore[arg-type]
+    downlink.allocate(slots, Q, 29.5)  # type: ignore[arg-type]
+    downlink.allocate(slots, Q, 30.5)  # type: ignore[arg-type]  # no report came: it passes
+    downlink.allocate(slots, Q, 30.6)  # type: ignore[arg-type]
     assert slots[3].paused is False
     assert slots[3].awaiting_keyframe
     assert slots[3].ingress.keyframes == 1
     assert (Q, False) in changes
+    downlink.close()
+
+
+async def test_a_probe_on_a_lossy_link_is_judged_against_the_links_usual_loss() -> None:
+    downlink = Downlink(lambda *_: None)
+    downlink.pad = lambda size: None
+    slots = [Slot("audio", FakeIngress(P, 40_000)), Slot("video", FakeIngress(P, 1_200_000))]
+    downlink.on_loss(15, 500, 0.5)  # 3% random loss, no queue
+    assert downlink.loss == pytest.approx(0.03)
+    downlink.on_loss(60, 500, 0.6)  # an overload's loss is not the link's usual
+    assert downlink.loss == pytest.approx(0.03)
+    downlink.estimate = 500_000
+    slots[1].paused = True
+    downlink._paused_at[P] = 0.0
+    downlink.allocate(slots, P, 5.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(750_000)
+    downlink.on_loss(8, 200, 5.6)  # 4%: the link's usual loss, not an overflow
+    downlink.allocate(slots, P, 6.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == 0
+    assert downlink.estimate > 750_000
     downlink.close()
 
 

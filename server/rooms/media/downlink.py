@@ -11,8 +11,9 @@ changes what the publisher sends or what the others receive.
 A paused video comes back only when the link shows room for it: short probes of padding
 packets (on the slot's RTX stream, which receivers count for their estimate and then discard),
 each asking at most half again what is known to pass, up to what the video needs. A probe the
-link takes without a sign of queueing (the receiver's REMB does not drop) raises the estimate
-and the next step follows a second later; once the video fits it resumes at its next keyframe.
+link takes without a sign of queueing (the receiver's REMB does not drop, and its first report
+written after the probe shows no more loss than its link usually has) raises the estimate and
+the next step follows a second later; once the video fits it resumes at its next keyframe.
 A probe the link does not take backs off (4 s, then up to 8 s).
 
 Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
@@ -49,6 +50,13 @@ MIN_PAUSE_SECONDS: Final = 2.0
 PAUSE_AFTER_SECONDS: Final = 1.0  # video is paused once the overload outlasts this
 PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
+# ... and a receiver report that covers the probe within its RTCP interval (aiortc's is up to
+# 1.5 s): a probe waits this long after its end for one, then passes without.
+PROBE_REPORT_WAIT: Final = 1.6
+REPORT_LAG: Final = 0.1  # a report arriving this long after the probe's end covers it
+# A probe whose packets the link lost this much more often than it usually loses overflowed
+# the link's queue. (A receive-side REMB, the other sign, often comes after the verdict.)
+PROBE_LOSS_MARGIN: Final = 0.02
 BACKOFF_START: Final = 4.0
 BACKOFF_MAX: Final = 8.0
 RESUME_MARGIN: Final = 1.1  # a paused video comes back when it fits with this to spare
@@ -87,6 +95,9 @@ class Downlink:
         self._probe_verdict_at = 0.0
         self._probe_target = 0.0
         self._probe_failed = False
+        self._probe_lost = self._probe_expected = 0
+        self._probe_covered = False  # a receiver report written after the probe's end came
+        self.loss = 0.0  # the link's own loss when not overloaded, judged over `LOSS_SAMPLE`
         self.pauses = 0
         # Set by the peer: sends about `size` bytes of padding on one of its video slots.
         self.pad: Callable[[int], None] | None = None
@@ -103,7 +114,7 @@ class Downlink:
         A drop to well under what we send, with loss beside it, is congestion; a drop alone is
         as often a busy receiver (delay without loss), which pausing video would not help."""
         previous, self._last_remb = self._last_remb, bitrate
-        if previous and bitrate < 0.95 * previous and now < self._probe_verdict_at:
+        if previous and bitrate < 0.95 * previous and self._probe_target:
             self._probe_failed = True  # our own probe made its queue grow: that is the answer
         if previous and bitrate < 0.95 * previous and bitrate < CONGESTED_SHARE * self.send_rate:
             self._remb_drop = (bitrate, now)
@@ -116,12 +127,19 @@ class Downlink:
         """What one of the subscriber's receiver report blocks says its own link lost. Judged
         over at least `LOSS_SAMPLE` packets across all its streams: a few packets lost from
         a 50-packet audio interval is chance on a lossy link, not congestion."""
+        if self._probe_target:
+            self._probe_lost += lost
+            self._probe_expected += expected
+            if now >= self._probe_until + REPORT_LAG:
+                self._probe_covered = True
         self._lost += lost
         self._expected += expected
         if self._expected < LOSS_SAMPLE:
             return
         fraction = self._lost / self._expected
         self._lost = self._expected = 0
+        if fraction < QUEUE_LOSS:
+            self.loss = fraction  # what the link loses when it is not overloaded
         if fraction > PAUSE_LOSS and self.send_rate > 0:
             estimate = min(self.estimate, self.send_rate * (1 - fraction / 2))
             self._congestion(estimate, now, "heavy_loss")
@@ -141,7 +159,7 @@ class Downlink:
             )
         self.estimate = estimate
         self._congested_at = now
-        if now < self._probe_verdict_at:
+        if self._probe_target:
             self._probe_failed = True
 
     def may_retransmit(self, size: int, now: float) -> bool:
@@ -235,11 +253,13 @@ class Downlink:
     # Probing -----------------------------------------------------------------------------
 
     def _probing(self, now: float) -> bool:
-        return now < self._probe_verdict_at
+        return bool(self._probe_target) or now < self._probe_verdict_at
 
     def _start_probe(self, target: float, now: float) -> None:
         self._probe_target = target
         self._probe_failed = False
+        self._probe_lost = self._probe_expected = 0
+        self._probe_covered = False
         self._probe_until = now + PROBE_SECONDS
         self._probe_verdict_at = self._probe_until + PROBE_VERDICT_SECONDS
         self._schedule_padding()
@@ -247,6 +267,12 @@ class Downlink:
     def _judge_probe(self, now: float) -> None:
         if not self._probe_target or now < self._probe_verdict_at:
             return
+        reported = self._probe_failed or self._probe_covered
+        if not reported and now < self._probe_until + PROBE_REPORT_WAIT:
+            return  # no report about the probe's end yet
+        lost, expected = self._probe_lost, self._probe_expected
+        if expected and lost / expected > self.loss + PROBE_LOSS_MARGIN:
+            self._probe_failed = True
         target, self._probe_target = self._probe_target, 0.0
         if self._probe_failed:
             self._backoff = min(BACKOFF_MAX, self._backoff * 2)
