@@ -433,6 +433,60 @@ async def test_a_probe_on_a_lossy_link_is_judged_against_the_links_usual_loss() 
     downlink.close()
 
 
+async def test_a_video_paused_again_soon_after_resuming_waits_longer_each_time() -> None:
+    downlink = Downlink(lambda *_: None)
+    downlink.pad = lambda size: None
+    video = Slot("video", FakeIngress(P, 400_000))
+    slots = [Slot("audio", FakeIngress(P, 40_000)), video]
+    downlink.estimate = 300_000
+    downlink._congested_at = 0.0
+    downlink.allocate(slots, P, 0.0)  # type: ignore[arg-type]
+    downlink.allocate(slots, P, 1.0)  # type: ignore[arg-type]
+    assert video.paused
+    downlink.estimate = 600_000  # room for it now
+    downlink.allocate(slots, P, 3.0)  # type: ignore[arg-type]
+    assert not video.paused
+    pauses = []
+    for start in (3.0, 10.0, 22.0, 40.0):
+        # It overloads the link again at once: the resume was too soon.
+        downlink.estimate = 300_000
+        downlink._congested_at = start + 0.5
+        downlink.allocate(slots, P, start + 0.5)  # type: ignore[arg-type]
+        downlink.allocate(slots, P, start + 1.5)  # type: ignore[arg-type]
+        assert video.paused
+        downlink.estimate = 600_000
+        t = start + 1.5
+        while video.paused:
+            t += 0.5
+            downlink.allocate(slots, P, t)  # type: ignore[arg-type]
+        pauses.append(t - (start + 1.5))
+    # 2 s doubled, up to 8 s; the last pause comes 10 s after its resume: back to 2 s.
+    assert pauses == [4.0, 8.0, 8.0, 2.0]
+    downlink.close()
+
+
+async def test_what_is_carried_without_complaint_raises_a_stale_estimate() -> None:
+    downlink = Downlink(lambda *_: None)
+    video = Slot("video", FakeIngress(P, 800_000))
+    slots = [Slot("audio", FakeIngress(P, 40_000)), video]
+    downlink.estimate = 500_000  # from a congestion long ago; the link has healed since
+    downlink._congested_at = 0.0
+    downlink.send_rate = 850_000
+    downlink._sent_since = 10.0
+    for t in (10.5, 11.0, 11.5, 12.0):
+        downlink.sent(850_000 // 16)  # what half a second at 850 kbit/s sends
+        downlink.allocate(slots, P, t)  # type: ignore[arg-type]
+    assert not video.paused
+    assert downlink.estimate >= 850_000
+    # Right after a sign of congestion, the same overload pauses it.
+    downlink.estimate = 500_000
+    downlink._congested_at = 12.0
+    downlink.allocate(slots, P, 12.5)  # type: ignore[arg-type]
+    downlink.allocate(slots, P, 13.5)  # type: ignore[arg-type]
+    assert video.paused
+    downlink.close()
+
+
 def test_active_speaker_needs_sound_and_a_clear_margin_to_switch() -> None:
     a, b = ParticipantId("p_a"), ParticipantId("p_b")
     detector = SpeakerDetector()

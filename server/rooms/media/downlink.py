@@ -47,6 +47,14 @@ LOSS_SAMPLE: Final = 500  # packets a loss figure is judged over
 CORROBORATION_SECONDS: Final = 3.0  # ... within this long of the drop
 HEADROOM: Final = 0.9  # allocate up to this share of the estimate
 MIN_PAUSE_SECONDS: Final = 2.0
+# A video paused again within this long of resuming was resumed too soon: its next pause lasts
+# twice as long (up to MAX_PAUSE_SECONDS), so a video that nearly fits does not flap, each
+# resume costing the receiver's audio a second of overload.
+FLAP_SECONDS: Final = 5.0
+MAX_PAUSE_SECONDS: Final = 8.0
+# Sending over the estimate this long after the last sign of congestion: the link carries it,
+# the estimate is stale (the link got better), and it rises to what is sent instead.
+QUIET_SECONDS: Final = 3.0
 PAUSE_AFTER_SECONDS: Final = 1.0  # video is paused once the overload outlasts this
 PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
@@ -87,6 +95,8 @@ class Downlink:
         self._budget = 0.0
         self._budget_at = 0.0
         self._paused_at: dict[ParticipantId, float] = {}
+        self._resumed_at: dict[ParticipantId, float] = {}
+        self._min_pause: dict[ParticipantId, float] = {}
         self._over_since: float | None = None  # since when the allocation has not fit
         self._backoff = BACKOFF_START
         self._next_probe = 0.0
@@ -197,6 +207,13 @@ class Downlink:
             if needed + need <= available or need == 0:
                 needed += need
                 continue
+            if now - self._congested_at > QUIET_SECONDS and self.send_rate > self.estimate:
+                # Carried without complaint: known to pass.
+                self.estimate = self.send_rate / HEADROOM
+                available = self.estimate * HEADROOM
+                if needed + need <= available:
+                    needed += need
+                    continue
             over = True
             if self._over_since is None:
                 self._over_since = now
@@ -213,11 +230,12 @@ class Downlink:
                 continue
             need = egress.ingress.bitrate
             publisher = egress.ingress.publisher
-            settled = now - self._paused_at[publisher] >= MIN_PAUSE_SECONDS
+            pause = self._min_pause.get(publisher, MIN_PAUSE_SECONDS)
+            settled = now - self._paused_at[publisher] >= pause
             if not settled:
                 continue
             if needed + need * RESUME_MARGIN <= available:
-                self._resume(egress, publisher)
+                self._resume(egress, publisher, now)
                 needed += need
             elif not probe_for:
                 probe_for = needed + need * RESUME_MARGIN
@@ -232,6 +250,11 @@ class Downlink:
         egress.paused = True
         self.pauses += 1
         self._paused_at[publisher] = now
+        if now - self._resumed_at.get(publisher, -math.inf) < FLAP_SECONDS:
+            longer = 2 * self._min_pause.get(publisher, MIN_PAUSE_SECONDS)
+            self._min_pause[publisher] = min(MAX_PAUSE_SECONDS, longer)
+        else:
+            self._min_pause.pop(publisher, None)
         self._next_probe = max(self._next_probe, now + self._backoff)
         logger.info(
             "media.video_paused",
@@ -241,8 +264,9 @@ class Downlink:
         )
         self._on_quality(publisher, True)
 
-    def _resume(self, egress: Egress, publisher: ParticipantId) -> None:
+    def _resume(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
         egress.paused = False
+        self._resumed_at[publisher] = now
         egress.awaiting_keyframe = True
         self._paused_at.pop(publisher, None)
         if egress.ingress is not None:
