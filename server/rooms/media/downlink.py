@@ -151,7 +151,8 @@ class Downlink:
         if fraction < QUEUE_LOSS:
             self.loss = fraction  # what the link loses when it is not overloaded
         if fraction > PAUSE_LOSS and self.send_rate > 0:
-            estimate = min(self.estimate, self.send_rate * (1 - fraction / 2))
+            # At most what got through: an overflowing queue delivers about its rate.
+            estimate = min(self.estimate, self.send_rate * (1 - fraction))
             self._congestion(estimate, now, "heavy_loss")
         elif fraction >= QUEUE_LOSS:
             self._lossy_at = now
@@ -207,7 +208,8 @@ class Downlink:
             if needed + need <= available or need == 0:
                 needed += need
                 continue
-            if now - self._congested_at > QUIET_SECONDS and self.send_rate > self.estimate:
+            quiet = now - self._congested_at > QUIET_SECONDS and not self._probing(now)
+            if quiet and self.send_rate > self.estimate:
                 # Carried without complaint: known to pass.
                 self.estimate = self.send_rate / HEADROOM
                 available = self.estimate * HEADROOM
