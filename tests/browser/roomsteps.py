@@ -4,17 +4,18 @@ with what the hook says), and the JavaScript predicates the waits use."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import PageProblems, new_page
 from tests.conftest import participant
 
 STEP_MS = 20_000  # a deadline for each step (Chromium on two cores, VP8 in software)
 ROLES = ("client", "therapist", "psychiatrist")
+POLL_SECONDS = 0.1  # how often `poll` evaluates its predicate
 
 ONE_REMOTE_PLAYING = """
 () => {
@@ -57,12 +58,27 @@ async () => ({
 """
 
 
+async def poll(page: Page, predicate: str, arg: Any = None, *, timeout_ms: int = STEP_MS) -> Any:
+    """The first truthy value of `predicate` (a JavaScript function of `arg`, which may return a
+    Promise), evaluated every `POLL_SECONDS` until the deadline; None at the deadline.
+
+    Not `page.wait_for_function`: it does not await a Promise, which is truthy, so an async
+    predicate (anything reading getStats) would pass at once whatever it resolves to."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_ms / 1000
+    while True:
+        value = await page.evaluate(predicate, arg)
+        if value:
+            return value
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(POLL_SECONDS)
+
+
 async def wait_for(page: Page, predicate: str, arg: Any = None) -> None:
-    """`page.wait_for_function` with the step deadline; on a timeout, fail with what the page's
-    test hook says (the room state, the remote videos and the inbound RTP counters)."""
-    try:
-        await page.wait_for_function(predicate, arg=arg, timeout=STEP_MS)
-    except PlaywrightTimeoutError:
+    """`poll` with the step deadline; on a timeout, fail with what the page's test hook says
+    (the room state, the remote videos and the inbound RTP counters)."""
+    if not await poll(page, predicate, arg):
         report = await page.evaluate(DEBUG_REPORT)
         pytest.fail(f"timed out waiting for {predicate.strip()[:80]!r} on {page.url}: {report}")
 
