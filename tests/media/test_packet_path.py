@@ -7,6 +7,7 @@ keeps what would have been protected and sent (the real path is covered by the p
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from server.rooms.media import roundtrip, rtp
 from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
 from server.rooms.media.downlink import Downlink
 from server.rooms.media.egress import Egress
-from server.rooms.media.ingress import Ingress
+from server.rooms.media.ingress import NEW_SUBSCRIBER_REMINDER, Ingress
 from server.rooms.media.nack import Nack, fci_entries
 from server.rooms.media.roundtrip import RoundTrip
 from server.rooms.media.speaker import SpeakerDetector
@@ -252,6 +253,32 @@ async def test_a_publisher_is_asked_once_per_missing_packet_never_for_runs_again
     assert len(feedback) == 3  # no NACK for the 187 missing: one PLI instead
     assert isinstance(feedback[2], RtcpPsfbPacket)
     assert feedback[2].fmt == RTCP_PSFB_PLI
+
+
+async def test_a_joiner_waiting_for_its_first_keyframe_is_reminded_sooner(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, egress, transport, counters = video
+    assert ingress.keyframe_interval == 1.0
+
+    def delta_frame(seq: int) -> None:
+        data = packet(seq, seq * 3000, payload=vp8(seq, key=False))
+        ingress.on_media(data, rtp.read(data), 1.0)  # type: ignore[arg-type]
+
+    delta_frame(1)  # the joiner's keyframe was lost: its first request goes at once
+    assert counters.keyframe_requests_sent[P] == 1
+    delta_frame(2)
+    assert counters.keyframe_requests_sent[P] == 1  # not a request per packet
+    await asyncio.sleep(NEW_SUBSCRIBER_REMINDER + 0.05)
+    delta_frame(3)  # reminded after 0.3 s, not after the full interval
+    assert counters.keyframe_requests_sent[P] == 2
+    assert transport.rtp == []  # nothing shown before a keyframe
+    key = packet(4, 12000, payload=vp8(4, key=True))
+    ingress.on_media(key, rtp.read(key), 1.0)  # type: ignore[arg-type]
+    assert len(transport.rtp) == 1
+    egress.attach(ingress)  # the same slot again (a resync): it has shown video before
+    delta_frame(5)
+    await asyncio.sleep(NEW_SUBSCRIBER_REMINDER + 0.05)
+    delta_frame(6)
+    assert counters.keyframe_requests_sent[P] == 3  # attach's own request, then the full interval
 
 
 async def test_a_packet_still_missing_after_a_round_trip_is_asked_again_a_few_times(video) -> None:  # type: ignore[no-untyped-def]

@@ -154,7 +154,12 @@ class Egress:
         self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
     ) -> None:
         ingress = self.ingress
-        if ingress is None or not self._first_byte or not self._transport.ready:
+        if ingress is None or not self._first_byte:
+            self._drop(view.marker)
+            return
+        if not self._transport.ready and not self._transport.poll():
+            # Not up yet (DTLS done, no datagram from the subscriber so far): poll rather
+            # than wait for the RTCP round, or a joiner's first keyframe is dropped here.
             self._drop(view.marker)
             return
         if ingress.source != self._source:
@@ -170,7 +175,7 @@ class Egress:
             if self.awaiting_keyframe:
                 if not vp8.keyframe:
                     self._drop(view.marker)
-                    ingress.remind()
+                    ingress.remind(new_subscriber=self.packets_sent == 0)
                     return
                 self.awaiting_keyframe = False
                 self._rebase(view, vp8, arrival)

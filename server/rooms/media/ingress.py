@@ -42,6 +42,9 @@ NACK_TRIES: Final = 3
 _SEEN_RING: Final = 1024
 # Minimum spacing of keyframe requests made for subscribers that just started.
 NEW_SUBSCRIBER_PLI_FLOOR: Final = 0.1
+# ... and of reminders for one that has shown nothing yet: a join waits on this, not on the
+# full interval, when its first keyframe was lost (or came before its transport was up).
+NEW_SUBSCRIBER_REMINDER: Final = 0.3
 
 
 class Ingress:
@@ -320,13 +323,18 @@ class Ingress:
                 self._pli_timer.cancel()
             self._pli_timer = loop.call_at(due, self._send_pli)
 
-    def remind(self) -> None:
+    def remind(self, *, new_subscriber: bool = False) -> None:
         """A subscriber still waits for a keyframe: ask again once the interval has passed. A
         lost PLI or keyframe, or a request the encoder declined, must not leave a tile black
         until the publisher's next natural keyframe (libvpx's is minutes away)."""
         if self.kind != "video" or self.closed or self._pli_timer is not None:
             return
-        if asyncio.get_running_loop().time() >= self._last_pli + self.keyframe_interval:
+        interval = (
+            min(NEW_SUBSCRIBER_REMINDER, self.keyframe_interval)
+            if new_subscriber
+            else self.keyframe_interval
+        )
+        if asyncio.get_running_loop().time() >= self._last_pli + interval:
             self._send_pli()
 
     def _send_pli(self) -> None:

@@ -24,7 +24,6 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc import exceptions as rtc_errors
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -38,7 +37,6 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
-from aiortc.sdp import SessionDescription
 
 from server import logs
 from server.errors import ErrorCode, TriadError
@@ -62,18 +60,6 @@ logger = logs.get(__name__)
 
 KINDS: tuple[Kind, Kind] = ("audio", "video")
 RTCP_INTERVAL: Final = 0.5  # seconds, varied by +-20% (RFC 3550 6.3.1)
-# What aiortc raises on an answer it cannot apply (besides ValueError from its parser).
-_SDP_ERRORS = (
-    ValueError,
-    KeyError,
-    IndexError,
-    TypeError,
-    AttributeError,
-    rtc_errors.InternalError,
-    rtc_errors.InvalidAccessError,
-    rtc_errors.InvalidStateError,
-    rtc_errors.OperationError,
-)
 QualityCallback = Callable[[ParticipantId, bool], None]
 SpeakerLookup = Callable[[], ParticipantId | None]
 
@@ -128,10 +114,6 @@ class MediaSummary:
 class _Slot:
     transceiver: RTCRtpTransceiver
     egress: Egress
-
-
-def _invalid(message: str) -> TriadError:
-    return TriadError(ErrorCode.SDP_INVALID, message)
 
 
 class Peer:
@@ -413,36 +395,21 @@ class Peer:
     async def accept_answer(self, sdp: object) -> bool:
         """Apply the answer; True when a change is waiting to be offered."""
         if not isinstance(sdp, str) or not sdp:
-            raise _invalid("the answer must be an SDP string")
+            raise sdpcheck.invalid("the answer must be an SDP string")
         if len(sdp.encode()) > self._config.max_sdp_bytes:
-            raise _invalid(f"the answer is larger than {self._config.max_sdp_bytes} bytes")
+            raise sdpcheck.invalid(f"the answer is larger than {self._config.max_sdp_bytes} bytes")
         if self._pending is None or self.closed:
             raise TriadError(ErrorCode.NO_PENDING_OFFER, "there is no offer to answer")
-        self._check_answer(sdp)
+        sdpcheck.check_answer(self._pending, sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except _SDP_ERRORS as exc:
-            raise _invalid(f"the answer could not be applied ({type(exc).__name__})") from None
+        except sdpcheck.SDP_ERRORS as exc:
+            raise sdpcheck.invalid(
+                f"the answer could not be applied ({type(exc).__name__})"
+            ) from None
         self._pending = None
         again, self._offer_again = self._offer_again, False
         return again
-
-    def _check_answer(self, sdp: str) -> None:
-        """Refuse an answer that does not parse or does not match the offer, before aiortc
-        applies any of it (aiortc can fail half-way through and leave the PC inconsistent)."""
-        offer = SessionDescription.parse(self._pending or "")  # our own, made by aiortc
-        sdpcheck.check_answer_text(sdp, max_media=len(offer.media))
-        try:
-            answer = SessionDescription.parse(sdp)
-        except _SDP_ERRORS:
-            raise _invalid("the answer does not parse as SDP") from None
-        if len(answer.media) != len(offer.media):
-            raise _invalid("the answer's media sections do not match the offer")
-        for theirs, ours in zip(answer.media, offer.media, strict=True):
-            if theirs.kind != ours.kind or theirs.rtp.muxId != ours.rtp.muxId:
-                raise _invalid("the answer's media sections do not match the offer")
-            if theirs.ice is None or theirs.dtls is None or not theirs.dtls.fingerprints:
-                raise _invalid("the answer lacks ICE credentials or a DTLS fingerprint")
 
     async def add_candidate(self, candidate: Mapping[str, object] | None) -> None:
         """A trickled remote candidate (browser form); None or an empty one ends the list."""

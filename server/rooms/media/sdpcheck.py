@@ -12,8 +12,23 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from aiortc import exceptions as rtc_errors
+from aiortc.sdp import SessionDescription
+
 from server.errors import ErrorCode, TriadError
 
+# What aiortc raises on an answer it cannot apply (besides ValueError from its parser).
+SDP_ERRORS = (
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    rtc_errors.InternalError,
+    rtc_errors.InvalidAccessError,
+    rtc_errors.InvalidStateError,
+    rtc_errors.OperationError,
+)
 MAX_LINES = 4096
 MAX_FORMATS = 64
 _LINE = re.compile(r"[a-z]=[\x20-\x7e]*")
@@ -197,3 +212,25 @@ def _is_ip(text: str) -> bool:
 def _is_mdns(text: str) -> bool:
     """A browser's mDNS host name (`<uuid>.local`): never a DNS name to look up."""
     return bool(re.fullmatch(r"[A-Za-z0-9-]{1,64}\.local", text))
+
+
+def invalid(message: str) -> TriadError:
+    return TriadError(ErrorCode.SDP_INVALID, message)
+
+
+def check_answer(offer_sdp: str, answer_sdp: str) -> None:
+    """Refuse an answer that does not parse or does not match the offer, before aiortc
+    applies any of it (aiortc can fail half-way through and leave the PC inconsistent)."""
+    offer = SessionDescription.parse(offer_sdp)  # our own, made by aiortc
+    check_answer_text(answer_sdp, max_media=len(offer.media))
+    try:
+        answer = SessionDescription.parse(answer_sdp)
+    except SDP_ERRORS:
+        raise invalid("the answer does not parse as SDP") from None
+    if len(answer.media) != len(offer.media):
+        raise invalid("the answer's media sections do not match the offer")
+    for theirs, ours in zip(answer.media, offer.media, strict=True):
+        if theirs.kind != ours.kind or theirs.rtp.muxId != ours.rtp.muxId:
+            raise invalid("the answer's media sections do not match the offer")
+        if theirs.ice is None or theirs.dtls is None or not theirs.dtls.fingerprints:
+            raise invalid("the answer lacks ICE credentials or a DTLS fingerprint")
