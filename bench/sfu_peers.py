@@ -1,14 +1,14 @@
 """The client side of `bench/sfu.py`: cheap synthetic publishers and subscribers (pre-encoded
 VP8 and Opus replayed through aiortc's `pack()` path), the room-filling client process, and the
-join-time clients (over the bench's HTTP stand-in or the real server's Socket.IO). Run through
-`bench/sfu.py`, which starts these roles as processes of their own (and puts the repository on
-`sys.path` before it imports this module); loopback only."""
+join-time clients; each joins `triad serve` over Socket.IO as the room page does
+(`SioSignaling`), or the relay baseline's in-bench HTTP endpoint (`HttpSignaling`). Run through
+`bench/sfu.py`, which starts these roles as processes of their own; loopback only."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
+import contextlib
 import fractions
 import json
 import math
@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +28,22 @@ from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCDtlsTransport,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import is_rtcp
 
 from bench.framecount import count_frames
-from server.rooms.media import (
-    seam,
-)
+from bench.tcpdelay import DelayedTcpRelay
+from server.rooms.media import seam
+from tests.media.linkemu import Link, LinkProfile
+from tests.media.linksdp import route_answer, route_offer
+from tests.roomclient import RoomClient
 
 FPS = 30
 HOST = "127.0.0.1"
-BENCH = Path(__file__).resolve().parent  # notes.py and notes_socketio.py, for the Socket.IO joins
 
 
 # --- synthetic media -------------------------------------------------------------------------
@@ -97,6 +101,11 @@ class ReplayTrack(MediaStreamTrack):
         self._pos = 0
         self._start: float | None = None
 
+    @property
+    def sent(self) -> int:
+        """Frames handed to the sender so far."""
+        return self._n
+
     def restart_at_keyframe(self) -> None:
         self._pos = 0  # the loop starts with a keyframe
 
@@ -117,7 +126,33 @@ class ReplayTrack(MediaStreamTrack):
         return packet
 
 
-# --- client process --------------------------------------------------------------------------
+# --- what the clients send the server --------------------------------------------------------
+
+
+class SentPackets:
+    """The SRTP and SRTCP datagrams this process's peer connections sent. Bench clients talk
+    only to the server, so on loopback this is what the server received, less the kernel's
+    receive-buffer drops (`bench/sfu.py` reports those)."""
+
+    rtp = 0  # media and retransmissions
+    rtcp = 0
+
+
+def count_sent_packets() -> None:
+    """Count every datagram at `RTCDtlsTransport._send_rtp` (aiortc 1.16: RTP, RTX, RTCP)."""
+    original = RTCDtlsTransport._send_rtp
+
+    async def counted(self: RTCDtlsTransport, data: bytes) -> None:
+        await original(self, data)
+        if is_rtcp(data):
+            SentPackets.rtcp += 1
+        else:
+            SentPackets.rtp += 1
+
+    RTCDtlsTransport._send_rtp = counted  # type: ignore[method-assign]
+
+
+# --- one participant's media -----------------------------------------------------------------
 
 
 def track_map(tracks: list[Any]) -> dict[str, tuple[str, str]]:
@@ -132,47 +167,52 @@ def track_map(tracks: list[Any]) -> dict[str, tuple[str, str]]:
 
 
 class BenchClient:
-    def __init__(
-        self, url: str, room: str, pid: str, media: dict[str, list[bytes]], decode: bool
-    ) -> None:
-        self.url, self.room, self.pid = url, room, pid
-        self.pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-        )
-        self.video = ReplayTrack("video", media["video"], 90000, 3000)
-        self.audio = ReplayTrack("audio", media["audio"], 48000, 960)
-        self.tracks: dict[str, tuple[str, str]] = {}
+    """One participant's media: a peer connection publishing the replayed tracks and counting
+    the encoded frames of each remote track. A signaling class drives it (`SioSignaling`
+    through `triad serve`, `HttpSignaling` for the relay baseline)."""
+
+    def __init__(self, pid: str, media: dict[str, list[bytes]], decode: bool) -> None:
+        self.pid = pid
+        self._media = media
         self.frames: Counter[tuple[str, str]] = Counter()
         self.decoded = 0
         self.decode_errors = 0
+        self.generations = 0  # peer connections so far (more than one: the server restarted it)
         self._decode = decode
+        self._sent_before = 0
+        self._new_connection()
+
+    def _new_connection(self) -> None:
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.video = ReplayTrack("video", self._media["video"], 90000, 3000)
+        self.audio = ReplayTrack("audio", self._media["audio"], 48000, 960)
+        self.tracks: dict[str, tuple[str, str]] = {}
         self._decoder: Any = None
         self._decode_mid: str | None = None
         self._diverted: set[str] = set()
-        self._poll: asyncio.Task[None] | None = None
+        self.generations += 1
 
-    async def join(self, http: aiohttp.ClientSession) -> None:
-        async with http.post(f"{self.url}/join", json={"room": self.room, "pid": self.pid}) as r:
-            offer = await r.json()
-        await self._answer(http, offer)
-        self._poll = asyncio.ensure_future(self._renegotiate(http))
+    async def renew(self) -> None:
+        """The server offers a new peer connection (`pc`): drop the old one, start afresh."""
+        self._sent_before += self.video.sent
+        await self.pc.close()
+        self._new_connection()
 
-    async def _renegotiate(self, http: aiohttp.ClientSession) -> None:
-        while True:
-            async with http.get(f"{self.url}/offer", params={"pid": self.pid}) as r:
-                if r.status == 200:
-                    await self._answer(http, await r.json())
+    @property
+    def video_sent(self) -> int:
+        """Video frames this participant's tracks produced, over every peer connection."""
+        return self._sent_before + self.video.sent
 
-    async def _answer(self, http: aiohttp.ClientSession, offer: dict[str, Any]) -> None:
-        sdp = await self.apply_offer(offer)
-        body = {"room": self.room, "pid": self.pid, "sdp": sdp, "pc": offer["pc"]}
-        async with http.post(f"{self.url}/answer", json=body) as r:
-            await r.read()
+    def sees(self) -> set[str]:
+        """The remote participants whose video has arrived."""
+        return {who for (who, kind), n in self.frames.items() if kind == "video" and n}
 
-    async def apply_offer(self, offer: dict[str, Any]) -> str:
-        """Set a server offer (bench HTTP or Socket.IO track-map form); return the answer."""
-        self.tracks = track_map(offer["tracks"])
-        await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+    async def apply_offer(self, sdp: str, tracks: list[Any]) -> str:
+        """Set a server offer; return the answer."""
+        self.tracks = track_map(tracks)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         seam.restrict_host_candidates(self.pc, (HOST,))
         for t in self.pc.getTransceivers():
             who, kind = self.tracks.get(t.mid or "", ("", ""))
@@ -211,95 +251,36 @@ class BenchClient:
                 self.decode_errors += 1
 
     async def close(self) -> None:
-        if self._poll:
-            self._poll.cancel()
         await self.pc.close()
-
-
-async def run_clients(args: argparse.Namespace) -> None:
-    width, height = args.size
-    media = {"video": encode_video(width, height), "audio": encode_audio()}
-    proc = psutil.Process()
-    async with aiohttp.ClientSession() as http:
-        clients = []
-        for r in range(args.rooms):
-            for i in range(3):
-                room = args.room_offset + r
-                client = BenchClient(
-                    args.url, f"room{room}", f"p{room}_{i}", media, decode=(i == 0)
-                )
-                await client.join(http)
-                clients.append(client)
-        await asyncio.sleep(args.warm)
-
-        def snap() -> tuple[float, Counter[tuple[str, str, str]], int]:
-            total: Counter[tuple[str, str, str]] = Counter()
-            for c in clients:
-                for (who, kind), n in c.frames.items():
-                    total[(c.pid, who, kind)] += n
-            cpu = proc.cpu_times()
-            return cpu.user + cpu.system, total, sum(c.decoded for c in clients)
-
-        cpu0, frames0, dec0 = snap()
-        print("WARM", flush=True)
-        t0 = time.monotonic()
-        await asyncio.sleep(args.measure)
-        cpu1, frames1, dec1 = snap()
-        elapsed = time.monotonic() - t0
-        video = [frames1[k] - frames0[k] for k in frames1 if k[2] == "video"]
-        audio = [frames1[k] - frames0[k] for k in frames1 if k[2] == "audio"]
-        expected_tracks = args.rooms * 3 * 2
-        video += [0] * (expected_tracks - len(video))
-        result = {
-            "video_fps": statistics.mean(video) / elapsed,
-            "video_fps_min": min(video) / elapsed,
-            "audio_fps": statistics.mean(audio) / elapsed if audio else 0.0,
-            "decoded_fps": (dec1 - dec0) / elapsed / args.rooms,
-            "decode_errors": sum(c.decode_errors for c in clients),
-            "client_cpu": (cpu1 - cpu0) / elapsed,
-        }
-        print("RESULT " + json.dumps(result), flush=True)
-        for c in clients:
-            await c.close()
-
-
-async def run_joins(args: argparse.Namespace) -> None:
-    """Two publishers in a room; a decoding client joins and leaves `args.joins` times."""
-    width, height = args.size
-    media = {"video": encode_video(width, height), "audio": encode_audio()}
-    async with aiohttp.ClientSession() as http:
-        hosts = [BenchClient(args.url, "joins", f"host{i}", media, decode=False) for i in range(2)]
-        for host in hosts:
-            await host.join(http)
-        await asyncio.sleep(2)
-        first, both = [], []
-        for n in range(args.joins):
-            joiner = JoinClient(args.url, "joins", f"joiner{n}", media)
-            start = time.monotonic()
-            await joiner.join(http)
-            await asyncio.wait_for(joiner.all_seen.wait(), 20)
-            first.append(joiner.first_at - start)
-            both.append(joiner.all_at - start)
-            async with http.post(
-                f"{args.url}/leave", json={"room": "joins", "pid": joiner.pid}
-            ) as r:
-                await r.read()
-            await joiner.close()
-        print("RESULT " + json.dumps({"first": first, "both": both}), flush=True)
-        for host in hosts:
-            await host.close()
 
 
 class JoinClient(BenchClient):
     """Decodes remote video with aiortc's own receivers and notes when frames first appear."""
 
-    def __init__(self, url: str, room: str, pid: str, media: dict[str, list[bytes]]) -> None:
-        super().__init__(url, room, pid, media, decode=False)
+    def __init__(self, pid: str, media: dict[str, list[bytes]]) -> None:
         self.first_at = 0.0
         self.all_at = 0.0
         self.all_seen = asyncio.Event()
+        # When the first peer connection's ICE, then DTLS (its `connectionState`), connected.
+        self.ice_at = 0.0
+        self.dtls_at = 0.0
         self._seen: set[str] = set()
         self._readers: list[asyncio.Task[None]] = []
+        super().__init__(pid, media, decode=False)
+
+    def _new_connection(self) -> None:
+        super()._new_connection()
+        pc = self.pc
+
+        @pc.on("iceconnectionstatechange")
+        def ice() -> None:
+            if pc.iceConnectionState == "completed" and not self.ice_at:
+                self.ice_at = time.monotonic()
+
+        @pc.on("connectionstatechange")
+        def dtls() -> None:
+            if pc.connectionState == "connected" and not self.dtls_at:
+                self.dtls_at = time.monotonic()
 
     def _sending_video(self, sender: Any) -> None:
         pass  # joins are short: the publisher's first keyframe is all they need
@@ -335,102 +316,330 @@ class JoinClient(BenchClient):
         await super().close()
 
 
-# --- through the real server over Socket.IO -------------------------------------------------
+# --- signaling: the relay baseline's HTTP endpoint ------------------------------------------
 
 
-NAMESPACE = "/consult"
+class HttpSignaling:
+    """Drives a BenchClient through the relay server's in-bench HTTP offer/answer endpoint."""
+
+    def __init__(
+        self, client: BenchClient, url: str, room: str, http: aiohttp.ClientSession
+    ) -> None:
+        self.client, self.url, self.room, self.http = client, url, room, http
+        self._poll: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        body = {"room": self.room, "pid": self.client.pid}
+        async with self.http.post(f"{self.url}/join", json=body) as r:
+            offer = await r.json()
+        await self._answer(offer)
+        self._poll = asyncio.ensure_future(self._renegotiate())
+
+    async def _renegotiate(self) -> None:
+        while True:
+            async with self.http.get(f"{self.url}/offer", params={"pid": self.client.pid}) as r:
+                if r.status == 200:
+                    await self._answer(await r.json())
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        sdp = await self.client.apply_offer(offer["sdp"], offer["tracks"])
+        body = {"room": self.room, "pid": self.client.pid, "sdp": sdp, "pc": offer["pc"]}
+        async with self.http.post(f"{self.url}/answer", json=body) as r:
+            await r.read()
+
+    async def stop(self) -> None:
+        if self._poll:
+            self._poll.cancel()
+        await self.client.close()
 
 
-def token_subject(token: str) -> str:
-    """The participant id in a join token (read, not verified: the server verifies it)."""
-    payload = token.split(".")[1]
-    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+# --- signaling: `triad serve` over Socket.IO --------------------------------------------------
+
+
+class OfferingRoomClient(RoomClient):
+    """tests/roomclient.py's client that also queues each `signal` it receives, so the
+    answering loop can be told to stop with a `None` in the queue: cancelling it alone is not
+    enough, as a cancellation that lands while an acknowledged call completes is lost
+    (`asyncio.wait_for` on CPython 3.11) and the loop would wait for the next offer forever."""
+
+    def __init__(self, base_url: str, token: str, label: str = "") -> None:
+        super().__init__(base_url, token, label)
+        self.signals: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        await super()._record(event, data)
+        if event == "signal":
+            self.signals.put_nowait(data)
 
 
 class SioSignaling:
-    """Drives a BenchClient/JoinClient through `triad serve` as docs/protocol.md describes."""
+    """Drives a BenchClient through `triad serve` as the room page does (web/src/room.js and
+    peer.js; docs/protocol.md, "The order of a join"): connect with the join token, handlers
+    in place, `join`; each `signal` offer is answered once the join's acknowledgement is in
+    (it brings the ICE servers), with `signal {type: "answer", sdp, pc}`; an offer with a new
+    `pc` is a new peer connection. aiortc puts its candidates in the answer, so nothing
+    trickles. The socket is tests/roomclient.py's: the real python-socketio client, checking
+    every event and acknowledgement against the protocol's models.
 
-    def __init__(self, client: BenchClient, base: str, token: str) -> None:
-        import socketio
+    With `rtt_ms`, each peer connection's media goes through its own `Link` (40 ms each way
+    for 80 ms); the signaling's share of the round trip is the caller's (a `base_url` that
+    goes through `bench/tcpdelay.py`)."""
 
+    def __init__(
+        self, client: BenchClient, base_url: str, token: str, *, rtt_ms: float = 0.0
+    ) -> None:
         self.client = client
-        self.base, self.token = base, token
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self._lock = asyncio.Lock()
-        self.sio.on("signal", self._on_signal, namespace=NAMESPACE)
+        self.room = OfferingRoomClient(base_url, token, client.pid)
+        self.rtt_ms = rtt_ms
+        self.generation: int | None = None
+        self.failures: list[str] = []
+        self.violations: list[tuple[str, str]] = []
+        self.connect_at = 0.0
+        self.join_at = 0.0
+        self._link: Link | None = None
+        self._joined = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        # Handlers first: the first offer may come before the join acknowledgement.
-        await self.sio.connect(
-            self.base,
-            namespaces=[NAMESPACE],
-            transports=["websocket"],
-            auth={"token": self.token},
-        )
-        ack = await self.sio.call("join", {}, namespace=NAMESPACE, timeout=30)
-        if not ack["ok"]:
-            raise SystemExit(f"join refused: {ack['error']['code']}")
+    async def start(self) -> dict[str, Any]:
+        """Connect and join; returns the join's state."""
+        self.connect_at = time.monotonic()
+        await self.room.connect()
+        # Handlers first: the first offer may come before the join's acknowledgement.
+        self._task = asyncio.ensure_future(self._answer_offers())
+        self.join_at = time.monotonic()
+        ack = await self.room.call("join")
+        if not ack.get("ok"):
+            raise RuntimeError(f"join refused: {ack['error']['code']}")
+        self._joined.set()
+        state: dict[str, Any] = ack["state"]
+        return state
 
-    async def _on_signal(self, data: dict[str, Any]) -> None:
-        if data.get("type") != "offer":
-            return
-        async with self._lock:
-            sdp = await self.client.apply_offer(data)
-            ack = await self.sio.call(
-                "signal",
-                {"type": "answer", "sdp": sdp, "pc": data.get("pc")},
-                namespace=NAMESPACE,
-                timeout=30,
-            )
-            if not ack["ok"]:
-                print(f"answer refused: {ack['error']['code']}", file=sys.stderr)
+    async def _answer_offers(self) -> None:
+        while True:
+            data = await self.room.signals.get()
+            if data is None:  # stop()
+                return
+            await self._joined.wait()
+            if isinstance(data, dict) and data.get("type") == "offer":
+                try:
+                    await self._answer(data)
+                except Exception as exc:  # counted and reported; the bench carries on
+                    self.failures.append(repr(exc))
 
-    async def stop(self) -> None:
-        try:
-            await self.sio.call("leave", {}, namespace=NAMESPACE, timeout=30)
-        finally:
-            await self.sio.disconnect()
-            await self.client.close()
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        if offer["pc"] != self.generation:
+            if self.generation is not None:
+                await self.client.renew()
+            if self._link is not None:
+                await self._link.close()
+                self._link = None
+            if self.rtt_ms:
+                one_way = LinkProfile(delay_ms=self.rtt_ms / 2)
+                self._link = await Link(one_way, one_way).start()
+            self.generation = offer["pc"]
+        sdp = offer["sdp"] if self._link is None else route_offer(self._link, offer["sdp"])
+        answer = await self.client.apply_offer(sdp, offer["tracks"])
+        if self._link is not None:
+            answer = route_answer(self._link, answer)
+        ack = await self.room.call("signal", {"type": "answer", "sdp": answer, "pc": offer["pc"]})
+        if not ack.get("ok"):
+            raise RuntimeError(f"answer refused: {ack['error']['code']}")
+
+    async def call(self, event: str, payload: Any = None) -> Any:
+        return await self.room.call(event, payload)
+
+    async def stop(self, *, leave: bool = True) -> None:
+        """`leave` (unless the room has ended), close the socket, the peer and the link."""
+        task, self._task = self._task, None
+        if task is not None:
+            self.room.signals.put_nowait(None)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if leave and not self.room.disconnected:
+            with contextlib.suppress(Exception):
+                await self.room.call("leave")
+        # Taken before `close`, which would raise on them: the bench reports them instead.
+        self.violations, self.room.violations = list(self.room.violations), []
+        await self.room.close()
+        await self.client.close()
+        if self._link is not None:
+            await self._link.close()
 
 
-async def run_sio_joins(args: argparse.Namespace) -> None:
-    """Join time through the real server: socket connect -> first decoded remote frame."""
-    import tempfile
+def read_plan(path: str) -> dict[str, Any]:
+    """The rooms `bench/sfu.py` created through the REST API: the server's base URL and, per
+    room, its consult id and seats (`role`, `participant_id`, `token`)."""
+    plan: dict[str, Any] = json.loads(Path(path).read_text())
+    return plan
 
-    sys.path.insert(0, str(BENCH))
-    import notes as notes_bench  # its database helpers
-    import notes_socketio  # its consult/token minting and server start
 
-    from server.auth.roles import Role
+async def wait_for(condition: Callable[[], bool], within: float) -> bool:
+    """Poll `condition` until it holds or `within` seconds pass; whether it held."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
+
+# --- the room-filling client process ---------------------------------------------------------
+
+
+async def run_clients(args: argparse.Namespace) -> None:
+    """Join this process's share of the rooms, warm up, print WARM, wait for GO on stdin,
+    count over `args.measure` seconds, print RESULT."""
+    count_sent_packets()
     width, height = args.size
     media = {"video": encode_video(width, height), "audio": encode_audio()}
-    with tempfile.TemporaryDirectory() as tmp:
-        url = await notes_bench.sqlite_database(Path(tmp))
-        (people,) = await notes_socketio.make_consults(url, 1)
-        process, base = await notes_socketio.start_server(url, tmp)
-        try:
-            hosts = []
-            for role in (Role.THERAPIST, Role.PSYCHIATRIST):
-                token = people[role].token
-                client = BenchClient(base, "", token_subject(token), media, decode=False)
-                hosts.append(SioSignaling(client, base, token))
-                await hosts[-1].start()
-            await asyncio.sleep(2)
-            token = people[Role.CLIENT].token
-            first, both = [], []
-            for _ in range(args.joins):
-                joiner = JoinClient(base, "", token_subject(token), media)
-                signaling = SioSignaling(joiner, base, token)
-                start = time.monotonic()
+    proc = psutil.Process()
+    clients: list[BenchClient] = []
+    signalings: list[SioSignaling | HttpSignaling] = []
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        if args.plan:
+            plan = read_plan(args.plan)
+            for room in plan["rooms"][args.room_offset : args.room_offset + args.rooms]:
+                for i, seat in enumerate(room["seats"]):
+                    client = BenchClient(seat["participant_id"], media, decode=(i == 0))
+                    signaling: SioSignaling | HttpSignaling = SioSignaling(
+                        client, plan["base_url"], seat["token"]
+                    )
+                    await signaling.start()
+                    clients.append(client)
+                    signalings.append(signaling)
+        else:
+            for r in range(args.rooms):
+                room_no = args.room_offset + r
+                for i in range(3):
+                    client = BenchClient(f"p{room_no}_{i}", media, decode=(i == 0))
+                    signaling = HttpSignaling(client, args.url, f"room{room_no}", http)
+                    await signaling.start()
+                    clients.append(client)
+                    signalings.append(signaling)
+        # Everyone's video from both others, then the warm-up.
+        await wait_for(lambda: all(len(c.sees()) >= 2 for c in clients), 60)
+        not_ready = sum(len(c.sees()) < 2 for c in clients)
+        await asyncio.sleep(args.warm)
+
+        def snap() -> tuple[float, Counter[tuple[str, str, str]], int, int, int, int]:
+            total: Counter[tuple[str, str, str]] = Counter()
+            for c in clients:
+                for (who, kind), n in c.frames.items():
+                    total[(c.pid, who, kind)] += n
+            cpu = proc.cpu_times()
+            return (
+                cpu.user + cpu.system,
+                total,
+                sum(c.decoded for c in clients),
+                sum(c.video_sent for c in clients),
+                SentPackets.rtp,
+                SentPackets.rtcp,
+            )
+
+        print("WARM", flush=True)
+        # The orchestrator starts every client process's window at once.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        cpu0, frames0, dec0, sent0, rtp0, rtcp0 = snap()
+        sent_each0 = {c.pid: c.video_sent for c in clients}
+        t0 = time.monotonic()
+        await asyncio.sleep(args.measure)
+        cpu1, frames1, dec1, sent1, rtp1, rtcp1 = snap()
+        elapsed = time.monotonic() - t0
+        video = [frames1[k] - frames0[k] for k in frames1 if k[2] == "video"]
+        audio = [frames1[k] - frames0[k] for k in frames1 if k[2] == "audio"]
+        video += [0] * (len(clients) * 2 - len(video))  # two remote video tracks each
+        sent_each = [c.video_sent - sent_each0[c.pid] for c in clients]
+        sio = [s for s in signalings if isinstance(s, SioSignaling)]
+        result = {
+            "video_fps": statistics.mean(video) / elapsed,
+            "video_fps_min": min(video) / elapsed,
+            "audio_fps": statistics.mean(audio) / elapsed if audio else 0.0,
+            "video_received": sum(video),
+            "video_sent": sent1 - sent0,
+            "sent_fps": statistics.mean(sent_each) / elapsed,
+            "sent_fps_min": min(sent_each) / elapsed,
+            "decoded_fps": (dec1 - dec0) / elapsed / args.rooms,
+            "decode_errors": sum(c.decode_errors for c in clients),
+            "client_cpu": (cpu1 - cpu0) / elapsed,
+            "rtp_rate": (rtp1 - rtp0) / elapsed,
+            "rtcp_rate": (rtcp1 - rtcp0) / elapsed,
+            "not_ready": not_ready,
+            "restarts": sum(c.generations - 1 for c in clients),
+            "failures": [f for s in sio for f in s.failures][:5],
+            "media_quality": sum(len(s.room.received("media-quality")) for s in sio),
+        }
+        violations = [f"{e}: {why}" for s in sio for e, why in s.room.violations]
+        result["violations"] = violations[:5]
+        print("RESULT " + json.dumps(result), flush=True)
+        # Outside the window: leave, close the sockets and the peer connections.
+        for s in signalings:
+            try:
+                await asyncio.wait_for(s.stop(), 30)
+            except TimeoutError:
+                print(f"{s.client.pid}: closing took over 30 s", file=sys.stderr)
+
+
+# --- join time through `triad serve` ---------------------------------------------------------
+
+
+def seat_of(room: dict[str, Any], role: str) -> dict[str, Any]:
+    seat: dict[str, Any] = next(s for s in room["seats"] if s["role"] == role)
+    return seat
+
+
+async def run_joins(args: argparse.Namespace) -> None:
+    """The therapist and the psychiatrist publish; the client joins and leaves `args.joins`
+    times per round trip in `args.rtt_ms`, behind a link with that round trip (media through a
+    `Link`, the socket through a delayed TCP relay), from a socket connect to its first decoded
+    remote frame."""
+    width, height = args.size
+    media = {"video": encode_video(width, height), "audio": encode_audio()}
+    plan = read_plan(args.plan)
+    room = plan["rooms"][0]
+    hosts = []
+    for role in ("therapist", "psychiatrist"):
+        seat = seat_of(room, role)
+        host = SioSignaling(
+            BenchClient(seat["participant_id"], media, decode=False),
+            plan["base_url"],
+            seat["token"],
+        )
+        await host.start()
+        hosts.append(host)
+    await wait_for(lambda: all(len(h.client.sees()) >= 1 for h in hosts), 30)
+    seat = seat_of(room, "client")
+    port = int(plan["base_url"].rsplit(":", 1)[1])
+    results: dict[str, Any] = {}
+    for rtt in args.rtt_ms:
+        relay = DelayedTcpRelay(port, rtt / 2000) if rtt else None
+        base = await relay.start() if relay is not None else plan["base_url"]
+        rows: dict[str, list[float]] = {
+            "connect": [],
+            "join": [],
+            "both": [],
+            "ice": [],
+            "dtls": [],
+        }
+        failures: list[str] = []
+        for _ in range(args.joins):
+            joiner = JoinClient(seat["participant_id"], media)
+            signaling = SioSignaling(joiner, base, seat["token"], rtt_ms=rtt)
+            try:
                 await signaling.start()
-                await asyncio.wait_for(joiner.all_seen.wait(), 20)
-                first.append(joiner.first_at - start)
-                both.append(joiner.all_at - start)
-                await signaling.stop()
-            print("RESULT " + json.dumps({"first": first, "both": both}), flush=True)
-            for host in hosts:
-                await host.stop()
-        finally:
-            process.terminate()
-            await process.wait()
+                await asyncio.wait_for(joiner.all_seen.wait(), 30)
+                rows["connect"].append(joiner.first_at - signaling.connect_at)
+                rows["join"].append(joiner.first_at - signaling.join_at)
+                rows["both"].append(joiner.all_at - signaling.join_at)
+                rows["ice"].append(joiner.ice_at - signaling.join_at)
+                rows["dtls"].append(joiner.dtls_at - signaling.join_at)
+            except (TimeoutError, RuntimeError) as exc:
+                failures.append(repr(exc))
+            await signaling.stop()
+            failures += signaling.failures
+        if relay is not None:
+            await relay.close()
+        results[str(rtt)] = {**rows, "failures": failures[:5], "failed": len(failures)}
+    print("RESULT " + json.dumps(results), flush=True)
+    for host in hosts:
+        await host.stop()

@@ -4,7 +4,11 @@ for tests and benches that need the real server (its CPU apart from the clients'
 The operator's steps: migrate and create a platform key (`server.commands`, what `triad migrate`
 and `triad apikey create` run, called here to spare two interpreter starts), `triad serve`, then
 through the REST API as a platform would: `POST /api/v1/consults` (auto-admit) and the client's
-consent, so all three participants can join without a lobby.
+consent, so all three participants can join without a lobby, and `POST .../end`.
+
+`command` replaces `-m server serve` (what follows the interpreter), for a wrapper that runs
+the same `triad serve` with a debug hook (`bench/triadprobe.py`); `env` adds variables that are
+not settings.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from server.settings import Settings
 
 ROLES = ("therapist", "psychiatrist", "client")
 DEADLINE = 30.0
+SERVE = ("-m", "server", "serve")
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,16 @@ def free_port() -> int:
 class TriadServer:
     """A running `triad serve`. Use `TriadServer.running(directory)`."""
 
-    def __init__(self, directory: Path, **settings: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        command: Sequence[str] = SERVE,
+        env: Mapping[str, str] | None = None,
+        **settings: str,
+    ) -> None:
         self.directory = directory
+        self.command = tuple(command)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = directory / "server.log"
@@ -89,19 +102,29 @@ class TriadServer:
         self._settings = Settings(
             **{k.removeprefix("TRIAD_").lower(): v for k, v in values.items()}, redis_url=None
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
-        env.update(values)
-        self._env = env
+        extra = dict(env or {})
+        if any(k.startswith("TRIAD_") for k in extra):
+            raise ValueError("settings go in as keyword arguments, not `env`")
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
+        self._env.update(values)
+        self._env.update(extra)
         self._process: asyncio.subprocess.Process | None = None
         self._ps: psutil.Process | None = None
         self._secret = ""
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, directory: Path, **settings: str) -> AsyncIterator[TriadServer]:
+    async def running(
+        cls,
+        directory: Path,
+        *,
+        command: Sequence[str] = SERVE,
+        env: Mapping[str, str] | None = None,
+        **settings: str,
+    ) -> AsyncIterator[TriadServer]:
         """Migrated, with a platform key, serving; stopped on the way out. `settings` are
         extra `TRIAD_*` environment variables."""
-        server = cls(directory, **settings)
+        server = cls(directory, command=command, env=env, **settings)
         try:
             await server.start()
             yield server
@@ -114,9 +137,7 @@ class TriadServer:
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "server",
-                "serve",
+                *self.command,
                 env=self._env,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=log,
@@ -132,6 +153,13 @@ class TriadServer:
                         if answer.status == 200:
                             return
                 await asyncio.sleep(0.1)
+
+    @property
+    def process(self) -> psutil.Process:
+        """The server process (for its CPU, memory, file descriptors, threads)."""
+        if self._ps is None:
+            raise RuntimeError("the server is not running")
+        return self._ps
 
     def cpu_seconds(self) -> float:
         """CPU time the server process has used so far (user + system)."""
@@ -190,6 +218,11 @@ class TriadServer:
                 },
             )
         return consult
+
+    async def end_consult(self, consult_id: str) -> None:
+        """End the consult as its platform would (`POST /api/v1/consults/{id}/end`)."""
+        async with aiohttp.ClientSession() as http:
+            await self._call(http, "POST", f"/api/v1/consults/{consult_id}/end", self._secret)
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not stopped within the deadline. Safe twice."""
