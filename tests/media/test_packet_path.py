@@ -457,6 +457,12 @@ async def test_a_probe_on_a_lossy_link_is_judged_against_the_links_usual_loss() 
     downlink.allocate(slots, P, 6.0)  # type: ignore[arg-type]
     assert downlink._probe_target == 0
     assert downlink.estimate > 750_000
+    # Right after a pass the next step asks twice what is known (a healed link is found in a
+    # few steps), here capped by what the video needs with its margin.
+    known = downlink.estimate
+    downlink.allocate(slots, P, 7.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(min(2 * known, 40_000 + 1.1 * 1_200_000))
+    assert downlink._probe_target > 1.5 * known
     downlink.close()
 
 

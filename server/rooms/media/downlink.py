@@ -69,6 +69,9 @@ BACKOFF_START: Final = 4.0
 BACKOFF_MAX: Final = 8.0
 RESUME_MARGIN: Final = 1.1  # a paused video comes back when it fits with this to spare
 PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
+# ... or twice, right after one that passed: a link that healed is found in a few steps (the
+# video should be back within 10 s), a link that stays weak is only asked half again.
+PROBE_STEP_AFTER_PASS: Final = 2.0
 PROBE_AGAIN_SECONDS: Final = 1.0  # after a probe that passed, the next step
 PROBE_TICK: Final = 0.02
 PADDING_BYTES: Final = 255
@@ -99,6 +102,7 @@ class Downlink:
         self._min_pause: dict[ParticipantId, float] = {}
         self._over_since: float | None = None  # since when the allocation has not fit
         self._backoff = BACKOFF_START
+        self._passed_last_probe = False
         self._next_probe = 0.0
         self._probe: asyncio.TimerHandle | None = None
         self._probe_until = 0.0
@@ -246,12 +250,14 @@ class Downlink:
             # Step up from what is known to pass (at most half again), so a probe into a link
             # that cannot take it fills its queue rather than overflowing it.
             known = self.estimate if self.estimate != math.inf else self.send_rate
-            self._start_probe(min(probe_for, max(known * PROBE_STEP, known + 100_000)), now)
+            step = PROBE_STEP_AFTER_PASS if self._passed_last_probe else PROBE_STEP
+            self._start_probe(min(probe_for, max(known * step, known + 100_000)), now)
 
     def _pause(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
         egress.paused = True
         self.pauses += 1
         self._paused_at[publisher] = now
+        self._passed_last_probe = False
         if now - self._resumed_at.get(publisher, -math.inf) < FLAP_SECONDS:
             longer = 2 * self._min_pause.get(publisher, MIN_PAUSE_SECONDS)
             self._min_pause[publisher] = min(MAX_PAUSE_SECONDS, longer)
@@ -302,11 +308,13 @@ class Downlink:
         target, self._probe_target = self._probe_target, 0.0
         if self._probe_failed:
             self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+            self._passed_last_probe = False
             self._next_probe = now + self._backoff
         else:
             # The link took it: that much is known to pass, and the next step can follow soon.
             self.estimate = max(self.estimate, target / HEADROOM * 1.02)
             self._backoff = BACKOFF_START
+            self._passed_last_probe = True
             self._next_probe = now + PROBE_AGAIN_SECONDS
 
     def _schedule_padding(self) -> None:
