@@ -451,6 +451,9 @@ async def test_a_probe_on_a_lossy_link_is_judged_against_the_links_usual_loss() 
     downlink.estimate = 500_000
     slots[1].paused = True
     downlink._paused_at[P] = 0.0
+    downlink.send_rate = 100_000  # audio only: a REMB far above it is not evidence of room
+    downlink.on_remb(3_000_000, 4.0)
+    assert downlink.estimate == 500_000
     downlink.allocate(slots, P, 5.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(750_000)
     downlink.on_loss(8, 200, 5.6)  # 4%: the link's usual loss, not an overflow

@@ -68,6 +68,7 @@ PROBE_LOSS_MARGIN: Final = 0.02
 BACKOFF_START: Final = 4.0
 BACKOFF_MAX: Final = 8.0
 RESUME_MARGIN: Final = 1.1  # a paused video comes back when it fits with this to spare
+REMB_TRUST: Final = 1.5  # a REMB raises the estimate up to this times what is sent
 PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
 # ... or twice, right after one that passed: a link that healed is found in a few steps (the
 # video should be back within 10 s), a link that stays weak is only asked half again.
@@ -135,7 +136,9 @@ class Downlink:
             if now - self._lossy_at < CORROBORATION_SECONDS:
                 self._congestion(min(self.estimate, bitrate), now, "remb_drop_with_loss")
         elif bitrate > self.estimate:
-            self.estimate = bitrate
+            # A receive-side estimate may run ahead of what it has seen (a probe's padding
+            # lifts it too): trusted up to half again what is sent, past that only probes.
+            self.estimate = min(bitrate, max(self.estimate, REMB_TRUST * self.send_rate))
 
     def on_loss(self, lost: int, expected: int, now: float) -> None:
         """What one of the subscriber's receiver report blocks says its own link lost. Judged
