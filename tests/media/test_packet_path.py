@@ -409,7 +409,7 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     downlink.on_remb(500_000, 6.5)  # the receiver's queue grew: the probe failed
     downlink.allocate(slots, Q, 7.5)  # type: ignore[arg-type]
     assert all(s.paused for s in slots[2:])
-    assert downlink._backoff == 8.0
+    assert downlink._backoff == 6.0
     # The next probe: the receiver's first report written after it shows its padding lost
     # (the link's queue overflowed) where the link usually loses nothing: it failed too.
     downlink.allocate(slots, Q, 16.0)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ each asking at most half again what is known to pass, up to what the video needs
 link takes without a sign of queueing (the receiver's REMB does not drop, and its first report
 written after the probe shows no more loss than its link usually has) raises the estimate and
 the next step follows a second later; once the video fits it resumes at its next keyframe.
-A probe the link does not take backs off (4 s, then up to 8 s).
+A probe the link does not take backs off (4 s, then up to 6 s).
 
 Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
 forwards the gaps); `on_loss` is given only what its own link lost (`Egress.link_loss`).
@@ -66,7 +66,7 @@ REPORT_LAG: Final = 0.1  # a report arriving this long after the probe's end cov
 # the link's queue. (A receive-side REMB, the other sign, often comes after the verdict.)
 PROBE_LOSS_MARGIN: Final = 0.02
 BACKOFF_START: Final = 4.0
-BACKOFF_MAX: Final = 8.0
+BACKOFF_MAX: Final = 6.0  # a healed link is found in about 10 s; a weak one asked every 6 s
 RESUME_MARGIN: Final = 1.1  # a paused video comes back when it fits with this to spare
 REMB_TRUST: Final = 1.5  # a REMB raises the estimate up to this times what is sent
 PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
@@ -309,6 +309,14 @@ class Downlink:
         if expected and lost / expected > self.loss + PROBE_LOSS_MARGIN:
             self._probe_failed = True
         target, self._probe_target = self._probe_target, 0.0
+        logger.debug(
+            "media.probe_judged",
+            target=int(target),
+            lost=lost,
+            expected=expected,
+            reported=reported,
+            failed=self._probe_failed,
+        )
         if self._probe_failed:
             self._backoff = min(BACKOFF_MAX, self._backoff * 2)
             self._passed_last_probe = False
