@@ -265,7 +265,8 @@ class Peer:
                 continue
             loss = egress.link_loss(report.ssrc, report.highest_sequence, report.packets_lost)
             if loss is not None:
-                self.downlink.on_loss(*loss, arrival)
+                padding = report.ssrc == egress.rtx_ssrc  # probes pad on the RTX streams
+                self.downlink.on_loss(*loss, arrival, padding=padding)
             if report.lsr:
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if self.rtt.add(rtt):
