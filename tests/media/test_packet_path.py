@@ -414,7 +414,7 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     # (the link's queue overflowed) where the link usually loses nothing: it failed too.
     downlink.allocate(slots, Q, 16.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(825_000)
-    downlink.on_loss(20, 200, 16.6, padding=True)  # the probe's own stream
+    downlink.on_loss(20, 200, 16.6)
     downlink.allocate(slots, Q, 17.5)  # type: ignore[arg-type]
     assert downlink._probe_target == 0
     assert downlink.estimate == 550_000
@@ -425,9 +425,7 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     assert downlink._probe_target == pytest.approx(825_000)
     downlink.allocate(slots, Q, 27.0)  # type: ignore[arg-type]
     assert downlink._probe_target  # no report about the probe yet: its verdict waits
-    downlink.on_loss(5, 100, 26.55)  # an audio stream's report does not judge a probe
-    assert downlink._probe_target
-    downlink.on_loss(0, 200, 26.6, padding=True)
+    downlink.on_loss(0, 200, 26.6)
     downlink.allocate(slots, Q, 27.5)  # type: ignore[arg-type]
     assert all(s.paused for s in slots[2:])
     downlink.allocate(slots, Q, 28.5)  # type: ignore[arg-type]
@@ -458,7 +456,7 @@ async def test_a_probe_on_a_lossy_link_is_judged_against_the_links_usual_loss() 
     assert downlink.estimate == 500_000
     downlink.allocate(slots, P, 5.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(750_000)
-    downlink.on_loss(8, 200, 5.6, padding=True)  # 4%: the link's usual loss, no overflow
+    downlink.on_loss(8, 200, 5.6)  # 4%: the link's usual loss, not an overflow
     downlink.allocate(slots, P, 6.0)  # type: ignore[arg-type]
     assert downlink._probe_target == 0
     assert downlink.estimate > 750_000

@@ -58,9 +58,8 @@ QUIET_SECONDS: Final = 3.0
 PAUSE_AFTER_SECONDS: Final = 1.0  # video is paused once the overload outlasts this
 PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
-# ... and a receiver report about the padding's stream that covers the probe, within its RTCP
-# interval (aiortc's is up to 1.5 s): a probe waits this long after its end for one, then
-# passes without.
+# ... and a receiver report that covers the probe within its RTCP interval (aiortc's is up to
+# 1.5 s): a probe waits this long after its end for one, then passes without.
 PROBE_REPORT_WAIT: Final = 1.6
 REPORT_LAG: Final = 0.1  # a report arriving this long after the probe's end covers it
 # A probe whose packets the link lost this much more often than it usually loses overflowed
@@ -141,19 +140,15 @@ class Downlink:
             # lifts it too): trusted up to half again what is sent, past that only probes.
             self.estimate = min(bitrate, max(self.estimate, REMB_TRUST * self.send_rate))
 
-    def on_loss(self, lost: int, expected: int, now: float, *, padding: bool = False) -> None:
+    def on_loss(self, lost: int, expected: int, now: float) -> None:
         """What one of the subscriber's receiver report blocks says its own link lost. Judged
         over at least `LOSS_SAMPLE` packets across all its streams: a few packets lost from
-        a 50-packet audio interval is chance on a lossy link, not congestion. A block about
-        a stream that carries probes' padding (`padding`) judges the probe instead: a probe
-        that overflows the link's queue loses its own packets first."""
-        if padding:
-            if self._probe_target:
-                self._probe_lost += lost
-                self._probe_expected += expected
-                if now >= self._probe_until + REPORT_LAG:
-                    self._probe_covered = True
-            return
+        a 50-packet audio interval is chance on a lossy link, not congestion."""
+        if self._probe_target:
+            self._probe_lost += lost
+            self._probe_expected += expected
+            if now >= self._probe_until + REPORT_LAG:
+                self._probe_covered = True
         self._lost += lost
         self._expected += expected
         if self._expected < LOSS_SAMPLE:

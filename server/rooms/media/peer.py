@@ -265,8 +265,7 @@ class Peer:
                 continue
             loss = egress.link_loss(report.ssrc, report.highest_sequence, report.packets_lost)
             if loss is not None:
-                padding = report.ssrc == egress.rtx_ssrc  # probes pad on the RTX streams
-                self.downlink.on_loss(*loss, arrival, padding=padding)
+                self.downlink.on_loss(*loss, arrival)
             if report.lsr:
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
                 if self.rtt.add(rtt):
