@@ -7,7 +7,6 @@ keeps what would have been protected and sent (the real path is covered by the p
 
 from __future__ import annotations
 
-import asyncio
 import math
 import struct
 from collections.abc import AsyncIterator
@@ -267,16 +266,17 @@ async def test_a_joiner_waiting_for_its_first_keyframe_is_reminded_sooner(video)
     assert counters.keyframe_requests_sent[P] == 1
     delta_frame(2)
     assert counters.keyframe_requests_sent[P] == 1  # not a request per packet
-    await asyncio.sleep(NEW_SUBSCRIBER_REMINDER + 0.05)
+    ingress._last_pli -= NEW_SUBSCRIBER_REMINDER  # as if that long had passed since
     delta_frame(3)  # reminded after 0.3 s, not after the full interval
     assert counters.keyframe_requests_sent[P] == 2
     assert transport.rtp == []  # nothing shown before a keyframe
     key = packet(4, 12000, payload=vp8(4, key=True))
     ingress.on_media(key, rtp.read(key), 1.0)  # type: ignore[arg-type]
     assert len(transport.rtp) == 1
+    ingress._last_pli -= NEW_SUBSCRIBER_REMINDER
     egress.attach(ingress)  # the same slot again (a resync): it has shown video before
     delta_frame(5)
-    await asyncio.sleep(NEW_SUBSCRIBER_REMINDER + 0.05)
+    ingress._last_pli -= NEW_SUBSCRIBER_REMINDER  # 0.3 s on: not enough once it has shown video
     delta_frame(6)
     assert counters.keyframe_requests_sent[P] == 3  # attach's own request, then the full interval
 
