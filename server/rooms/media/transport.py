@@ -55,8 +55,10 @@ class PeerTransport:
 
     def poll(self) -> bool:
         """Take the SRTP keys if DTLS has them by now; `ready`, refreshed. Polled once per RTCP
-        round: media that arrives only through aiortc's DTLS loop (a relayed pair) never
-        reaches `_from_socket`, which takes the keys otherwise."""
+        round (media that arrives only through aiortc's DTLS loop, a relayed pair, never
+        reaches `_from_socket`, which takes the keys otherwise) and by the egress for each
+        packet while not ready (two attribute lookups), so a joiner's first keyframe is not
+        dropped waiting for the round."""
         self.ready = self._keys() and self._pair() is not None
         return self.ready
 
