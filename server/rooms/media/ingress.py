@@ -21,10 +21,11 @@ from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtcpReceiverInfo
 
 from server.ids import ParticipantId
 
-from . import roundtrip, rtp
+from . import rtp
 from .codecs import NegotiatedTrack
 from .nack import Nack
 from .ntp import send_time
+from .roundtrip import RoundTrip
 from .stats import Counters, Kind
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class Ingress:
         counters: Counters,
         keyframe_interval: float,
         on_audio_level: Callable[[int], None] | None = None,
+        round_trip: RoundTrip | None = None,
     ) -> None:
         self.publisher = publisher
         self.kind: Kind = kind
@@ -85,7 +87,7 @@ class Ingress:
         # Missing packets asked for: sequence -> (when last asked, asks so far).
         self._pending_nacks: dict[int, tuple[float, int]] = {}
         self._ask_again_at = float("inf")
-        self.rtt = roundtrip.INITIAL  # the peer connection's round-trip floor
+        self._round_trip = round_trip or RoundTrip()  # the peer connection's, shared
         # The publisher's last sender report: (NTP, RTP timestamp, arrival, NTP middle bits).
         self.sender_report: tuple[int, int, float] | None = None
         self._lsr = 0
@@ -225,13 +227,13 @@ class Ingress:
             self._pending_nacks[seq] = (arrival, 1)
         while len(self._pending_nacks) > MAX_PENDING_NACKS:
             del self._pending_nacks[next(iter(self._pending_nacks))]
-        self._ask_again_at = min(self._ask_again_at, arrival + self.rtt)
+        self._ask_again_at = min(self._ask_again_at, arrival + self._round_trip.floor)
         self._send_nack(lost)
 
     def _ask_again(self, now: float) -> None:
         """Ask again for the packets whose last NACK is a round trip old (each on its own
         schedule, so a run is never re-requested whole), and forget those asked enough."""
-        spacing = self.rtt
+        spacing = self._round_trip.floor
         again: list[int] = []
         next_at = float("inf")
         for seq, (asked, tries) in list(self._pending_nacks.items()):

@@ -153,6 +153,7 @@ class Peer:
 
         self.publications: dict[Kind, Ingress] = {}
         self._receivers: dict[Kind, RTCRtpTransceiver] = {}
+        self.rtt = RoundTrip()  # from this participant's receiver reports; NACK pacing both ways
         for kind in KINDS:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
@@ -163,6 +164,7 @@ class Peer:
                 counters,
                 config.keyframe_request_interval,
                 on_audio_level=on_audio_level if kind == "audio" else None,
+                round_trip=self.rtt,
             )
             configure = functools.partial(self._configure_ingress, ingress, transceiver)
             seam.take_receiver(transceiver.receiver, configure)
@@ -185,7 +187,6 @@ class Peer:
         self._by_ssrc: dict[int, Egress] = {}
         self._pending: str | None = None
         self._offer_again = False
-        self.rtt = RoundTrip()
         self.refused_packets = 0
         self.closed = False
         self._rtcp_task = asyncio.get_running_loop().create_task(self._run_rtcp())
@@ -268,9 +269,7 @@ class Peer:
                 self.downlink.on_loss(*loss, arrival)
             if report.lsr:
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
-                if self.rtt.add(rtt):
-                    for ingress in self.publications.values():
-                        ingress.rtt = self.rtt.floor
+                self.rtt.add(rtt)
 
     def _pad(self, size: int) -> None:
         """Padding for a bandwidth probe, on the first video slot that has RTX."""
