@@ -138,25 +138,35 @@ class DocumentFacts:
     inside: set[tuple[int, int]] | None = None
     parents: ParentIndex | None = None
     placement: Placement | None = None
+    non_text_roots: frozenset[str] = frozenset()
 
 
 def read_state(doc: pycrdt.Doc[Any]) -> DocumentFacts:
     """The clocks inside a character of the document's strings and the parent index, read
     from its encoded state in one pass (O(document), once per live copy)."""
     try:
+        roots = guarded(lambda: list(doc.items()))
+        # Declared roots that are not a Y.Text (a root not declared on this copy reads as None).
+        non_text_roots = frozenset(
+            root for root, shared in roots if isinstance(shared, pycrdt.Array | pycrdt.Map)
+        )
         shape = scan_update(guarded(doc.get_update), None, STATE_LIMITS)
-        placement = Placement(ParentIndex(), STATE_LIMITS.max_type_depth)
+        placement = Placement(ParentIndex(), STATE_LIMITS.max_type_depth, non_text_roots)
         # Integrated already: placed in Yjs' order, its splits not checked again.
         check_causality(replace(shape, splits=()), {}, (), placement)
     except Refused as refused:  # a document written before the rules: nothing to go by
         _log.warning("notes_state_unreadable", reason=str(refused.reason))
         return DocumentFacts(inside=set())
     placement.commit()
-    return DocumentFacts(inside=set(shape.inside), parents=placement.index)
+    return DocumentFacts(
+        inside=set(shape.inside), parents=placement.index, non_text_roots=non_text_roots
+    )
 
 
 def _placement(facts: DocumentFacts, limits: UpdateLimits) -> Placement | None:
-    return None if facts.parents is None else Placement(facts.parents, limits.max_type_depth)
+    if facts.parents is None:
+        return None
+    return Placement(facts.parents, limits.max_type_depth, facts.non_text_roots)
 
 
 def admit(
@@ -175,6 +185,7 @@ def admit(
         if facts.inside is None:
             read = read_state(doc)
             facts.inside, facts.parents = read.inside, read.parents
+            facts.non_text_roots = read.non_text_roots
         placement = _placement(facts, limits)
         check_causality(checked.shape, state_of(doc), facts.inside or (), placement)
     except Refused as refused:

@@ -38,7 +38,13 @@ _GC, _DELETED, _JSON, _BINARY, _STRING, _EMBED, _FORMAT, _TYPE, _ANY, _DOC, _SKI
 _HAS_ORIGIN, _HAS_RIGHT_ORIGIN, _HAS_PARENT_SUB = 0x80, 0x40, 0x20
 # Y.Array, Y.Map, Y.Text: the shared types the notes use. XML types and subdocuments are refused.
 _ALLOWED_TYPE_REFS = frozenset({0, 1, 2})
-_KINDS = {_TYPE: Kind.TYPE, _DELETED: Kind.DELETED}
+_TEXT_TYPE_REF = 2
+_KINDS = {
+    _DELETED: Kind.DELETED,
+    _STRING: Kind.TEXT_CONTENT,
+    _EMBED: Kind.TEXT_CONTENT,
+    _FORMAT: Kind.TEXT_CONTENT,
+}
 # lib0 Any tags: 117 array and 118 object nest; the rest are leaves.
 _ANY_ARRAY, _ANY_OBJECT = 117, 118
 _ANY_FIXED = {127: 0, 126: 0, 124: 4, 123: 8, 122: 8, 121: 0, 120: 0}
@@ -264,12 +270,19 @@ def _item(
                 raise Refused(Refusal.BAD_REFERENCE)
         else:
             needs.append((ref_client, ref_clock))
+    if ref == _TYPE:
+        type_ref = reader.varuint()
+        if type_ref not in _ALLOWED_TYPE_REFS:
+            raise Refused(Refusal.UNSUPPORTED_TYPE)
+        kind = Kind.TEXT if type_ref == _TEXT_TYPE_REF else Kind.TYPE
+        return ItemRef(clock, 1, tuple(needs), origin, right, parent, kind)
     length = _content(reader, ref, scan, client, clock)
     kind = _KINDS.get(ref, Kind.CONTENT)
     return ItemRef(clock, length, tuple(needs), origin, right, parent, kind)
 
 
 def _content(reader: Reader, ref: int, scan: _Scan, client: int, clock: int) -> int:
+    """The length in clocks of one item's content (not a shared type's: `_item` reads those)."""
     limits = scan.limits
     budget = scan
     if ref == _DELETED:
@@ -305,10 +318,6 @@ def _content(reader: Reader, ref: int, scan: _Scan, client: int, clock: int) -> 
     if ref == _FORMAT:
         reader.string(limits.max_string_bytes)
         _json(reader.string(limits.max_string_bytes), limits.max_depth)
-        return 1
-    if ref == _TYPE:
-        if reader.varuint() not in _ALLOWED_TYPE_REFS:
-            raise Refused(Refusal.UNSUPPORTED_TYPE)
         return 1
     if ref == _DOC:
         raise Refused(Refusal.UNSUPPORTED_TYPE)

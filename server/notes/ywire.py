@@ -48,6 +48,7 @@ class Refusal(StrEnum):
     TYPES_TOO_DEEP = "types_too_deep"
     ORIGINS_IN_TWO_PARENTS = "origins_in_two_parents"
     PARENT_NOT_A_TYPE = "parent_not_a_type"
+    TEXT_OUTSIDE_TEXT = "text_outside_text"
 
 
 class Refused(ValueError):

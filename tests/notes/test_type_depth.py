@@ -16,7 +16,8 @@ from server.auth.roles import Role
 from server.errors import ErrorCode, TriadError
 from server.notes import intake
 from server.notes.documents import DocumentName
-from server.notes.yparents import ParentIndex, Placement
+from server.notes.live import LiveDoc
+from server.notes.yparents import Found, ParentIndex, Placement
 from server.notes.yupdate import UpdateLimits, check_causality, scan_update
 from server.notes.ywire import Refusal, Refused
 from tests.notes.conftest import World, write_unchecked_rows
@@ -28,6 +29,7 @@ from tests.notes.yencode import (
     Y_TEXT,
     Struct,
     Update,
+    entry,
     string_item,
     type_item,
     update,
@@ -50,7 +52,7 @@ def admitted(
     state: dict[int, int] = {}
     for data in updates:
         shape = scan_update(data, ROOTS, limits)
-        placement = Placement(index, limits.max_type_depth)
+        placement = Placement(index, limits.max_type_depth, non_text_roots=ROOTS)
         try:
             check_causality(shape, state, (), placement)
         except Refused as refused:
@@ -71,25 +73,25 @@ def nested_by_parent(levels: int) -> list[bytes]:
 
 
 def nested_by_origin(levels: int) -> list[bytes]:
-    """Each level a Y.Array holding a string, and the next Y.Array placed right after that
-    string (its parent comes from its origin, never named)."""
+    """Each level a Y.Array holding an entry, and the next Y.Array placed right after that
+    entry (its parent comes from its origin, never named)."""
     out = [update(C, 0, type_item(Y_ARRAY, parent_root="goals"))]
     clock = 1
     for _ in range(1, levels):
-        string = string_item("a", parent_id=(C, clock - 1))
+        value = entry("a", parent_id=(C, clock - 1))
         nested = type_item(Y_ARRAY, origin=(C, clock))
-        out.append(update(C, clock, string, nested))
+        out.append(update(C, clock, value, nested))
         clock += 2
     return out
 
 
 def nested_by_right_origin(levels: int) -> list[bytes]:
-    """As by origin, with the next Y.Array, from another client, placed before the string (its
+    """As by origin, with the next Y.Array, from another client, placed before the entry (its
     right origin)."""
     out = [update(C, 0, type_item(Y_ARRAY, parent_root="goals"))]
     parent = (C, 0)
     for n in range(1, levels):
-        out.append(update(C, n, string_item("a", parent_id=parent)))
+        out.append(update(C, n, entry("a", parent_id=parent)))
         out.append(update(D, n - 1, type_item(Y_ARRAY, right_origin=(C, n))))
         parent = (D, n - 1)
     return out
@@ -121,15 +123,15 @@ def test_nesting_within_one_update_counts_the_same() -> None:
 
 
 def test_the_index_keeps_runs_not_clocks() -> None:
-    """Typing, one character per update, then a map holding a text: one run per stretch of
+    """Entries added one per update, then a map holding a text: one run per stretch of
     clocks with one parent and depth."""
-    typing = [update(C, 0, string_item("a", parent_root="goals"))] + [
-        update(C, n, string_item("b", origin=(C, n - 1))) for n in range(1, 500)
+    typing = [update(C, 0, entry("a", parent_root="goals"))] + [
+        update(C, n, entry("b", origin=(C, n - 1))) for n in range(1, 500)
     ]
     index = ParentIndex()
     assert admitted(typing, index=index) is None
     assert index.runs == 1
-    assert index.find(C, 250) == ("goals", 0)
+    assert index.find(C, 250) == Found("goals", 0)
     more = update(
         C,
         500,
@@ -140,9 +142,9 @@ def test_the_index_keeps_runs_not_clocks() -> None:
     index = ParentIndex()
     assert admitted([*typing, more], index=index) is None
     assert index.runs == 4
-    assert index.find(C, 500) == ("goals", 1)
-    assert index.find(C, 501) == ((C, 500), 2)
-    assert index.find(C, 510) == ((C, 501), 0)
+    assert index.find(C, 500) == Found("goals", 1)
+    assert index.find(C, 501) == Found((C, 500), 2, text=True)
+    assert index.find(C, 510) == Found((C, 501), 0)
     # Sibling maps appended one after another, each one clock: one run.
     siblings = [update(D, 0, type_item(Y_MAP, parent_root="goals"))] + [
         update(D, n, type_item(Y_MAP, origin=(D, n - 1))) for n in range(1, 300)
@@ -150,7 +152,7 @@ def test_the_index_keeps_runs_not_clocks() -> None:
     index = ParentIndex()
     assert admitted(siblings, index=index) is None
     assert index.runs == 1
-    assert index.find(D, 299) == ("goals", 1)
+    assert index.find(D, 299) == Found("goals", 1)
 
 
 # Two roots' items, then one item placed between them: its origins lie in two parents. And items
@@ -159,9 +161,9 @@ def test_the_index_keeps_runs_not_clocks() -> None:
 TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
     "two-roots": (
         [
-            update(C, 0, string_item("q", parent_root="questions")),
-            update(C, 1, string_item("g", parent_root="goals")),
-            update(D, 0, string_item("x", origin=(C, 0), right_origin=(C, 1))),
+            update(C, 0, entry("q", parent_root="questions")),
+            update(C, 1, entry("g", parent_root="goals")),
+            update(D, 0, entry("x", origin=(C, 0), right_origin=(C, 1))),
         ],
         Refusal.ORIGINS_IN_TWO_PARENTS,
     ),
@@ -171,10 +173,10 @@ TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
                 C,
                 0,
                 type_item(Y_ARRAY, parent_root="goals"),
-                string_item("in", parent_id=(C, 0)),
-                string_item("out", origin=(C, 0)),
+                entry("in", parent_id=(C, 0)),
+                entry("out", origin=(C, 0)),
             ),
-            update(D, 0, string_item("x", origin=(C, 2), right_origin=(C, 3))),
+            update(D, 0, entry("x", origin=(C, 1), right_origin=(C, 2))),
         ],
         Refusal.ORIGINS_IN_TWO_PARENTS,
     ),
@@ -182,13 +184,13 @@ TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
         [
             Update(
                 [
-                    (D, 0, [string_item("x", origin=(C, 0), right_origin=(C, 1))]),
+                    (D, 0, [entry("x", origin=(C, 0), right_origin=(C, 1))]),
                     (
                         C,
                         0,
                         [
-                            string_item("q", parent_root="questions"),
-                            string_item("g", parent_root="goals"),
+                            entry("q", parent_root="questions"),
+                            entry("g", parent_root="goals"),
                         ],
                     ),
                 ]
@@ -198,21 +200,21 @@ TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
     ),
     "same-parent": (
         [
-            update(C, 0, string_item("ab", parent_root="goals")),
-            update(D, 0, string_item("x", origin=(C, 0), right_origin=(C, 1))),
+            update(C, 0, entry("a", parent_root="goals"), entry("b", origin=(C, 0))),
+            update(D, 0, entry("x", origin=(C, 0), right_origin=(C, 1))),
         ],
         None,
     ),
     "next-to-a-gc": (
         [
-            update(C, 0, Struct(GC, varuint(1)), string_item("g", parent_root="goals")),
-            update(D, 0, string_item("x", origin=(C, 0), right_origin=(C, 1))),
+            update(C, 0, Struct(GC, varuint(1)), entry("g", parent_root="goals")),
+            update(D, 0, entry("x", origin=(C, 0), right_origin=(C, 1))),
         ],
         None,
     ),
     "parent-is-a-string": (
         [
-            update(C, 0, string_item("g", parent_root="goals")),
+            update(C, 0, entry("g", parent_root="goals")),
             update(D, 0, type_item(Y_MAP, parent_id=(C, 0), parent_sub="k")),
         ],
         Refusal.PARENT_NOT_A_TYPE,
@@ -225,6 +227,109 @@ TWO_PARENTS: dict[str, tuple[list[bytes], Refusal | None]] = {
         None,
     ),
 }
+
+
+# Text content (a string, an embed, a format) anywhere but in a Y.Text. yrs reads a string run in
+# a Y.Array by looping forever (the fuzz finding `hang-fuzz-string-in-an-array`).
+TEXT_CONTENT: dict[str, tuple[list[bytes], Refusal | None]] = {
+    "string-in-a-root-list": (
+        [update(C, 0, string_item("g", parent_root="goals"))],
+        Refusal.TEXT_OUTSIDE_TEXT,
+    ),
+    "string-in-a-nested-list": (
+        [update(C, 0, type_item(Y_ARRAY, parent_root="goals"), string_item("g", parent_id=(C, 0)))],
+        Refusal.TEXT_OUTSIDE_TEXT,
+    ),
+    "string-as-a-map-field": (
+        [
+            update(
+                C,
+                0,
+                type_item(Y_MAP, parent_root="goals"),
+                string_item("g", parent_id=(C, 0), parent_sub="text"),
+            )
+        ],
+        Refusal.TEXT_OUTSIDE_TEXT,
+    ),
+    "string-after-an-entry": (
+        [
+            update(C, 0, entry("a", parent_root="goals")),
+            update(D, 0, string_item("g", origin=(C, 0))),
+        ],
+        Refusal.TEXT_OUTSIDE_TEXT,
+    ),
+    "embed-in-a-list": (
+        [update(C, 0, Struct(5, b"\x02{}", parent_root="questions"))],
+        Refusal.TEXT_OUTSIDE_TEXT,
+    ),
+    "format-in-a-list": (
+        [update(C, 0, Struct(6, b"\x01b\x04true", parent_root="questions"))],
+        Refusal.TEXT_OUTSIDE_TEXT,
+    ),
+    "string-in-a-text-in-a-map": (
+        [
+            update(
+                C,
+                0,
+                type_item(Y_MAP, parent_root="goals"),
+                type_item(Y_TEXT, parent_id=(C, 0), parent_sub="text"),
+                string_item("g", parent_id=(C, 1)),
+                string_item("h", origin=(C, 2)),
+            )
+        ],
+        None,
+    ),
+    "entries-in-lists-and-maps": (
+        [
+            update(
+                C,
+                0,
+                type_item(Y_ARRAY, parent_root="goals"),
+                entry("g", parent_id=(C, 0)),
+                type_item(Y_MAP, origin=(C, 1)),
+                entry("h", parent_id=(C, 2), parent_sub="text"),
+            )
+        ],
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TEXT_CONTENT))
+def test_text_content_outside_a_text_is_refused(case: str) -> None:
+    updates, expected = TEXT_CONTENT[case]
+    assert admitted(updates) is expected
+
+
+def test_a_root_of_unknown_type_is_not_held_to_the_text_rule() -> None:
+    """A root the live copy has not declared reads as None: its type is unknown, so the rule
+    holds for the declared list roots only (the server declares every root it accepts)."""
+    index = ParentIndex()
+    data = update(C, 0, string_item("g", parent_root="goals"))
+    shape = scan_update(data, ROOTS, UpdateLimits())
+    check_causality(shape, {}, (), Placement(index, LIMIT))
+    with pytest.raises(Refused) as refused:
+        check_causality(shape, {}, (), Placement(index, LIMIT, non_text_roots=ROOTS))
+    assert refused.value.reason is Refusal.TEXT_OUTSIDE_TEXT
+
+
+async def test_the_service_refuses_a_string_in_a_list_and_keeps_the_copy(world: World) -> None:
+    """Through the NotesService (roots declared): refused with a code, the live copy kept and
+    still readable, an ordinary entry accepted after."""
+    first = update(C, 0, entry("Sleep before midnight", parent_root="goals"))
+    assert await send(world, Role.CLIENT, CLIENT, first) is None
+    live = live_copy(world)
+    nested = update(C, 1, type_item(Y_ARRAY, origin=(C, 0)), string_item("steps", parent_id=(C, 1)))
+    assert await send(world, Role.CLIENT, CLIENT, nested) is ErrorCode.NOTES_UPDATE_INVALID
+    at_root = update(C, 1, string_item("goal", origin=(C, 0)))
+    assert await send(world, Role.CLIENT, CLIENT, at_root) is ErrorCode.NOTES_UPDATE_INVALID
+    assert live_copy(world) is live
+    assert live.usable
+    ordinary = update(C, 1, entry("Walk daily", origin=(C, 0)))
+    assert await send(world, Role.CLIENT, CLIENT, ordinary) is None
+    await world.end()
+    saved = await world.notes.finalize(world.consult_id)
+    assert saved.content.client_goals == ("Sleep before midnight", "Walk daily")
 
 
 @pytest.mark.parametrize("case", list(TWO_PARENTS))
@@ -280,7 +385,7 @@ async def nest(world: World, kind: str, levels: int) -> list[ErrorCode | None]:
     return answers
 
 
-def live_copy(world: World) -> object:
+def live_copy(world: World) -> LiveDoc:
     return world.notes._consults[world.consult_id].docs[CLIENT]
 
 

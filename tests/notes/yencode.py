@@ -85,6 +85,12 @@ def any_item(values: Sequence[bytes], **where: object) -> Struct:
     return Struct(ANY, varuint(len(values)) + b"".join(values), **where)  # type: ignore[arg-type]
 
 
+def entry(text: str, **where: object) -> Struct:
+    """One list entry as a browser writes it (`yarray.push([text])`: a lib0 Any string, one
+    clock). A Yjs string item belongs in a Y.Text only (`Refusal.TEXT_OUTSIDE_TEXT`)."""
+    return any_item([any_string(text)], **where)
+
+
 def type_item(type_ref: int, **where: object) -> Struct:
     return Struct(TYPE, varuint(type_ref), **where)  # type: ignore[arg-type]
 
