@@ -4,6 +4,7 @@ and a create/end churn. Prints figures; not part of the test suite.
 
     .venv/bin/python bench/sfu.py                                   # encoded + relay, N = 1 2 4 8
     .venv/bin/python bench/sfu.py --rooms 4 8 12 16 --modes encoded --client-procs 2
+    .venv/bin/python bench/sfu.py --rooms 8 16 24 --modes encoded --light   # rooms per core
     .venv/bin/python bench/sfu.py --rooms --joins 30 --rtt-ms 0 80  # join time only
     .venv/bin/python bench/sfu.py --soak 600 --rooms 10 --modes encoded --client-procs 2
     .venv/bin/python bench/sfu.py --rooms 4 --modes encoded --profile /tmp/sfu.prof
@@ -33,6 +34,12 @@ server): "in pkt/s" is the RTP (media and retransmissions) the server received, 
 the server's CPU per incoming RTP packet (RTCP is printed beside it, not counted in).
 "delivered" is video frames received over 30 fps on every remote track; "sent" is what the
 publishers produced (under 30 fps: the load generator, not the server, fell short).
+
+`--light` (the `triad serve` rows only): the clients are `bench/lightpeer.py`'s, which use
+aiortc for ICE and DTLS only and send and count packets themselves (no decoding, RTCP at about
+an aiortc client's rate), so one client process carries about 30 rooms and the server, not the
+load generator, is what runs out on two cores. Without it the aiortc clients saturate a core at
+about 8 rooms.
 
 `--joins`: the therapist and the psychiatrist publish, and the client joins and leaves, each
 time from its socket connect to its first remote frame decoded by aiortc's own receiver; with
@@ -394,6 +401,7 @@ async def measure(mode: str, rooms: int, args: argparse.Namespace, seconds: floa
                     str(args.warm),
                     "--measure",
                     str(seconds),
+                    *(["--light"] if args.light else []),
                 ]
                 proc = await asyncio.create_subprocess_exec(
                     *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
@@ -626,6 +634,9 @@ async def report_joins(args: argparse.Namespace) -> None:
         print(f"  socket connect -> first remote frame: {spread(r['connect'])}")
         print(f"  join -> both remotes: {spread(r['both'])}")
         print(
+            f"  join -> offer received: {spread(r['offer'])}; -> answer sent: {spread(r['answer'])}"
+        )
+        print(
             f"  join -> ICE connected: {spread(r['ice'])}; -> DTLS connected: {spread(r['dtls'])}"
         )
         if r["failed"]:
@@ -663,6 +674,11 @@ def main() -> None:
     parser.add_argument("--warm", type=float, default=5)
     parser.add_argument("--measure", type=float, default=15)
     parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument(
+        "--light",
+        action="store_true",
+        help="light clients (bench/lightpeer.py): packets, not aiortc's media path",
+    )
     parser.add_argument("--joins", type=int, default=0, help="joins per round trip")
     parser.add_argument(
         "--rtt-ms",

@@ -396,6 +396,8 @@ class SioSignaling:
         self.violations: list[tuple[str, str]] = []
         self.connect_at = 0.0
         self.join_at = 0.0
+        self.offer_at = 0.0  # the first offer received
+        self.answer_at = 0.0  # ... answered (the answer sent)
         self._link: Link | None = None
         self._joined = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -427,6 +429,7 @@ class SioSignaling:
                     self.failures.append(repr(exc))
 
     async def _answer(self, offer: dict[str, Any]) -> None:
+        self.offer_at = self.offer_at or time.monotonic()
         if offer["pc"] != self.generation:
             if self.generation is not None:
                 await self.client.renew()
@@ -441,6 +444,7 @@ class SioSignaling:
         answer = await self.client.apply_offer(sdp, offer["tracks"])
         if self._link is not None:
             answer = route_answer(self._link, answer)
+        self.answer_at = self.answer_at or time.monotonic()
         ack = await self.room.call("signal", {"type": "answer", "sdp": answer, "pc": offer["pc"]})
         if not ack.get("ok"):
             raise RuntimeError(f"answer refused: {ack['error']['code']}")
@@ -499,9 +503,13 @@ async def run_clients(args: argparse.Namespace) -> None:
         http = await stack.enter_async_context(aiohttp.ClientSession())
         if args.plan:
             plan = read_plan(args.plan)
+            # Imported here: lightpeer builds on this module.
+            from lightpeer import LightClient
+
+            kind = LightClient if args.light else BenchClient
             for room in plan["rooms"][args.room_offset : args.room_offset + args.rooms]:
                 for i, seat in enumerate(room["seats"]):
-                    client = BenchClient(seat["participant_id"], media, decode=(i == 0))
+                    client = kind(seat["participant_id"], media, decode=(i == 0))
                     signaling: SioSignaling | HttpSignaling = SioSignaling(
                         client, plan["base_url"], seat["token"]
                     )
@@ -618,6 +626,8 @@ async def run_joins(args: argparse.Namespace) -> None:
             "connect": [],
             "join": [],
             "both": [],
+            "offer": [],
+            "answer": [],
             "ice": [],
             "dtls": [],
         }
@@ -631,6 +641,8 @@ async def run_joins(args: argparse.Namespace) -> None:
                 rows["connect"].append(joiner.first_at - signaling.connect_at)
                 rows["join"].append(joiner.first_at - signaling.join_at)
                 rows["both"].append(joiner.all_at - signaling.join_at)
+                rows["offer"].append(signaling.offer_at - signaling.join_at)
+                rows["answer"].append(signaling.answer_at - signaling.join_at)
                 rows["ice"].append(joiner.ice_at - signaling.join_at)
                 rows["dtls"].append(joiner.dtls_at - signaling.join_at)
             except (TimeoutError, RuntimeError) as exc:
