@@ -2,8 +2,8 @@
 
 aiortc keeps ICE, DTLS and the SRTP keys. Once DTLS is up, every SRTP datagram that reaches one
 of the connection's host sockets is unprotected here in the socket's own callback (no queue
-hop, no `RtpPacket`) and handed to `on_rtp` as plaintext bytes; SRTCP goes to `on_rtcp` as
-aiortc's parsed RTCP packets (rare, so the object model is fine there). Sending protects with the
+hop, no `RtpPacket`) and handed to `on_rtp` as plaintext bytes; SRTCP, unprotected there too,
+goes to `on_rtcp` as aiortc's parsed RTCP packets (tens a second, so the object model is fine). Sending protects with the
 connection's outbound SRTP session and writes straight to the nominated ICE pair's socket.
 
 `seam.MediaProtocol` is the socket side; `seam.take_over_rtp` the DTLS side (datagrams that
@@ -50,6 +50,11 @@ class PeerTransport:
         # SRTP keys and a nominated pair: packets can be sent. A flag, not a property: the
         # packet path reads it for every packet it forwards.
         self.ready = False
+        # The nominated pair's route (`_route`).
+        self._route_pair: Any = None
+        self._route_protocol: Any = None
+        self._route_transport: Any = None
+        self._route_address: tuple[str, int] = ("", 0)
         seam.take_over_rtp(dtls, self._from_dtls_rtp, self._from_dtls_rtcp)
         seam.route_datagrams(self._connection, self._from_socket)
 
@@ -88,7 +93,16 @@ class PeerTransport:
             self.refused += 1
             return True
         if 191 < data[1] < 224:  # RTCP packet types 192-223 (RFC 5761 4)
-            return False  # rare: aiortc's DTLS loop unprotects it and calls _from_dtls_rtcp
+            # Here too, not through aiortc's DTLS loop: that is a queue and a task switch for
+            # each of the tens of compounds a second every peer sends.
+            try:
+                plain = rx.unprotect_rtcp(data)
+            except pylibsrtp.Error:
+                self.refused += 1
+                return True
+            self.bytes_received += len(data)
+            self._rtcp(plain)
+            return True
         try:
             plain = rx.unprotect(data)
         except pylibsrtp.Error:
@@ -108,8 +122,11 @@ class PeerTransport:
         if len(data) > MAX_DATAGRAM:
             self.refused += 1
             return
+        self._rtcp(data)
+
+    def _rtcp(self, plain: bytes) -> None:
         try:
-            packets = RtcpPacket.parse(data)
+            packets = RtcpPacket.parse(plain)
         except (ValueError, IndexError, KeyError):
             self.refused += 1
             return
@@ -136,25 +153,37 @@ class PeerTransport:
         return self._send(self._tx.protect_rtcp(payload))
 
     def _send(self, data: bytes) -> bool:
-        pair = self._pair()
+        pair = self._connection._nominated.get(1)
         if pair is None:
             self.ready = False
             return False
         self.ready = True
-        protocol = pair.protocol
-        transport = getattr(protocol, "transport", None)
-        if isinstance(protocol, seam.MediaProtocol) and transport is not None:
-            transport.sendto(data, pair.remote_addr)
+        if pair is not self._route_pair:
+            self._route(pair)
+        transport = self._route_transport
+        if transport is not None and self._route_protocol.transport is transport:
+            transport.sendto(data, self._route_address)
         else:  # a relayed (TURN) pair: aioice's own, asynchronous, send
-            task = asyncio.ensure_future(protocol.send_data(data, pair.remote_addr))
+            task = asyncio.ensure_future(pair.protocol.send_data(data, pair.remote_addr))
             task.add_done_callback(_ignore_result)
         self.bytes_sent += len(data)
         return True
+
+    def _route(self, pair: Any) -> None:
+        """Where packets go on a newly nominated pair, looked up once per pair rather than per
+        packet: the host socket's transport (None: a relayed pair) and the remote address."""
+        protocol = pair.protocol
+        transport = getattr(protocol, "transport", None)
+        self._route_pair = pair
+        self._route_protocol = protocol
+        self._route_transport = transport if isinstance(protocol, seam.MediaProtocol) else None
+        self._route_address = pair.remote_addr
 
     def close(self) -> None:
         self.closed = True
         self.ready = False
         self._rx = self._tx = None
+        self._route_pair = self._route_protocol = self._route_transport = None
         seam.route_datagrams(self._connection, None)
 
 
