@@ -3,8 +3,9 @@
 aiortc keeps ICE, DTLS and the SRTP keys. Once DTLS is up, every SRTP datagram that reaches one
 of the connection's host sockets is unprotected here in the socket's own callback (no queue
 hop, no `RtpPacket`) and handed to `on_rtp` as plaintext bytes; SRTCP, unprotected there too,
-goes to `on_rtcp` as aiortc's parsed RTCP packets (tens a second, so the object model is fine). Sending protects with the
-connection's outbound SRTP session and writes straight to the nominated ICE pair's socket.
+goes to `on_rtcp` as aiortc's parsed RTCP packets (tens a second, so the object model is
+fine). Sending protects with the connection's outbound SRTP session and writes straight to the
+nominated ICE pair's socket.
 
 `seam.MediaProtocol` is the socket side; `seam.take_over_rtp` the DTLS side (datagrams that
 arrive some other way, e.g. through a TURN relay, still reach `on_rtp` through aiortc's own
