@@ -206,13 +206,17 @@ class Egress:
         self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
     ) -> None:
         """Rewrite and send one packet: the output is built in one join, from views of the
-        input, so the payload is copied once."""
+        input, so the payload is copied once. Once per packet per subscriber: every attribute
+        read and call here is paid that often (`bench/packetpath.py`)."""
         track = self.track
         ingress = self.ingress
         assert track is not None
         assert ingress is not None
+        video = self.kind == "video"
         out_seq = (view.sequence + self._seq_offset) & 0xFFFF
         out_ts = (view.timestamp + self._ts_offset) & 0xFFFFFFFF
+        last_seq = self._last_seq
+        newer = out_seq != last_seq and (out_seq - last_seq) & 0xFFFF < 0x8000
         header = rtp.HEADER.pack(
             self._first_byte,
             (0x80 if view.marker else 0) | track.payload_type,
@@ -220,55 +224,65 @@ class Egress:
             out_ts,
             self.ssrc,
         )
-        value = ingress.send_time if self.kind == "video" else bytes((ingress.last_level,))
+        value = b""
+        if self._has_value:
+            value = ingress.send_time if video else bytes((ingress.last_level,))
         data = memoryview(packet)
-        parts: tuple[bytes | memoryview, ...]
         if vp8 is not None and vp8.picture_id_bits:
             picture_id = (vp8.picture_id + self._pid_offset) & 0x7FFF
-            width = 2 if vp8.picture_id_bits == 15 else 1
-            pid = rtp.picture_id_bytes(vp8.picture_id_bits, picture_id)
             at = vp8.picture_id_offset
-            parts = (
-                header,
-                self._ext_before,
-                value if self._has_value else b"",
-                self._ext_after,
-                data[view.payload_start : at],
-                pid,
-                data[at + width : view.payload_end],
+            if vp8.picture_id_bits == 15:
+                pid = rtp.U16.pack(0x8000 | picture_id)
+                after = at + 2
+            else:
+                pid = bytes((picture_id & 0x7F,))
+                after = at + 1
+            out = b"".join(
+                (
+                    header,
+                    self._ext_before,
+                    value,
+                    self._ext_after,
+                    data[view.payload_start : at],
+                    pid,
+                    data[after : view.payload_end],
+                )
             )
-            if rtp.seq_newer(out_seq, self._last_seq):
+            if newer:
                 self._last_pid = picture_id
         else:
-            parts = (
-                header,
-                self._ext_before,
-                value if self._has_value else b"",
-                self._ext_after,
-                data[view.payload_start : view.payload_end],
+            out = b"".join(
+                (
+                    header,
+                    self._ext_before,
+                    value,
+                    self._ext_after,
+                    data[view.payload_start : view.payload_end],
+                )
             )
-        out = b"".join(parts)
         if not self._transport.send_rtp(out):
             self._drop(view.marker)
             return
-        if self.kind == "video":
+        sent = self.packets_sent
+        if video:
             slot = out_seq % HISTORY
             self._history_seq[slot] = out_seq
             self._history[slot] = out
             self._history_resent[slot] = 0.0
-        if self.packets_sent and rtp.seq_newer(out_seq, self._last_seq):
-            self.gaps += (out_seq - self._last_seq - 1) & 0xFFFF
-        elif self.packets_sent and self.gaps:
+        if sent and newer:
+            self.gaps += (out_seq - last_seq - 1) & 0xFFFF
+        elif sent and self.gaps:
             self.gaps -= 1  # a late packet (a repaired one) filled a gap
         self._gaps_at[out_seq % GAPS_RING] = (out_seq, self.gaps)
-        if rtp.seq_newer(out_seq, self._last_seq) or self.packets_sent == 0:
+        if newer or sent == 0:
             self._last_seq = out_seq
             self._last_ts = out_ts
             self._last_sent_at = arrival
-        self.packets_sent += 1
-        self.octets_sent += len(out) - self._header_size
-        self._downlink.sent(len(out) + 38)
-        if view.marker or self.kind == "audio":
+        self.packets_sent = sent + 1
+        size = len(out)
+        self.octets_sent += size - self._header_size
+        self._downlink.sent(size + 38)
+        if view.marker or not video:
             self._counters.forwarded[ingress.key] += 1
 
     def _drop(self, marker: bool) -> None:

@@ -174,13 +174,6 @@ def read_vp8(packet: bytes, start: int, end: int) -> Vp8View | None:
     return Vp8View(frame_start, keyframe, picture_offset, picture_bits, picture_id, temporal_layer)
 
 
-def picture_id_bytes(bits: int, picture_id: int) -> bytes:
-    """A VP8 picture id field of the given width (7 or 15 bits, the M bit set for 15)."""
-    if bits == 15:
-        return U16.pack(0x8000 | (picture_id & 0x7FFF))
-    return bytes((picture_id & 0x7F,))
-
-
 def unwrap_rtx(packet: bytes, view: RtpView) -> int | None:
     """The original sequence number an RTX packet carries (RFC 4588 4), None for padding."""
     if view.payload_end - view.payload_start < 2:
