@@ -12,6 +12,7 @@ from aiortc import RTCPeerConnection
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 from server.rooms.media import Offer
+from server.rooms.media.sfu import RECOVERY_GRACE
 from tests.media.pair import A, B, still_flowing
 from tests.media.peers import LoopbackConnection, LoopbackRoom
 from tests.waiting import wait_for
@@ -135,6 +136,27 @@ async def test_a_participant_not_connected_gets_a_new_peer_connection_when_back(
     assert back.generations == [1]
     assert server_pc(room, A) is not failing
     await still_flowing(room, AUDIO)
+
+
+async def test_a_page_that_closes_its_peer_connection_then_its_socket_gets_no_replacement(
+    room: LoopbackRoom,
+) -> None:
+    """A reload: the page closes its peer connection (DTLS close_notify reaches the server at
+    once) and its socket a moment later. The failure waits out RECOVERY_GRACE, by when the
+    participant is gone: nothing is offered on the socket they left, and their next connection
+    gets the next peer connection (generation 1, not 2)."""
+    failing = server_pc(room, A)
+    await room.clients[A].pc.close()
+    await wait_for(lambda: failing.connectionState == "closed", 15, "the remote close")
+    room.sfu.disconnect(A)  # the socket goes after the peer connection
+    await wait_for(lambda: not room.sfu._tasks, RECOVERY_GRACE + 5, "the recovery's check")
+    assert room.sfu.generation(A) == 0
+    assert set(room.generations[A]) == {0}
+
+    back = Tap(room.connection(A))
+    await room.sfu.add(A, back)
+    assert back.generations == [1]
+    assert server_pc(room, A) is not failing
 
 
 async def test_media_quality_news_reach_the_participants_connection_only(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from server import logs
 from server.errors import ErrorCode, TriadError
@@ -23,6 +23,11 @@ from .peer import Offer, Peer, TrackInfo
 from .session import Delivery, MediaSession, MediaSink
 from .speaker import SpeakerDetector
 from .stats import Counters, SfuStats
+
+# A page that reloads closes its peer connection (DTLS close_notify, at once) before the server
+# has seen its socket go (TCP, a moment later): a failure is acted on this long after it is seen,
+# so a participant who went away is not offered a replacement on the socket they just left.
+RECOVERY_GRACE: Final = 1.0
 
 __all__ = ["MediaSink", "Offer", "Sfu", "SfuStats", "TrackInfo"]
 
@@ -254,6 +259,7 @@ class Sfu:
     async def _recover(self, failed: Peer) -> None:
         """A connected participant gets a new peer connection (a new generation and offer)
         rather than a frozen tile; one who is not connected gets it when they return."""
+        await asyncio.sleep(RECOVERY_GRACE)
         async with self._lock:
             session = self._sessions.get(failed.participant_id)
             if self._closing is not None or session is None or not session.recovers(failed):
