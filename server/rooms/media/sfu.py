@@ -82,11 +82,13 @@ class Sfu:
                 session.connection = connection  # the new peer connection's offers go here
                 deliveries = await self._restart(session)
             else:
-                self._sessions[participant_id] = MediaSession(
-                    self._new_peer(participant_id), connection
-                )
+                joiner = MediaSession(self._new_peer(participant_id), connection)
+                self._sessions[participant_id] = joiner
                 logger.info("media.session_started", participant_id=participant_id)
-                deliveries = await self._offers(self._sessions.values())
+                # The joiner's offer is made and delivered first: their join waits on it, while
+                # the others only gain a track (each offer costs aiortc some milliseconds).
+                others = [s for s in self._sessions.values() if s is not joiner]
+                deliveries = await self._offers([joiner, *others])
         await self._deliver(deliveries)
 
     def disconnect(self, participant_id: ParticipantId) -> None:
