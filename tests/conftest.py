@@ -154,6 +154,27 @@ def consult_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def seated_consult_body(**overrides: Any) -> dict[str, Any]:
+    """A consult with every optional seat: a minor client's guardian and an interpreter."""
+    body = consult_body(client_is_minor=True)
+    body["participants"] += [
+        {"role": "guardian", "name": "Jordan Rivera"},
+        {"role": "interpreter", "name": "Lucia Moreno"},
+    ]
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+async def seated_consult(api: Api, platform: PlatformKey) -> dict[str, Any]:
+    answer = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=seated_consult_body()
+    )
+    assert answer.status == 201, answer.body
+    body: dict[str, Any] = answer.body
+    return body
+
+
 @pytest.fixture
 async def consult(api: Api, platform: PlatformKey) -> dict[str, Any]:
     answer = await api.call(

@@ -19,8 +19,24 @@ PEOPLE = consult_body()["participants"]
 
 
 def roles(*names: str) -> dict[str, Any]:
-    people = {"client": "Alex", "therapist": "Sam", "psychiatrist": "Priya", "nurse": "Kim"}
+    people = {
+        "client": "Alex",
+        "therapist": "Sam",
+        "psychiatrist": "Priya",
+        "nurse": "Kim",
+        "guardian": "Jordan",
+        "interpreter": "Lucia",
+        "Guardian": "Jo",
+        "parent": "Pat",
+    }
     return {"participants": [{"role": n, "name": people[n]} for n in names]}
+
+
+def minor(*names: str) -> dict[str, Any]:
+    return {**roles(*names), "client_is_minor": True}
+
+
+THREE = ("client", "therapist", "psychiatrist")
 
 
 CREATE_CASES: list[Any] = [
@@ -89,6 +105,50 @@ CREATE_CASES: list[Any] = [
         consult_body(auto_admit="yes please"), None, 422, "validation_failed", id="bad-type"
     ),
     pytest.param(consult_body(surprise=1), None, 422, "validation_failed", id="unknown-field"),
+    # The optional seats.
+    pytest.param(
+        roles(*THREE, "guardian"), None, 422, "validation_failed", id="guardian-without-minor"
+    ),
+    pytest.param(
+        {**roles(*THREE, "guardian"), "client_is_minor": False},
+        None,
+        422,
+        "validation_failed",
+        id="guardian-client-not-minor",
+    ),
+    pytest.param(
+        {**roles(*THREE, "guardian"), "client_is_minor": "yes"},
+        None,
+        422,
+        "validation_failed",
+        id="minor-flag-not-boolean",
+    ),
+    pytest.param(
+        minor(*THREE, "guardian", "guardian"), None, 422, "validation_failed", id="two-guardians"
+    ),
+    pytest.param(
+        roles(*THREE, "interpreter", "interpreter"),
+        None,
+        422,
+        "validation_failed",
+        id="two-interpreters",
+    ),
+    pytest.param(
+        minor(*THREE, "guardian", "interpreter", "interpreter"),
+        None,
+        422,
+        "validation_failed",
+        id="six-people",
+    ),
+    pytest.param(minor(*THREE, "parent"), None, 422, "validation_failed", id="unknown-seat"),
+    pytest.param(minor(*THREE, "Guardian"), None, 422, "validation_failed", id="role-case"),
+    pytest.param(
+        minor("client", "therapist", "guardian", "interpreter"),
+        None,
+        422,
+        "validation_failed",
+        id="optional-seat-instead-of-a-clinician",
+    ),
 ]
 
 
@@ -127,6 +187,27 @@ async def test_validation_problem_names_the_fields(api: Api, platform: PlatformK
     assert answer.code == "validation_failed"
     messages = {e["location"]: e["message"] for e in answer.body["errors"]}
     assert "exactly one therapist" in messages["/participants"]
+
+
+async def test_a_guardian_without_a_minor_client_is_refused_by_name(
+    api: Api, services: Services, platform: PlatformKey
+) -> None:
+    before = await snapshot(services.db)
+    answer = await api.call(
+        "POST", CONSULTS, bearer=platform.secret, json_body=roles(*THREE, "guardian")
+    )
+    assert (answer.status, answer.code) == (422, "validation_failed")
+    messages = {e["location"]: e["message"] for e in answer.body["errors"]}
+    assert "minor" in messages["/client_is_minor"]
+    doubled = await api.call(
+        "POST",
+        CONSULTS,
+        bearer=platform.secret,
+        json_body=roles(*THREE, "interpreter", "interpreter"),
+    )
+    messages = {e["location"]: e["message"] for e in doubled.body["errors"]}
+    assert "at most one interpreter" in messages["/participants"]
+    assert await snapshot(services.db) == before
 
 
 async def test_oversized_body_is_refused(

@@ -10,7 +10,7 @@ from yarl import URL
 
 from server.services import Services
 from tests.apiclient import Api
-from tests.conftest import PlatformKey, consult_body, participant
+from tests.conftest import PlatformKey, consult_body, participant, seated_consult_body
 
 
 async def test_create_consult_returns_three_working_join_links(
@@ -41,6 +41,67 @@ async def test_create_consult_returns_three_working_join_links(
         assert session.status == 200
         assert session.body["you"]["role"] == p["role"]
         assert len(session.body["participants"]) == 3
+
+
+async def test_create_consult_with_the_optional_seats(
+    api: Api, platform: PlatformKey, seated_consult: dict[str, Any]
+) -> None:
+    """A minor's consult with a guardian and an interpreter: five seats, each its own link and
+    token naming its role; the consult says the client is a minor."""
+    assert seated_consult["client_is_minor"] is True
+    roles = [p["role"] for p in seated_consult["participants"]]
+    assert roles == ["client", "therapist", "psychiatrist", "guardian", "interpreter"]
+    tokens = {p["join"]["token"] for p in seated_consult["participants"]}
+    assert len(tokens) == 5
+    for p in seated_consult["participants"]:
+        claims = jwt.decode(
+            p["join"]["token"], platform.secret, algorithms=["HS256"], audience="triad"
+        )
+        assert (claims["sub"], claims["role"]) == (p["id"], p["role"])
+        session = await api.call(
+            "GET", f"/api/v1/consults/{seated_consult['id']}/session", bearer=p["join"]["token"]
+        )
+        assert session.status == 200, session.body
+        assert (session.body["you"]["participant_id"], session.body["you"]["role"]) == (
+            p["id"],
+            p["role"],
+        )
+        assert len(session.body["participants"]) == 5
+    read = await api.call("GET", f"/api/v1/consults/{seated_consult['id']}", bearer=platform.secret)
+    assert read.body["client_is_minor"] is True
+    assert [p["role"] for p in read.body["participants"]] == roles
+
+
+async def test_each_optional_seat_alone(api: Api, platform: PlatformKey) -> None:
+    interpreter_only = consult_body()
+    interpreter_only["participants"].append({"role": "interpreter", "name": "Lucia Moreno"})
+    guardian_only = seated_consult_body()
+    guardian_only["participants"] = guardian_only["participants"][:4]
+    for body, extra in ((interpreter_only, "interpreter"), (guardian_only, "guardian")):
+        answer = await api.call("POST", "/api/v1/consults", bearer=platform.secret, json_body=body)
+        assert answer.status == 201, answer.body
+        assert [p["role"] for p in answer.body["participants"]] == [
+            "client",
+            "therapist",
+            "psychiatrist",
+            extra,
+        ]
+        assert answer.body["client_is_minor"] is (extra == "guardian")
+
+
+async def test_a_minor_without_a_guardian_and_the_default(
+    api: Api, platform: PlatformKey, consult: dict[str, Any]
+) -> None:
+    assert consult["client_is_minor"] is False
+    answer = await api.call(
+        "POST",
+        "/api/v1/consults",
+        bearer=platform.secret,
+        json_body=consult_body(client_is_minor=True),
+    )
+    assert answer.status == 201, answer.body
+    assert answer.body["client_is_minor"] is True
+    assert len(answer.body["participants"]) == 3
 
 
 async def test_read_consult(api: Api, platform: PlatformKey, consult: dict[str, Any]) -> None:

@@ -109,6 +109,44 @@ CLAIM_CASES: list[Any] = [
 ]
 
 
+SEATS = ("client", "therapist", "psychiatrist", "guardian", "interpreter")
+
+
+async def test_each_optional_seat_holds_its_own_role_only(
+    api: Api, services: Services, platform: PlatformKey, seated_consult: dict[str, Any]
+) -> None:
+    """A guardian's or interpreter's token opens their own seat; the same participant claiming
+    any other role, another participant claiming theirs, or a role a consult does not seat is
+    `token_invalid`, and nothing changes."""
+    consult_id = seated_consult["id"]
+    for role in ("guardian", "interpreter"):
+        own = sign(claims_for(platform, seated_consult, role), platform.secret, platform.key_id)
+        answer = await api.call("GET", f"/api/v1/consults/{consult_id}/session", bearer=own)
+        assert answer.status == 200, answer.body
+        assert answer.body["you"]["role"] == role
+    before = await snapshot(services.db)
+    for holder in SEATS:
+        for claimed in (*SEATS, "Guardian", "parent", ""):
+            if claimed == holder:
+                continue
+            forged = claims_for(platform, seated_consult, holder) | {"role": claimed}
+            token = sign(forged, platform.secret, platform.key_id)
+            assert await session(api, consult_id, token) == (401, "token_invalid"), (
+                holder,
+                claimed,
+            )
+    assert await snapshot(services.db) == before
+
+
+async def test_a_consult_without_optional_seats_has_none_to_claim(
+    api: Api, platform: PlatformKey, consult: dict[str, Any]
+) -> None:
+    for role in ("guardian", "interpreter"):
+        forged = claims_for(platform, consult, "client") | {"role": role}
+        token = sign(forged, platform.secret, platform.key_id)
+        assert await session(api, consult["id"], token) == (401, "token_invalid"), role
+
+
 @pytest.mark.parametrize(("change", "code", "status"), CLAIM_CASES)
 async def test_bad_claims(
     api: Api,

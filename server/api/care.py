@@ -19,6 +19,7 @@ from ..consults.presence import Declaration, PresentVia
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from ..notes.diff import PlanChange
+from ..notes.documents import DocumentName, require_read
 from ..notes.plan import PlanView
 from .care_schemas import (
     BriefIn,
@@ -237,6 +238,8 @@ async def record_measure(call: Call) -> Reply:
 
 async def read_session_measures(call: Call) -> Reply:
     identity = _participant(call)
+    # The results are part of the plan (its measures): its readers read them, nobody else.
+    require_read(identity.role, DocumentName.PLAN)
     records = await call.request.app[SERVICES].checkins.of_series(identity.consult_id)
     await log_read(call, identity.consult_id, AuditAction.MEASURES_READ, count=len(records))
     return Reply(200, MeasuresOut(measures=[measure_out(r) for r in records]))
@@ -259,6 +262,7 @@ def changes_out(changes: Sequence[PlanChange]) -> list[PlanChangeOut]:
 async def read_plan_changes(call: Call) -> Reply:
     """What changed in the plan since the consult it follows (the room shows it)."""
     identity = _participant(call)
+    require_read(identity.role, DocumentName.PLAN)  # field paths of the plan are the plan's
     previous, changes = await call.request.app[SERVICES].notes.changes_since_previous(
         identity.consult_id
     )

@@ -101,6 +101,7 @@ async def create_consult(call: Call) -> Reply:
         external_id=body.external_id,
         follows=ConsultId(body.follows) if body.follows else None,
         brief=Brief(**body.brief.model_dump()) if body.brief else None,
+        client_is_minor=body.client_is_minor,
     )
     created = await call.request.app[SERVICES].consults.create(call.caller(), spec, key)
     participants = [

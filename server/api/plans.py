@@ -2,16 +2,18 @@
 participants (join token), also after the consult has ended, which is when a plan exists.
 
 The clinicians' private notes have their own call, open to the therapist and psychiatrist only;
-no other answer here ever holds them.
+no other answer here ever holds them. Who may read what is `server/notes/documents.py`'s rule: the
+saved plan (with the client's document in it) is read by whoever may read the live plan, so an
+interpreter's token is refused both.
 """
 
 from __future__ import annotations
 
-from ..auth.roles import require_host
 from ..consults.audit import AuditAction
 from ..consults.model import JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
+from ..notes.documents import DocumentName, require_read
 from ..notes.fhir import build_bundle
 from ..notes.plan import PlanView
 from .context import SERVICES
@@ -73,12 +75,13 @@ async def get_plan_fhir(call: Call) -> Reply:
 
 async def read_session_plan(call: Call) -> Reply:
     identity = _participant(call)
+    require_read(identity.role, DocumentName.PLAN)
     return await _plan_reply(call, await _saved_plan(call, identity.consult_id))
 
 
 async def read_clinicians_notes(call: Call) -> Reply:
     identity = _participant(call)
-    require_host(identity.role, "read the clinicians' notes")
+    require_read(identity.role, DocumentName.CLINICIANS)
     notes = call.request.app[SERVICES].notes
     saved = await notes.plan(identity.consult_id) is not None
     text = await notes.clinicians_notes(identity.consult_id)

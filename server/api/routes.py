@@ -184,9 +184,10 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="join_token",
         allow_ended=True,
         responses={200: ("The plan (without the clinicians' private notes)", PlanOut)},
-        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.PLAN_NOT_FOUND),
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.FORBIDDEN_ROLE, ErrorCode.PLAN_NOT_FOUND),
         alternates=(MARKDOWN_TYPE,),
         tags=("participants", "plans"),
+        description="An interpreter's token is refused with forbidden_role.",
     ),
     Operation(
         "GET",
@@ -199,7 +200,7 @@ OPERATIONS: tuple[Operation, ...] = (
         responses={200: ("The notes' text, live or as saved at the end", CliniciansNotesOut)},
         errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.FORBIDDEN_ROLE),
         tags=("participants", "plans"),
-        description="A client's token is refused with forbidden_role.",
+        description="A client's, guardian's or interpreter's token is refused with forbidden_role.",
     ),
     # --- end of the notes block ---
     # --- The care workflow: consent, same room, hand-off brief, check-in measures ---
@@ -377,7 +378,8 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="join_token",
         allow_ended=True,
         responses={200: ("The results", MeasuresOut)},
-        errors=(ErrorCode.TOKEN_WRONG_CONSULT,),
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.FORBIDDEN_ROLE),
+        description="An interpreter's token is refused with forbidden_role.",
         tags=("care",),
     ),
     Operation(
@@ -400,7 +402,8 @@ OPERATIONS: tuple[Operation, ...] = (
         auth="join_token",
         allow_ended=True,
         responses={200: ("Field paths that changed (no text)", PlanChangesOut)},
-        errors=(ErrorCode.TOKEN_WRONG_CONSULT,),
+        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.FORBIDDEN_ROLE),
+        description="An interpreter's token is refused with forbidden_role.",
         tags=("care", "plans"),
     ),
     Operation(

@@ -34,11 +34,18 @@ class BriefFields(Body):
 class CreateConsultIn(Body):
     participants: list[ParticipantIn] = Field(
         min_length=3,
-        max_length=3,
-        description="Exactly one client, one therapist and one psychiatrist.",
+        max_length=5,
+        description="Exactly one client, one therapist and one psychiatrist; optionally one "
+        "interpreter, and one guardian when `client_is_minor` is true.",
+    )
+    client_is_minor: bool = Field(
+        default=False,
+        description="The client is a minor: required for a guardian to take part.",
     )
     auto_admit: bool = Field(
-        default=False, description="Admit the client without waiting in the lobby."
+        default=False,
+        description="Admit the client (and a guardian or interpreter) without waiting in the "
+        "lobby.",
     )
     scheduled_start: AwareDatetime | None = None
     scheduled_end: AwareDatetime | None = None
@@ -92,6 +99,7 @@ class ConsultOut(Body):
     participants: list[ParticipantOut]
     follows_id: str | None = None
     series_id: str | None = None
+    client_is_minor: bool = False
 
 
 class ConsultCreatedOut(ConsultOut):

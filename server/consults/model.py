@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from ..auth.roles import Role
+from ..auth.roles import OPTIONAL_ROLES, REQUIRED_ROLES, Role
 from ..errors import ErrorCode, FieldError, TriadError
 from ..ids import ConsultId, KeyId, ParticipantId, PlatformId, TokenId
 
@@ -62,6 +62,33 @@ class ParticipantSpec:
     name: str
 
 
+def _seat_problems(
+    participants: tuple[ParticipantSpec, ...], *, client_is_minor: bool
+) -> list[FieldError]:
+    """One client, therapist and psychiatrist; at most one guardian and one interpreter; a
+    guardian only for a client marked as a minor."""
+    problems: list[FieldError] = []
+    counts = Counter(p.role for p in participants)
+    for role in Role:
+        if role in REQUIRED_ROLES and counts[role] != 1:
+            problems.append(
+                FieldError(
+                    "/participants", f"a consult has exactly one {role} (found {counts[role]})"
+                )
+            )
+        elif role in OPTIONAL_ROLES and counts[role] > 1:
+            problems.append(
+                FieldError(
+                    "/participants", f"a consult has at most one {role} (found {counts[role]})"
+                )
+            )
+    if counts[Role.GUARDIAN] and not client_is_minor:
+        problems.append(
+            FieldError("/client_is_minor", "a guardian takes part only for a client who is a minor")
+        )
+    return problems
+
+
 @dataclass(frozen=True)
 class ConsultSpec:
     participants: tuple[ParticipantSpec, ...]
@@ -73,18 +100,11 @@ class ConsultSpec:
     follows: ConsultId | None = None
     # The hand-off brief attached at creation (the platform on the therapist's behalf).
     brief: Brief | None = None
+    # The client is a minor: only then may a guardian take a seat.
+    client_is_minor: bool = False
 
     def __post_init__(self) -> None:
-        problems: list[FieldError] = []
-        counts = Counter(p.role for p in self.participants)
-        for role in Role:
-            if counts[role] != 1:
-                problems.append(
-                    FieldError(
-                        "/participants",
-                        f"a consult has exactly one {role} (found {counts[role]})",
-                    )
-                )
+        problems = _seat_problems(self.participants, client_is_minor=self.client_is_minor)
         for when in (self.scheduled_start, self.scheduled_end):
             if when is not None and when.tzinfo is None:
                 problems.append(FieldError("/scheduled_start", "times must carry a UTC offset"))
@@ -99,7 +119,11 @@ class ConsultSpec:
 
     def digest(self) -> bytes:
         """A fingerprint of what was asked for, to tell a retried request from a different one."""
-        canonical = json.dumps(asdict(self), default=str, sort_keys=True)
+        asked = asdict(self)
+        if not self.client_is_minor:
+            # Left out when false, so a request from before the flag keeps its fingerprint.
+            del asked["client_is_minor"]
+        canonical = json.dumps(asked, default=str, sort_keys=True)
         return hashlib.sha256(canonical.encode()).digest()
 
 
@@ -145,6 +169,7 @@ class ConsultView:
     participants: tuple[ParticipantView, ...]
     follows_id: ConsultId | None = None
     series_id: ConsultId | None = None
+    client_is_minor: bool = False
 
     def participant(self, participant_id: ParticipantId) -> ParticipantView:
         for p in self.participants:

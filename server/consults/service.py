@@ -112,6 +112,7 @@ class ConsultService:
                     created_at=now,
                     follows_id=spec.follows,
                     series_id=await self._series_of(session, caller, spec.follows) or consult_id,
+                    client_is_minor=spec.client_is_minor,
                 )
             )
             await session.flush()  # the consult row must exist before rows that refer to it
@@ -372,6 +373,7 @@ async def consult_view(session: AsyncSession, consult: Consult, keyring: KeyRing
         participants=tuple(participants),
         follows_id=ConsultId(consult.follows_id) if consult.follows_id else None,
         series_id=ConsultId(consult.series_id),
+        client_is_minor=consult.client_is_minor,
     )
 
 

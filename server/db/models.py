@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -72,6 +73,8 @@ class Consult(Base):
     # (a consult that follows none is its own series).
     follows_id: Mapped[str | None] = mapped_column(ForeignKey("consults.id"), index=True)
     series_id: Mapped[str] = mapped_column(String(32), index=True)
+    # Only a consult whose client is a minor may seat a guardian (migration 0006).
+    client_is_minor: Mapped[bool] = mapped_column(Boolean(), server_default=false())
 
 
 class IdempotencyKey(Base):
@@ -88,6 +91,7 @@ class IdempotencyKey(Base):
 
 class Participant(Base):
     __tablename__ = "participants"
+    # One participant per role: the optional seats (guardian, interpreter) at most once too.
     __table_args__ = (UniqueConstraint("consult_id", "role"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

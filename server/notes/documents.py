@@ -4,6 +4,9 @@ The rules follow the HIPAA split in `../shared/reference.md`: the treatment plan
 own questions are client-visible; the clinicians' private document is a psychotherapy-notes-like
 record that the client never receives, not even as an empty update.
 
+The optional seats: a guardian reads what the client reads and writes in the client's document
+on the child's behalf; an interpreter reads and writes nothing (the table is in docs/notes.md).
+
 The checks an update's bytes pass are in `intake.py`.
 """
 
@@ -21,16 +24,18 @@ class DocumentName(StrEnum):
     CLINICIANS = "clinicians"
 
 
-_ALL_ROLES: frozenset[Role] = frozenset(Role)
+# The client's side of the consult: the client, and a minor's guardian on their behalf.
+_CLIENT_SIDE: frozenset[Role] = frozenset({Role.CLIENT, Role.GUARDIAN})
 
+# A role missing from every set (the interpreter) reads and writes nothing.
 _READERS: dict[DocumentName, frozenset[Role]] = {
-    DocumentName.PLAN: _ALL_ROLES,
-    DocumentName.CLIENT: _ALL_ROLES,
+    DocumentName.PLAN: HOST_ROLES | _CLIENT_SIDE,
+    DocumentName.CLIENT: HOST_ROLES | _CLIENT_SIDE,
     DocumentName.CLINICIANS: HOST_ROLES,
 }
 _WRITERS: dict[DocumentName, frozenset[Role]] = {
     DocumentName.PLAN: HOST_ROLES,
-    DocumentName.CLIENT: frozenset({Role.CLIENT}),
+    DocumentName.CLIENT: _CLIENT_SIDE,
     DocumentName.CLINICIANS: HOST_ROLES,
 }
 

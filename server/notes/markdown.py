@@ -16,6 +16,8 @@ ROLE_TITLES = {
     Role.CLIENT: "Client",
     Role.THERAPIST: "Therapist",
     Role.PSYCHIATRIST: "Psychiatrist",
+    Role.GUARDIAN: "Guardian",
+    Role.INTERPRETER: "Interpreter",
 }
 SECTION_TITLES = {
     "summary": "Presenting summary",

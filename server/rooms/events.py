@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..auth.roles import Role
 from ..errors import ErrorCode
 
 
@@ -39,7 +40,7 @@ class ParticipantView(Part):
     """What every participant may see of another."""
 
     participant_id: str
-    role: Literal["client", "therapist", "psychiatrist"]
+    role: Role
     name: str
     place: Literal["lobby", "room"]
     connected: bool

@@ -125,7 +125,8 @@ class World:
         await self.consults.end(self.caller, self.consult_id)
 
 
-async def make_world(database_url: str, **notes_options: Any) -> World:
+async def make_world(database_url: str, *, seated: bool = False, **notes_options: Any) -> World:
+    """`seated`: the consult has a guardian (its client is a minor) and an interpreter too."""
     db = Database(database_url)
     keyring = KeyRing.parse(TEST_KEY)
     keys = PlatformKeys(db, keyring, utc_now)
@@ -138,25 +139,39 @@ async def make_world(database_url: str, **notes_options: Any) -> World:
         token_ttl=timedelta(hours=1),
         clock=utc_now,
     )
-    spec = ConsultSpec(
-        participants=(
-            ParticipantSpec(Role.CLIENT, "Alex Rivera"),
-            ParticipantSpec(Role.THERAPIST, "Sam Okafor"),
-            ParticipantSpec(Role.PSYCHIATRIST, "Priya Nair"),
-        )
-    )
+    seats = [
+        ParticipantSpec(Role.CLIENT, "Alex Rivera"),
+        ParticipantSpec(Role.THERAPIST, "Sam Okafor"),
+        ParticipantSpec(Role.PSYCHIATRIST, "Priya Nair"),
+    ]
+    if seated:
+        seats += [
+            ParticipantSpec(Role.GUARDIAN, "Jordan Rivera"),
+            ParticipantSpec(Role.INTERPRETER, "Lucia Moreno"),
+        ]
+    spec = ConsultSpec(participants=tuple(seats), client_is_minor=seated)
     consult = (await consults.create(caller, spec)).consult
     options: dict[str, Any] = {"max_update_bytes": MAX_UPDATE, "snapshot_every": 500}
     options.update(notes_options)
     notes = NotesService(db, keyring, utc_now, **options)
     world = World(db, keyring, consults, caller, consult, notes)
-    world.peers = {role: Peer(world, role) for role in Role}
+    world.peers = {role: Peer(world, role) for role in world.ids}
     return world
 
 
 @pytest.fixture
 async def world(database_url: str) -> AsyncIterator[World]:
     world = await make_world(database_url)
+    try:
+        yield world
+    finally:
+        await world.notes.close()
+        await world.db.close()
+
+
+@pytest.fixture
+async def seated_world(database_url: str) -> AsyncIterator[World]:
+    world = await make_world(database_url, seated=True)
     try:
         yield world
     finally:

@@ -45,7 +45,7 @@ def follow_up(**fields: str) -> Any:
 
 async def type_a_consult(world: World) -> None:
     """Admit everyone, write a whole plan, the client's notes and the clinicians' notes."""
-    for i, role in enumerate(Role):
+    for i, role in enumerate(world.ids):
         await world.record_room_event(role, "participant.admitted", START + timedelta(minutes=i))
     therapist, psychiatrist = world.peers[Role.THERAPIST], world.peers[Role.PSYCHIATRIST]
     client = world.peers[Role.CLIENT]

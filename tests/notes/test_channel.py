@@ -34,20 +34,21 @@ def append_item(root: str, item: dict[str, str]) -> Any:
     return change
 
 
+# The permission table of docs/notes.md: (reads, writes) per role and document.
+PERMISSIONS: dict[Role, dict[DocumentName, tuple[bool, bool]]] = {
+    Role.CLIENT: {PLAN: (True, False), CLIENT: (True, True), CLINICIANS: (False, False)},
+    Role.THERAPIST: {PLAN: (True, True), CLIENT: (True, False), CLINICIANS: (True, True)},
+    Role.PSYCHIATRIST: {PLAN: (True, True), CLIENT: (True, False), CLINICIANS: (True, True)},
+    Role.GUARDIAN: {PLAN: (True, False), CLIENT: (True, True), CLINICIANS: (False, False)},
+    Role.INTERPRETER: {PLAN: (False, False), CLIENT: (False, False), CLINICIANS: (False, False)},
+}
+
+
 def test_permissions_per_document() -> None:
-    for role in Role:
-        assert may_read(role, PLAN)
-        assert may_read(role, CLIENT)
-    assert may_write(Role.THERAPIST, PLAN)
-    assert may_write(Role.PSYCHIATRIST, PLAN)
-    assert not may_write(Role.CLIENT, PLAN)
-    assert may_write(Role.CLIENT, CLIENT)
-    assert not may_write(Role.THERAPIST, CLIENT)
-    assert not may_write(Role.PSYCHIATRIST, CLIENT)
-    assert not may_read(Role.CLIENT, CLINICIANS)
-    assert not may_write(Role.CLIENT, CLINICIANS)
-    assert may_write(Role.THERAPIST, CLINICIANS)
-    assert may_read(Role.PSYCHIATRIST, CLINICIANS)
+    assert set(PERMISSIONS) == set(Role)
+    for role, table in PERMISSIONS.items():
+        for doc, (reads, writes) in table.items():
+            assert (may_read(role, doc), may_write(role, doc)) == (reads, writes), (role, doc)
     with pytest.raises(TriadError) as raised:
         parse_document("plans")
     assert raised.value.code == ErrorCode.NOTES_DOCUMENT_UNKNOWN
@@ -196,3 +197,50 @@ async def test_many_updates_in_flight_on_one_document_keep_their_order(world: Wo
     fresh.apply_update(reply.update)
     assert str(fresh.get("summary", type=pycrdt.Text)) == therapist.text(PLAN, "summary")
     assert therapist.text(PLAN, "summary") == psychiatrist.text(PLAN, "summary")
+
+
+async def test_the_optional_seats_read_and_write_per_the_table_and_refusals_change_nothing(
+    seated_world: World,
+) -> None:
+    """Each role of a five-seat consult against each document, for sync and for an update: what
+    the table allows is served, what it does not is `forbidden_role` and leaves the database as
+    it was. The guardian's question lands in the client's document beside the client's."""
+    world = seated_world
+    therapist = world.peers[Role.THERAPIST]
+    await therapist.send(PLAN, therapist.edit(PLAN, insert_text("summary", 0, "Plan text.")))
+    await therapist.send(CLINICIANS, therapist.edit(CLINICIANS, insert_text("notes", 0, "Ours.")))
+    for role in (Role.GUARDIAN, Role.INTERPRETER):
+        for doc, (reads, writes) in PERMISSIONS[role].items():
+            before = await snapshot(world.db)
+            if reads:
+                reply = await world.notes.sync(world.consult_id, role, str(doc), b"\x00")
+                assert reply.update, (role, doc)
+            else:
+                with pytest.raises(TriadError) as raised:
+                    await world.notes.sync(world.consult_id, role, str(doc), b"\x00")
+                assert raised.value.code == ErrorCode.FORBIDDEN_ROLE, (role, doc)
+            scratch: pycrdt.Doc[Any] = pycrdt.Doc()
+            root = "questions" if doc is CLIENT else ("notes" if doc is CLINICIANS else "summary")
+            if doc is CLIENT:
+                scratch.get(root, type=pycrdt.Array).append(f"asked by the {role}")
+            else:
+                scratch.get(root, type=pycrdt.Text).insert(0, f"written by the {role}")
+            update = scratch.get_update()
+            if writes:
+                applied = await world.notes.apply(
+                    world.consult_id, world.ids[role], role, str(doc), update
+                )
+                assert applied.seq > 0
+                continue
+            with pytest.raises(TriadError) as raised:
+                await world.notes.apply(world.consult_id, world.ids[role], role, str(doc), update)
+            assert raised.value.code == ErrorCode.FORBIDDEN_ROLE, (role, doc)
+            assert await snapshot(world.db) == before, (role, doc)
+    client = world.peers[Role.CLIENT]
+    await client.send(CLIENT, client.edit(CLIENT, append_item("goals", {"text": "Sleep"})))
+    reply = await world.notes.sync(world.consult_id, Role.THERAPIST, "client", b"\x00")
+    seen: pycrdt.Doc[Any] = pycrdt.Doc()
+    seen.apply_update(reply.update)
+    assert seen.get("questions", type=pycrdt.Array).to_py() == ["asked by the guardian"]
+    assert seen.get("goals", type=pycrdt.Array).to_py() == [{"text": "Sleep"}]
+    assert await world.notes.clinicians_notes(world.consult_id) == "Ours."

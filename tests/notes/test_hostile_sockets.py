@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from server.app import utc_now
-from server.auth.roles import Role
+from server.auth.roles import REQUIRED_ROLES, Role
 from server.consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
 from server.crypto import KeyRing
 from server.db.engine import Database
@@ -41,7 +41,9 @@ async def new_consult(
     async with open_services(settings, KeyRing.parse(TEST_KEY), utc_now) as services:
         key = await services.keys.create("Hostile Clinic", Actor("operator", "test"))
         caller = PlatformCaller(key.platform_id, key.key_id, key.secret)
-        spec = ConsultSpec(participants=tuple(ParticipantSpec(r, f"{r} person") for r in Role))
+        spec = ConsultSpec(
+            participants=tuple(ParticipantSpec(r, f"{r} person") for r in REQUIRED_ROLES)
+        )
         created = await services.consults.create(caller, spec)
     by_role = {p.id: p.role for p in created.consult.participants}
     tokens = {by_role[ParticipantId(pid)]: t.token for pid, t in created.tokens.items()}
@@ -70,7 +72,7 @@ async def room(
 ) -> dict[Role, RoomClient]:
     """All three joined and the client (who consented) admitted by the therapist."""
     await consent(base, consult_id, tokens[Role.CLIENT])
-    people = {role: RoomClient(base, tokens[role], str(role)) for role in Role}
+    people = {role: RoomClient(base, token, str(role)) for role, token in tokens.items()}
     for role in (Role.THERAPIST, Role.PSYCHIATRIST, Role.CLIENT):
         await people[role].connect()
         await people[role].join()

@@ -172,3 +172,84 @@ async def test_plan_calls_refuse_strangers(
         elsewhere = "/api/v1/consults/c_elsewhere" + path
         answer = await api.call("GET", elsewhere, bearer=token(consult, "therapist"))
         assert (answer.status, answer.code) == (403, "token_wrong_consult")
+
+
+# The REST session routes against the optional seats: the status each role's token gets.
+SEAT_ANSWERS: dict[str, dict[str, tuple[int, str | None]]] = {
+    "guardian": {
+        "/session/plan": (200, None),
+        "/session/notes/clinicians": (403, "forbidden_role"),
+        "/session/measures": (200, None),
+        "/session/plan/changes": (200, None),
+    },
+    "interpreter": {
+        "/session/plan": (403, "forbidden_role"),
+        "/session/notes/clinicians": (403, "forbidden_role"),
+        "/session/measures": (403, "forbidden_role"),
+        "/session/plan/changes": (403, "forbidden_role"),
+    },
+}
+
+
+async def test_the_optional_seats_on_the_session_routes(
+    api: Api, services: Services, platform: PlatformKey, seated_consult: dict[str, Any]
+) -> None:
+    """The guardian reads the plan (with the client's document and the guardian's own question
+    in it) and never the clinicians' notes; the interpreter reads none of them, live or after
+    the end, as JSON or Markdown."""
+    consult = seated_consult
+    base = f"/api/v1/consults/{consult['id']}"
+    await write(
+        services,
+        consult,
+        "therapist",
+        "plan",
+        lambda d: d.get("summary", type=pycrdt.Text).insert(0, "Sleep first."),
+    )
+    await write(
+        services,
+        consult,
+        "guardian",
+        "client",
+        lambda d: d.get("questions", type=pycrdt.Array).append("Is it safe at school?"),
+    )
+    await write(
+        services,
+        consult,
+        "therapist",
+        "clinicians",
+        lambda d: d.get("notes", type=pycrdt.Text).insert(0, PRIVATE),
+    )
+    live = await api.call(
+        "GET", base + "/session/notes/clinicians", bearer=token(consult, "interpreter")
+    )
+    assert (live.status, live.code) == (403, "forbidden_role")
+    live = await api.call("GET", base + "/session/plan", bearer=token(consult, "interpreter"))
+    assert (live.status, live.code) == (403, "forbidden_role")
+    ended = await api.call("POST", base + "/end", bearer=platform.secret)
+    assert ended.status == 200, ended.body
+    for role, answers in SEAT_ANSWERS.items():
+        for path, (status, code) in answers.items():
+            for accept in ("application/json", "text/markdown"):
+                if accept == "text/markdown" and path != "/session/plan":
+                    continue
+                answer = await api.call(
+                    "GET", base + path, bearer=token(consult, role), headers={"Accept": accept}
+                )
+                assert (answer.status, answer.code) == (status, code), (role, path, accept)
+                assert PRIVATE not in str(answer.body), (role, path)
+    plan = await api.call("GET", base + "/session/plan", bearer=token(consult, "guardian"))
+    assert "Sleep first." in str(plan.body)
+    assert "Is it safe at school?" in str(plan.body)
+    attendance = {a["role"] for a in plan.body["attendance"]}
+    assert attendance == {"client", "therapist", "psychiatrist", "guardian", "interpreter"}
+    markdown = await api.call(
+        "GET",
+        base + "/session/plan",
+        bearer=token(consult, "guardian"),
+        headers={"Accept": "text/markdown"},
+    )
+    text = markdown.body.decode()
+    assert "- Guardian: Jordan Rivera (" in text
+    assert "- Interpreter: Lucia Moreno (" in text
+    assert PRIVATE not in text

@@ -109,3 +109,13 @@ async def people(base_url: str, consult: dict[str, Any], api: Api) -> AsyncItera
     group = People(base_url, consult, api)
     yield group
     await group.close()
+
+
+@pytest.fixture
+async def seated_people(
+    base_url: str, seated_consult: dict[str, Any], api: Api
+) -> AsyncIterator[People]:
+    """The participants of a consult with a guardian and an interpreter too."""
+    group = People(base_url, seated_consult, api)
+    yield group
+    await group.close()

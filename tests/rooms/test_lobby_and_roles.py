@@ -142,6 +142,55 @@ async def test_a_client_cannot_admit_deny_remove_or_end(people: People, admitted
     assert (await therapist.call("media-state", {"audio": False, "video": True}))["ok"]
 
 
+@pytest.mark.parametrize("role", ["guardian", "interpreter"])
+async def test_an_optional_seat_waits_in_the_lobby_until_a_host_admits_them_and_hosts_nothing(
+    seated_people: People, role: str
+) -> None:
+    """Like the client, the guardian or interpreter waits in the lobby (the hosts see their
+    role) until a host admits them; unlike the client, their entry does not wait for the
+    client's consent, which is the client's own. In the lobby or in the room they can neither
+    admit, deny, remove nor end."""
+    people = seated_people
+    therapist = await people.joined("therapist")
+    client = await people.joined("client")
+    seat = await people.connect(role)
+    state = await seat.join()
+    assert place_of(state) == "lobby"
+    assert state["you"]["role"] == role
+    assert state["lobby"] == []  # only hosts see the lobby list
+    waiting = await therapist.wait_event("lobby", lambda d: len(d["waiting"]) == 2)
+    seen = {p["participant_id"]: (p["role"], p["consent"]) for p in waiting["waiting"]}
+    assert seen == {people.id("client"): ("client", False), people.id(role): (role, True)}
+    assert seat.received("signal") == []
+    refused = await seat.call("notes-sync", {"doc": "client", "state_vector": b"\x00"})
+    assert refused["error"]["code"] == "not_admitted"
+    target = {"participant_id": people.id("client")}
+    for attempt in range(2):
+        for event, payload in [
+            ("admit", target),
+            ("deny", target),
+            ("remove", target),
+            ("end", {}),
+        ]:
+            ack = await seat.call(event, payload)
+            assert ack["ok"] is False, (attempt, event)
+            assert ack["error"]["code"] == "forbidden_role", (attempt, event)
+        assert client.received("admitted") == []
+        if attempt == 0:
+            assert (await therapist.call("admit", {"participant_id": people.id(role)}))["ok"]
+            admitted = await seat.wait_event("admitted")
+            assert admitted["state"]["you"]["place"] == "room"
+            assert admitted["state"]["lobby"] == []
+            assert (await seat.wait_event("signal"))["type"] == "offer"
+    # The client still waits, and the consult goes on.
+    assert therapist.received("peer-left") == []
+    assert therapist.received("ended") == []
+    lobby = await therapist.wait_event(
+        "lobby", lambda d: [p["participant_id"] for p in d["waiting"]] == [people.id("client")]
+    )
+    assert lobby["waiting"][0]["role"] == "client"
+
+
 async def test_tokens_are_bound_to_their_consult(
     people: People, base_url: str, api: Api, platform: PlatformKey
 ) -> None:

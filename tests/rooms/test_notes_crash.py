@@ -15,7 +15,7 @@ import aiohttp
 import pycrdt
 
 from server.app import utc_now
-from server.auth.roles import Role
+from server.auth.roles import REQUIRED_ROLES, Role
 from server.consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
 from server.crypto import KeyRing
 from server.ids import ParticipantId
@@ -34,7 +34,9 @@ async def new_consult(tmp_path: Path, database_url: str) -> dict[Role, str]:
     async with open_services(settings, KeyRing.parse(TEST_KEY), utc_now) as services:
         key = await services.keys.create("Crash Clinic", Actor("operator", "test"))
         caller = PlatformCaller(key.platform_id, key.key_id, key.secret)
-        spec = ConsultSpec(participants=tuple(ParticipantSpec(r, f"{r} person") for r in Role))
+        spec = ConsultSpec(
+            participants=tuple(ParticipantSpec(r, f"{r} person") for r in REQUIRED_ROLES)
+        )
         created = await services.consults.create(caller, spec)
     by_role = {p.id: p.role for p in created.consult.participants}
     return {by_role[ParticipantId(pid)]: t.token for pid, t in created.tokens.items()}

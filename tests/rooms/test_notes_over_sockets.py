@@ -10,6 +10,7 @@ import pycrdt
 
 from tests.apiclient import Api
 from tests.conftest import PlatformKey
+from tests.notes.yencode import awareness
 from tests.rooms.conftest import People
 from tests.rooms.notesclient import NotesClient, append_text, insert
 from tests.waiting import wait_for
@@ -123,3 +124,88 @@ async def test_the_plan_is_saved_at_the_end_with_what_was_typed(
     assert mine.status == 200, mine.body
     assert "Panic attacks twice weekly." in str(mine.body)
     assert PRIVATE not in str(mine.body)
+
+
+# What each optional seat may do with each document over the socket: (reads, writes).
+SEAT_TABLE: dict[str, dict[str, tuple[bool, bool]]] = {
+    "guardian": {"plan": (True, False), "client": (True, True), "clinicians": (False, False)},
+    "interpreter": {"plan": (False, False), "client": (False, False), "clinicians": (False, False)},
+}
+
+
+async def seated_room(people: People) -> dict[str, NotesClient]:
+    """All five in the room: the hosts admit the client (who consented), the guardian and the
+    interpreter from the lobby."""
+    therapist, psychiatrist, patient = await people.all_in_room()
+    seats = {"therapist": therapist, "psychiatrist": psychiatrist, "client": patient}
+    for role in ("guardian", "interpreter"):
+        seats[role] = await people.joined(role)
+        ack = await therapist.call("admit", {"participant_id": people.id(role)})
+        assert ack["ok"], ack
+        await seats[role].wait_event("admitted")
+    return {role: NotesClient(room) for role, room in seats.items()}
+
+
+async def test_the_optional_seats_per_the_table_and_never_the_clinicians_document(
+    seated_people: People,
+) -> None:
+    """The guardian and interpreter against each document, over their sockets: sync, update and
+    awareness are served or `forbidden_role` as docs/notes.md says, a refused update changes
+    nothing, and neither socket receives any part of the clinicians' document."""
+    notes = await seated_room(seated_people)
+    t, p = notes["therapist"], notes["psychiatrist"]
+    assert (await t.edit("plan", insert("summary", 0, "Sleep hygiene first.")))["ok"]
+    # Every event, read or written, for each seat and document: served or forbidden_role.
+    for role, table in SEAT_TABLE.items():
+        person = notes[role]
+        for doc, (reads, writes) in table.items():
+            synced = await person.sync(doc)
+            assert synced["ok"] is reads, (role, doc, synced)
+            if not reads:
+                assert synced["error"]["code"] == "forbidden_role", (role, doc)
+            before = await NotesClient(t.room).sync(doc)
+            edited = await person.edit(
+                doc,
+                client_question(f"from the {role}")
+                if doc == "client"
+                else insert("summary" if doc == "plan" else "notes", 0, f"by the {role}"),
+            )
+            assert edited["ok"] is writes, (role, doc, edited)
+            if not writes:
+                assert edited["error"]["code"] == "forbidden_role", (role, doc)
+                after = await NotesClient(t.room).sync(doc)
+                assert after["state_vector"] == before["state_vector"], (role, doc)
+            cursor = awareness([(9000 + len(role) * 10 + len(doc), 1, {"user": {"name": role}})])
+            told = await person.room.call("notes-awareness", {"doc": doc, "update": cursor})
+            assert told["ok"] is reads, (role, doc, told)
+    # The clinicians write their private notes and move their cursors in them, after which the
+    # plan changes once more: when that reaches the guardian, the earlier relays had their turn.
+    assert (await t.edit("clinicians", insert("notes", 0, PRIVATE)))["ok"]
+    assert (await p.edit("clinicians", append_text("notes", " " + PRIVATE)))["ok"]
+    cursor = awareness([(7001, 1, {"user": {"name": "T"}, "section": "notes"})])
+    assert (await t.room.call("notes-awareness", {"doc": "clinicians", "update": cursor}))["ok"]
+    assert (await t.edit("plan", append_text("summary", " Last.")))["ok"]
+    guardian = notes["guardian"]
+    await guardian.room.wait_event("notes-update", lambda d: b"Last." in d["update"])
+    # The guardian's question reached the clinicians and the client.
+    for person in (t, notes["client"]):
+
+        def has_question(person: NotesClient = person) -> bool:
+            person.apply_received()
+            questions = person.doc("client").get("questions", type=pycrdt.Array).to_py()
+            return "from the guardian" in questions
+
+        await wait_for(has_question)
+    for role in ("guardian", "interpreter"):
+        room = notes[role].room
+        # Each fan-out went out before its sender's ack; an answer on this socket comes after
+        # anything sent to it before.
+        assert (await room.call("notes-sync", {"doc": "clinicians", "state_vector": b"\x00"}))[
+            "error"
+        ]["code"] == "forbidden_role"
+        for event, data in room.events:
+            assert not (isinstance(data, dict) and data.get("doc") == "clinicians"), (role, event)
+            assert PRIVATE.encode() not in repr(data).encode(), (role, event)
+    # The interpreter reads nothing of the notes: not one notes event reached them.
+    interpreter_events = {event for event, _ in notes["interpreter"].room.events}
+    assert not interpreter_events & {"notes-update", "notes-awareness"}
