@@ -23,10 +23,13 @@ export const ROLE_WORDS = {
   client: "client",
   therapist: "therapist",
   psychiatrist: "psychiatrist",
+  guardian: "guardian",
+  interpreter: "interpreter",
 };
 
 export function roleWords(role) {
-  return ROLE_WORDS[role] || "participant";
+  // Own keys only: a role named "__proto__" or "constructor" must not reach Object.prototype.
+  return typeof role === "string" && Object.hasOwn(ROLE_WORDS, role) ? ROLE_WORDS[role] : "participant";
 }
 
 export function roleTitle(role) {

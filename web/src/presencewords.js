@@ -4,7 +4,13 @@
 // "confirm" when it is about this participant, "attest" when a clinician is asked to vouch for
 // the client sitting beside the other clinician (docs/api.md, same-room mode).
 
-const ROLE = { client: "client", therapist: "therapist", psychiatrist: "psychiatrist" };
+const ROLE = {
+  client: "client",
+  therapist: "therapist",
+  psychiatrist: "psychiatrist",
+  guardian: "guardian",
+  interpreter: "interpreter",
+};
 
 /** The key of one declaration: who declared whom. */
 export function promptKey(declarerId, participantId) {
@@ -37,7 +43,7 @@ export function presencePrompts(pending, youId, lookup, dismissed = new Set()) {
     seen.add(key);
     const declarer = lookup(item.declarer_id) || {};
     const who = declarer.name || "Someone from this consult";
-    const role = ROLE[declarer.role];
+    const role = typeof declarer.role === "string" && Object.hasOwn(ROLE, declarer.role) ? ROLE[declarer.role] : "";
     if (item.participant_id === youId) {
       prompts.push({
         key,

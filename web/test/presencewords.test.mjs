@@ -80,3 +80,11 @@ test("the device check says who still has to confirm a declaration", async () =>
   ]);
   assert.deepEqual(pendingWords([], others, { role: "therapist" }), []);
 });
+
+test("a declarer's role is named only when it is a role of a consult", () => {
+  for (const [role, words] of [["guardian", " (guardian)"], ["constructor", ""], ["__proto__", ""]]) {
+    const people = { p_x: { name: "Kim", role }, p_c: { name: "Ada Client", role: "client" } };
+    const [prompt] = presencePrompts([{ declarer_id: "p_x", participant_id: "p_c" }], "p_p", (id) => people[id]);
+    assert.equal(prompt.text, `Kim${words} says the client is with them. Confirm the client is present?`);
+  }
+});
