@@ -37,5 +37,7 @@ def downgrade() -> None:
         raise RuntimeError(
             "cannot downgrade below 0006: consults seat a guardian or an interpreter"
         )
-    with op.batch_alter_table("consults") as batch:
-        batch.drop_column("client_is_minor")
+    # Not in a batch: on SQLite that copies `consults` and drops the original, which the
+    # participants' foreign keys refuse once any consult exists. SQLite drops a column in place
+    # (3.35 and later), as PostgreSQL does.
+    op.drop_column("consults", "client_is_minor")
