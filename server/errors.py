@@ -164,10 +164,10 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
         HTTPStatus.NOT_FOUND, "No saved plan (a plan is saved when the consult ends)"
     ),
     ErrorCode.CONSENT_REQUIRED: ErrorSpec(
-        HTTPStatus.CONFLICT, "The client has not given consent to the session and to sharing"
+        HTTPStatus.CONFLICT, "Consent to the session and to sharing is not on record"
     ),
     ErrorCode.CONSENT_WITHDRAWN: ErrorSpec(
-        HTTPStatus.FORBIDDEN, "The client withdrew consent to the clinicians sharing information"
+        HTTPStatus.FORBIDDEN, "Consent to the clinicians sharing information was withdrawn"
     ),
     ErrorCode.CONSENT_WORDING_OUTDATED: ErrorSpec(
         HTTPStatus.CONFLICT, "The consent wording shown is not the current version"

@@ -65,6 +65,8 @@ def consent_out(state: ConsentState) -> ConsentStateOut:
             ],
         ),
         records=[ConsentRecordOut.model_validate(r, from_attributes=True) for r in state.records],
+        consenting_role=state.consenting_role.value,
+        assent=[ConsentRecordOut.model_validate(r, from_attributes=True) for r in state.assent],
         complete=state.complete,
         sharing_withdrawn=state.sharing_withdrawn,
     )
@@ -175,7 +177,7 @@ async def read_session_brief(call: Call) -> Reply:
         # The brief is the therapist's to share; the client may stop the sharing.
         consents = await services.consents.state(identity.consult_id)
         if consents.sharing_withdrawn:
-            raise TriadError(ErrorCode.CONSENT_WITHDRAWN, "the client withdrew consent to sharing")
+            raise TriadError(ErrorCode.CONSENT_WITHDRAWN, "consent to sharing was withdrawn")
     record = await services.briefs.get(
         identity.consult_id, actor=Actor("participant", identity.participant_id)
     )

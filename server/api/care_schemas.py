@@ -27,9 +27,12 @@ class ConsentRecordOut(Body):
     scope: Scope
     wording_version: str
     given_at: datetime
-    given_by: str = Field(description="The client whose consent this is.")
+    given_by: str = Field(
+        description="Who gave it: the client, or for a minor with a guardian seat the guardian "
+        "(consent) or the minor (assent)."
+    )
     attested_by: str | None = Field(
-        description="The therapist who attested the client's spoken consent (same room)."
+        description="The therapist who attested the client's spoken consent or assent (same room)."
     )
     withdrawn_at: datetime | None
     withdrawn_by: str | None
@@ -37,9 +40,25 @@ class ConsentRecordOut(Body):
 
 class ConsentStateOut(Body):
     wording: ConsentWordingOut
-    records: list[ConsentRecordOut] = Field(description="The latest record of each scope.")
-    complete: bool = Field(description="Both scopes given and not withdrawn.")
-    sharing_withdrawn: bool
+    records: list[ConsentRecordOut] = Field(
+        description="The latest consent of each scope (the guardian's, when consenting_role is "
+        "guardian)."
+    )
+    consenting_role: Literal["client", "guardian"] = Field(
+        description="Whose consent admits the client: the guardian when the consult seats one "
+        "(the client is a minor), else the client."
+    )
+    assent: list[ConsentRecordOut] = Field(
+        description="A minor's own assent, the latest of each scope, beside the guardian's "
+        "consent (empty when the client consents themself). Not required; withdrawn, it stops "
+        "what it names as a withdrawn consent does."
+    )
+    complete: bool = Field(
+        description="Both scopes consented and not withdrawn, and no scope's assent withdrawn."
+    )
+    sharing_withdrawn: bool = Field(
+        description="Sharing withdrawn by whoever consented to it, or by the minor's assent."
+    )
 
 
 class GiveConsentIn(Body):

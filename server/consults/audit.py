@@ -46,6 +46,10 @@ class AuditAction(StrEnum):
     PRESENCE_CONFIRMED = "presence.confirmed"
     CONSENT_GIVEN = "consent.given"
     CONSENT_WITHDRAWN = "consent.withdrawn"
+    # A minor's own assent beside the guardian's consent (the actor says who: the minor, or
+    # the therapist attesting their spoken word).
+    ASSENT_GIVEN = "assent.given"
+    ASSENT_WITHDRAWN = "assent.withdrawn"
     BRIEF_SAVED = "brief.saved"
     MEASURE_RECORDED = "measure.recorded"
     # Reads of PHI (HIPAA audit controls): who read what, never what it said.

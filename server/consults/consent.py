@@ -1,7 +1,13 @@
 """The client's consent: to the session, and to the two clinicians sharing information with
 each other. Given by the client, or attested by a therapist the client sits with (same-room
 mode); withdrawable; every change audited. The wording is versioned here, in code, so the
-version a record names always has its text."""
+version a record names always has its text.
+
+For a minor whose consult seats a guardian, the guardian consents (that is what admits the
+client) and the minor's own word is assent, recorded beside it: not required, but a withdrawn
+assent stops what it names as the guardian's withdrawal would (the wording the minor agreed to
+says sharing stops when they withdraw). A minor without a guardian seat consents as any client.
+The interpreter is bound by the session consent and consents for nobody."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..auth.roles import Role
 from ..crypto import KeyRing
 from ..db.engine import Database
-from ..db.models import ConsentRecord
+from ..db.models import ConsentRecord, Participant
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from . import audit
@@ -30,6 +36,13 @@ from .people import client_at_device
 class ConsentScope(StrEnum):
     SESSION = "session"
     INFORMATION_SHARING = "information_sharing"
+
+
+class ConsentKind(StrEnum):
+    """The stored `consents.kind` (migration 0007)."""
+
+    CONSENT = "consent"  # what admits the client: the client's, or a minor's guardian's
+    ASSENT = "assent"  # a minor's own, beside the guardian's consent
 
 
 @dataclass(frozen=True)
@@ -65,17 +78,19 @@ class ConsentFact:
     scope: ConsentScope
     wording_version: str
     given_at: datetime
-    given_by: ParticipantId  # the client the consent is of
+    given_by: ParticipantId  # the client, or a minor's guardian (the row's participant)
     attested_by: ParticipantId | None
     withdrawn_at: datetime | None
     withdrawn_by: ParticipantId | None
+    kind: ConsentKind = ConsentKind.CONSENT  # the row's clear `kind`, not sealed
 
     @property
     def active(self) -> bool:
         return self.withdrawn_at is None
 
     def to_json(self) -> dict[str, Any]:
-        """What the sealed column holds (everything but the client, which is the row's)."""
+        """What the sealed column holds (everything but who gave it and the kind, which are
+        the row's)."""
         return {
             "scope": self.scope.value,
             "wording_version": self.wording_version,
@@ -86,7 +101,9 @@ class ConsentFact:
         }
 
     @classmethod
-    def from_json(cls, given_by: str, data: dict[str, Any]) -> ConsentFact:
+    def from_json(
+        cls, given_by: str, data: dict[str, Any], kind: ConsentKind = ConsentKind.CONSENT
+    ) -> ConsentFact:
         def pid(value: object) -> ParticipantId | None:
             return ParticipantId(str(value)) if value is not None else None
 
@@ -99,27 +116,43 @@ class ConsentFact:
             attested_by=pid(data.get("attested_by")),
             withdrawn_at=datetime.fromisoformat(withdrawn_at) if withdrawn_at else None,
             withdrawn_by=pid(data.get("withdrawn_by")),
+            kind=kind,
         )
 
 
 @dataclass(frozen=True)
 class ConsentState:
     wording: ConsentWording
-    # The latest record per scope (a consent given again after a withdrawal supersedes it).
+    # The latest consent per scope (a consent given again after a withdrawal supersedes it).
     records: tuple[ConsentFact, ...]
+    # Whose consent admits the client: the guardian when the consult seats one, else the client.
+    consenting_role: Role = Role.CLIENT
+    # A minor's assent, the latest per scope (always empty when the client consents themself).
+    assent: tuple[ConsentFact, ...] = ()
 
     @property
     def complete(self) -> bool:
+        """Every scope consented and in force, and no scope's assent withdrawn (assent never
+        given does not hold anything back: it is not required)."""
         active = {r.scope for r in self.records if r.active}
-        return active == set(ConsentScope)
+        dissent = any(not a.active for a in self.assent)
+        return active == set(ConsentScope) and not dissent
 
     @property
     def sharing_withdrawn(self) -> bool:
-        latest = self.latest(ConsentScope.INFORMATION_SHARING)
-        return latest is not None and not latest.active
+        return any(
+            fact is not None and not fact.active
+            for fact in (
+                self.latest(ConsentScope.INFORMATION_SHARING),
+                self.latest(ConsentScope.INFORMATION_SHARING, ConsentKind.ASSENT),
+            )
+        )
 
-    def latest(self, scope: ConsentScope) -> ConsentFact | None:
-        return next((r for r in self.records if r.scope == scope), None)
+    def latest(
+        self, scope: ConsentScope, kind: ConsentKind = ConsentKind.CONSENT
+    ) -> ConsentFact | None:
+        facts = self.records if kind is ConsentKind.CONSENT else self.assent
+        return next((r for r in facts if r.scope == scope), None)
 
 
 def parse_scopes(scopes: Iterable[str]) -> tuple[ConsentScope, ...]:
@@ -153,14 +186,16 @@ class ConsentBook:
             )
         now = self._clock()
         async with self._db.sessions.begin() as session:
-            client, attester = await self._client_and_attester(session, who, attested)
             current = await consent_state(session, self._keyring, who.consult_id)
+            giver, attester, kind = await self._whose(session, who, current, attested)
             for scope in wanted:
-                latest = current.latest(scope)
+                latest = current.latest(scope, kind)
                 if latest is not None and latest.active:
                     continue  # already given: giving twice changes nothing
-                fact = ConsentFact(scope, wording_version, now, client, attester, None, None)
-                row = ConsentRecord(consult_id=who.consult_id, participant_id=client, sealed=b"")
+                fact = ConsentFact(scope, wording_version, now, giver, attester, None, None, kind)
+                row = ConsentRecord(
+                    consult_id=who.consult_id, participant_id=giver, kind=kind, sealed=b""
+                )
                 session.add(row)
                 await session.flush()  # the seal names the row id
                 row.sealed = seal_consent(self._keyring, row.id, who.consult_id, fact)
@@ -168,7 +203,7 @@ class ConsentBook:
                     session,
                     at=now,
                     actor=Actor("participant", who.participant_id),
-                    action=AuditAction.CONSENT_GIVEN,
+                    action=_GIVEN[kind],
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
                     details={"consent_id": row.id},
@@ -180,11 +215,14 @@ class ConsentBook:
         wanted = parse_scopes(scopes)
         now = self._clock()
         async with self._db.sessions.begin() as session:
-            # The client withdraws their own; a therapist the client sits with may relay it.
-            await self._client_and_attester(session, who, attested=who.role != Role.CLIENT)
+            current = await consent_state(session, self._keyring, who.consult_id)
+            # Each withdraws their own; a therapist the client sits with may relay the client's.
+            _, _, kind = await self._whose(
+                session, who, current, attested=who.role not in (Role.CLIENT, Role.GUARDIAN)
+            )
             rows = await session.scalars(
                 select(ConsentRecord)
-                .where(ConsentRecord.consult_id == who.consult_id)
+                .where(ConsentRecord.consult_id == who.consult_id, ConsentRecord.kind == kind)
                 .with_for_update()
             )
             for row in rows:
@@ -197,13 +235,31 @@ class ConsentBook:
                     session,
                     at=now,
                     actor=Actor("participant", who.participant_id),
-                    action=AuditAction.CONSENT_WITHDRAWN,
+                    action=_WITHDRAWN[kind],
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
                     details={"consent_id": row.id},
                 )
             await session.flush()
             return await consent_state(session, self._keyring, who.consult_id)
+
+    async def _whose(
+        self, session: AsyncSession, who: JoinIdentity, current: ConsentState, attested: bool
+    ) -> tuple[ParticipantId, ParticipantId | None, ConsentKind]:
+        """Who gives (or withdraws) what: the guardian their consent; the client (or the
+        therapist attesting for them) the client's consent, or a minor's assent when the
+        guardian consents. Anyone else is refused, before anything is written."""
+        if who.role == Role.INTERPRETER:
+            raise TriadError(
+                ErrorCode.FORBIDDEN_ROLE,
+                "the interpreter is bound by the session consent and consents for nobody",
+            )
+        if who.role == Role.GUARDIAN and not attested:
+            return who.participant_id, None, ConsentKind.CONSENT
+        client, attester = await self._client_and_attester(session, who, attested)
+        if current.consenting_role == Role.GUARDIAN:
+            return client, attester, ConsentKind.ASSENT
+        return client, attester, ConsentKind.CONSENT
 
     async def _client_and_attester(
         self, session: AsyncSession, who: JoinIdentity, attested: bool
@@ -215,7 +271,8 @@ class ConsentBook:
             if who.role != Role.CLIENT:
                 raise TriadError(
                     ErrorCode.FORBIDDEN_ROLE,
-                    "only the client consents for themself; a therapist may attest (attested)",
+                    "only the client (or a minor's guardian) consents; a therapist may attest "
+                    "(attested)",
                 )
             return who.participant_id, None
         if who.role != Role.THERAPIST:
@@ -230,6 +287,16 @@ class ConsentBook:
         return client, who.participant_id
 
 
+_GIVEN = {
+    ConsentKind.CONSENT: AuditAction.CONSENT_GIVEN,
+    ConsentKind.ASSENT: AuditAction.ASSENT_GIVEN,
+}
+_WITHDRAWN = {
+    ConsentKind.CONSENT: AuditAction.CONSENT_WITHDRAWN,
+    ConsentKind.ASSENT: AuditAction.ASSENT_WITHDRAWN,
+}
+
+
 def _aad(consent_id: int, consult_id: str) -> bytes:
     return f"consent:{consent_id}:{consult_id}".encode()
 
@@ -240,7 +307,7 @@ def seal_consent(keyring: KeyRing, consent_id: int, consult_id: str, fact: Conse
 
 def open_consent(keyring: KeyRing, row: ConsentRecord) -> ConsentFact:
     data = json.loads(keyring.open(row.sealed, _aad(row.id, row.consult_id)))
-    return ConsentFact.from_json(row.participant_id, data)
+    return ConsentFact.from_json(row.participant_id, data, ConsentKind(row.kind))
 
 
 async def consent_state(
@@ -254,8 +321,21 @@ async def consent_state(
         key=lambda pair: (pair[0].given_at, pair[1]),
         reverse=True,
     )
-    latest: dict[ConsentScope, ConsentFact] = {}
+    latest: dict[tuple[ConsentKind, ConsentScope], ConsentFact] = {}
     for fact, _ in facts:
-        latest.setdefault(fact.scope, fact)
-    ordered = tuple(latest[s] for s in ConsentScope if s in latest)
-    return ConsentState(CONSENT_WORDING, ordered)
+        latest.setdefault((fact.kind, fact.scope), fact)
+
+    def ordered(kind: ConsentKind) -> tuple[ConsentFact, ...]:
+        return tuple(latest[kind, s] for s in ConsentScope if (kind, s) in latest)
+
+    guardian = await session.scalar(
+        select(Participant.id).where(
+            Participant.consult_id == consult_id, Participant.role == Role.GUARDIAN.value
+        )
+    )
+    return ConsentState(
+        CONSENT_WORDING,
+        ordered(ConsentKind.CONSENT),
+        consenting_role=Role.GUARDIAN if guardian is not None else Role.CLIENT,
+        assent=ordered(ConsentKind.ASSENT),
+    )

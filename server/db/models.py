@@ -112,7 +112,13 @@ class ConsentRecord(Base):
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
+    # Who gave it: the client, or for a minor with a guardian seat the guardian (consent) or
+    # the minor (assent).
     participant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    # `consent` (what admits the client) or `assent` (a minor's own, beside the guardian's
+    # consent; migration 0007). Clear: it names no clinical fact, and the consult's minor flag
+    # is clear already.
+    kind: Mapped[str] = mapped_column(String(8), server_default="consent")
     # Sealed, bound to the row id: scope, wording version, when given, who attested, when and
     # by whom withdrawn (migration 0005).
     sealed: Mapped[bytes] = mapped_column(LargeBinary())

@@ -63,15 +63,20 @@ class People:
         await room_client.join()
         return room_client
 
-    async def consent(self) -> dict[str, Any]:
-        """The client consents to the session and to sharing, as the join page does."""
+    def seats(self, role: str) -> bool:
+        return any(p["role"] == role for p in self.consult["participants"])
+
+    async def consent(self, role: str | None = None) -> dict[str, Any]:
+        """Consent to the session and to sharing, as the join page does: by the client, or for
+        a minor whose consult seats a guardian, by the guardian (whose consent admits them)."""
+        role = role or ("guardian" if self.seats("guardian") else "client")
         path = f"/api/v1/consults/{self.consult['id']}/session/consent"
-        wording = await self.api.call("GET", path, bearer=self.token("client"))
+        wording = await self.api.call("GET", path, bearer=self.token(role))
         assert wording.status == 200, wording.body
         answer = await self.api.call(
             "POST",
             path,
-            bearer=self.token("client"),
+            bearer=self.token(role),
             json_body={
                 "wording_version": wording.body["wording"]["version"],
                 "scopes": ["session", "information_sharing"],
@@ -83,7 +88,7 @@ class People:
         return body
 
     async def all_in_room(self) -> tuple[RoomClient, RoomClient, RoomClient]:
-        """Therapist, psychiatrist and client joined, the client (who consented) admitted by
+        """Therapist, psychiatrist and client joined, the client (consented for) admitted by
         the therapist."""
         await self.consent()
         therapist = await self.joined("therapist")

@@ -148,8 +148,8 @@ async def test_an_optional_seat_waits_in_the_lobby_until_a_host_admits_them_and_
 ) -> None:
     """Like the client, the guardian or interpreter waits in the lobby (the hosts see their
     role) until a host admits them; unlike the client, their entry does not wait for the
-    client's consent, which is the client's own. In the lobby or in the room they can neither
-    admit, deny, remove nor end."""
+    consent that admits the client (the guardian's, here). In the lobby or in the room they can
+    neither admit, deny, remove nor end."""
     people = seated_people
     therapist = await people.joined("therapist")
     client = await people.joined("client")

@@ -134,8 +134,8 @@ SEAT_TABLE: dict[str, dict[str, tuple[bool, bool]]] = {
 
 
 async def seated_room(people: People) -> dict[str, NotesClient]:
-    """All five in the room: the hosts admit the client (who consented), the guardian and the
-    interpreter from the lobby."""
+    """All five in the room: the hosts admit the client (the guardian consented for them), the
+    guardian and the interpreter from the lobby."""
     therapist, psychiatrist, patient = await people.all_in_room()
     seats = {"therapist": therapist, "psychiatrist": psychiatrist, "client": patient}
     for role in ("guardian", "interpreter"):
