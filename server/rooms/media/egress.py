@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 HISTORY: Final = 512  # ~3 s of 1.2 Mbit/s video: longer than any useful retransmission
 MAX_NACKED_PER_FEEDBACK: Final = 64
 GAPS_RING: Final = 1024
+# A receiver report written this long after the last RTX packet was sent has seen every one of
+# them that the link delivered (the emulated and real queues hold well under this).
+RTX_SETTLED_SECONDS: Final = 0.5
 
 
 class Egress:
@@ -87,6 +90,8 @@ class Egress:
         # gaps up to the packet it names, not with gaps forwarded since it was written.
         self._gaps_at = [(-1, 0)] * GAPS_RING
         self._reported: dict[int, tuple[int, int, int]] = {}
+        self._rtx_sent_at = 0.0  # the last packet on the RTX stream (a resend or padding)
+        self._rtx_reported_at = 0.0  # the receiver's last report on it
 
     # Set up ------------------------------------------------------------------------------
 
@@ -301,6 +306,8 @@ class Egress:
                 break
             self._history_resent[slot] = now
             resend = self._as_rtx(original, seq) if track.rtx_payload_type else original
+            if track.rtx_payload_type:
+                self._rtx_sent_at = now
             self._transport.send_rtp(resend)
             self.retransmitted += 1
             self._counters.retransmissions[self.kind] += 1
@@ -322,7 +329,7 @@ class Egress:
         body = memoryview(original)[self._header_size :]
         return b"".join((header, self._ext_before, value, self._ext_after, rtp.U16.pack(seq), body))
 
-    def padding(self, size: int) -> bytes | None:
+    def padding(self, size: int, now: float) -> bytes | None:
         """A padding-only packet on the RTX stream (bandwidth probing), or None without RTX."""
         track = self.track
         if track is None or not track.rtx_payload_type or not self._first_byte:
@@ -337,15 +344,18 @@ class Egress:
         )
         value = send_time() if self._has_value else b""
         size = max(1, min(255, size))
+        self._rtx_sent_at = now
         return b"".join(
             (header, self._ext_before, value, self._ext_after, bytes(size - 1), bytes((size,)))
         )
 
-    def link_loss(self, ssrc: int, highest: int, lost: int) -> tuple[int, int] | None:
+    def link_loss(self, ssrc: int, highest: int, lost: int, now: float) -> tuple[int, int] | None:
         """(packets the receiver's own link lost, packets expected) since its last report:
         reported loss less the gaps the SFU forwarded (RFC 3550 6.4.1 cumulative counts;
         None until two reports)."""
         gaps = 0
+        if ssrc == self.rtx_ssrc:
+            self._rtx_reported_at = now
         if ssrc == self.ssrc:
             seq, gaps_then = self._gaps_at[highest % GAPS_RING]
             gaps = gaps_then if seq == highest & 0xFFFF else self.gaps
@@ -358,6 +368,20 @@ class Egress:
             return None
         ours = (lost - previous[1]) - (gaps - previous[2])
         return max(0, min(expected, ours)), expected
+
+    def write_off_unseen_rtx(self) -> None:
+        """Before a bandwidth probe: RTX packets sent before the receiver's last report on that
+        stream and missing from it were lost. A receiver counts a packet lost only once a later
+        one arrives, so the tail a drop-tail queue cut from the last probe would otherwise be
+        reported with the next probe's packets, and fail a probe on a link that has healed."""
+        previous = self._reported.get(self.rtx_ssrc)
+        settled = self._rtx_reported_at - self._rtx_sent_at >= RTX_SETTLED_SECONDS
+        if previous is None or not settled:
+            return
+        highest, lost, gaps = previous
+        unseen = (self._rtx_seq - highest) & 0xFFFF
+        if 0 < unseen < 0x8000:
+            self._reported[self.rtx_ssrc] = (highest + unseen, lost + unseen, gaps)
 
     def sender_report(self, now: float) -> list[RtcpSrPacket | RtcpSdesPacket]:
         """SR (RFC 3550 6.4.1) mapping this slot's timestamps to now, plus its CNAME.
