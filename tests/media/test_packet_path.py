@@ -18,7 +18,7 @@ from server.ids import ParticipantId
 from server.rooms.media import roundtrip, rtp
 from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
 from server.rooms.media.downlink import Downlink
-from server.rooms.media.egress import Egress
+from server.rooms.media.egress import RESUME_SEQUENCE_SKIP, Egress
 from server.rooms.media.ingress import NEW_SUBSCRIBER_REMINDER, Ingress
 from server.rooms.media.nack import Nack, fci_entries
 from server.rooms.media.roundtrip import RoundTrip
@@ -148,7 +148,7 @@ def test_the_offer_asks_for_opus_fec_and_dtx() -> None:
 # Rewriting -----------------------------------------------------------------------------------
 
 
-async def test_video_waits_for_a_keyframe_then_numbers_continue_across_a_pause(video) -> None:  # type: ignore[no-untyped-def]
+async def test_video_waits_for_a_keyframe_and_jumps_ahead_after_a_pause(video) -> None:  # type: ignore[no-untyped-def]
     ingress, egress, transport, counters = video
     delta = packet(100, 1000, payload=vp8(10, key=False))
     ingress.on_media(delta, rtp.read(delta), 1.0)  # type: ignore[arg-type]
@@ -171,8 +171,10 @@ async def test_video_waits_for_a_keyframe_then_numbers_continue_across_a_pause(v
     data = packet(120, 61000, payload=vp8(30, key=True))
     ingress.on_media(data, rtp.read(data), 3.0)  # type: ignore[arg-type]
     resumed = read(transport.rtp[-1])
-    assert resumed[0] == (sent[2][0] + 1) & 0xFFFF  # no gap the receiver would NACK
-    assert resumed[3] == (sent[2][3] + 1) & 0x7FFF  # picture ids continue too
+    # A jump no jitter buffer spans: a hole from before the pause cannot hold the keyframe up.
+    assert resumed[0] == (sent[2][0] + 1 + RESUME_SEQUENCE_SKIP) & 0xFFFF
+    assert egress.gaps == RESUME_SEQUENCE_SKIP  # not the receiver's link's loss
+    assert resumed[3] == (sent[2][3] + 1) & 0x7FFF  # picture ids continue
     assert resumed[1] == (sent[2][1] + 61000 - 10000) & 0xFFFFFFFF  # same source: same clock
     assert counters.forwarded[(P, "video")] == 4
     assert counters.dropped[(P, "video")] == 17

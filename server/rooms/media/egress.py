@@ -3,8 +3,10 @@
 Each forwarded packet gets this slot's SSRC, payload type and header extensions (its own mid,
 a fresh abs-send-time for the receiver's bandwidth estimate, the audio level passed through)
 and a sequence number, timestamp and VP8 picture id that continue without a gap across
-everything the slot did not forward: a pause, a resync at a keyframe, a publisher that
-reconnected (a new SSRC and origin). The packet is copied once, into the buffer that is
+everything the slot did not forward: a resync at a keyframe, a publisher that reconnected (a new
+SSRC and origin). After a pause the sequence numbers jump instead (`RESUME_SEQUENCE_SKIP`): the
+receiver may still hold a hole from the overload that paused it, and its jitter buffer would
+keep the resumed keyframe waiting behind it. The packet is copied once, into the buffer that is
 protected and sent, and kept in a short history for retransmission (RFC 4588 RTX) within the
 receiver's retransmission budget.
 """
@@ -36,6 +38,12 @@ GAPS_RING: Final = 1024
 # A receiver report written this long after the last RTX packet was sent has seen every one of
 # them that the link delivered (the emulated and real queues hold well under this).
 RTX_SETTLED_SECONDS: Final = 0.5
+# Sequence numbers skipped when a paused video resumes: more than a receiver's jitter buffer
+# holds (aiortc's video buffer: 512 packets, which it otherwise fills behind a hole before giving
+# up on it) and than libwebrtc lists for NACK (1,000: past that it clears the list and asks for a
+# keyframe, which is coming anyway). Counted in `gaps`, so the receiver's reported loss of them
+# is not taken for its link's.
+RESUME_SEQUENCE_SKIP: Final = 1024
 
 
 class Egress:
@@ -74,6 +82,7 @@ class Egress:
         self._rtx_seq = random.getrandbits(16)
         self.awaiting_keyframe = kind == "video"
         self.paused = False  # by the downlink allocation (video only)
+        self._skip_on_rebase = False  # a pause dropped packets: the next rebase jumps
         self._history_seq = [-1] * HISTORY if kind == "video" else []
         self._history: list[bytes | None] = [None] * HISTORY if kind == "video" else []
         self._history_resent = [0.0] * HISTORY if kind == "video" else []
@@ -84,7 +93,8 @@ class Egress:
         self.not_in_history = 0  # ... that were too old (or never sent) to resend
         self.refused = 0  # ... that the receiver's retransmission budget did not allow
         # Sequence numbers skipped in what was sent: the publisher's uplink lost them before
-        # the SFU. The receiver reports them as lost; they say nothing about its own link.
+        # the SFU, or a resume jumped them. The receiver reports them as lost; they say nothing
+        # about its own link.
         self.gaps = 0
         # The gaps count as each sequence number went out, so a report is compared with the
         # gaps up to the packet it names, not with gaps forwarded since it was written.
@@ -175,6 +185,7 @@ class Egress:
         if self.kind == "video":
             assert vp8 is not None
             if self.paused:
+                self._skip_on_rebase = self.packets_sent > 0
                 self._drop(view.marker)
                 return
             if self.awaiting_keyframe:
@@ -192,9 +203,12 @@ class Egress:
 
     def _rebase(self, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float) -> None:
         """Continue the receiver's numbering from here: the next packet follows the last one
-        sent, whatever was skipped (a pause, a resync) or whoever published before."""
+        sent, whatever was skipped (a resync) or whoever published before; after a pause, with
+        a jump past the receiver's jitter buffer."""
         self._first_in_seq = view.sequence
-        self._seq_offset = (self._last_seq + 1 - view.sequence) & 0xFFFF
+        skip = RESUME_SEQUENCE_SKIP if self._skip_on_rebase else 0
+        self._skip_on_rebase = False
+        self._seq_offset = (self._last_seq + 1 + skip - view.sequence) & 0xFFFF
         if not self._started:
             # A new source (or the first): its timestamps have their own origin. Continue
             # from the last one sent, advanced by the wall time since.
