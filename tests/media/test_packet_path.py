@@ -450,18 +450,27 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     # here what the other video needs is less.
     downlink.allocate(slots, Q, 29.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(80_000 + 1_200_000 + 1.1 * 1_200_000)
-    # Its answer waited behind 150 ms of queue: no room. It lost nothing, so the next probe
-    # comes sooner than a backoff would allow.
+    # Its answer waited behind 150 ms of queue: no room. The link carried at most 0.4 s of the
+    # probe in 0.55 s, and what plays still fits in that. It lost nothing, so the next probe
+    # comes sooner than a backoff would allow, asking a quarter over what the link carried.
     downlink.on_round_trip(0.16, 29.42, 0.010)
     downlink.allocate(slots, Q, 29.5)  # type: ignore[arg-type]
     assert not downlink._probe_target
     assert slots[2].paused
+    carried = 2_600_000 * 0.4 / 0.55
+    assert downlink.estimate == pytest.approx(carried)
+    assert slots[3].paused is False
     downlink.allocate(slots, Q, 32.0)  # type: ignore[arg-type]
     assert not downlink._probe_target
     downlink.allocate(slots, Q, 32.5)  # type: ignore[arg-type]
-    assert downlink._probe_target == pytest.approx(80_000 + 1_200_000 + 1.1 * 1_200_000)
-    downlink.on_round_trip(0.011, 32.91, 0.010)
+    assert downlink._probe_target == pytest.approx(1.25 * carried)
+    downlink.on_round_trip(0.011, 32.91, 0.010)  # the link has room again
     downlink.allocate(slots, Q, 33.0)  # type: ignore[arg-type]
+    assert slots[2].paused  # not for both yet
+    downlink.allocate(slots, Q, 33.5)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(80_000 + 1_200_000 + 1.1 * 1_200_000)
+    downlink.on_round_trip(0.011, 33.91, 0.010)
+    downlink.allocate(slots, Q, 34.0)  # type: ignore[arg-type]
     assert slots[2].paused is False
     assert (P, False) in changes
     downlink.close()

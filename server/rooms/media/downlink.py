@@ -9,8 +9,8 @@ paused for this subscriber only, and its page is told. What one weak receiver ge
 changes what the publisher sends or what the others receive.
 
 A paused video comes back only when the link shows room for it: short probes of padding
-packets (on the first video slot's RTX stream, which receivers discard), each asking at most
-half again what is known to pass, toward what every paused video needs. As the padding ends the
+packets (on the first video slot's RTX stream, which receivers discard), the first asking half
+again what is known to pass, toward what every paused video needs. As the padding ends the
 peer sends sender reports and holds the next ones: the round trip of the receiver's answer
 (LSR/DLSR) says whether the probe queued on the link (more than 40 ms over the path's usual) or
 passed through. A probe fails on that queueing, on a REMB drop or congestion, on more loss than
@@ -20,8 +20,10 @@ padding stream itself (a receiver that reports RTX). A pass raises the estimate,
 (at the next keyframe) each paused video that now fits, and the next step follows in the next
 round asking twice what is known, four times after a clear round trip with nothing lost, so a
 healed link brings both videos back from a weak link's estimate in two probes. A probe the link
-only queued (nothing lost) is asked again 3 s later; one it lost or that drew a REMB drop backs
-off (4 s, then 6 s).
+queued lowers the estimate to what the link carried of it (its rate over its length and the
+queue it left) and the next asks a quarter over that: enough to queue again on a link still that
+weak, too little to overflow its queue. It comes 3 s later when nothing was lost; a probe the
+link lost or that drew a REMB drop backs off (4 s, then 6 s).
 
 Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
 forwards the gaps); `on_loss` is given only what its own link lost (`Egress.link_loss`).
@@ -91,6 +93,7 @@ PROBE_STEP_AFTER_PASS: Final = 2.0
 # step (two videos from a weak link's estimate); a link only somewhat better costs one probe
 # that overflows its queue.
 PROBE_STEP_AFTER_CLEAR: Final = 4.0
+PROBE_STEP_AFTER_QUEUE: Final = 1.25  # ... a quarter over what the link carried of one it queued
 PROBE_AGAIN_SECONDS: Final = 0.3  # after a probe that passed, the next step: the next round
 PROBE_TICK: Final = 0.02
 PADDING_BYTES: Final = 255
@@ -132,6 +135,8 @@ class Downlink:
         self._probe_covered = False  # a receiver report written after the probe's end came
         self._probe_verdict = ""  # what judged it: "queued", "clear" (the round trip), "lost"
         self._probe_ended = False
+        self._probe_from = 0.0
+        self._probe_queued = 0.0  # how much longer the round trip took as the probe ended
         self.loss = 0.0  # the link's own loss when not overloaded, judged over `LOSS_SAMPLE`
         self.pauses = 0
         # Set by the peer: sends about `size` bytes of padding on one of its video slots.
@@ -211,6 +216,7 @@ class Downlink:
         if rtt - usual > PROBE_QUEUE_DELAY:
             self._probe_failed = True
             self._probe_verdict = "queued"
+            self._probe_queued = rtt - usual
         else:
             self._probe_covered = True
             self._probe_verdict = "clear"
@@ -348,6 +354,7 @@ class Downlink:
 
     def _start_probe(self, target: float, now: float) -> None:
         self._probe_target = target
+        self._probe_from = self.send_rate  # what plays (and was carried) before the padding
         self._probe_failed = False
         self._probe_lost = self._probe_expected = 0
         self._probe_covered = False
@@ -389,6 +396,13 @@ class Downlink:
         )
         if self._probe_failed:
             self._step = PROBE_STEP
+            if self._probe_verdict == "queued":
+                # The link carried at most the probe's rate over its length and the queue it
+                # left; the next probe asks a quarter over that, which queues again on a link
+                # still that weak but overflows no queue of 150 ms or more.
+                carried = target * PROBE_SECONDS / (PROBE_SECONDS + self._probe_queued)
+                self.estimate = min(self.estimate, max(carried, self._probe_from / HEADROOM))
+                self._step = PROBE_STEP_AFTER_QUEUE
             if self._probe_verdict == "queued" and not lossy:
                 self._next_probe = now + PROBE_RETRY_SECONDS
             else:
