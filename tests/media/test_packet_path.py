@@ -446,7 +446,7 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     assert slots[3].ingress.keyframes == 1
     assert (Q, False) in changes
     assert slots[2].paused  # no room for both yet: the next step asks for the other's
-    # After a probe the link neither queued nor lost, the next may ask four times as much;
+    # After a probe the link neither queued nor lost, the next may ask five times as much;
     # here what the other video needs is less.
     downlink.allocate(slots, Q, 29.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(80_000 + 1_200_000 + 1.1 * 1_200_000)

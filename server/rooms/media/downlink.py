@@ -18,7 +18,7 @@ the link usually has in the reports that came meanwhile, or when nothing answers
 dropped the reports with the padding); it passes on a clear round trip or on a report about the
 padding stream itself (a receiver that reports RTX). A pass raises the estimate, resumes at once
 (at the next keyframe) each paused video that now fits, and the next step follows in the next
-round asking twice what is known, four times after a clear round trip with nothing lost, so a
+round asking twice what is known, five times after a clear round trip with nothing lost, so a
 healed link brings both videos back from a weak link's estimate in two probes. A probe the link
 queued lowers the estimate to what the link carried of it (its rate over its length and the
 queue it left) and the next asks a quarter over that: enough to queue again on a link still that
@@ -89,10 +89,10 @@ PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
 # ... or twice, right after one that passed (a link that healed is found in a few steps), a link
 # that stays weak is only asked half again.
 PROBE_STEP_AFTER_PASS: Final = 2.0
-# ... four times after one the link neither queued nor lost: a link that healed is found in one
-# step (two videos from a weak link's estimate); a link only somewhat better costs one probe
-# that overflows its queue.
-PROBE_STEP_AFTER_CLEAR: Final = 4.0
+# ... five times after one the link neither queued nor lost: a link that healed is found in one
+# step (two videos of 1.5 Mbit/s from a quarter over a 600 kbit/s link: four fell just short);
+# a link only somewhat better costs one probe that overflows its queue.
+PROBE_STEP_AFTER_CLEAR: Final = 5.0
 PROBE_STEP_AFTER_QUEUE: Final = 1.25  # ... a quarter over what the link carried of one it queued
 PROBE_AGAIN_SECONDS: Final = 0.3  # after a probe that passed, the next step: the next round
 PROBE_TICK: Final = 0.02
