@@ -18,7 +18,7 @@ from server.ids import ParticipantId
 from server.rooms.media import roundtrip, rtp
 from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
 from server.rooms.media.downlink import Downlink
-from server.rooms.media.egress import Egress
+from server.rooms.media.egress import RESUME_SEQUENCE_SKIP, Egress
 from server.rooms.media.ingress import NEW_SUBSCRIBER_REMINDER, Ingress
 from server.rooms.media.nack import Nack, fci_entries
 from server.rooms.media.roundtrip import RoundTrip
@@ -148,7 +148,7 @@ def test_the_offer_asks_for_opus_fec_and_dtx() -> None:
 # Rewriting -----------------------------------------------------------------------------------
 
 
-async def test_video_waits_for_a_keyframe_then_numbers_continue_across_a_pause(video) -> None:  # type: ignore[no-untyped-def]
+async def test_video_waits_for_a_keyframe_and_jumps_ahead_after_a_pause(video) -> None:  # type: ignore[no-untyped-def]
     ingress, egress, transport, counters = video
     delta = packet(100, 1000, payload=vp8(10, key=False))
     ingress.on_media(delta, rtp.read(delta), 1.0)  # type: ignore[arg-type]
@@ -171,8 +171,10 @@ async def test_video_waits_for_a_keyframe_then_numbers_continue_across_a_pause(v
     data = packet(120, 61000, payload=vp8(30, key=True))
     ingress.on_media(data, rtp.read(data), 3.0)  # type: ignore[arg-type]
     resumed = read(transport.rtp[-1])
-    assert resumed[0] == (sent[2][0] + 1) & 0xFFFF  # no gap the receiver would NACK
-    assert resumed[3] == (sent[2][3] + 1) & 0x7FFF  # picture ids continue too
+    # A jump no jitter buffer spans: a hole from before the pause cannot hold the keyframe up.
+    assert resumed[0] == (sent[2][0] + 1 + RESUME_SEQUENCE_SKIP) & 0xFFFF
+    assert egress.gaps == RESUME_SEQUENCE_SKIP  # not the receiver's link's loss
+    assert resumed[3] == (sent[2][3] + 1) & 0x7FFF  # picture ids continue
     assert resumed[1] == (sent[2][1] + 61000 - 10000) & 0xFFFFFFFF  # same source: same clock
     assert counters.forwarded[(P, "video")] == 4
     assert counters.dropped[(P, "video")] == 17
@@ -414,29 +416,86 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     # (the link's queue overflowed) where the link usually loses nothing: it failed too.
     downlink.allocate(slots, Q, 16.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(825_000)
-    downlink.on_loss(20, 200, 16.6)
+    downlink.on_loss(20, 200, 16.6, probed=True)
     downlink.allocate(slots, Q, 17.5)  # type: ignore[arg-type]
     assert downlink._probe_target == 0
     assert downlink.estimate == 550_000
     assert all(s.paused for s in slots[2:])
-    # The link recovered: probes pass, each asking at most half again what is known to pass
-    # (550 kbit/s, then 935), and the active speaker's video comes back first, at a keyframe.
+    # The link recovered: probes pass, the first asking half again what is known to pass
+    # (550 kbit/s), the next, in the round after it passed, twice (935 kbit/s), each toward what
+    # both paused videos need; the active speaker's video comes back first, at a keyframe, in
+    # the round that judged the probe that found room for it.
+    both = 80_000 + 2 * 1.1 * 1_200_000
     downlink.allocate(slots, Q, 26.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(825_000)
+    downlink.on_loss(0, 50, 26.55)  # an audio stream's report knows nothing of the padding
     downlink.allocate(slots, Q, 27.0)  # type: ignore[arg-type]
-    assert downlink._probe_target  # no report about the probe yet: its verdict waits
-    downlink.on_loss(0, 200, 26.6)
+    assert downlink._probe_target  # no report about the padding yet: its verdict waits
+    downlink.on_loss(0, 200, 26.6, probed=True)
     downlink.allocate(slots, Q, 27.5)  # type: ignore[arg-type]
     assert all(s.paused for s in slots[2:])
+    downlink.allocate(slots, Q, 28.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(min(both, 2 * 825_000 / 0.9 * 1.02))
+    # The receiver's answer to the sender reports sent as the probe ended (at 28.4) took no
+    # longer than the path's own round trip: nothing queued. That is the verdict, at once.
+    downlink.on_round_trip(0.012, 28.3, 0.010)  # a report from before the end says nothing
+    downlink.on_round_trip(0.012, 28.42, 0.010)
     downlink.allocate(slots, Q, 28.5)  # type: ignore[arg-type]
-    assert downlink._probe_target == pytest.approx(1_400_000)
-    downlink.allocate(slots, Q, 29.5)  # type: ignore[arg-type]
-    downlink.allocate(slots, Q, 30.5)  # type: ignore[arg-type]  # no report came: it passes
-    downlink.allocate(slots, Q, 30.6)  # type: ignore[arg-type]
     assert slots[3].paused is False
     assert slots[3].awaiting_keyframe
     assert slots[3].ingress.keyframes == 1
     assert (Q, False) in changes
+    assert slots[2].paused  # no room for both yet: the next step asks for the other's
+    # After a probe the link neither queued nor lost, the next may ask five times as much;
+    # here what the other video needs is less.
+    downlink.allocate(slots, Q, 29.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(80_000 + 1_200_000 + 1.1 * 1_200_000)
+    # Its answer waited behind 150 ms of queue: no room. The link carried at most 0.4 s of the
+    # probe in 0.55 s, and what plays still fits in that. It lost nothing, so the next probe
+    # comes sooner than a backoff would allow, asking a quarter over what the link carried.
+    downlink.on_round_trip(0.16, 29.42, 0.010)
+    downlink.allocate(slots, Q, 29.5)  # type: ignore[arg-type]
+    assert not downlink._probe_target
+    assert slots[2].paused
+    carried = 2_600_000 * 0.4 / 0.55
+    assert downlink.estimate == pytest.approx(carried)
+    assert slots[3].paused is False
+    downlink.allocate(slots, Q, 32.0)  # type: ignore[arg-type]
+    assert not downlink._probe_target
+    downlink.allocate(slots, Q, 32.5)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(1.25 * carried)
+    downlink.on_round_trip(0.011, 32.91, 0.010)  # the link has room again
+    downlink.allocate(slots, Q, 33.0)  # type: ignore[arg-type]
+    assert slots[2].paused  # not for both yet
+    downlink.allocate(slots, Q, 33.5)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(80_000 + 1_200_000 + 1.1 * 1_200_000)
+    downlink.on_round_trip(0.011, 33.91, 0.010)
+    downlink.allocate(slots, Q, 34.0)  # type: ignore[arg-type]
+    assert slots[2].paused is False
+    assert (P, False) in changes
+    downlink.close()
+
+
+async def test_a_probe_nothing_answers_finds_no_room() -> None:
+    """A receiver report written after the probe's end, but not about its padding, and no
+    answer to the sender reports sent as it ended (the link dropped them with the padding)."""
+    downlink = Downlink(lambda *_: None)
+    downlink.pad = lambda size: None
+    video = Slot("video", FakeIngress(P, 400_000))
+    slots = [Slot("audio", FakeIngress(P, 40_000)), video]
+    downlink.estimate = 300_000
+    video.paused = True
+    downlink._paused_at[P] = 0.0
+    downlink.allocate(slots, P, 5.0)  # type: ignore[arg-type]
+    assert downlink._probe_target == pytest.approx(450_000)
+    downlink.on_loss(0, 100, 5.8)
+    for t in (6.0, 6.5, 7.0):
+        downlink.allocate(slots, P, t)  # type: ignore[arg-type]
+        assert downlink._probe_target  # waiting for an answer
+    downlink.allocate(slots, P, 7.5)  # type: ignore[arg-type]
+    assert not downlink._probe_target
+    assert downlink.estimate == 300_000
+    assert video.paused
     downlink.close()
 
 
@@ -456,7 +515,7 @@ async def test_a_probe_on_a_lossy_link_is_judged_against_the_links_usual_loss() 
     assert downlink.estimate == 500_000
     downlink.allocate(slots, P, 5.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(750_000)
-    downlink.on_loss(8, 200, 5.6)  # 4%: the link's usual loss, not an overflow
+    downlink.on_loss(8, 200, 5.6, probed=True)  # 4%: the link's usual loss, not an overflow
     downlink.allocate(slots, P, 6.0)  # type: ignore[arg-type]
     assert downlink._probe_target == 0
     assert downlink.estimate > 750_000
@@ -563,10 +622,40 @@ async def test_a_receivers_own_loss_excludes_what_the_publishers_uplink_lost(vid
 
     publish([1, 2, 3])
     first = read(transport.rtp[0])[0]
-    assert egress.link_loss(egress.ssrc, first + 2, 0) is None  # the first report: a baseline
+    assert egress.link_loss(egress.ssrc, first + 2, 0, 1.0) is None  # the first report: a baseline
     publish(list(range(6, 101)))  # 4 and 5 never reached the SFU
     assert egress.gaps == 2
     # The receiver counts the 2 forwarded gaps and 8 its own link lost, of 97 expected.
-    assert egress.link_loss(egress.ssrc, first + 99, 10) == (8, 97)
+    assert egress.link_loss(egress.ssrc, first + 99, 10, 2.0) == (8, 97)
     egress.gaps += 3  # only forwarded gaps since: nothing of its own
-    assert egress.link_loss(egress.ssrc, first + 199, 13) == (0, 100)
+    assert egress.link_loss(egress.ssrc, first + 199, 13, 3.0) == (0, 100)
+
+
+async def test_padding_the_last_probe_lost_is_not_charged_to_the_next(video) -> None:  # type: ignore[no-untyped-def]
+    _, egress, _, _ = video
+
+    def pad(count: int, now: float) -> int:
+        """Sends `count` padding packets: the extended RTX sequence number of the last."""
+        for _ in range(count):
+            sent = egress.padding(255, now)
+        assert sent is not None
+        seq, ssrc = struct.unpack_from("!H", sent, 2)[0], struct.unpack_from("!I", sent, 8)[0]
+        assert ssrc == egress.rtx_ssrc
+        return start + (seq - start) % 0x10000
+
+    start = 0
+    start = pad(1, 10.0)
+    assert egress.link_loss(egress.rtx_ssrc, start, 0, 10.5) is None  # a baseline
+    # A probe into a weak link: its drop-tail queue cut the last 3 packets. The receiver cannot
+    # know of them until a later packet arrives on the stream.
+    last = pad(10, 20.0)
+    assert egress.link_loss(egress.rtx_ssrc, last - 3, 0, 21.0) == (0, 7)
+    # The link heals; the next probe arrives whole, and the receiver now counts those 3.
+    egress.write_off_unseen_rtx()
+    last = pad(10, 27.0)
+    assert egress.link_loss(egress.rtx_ssrc, last, 3, 28.0) == (0, 10)
+    # A report written while a packet was still on its way says nothing of that packet.
+    last = pad(2, 30.0)
+    assert egress.link_loss(egress.rtx_ssrc, last - 1, 3, 30.1) == (0, 1)
+    egress.write_off_unseen_rtx()
+    assert egress.link_loss(egress.rtx_ssrc, last, 3, 31.0) == (0, 1)

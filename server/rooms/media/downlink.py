@@ -9,12 +9,21 @@ paused for this subscriber only, and its page is told. What one weak receiver ge
 changes what the publisher sends or what the others receive.
 
 A paused video comes back only when the link shows room for it: short probes of padding
-packets (on the slot's RTX stream, which receivers count for their estimate and then discard),
-each asking at most half again what is known to pass, up to what the video needs. A probe the
-link takes without a sign of queueing (the receiver's REMB does not drop, and its first report
-written after the probe shows no more loss than its link usually has) raises the estimate and
-the next step follows a second later; once the video fits it resumes at its next keyframe.
-A probe the link does not take backs off (4 s, then up to 6 s).
+packets (on the first video slot's RTX stream, which receivers discard), the first asking half
+again what is known to pass, toward what every paused video needs. As the padding ends the
+peer sends sender reports and holds the next ones: the round trip of the receiver's answer
+(LSR/DLSR) says whether the probe queued on the link (more than 40 ms over the path's usual) or
+passed through. A probe fails on that queueing, on a REMB drop or congestion, on more loss than
+the link usually has in the reports that came meanwhile, or when nothing answers (the link
+dropped the reports with the padding); it passes on a clear round trip or on a report about the
+padding stream itself (a receiver that reports RTX). A pass raises the estimate, resumes at once
+(at the next keyframe) each paused video that now fits, and the next step follows in the next
+round asking twice what is known, five times after a clear round trip with nothing lost, so a
+healed link brings both videos back from a weak link's estimate in two probes. A probe the link
+queued lowers the estimate to what the link carried of it (its rate over its length and the
+queue it left) and the next asks a quarter over that: enough to queue again on a link still that
+weak, too little to overflow its queue. It comes 3 s later when nothing was lost; a probe the
+link lost or that drew a REMB drop backs off (4 s, then 6 s).
 
 Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
 forwards the gaps); `on_loss` is given only what its own link lost (`Egress.link_loss`).
@@ -57,23 +66,35 @@ MAX_PAUSE_SECONDS: Final = 8.0
 QUIET_SECONDS: Final = 3.0
 PAUSE_AFTER_SECONDS: Final = 1.0  # video is paused once the overload outlasts this
 PROBE_SECONDS: Final = 0.4
-PROBE_VERDICT_SECONDS: Final = 0.6  # feedback about the probe arrives within about an RTT
-# ... and a receiver report that covers the probe within its RTCP interval (aiortc's is up to
-# 1.5 s): a probe waits this long after its end for one, then passes without.
-PROBE_REPORT_WAIT: Final = 1.6
-REPORT_LAG: Final = 0.1  # a report arriving this long after the probe's end covers it
+PROBE_VERDICT_SECONDS: Final = 0.6  # a REMB about the probe arrives within about an RTT
+# ... and the receiver's answer to the sender reports sent as it ended within its RTCP interval
+# (aiortc's is up to 1.5 s): a probe waits this long after its end for one, then fails.
+PROBE_REPORT_WAIT: Final = 1.8
+REPORT_LAG: Final = 0.1  # a report on the padding arriving this long after the end covers it
 # A probe whose packets the link lost this much more often than it usually loses overflowed
 # the link's queue. (A receive-side REMB, the other sign, often comes after the verdict.)
 PROBE_LOSS_MARGIN: Final = 0.02
+# A sender report sent as the probe's padding ends (within this long of its end) measures the
+# queue the probe left on the link: a round trip this much over the path's own means it queued.
+PROBE_END_REPORT_SECONDS: Final = 0.1
+PROBE_QUEUE_DELAY: Final = 0.04
 BACKOFF_START: Final = 4.0
-BACKOFF_MAX: Final = 6.0  # a healed link is found in about 10 s; a weak one asked every 6 s
+# After a probe the link queued but lost nothing of: it cost the receiver a moment of delay, not
+# its audio, so the next may come sooner than a backoff.
+PROBE_RETRY_SECONDS: Final = 3.0
+BACKOFF_MAX: Final = 6.0
 RESUME_MARGIN: Final = 1.1  # a paused video comes back when it fits with this to spare
 REMB_TRUST: Final = 1.5  # a REMB raises the estimate up to this times what is sent
 PROBE_STEP: Final = 1.5  # a probe asks at most half again what is known to pass
-# ... or twice, right after one that passed: a link that healed is found in a few steps (the
-# video should be back within 10 s), a link that stays weak is only asked half again.
+# ... or twice, right after one that passed (a link that healed is found in a few steps), a link
+# that stays weak is only asked half again.
 PROBE_STEP_AFTER_PASS: Final = 2.0
-PROBE_AGAIN_SECONDS: Final = 1.0  # after a probe that passed, the next step
+# ... five times after one the link neither queued nor lost: a link that healed is found in one
+# step (two videos of 1.5 Mbit/s from a quarter over a 600 kbit/s link: four fell just short);
+# a link only somewhat better costs one probe that overflows its queue.
+PROBE_STEP_AFTER_CLEAR: Final = 5.0
+PROBE_STEP_AFTER_QUEUE: Final = 1.25  # ... a quarter over what the link carried of one it queued
+PROBE_AGAIN_SECONDS: Final = 0.3  # after a probe that passed, the next step: the next round
 PROBE_TICK: Final = 0.02
 PADDING_BYTES: Final = 255
 
@@ -103,7 +124,7 @@ class Downlink:
         self._min_pause: dict[ParticipantId, float] = {}
         self._over_since: float | None = None  # since when the allocation has not fit
         self._backoff = BACKOFF_START
-        self._passed_last_probe = False
+        self._step = PROBE_STEP  # what the next probe asks, times what is known to pass
         self._next_probe = 0.0
         self._probe: asyncio.TimerHandle | None = None
         self._probe_until = 0.0
@@ -112,10 +133,20 @@ class Downlink:
         self._probe_failed = False
         self._probe_lost = self._probe_expected = 0
         self._probe_covered = False  # a receiver report written after the probe's end came
+        self._probe_verdict = ""  # what judged it: "queued", "clear" (the round trip), "lost"
+        self._probe_ended = False
+        self._probe_from = 0.0
+        self._probe_queued = 0.0  # how much longer the round trip took as the probe ended
         self.loss = 0.0  # the link's own loss when not overloaded, judged over `LOSS_SAMPLE`
         self.pauses = 0
         # Set by the peer: sends about `size` bytes of padding on one of its video slots.
         self.pad: Callable[[int], None] | None = None
+        # Set by the peer: a probe starts on that slot (what the receiver has not seen of the
+        # last one's padding by now was lost, and is not this probe's loss).
+        self.probe_starts: Callable[[], None] | None = None
+        # ... and its padding ends: the peer sends sender reports, whose round trip says
+        # whether the padding queued on the subscriber's link.
+        self.probe_ends: Callable[[], None] | None = None
         self.closed = False
 
     # Signals -----------------------------------------------------------------------------
@@ -131,6 +162,7 @@ class Downlink:
         previous, self._last_remb = self._last_remb, bitrate
         if previous and bitrate < 0.95 * previous and self._probe_target:
             self._probe_failed = True  # our own probe made its queue grow: that is the answer
+            self._probe_verdict = self._probe_verdict or "remb_drop"
         if previous and bitrate < 0.95 * previous and bitrate < CONGESTED_SHARE * self.send_rate:
             self._remb_drop = (bitrate, now)
             if now - self._lossy_at < CORROBORATION_SECONDS:
@@ -140,14 +172,17 @@ class Downlink:
             # lifts it too): trusted up to half again what is sent, past that only probes.
             self.estimate = min(bitrate, max(self.estimate, REMB_TRUST * self.send_rate))
 
-    def on_loss(self, lost: int, expected: int, now: float) -> None:
-        """What one of the subscriber's receiver report blocks says its own link lost. Judged
-        over at least `LOSS_SAMPLE` packets across all its streams: a few packets lost from
-        a 50-packet audio interval is chance on a lossy link, not congestion."""
+    def on_loss(self, lost: int, expected: int, now: float, *, probed: bool = False) -> None:
+        """What one of the subscriber's receiver report blocks says its own link lost (`probed`:
+        the block is about the stream that carries the probes' padding). Judged over at least
+        `LOSS_SAMPLE` packets across all its streams: a few packets lost from a 50-packet audio
+        interval is chance on a lossy link, not congestion."""
         if self._probe_target:
             self._probe_lost += lost
             self._probe_expected += expected
-            if now >= self._probe_until + REPORT_LAG:
+            # Each of the receiver's streams reports on its own schedule: an audio report
+            # written after the probe knows nothing of the padding the link dropped.
+            if probed and now >= self._probe_until + REPORT_LAG:
                 self._probe_covered = True
         self._lost += lost
         self._expected += expected
@@ -167,6 +202,30 @@ class Downlink:
             if now - at < CORROBORATION_SECONDS:
                 self._congestion(min(self.estimate, remb), now, "loss_with_remb_drop")
 
+    def on_round_trip(self, rtt: float, sent_at: float, usual: float) -> None:
+        """A round trip measured by the receiver report answering our sender report sent at
+        `sent_at`; `usual` is the path's (the larger of its floor and its recent average: a
+        receiver busy decoding answers late all the time). A sender report sent as a probe
+        ends waits behind whatever of the probe the subscriber's link queued: a link that took
+        the probe adds no delay, one that could not adds up to its queue (RFC 3550's LSR/DLSR
+        stand in for the transport-wide feedback aiortc does not offer)."""
+        if not self._probe_target or self._probe_verdict:
+            return
+        if not 0 <= sent_at - self._probe_until <= PROBE_END_REPORT_SECONDS:
+            return
+        if rtt - usual > PROBE_QUEUE_DELAY:
+            self._probe_failed = True
+            self._probe_verdict = "queued"
+            self._probe_queued = rtt - usual
+        else:
+            self._probe_covered = True
+            self._probe_verdict = "clear"
+
+    def holds_sender_reports(self) -> bool:
+        """True while the round trip of the reports sent as the probe ended is awaited: a later
+        report would replace theirs at the receiver before it answers."""
+        return bool(self._probe_target) and self._probe_ended and not self._probe_verdict
+
     def _congestion(self, estimate: float, now: float, reason: str) -> None:
         if estimate < self.estimate:
             logger.info(
@@ -179,6 +238,7 @@ class Downlink:
         self._congested_at = now
         if self._probe_target:
             self._probe_failed = True
+            self._probe_verdict = self._probe_verdict or "congested"
 
     def may_retransmit(self, size: int, now: float) -> bool:
         rate = RETRANSMIT_SHARE * min(self.estimate, max(self.send_rate, 300_000.0))
@@ -200,6 +260,7 @@ class Downlink:
             rate = self._sent_bytes * 8 / elapsed
             self.send_rate = rate if self.send_rate == 0 else 0.5 * self.send_rate + 0.5 * rate
             self._sent_bytes, self._sent_since = 0, now
+        self._judge_probe(now)  # first: a probe that passed resumes what it found room for
         available = self.estimate * HEADROOM
         needed = sum(e.ingress.bitrate for e in egresses if e.kind == "audio" and e.ingress)
         videos = [e for e in egresses if e.kind == "video" and e.ingress is not None]
@@ -232,7 +293,9 @@ class Downlink:
                 needed += need  # not for long yet: a receiver busy for a moment recovers
         if not over:
             self._over_since = None
-        probe_for = 0.0
+        # A probe asks for every paused video that does not fit yet, so a healed link brings
+        # them all back from one pass; a smaller step that passes resumes each that then fits.
+        wanted = 0.0
         for egress in videos:
             assert egress.ingress is not None
             if not egress.paused or egress.ingress.publisher not in self._paused_at:
@@ -246,21 +309,20 @@ class Downlink:
             if needed + need * RESUME_MARGIN <= available:
                 self._resume(egress, publisher, now)
                 needed += need
-            elif not probe_for:
-                probe_for = needed + need * RESUME_MARGIN
-        self._judge_probe(now)
-        if probe_for and not self._probing(now) and now >= self._next_probe:
+            else:
+                wanted += need * RESUME_MARGIN
+        if wanted and not self._probing(now) and now >= self._next_probe:
             # Step up from what is known to pass (at most half again), so a probe into a link
             # that cannot take it fills its queue rather than overflowing it.
             known = self.estimate if self.estimate != math.inf else self.send_rate
-            step = PROBE_STEP_AFTER_PASS if self._passed_last_probe else PROBE_STEP
-            self._start_probe(min(probe_for, max(known * step, known + 100_000)), now)
+            step = self._step
+            self._start_probe(min(needed + wanted, max(known * step, known + 100_000)), now)
 
     def _pause(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
         egress.paused = True
         self.pauses += 1
         self._paused_at[publisher] = now
-        self._passed_last_probe = False
+        self._step = PROBE_STEP
         if now - self._resumed_at.get(publisher, -math.inf) < FLAP_SECONDS:
             longer = 2 * self._min_pause.get(publisher, MIN_PAUSE_SECONDS)
             self._min_pause[publisher] = min(MAX_PAUSE_SECONDS, longer)
@@ -292,22 +354,36 @@ class Downlink:
 
     def _start_probe(self, target: float, now: float) -> None:
         self._probe_target = target
+        self._probe_from = self.send_rate  # what plays (and was carried) before the padding
         self._probe_failed = False
         self._probe_lost = self._probe_expected = 0
         self._probe_covered = False
+        self._probe_verdict = ""
+        self._probe_ended = False
         self._probe_until = now + PROBE_SECONDS
         self._probe_verdict_at = self._probe_until + PROBE_VERDICT_SECONDS
+        if self.probe_starts is not None:
+            self.probe_starts()
         self._schedule_padding()
 
     def _judge_probe(self, now: float) -> None:
-        if not self._probe_target or now < self._probe_verdict_at:
+        if not self._probe_target:
             return
+        if now < self._probe_verdict_at and self._probe_verdict not in ("clear", "queued"):
+            return  # a REMB or a report about the probe may still come
         reported = self._probe_failed or self._probe_covered
         if not reported and now < self._probe_until + PROBE_REPORT_WAIT:
             return  # no report about the probe's end yet
-        lost, expected = self._probe_lost, self._probe_expected
-        if expected and lost / expected > self.loss + PROBE_LOSS_MARGIN:
+        if not reported:
+            # Nothing answered the reports sent as it ended: the link dropped them with the
+            # padding, or the receiver is too busy to answer. Either way, not room to resume.
             self._probe_failed = True
+            self._probe_verdict = "unanswered"
+        lost, expected = self._probe_lost, self._probe_expected
+        lossy = bool(expected) and lost / expected > self.loss + PROBE_LOSS_MARGIN
+        if lossy:
+            self._probe_failed = True
+            self._probe_verdict = self._probe_verdict or "lost"
         target, self._probe_target = self._probe_target, 0.0
         logger.debug(
             "media.probe_judged",
@@ -316,16 +392,29 @@ class Downlink:
             expected=expected,
             reported=reported,
             failed=self._probe_failed,
+            verdict=self._probe_verdict,
         )
         if self._probe_failed:
-            self._backoff = min(BACKOFF_MAX, self._backoff * 2)
-            self._passed_last_probe = False
-            self._next_probe = now + self._backoff
+            self._step = PROBE_STEP
+            if self._probe_verdict == "queued":
+                # The link carried at most the probe's rate over its length and the queue it
+                # left; the next probe asks a quarter over that, which queues again on a link
+                # still that weak but overflows no queue of 150 ms or more.
+                carried = target * PROBE_SECONDS / (PROBE_SECONDS + self._probe_queued)
+                self.estimate = min(self.estimate, max(carried, self._probe_from / HEADROOM))
+                self._step = PROBE_STEP_AFTER_QUEUE
+            if self._probe_verdict == "queued" and not lossy:
+                self._next_probe = now + PROBE_RETRY_SECONDS
+            else:
+                self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+                self._next_probe = now + self._backoff
         else:
-            # The link took it: that much is known to pass, and the next step can follow soon.
+            # The link took it: that much is known to pass, and the next step can follow soon,
+            # larger when the link neither queued nor lost any of it.
             self.estimate = max(self.estimate, target / HEADROOM * 1.02)
             self._backoff = BACKOFF_START
-            self._passed_last_probe = True
+            clear = self._probe_verdict == "clear" and not lost
+            self._step = PROBE_STEP_AFTER_CLEAR if clear else PROBE_STEP_AFTER_PASS
             self._next_probe = now + PROBE_AGAIN_SECONDS
 
     def _schedule_padding(self) -> None:
@@ -337,11 +426,17 @@ class Downlink:
     def _pad(self) -> None:
         self._probe = None
         now = time.monotonic()
-        if self.closed or now >= self._probe_until or self._probe_failed:
+        if self.closed:
+            return
+        if now >= self._probe_until or self._probe_failed:
+            if not self._probe_ended and self.probe_ends is not None:
+                self._probe_ended = True
+                self.probe_ends()
             return
         missing = self._probe_target - self.send_rate
         if missing > 0 and self.pad is not None:
             self.pad(int(missing / 8 * PROBE_TICK))
+
         self._schedule_padding()
 
     def close(self) -> None:

@@ -3,8 +3,10 @@
 Each forwarded packet gets this slot's SSRC, payload type and header extensions (its own mid,
 a fresh abs-send-time for the receiver's bandwidth estimate, the audio level passed through)
 and a sequence number, timestamp and VP8 picture id that continue without a gap across
-everything the slot did not forward: a pause, a resync at a keyframe, a publisher that
-reconnected (a new SSRC and origin). The packet is copied once, into the buffer that is
+everything the slot did not forward: a resync at a keyframe, a publisher that reconnected (a new
+SSRC and origin). After a pause the sequence numbers jump instead (`RESUME_SEQUENCE_SKIP`): the
+receiver may still hold a hole from the overload that paused it, and its jitter buffer would
+keep the resumed keyframe waiting behind it. The packet is copied once, into the buffer that is
 protected and sent, and kept in a short history for retransmission (RFC 4588 RTX) within the
 receiver's retransmission budget.
 """
@@ -33,6 +35,15 @@ if TYPE_CHECKING:
 HISTORY: Final = 512  # ~3 s of 1.2 Mbit/s video: longer than any useful retransmission
 MAX_NACKED_PER_FEEDBACK: Final = 64
 GAPS_RING: Final = 1024
+# A receiver report written this long after the last RTX packet was sent has seen every one of
+# them that the link delivered (the emulated and real queues hold well under this).
+RTX_SETTLED_SECONDS: Final = 0.5
+# Sequence numbers skipped when a paused video resumes: more than a receiver's jitter buffer
+# holds (aiortc's video buffer: 512 packets, which it otherwise fills behind a hole before giving
+# up on it) and than libwebrtc lists for NACK (1,000: past that it clears the list and asks for a
+# keyframe, which is coming anyway). Counted in `gaps`, so the receiver's reported loss of them
+# is not taken for its link's.
+RESUME_SEQUENCE_SKIP: Final = 1024
 
 
 class Egress:
@@ -71,6 +82,7 @@ class Egress:
         self._rtx_seq = random.getrandbits(16)
         self.awaiting_keyframe = kind == "video"
         self.paused = False  # by the downlink allocation (video only)
+        self._skip_on_rebase = False  # a pause dropped packets: the next rebase jumps
         self._history_seq = [-1] * HISTORY if kind == "video" else []
         self._history: list[bytes | None] = [None] * HISTORY if kind == "video" else []
         self._history_resent = [0.0] * HISTORY if kind == "video" else []
@@ -81,12 +93,15 @@ class Egress:
         self.not_in_history = 0  # ... that were too old (or never sent) to resend
         self.refused = 0  # ... that the receiver's retransmission budget did not allow
         # Sequence numbers skipped in what was sent: the publisher's uplink lost them before
-        # the SFU. The receiver reports them as lost; they say nothing about its own link.
+        # the SFU, or a resume jumped them. The receiver reports them as lost; they say nothing
+        # about its own link.
         self.gaps = 0
         # The gaps count as each sequence number went out, so a report is compared with the
         # gaps up to the packet it names, not with gaps forwarded since it was written.
         self._gaps_at = [(-1, 0)] * GAPS_RING
         self._reported: dict[int, tuple[int, int, int]] = {}
+        self._rtx_sent_at = 0.0  # the last packet on the RTX stream (a resend or padding)
+        self._rtx_reported_at = 0.0  # the receiver's last report on it
 
     # Set up ------------------------------------------------------------------------------
 
@@ -170,6 +185,7 @@ class Egress:
         if self.kind == "video":
             assert vp8 is not None
             if self.paused:
+                self._skip_on_rebase = self.packets_sent > 0
                 self._drop(view.marker)
                 return
             if self.awaiting_keyframe:
@@ -187,9 +203,12 @@ class Egress:
 
     def _rebase(self, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float) -> None:
         """Continue the receiver's numbering from here: the next packet follows the last one
-        sent, whatever was skipped (a pause, a resync) or whoever published before."""
+        sent, whatever was skipped (a resync) or whoever published before; after a pause, with
+        a jump past the receiver's jitter buffer."""
         self._first_in_seq = view.sequence
-        self._seq_offset = (self._last_seq + 1 - view.sequence) & 0xFFFF
+        skip = RESUME_SEQUENCE_SKIP if self._skip_on_rebase else 0
+        self._skip_on_rebase = False
+        self._seq_offset = (self._last_seq + 1 + skip - view.sequence) & 0xFFFF
         if not self._started:
             # A new source (or the first): its timestamps have their own origin. Continue
             # from the last one sent, advanced by the wall time since.
@@ -315,6 +334,8 @@ class Egress:
                 break
             self._history_resent[slot] = now
             resend = self._as_rtx(original, seq) if track.rtx_payload_type else original
+            if track.rtx_payload_type:
+                self._rtx_sent_at = now
             self._transport.send_rtp(resend)
             self.retransmitted += 1
             self._counters.retransmissions[self.kind] += 1
@@ -336,7 +357,7 @@ class Egress:
         body = memoryview(original)[self._header_size :]
         return b"".join((header, self._ext_before, value, self._ext_after, rtp.U16.pack(seq), body))
 
-    def padding(self, size: int) -> bytes | None:
+    def padding(self, size: int, now: float) -> bytes | None:
         """A padding-only packet on the RTX stream (bandwidth probing), or None without RTX."""
         track = self.track
         if track is None or not track.rtx_payload_type or not self._first_byte:
@@ -351,15 +372,18 @@ class Egress:
         )
         value = send_time() if self._has_value else b""
         size = max(1, min(255, size))
+        self._rtx_sent_at = now
         return b"".join(
             (header, self._ext_before, value, self._ext_after, bytes(size - 1), bytes((size,)))
         )
 
-    def link_loss(self, ssrc: int, highest: int, lost: int) -> tuple[int, int] | None:
+    def link_loss(self, ssrc: int, highest: int, lost: int, now: float) -> tuple[int, int] | None:
         """(packets the receiver's own link lost, packets expected) since its last report:
         reported loss less the gaps the SFU forwarded (RFC 3550 6.4.1 cumulative counts;
         None until two reports)."""
         gaps = 0
+        if ssrc == self.rtx_ssrc:
+            self._rtx_reported_at = now
         if ssrc == self.ssrc:
             seq, gaps_then = self._gaps_at[highest % GAPS_RING]
             gaps = gaps_then if seq == highest & 0xFFFF else self.gaps
@@ -372,6 +396,20 @@ class Egress:
             return None
         ours = (lost - previous[1]) - (gaps - previous[2])
         return max(0, min(expected, ours)), expected
+
+    def write_off_unseen_rtx(self) -> None:
+        """Before a bandwidth probe: RTX packets sent before the receiver's last report on that
+        stream and missing from it were lost. A receiver counts a packet lost only once a later
+        one arrives, so the tail a drop-tail queue cut from the last probe would otherwise be
+        reported with the next probe's packets, and fail a probe on a link that has healed."""
+        previous = self._reported.get(self.rtx_ssrc)
+        settled = self._rtx_reported_at - self._rtx_sent_at >= RTX_SETTLED_SECONDS
+        if previous is None or not settled:
+            return
+        highest, lost, gaps = previous
+        unseen = (self._rtx_seq - highest) & 0xFFFF
+        if 0 < unseen < 0x8000:
+            self._reported[self.rtx_ssrc] = (highest + unseen, lost + unseen, gaps)
 
     def sender_report(self, now: float) -> list[RtcpSrPacket | RtcpSdesPacket]:
         """SR (RFC 3550 6.4.1) mapping this slot's timestamps to now, plus its CNAME.

@@ -51,7 +51,7 @@ from .egress import Egress
 from .ice import rtc_ice_servers
 from .ingress import Ingress
 from .ntp import middle_32
-from .roundtrip import RoundTrip
+from .roundtrip import MAX_SAMPLE, RoundTrip
 from .stats import Counters, Kind
 from .transport import PeerTransport
 from .uplink import Uplink
@@ -175,6 +175,8 @@ class Peer:
         )
         self.downlink = Downlink(lambda publisher, paused: on_quality(publisher, paused))
         self.downlink.pad = self._pad
+        self.downlink.probe_starts = self._probe_starts
+        self.downlink.probe_ends = self._probe_ends
         self.uplink = Uplink()
         seam.restrict_host_candidates(self.pc, config.host_addresses, config.port_range)
         self._candidates = CandidatePolicy.for_hosts(
@@ -260,31 +262,56 @@ class Peer:
             self.downlink.on_remb(float(bitrate), arrival)
 
     def _on_reports(self, reports: Sequence[Any], arrival: float) -> None:
+        padded = self._padded()
         for report in reports:
             egress = self._by_ssrc.get(report.ssrc)
             if egress is None:
                 continue
-            loss = egress.link_loss(report.ssrc, report.highest_sequence, report.packets_lost)
+            loss = egress.link_loss(
+                report.ssrc, report.highest_sequence, report.packets_lost, arrival
+            )
             if loss is not None:
-                self.downlink.on_loss(*loss, arrival)
+                probed = padded is egress and report.ssrc == egress.rtx_ssrc
+                self.downlink.on_loss(*loss, arrival, probed=probed)
             if report.lsr:
+                since = ((middle_32() - report.lsr) & 0xFFFFFFFF) / 65536  # our report's age
                 rtt = ((middle_32() - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
+                if since < MAX_SAMPLE:
+                    usual = max(self.rtt.floor, self.rtt.smoothed)
+                    self.downlink.on_round_trip(rtt, arrival - since, usual)
                 self.rtt.add(rtt)
 
-    def _pad(self, size: int) -> None:
-        """Padding for a bandwidth probe, on the first video slot that has RTX."""
+    def _padded(self) -> Egress | None:
+        """The slot whose RTX stream carries the probes' padding: the first video slot."""
+        return next((s.egress for s in self._slots if s.egress.kind == "video"), None)
+
+    def _probe_starts(self) -> None:
+        egress = self._padded()
+        if egress is not None:
+            egress.write_off_unseen_rtx()
+
+    def _probe_ends(self) -> None:
+        """Sender reports now, while the probe's padding is queued on the subscriber's link (if
+        its link could not take it): the round trip of the reports answering them shows it."""
+        now = time.monotonic()
         for slot in self._slots:
-            egress = slot.egress
-            if egress.kind != "video":
-                continue
-            sent = 0
-            while sent < size:
-                packet = egress.padding(255)
-                if packet is None or not self.transport.send_rtp(packet):
-                    return
-                sent += len(packet) + 38
-                self.downlink.sent(len(packet) + 38)
+            report_packets = slot.egress.sender_report(now)
+            if report_packets:
+                self.transport.send_rtcp(report_packets)
+
+    def _pad(self, size: int) -> None:
+        """Padding for a bandwidth probe (nothing when that slot has no RTX)."""
+        egress = self._padded()
+        if egress is None:
             return
+        now = time.monotonic()
+        sent = 0
+        while sent < size:
+            packet = egress.padding(255, now)
+            if packet is None or not self.transport.send_rtp(packet):
+                return
+            sent += len(packet) + 38
+            self.downlink.sent(len(packet) + 38)
 
     async def _run_rtcp(self) -> None:
         """Receiver reports and REMB to this participant about what it publishes, sender
@@ -320,7 +347,7 @@ class Peer:
                     )
                 )
             self.transport.send_rtcp(packets)
-        for slot in self._slots:
+        for slot in self._slots if not self.downlink.holds_sender_reports() else ():
             report_packets = slot.egress.sender_report(now)
             if report_packets:
                 self.transport.send_rtcp(report_packets)
