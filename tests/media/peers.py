@@ -25,6 +25,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCDtlsTransport,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -145,8 +146,29 @@ class BrowserFloorVp8Encoder(vpx.Vp8Encoder):
         self._Vp8Encoder__target_bitrate = max(self.min_bitrate, min(bitrate, vpx.MAX_BITRATE))
 
 
+def route_rtx_by_ssrc() -> None:
+    """Make aiortc's receivers take their RTX stream by its SSRC, as browsers do (the offer's
+    ssrc-group FID names it). aiortc 1.16 registers only a receiver's media SSRC and routes an
+    unknown SSRC by payload type, which two video receivers share: with two remote videos it
+    drops every retransmission and every probe's padding. Test clients only; the server takes
+    no aiortc receive path. Idempotent."""
+    original = RTCDtlsTransport._register_rtp_receiver
+    if getattr(original, "_routes_rtx", False):
+        return
+
+    def register(self: RTCDtlsTransport, receiver: Any, parameters: Any) -> None:
+        original(self, receiver, parameters)
+        for encoding in parameters.encodings:
+            if encoding.rtx is not None:
+                self._rtp_router.ssrc_table[encoding.rtx.ssrc] = receiver
+
+    register._routes_rtx = True  # type: ignore[attr-defined]
+    RTCDtlsTransport._register_rtp_receiver = register  # type: ignore[method-assign]
+
+
 class ClientPeer:
-    """One participant's browser, played by aiortc."""
+    """One participant's browser, played by aiortc (its RTX routed by SSRC as a browser's is:
+    `route_rtx_by_ssrc`)."""
 
     def __init__(
         self,
@@ -160,6 +182,7 @@ class ClientPeer:
         min_video_bitrate: int | None = None,
         on_decoded: FrameListener | None = None,
     ) -> None:
+        route_rtx_by_ssrc()
         self.participant_id = participant_id
         self.host_addresses = tuple(host_addresses)
         self.pc = RTCPeerConnection(
