@@ -18,7 +18,7 @@ from server.ids import ParticipantId
 from server.rooms.media import roundtrip, rtp
 from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
 from server.rooms.media.downlink import Downlink
-from server.rooms.media.egress import RESUME_SEQUENCE_SKIP, Egress
+from server.rooms.media.egress import HOLD_PACKETS, RESUME_SEQUENCE_SKIP, Egress
 from server.rooms.media.ingress import NEW_SUBSCRIBER_REMINDER, Ingress
 from server.rooms.media.nack import Nack, fci_entries
 from server.rooms.media.roundtrip import RoundTrip
@@ -178,6 +178,64 @@ async def test_video_waits_for_a_keyframe_and_jumps_ahead_after_a_pause(video) -
     assert resumed[1] == (sent[2][1] + 61000 - 10000) & 0xFFFFFFFF  # same source: same clock
     assert counters.forwarded[(P, "video")] == 4
     assert counters.dropped[(P, "video")] == 17
+
+
+@pytest.mark.parametrize("held", [True, False])
+async def test_a_joiners_keyframe_is_held_from_its_dtls_handshake_until_it_is_configured(
+    held: bool,
+) -> None:
+    """`hold_for_join` (the joiner's DTLS handshake started) asks the publisher for a keyframe
+    at once and keeps it, and what follows, for the slot; configured (DTLS up), the slot sends
+    them and asks for nothing more. Without it, what comes before configuration is dropped and
+    the keyframe is asked for then."""
+    counters = Counters()
+    ingress = Ingress(P, "video", counters, keyframe_interval=1.0)
+    upstream = CapturedTransport()
+    ingress.configure(VIDEO, upstream, rtcp_ssrc=0xAAAA)  # type: ignore[arg-type]
+    transport = CapturedTransport()
+    egress = Egress("video", transport, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
+    egress.attach(ingress)
+    streaming = packet(9, 9 * 3000, payload=vp8(9, key=False))  # the publisher is live
+    ingress.on_media(streaming, rtp.read(streaming), 0.3)  # type: ignore[arg-type]
+    if held:
+        egress.hold_for_join()
+        egress.hold_for_join()  # a second call asks no more (the floor between requests)
+    asked = len(upstream.rtcp)
+    assert asked == (1 if held else 0)
+    for n, key in ((10, False), (11, True), (12, False), (13, False)):
+        data = packet(n, n * 3000, payload=vp8(n, key=key))
+        ingress.on_media(data, rtp.read(data), n / 30)  # type: ignore[arg-type]
+    assert transport.rtp == []  # not configured: nothing can be sent yet
+    egress.configure(VIDEO, ssrc=0x2222, rtx_ssrc=0x3333)
+    sent = [read(p) for p in transport.rtp]
+    if held:
+        assert len(sent) == 3  # from the keyframe on, the delta before it not
+        first = rtp.read(transport.rtp[0])
+        assert first is not None
+        info = rtp.read_vp8(transport.rtp[0], first.payload_start, first.payload_end)
+        assert info is not None
+        assert info.keyframe
+        assert [s[0] for s in sent] == [(sent[0][0] + i) & 0xFFFF for i in range(3)]
+        assert [s[3] for s in sent] == [(sent[0][3] + i) & 0x7FFF for i in range(3)]
+        assert not egress.awaiting_keyframe
+        assert len(upstream.rtcp) == asked  # the held keyframe was enough
+    else:
+        assert sent == []
+        assert egress.awaiting_keyframe
+        assert len(upstream.rtcp) == 1  # asked for once configured
+    ingress.close()
+
+
+def test_a_hold_that_outgrows_its_bound_starts_again_at_the_next_keyframe() -> None:
+    egress = Egress("video", CapturedTransport(), Downlink(lambda *_: None), Counters(), "cname")  # type: ignore[arg-type]
+    egress._held = []
+    frames = [(n, n % 300 == 0) for n in range(HOLD_PACKETS + 5)]
+    for n, key in frames:
+        data = packet(n, n * 3000, payload=vp8(n, key=key))
+        view = rtp.read(data)
+        assert view is not None
+        egress._hold(data, view, rtp.read_vp8(data, view.payload_start, view.payload_end), 0.0)
+    assert egress._held == []  # over HOLD_PACKETS since the keyframe at 0: dropped, not grown
 
 
 async def test_a_new_publisher_source_continues_the_subscribers_numbering(video) -> None:  # type: ignore[no-untyped-def]

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from .transport import PeerTransport
 
 HISTORY: Final = 512  # ~3 s of 1.2 Mbit/s video: longer than any useful retransmission
+# A joiner's first keyframe, held from its DTLS handshake until the slot is configured: a
+# 640x480 keyframe is 30-60 packets; past this the hold starts again at the next keyframe.
+HOLD_PACKETS: Final = 256
 MAX_NACKED_PER_FEEDBACK: Final = 64
 GAPS_RING: Final = 1024
 # A receiver report written this long after the last RTX packet was sent has seen every one of
@@ -99,6 +102,9 @@ class Egress:
         # The gaps count as each sequence number went out, so a report is compared with the
         # gaps up to the packet it names, not with gaps forwarded since it was written.
         self._gaps_at = [(-1, 0)] * GAPS_RING
+        # The publisher's packets from its latest keyframe on, kept while the subscriber's DTLS
+        # handshake runs (`hold_for_join`); None: nothing is held.
+        self._held: list[tuple[bytes, rtp.RtpView, rtp.Vp8View | None, float]] | None = None
         self._reported: dict[int, tuple[int, int, int]] = {}
         self._rtx_sent_at = 0.0  # the last packet on the RTX stream (a resend or padding)
         self._rtx_reported_at = 0.0  # the receiver's last report on it
@@ -125,8 +131,36 @@ class Egress:
         self._has_value = bool(value_id)
         self._first_byte = 0x90 if block else 0x80
         self._header_size = 12 + len(block)
+        held, self._held = self._held, None
         if first and self.ingress is not None:
-            self.ingress.request_keyframe(new_subscriber=True)
+            for packet in held or ():
+                self.forward(*packet)
+            if self.kind != "video" or self.awaiting_keyframe:
+                self.ingress.request_keyframe(new_subscriber=True)
+
+    def hold_for_join(self) -> None:
+        """The subscriber's DTLS handshake has started: ask the publisher for a keyframe now
+        and hold it (and what follows) until this slot is configured, when DTLS is up. A join
+        over a long round trip then gets its first frame with the handshake's last flight
+        instead of a keyframe request later (a round trip at the publisher's end, and up to a
+        frame interval). Video slots not yet configured only."""
+        if self.kind != "video" or self.track is not None or self.ingress is None:
+            return
+        self._held = []
+        self.ingress.request_keyframe(new_subscriber=True)
+
+    def _hold(
+        self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
+    ) -> None:
+        held = self._held
+        assert held is not None
+        if vp8 is not None and vp8.keyframe:
+            held.clear()  # the latest keyframe is the one to start from
+        elif not held:
+            return  # nothing before a keyframe decodes
+        held.append((packet, view, vp8, arrival))
+        if len(held) > HOLD_PACKETS:
+            held.clear()
 
     @staticmethod
     def _element_at(block: bytes, ext_id: int) -> int:
@@ -170,7 +204,10 @@ class Egress:
     ) -> None:
         ingress = self.ingress
         if ingress is None or not self._first_byte:
-            self._drop(view.marker)
+            if self._held is not None and ingress is not None:
+                self._hold(packet, view, vp8, arrival)
+            else:
+                self._drop(view.marker)
             return
         if not self._transport.ready and not self._transport.poll():
             # Not up yet (DTLS done, no datagram from the subscriber so far): poll rather

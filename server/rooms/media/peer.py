@@ -170,9 +170,15 @@ class Peer:
             seam.take_receiver(transceiver.receiver, configure)
             self.publications[kind] = ingress
         # BUNDLE: everything travels on the first transceiver's DTLS transport.
-        self.transport = PeerTransport(
-            self._receivers["audio"].receiver.transport, self._on_rtp, self._on_rtcp
-        )
+        dtls = self._receivers["audio"].receiver.transport
+        self.transport = PeerTransport(dtls, self._on_rtp, self._on_rtcp)
+
+        @dtls.on("statechange")
+        def _dtls_state_changed() -> None:
+            if dtls.state == "connecting":  # once per peer connection: ICE is up
+                for slot in self._slots:
+                    slot.egress.hold_for_join()
+
         self.downlink = Downlink(lambda publisher, paused: on_quality(publisher, paused))
         self.downlink.pad = self._pad
         self.downlink.probe_starts = self._probe_starts
