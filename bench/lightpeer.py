@@ -106,6 +106,10 @@ class LightClient(BenchClient):
         self._history: list[bytes | None] = [None] * HISTORY
         self._video_frames = 0
         self._frame_at = 0
+        # Per remote SSRC: the middle 32 bits of its last sender report's NTP time, and when it
+        # came (a receiver report's LSR and DLSR: the server's round trip, and its probes'
+        # verdicts, are read from them).
+        self._last_sr: dict[int, tuple[int, float]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         pc = self.pc
 
@@ -280,7 +284,10 @@ class LightClient(BenchClient):
     def _on_rtcp(self, packets: Sequence[AnyRtcpPacket], arrival: float) -> None:
         video = self._sending.get("video")
         for packet in packets:
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+            if isinstance(packet, RtcpSrPacket):
+                middle = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+                self._last_sr[packet.ssrc] = (middle, arrival)
+            elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
                 if video is not None and packet.media_ssrc == video.ssrc:
                     self._frame_at = 0  # the loop starts with a keyframe
             elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
@@ -320,9 +327,8 @@ class LightClient(BenchClient):
         for ssrc, stream in self._receiving.items():
             if stream.highest < 0:
                 continue
-            compound: list[Any] = [
-                RtcpRrPacket(ssrc=reporter_ssrc, reports=[self._report_block(ssrc, stream)])
-            ]
+            block = self._report_block(ssrc, stream, self._last_sr.get(ssrc))
+            compound: list[Any] = [RtcpRrPacket(ssrc=reporter_ssrc, reports=[block])]
             if stream.kind == "video":
                 remb = pack_remb_fci(REMB_BPS, [ssrc])
                 compound.append(
@@ -332,7 +338,9 @@ class LightClient(BenchClient):
         return compounds
 
     @staticmethod
-    def _report_block(ssrc: int, stream: Receiving) -> RtcpReceiverInfo:
+    def _report_block(
+        ssrc: int, stream: Receiving, last_sr: tuple[int, float] | None
+    ) -> RtcpReceiverInfo:
         expected = stream.highest - stream.base + 1
         lost = max(0, expected - stream.received)
         interval_expected = expected - stream.expected_prior
@@ -347,8 +355,8 @@ class LightClient(BenchClient):
             packets_lost=min(lost, 0x7FFFFF),
             highest_sequence=stream.highest & 0xFFFFFFFF,
             jitter=0,
-            lsr=0,
-            dlsr=0,
+            lsr=last_sr[0] if last_sr else 0,
+            dlsr=int((time.monotonic() - last_sr[1]) * 65536) if last_sr else 0,
         )
 
 

@@ -226,6 +226,42 @@ async def test_a_joiners_keyframe_is_held_from_its_dtls_handshake_until_it_is_co
     ingress.close()
 
 
+class NotYetUp(CapturedTransport):
+    """A subscriber's transport whose DTLS is done but whose ICE pair is not nominated yet."""
+
+    ready = False
+
+    def poll(self) -> bool:
+        return self.ready
+
+
+async def test_a_held_keyframe_waits_for_the_transport_not_only_the_configuration() -> None:
+    counters = Counters()
+    ingress = Ingress(P, "video", counters, keyframe_interval=1.0)
+    upstream = CapturedTransport()
+    ingress.configure(VIDEO, upstream, rtcp_ssrc=0xAAAA)  # type: ignore[arg-type]
+    transport = NotYetUp()
+    egress = Egress("video", transport, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
+    egress.attach(ingress)
+    streaming = packet(9, 9 * 3000, payload=vp8(9, key=False))
+    ingress.on_media(streaming, rtp.read(streaming), 0.3)  # type: ignore[arg-type]
+    egress.hold_for_join()
+    key = packet(10, 30000, payload=vp8(10, key=True))
+    ingress.on_media(key, rtp.read(key), 0.33)  # type: ignore[arg-type]
+    egress.configure(VIDEO, ssrc=0x2222, rtx_ssrc=0x3333)
+    delta = packet(11, 33000, payload=vp8(11, key=False))
+    ingress.on_media(delta, rtp.read(delta), 0.36)  # type: ignore[arg-type]
+    assert transport.rtp == []  # configured, not up: still held, not dropped
+    transport.ready = True
+    after = packet(12, 36000, payload=vp8(12, key=False))
+    ingress.on_media(after, rtp.read(after), 0.4)  # type: ignore[arg-type]
+    sent = [read(p) for p in transport.rtp]
+    assert len(sent) == 3  # the keyframe, the delta held behind it, then the new one
+    assert [s[0] for s in sent] == [(sent[0][0] + i) & 0xFFFF for i in range(3)]
+    assert counters.dropped[(P, "video")] == 1  # only the one before the hold
+    ingress.close()
+
+
 def test_a_hold_that_outgrows_its_bound_starts_again_at_the_next_keyframe() -> None:
     egress = Egress("video", CapturedTransport(), Downlink(lambda *_: None), Counters(), "cname")  # type: ignore[arg-type]
     egress._held = []

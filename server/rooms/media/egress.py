@@ -131,11 +131,10 @@ class Egress:
         self._has_value = bool(value_id)
         self._first_byte = 0x90 if block else 0x80
         self._header_size = 12 + len(block)
-        held, self._held = self._held, None
         if first and self.ingress is not None:
-            for packet in held or ():
-                self.forward(*packet)
-            if self.kind != "video" or self.awaiting_keyframe:
+            if self._held and (self._transport.ready or self._transport.poll()):
+                self._release_held()
+            if self.kind != "video" or (self.awaiting_keyframe and not self._held):
                 self.ingress.request_keyframe(new_subscriber=True)
 
     def hold_for_join(self) -> None:
@@ -203,17 +202,33 @@ class Egress:
         self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
     ) -> None:
         ingress = self.ingress
-        if ingress is None or not self._first_byte:
-            if self._held is not None and ingress is not None:
+        if ingress is None:
+            self._drop(view.marker)
+            return
+        if not self._first_byte or (not self._transport.ready and not self._transport.poll()):
+            # Not configured, or not up yet (DTLS done, ICE still nominating, or no datagram
+            # from the subscriber so far): poll rather than wait for the RTCP round. A joiner's
+            # first keyframe is held meanwhile (`hold_for_join`), else dropped.
+            if self._held is not None:
                 self._hold(packet, view, vp8, arrival)
             else:
                 self._drop(view.marker)
             return
-        if not self._transport.ready and not self._transport.poll():
-            # Not up yet (DTLS done, no datagram from the subscriber so far): poll rather
-            # than wait for the RTCP round, or a joiner's first keyframe is dropped here.
-            self._drop(view.marker)
-            return
+        if self._held is not None:
+            self._release_held()
+        self._forward(packet, view, vp8, arrival)
+
+    def _release_held(self) -> None:
+        """The slot is up: what was held for the joiner goes first, in the order it came."""
+        held, self._held = self._held or [], None
+        for packet, view, vp8, arrival in held:
+            self._forward(packet, view, vp8, arrival)
+
+    def _forward(
+        self, packet: bytes, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float
+    ) -> None:
+        ingress = self.ingress
+        assert ingress is not None
         if ingress.source != self._source:
             self._source = ingress.source
             self._started = False
