@@ -180,6 +180,22 @@ async def test_video_waits_for_a_keyframe_and_jumps_ahead_after_a_pause(video) -
     assert counters.dropped[(P, "video")] == 17
 
 
+def live_publisher_and_joiner(
+    transport: CapturedTransport,
+) -> tuple[Ingress, CapturedTransport, Egress, Counters]:
+    """A publisher already sending (one delta packet in) and a joiner's video slot on
+    `transport`, attached but not configured: the slot as it is while the joiner connects."""
+    counters = Counters()
+    ingress = Ingress(P, "video", counters, keyframe_interval=1.0)
+    upstream = CapturedTransport()
+    ingress.configure(VIDEO, upstream, rtcp_ssrc=0xAAAA)  # type: ignore[arg-type]
+    egress = Egress("video", transport, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
+    egress.attach(ingress)
+    streaming = packet(9, 9 * 3000, payload=vp8(9, key=False))
+    ingress.on_media(streaming, rtp.read(streaming), 0.3)  # type: ignore[arg-type]
+    return ingress, upstream, egress, counters
+
+
 @pytest.mark.parametrize("held", [True, False])
 async def test_a_joiners_keyframe_is_held_from_its_dtls_handshake_until_it_is_configured(
     held: bool,
@@ -188,15 +204,8 @@ async def test_a_joiners_keyframe_is_held_from_its_dtls_handshake_until_it_is_co
     at once and keeps it, and what follows, for the slot; configured (DTLS up), the slot sends
     them and asks for nothing more. Without it, what comes before configuration is dropped and
     the keyframe is asked for then."""
-    counters = Counters()
-    ingress = Ingress(P, "video", counters, keyframe_interval=1.0)
-    upstream = CapturedTransport()
-    ingress.configure(VIDEO, upstream, rtcp_ssrc=0xAAAA)  # type: ignore[arg-type]
     transport = CapturedTransport()
-    egress = Egress("video", transport, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
-    egress.attach(ingress)
-    streaming = packet(9, 9 * 3000, payload=vp8(9, key=False))  # the publisher is live
-    ingress.on_media(streaming, rtp.read(streaming), 0.3)  # type: ignore[arg-type]
+    ingress, upstream, egress, _counters = live_publisher_and_joiner(transport)
     if held:
         egress.hold_for_join()
         egress.hold_for_join()  # a second call asks no more (the floor between requests)
@@ -236,15 +245,8 @@ class NotYetUp(CapturedTransport):
 
 
 async def test_a_held_keyframe_waits_for_the_transport_not_only_the_configuration() -> None:
-    counters = Counters()
-    ingress = Ingress(P, "video", counters, keyframe_interval=1.0)
-    upstream = CapturedTransport()
-    ingress.configure(VIDEO, upstream, rtcp_ssrc=0xAAAA)  # type: ignore[arg-type]
     transport = NotYetUp()
-    egress = Egress("video", transport, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
-    egress.attach(ingress)
-    streaming = packet(9, 9 * 3000, payload=vp8(9, key=False))
-    ingress.on_media(streaming, rtp.read(streaming), 0.3)  # type: ignore[arg-type]
+    ingress, _upstream, egress, counters = live_publisher_and_joiner(transport)
     egress.hold_for_join()
     key = packet(10, 30000, payload=vp8(10, key=True))
     ingress.on_media(key, rtp.read(key), 0.33)  # type: ignore[arg-type]
