@@ -22,6 +22,7 @@ from server.api.context import SERVICES
 from server.api.routes import OPENAPI_KEY
 from server.app import create_app
 from server.consults.model import Actor
+from server.db.engine import Database
 from server.services import Services
 from server.settings import Settings
 from tests.apiclient import Api
@@ -188,3 +189,21 @@ async def consult(api: Api, platform: PlatformKey) -> dict[str, Any]:
 def participant(consult: dict[str, Any], role: str) -> dict[str, Any]:
     found: dict[str, Any] = next(p for p in consult["participants"] if p["role"] == role)
     return found
+
+
+@pytest.fixture(params=BACKENDS)
+async def unmigrated_database(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Database]:
+    """An empty database on each backend, not migrated: migration tests bring it to the
+    revision they start from (`tests.databases.upgrade_to`)."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+        yield db
+        await db.close()
+        return
+    factory: PostgresFactory = request.getfixturevalue("postgres")
+    async with factory.database(migrated=False) as url:
+        db = Database(url)
+        yield db
+        await db.close()

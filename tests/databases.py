@@ -7,14 +7,15 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, text
+from alembic import command
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.engine import URL, make_url
 
 from server.db import migrate
@@ -155,3 +156,13 @@ def _as_stored(value: object) -> bytes:
     if isinstance(value, dict | list):
         return json.dumps(value).encode()
     return str(value).encode()
+
+
+def upgrade_to(revision: str) -> Callable[[Connection], None]:
+    """For `conn.run_sync`: migrate to `revision` (no key ring), to write the rows an older
+    revision's code wrote before a migration under test."""
+
+    def run(connection: Connection) -> None:
+        command.upgrade(migrate.config(connection), revision)
+
+    return run

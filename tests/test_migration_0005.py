@@ -7,12 +7,9 @@ the clear form."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import Connection, text
 
 from server.consults.audit import open_details
@@ -26,37 +23,14 @@ from server.crypto import KeyRing
 from server.db import migrate
 from server.db.engine import Database
 from server.ids import ConsultId, KeyId, ParticipantId, PlatformId
-from tests.conftest import BACKENDS, TEST_KEY
-from tests.databases import PostgresFactory, stored_bytes
+from tests.conftest import TEST_KEY
+from tests.databases import stored_bytes, upgrade_to
 
 KEYRING = KeyRing.parse(TEST_KEY)
 AT = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 NAMES = {"p_client": "Alex Rivera", "p_therapist": "Sam Okafor", "p_psych": "Priya Nair"}
 ROLES = {"p_client": "client", "p_therapist": "therapist", "p_psych": "psychiatrist"}
 PHQ9 = score("phq9", [1, 1, 1, 1, 1, 1, 1, 1, 2])
-
-
-@pytest.fixture(params=BACKENDS)
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
-        yield db
-        await db.close()
-        return
-    factory: PostgresFactory = request.getfixturevalue("postgres")
-    async with factory.database(migrated=False) as url:
-        db = Database(url)
-        yield db
-        await db.close()
-
-
-def _to(revision: str) -> Callable[[Connection], None]:
-    """Upgrade to `revision` without a key ring."""
-
-    def run(connection: Connection) -> None:
-        command.upgrade(migrate.config(connection), revision)
-
-    return run
 
 
 def _old_rows(connection: Connection) -> None:
@@ -146,17 +120,17 @@ def clock() -> datetime:
 
 
 async def test_0005_seals_what_0004_kept_in_clear_and_gives_it_back_down(
-    database: Database,
+    unmigrated_database: Database,
 ) -> None:
-    async with database.engine.begin() as conn:
-        await conn.run_sync(_to("0004"))
+    async with unmigrated_database.engine.begin() as conn:
+        await conn.run_sync(upgrade_to("0004"))
         await conn.run_sync(_old_rows)
     with pytest.raises(RuntimeError, match="encryption keys"):
-        async with database.engine.begin() as conn:
-            await conn.run_sync(_to("head"))
-    await migrate.upgrade(database.engine, KEYRING)
+        async with unmigrated_database.engine.begin() as conn:
+            await conn.run_sync(upgrade_to("head"))
+    await migrate.upgrade(unmigrated_database.engine, KEYRING)
 
-    before = await stored_bytes(database)
+    before = await stored_bytes(unmigrated_database)
     for value in (*NAMES.values(), "2026-11-01", "phq9", "safety_flagged", "information_sharing"):
         assert value.encode() not in before, value
     assert b'"present_with": [' not in before
@@ -164,7 +138,7 @@ async def test_0005_seals_what_0004_kept_in_clear_and_gives_it_back_down(
     # The app reads it all back.
     caller = PlatformCaller(PlatformId("pf_1"), KeyId("key_1"), "unused")
     consults = ConsultService(
-        database,
+        unmigrated_database,
         KEYRING,
         public_base_url="http://127.0.0.1",
         token_ttl=timedelta(hours=1),
@@ -172,18 +146,20 @@ async def test_0005_seals_what_0004_kept_in_clear_and_gives_it_back_down(
     )
     view = await consults.get(caller, ConsultId("c_1"))
     assert {p.id: p.name for p in view.participants} == NAMES
-    consents = await ConsentBook(database, KEYRING, clock).state(ConsultId("c_1"))
+    consents = await ConsentBook(unmigrated_database, KEYRING, clock).state(ConsultId("c_1"))
     assert {(r.scope, r.wording_version, r.attested_by) for r in consents.records} == {
         ("session", "2026-11-01", "p_therapist"),
         ("information_sharing", "2026-11-01", "p_therapist"),
     }
-    checkins = CheckIns(database, KEYRING, clock)
+    checkins = CheckIns(unmigrated_database, KEYRING, clock)
     (measure,) = await checkins.of_consult(ConsultId("c_1"))
     assert (measure.score, measure.recorded_at) == (PHQ9, AT)
-    care = await CareFacts(database, KEYRING, checkins, clock).care_state(ConsultId("c_1"))
+    care = await CareFacts(unmigrated_database, KEYRING, checkins, clock).care_state(
+        ConsultId("c_1")
+    )
     # A declaration from before confirmation existed waits for one, like a new one.
     assert care.present_with[ParticipantId("p_therapist")] == ()
-    async with database.engine.connect() as conn:
+    async with unmigrated_database.engine.connect() as conn:
         rows = (
             await conn.execute(text("SELECT id, action, details, sealed FROM audit_events"))
         ).all()
@@ -199,8 +175,8 @@ async def test_0005_seals_what_0004_kept_in_clear_and_gives_it_back_down(
         KEYRING, actions["participant.present_with"].id, actions["participant.present_with"].sealed
     ) == {"present_with": ["p_client"]}
 
-    await migrate.downgrade(database.engine, "0004", KEYRING)
-    async with database.engine.connect() as conn:
+    await migrate.downgrade(unmigrated_database.engine, "0004", KEYRING)
+    async with unmigrated_database.engine.connect() as conn:
         names = dict((await conn.execute(text("SELECT id, display_name FROM participants"))).all())
         assert names == NAMES
         scopes = (await conn.execute(text("SELECT scope, wording_version FROM consents"))).all()
@@ -212,5 +188,5 @@ async def test_0005_seals_what_0004_kept_in_clear_and_gives_it_back_down(
         )
         assert flagged == 1
     # ...and up again.
-    await migrate.upgrade(database.engine, KEYRING)
-    assert NAMES["p_client"].encode() not in await stored_bytes(database)
+    await migrate.upgrade(unmigrated_database.engine, KEYRING)
+    assert NAMES["p_client"].encode() not in await stored_bytes(unmigrated_database)

@@ -5,18 +5,14 @@ assent is on record, since the code before it would read the assent as consent."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from alembic import command
 from sqlalchemy import Connection, text
 
 from server.db import migrate
 from server.db.engine import Database
-from tests.conftest import BACKENDS
-from tests.databases import PostgresFactory
+from tests.databases import upgrade_to
 
 AT = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
 # consult -> its seats (participant id, role); c_minor seats a guardian, c_adult does not.
@@ -26,27 +22,6 @@ SEATS = {
 }
 # Who consented at 0006: the minor themself (step 1 allowed it), the guardian, an adult client.
 CONSENTED = ("p_minor", "p_guardian", "p_adult")
-
-
-@pytest.fixture(params=BACKENDS)
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
-        yield db
-        await db.close()
-        return
-    factory: PostgresFactory = request.getfixturevalue("postgres")
-    async with factory.database(migrated=False) as url:
-        db = Database(url)
-        yield db
-        await db.close()
-
-
-def _to(revision: str) -> Callable[[Connection], None]:
-    def run(connection: Connection) -> None:
-        command.upgrade(migrate.config(connection), revision)
-
-    return run
 
 
 def _rows_at_0006(connection: Connection) -> None:
@@ -90,25 +65,25 @@ def _kinds(connection: Connection) -> dict[str, str]:
 
 
 async def test_0007_makes_a_minors_own_records_assent_and_refuses_to_lose_them(
-    database: Database,
+    unmigrated_database: Database,
 ) -> None:
-    async with database.engine.begin() as conn:
-        await conn.run_sync(_to("0006"))
+    async with unmigrated_database.engine.begin() as conn:
+        await conn.run_sync(upgrade_to("0006"))
         await conn.run_sync(_rows_at_0006)
-    await migrate.upgrade(database.engine)
-    async with database.engine.connect() as conn:
+    await migrate.upgrade(unmigrated_database.engine)
+    async with unmigrated_database.engine.connect() as conn:
         kinds = await conn.run_sync(_kinds)
     assert kinds == {"p_minor": "assent", "p_guardian": "consent", "p_adult": "consent"}
 
     with pytest.raises(RuntimeError, match="below 0007"):
-        await migrate.downgrade(database.engine, "0006")
-    async with database.engine.connect() as conn:
+        await migrate.downgrade(unmigrated_database.engine, "0006")
+    async with unmigrated_database.engine.connect() as conn:
         assert await conn.run_sync(_kinds) == kinds  # refused: nothing changed
 
-    async with database.engine.begin() as conn:
+    async with unmigrated_database.engine.begin() as conn:
         await conn.execute(text("DELETE FROM consents WHERE kind = 'assent'"))
-    await migrate.downgrade(database.engine, "0006")
-    async with database.engine.connect() as conn:
+    await migrate.downgrade(unmigrated_database.engine, "0006")
+    async with unmigrated_database.engine.connect() as conn:
         columns = await conn.run_sync(
             lambda c: set(c.execute(text("SELECT * FROM consents")).keys())
         )
