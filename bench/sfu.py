@@ -310,6 +310,9 @@ async def target(mode: str, rooms: int, args: argparse.Namespace) -> AsyncIterat
             except BaseException:
                 print(f"server log tail:\n{triad.log_tail()}", file=sys.stderr)
                 raise
+            finally:
+                if args.server_log:  # the directory goes with the run
+                    shutil.copy(triad.log_path, args.server_log)
 
 
 # --- one row --------------------------------------------------------------------------------
@@ -691,6 +694,9 @@ def main() -> None:
     parser.add_argument("--churn", type=int, default=0, help="rooms to create and end")
     parser.add_argument("--churn-batch", type=int, default=10, help="rooms alive at once")
     parser.add_argument("--profile", nargs="?", const="/tmp/triad-sfu.prof", default=None)
+    parser.add_argument(
+        "--server-log", default="", help="copy triad serve's log here (WEAKLINK_SERVER_LOG_LEVEL)"
+    )
     # The roles' own options.
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--url", default="")
