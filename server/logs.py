@@ -95,10 +95,11 @@ def configure(level: str = "info", fmt: str = "json", stream: IO[str] | None = N
 
 def failure(exc: BaseException) -> dict[str, Any]:
     """Log fields for an unexpected error: its type and where it happened, never its message (a
-    driver's or library's message can quote the values it was given: names, notes)."""
+    driver's or library's message can quote the values it was given: names, notes). The frames
+    go under `frames`: structlog's console renderer takes a `stack` field for a string."""
     return {
         "error": type(exc).__name__,
-        "stack": [
+        "frames": [
             f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)
         ],
     }

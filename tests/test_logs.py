@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -96,4 +97,24 @@ async def test_an_unexpected_error_is_a_problem_and_its_message_stays_out_of_the
     assert '"error": "RuntimeError"' in text
     assert "in fails" in text  # where it happened is kept
     assert "self-harm" not in text
+    assert "Alex Rivera" not in text
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_a_failure_logs_where_it_happened_in_either_format(fmt: str) -> None:
+    stream = io.StringIO()
+    logs.configure("info", fmt, stream=stream)
+    try:
+        try:
+            raise RuntimeError("Alex Rivera's plan")
+        except RuntimeError as exc:
+            logs.get("triad.test").error("work_failed", **logs.failure(exc))
+    finally:
+        for handler in list(logging.getLogger().handlers):
+            if getattr(handler, "_triad", False):
+                logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    assert "work_failed" in text
+    assert "RuntimeError" in text
+    assert "test_a_failure_logs_where_it_happened_in_either_format" in text
     assert "Alex Rivera" not in text

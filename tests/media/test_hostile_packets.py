@@ -4,6 +4,7 @@ past their end, and everyone's media keeps flowing."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 
 from server.ids import ParticipantId
+from server.rooms.media import seam
 from tests.media.pair import A, still_flowing
 from tests.media.peers import ClientPeer, LoopbackRoom
 from tests.waiting import wait_for
@@ -110,3 +112,43 @@ async def test_hostile_rtcp_is_bounded(room: LoopbackRoom) -> None:
     sender.rtcp(b"\x81\xcd\x00\x10" + bytes(8))
     await wait_for(lambda: peer.transport.refused > refused, 10, "the oversized NACK refused")
     await still_flowing(room)
+
+
+async def test_a_packet_srtp_will_not_protect_is_lost_alone(room: LoopbackRoom) -> None:
+    """libsrtp refuses to protect an index its replay window has passed: that packet is lost
+    and counted, and nothing raises into the socket callback that was forwarding it."""
+    peer = server_peer(room, A)
+    egress = next(slot.egress for slot in peer._slots if slot.egress.kind == "video")
+    await wait_for(lambda: egress.packets_sent > 0, 10, "video forwarded to A")
+    unprotectable = peer.transport.unprotectable
+    stale = struct.pack("!BBHII", 0x80, 97, (egress._last_seq - 2000) & 0xFFFF, 0, egress.ssrc)
+    assert peer.transport.send_rtp(stale + bytes(20)) is False
+    assert peer.transport.unprotectable == unprotectable + 1
+    assert peer.summary().unprotectable_packets == unprotectable + 1
+    await still_flowing(room)
+
+
+async def test_a_failure_on_the_packet_path_stays_in_its_callback(room: LoopbackRoom) -> None:
+    """A bug that raises while a datagram is handled (caused here: no packet causes one) loses
+    that datagram and is logged once a second, not once a packet: left to the event loop, the
+    tracebacks stalled the process until every connection in it failed."""
+    peer = server_peer(room, A)
+    loop_errors: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    forward, failures = peer.transport._on_rtp, seam._sink_failures.count
+
+    def broken(packet: bytes, arrival: float) -> None:
+        raise RuntimeError("a bug on the packet path")
+
+    peer.transport._on_rtp = broken
+    try:
+        await wait_for(lambda: seam._sink_failures.count >= failures + 100, 10, "failures")
+    finally:
+        peer.transport._on_rtp = forward
+        loop.set_exception_handler(previous_handler)
+    assert loop_errors == []
+    generation = room.sfu.generation(A)
+    await still_flowing(room)
+    assert room.sfu.generation(A) == generation  # no peer connection was restarted for it

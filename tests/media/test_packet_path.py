@@ -11,6 +11,7 @@ import math
 import struct
 from collections.abc import AsyncIterator
 
+import pylibsrtp
 import pytest
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket
 
@@ -18,7 +19,7 @@ from server.ids import ParticipantId
 from server.rooms.media import roundtrip, rtp
 from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
 from server.rooms.media.downlink import Downlink
-from server.rooms.media.egress import HOLD_PACKETS, RESUME_SEQUENCE_SKIP, Egress
+from server.rooms.media.egress import HOLD_PACKETS, LATE_LIMIT, RESUME_SEQUENCE_SKIP, Egress
 from server.rooms.media.ingress import NEW_SUBSCRIBER_REMINDER, Ingress
 from server.rooms.media.nack import Nack, fci_entries
 from server.rooms.media.roundtrip import RoundTrip
@@ -301,6 +302,73 @@ async def test_packets_from_before_a_rebase_are_not_forwarded(video) -> None:  #
     late = packet(9, 0, payload=vp8(0, key=False))
     ingress.on_media(late, rtp.read(late), 1.0)  # type: ignore[arg-type]
     assert len(transport.rtp) == 1
+
+
+class ProtectingTransport(CapturedTransport):
+    """Protects what it is given with an outbound SRTP session set up as aiortc sets up its
+    own (a replay window of 1,024, repeats allowed), so what libsrtp would refuse shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        policy = pylibsrtp.Policy(
+            key=bytes(range(30)),
+            ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+        )
+        policy.allow_repeat_tx = True
+        policy.window_size = 1024
+        self._session = pylibsrtp.Session(policy)
+        self.refused = 0
+
+    def send_rtp(self, plain: bytes | bytearray) -> bool:
+        try:
+            self._session.protect(bytes(plain))
+        except pylibsrtp.Error:
+            self.refused += 1
+            return False
+        return super().send_rtp(plain)
+
+
+async def test_a_stream_longer_than_the_sequence_space_is_forwarded_whole() -> None:
+    """Past 32,768 packets from a rebase every packet once looked older than it and was
+    dropped; the jump when they came back was one SRTP refused, for every packet after it:
+    about seven minutes into a consult, at a video's packet rate."""
+    counters = Counters()
+    ingress = Ingress(P, "video", counters, keyframe_interval=1.0)
+    ingress.configure(VIDEO, CapturedTransport(), rtcp_ssrc=0xAAAA)  # type: ignore[arg-type]
+    transport = ProtectingTransport()
+    egress = Egress("video", transport, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
+    egress.configure(VIDEO, ssrc=0x2222, rtx_ssrc=0x3333)
+    egress.attach(ingress)
+    count = 140_000  # twice round the sequence space
+    try:
+        for n in range(count):
+            data = packet((60_000 + n) & 0xFFFF, 3000 * n, payload=vp8(n & 0x7FFF, key=n == 0))
+            ingress.on_media(data, rtp.read(data), 10.0 + n / 100)  # type: ignore[arg-type]
+    finally:
+        ingress.close()
+    assert transport.refused == 0
+    assert len(transport.rtp) == count
+    first = read(transport.rtp[0])[0]
+    assert [read(sent)[0] for sent in transport.rtp[-3:]] == [
+        (first + n) & 0xFFFF for n in range(count - 3, count)
+    ]
+
+
+async def test_a_packet_far_behind_its_stream_is_not_forwarded(video) -> None:  # type: ignore[no-untyped-def]
+    ingress, _egress, transport, _ = video
+    newest = 1000 + LATE_LIMIT + 99
+    too_late, in_time = newest - LATE_LIMIT - 1, newest - LATE_LIMIT + 1  # both lost at first
+    for seq in range(1000, newest + 1):
+        if seq not in (too_late, in_time):
+            data = packet(seq, 3000 * seq, payload=vp8(seq, key=seq == 1000))
+            ingress.on_media(data, rtp.read(data), seq / 100)  # type: ignore[arg-type]
+    sent = len(transport.rtp)
+    for seq in (too_late, in_time):  # then they come, late
+        data = packet(seq, 3000 * seq, payload=vp8(seq, key=False))
+        ingress.on_media(data, rtp.read(data), 20.0)  # type: ignore[arg-type]
+    assert len(transport.rtp) == sent + 1
+    assert read(transport.rtp[-1])[0] == (read(transport.rtp[0])[0] + in_time - 1000) & 0xFFFF
 
 
 # Retransmission ------------------------------------------------------------------------------

@@ -47,6 +47,12 @@ RTX_SETTLED_SECONDS: Final = 0.5
 # keyframe, which is coming anyway). Counted in `gaps`, so the receiver's reported loss of them
 # is not taken for its link's.
 RESUME_SEQUENCE_SKIP: Final = 1024
+# A packet this many sequence numbers behind the newest of its stream is forwarded no more: it
+# is no use to any jitter buffer by then, and the outbound SRTP session refuses one more than
+# its replay window (1,024 in aiortc's policy) behind the newest it protected. The mark it is
+# judged against trails the stream, so it never falls half the sequence space behind (where a
+# fixed mark would, after 32,768 packets, turn every new packet into an old one).
+LATE_LIMIT: Final = 512
 
 
 class Egress:
@@ -81,7 +87,8 @@ class Egress:
         self._last_pid = random.getrandbits(15)
         self._last_sent_at = 0.0
         self._started = False  # something was forwarded since the last rebase
-        self._first_in_seq = 0  # packets from before the last rebase are not forwarded
+        # Packets from before the last rebase (or more than LATE_LIMIT behind) are not forwarded.
+        self._first_in_seq = 0
         self._rtx_seq = random.getrandbits(16)
         self.awaiting_keyframe = kind == "video"
         self.paused = False  # by the downlink allocation (video only)
@@ -249,8 +256,11 @@ class Egress:
                 self._rebase(view, vp8, arrival)
         elif not self._started:
             self._rebase(view, None, arrival)
-        if rtp.seq_delta(view.sequence, self._first_in_seq) < 0:
-            return  # from before the rebase: its output numbers are taken
+        ahead = (view.sequence - self._first_in_seq) & 0xFFFF
+        if ahead >= 0x8000:
+            return  # from before the rebase (its output numbers are taken), or too late
+        if ahead > LATE_LIMIT:
+            self._first_in_seq = (view.sequence - LATE_LIMIT) & 0xFFFF
         self._send(packet, view, vp8, arrival)
 
     def _rebase(self, view: rtp.RtpView, vp8: rtp.Vp8View | None, arrival: float) -> None:

@@ -101,6 +101,7 @@ class MediaSummary:
     retransmitted: int
     not_in_history: int
     retransmissions_refused: int
+    unprotectable_packets: int
     video_pauses: int
     rtt_ms: int
 
@@ -481,6 +482,7 @@ class Peer:
             retransmitted=sum(e.retransmitted for e in egresses),
             not_in_history=sum(e.not_in_history for e in egresses),
             retransmissions_refused=sum(e.refused for e in egresses),
+            unprotectable_packets=self.transport.unprotectable,
             video_pauses=self.downlink.pauses,
             rtt_ms=round(self.rtt.smoothed * 1000),
         )

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -42,6 +43,10 @@ from aioice import Candidate, stun
 from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+
+from server import logs
+
+logger = logs.get(__name__)
 
 AIORTC_CHECKED: Final = ("1.16.",)
 AIOICE_CHECKED: Final = ("0.13.",)
@@ -63,6 +68,27 @@ ParametersCallback = Callable[[Any], None]
 DatagramSink = Callable[[bytes], bool]
 
 
+class _SinkFailures:
+    """Failures of the packet path in socket callbacks: counted, logged at most once a second."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._logged_at = float("-inf")
+        self._unlogged = 0
+
+    def note(self, exc: Exception) -> None:
+        self.count += 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._logged_at >= 1.0:
+            logger.error("media.packet_path_failed", failures=self._unlogged, **logs.failure(exc))
+            self._logged_at = now
+            self._unlogged = 0
+
+
+_sink_failures = _SinkFailures()
+
+
 class MediaProtocol(aioice_ice.StunProtocol):
     """aioice's socket protocol, with SRTP datagrams short-cut to the SFU once DTLS is up."""
 
@@ -71,14 +97,16 @@ class MediaProtocol(aioice_ice.StunProtocol):
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         sink = self.rtp_sink
         # RFC 7983 demultiplexing: 128-191 is RTP/RTCP; STUN (0-3) and DTLS (20-63) go on.
-        if (
-            sink is not None
-            and isinstance(data, bytes)
-            and len(data) >= 12
-            and 127 < data[0] < 192
-            and sink(data)
-        ):
-            return
+        if sink is not None and isinstance(data, bytes) and len(data) >= 12 and 127 < data[0] < 192:
+            try:
+                if sink(data):
+                    return
+            except Exception as exc:  # a bug on the packet path, contained
+                # Left to the event loop, each failing packet would log a traceback: hundreds
+                # a second stall the loop until ICE consent and Socket.IO pings time out and
+                # every connection in the process fails with the one that broke.
+                _sink_failures.note(exc)
+                return
         super().datagram_received(data, addr)
 
 

@@ -47,6 +47,7 @@ class PeerTransport:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.refused = 0  # failed SRTP authentication, oversized or malformed datagrams
+        self.unprotectable = 0  # outbound packets the SRTP session refused to protect
         self.closed = False
         # SRTP keys and a nominated pair: packets can be sent. A flag, not a property: the
         # packet path reads it for every packet it forwards.
@@ -143,7 +144,14 @@ class PeerTransport:
                 return False
             tx = self._tx
             assert tx is not None
-        return self._send(tx.protect(plain))
+        try:
+            data = tx.protect(plain)
+        except pylibsrtp.Error:
+            # The session refused it (an index its replay window has passed): this one packet
+            # is lost, never the socket callback that is forwarding it.
+            self.unprotectable += 1
+            return False
+        return self._send(data)
 
     def send_rtcp(self, packets: Sequence[SupportsBytes]) -> bool:
         """Protect and send one compound RTCP packet."""
@@ -151,7 +159,12 @@ class PeerTransport:
             return False
         assert self._tx is not None
         payload = b"".join(bytes(packet) for packet in packets)
-        return self._send(self._tx.protect_rtcp(payload))
+        try:
+            data = self._tx.protect_rtcp(payload)
+        except pylibsrtp.Error:
+            self.unprotectable += 1
+            return False
+        return self._send(data)
 
     def _send(self, data: bytes) -> bool:
         pair = self._connection._nominated.get(1)
