@@ -165,6 +165,14 @@ async def test_a_host_admits_each_by_role_and_five_tiles_fit_a_desktop_and_a_pho
                 assert box["width"] >= 150, box
                 assert box["y"] + box["height"] <= PHONE["height"], box
         await page.screenshot(path=artifacts / "room-five-therapist-phone.png", full_page=True)
+
+        # The interpreter leaves: four tiles, two by two on the phone, yourself beside the last.
+        assert (await joined["interpreter"].room.call("leave"))["ok"]
+        await expect(page.locator("#tiles .tile")).to_have_count(4, timeout=STEP_MS)
+        await expect(page.locator("#tiles")).to_have_attribute("data-count", "4")
+        layout = rows(await tile_boxes(page))
+        assert [len(row) for row in layout] == [2, 2], layout
+        assert layout[-1][1]["self"], layout
         assert (await hook_state(page))["errors"] == []
         assert problems.messages == []
     finally:
