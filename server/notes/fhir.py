@@ -9,6 +9,11 @@ Resources refer to each other by `urn:uuid:` full URLs derived from the plan id,
 same plan twice (with the same consent records) gives the same bundle. The CarePlan also carries
 its full URL as an identifier, so a follow-up's CarePlan can say which one it `replaces`.
 
+The optional seats are in the CareTeam (and, when they attended, the Encounter) with coded
+roles: a minor's guardian as a RelatedPerson of the patient (v3 RoleCode `GUARD`), who also
+performs the consent they gave; an interpreter as a Practitioner with FHIR's participant type
+`translator`.
+
 Check-in scores are Observations and the client's consent records are Consents (`fhir_care`),
 both in the CarePlan's `supportingInfo`. Consent can be withdrawn after the plan was saved, so
 the records are not part of the plan: the caller passes the current ones at export time.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -32,6 +38,9 @@ from .fhir_codes import (
     CONDITION_CLINICAL,
     CONDITION_VERIFICATION,
     ICD10_SYSTEM,
+    PARTICIPANT_TYPE,
+    PARTICIPATION_TYPE,
+    ROLE_CODE,
     URI_IDENTIFIER,
     FhirCodeError,
 )
@@ -65,15 +74,65 @@ class _Builder:
         return {"reference": url}
 
 
-def _person(builder: _Builder, role: Role) -> dict[str, str] | None:
+@dataclass(frozen=True)
+class _Seat:
+    """How an optional seat is coded: its role in the care team, its part in the encounter."""
+
+    title: str
+    team_role: tuple[str, str, str]  # system, code, display
+    encounter_type: tuple[str, str, str]
+
+
+_SEATS: dict[Role, _Seat] = {
+    Role.GUARDIAN: _Seat(
+        "Guardian", (ROLE_CODE, "GUARD", "Guardian"), (PARTICIPATION_TYPE, "PART", "Participation")
+    ),
+    Role.INTERPRETER: _Seat(
+        "Interpreter",
+        (PARTICIPANT_TYPE, "translator", "Translator"),
+        (PARTICIPANT_TYPE, "translator", "Translator"),
+    ),
+}
+
+
+def _person(
+    builder: _Builder, role: Role, patient: dict[str, str] | None = None
+) -> dict[str, str] | None:
+    """The participant of `role` as a resource: the client a Patient, a minor's guardian a
+    RelatedPerson of `patient` (none without one), everyone else a Practitioner."""
     who = builder.plan.participant(role)
     if who is None:
         return None
-    kind = "Patient" if role == Role.CLIENT else "Practitioner"
+    resource: dict[str, Any] = {"active": True, "name": [{"text": who.name}]}
+    if role == Role.CLIENT:
+        kind = "Patient"
+    elif role == Role.GUARDIAN:
+        if patient is None:
+            return None
+        kind = "RelatedPerson"
+        relationship = _check("RelatedPerson.relationship", "GUARD")
+        resource |= {
+            "patient": patient,
+            "relationship": [_coding(ROLE_CODE, relationship, "Guardian")],
+        }
+    else:
+        kind = "Practitioner"
     return builder.add(
-        builder.url(kind, list(Role).index(role)),
-        {"resourceType": kind, "active": True, "name": [{"text": who.name}]},
+        builder.url(kind, list(Role).index(role)), {"resourceType": kind, **resource}
     )
+
+
+def _coded(path: str, code: tuple[str, str, str], text: str | None = None) -> dict[str, Any]:
+    system, value, display = code
+    concept = _coding(system, _check(path, value), display)
+    if text:
+        concept["text"] = text
+    return concept
+
+
+def _attended(plan: PlanView, role: Role) -> bool:
+    who = plan.participant(role)
+    return who is not None and who.attended
 
 
 def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dict[str, Any]:
@@ -86,6 +145,7 @@ def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dic
     therapist = _person(b, Role.THERAPIST)
     psychiatrist = _person(b, Role.PSYCHIATRIST)
     clinicians = [p for p in (therapist, psychiatrist) if p is not None]
+    seats = {role: _person(b, role, patient) for role in _SEATS}
     subject = patient or {"display": "client"}
 
     encounter: dict[str, Any] = {
@@ -97,7 +157,15 @@ def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dic
             "display": "virtual",
         },
         "subject": subject,
-        "participant": [{"individual": p} for p in clinicians],
+        "participant": [{"individual": p} for p in clinicians]
+        + [
+            {
+                "type": [_coded("Encounter.participant.type", _SEATS[role].encounter_type)],
+                "individual": ref,
+            }
+            for role, ref in seats.items()
+            if ref is not None and _attended(plan, role)
+        ],
     }
     period = {
         k: v.isoformat()
@@ -213,6 +281,14 @@ def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dic
                 {"role": [{"text": title}], "member": ref}
                 for title, ref in (("Therapist", therapist), ("Psychiatrist", psychiatrist))
                 if ref is not None
+            ]
+            + [
+                {
+                    "role": [_coded("CareTeam.participant.role", seat.team_role, seat.title)],
+                    "member": ref,
+                }
+                for role, seat in _SEATS.items()
+                if (ref := seats[role]) is not None
             ],
         },
     )
@@ -223,6 +299,7 @@ def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dic
         (Role.CLIENT, patient),
         (Role.THERAPIST, therapist),
         (Role.PSYCHIATRIST, psychiatrist),
+        (Role.GUARDIAN, seats[Role.GUARDIAN]),  # who gives a minor's consent
     ):
         who = plan.participant(role)
         if who is not None and ref is not None:

@@ -18,6 +18,9 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+# FHIR's own encounter participant types (`translator`, `emergency`), beside v3's.
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/participant-type"
+ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 URI_IDENTIFIER = "urn:ietf:rfc:3986"
 FHIR_JSON = "application/fhir+json"
@@ -42,6 +45,12 @@ VALUE_SETS: dict[str, frozenset[str]] = {
     "Encounter.status": frozenset({"planned", "in-progress", "finished", "cancelled"}),
     "Encounter.class": frozenset({"VR", "AMB"}),
     "CareTeam.status": frozenset({"proposed", "active", "inactive"}),
+    # The optional seats' roles in the team (an example binding): v3 RoleCode `GUARD`, FHIR's
+    # participant type `translator` (an interpreter facilitating communication with the patient).
+    "CareTeam.participant.role": frozenset({"GUARD", "translator"}),
+    "RelatedPerson.relationship": frozenset({"GUARD"}),
+    # v3 ParticipationType `PART` (takes part, unqualified) and FHIR's `translator`.
+    "Encounter.participant.type": frozenset({"PART", "translator"}),
     "Observation.status": frozenset({"registered", "preliminary", "final", "amended"}),
     "Observation.category": frozenset({"survey"}),
     "Consent.status": frozenset({"draft", "proposed", "active", "rejected", "inactive"}),

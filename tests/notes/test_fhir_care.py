@@ -18,6 +18,7 @@ from server.consults.consent import CONSENT_WORDING, ConsentBook
 from server.consults.measures import Severity
 from server.consults.model import Actor, Brief
 from server.notes.fhir import build_bundle
+from server.notes.fhir_codes import PARTICIPANT_TYPE, PARTICIPATION_TYPE, ROLE_CODE
 from server.notes.plan import PlanView
 from tests.notes.conftest import World, utc_now
 from tests.notes.plans import type_a_consult
@@ -229,3 +230,70 @@ async def test_fhir_consent_attested_by_the_therapist_names_the_therapist(world:
         assert urls[performer["reference"]]["resourceType"] == "Practitioner"
         assert urls[performer["reference"]]["name"] == [{"text": "Sam Okafor"}]
         assert urls[consent["patient"]["reference"]]["resourceType"] == "Patient"
+
+
+async def test_fhir_names_a_minors_guardian_and_the_interpreter_with_coded_roles(
+    seated_world: World,
+) -> None:
+    """The guardian is a RelatedPerson of the patient (v3 RoleCode GUARD) and the interpreter a
+    Practitioner (participant type `translator`), both in the CareTeam; in the Encounter only
+    when they attended (the interpreter here never came); the guardian's consent is theirs."""
+    world = seated_world
+    for role in (Role.THERAPIST, Role.PSYCHIATRIST, Role.GUARDIAN, Role.CLIENT):
+        await world.record_room_event(role, "participant.admitted", utc_now())
+    consents = ConsentBook(world.db, world.keyring, utc_now)
+    await consents.give(
+        identity(world.consult, Role.GUARDIAN),
+        wording_version=CONSENT_WORDING.version,
+        scopes=[SESSION, SHARING],
+        attested=False,
+    )
+    await world.end()
+    plan = await world.notes.finalize(world.consult_id)
+    records = (await consents.state(world.consult_id)).records
+    bundle = build_bundle(plan, consents=records)
+    Bundle.model_validate(bundle)
+    assert build_bundle(plan, consents=records) == bundle  # deterministic
+    urls = by_url(bundle)
+    patient_url = bundle["entry"][0]["resource"]["subject"]["reference"]
+    (guardian,) = resources(bundle, "RelatedPerson")
+    assert guardian["name"] == [{"text": "Jordan Rivera"}]
+    assert guardian["patient"] == {"reference": patient_url}
+    assert guardian["relationship"][0]["coding"] == [
+        {"system": ROLE_CODE, "code": "GUARD", "display": "Guardian"}
+    ]
+
+    (team,) = resources(bundle, "CareTeam")
+    members = {m["role"][0]["text"]: m for m in team["participant"]}
+    assert set(members) == {"Therapist", "Psychiatrist", "Guardian", "Interpreter"}
+    assert urls[members["Guardian"]["member"]["reference"]] == guardian
+    assert members["Guardian"]["role"][0]["coding"] == [
+        {"system": ROLE_CODE, "code": "GUARD", "display": "Guardian"}
+    ]
+    interpreter = urls[members["Interpreter"]["member"]["reference"]]
+    assert interpreter["resourceType"] == "Practitioner"
+    assert interpreter["name"] == [{"text": "Lucia Moreno"}]
+    assert members["Interpreter"]["role"][0]["coding"] == [
+        {"system": PARTICIPANT_TYPE, "code": "translator", "display": "Translator"}
+    ]
+
+    (encounter,) = resources(bundle, "Encounter")
+    present = {p["individual"]["reference"]: p.get("type") for p in encounter["participant"]}
+    assert members["Interpreter"]["member"]["reference"] not in present
+    assert present[members["Guardian"]["member"]["reference"]] == [
+        {"coding": [{"system": PARTICIPATION_TYPE, "code": "PART", "display": "Participation"}]}
+    ]
+    assert len(present) == 3  # the two clinicians and the guardian
+
+    # The minor's consent is the guardian's: they performed it, for the patient.
+    assert [c["scope"]["coding"][0]["code"] for c in resources(bundle, "Consent")] == [
+        "treatment",
+        "patient-privacy",
+    ]
+    for consent in resources(bundle, "Consent"):
+        assert consent["performer"] == [members["Guardian"]["member"]]
+        assert consent["patient"] == {"reference": patient_url}
+        # The interpreter receives nothing the consent releases: only the clinicians do.
+        actors = {a["reference"]["reference"] for a in consent["provision"]["actor"]}
+        assert members["Interpreter"]["member"]["reference"] not in actors
+        assert actors == {members[t]["member"]["reference"] for t in ("Therapist", "Psychiatrist")}

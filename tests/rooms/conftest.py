@@ -14,6 +14,7 @@ from server.settings import Settings
 from tests.apiclient import Api
 from tests.conftest import make_settings, participant
 from tests.roomclient import RoomClient
+from tests.rooms.mediapeople import MediaParticipant, close_all
 
 
 @pytest.fixture
@@ -124,3 +125,21 @@ async def seated_people(
     group = People(base_url, seated_consult, api)
     yield group
     await group.close()
+
+
+@pytest.fixture
+async def media_people(people: People) -> AsyncIterator[dict[str, MediaParticipant]]:
+    """Participants with media (`mediapeople.enter`), closed before their sockets are."""
+    joined: dict[str, MediaParticipant] = {}
+    yield joined
+    await close_all(joined)
+
+
+@pytest.fixture
+async def seated_media_people(
+    seated_people: People,
+) -> AsyncIterator[dict[str, MediaParticipant]]:
+    """`media_people` for the consult with a guardian and an interpreter."""
+    joined: dict[str, MediaParticipant] = {}
+    yield joined
+    await close_all(joined)

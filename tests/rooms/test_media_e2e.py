@@ -4,103 +4,18 @@ what the server forwards (which it never decodes)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from server.api.context import SERVICES
 from server.ids import ParticipantId
-from server.rooms.media import Sfu
-from tests.media.peers import AudioMode, ClientPeer, TrackMapEntry, counts
-from tests.roomclient import RoomClient
+from tests.media.peers import counts
 from tests.rooms.conftest import People
+from tests.rooms.mediapeople import MediaParticipant, both_flowing, enter, room_sfu, sees_and_hears
 from tests.waiting import wait_for
 
 # Media is the expensive part; the database backend is covered by the other room tests.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-class MediaParticipant:
-    """A socket client whose offers a `ClientPeer` answers, as a browser does."""
-
-    def __init__(
-        self, role: str, room: RoomClient, participant_id: str, audio: AudioMode = "tone"
-    ) -> None:
-        self.role = role
-        self.room = room
-        self.participant_id = participant_id
-        self.audio: AudioMode = audio
-        self.peer = ClientPeer(participant_id, audio=audio)
-        self.pc_generation = 0
-        self.failures: list[BaseException] = []
-        self._task = asyncio.get_running_loop().create_task(self._answer_offers())
-
-    async def _answer_offers(self) -> None:
-        seen = 0
-        while True:
-            offer = await self.room.wait_event("signal", after=seen, within=3600)
-            seen = self.room.events.index(("signal", offer)) + 1
-            try:
-                if offer["pc"] != self.pc_generation:  # the server started a new connection
-                    await self.peer.close()
-                    self.peer = ClientPeer(self.participant_id, audio=self.audio)
-                    self.pc_generation = offer["pc"]
-                tracks = [TrackMapEntry(**t) for t in offer["tracks"]]
-                answer = await self.peer.handle_offer(offer["sdp"], tracks)
-                ack = await self.room.call(
-                    "signal", {"type": "answer", "sdp": answer, "pc": offer["pc"]}
-                )
-                assert ack == {"ok": True}, ack
-            except Exception as exc:  # surfaced by the test's teardown
-                self.failures.append(exc)
-
-    async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        await self.peer.close()
-        assert not self.failures, self.failures
-
-
-@pytest.fixture
-async def media_people(people: People) -> AsyncIterator[dict[str, MediaParticipant]]:
-    joined: dict[str, MediaParticipant] = {}
-    yield joined
-    for participant in joined.values():
-        await participant.close()
-
-
-async def enter(
-    people: People, joined: dict[str, MediaParticipant], role: str, audio: AudioMode = "tone"
-) -> MediaParticipant:
-    room = await people.connect(role)
-    participant = MediaParticipant(role, room, people.id(role), audio)
-    joined[role] = participant
-    await room.join()
-    return participant
-
-
-def sees_and_hears(p: MediaParticipant, others: list[MediaParticipant], frames: int) -> bool:
-    return all(
-        p.peer.decoded(o.participant_id, "video") >= frames
-        and p.peer.decoded(o.participant_id, "audio") >= frames
-        for o in others
-    )
-
-
-async def both_flowing(a: MediaParticipant, b: MediaParticipant) -> None:
-    await wait_for(
-        lambda: sees_and_hears(a, [b], 10) and sees_and_hears(b, [a], 10), 45, "first frames"
-    )
-
-
-def room_sfu(client: Any, consult_id: str) -> Sfu:
-    room = client.app[SERVICES].rooms.get(consult_id)
-    assert room is not None
-    return cast(Sfu, room.media)
 
 
 async def test_three_people_see_and_hear_each_other_through_the_server(

@@ -1,6 +1,7 @@
-// The hosts' view of the waiting room: who is waiting, whether they have given consent (the
-// lobby entries' `consent`; the server refuses to admit a client without it, `consent_required`),
-// with Admit and Deny.
+// The hosts' view of the waiting room: who is waiting and as what (client, guardian,
+// interpreter, or a host knocking after a removal), whether the client's consent is on record
+// (the lobby entries' `consent`; the server refuses to admit a client without it,
+// `consent_required`; for a minor it is the guardian's), with Admit and Deny for each.
 
 import { button, el, roleTitle } from "./dom.js";
 
@@ -43,9 +44,11 @@ export function renderHostLobby(section, list, waiting, { onAdmit, onDeny }) {
   );
 }
 
-/** "Consent given" / "Consent not given yet"; nothing when the server does not say. */
+/** "Consent given" / "Consent not given yet" for the client; nothing for anyone else (their
+ * entry never waits on consent: the guardian consents from their own page, the interpreter for
+ * nobody) or when the server does not say. */
 function consentBadge(participant) {
-  if (typeof participant.consent !== "boolean") return null;
+  if (participant.role !== "client" || typeof participant.consent !== "boolean") return null;
   const badge = el("span", "lobby-consent", participant.consent ? "Consent given" : "Consent not given yet");
   badge.dataset.consent = String(participant.consent);
   return badge;

@@ -9,7 +9,15 @@ import { button, el, roleTitle, roleWords } from "./dom.js";
 
 const QUALITY_WORDS = { good: "good", fair: "fair", poor: "poor", unknown: "checking" };
 
-const ROLE_ORDER = { client: 0, therapist: 1, psychiatrist: 2 };
+// Others first in this order (a role the page does not know after them), yourself last.
+const ROLE_ORDER = { client: 0, therapist: 1, psychiatrist: 2, guardian: 3, interpreter: 4 };
+
+/** Compare two tiles' `{role, self}` for the order they are shown in. */
+export function tileOrder(a, b) {
+  if (a.self !== b.self) return a.self ? 1 : -1;
+  const rank = (role) => (typeof role === "string" && Object.hasOwn(ROLE_ORDER, role) ? ROLE_ORDER[role] : 9);
+  return rank(a.role) - rank(b.role);
+}
 
 function initials(name) {
   const words = String(name || "").trim().split(/\s+/).filter(Boolean);
@@ -99,6 +107,7 @@ export class Tiles {
     if (tile.audio) tile.audio.srcObject = null;
     tile.root.remove();
     this.tiles.delete(pid);
+    this.container.dataset.count = String(this.tiles.size);
   }
 
   /** Keep exactly the tiles of `participants` (those in the room). */
@@ -215,13 +224,10 @@ export class Tiles {
     tile.root.dataset.hasVideo = tile.tracks.video && tile.root.dataset.video !== "off" ? "true" : "false";
   }
 
+  /** Put the tiles in order; `data-count` (how many) is what the CSS lays them out by. */
   _order() {
-    const tiles = [...this.tiles.values()].sort((a, b) => {
-      const selfA = a.root.dataset.self === "true" ? 1 : 0;
-      const selfB = b.root.dataset.self === "true" ? 1 : 0;
-      if (selfA !== selfB) return selfA - selfB; // others first, yourself last
-      return (ROLE_ORDER[a.participant.role] ?? 9) - (ROLE_ORDER[b.participant.role] ?? 9);
-    });
+    const key = (tile) => ({ role: tile.participant.role, self: tile.root.dataset.self === "true" });
+    const tiles = [...this.tiles.values()].sort((a, b) => tileOrder(key(a), key(b)));
     this.container.replaceChildren(...tiles.map((t) => t.root));
     this.container.dataset.count = String(tiles.length);
   }
