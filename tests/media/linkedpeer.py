@@ -111,6 +111,11 @@ class LinkedParticipant:
     def media_quality_events(self) -> int:
         return len(self.room.received("media-quality"))
 
+    def paused_publishers(self) -> list[str]:
+        """The participants whose video this one was told is paused for it, at any time."""
+        events = self.room.received("media-quality")
+        return sorted({e["participant_id"] for e in events if e.get("video") == "paused"})
+
     async def _answer_offers(self) -> None:
         seen = 0
         while True:

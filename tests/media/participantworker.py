@@ -125,9 +125,10 @@ class Worker:
             return {"ack": ack}
         if command == "close":
             events = self.participant.media_quality_events()
+            paused = self.participant.paused_publishers()
             violations = [f"{event}: {why}" for event, why in self.participant.take_violations()]
             await self.participant.close()
-            return {"media_quality": events, "violations": violations}
+            return {"media_quality": events, "paused": paused, "violations": violations}
         return {"error": f"unknown command {command!r}"}
 
 

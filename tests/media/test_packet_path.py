@@ -20,7 +20,7 @@ from server.rooms.media import roundtrip, rtp
 from server.rooms.media.codecs import NegotiatedTrack, with_opus_options
 from server.rooms.media.downlink import Downlink
 from server.rooms.media.egress import HOLD_PACKETS, LATE_LIMIT, RESUME_SEQUENCE_SKIP, Egress
-from server.rooms.media.ingress import NEW_SUBSCRIBER_REMINDER, Ingress
+from server.rooms.media.ingress import NEW_SUBSCRIBER_REMINDER, PEAK_SECONDS, Ingress
 from server.rooms.media.nack import Nack, fci_entries
 from server.rooms.media.roundtrip import RoundTrip
 from server.rooms.media.speaker import SpeakerDetector
@@ -518,9 +518,10 @@ def test_the_round_trip_floor_ignores_a_busy_receivers_slow_reports() -> None:
 
 
 class FakeIngress:
-    def __init__(self, publisher: ParticipantId, bitrate: float) -> None:
+    def __init__(self, publisher: ParticipantId, bitrate: float, peak: float = 0.0) -> None:
         self.publisher = publisher
         self.bitrate = bitrate
+        self.peak_bitrate = max(peak, bitrate)
         self.keyframes = 0
 
     def request_keyframe(self, *, new_subscriber: bool = False) -> None:
@@ -638,6 +639,44 @@ async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back()
     assert slots[2].paused is False
     assert (P, False) in changes
     downlink.close()
+
+
+async def test_a_paused_video_is_not_resumed_on_a_dip_in_its_rate() -> None:
+    """An encoder holding 560 kbit/s swings under it now and then; on a 600 kbit/s link the
+    video does not fit at its peak, so a dip to 300 is not room to resume it: a probe asks."""
+    changes: list[tuple[ParticipantId, bool]] = []
+    downlink = Downlink(lambda publisher, paused: changes.append((publisher, paused)))
+    downlink.pad = lambda size: None
+    video = Slot("video", FakeIngress(P, 300_000, peak=560_000))
+    slots = [Slot("audio", FakeIngress(P, 40_000)), Slot("audio", FakeIngress(Q, 40_000)), video]
+    video.paused = True
+    downlink._paused_at[P] = 0.0
+    downlink.estimate = 600_000
+    downlink.send_rate = 80_000
+    downlink.allocate(slots, None, 10.0)  # type: ignore[arg-type]
+    assert video.paused
+    assert changes == []
+    assert downlink._probe_target == pytest.approx(80_000 + 1.1 * 560_000)
+    downlink.close()
+
+
+def test_an_ingress_peak_rate_holds_the_highest_of_the_last_seconds() -> None:
+    ingress = Ingress(P, "video", Counters(), keyframe_interval=1.0)
+    start = ingress._measured_at
+    for step, size in enumerate([70_000, 10_000, 10_000, 10_000]):  # bytes a second
+        ingress._bytes = size
+        ingress.last_packet = start + step + 1
+        ingress.measure(start + step + 1)
+    assert ingress.bitrate < 200_000
+    assert ingress.peak_bitrate == 560_000
+    for step in range(4, 4 + int(PEAK_SECONDS) + 1):  # the high second is past the window
+        ingress._bytes = 10_000
+        ingress.last_packet = start + step + 1
+        ingress.measure(start + step + 1)
+    assert ingress.bitrate <= ingress.peak_bitrate < 200_000
+    ingress.measure(start + 30)  # the publisher stopped
+    assert ingress.peak_bitrate == 0
+    ingress.close()
 
 
 async def test_a_probe_nothing_answers_finds_no_room() -> None:

@@ -1,8 +1,7 @@
 """Issue 12's weak links, through the real server: a patient on a weak link is still heard,
-and the clinicians on good links never pay for it. (The 3% loss profile's video target is not
-met yet. The 600 kbit/s downlink meets its target at the bench's 640x480 and in the browser
-test, `tests/browser/test_weak_link.py`, but not reliably at these tests' 320x240, where one
-video nearly fits the link: `docs/benchmarks.md` has the figures.)
+and the clinicians on good links never pay for it. At 320x240 one clinician's video (about
+560 kbit/s from aiortc's encoder) nearly fits the 600 kbit/s downlink with the audio: the
+server must keep it paused rather than resume it on a dip in its rate (`Ingress.peak_bitrate`).
 
 Each profile is one consult through `triad serve` with the client behind the userspace link
 emulator (`tests/media/linkemu.py`) and every participant a real aiortc peer in its own process
@@ -44,4 +43,28 @@ async def test_a_300k_uplink_still_carries_the_clients_voice(tmp_path: Path) -> 
     result = await measure("uplink-300k", tmp_path)
     for clinician in CLINICIANS:
         assert result.reception(clinician, "client").audio.fps >= 45, result
+    clinicians_unharmed(result)
+
+
+@pytest.mark.timeout(180)
+async def test_a_600k_downlink_still_hears_both_clinicians(tmp_path: Path) -> None:
+    result = await measure("downlink-600k", tmp_path)
+    link_bps = PROFILES["downlink-600k"].downlink.rate_bps
+    assert result.offered_to_client_bps <= 1.5 * link_bps, result
+    for clinician in CLINICIANS:
+        seen = result.reception("client", clinician)
+        assert seen.audio.fps >= 45, result
+        # Video at a lower rate or a paused tile, never a picture that stops unannounced.
+        assert seen.video.freezes == 0 or result.was_paused("client", clinician), result
+    clinicians_unharmed(result)
+
+
+@pytest.mark.timeout(180)
+async def test_on_a_lossy_link_the_client_is_heard_and_seen_whole(tmp_path: Path) -> None:
+    result = await measure("lossy", tmp_path)
+    for clinician in CLINICIANS:
+        seen = result.reception(clinician, "client")
+        assert seen.audio.fps >= 46, result
+        assert seen.video.fps >= 0.9 * OPTIONS.peers.fps, result
+        assert seen.video.freezes == 0, result
     clinicians_unharmed(result)

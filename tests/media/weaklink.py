@@ -109,6 +109,9 @@ class WeakLinkResult:
     uplink: DirectionStats  # the client's link during the window: client -> server
     downlink: DirectionStats  # server -> client
     media_quality_events: tuple[tuple[str, int], ...]  # (role, events received in the run)
+    # (receiver, sender): the receiver was told, at some time in the run, that the sender's
+    # video is paused for it.
+    paused: tuple[tuple[str, str], ...]
     client_connections: int  # peer connections the client had (each behind a new link)
     # (role, audio frames/s, video frames/s) each participant's tracks produced in the window:
     # below 50 and the configured fps, this process could not keep up.
@@ -133,6 +136,9 @@ class WeakLinkResult:
 
     def quality_events(self, role: str) -> int:
         return dict(self.media_quality_events)[role]
+
+    def was_paused(self, receiver: str, sender: str) -> bool:
+        return (receiver, sender) in self.paused
 
     @property
     def offered_to_client_bps(self) -> float:
@@ -289,6 +295,12 @@ class ConsultRun:
             downlink=DirectionStats(**client_link["downlink"]),
             media_quality_events=tuple(
                 (role, int(closing[role].get("media_quality", 0))) for role in ROLES
+            ),
+            paused=tuple(
+                (role, role_of[sender])
+                for role in ROLES
+                for sender in closing[role].get("paused", [])
+                if sender in role_of
             ),
             client_connections=reports["client"]["generations"],
             sent_fps=tuple(

@@ -300,7 +300,10 @@ class Downlink:
             assert egress.ingress is not None
             if not egress.paused or egress.ingress.publisher not in self._paused_at:
                 continue
-            need = egress.ingress.bitrate
+            # Resumed against the highest rate it had lately, not the last: resumed on a dip
+            # in its encoder's rate, a video that does not fit overflows the link as it swings
+            # back, and the receiver's audio pays for it.
+            need = egress.ingress.peak_bitrate
             publisher = egress.ingress.publisher
             pause = self._min_pause.get(publisher, MIN_PAUSE_SECONDS)
             settled = now - self._paused_at[publisher] >= pause

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -46,6 +47,9 @@ NEW_SUBSCRIBER_PLI_FLOOR: Final = 0.1
 # ... and of reminders for one that has shown nothing yet: a join waits on this, not on the
 # full interval, when its first keyframe was lost (or came before its transport was up).
 NEW_SUBSCRIBER_REMINDER: Final = 0.3
+# How far back `peak_bitrate` looks: a few of an encoder's swings (a VP8 encoder holding a
+# target rate undershoots and overshoots it for a second or two at a time).
+PEAK_SECONDS: Final = 5.0
 
 
 class Ingress:
@@ -97,6 +101,10 @@ class Ingress:
         self._bytes = 0
         self._measured_at = time.monotonic()
         self.bitrate = 0.0
+        # The highest of the rates measured over the last PEAK_SECONDS: what a paused video is
+        # resumed against (an encoder's rate swings; resumed on a dip, it would not fit).
+        self.peak_bitrate = 0.0
+        self._rates: deque[tuple[float, float]] = deque()
         self.last_packet = 0.0
         self.last_level = 0x7F  # RFC 6464 level of the last audio packet (127: silence)
         self.send_time = b"\x00\x00\x00"  # abs-send-time for the packet being forwarded
@@ -298,8 +306,14 @@ class Ingress:
             self.bitrate = rate if self.bitrate == 0 else 0.6 * self.bitrate + 0.4 * rate
             self._bytes = 0
             self._measured_at = now
+            rates = self._rates
+            rates.append((now, self.bitrate))
+            while rates[0][0] < now - PEAK_SECONDS:
+                rates.popleft()
+            self.peak_bitrate = max(rate for _, rate in rates)
         if now - self.last_packet > 2.0:
-            self.bitrate = 0.0  # the publisher stopped (camera off, gone)
+            self.bitrate = self.peak_bitrate = 0.0  # the publisher stopped (camera off, gone)
+            self._rates.clear()
         return self.bitrate
 
     # Keyframe requests -------------------------------------------------------------------
