@@ -221,3 +221,38 @@ async def test_roles_that_never_share_and_hostile_payloads_are_refused_and_chang
     names = [p["name"] for p in people.consult["participants"]]
     written = json.dumps(actions)
     assert not any(name in written for name in names)
+
+
+async def test_a_page_that_lost_its_capture_ends_the_share_at_the_next_offer(
+    people: People,
+    media_people: dict[str, MediaParticipant],
+    client: Any,
+    api: Api,
+    platform: PlatformKey,
+) -> None:
+    """What a reloaded page (or a closed shared window) does: its answer leaves the screen's
+    line inactive; the room ends the share for everyone (audited `ended`)."""
+    therapist = await enter(people, media_people, "therapist", "silence", **PICTURE)
+    psychiatrist = await enter(people, media_people, "psychiatrist", "silence", **PICTURE)
+    therapist.peer.share_screen(SCREEN)
+    assert await therapist.room.call("share-start") == {"ok": True}
+    t_id = therapist.participant_id
+    await wait_for(
+        lambda: psychiatrist.peer.decoded(t_id, "screen") >= 10, 60, "the psychiatrist to see it"
+    )
+    therapist.peer.stop_screen()  # the capture ends; the server is not told
+    await people.consent()
+    patient = await enter(people, media_people, "client", "silence", **PICTURE)
+    assert (await therapist.room.call("admit", {"participant_id": patient.participant_id}))["ok"]
+    for p in (therapist, psychiatrist, patient):
+        await share_of(p.room, None)
+    assert not room_sfu(client, people.consult["id"]).sharing(t_id)
+    await wait_for(
+        lambda: all(offered_screens(p) == set() for p in (therapist, psychiatrist, patient)),
+        20,
+        "offers without the screen",
+    )
+    assert await share_actions(api, platform, people.consult["id"]) == [
+        ("share.started", t_id, {"participant_id": t_id}),
+        ("share.stopped", t_id, {"participant_id": t_id, "reason": "ended"}),
+    ]

@@ -118,7 +118,7 @@ export class Room {
     s.on("peer-left", ({ participant_id: pid, reason }) => this._peerLeft(pid, reason));
     s.on("signal", (message) => this._signal(message));
     s.on("active-speaker", ({ participant_id: pid }) => this._setActiveSpeaker(pid));
-    s.on("media-quality", ({ participant_id: pid, video }) => this.tiles?.setVideoPaused(pid, video === "paused"));
+    s.on("media-quality", (q) => this.share.quality(q) || this.tiles?.setVideoPaused(q.participant_id, q.video === "paused"));
     s.on("ended", ({ plan_id: planId }) => this.finish({ kind: "ended", planId }));
     s.on("safety-flag", (flag) => this.care.addSafetyFlags([flag]));
     s.on("consent-changed", (consent) => this.care.consentChanged(consent));

@@ -79,6 +79,13 @@ export class ScreenShare {
     this.render();
   }
 
+  /** A `media-quality` event about a shared screen (true: it was one; the stage says so). */
+  quality({ participant_id: pid, video, source }) {
+    if (source !== "screen") return false;
+    if (pid === this.presenter) this.stage.dataset.videoPaused = video === "paused" ? "true" : "false";
+    return true;
+  }
+
   /** Ask the browser for a screen or a window, then the server to share it. */
   async start() {
     const you = this._you();
@@ -177,6 +184,7 @@ export class ScreenShare {
     const presenter = this.presenter;
     const stage = this.stage;
     stage.hidden = !presenter;
+    if (stage.dataset.participantId !== (presenter || "")) stage.dataset.videoPaused = "false";
     stage.dataset.participantId = presenter || "";
     stage.dataset.self = presenter && presenter === self ? "true" : "false";
     stage.dataset.hasVideo = this._remote && presenter !== self ? "true" : "false";
