@@ -40,8 +40,11 @@ from .ratelimit import TokenBucket
 log = logs.get(__name__)
 
 
-# Each re-reads the care state, writes an audit row and renegotiates media: their own budget.
-COSTLY_EVENTS = frozenset({"join", "media-restart"})
+# Each re-reads the care state, writes an audit row or renegotiates everyone's media: their own
+# budget.
+COSTLY_EVENTS = frozenset(
+    {"join", "media-restart", "share-start", "share-stop", "share-permission"}
+)
 
 
 Handler = Callable[[Connection, tuple[Any, ...]], Awaitable[Ack | None]]
