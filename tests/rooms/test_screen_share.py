@@ -19,7 +19,12 @@ from tests.rooms.mediapeople import MediaParticipant, enter, room_sfu, sees_and_
 from tests.rooms.test_lobby_and_roles import audit_actions
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    # Each share event draws on the socket's costly bucket (1 a second, bursts of 5): these
+    # tests send more than that on purpose; the budget is test_budgets.py's.
+    pytest.mark.room_settings(socket_joins_per_second=100, socket_join_burst=100),
+]
 
 # Three encoders, a screen and the decoders of all of it share this process with the server.
 PICTURE = {"size": (320, 240), "fps": 15}
