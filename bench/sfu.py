@@ -115,7 +115,9 @@ class MailboxConnection:
         tracks = [[t.mid, t.participant_id, t.kind] for t in offer.tracks]
         self._queue.put_nowait({"sdp": offer.sdp, "tracks": tracks, "pc": generation})
 
-    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+    async def send_media_quality(
+        self, publisher: ParticipantId, *, video_paused: bool, screen: bool = False
+    ) -> None:
         pass
 
 

@@ -39,7 +39,7 @@ from server.rooms.media import (
 )
 from server.rooms.media.codecs import codec_preferences
 from server.rooms.media.ice import rtc_ice_servers
-from server.rooms.media.peer import KINDS
+from server.rooms.media.offers import KINDS
 from server.rooms.media.stats import Counters, Kind
 
 

@@ -52,6 +52,9 @@ class ErrorCode(StrEnum):
     CANDIDATE_INVALID = "candidate_invalid"
     CANDIDATE_ADDRESS_REFUSED = "candidate_address_refused"
     CANDIDATES_EXHAUSTED = "candidates_exhausted"
+    # Screen share
+    SHARE_IN_PROGRESS = "share_in_progress"
+    SHARE_NOT_ALLOWED = "share_not_allowed"
     # Shared notes and plans
     NOTES_DOCUMENT_UNKNOWN = "notes_document_unknown"
     NOTES_UPDATE_INVALID = "notes_update_invalid"
@@ -146,6 +149,12 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.CANDIDATES_EXHAUSTED: ErrorSpec(
         HTTPStatus.TOO_MANY_REQUESTS, "Too many ICE candidates for this peer connection"
+    ),
+    ErrorCode.SHARE_IN_PROGRESS: ErrorSpec(
+        HTTPStatus.CONFLICT, "Someone else is sharing their screen"
+    ),
+    ErrorCode.SHARE_NOT_ALLOWED: ErrorSpec(
+        HTTPStatus.FORBIDDEN, "A host has not allowed the client to share their screen"
     ),
     ErrorCode.NOTES_DOCUMENT_UNKNOWN: ErrorSpec(HTTPStatus.BAD_REQUEST, "No such notes document"),
     ErrorCode.NOTES_UPDATE_INVALID: ErrorSpec(

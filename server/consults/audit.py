@@ -50,6 +50,11 @@ class AuditAction(StrEnum):
     # the therapist attesting their spoken word).
     ASSENT_GIVEN = "assent.given"
     ASSENT_WITHDRAWN = "assent.withdrawn"
+    # Screen share in the room: started, stopped (the reason says by whom or why), and a host
+    # letting the client share or taking it back.
+    SHARE_STARTED = "share.started"
+    SHARE_STOPPED = "share.stopped"
+    SHARE_PERMISSION_CHANGED = "share.permission_changed"
     BRIEF_SAVED = "brief.saved"
     MEASURE_RECORDED = "measure.recorded"
     # Reads of PHI (HIPAA audit controls): who read what, never what it said.

@@ -88,6 +88,13 @@ class PendingPresence(Part):
     participant_id: str = Field(description="who they say sits with them")
 
 
+class ShareView(Part):
+    """Who shares their screen in the room, and whether a host lets the client share."""
+
+    participant_id: str | None = Field(description="the participant sharing (null: nobody)")
+    client_may_share: bool = Field(description="a host allowed the client to share")
+
+
 class RoomState(Part):
     consult: ConsultSummary
     you: ParticipantView
@@ -103,12 +110,20 @@ class RoomState(Part):
         description="same-room declarations this participant may confirm (about them) or "
         "attest (the client, declared by the other clinician); empty for everyone else",
     )
+    share: ShareView = Field(
+        default=ShareView(participant_id=None, client_may_share=False),
+        description="the screen share (as the `share` event)",
+    )
 
 
 class TrackInfo(Part):
     mid: str
     participant_id: str
     kind: Literal["audio", "video"]
+    source: Literal["microphone", "camera", "screen"] = Field(
+        description="what the track carries: `screen` is the participant's shared screen, a "
+        "second video beside their camera"
+    )
 
 
 class LeaveReason(StrEnum):
@@ -186,6 +201,9 @@ class MediaQuality(ServerEvent):
     participant_id: str = Field(description="whose video this is about")
     video: Literal["paused", "playing"]
     reason: Literal["weak-connection"] | None = None
+    source: Literal["camera", "screen"] = Field(
+        default="camera", description="which of their videos: the camera or the shared screen"
+    )
 
 
 class DocumentRelay(ServerEvent):
@@ -231,6 +249,13 @@ class PresencePendingChanged(ServerEvent):
     pending: list[PendingPresence]
 
 
+class ShareChanged(ShareView, ServerEvent):
+    """To everyone in the room when a screen share starts or stops, or a host changes whether
+    the client may share."""
+
+    event: ClassVar[str] = "share"
+
+
 class Ended(ServerEvent):
     """To everyone connected when the consult ends; then the server disconnects them."""
 
@@ -261,6 +286,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     ConsentChanged,
     SafetyFlagRaised,
     PresencePendingChanged,
+    ShareChanged,
     Ended,
     Closing,
 )

@@ -94,6 +94,14 @@ class RoomMedia(Protocol):
     def disconnect(self, participant_id: ParticipantId) -> None:
         """Their connection dropped; the seat (and the session) are held."""
 
+    def sharing(self, participant_id: ParticipantId) -> bool:
+        """Whether their shared screen is published (it ends when their page answers it away)."""
+
+    async def share_screen(self, participant_id: ParticipantId) -> None:
+        """Publish their shared screen to everyone else (kept across their peer connections)."""
+
+    async def unshare_screen(self, participant_id: ParticipantId) -> None: ...
+
     async def remove(self, participant_id: ParticipantId) -> None: ...
 
     async def restart(self, participant_id: ParticipantId, generation: int) -> int:

@@ -36,6 +36,7 @@ from .ports import (
     RoomMedia,
 )
 from .settings import RoomSettings
+from .sharing import ScreenShare
 from .tasks import RoomTasks
 from .views import ChannelMedia, lobby, pending_presence, room_state, send_each
 
@@ -75,6 +76,7 @@ class ConsultRoom:
         # revoked) knock again from the lobby, whatever their role.
         self._removed: set[ParticipantId] = set()
         self._active_speaker: ParticipantId | None = None
+        self._share = ScreenShare(consult.id, records, self._broadcast)
         self._lock = asyncio.Lock()
         self._tasks = RoomTasks(consult.id)
         self._auto_end = AutoEnd(
@@ -312,6 +314,7 @@ class ConsultRoom:
     async def answer(self, pid: ParticipantId, pc: int, sdp: str) -> None:
         async with self._lock:
             await self._media_of(pid).answer(pid, pc, sdp)
+            await self._share.answered(pid, self._media)  # their page may have ended a share
 
     async def candidate(
         self, pid: ParticipantId, pc: int, candidate: Mapping[str, object] | None
@@ -325,6 +328,20 @@ class ConsultRoom:
         Returns the current peer connection's number."""
         async with self._lock:
             return await self._media_of(pid).restart(pid, pc)
+
+    # Screen share: the rules are sharing.py's.
+
+    async def start_share(self, pid: ParticipantId) -> None:
+        async with self._lock:
+            await self._share.start(self.require_admitted(pid), self._media)
+
+    async def stop_share(self, pid: ParticipantId, target: ParticipantId | None) -> bool:
+        async with self._lock:
+            return await self._share.stop(self.require_admitted(pid), target, self._media)
+
+    async def allow_client_share(self, pid: ParticipantId, allowed: bool) -> None:
+        async with self._lock:
+            await self._share.permit(self.require_admitted(pid), allowed, self._media)
 
     @property
     def media(self) -> RoomMedia | None:
@@ -418,6 +435,7 @@ class ConsultRoom:
         del self._occupants[occupant.id]
         if self._media is not None:
             await self._media.remove(occupant.id)
+        await self._share.left(occupant.id, actor)
         action = LEFT_AUDIT_ACTION.get(reason, AuditAction.PARTICIPANT_LEFT)
         await self._records.record(
             self.consult_id, actor, action, {"participant_id": occupant.id, "reason": reason.value}
@@ -448,6 +466,7 @@ class ConsultRoom:
             pc=(None if media is None else media.generation(occupant.id)) or 0,
             ice_servers=self._ice_servers(occupant.id),
             care=self._care,
+            share=self._share.view(),
         )
 
     def _require_open(self) -> None:

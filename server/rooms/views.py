@@ -27,6 +27,7 @@ def room_state(
     pc: int,
     ice_servers: list[dict[str, Any]],
     care: CareState,
+    share: events.ShareView,
 ) -> events.RoomState:
     host = is_host(you.role)
     everyone = list(occupants)
@@ -44,6 +45,7 @@ def room_state(
         if host
         else [],
         presence_pending=list(pending_presence(care, you)),
+        share=share,
     )
 
 
@@ -68,7 +70,12 @@ def lobby(occupants: Iterable[Occupant], may_enter: Callable[[Role], bool]) -> e
 
 def offer_message(offer: Offer, pc: int) -> events.SignalOffer:
     tracks = [
-        events.TrackInfo(mid=t.mid, participant_id=t.participant_id, kind=t.kind)
+        events.TrackInfo(
+            mid=t.mid,
+            participant_id=t.participant_id,
+            kind=t.kind,
+            source="screen" if t.screen else "microphone" if t.kind == "audio" else "camera",
+        )
         for t in offer.tracks
     ]
     return events.SignalOffer(sdp=offer.sdp, tracks=tracks, pc=pc)
@@ -85,12 +92,15 @@ class ChannelMedia:
     async def send_offer(self, offer: Offer, *, generation: int) -> None:
         await self.channel.send(offer_message(offer, generation))
 
-    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
+    async def send_media_quality(
+        self, publisher: ParticipantId, *, video_paused: bool, screen: bool = False
+    ) -> None:
         await self.channel.send(
             events.MediaQuality(
                 participant_id=publisher,
                 video="paused" if video_paused else "playing",
                 reason="weak-connection" if video_paused else None,
+                source="screen" if screen else "camera",
             )
         )
 

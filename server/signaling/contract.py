@@ -33,6 +33,10 @@ class MediaRestartAck(Ack):
     pc: int = Field(ge=0, description="the participant's current peer connection")
 
 
+class ShareStopAck(Ack):
+    stopped: bool = Field(description="false: that participant was not sharing (nothing changed)")
+
+
 class EndAck(Ack):
     plan_id: str
 
@@ -177,6 +181,32 @@ CLIENT_EVENTS: tuple[ClientEvent, ...] = (
         payloads.MediaRestart,
         MediaRestartAck,
         (ErrorCode.NO_PENDING_OFFER, ErrorCode.NOT_ADMITTED),
+    ),
+    ClientEvent(
+        "share-start",
+        "Share a screen: the offer that follows asks for it on an m-line of its own",
+        payloads.Empty,
+        Ack,
+        (
+            ErrorCode.NOT_ADMITTED,
+            ErrorCode.FORBIDDEN_ROLE,
+            ErrorCode.SHARE_NOT_ALLOWED,
+            ErrorCode.SHARE_IN_PROGRESS,
+        ),
+    ),
+    ClientEvent(
+        "share-stop",
+        "Stop your screen share, or (a host) someone else's",
+        payloads.ShareStop,
+        ShareStopAck,
+        (ErrorCode.NOT_ADMITTED, ErrorCode.FORBIDDEN_ROLE),
+    ),
+    ClientEvent(
+        "share-permission",
+        "A host lets the client share a screen, or takes it back (stopping the client's share)",
+        payloads.SharePermission,
+        Ack,
+        (ErrorCode.NOT_ADMITTED, ErrorCode.FORBIDDEN_ROLE),
     ),
     ClientEvent(
         "end",

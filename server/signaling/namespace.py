@@ -23,7 +23,16 @@ from ..rooms.room import ConsultRoom
 from . import payloads
 from .channel import NAMESPACE, SocketChannel
 from .connection import CLOSE_MESSAGES, Connection
-from .contract import Ack, EndAck, ErrorBody, FieldProblem, JoinAck, MediaRestartAck, Refusal
+from .contract import (
+    Ack,
+    EndAck,
+    ErrorBody,
+    FieldProblem,
+    JoinAck,
+    MediaRestartAck,
+    Refusal,
+    ShareStopAck,
+)
 from .deps import SignalingDeps
 from .notes_events import NotesEvents
 from .ratelimit import TokenBucket
@@ -31,8 +40,11 @@ from .ratelimit import TokenBucket
 log = logs.get(__name__)
 
 
-# Each re-reads the care state, writes an audit row and renegotiates media: their own budget.
-COSTLY_EVENTS = frozenset({"join", "media-restart"})
+# Each re-reads the care state, writes an audit row or renegotiates everyone's media: their own
+# budget.
+COSTLY_EVENTS = frozenset(
+    {"join", "media-restart", "share-start", "share-stop", "share-permission"}
+)
 
 
 Handler = Callable[[Connection, tuple[Any, ...]], Awaitable[Ack | None]]
@@ -61,6 +73,9 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "remove": self._host_action(ConsultRoom.remove),
             "media-state": self._media_state,
             "media-restart": self._media_restart,
+            "share-start": self._share_start,
+            "share-stop": self._share_stop,
+            "share-permission": self._share_permission,
             "end": self._end,
             "notes-sync": self._notes_call(self._notes.sync),
             "notes-update": self._notes_call(self._notes.update),
@@ -319,6 +334,24 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             connection.identity.participant_id, message.pc
         )
         return MediaRestartAck(pc=pc)
+
+    async def _share_start(self, connection: Connection, args: tuple[Any, ...]) -> None:
+        payloads.parse(payloads.Empty, args)
+        await self._room(connection).start_share(connection.identity.participant_id)
+
+    async def _share_stop(self, connection: Connection, args: tuple[Any, ...]) -> Ack:
+        message = payloads.parse(payloads.ShareStop, args)
+        target = None if message.participant_id is None else ParticipantId(message.participant_id)
+        stopped = await self._room(connection).stop_share(
+            connection.identity.participant_id, target
+        )
+        return ShareStopAck(stopped=stopped)
+
+    async def _share_permission(self, connection: Connection, args: tuple[Any, ...]) -> None:
+        message = payloads.parse(payloads.SharePermission, args)
+        await self._room(connection).allow_client_share(
+            connection.identity.participant_id, message.client_may_share
+        )
 
     async def _end(self, connection: Connection, args: tuple[Any, ...]) -> Ack:
         payloads.parse(payloads.Empty, args)

@@ -55,6 +55,16 @@ class MediaRestart(Payload):
     pc: int = Field(ge=0)
 
 
+class ShareStop(Payload):
+    participant_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="whose share (default: yours)"
+    )
+
+
+class SharePermission(Payload):
+    client_may_share: bool
+
+
 class MediaState(Payload):
     audio: bool
     video: bool

@@ -1,9 +1,11 @@
 """Synthetic aiortc client peers for media tests (also used by the Socket.IO end-to-end test).
 
 A `ClientPeer` answers server offers given as SDP plus a track map, sends a moving 640x480 video
-track and a tone/noise/silent audio track on the mids the map assigns to it, and counts the
-frames it decodes per remote participant (with their dimensions). Loopback only: it passes an
-empty ICE server list and advertises 127.0.0.1 through the same seam the server uses.
+track and a tone/noise/silent audio track on the mids the map assigns to it (and, once it
+`share_screen`s, a second moving video on its screen mid), and counts the frames it decodes per
+remote participant and track (`audio`, `video`, `screen`), with their dimensions. Loopback only:
+it passes an empty ICE server list and advertises 127.0.0.1 through the same seam the server
+uses.
 
 aiortc's VP8 encoder never goes below 250 kbit/s whatever the receiver estimates; a browser
 goes down to ~30 kbit/s. `min_video_bitrate` gives a peer a browser's floor (weak-link tests).
@@ -53,6 +55,19 @@ class TrackMapEntry:
     mid: str
     participant_id: str
     kind: str
+    source: str = ""  # the wire's "microphone", "camera" or "screen"
+
+    @property
+    def name(self) -> str:
+        """What frames are counted under: "audio", "video", or "screen" for a shared screen."""
+        return "screen" if self.source == "screen" else self.kind
+
+    @classmethod
+    def of(cls, track: Any) -> TrackMapEntry:
+        """From the wire's track (a `source`) or the SFU's own `TrackInfo` (a `screen` flag)."""
+        screen = getattr(track, "source", "") == "screen" or getattr(track, "screen", False)
+        source = "screen" if screen else "microphone" if track.kind == "audio" else "camera"
+        return cls(str(track.mid), str(track.participant_id), str(track.kind), source)
 
 
 class MovingVideoTrack(MediaStreamTrack):
@@ -190,6 +205,7 @@ class ClientPeer:
         )
         self.audio = SyntheticAudioTrack(audio)
         self.video = MovingVideoTrack(*size, fps=fps)
+        self.screen: MovingVideoTrack | None = None  # what it shares, once it shares
         self.clock = clock
         # None: aiortc's own encoder (floor 250 kbit/s); else a browser's floor, in bit/s.
         self.min_video_bitrate = min_video_bitrate
@@ -197,7 +213,8 @@ class ClientPeer:
         self.created_at = clock()
         # participant -> kind -> decoded frames; participant -> video sizes seen
         self.frames: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.sizes: defaultdict[str, set[tuple[int, int]]] = defaultdict(set)
+        self.sizes: defaultdict[str, set[tuple[int, int]]] = defaultdict(set)  # cameras'
+        self.screen_sizes: defaultdict[str, set[tuple[int, int]]] = defaultdict(set)
         self.first_frame_at: dict[tuple[str, str], float] = {}
         self.keyframe_requests = 0  # PLI/FIR the server sent for our video
         # How many of the next keyframe requests the encoder ignores (a PLI lost on the way, or
@@ -213,16 +230,18 @@ class ClientPeer:
     async def handle_offer(self, sdp: str, tracks: Iterable[Any]) -> str:
         """Apply a server offer and its track map; return the answer SDP."""
         self.offers += 1
-        self._tracks = {
-            t.mid: TrackMapEntry(t.mid, str(t.participant_id), str(t.kind)) for t in tracks
-        }
+        self._tracks = {t.mid: TrackMapEntry.of(t) for t in tracks}
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         seam.restrict_host_candidates(self.pc, self.host_addresses)
         for transceiver in self.pc.getTransceivers():
             entry = self._tracks.get(transceiver.mid or "")
             if entry is not None and entry.participant_id == self.participant_id:
-                track = self.audio if entry.kind == "audio" else self.video
-                if transceiver.sender.track is None:
+                sending = {"audio": self.audio, "video": self.video, "screen": self.screen}
+                track = sending[entry.name]
+                if track is None:  # asked for a screen it does not share: answered away
+                    transceiver.direction = "inactive"
+                    continue
+                if transceiver.sender.track is not track:
                     transceiver.sender.replaceTrack(track)
                 transceiver.direction = "sendonly"
                 if entry.kind == "video" and not self._sender_hooked:
@@ -278,13 +297,14 @@ class ClientPeer:
                 if entry is None:
                     continue
                 who = entry.participant_id
-                self.frames[who][entry.kind] += 1
+                self.frames[who][entry.name] += 1
                 now = self.clock()
-                self.first_frame_at.setdefault((who, entry.kind), now)
+                self.first_frame_at.setdefault((who, entry.name), now)
                 if self.on_decoded is not None:
-                    self.on_decoded(who, entry.kind, now)
+                    self.on_decoded(who, entry.name, now)
                 if isinstance(frame, VideoFrame):
-                    self.sizes[who].add((frame.width, frame.height))
+                    sizes = self.screen_sizes if entry.name == "screen" else self.sizes
+                    sizes[who].add((frame.width, frame.height))
         except MediaStreamError:
             pass
 
@@ -294,10 +314,23 @@ class ClientPeer:
         return self.frames[participant_id][kind]
 
     def remote_mid(self, participant_id: str, kind: str) -> str | None:
+        """The mid `participant_id`'s `kind` ("audio", "video" or "screen") arrives on."""
         for entry in self._tracks.values():
-            if entry.participant_id == participant_id and entry.kind == kind:
+            if entry.participant_id == participant_id and entry.name == kind:
                 return entry.mid
         return None
+
+    def share_screen(self, size: tuple[int, int] = (1280, 720), fps: int = 10) -> None:
+        """Have a screen to share: sent on the mid the next offer maps to its own screen."""
+        if self.screen is None:
+            self.screen = MovingVideoTrack(*size, fps=fps)
+
+    def stop_screen(self) -> None:
+        """The capture ends (a stopped track sends nothing); the next offer's screen line is
+        answered inactive if the server still asks for it."""
+        if self.screen is not None:
+            self.screen.stop()
+            self.screen = None
 
     async def request_keyframe(self, publisher_id: str) -> bool:
         """Send a PLI for `publisher_id`'s video, as a browser does after packet loss."""
@@ -314,6 +347,7 @@ class ClientPeer:
         self._readers.clear()
         self.audio.stop()
         self.video.stop()
+        self.stop_screen()
         await self.pc.close()
 
 
@@ -329,8 +363,8 @@ class LoopbackRoom:
         # participant -> the peer connection number of each offer they were sent, in order
         self.generations: defaultdict[str, list[int]] = defaultdict(list)
         self.speakers: list[str | None] = []
-        # (participant, publisher, video paused) as their media-quality news came
-        self.quality: list[tuple[str, str, bool]] = []
+        # (participant, publisher, "video" or "screen", paused) as their media-quality news came
+        self.quality: list[tuple[str, str, str, bool]] = []
         self.failures: list[BaseException] = []
         # Participants whose offers are kept in `held` instead of being answered.
         self.hold: set[str] = set()
@@ -362,9 +396,13 @@ class LoopbackRoom:
             return
         try:
             if previous is not None and generation != previous:
+                screen = client.screen  # a page keeps its capture across peer connections
+                size = None if screen is None else (screen.width, screen.height)
                 await client.close()
                 options = self.options.get(participant_id, {})
                 client = self.clients[participant_id] = ClientPeer(participant_id, **options)
+                if size is not None:
+                    client.share_screen(size)
             answer = await client.handle_offer(offer.sdp, offer.tracks)
             await self.sfu.answer(participant_id, generation, answer)
         except BaseException as exc:
@@ -385,8 +423,11 @@ class LoopbackConnection:
     async def send_offer(self, offer: Any, *, generation: int) -> None:
         await self.room.deliver(self.participant_id, offer, generation)
 
-    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
-        self.room.quality.append((self.participant_id, publisher, video_paused))
+    async def send_media_quality(
+        self, publisher: ParticipantId, *, video_paused: bool, screen: bool = False
+    ) -> None:
+        track = "screen" if screen else "video"
+        self.room.quality.append((self.participant_id, publisher, track, video_paused))
 
 
 def counts(clients: Mapping[str, ClientPeer]) -> dict[str, dict[str, dict[str, int]]]:

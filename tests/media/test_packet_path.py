@@ -518,10 +518,14 @@ def test_the_round_trip_floor_ignores_a_busy_receivers_slow_reports() -> None:
 
 
 class FakeIngress:
-    def __init__(self, publisher: ParticipantId, bitrate: float, peak: float = 0.0) -> None:
+    def __init__(
+        self, publisher: ParticipantId, bitrate: float, name: str = "video", peak: float = 0.0
+    ) -> None:
         self.publisher = publisher
         self.bitrate = bitrate
         self.peak_bitrate = max(peak, bitrate)
+        self.name = name
+        self.key = (publisher, name)
         self.keyframes = 0
 
     def request_keyframe(self, *, new_subscriber: bool = False) -> None:
@@ -542,7 +546,7 @@ class Slot:
 
 async def test_audio_first_then_video_while_it_fits_and_probing_brings_it_back() -> None:
     changes: list[tuple[ParticipantId, bool]] = []
-    downlink = Downlink(lambda publisher, paused: changes.append((publisher, paused)))
+    downlink = Downlink(lambda track, paused: changes.append((track[0], paused)))
     padded: list[int] = []
     downlink.pad = padded.append
     slots = [
@@ -650,7 +654,7 @@ async def test_a_paused_video_is_not_resumed_on_a_dip_in_its_rate() -> None:
     video = Slot("video", FakeIngress(P, 300_000, peak=560_000))
     slots = [Slot("audio", FakeIngress(P, 40_000)), Slot("audio", FakeIngress(Q, 40_000)), video]
     video.paused = True
-    downlink._paused_at[P] = 0.0
+    downlink._paused_at[video.ingress.key] = 0.0
     downlink.estimate = 600_000
     downlink.send_rate = 80_000
     downlink.allocate(slots, None, 10.0)  # type: ignore[arg-type]
@@ -688,7 +692,7 @@ async def test_a_probe_nothing_answers_finds_no_room() -> None:
     slots = [Slot("audio", FakeIngress(P, 40_000)), video]
     downlink.estimate = 300_000
     video.paused = True
-    downlink._paused_at[P] = 0.0
+    downlink._paused_at[(P, "video")] = 0.0
     downlink.allocate(slots, P, 5.0)  # type: ignore[arg-type]
     assert downlink._probe_target == pytest.approx(450_000)
     downlink.on_loss(0, 100, 5.8)
@@ -712,7 +716,7 @@ async def test_a_probe_on_a_lossy_link_is_judged_against_the_links_usual_loss() 
     assert downlink.loss == pytest.approx(0.03)
     downlink.estimate = 500_000
     slots[1].paused = True
-    downlink._paused_at[P] = 0.0
+    downlink._paused_at[(P, "video")] = 0.0
     downlink.send_rate = 100_000  # audio only: a REMB far above it is not evidence of room
     downlink.on_remb(3_000_000, 4.0)
     assert downlink.estimate == 500_000
@@ -782,6 +786,26 @@ async def test_what_is_carried_without_complaint_raises_a_stale_estimate() -> No
     downlink.allocate(slots, P, 12.5)  # type: ignore[arg-type]
     downlink.allocate(slots, P, 13.5)  # type: ignore[arg-type]
     assert video.paused
+    downlink.close()
+
+
+async def test_a_shared_screen_is_served_right_after_the_audio() -> None:
+    """On a link that takes audio and one video, the shared screen plays and every camera
+    (the active speaker's too) is paused; each has its own pause, and its own news."""
+    changes: list[tuple[tuple[ParticipantId, str], bool]] = []
+    downlink = Downlink(lambda track, paused: changes.append((track, paused)))
+    downlink.pad = lambda size: None
+    screen = Slot("video", FakeIngress(Q, 500_000, "screen"))
+    cameras = [Slot("video", FakeIngress(P, 600_000)), Slot("video", FakeIngress(Q, 600_000))]
+    slots = [Slot("audio", FakeIngress(P, 40_000)), *cameras, screen]
+    downlink.estimate = 700_000  # 630 kbit/s to allocate: audio and the screen
+    downlink._congested_at = 0.0
+    downlink.allocate(slots, P, 0.0)  # type: ignore[arg-type]
+    downlink.allocate(slots, P, 1.0)  # type: ignore[arg-type]
+    assert [c.paused for c in cameras] == [True, True]
+    assert not screen.paused
+    assert set(changes) == {((P, "video"), True), ((Q, "video"), True)}
+    assert set(downlink._paused_at) == {(P, "video"), (Q, "video")}
     downlink.close()
 
 

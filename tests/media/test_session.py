@@ -53,8 +53,10 @@ class Tap:
         self.generations.append(generation)
         await self.inner.send_offer(offer, generation=generation)
 
-    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
-        await self.inner.send_media_quality(publisher, video_paused=video_paused)
+    async def send_media_quality(
+        self, publisher: ParticipantId, *, video_paused: bool, screen: bool = False
+    ) -> None:
+        await self.inner.send_media_quality(publisher, video_paused=video_paused, screen=screen)
 
 
 async def test_only_the_current_peer_connection_is_answered_and_restarted(
@@ -169,16 +171,17 @@ async def test_media_quality_news_reach_the_participants_connection_only(
     x = ParticipantId("p_x")
     report = sfu._sessions[A].peer.downlink._on_quality  # what the allocation calls
     pauses = sfu.stats().video_pauses
-    report(x, True)
-    report(x, False)
-    assert sfu.stats().video_pauses == pauses + 1  # no await in between: only these
+    report((x, "video"), True)
+    report((x, "screen"), True)  # X's shared screen: news of its own
+    report((x, "video"), False)
+    assert sfu.stats().video_pauses == pauses + 2  # no await in between: only these
     news = lambda: [q for q in room.quality if q[1] == x]  # noqa: E731
-    await wait_for(lambda: len(news()) == 2, 5, "the news at A's connection")
-    assert news() == [(A, x, True), (A, x, False)]
+    await wait_for(lambda: len(news()) == 3, 5, "the news at A's connection")
+    assert news() == [(A, x, "video", True), (A, x, "screen", True), (A, x, "video", False)]
 
     sfu.disconnect(A)
     pauses = sfu.stats().video_pauses
-    report(x, True)
+    report((x, "video"), True)
     assert sfu.stats().video_pauses == pauses + 1
     assert not sfu._tasks  # nothing on its way to a connection
-    assert news() == [(A, x, True), (A, x, False)]
+    assert news() == [(A, x, "video", True), (A, x, "screen", True), (A, x, "video", False)]

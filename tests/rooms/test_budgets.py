@@ -1,5 +1,6 @@
-"""Per-socket budgets: `join` and `media-restart` have their own bucket, a socket must join
-soon after connecting, and a participant holds only a few sockets that have not joined."""
+"""Per-socket budgets: `join`, `media-restart` and the screen share's events have their own
+bucket, a socket must join soon after connecting, and a participant holds only a few sockets that
+have not joined."""
 
 from __future__ import annotations
 
@@ -106,3 +107,29 @@ async def test_a_client_sending_a_reserved_event_name_changes_nothing(
     assert update["participant"]["connected"] is True
     assert [e for e, _ in therapist.events[mark:] if e == "peer-left"] == []
     assert not psychiatrist.disconnected
+
+
+@pytest.mark.room_settings(socket_joins_per_second=0.001, socket_join_burst=3)
+async def test_a_screen_share_flood_is_refused_and_renegotiates_nothing_more(
+    people: People, api: Api, platform: PlatformKey
+) -> None:
+    """Starting and stopping a share renegotiates everyone's media: it draws on the costly
+    bucket with `join`, so a page toggling it in a loop is held to the budget."""
+    therapist = await people.joined("therapist")  # join: one of the three
+    psychiatrist = await people.joined("psychiatrist")
+    results = []
+    for _ in range(5):
+        results.append(await therapist.call("share-start"))
+        results.append(await therapist.call("share-stop"))
+        results.append(await therapist.call("share-permission", {"client_may_share": True}))
+    assert outcomes(results) == ["ok", "ok"] + ["rate_limited"] * 13
+    events = await audit_actions(api, platform, people.consult["id"])
+    shares = [e["action"] for e in events if e["action"].startswith("share.")]
+    assert shares == ["share.started", "share.stopped"]
+    await psychiatrist.wait_event("share", lambda d: d["participant_id"] is None)
+    assert [s["participant_id"] for s in psychiatrist.received("share")] == [
+        people.id("therapist"),
+        None,
+    ]
+    # Other events still go through.
+    assert (await therapist.call("media-state", {"audio": True, "video": True}))["ok"]

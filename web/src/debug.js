@@ -13,6 +13,10 @@ export function installDebugHook(app) {
     remoteVideos() {
       return app.room?.tiles?.remoteVideos() ?? [];
     },
+    /** The shared screen's stage: who shares, its <video> playback, its size on the page. */
+    shareVideo() {
+      return app.room?.share?.snapshot() ?? null;
+    },
     /** inbound-rtp counters of the peer connection, by participant and kind (a Promise). */
     inboundRtp() {
       return app.room?.peer?.inboundStats() ?? Promise.resolve([]);

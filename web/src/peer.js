@@ -1,8 +1,14 @@
 // The one RTCPeerConnection to the server's SFU (docs/protocol.md, "Media"). The server is
 // always the offerer: each `signal {type: "offer", sdp, tracks, pc}` is applied here and
-// answered. `tracks` says which m-line (mid) carries whose audio or video: the participant's own
-// mids get the local tracks (sendonly), everyone else's are received (recvonly). A new `pc`
+// answered. `tracks` says which m-line (mid) carries whose audio, camera or shared screen
+// (`source`): the participant's own mids get the local tracks (sendonly; a screen line without a
+// capture is answered inactive, which ends the share), everyone else's are received (recvonly). A new `pc`
 // number means the server started a new peer connection (a reconnect): the old one is dropped.
+
+/** Which of a participant's tracks a track map entry is: "audio", "video" or "screen". */
+export function slotOf(info) {
+  return info?.source === "screen" ? "screen" : info?.kind;
+}
 
 /** Candidate refusals that are the server's policy, not a failure of the connection. */
 const QUIET_CANDIDATE_REFUSALS = new Set(["candidate_address_refused", "candidates_exhausted"]);
@@ -12,7 +18,7 @@ export class PeerLink {
    * @param {object} options
    * @param {string} options.selfId this participant's id
    * @param {(event: string, payload: object) => Promise<object>} options.call signaling.call
-   * @param {(media: Map<string, {audio: MediaStreamTrack|null, video: MediaStreamTrack|null}>) => void} options.onRemote
+   * @param {(media: Map<string, {audio: MediaStreamTrack|null, video: MediaStreamTrack|null, screen: MediaStreamTrack|null}>) => void} options.onRemote
    * @param {(code: string, during: string) => void} options.onProblem
    * @param {(state: string) => void} [options.onConnectionState]
    */
@@ -24,9 +30,9 @@ export class PeerLink {
     this._onConnectionState = onConnectionState || (() => {});
     this.pc = null;
     this.generation = null;
-    /** The latest offer's track map: [{mid, participant_id, kind}]. */
+    /** The latest offer's track map: [{mid, participant_id, kind, source}]. */
     this.tracks = [];
-    this.local = { audio: null, video: null };
+    this.local = { audio: null, video: null, screen: null };
     this.iceServers = null;
     this.closed = false;
     this._chain = Promise.resolve();
@@ -45,10 +51,11 @@ export class PeerLink {
     this._resolveReady();
   }
 
-  /** The tracks to send (null for none); replaces the sender's track if a call is up. */
-  setLocalTrack(kind, track) {
-    this.local[kind] = track;
-    for (const transceiver of this._ownTransceivers(kind)) {
+  /** The tracks to send ("audio", "video" or "screen"; null for none); replaces the sender's
+   * track if a call is up. */
+  setLocalTrack(slot, track) {
+    this.local[slot] = track;
+    for (const transceiver of this._ownTransceivers(slot)) {
       transceiver.sender.replaceTrack(track).catch(() => this._onProblem("track_switch_failed", "device"));
     }
   }
@@ -77,7 +84,7 @@ export class PeerLink {
       const info = byMid.get(transceiver.mid);
       if (!info || transceiver.stopped) continue; // an m-line nobody uses any more (inactive)
       if (info.participant_id === this.selfId) {
-        const track = this.local[info.kind] || null;
+        const track = this.local[slotOf(info)] || null;
         await transceiver.sender.replaceTrack(track);
         transceiver.direction = track ? "sendonly" : "inactive";
       } else {
@@ -147,10 +154,10 @@ export class PeerLink {
     }
   }
 
-  _ownTransceivers(kind) {
+  _ownTransceivers(slot) {
     if (!this.pc) return [];
     const mids = new Set(
-      this.tracks.filter((t) => t.participant_id === this.selfId && t.kind === kind).map((t) => t.mid),
+      this.tracks.filter((t) => t.participant_id === this.selfId && slotOf(t) === slot).map((t) => t.mid),
     );
     return this.pc.getTransceivers().filter((t) => mids.has(t.mid) && !t.stopped);
   }
@@ -162,8 +169,8 @@ export class PeerLink {
     for (const transceiver of this.pc.getTransceivers()) {
       const info = byMid.get(transceiver.mid);
       if (!info || info.participant_id === this.selfId) continue;
-      const entry = media.get(info.participant_id) || { audio: null, video: null };
-      entry[info.kind] = transceiver.receiver.track;
+      const entry = media.get(info.participant_id) || { audio: null, video: null, screen: null };
+      entry[slotOf(info)] = transceiver.receiver.track;
       media.set(info.participant_id, entry);
     }
     this._onRemote(media);
@@ -180,6 +187,7 @@ export class PeerLink {
       out.push({
         participant_id: info ? info.participant_id : null,
         kind: report.kind,
+        source: info ? info.source : null,
         mid: report.mid,
         packetsReceived: report.packetsReceived || 0,
         bytesReceived: report.bytesReceived || 0,

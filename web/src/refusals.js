@@ -17,6 +17,10 @@ const ACTION_WORDS = {
   "notes-update": "save your notes",
   "media-restart": "reconnect the video",
   "confirm-presence": "confirm who is at the device",
+  "share-start": "share your screen",
+  "share-stop": "stop the screen share",
+  "share-permission": "change who may share a screen",
+  share: "share your screen",
 };
 
 /** Refusals that deserve their own sentence rather than "We couldn't ...". */
@@ -33,6 +37,8 @@ const CODE_SENTENCES = {
     "There is nothing to confirm any more: the person changed or took back who is with them.",
   same_room_required: () =>
     "The client being beside you isn't confirmed yet. The client can confirm it from their own link, or the psychiatrist from the room; then try again.",
+  share_in_progress: () => "Someone else is sharing their screen: one screen at a time.",
+  share_not_allowed: () => "A clinician needs to allow you to share your screen first.",
   notes_document_too_large: () =>
     "These notes have reached their size limit: the last change was not saved. Shorten something and try again.",
 };

@@ -19,6 +19,7 @@ import { QualityMonitor } from "./quality.js";
 import { clearRefusal, showBanner, showRefusal } from "./refusals.js";
 import { RoomApi } from "./roomapi.js";
 import { RoomNotes } from "./roomnotes.js";
+import { ScreenShare } from "./screenshare.js";
 import { sessionCaller } from "./session.js";
 import { ensureRoomExtras } from "./roomextras.js";
 import { showSavedPlan } from "./savedplan.js";
@@ -67,6 +68,7 @@ export class Room {
       youId: () => this.you?.participant_id ?? null,
       lookup: (pid) => this.participants.get(pid) || this.roster.get(pid),
     });
+    this.share = ScreenShare.forRoom(this);
     this._mediaRetry = null;
     /** How often this page asked for a new peer connection (the test hook shows it). */
     this.mediaRestarts = 0;
@@ -116,11 +118,12 @@ export class Room {
     s.on("peer-left", ({ participant_id: pid, reason }) => this._peerLeft(pid, reason));
     s.on("signal", (message) => this._signal(message));
     s.on("active-speaker", ({ participant_id: pid }) => this._setActiveSpeaker(pid));
-    s.on("media-quality", ({ participant_id: pid, video }) => this.tiles?.setVideoPaused(pid, video === "paused"));
+    s.on("media-quality", (q) => this.share.quality(q) || this.tiles?.setVideoPaused(q.participant_id, q.video === "paused"));
     s.on("ended", ({ plan_id: planId }) => this.finish({ kind: "ended", planId }));
     s.on("safety-flag", (flag) => this.care.addSafetyFlags([flag]));
     s.on("consent-changed", (consent) => this.care.consentChanged(consent));
     s.on("presence-pending", ({ pending }) => this.prompts.set(pending));
+    s.on("share", (share) => this.share.apply(share));
     s.on("error", ({ code }) => {
       this._closingCode = code; // the server disconnects this socket next
     });
@@ -204,6 +207,7 @@ export class Room {
     if (Array.isArray(state.safety_flags)) this.care.addSafetyFlags(state.safety_flags);
     if (state.consent) this.care.consentChanged(state.consent, { quiet: true });
     this.prompts.set(state.presence_pending);
+    this.share.apply(state.share);
     this._ensurePeer().setIceServers(state.ice_servers);
     if (this._earlyOffer) {
       const offer = this._earlyOffer;
@@ -225,7 +229,7 @@ export class Room {
       this.peer = new PeerLink({
         selfId: this.you.participant_id,
         call: (event, payload) => this.signaling.call(event, payload),
-        onRemote: (media) => this.tiles?.setRemote(media),
+        onRemote: (media) => this._remote(media),
         onProblem: (code, during) => this.report(code, during),
         onConnectionState: (state) => {
           this.connectionState = state;
@@ -265,6 +269,7 @@ export class Room {
         onRemove: isHost(this.you.role) ? (pid) => this.removeParticipant(pid) : null,
       });
       this.tiles.setLocalStream(this.devices.stream);
+      this.tiles.setStage(this.share.stage);
       this.quality = new QualityMonitor({
         peer: () => this.peer,
         selfId: this.you.participant_id,
@@ -335,7 +340,13 @@ export class Room {
     this.tiles?.setActiveSpeaker(pid);
   }
 
+  _remote(media) {
+    this.tiles?.setRemote(media);
+    this.share.setRemote(media);
+  }
+
   _renderTiles() {
+    this.share.render(); // a sharer's name may have arrived
     if (!this.tiles) return;
     const inRoom = [...this.participants.values()].filter((p) => p.place === "room");
     this.tiles.sync(inRoom);
@@ -351,6 +362,7 @@ export class Room {
     $("leave").addEventListener("click", () => this.leave(), { signal });
     $("lobby-leave").addEventListener("click", () => this.leave(), { signal });
     $("end").addEventListener("click", () => this.end(), { signal });
+    this.share.bind(signal);
     $("enable-sound").addEventListener(
       "click",
       () => {
@@ -443,6 +455,7 @@ export class Room {
     this.care.clear();
     this.prompts.clear();
     delete $("room").dataset.reconnecting;
+    this.share.clear();
     this.peer?.close();
     this.tiles?.clear();
     this.signaling.close();
@@ -480,6 +493,7 @@ export class Room {
       safetyFlags: this.care.flags,
       consent: this.care.consent,
       mediaRestarts: this.mediaRestarts,
+      share: this.share.share,
       reconnecting: $("room").dataset.reconnecting === "true",
     });
   }

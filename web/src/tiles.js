@@ -43,6 +43,13 @@ export class Tiles {
     /** participant_id -> {root, video, audio, name, role, tracks: {audio, video}} */
     this.tiles = new Map();
     this.localStream = null;
+    /** The shared screen's stage (screenshare.js): first in the container, full width. */
+    this.stage = null;
+  }
+
+  setStage(stage) {
+    this.stage = stage;
+    this._order();
   }
 
   /** Show or update a participant's tile (`participant` as in docs/protocol.md). */
@@ -228,7 +235,7 @@ export class Tiles {
   _order() {
     const key = (tile) => ({ role: tile.participant.role, self: tile.root.dataset.self === "true" });
     const tiles = [...this.tiles.values()].sort((a, b) => tileOrder(key(a), key(b)));
-    this.container.replaceChildren(...tiles.map((t) => t.root));
+    this.container.replaceChildren(...(this.stage ? [this.stage] : []), ...tiles.map((t) => t.root));
     this.container.dataset.count = String(tiles.length);
   }
 

@@ -2,7 +2,7 @@
 admitted participant's media session (`session.MediaSession`)."""
 
 from .config import IceServer, MediaConfig
-from .peer import Offer, TrackInfo
+from .offers import Offer, TrackInfo
 from .session import MediaSink
 from .sfu import Sfu, SpeakerListener
 from .stats import SfuStats

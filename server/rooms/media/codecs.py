@@ -25,7 +25,8 @@ OPUS_PARAMETERS: Final = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 
 @dataclass(frozen=True)
 class NegotiatedTrack:
-    """One m-line's payload types, clock and header extension ids (0: not negotiated)."""
+    """One m-line's payload types, clock and header extension ids (0: not negotiated), and for
+    a receiver the SSRCs the publisher's answer announced for it (0: none announced)."""
 
     kind: Kind
     mid: str
@@ -35,6 +36,8 @@ class NegotiatedTrack:
     mid_id: int = 0
     audio_level_id: int = 0
     abs_send_time_id: int = 0
+    ssrc: int = 0
+    rtx_ssrc: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in ("audio", "video"):
@@ -46,6 +49,8 @@ class NegotiatedTrack:
         for ext_id in (self.mid_id, self.audio_level_id, self.abs_send_time_id):
             if not 0 <= ext_id <= 14:
                 raise ValueError("one-byte header extension ids are 1-14")
+        if not 0 <= self.ssrc <= 0xFFFFFFFF or not 0 <= self.rtx_ssrc <= 0xFFFFFFFF:
+            raise ValueError("SSRCs are 32-bit")
 
     @classmethod
     def from_parameters(cls, kind: Kind, parameters: Any) -> NegotiatedTrack | None:
@@ -64,6 +69,10 @@ class NegotiatedTrack:
             None,
         )
         ids = {ext.uri: ext.id for ext in parameters.headerExtensions if 1 <= ext.id <= 14}
+        # Receive parameters carry the answer's SSRCs (aiortc: one encoding per codec, all
+        # naming the m-line's first a=ssrc, RTX the second of its FID group).
+        encoding = next(iter(getattr(parameters, "encodings", None) or ()), None)
+        rtx_encoding = None if encoding is None else encoding.rtx
         return cls(
             kind=kind,
             mid=parameters.muxId or "",
@@ -73,6 +82,8 @@ class NegotiatedTrack:
             mid_id=ids.get(MID_URI, 0),
             audio_level_id=ids.get(AUDIO_LEVEL_URI, 0),
             abs_send_time_id=ids.get(ABS_SEND_TIME_URI, 0),
+            ssrc=0 if encoding is None else encoding.ssrc,
+            rtx_ssrc=0 if rtx_encoding is None else rtx_encoding.ssrc,
         )
 
 

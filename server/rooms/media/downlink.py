@@ -4,9 +4,9 @@ The estimate comes from the subscriber itself: its REMB (the receiver's delay-ba
 a drop below what we send means its link is queueing) together with the loss in its receiver
 reports (a queue that overflows), or heavy loss alone.
 Every allocation round (`allocate`, twice a second) gives audio everything it needs, then
-video per publisher (the active speaker first) while it fits; a video that does not fit is
-paused for this subscriber only, and its page is told. What one weak receiver gets never
-changes what the publisher sends or what the others receive.
+video per publication (a shared screen first, then the active speaker's camera) while it fits;
+a video that does not fit is paused for this subscriber only, and its page is told. What one
+weak receiver gets never changes what the publisher sends or what the others receive.
 
 A paused video comes back only when the link shows room for it: short probes of padding
 packets (on the first video slot's RTX stream, which receivers discard), the first asking half
@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Final
 
 from server import logs
 from server.ids import ParticipantId
+
+from .stats import TrackKey
 
 if TYPE_CHECKING:
     from .egress import Egress
@@ -98,7 +100,8 @@ PROBE_AGAIN_SECONDS: Final = 0.3  # after a probe that passed, the next step: th
 PROBE_TICK: Final = 0.02
 PADDING_BYTES: Final = 255
 
-QualityCallback = Callable[[ParticipantId, bool], None]
+# A publication (its publisher and track) paused for this subscriber (True) or resumed.
+QualityCallback = Callable[[TrackKey, bool], None]
 
 
 class Downlink:
@@ -119,9 +122,9 @@ class Downlink:
         self.send_rate = 0.0
         self._budget = 0.0
         self._budget_at = 0.0
-        self._paused_at: dict[ParticipantId, float] = {}
-        self._resumed_at: dict[ParticipantId, float] = {}
-        self._min_pause: dict[ParticipantId, float] = {}
+        self._paused_at: dict[TrackKey, float] = {}
+        self._resumed_at: dict[TrackKey, float] = {}
+        self._min_pause: dict[TrackKey, float] = {}
         self._over_since: float | None = None  # since when the allocation has not fit
         self._backoff = BACKOFF_START
         self._step = PROBE_STEP  # what the next probe asks, times what is known to pass
@@ -264,7 +267,9 @@ class Downlink:
         available = self.estimate * HEADROOM
         needed = sum(e.ingress.bitrate for e in egresses if e.kind == "audio" and e.ingress)
         videos = [e for e in egresses if e.kind == "video" and e.ingress is not None]
-        videos.sort(key=lambda e: (e.publisher != speaker, e.publisher or ""))
+        # A shared screen is what everyone is looking at (shown large), and text blurs first:
+        # it is served right after the audio, then the active speaker's camera, then the rest.
+        videos.sort(key=_priority(speaker))
         # What plays keeps its place while it fits (in priority order); only then may a
         # paused video come back, with room to spare, so two videos never take turns.
         over = False
@@ -288,7 +293,7 @@ class Downlink:
             if self._over_since is None:
                 self._over_since = now
             if now - self._over_since >= PAUSE_AFTER_SECONDS:
-                self._pause(egress, egress.ingress.publisher, now)
+                self._pause(egress, egress.ingress.key, now)
             else:
                 needed += need  # not for long yet: a receiver busy for a moment recovers
         if not over:
@@ -298,19 +303,19 @@ class Downlink:
         wanted = 0.0
         for egress in videos:
             assert egress.ingress is not None
-            if not egress.paused or egress.ingress.publisher not in self._paused_at:
+            key = egress.ingress.key
+            if not egress.paused or key not in self._paused_at:
                 continue
             # Resumed against the highest rate it had lately, not the last: resumed on a dip
             # in its encoder's rate, a video that does not fit overflows the link as it swings
             # back, and the receiver's audio pays for it.
             need = egress.ingress.peak_bitrate
-            publisher = egress.ingress.publisher
-            pause = self._min_pause.get(publisher, MIN_PAUSE_SECONDS)
-            settled = now - self._paused_at[publisher] >= pause
+            pause = self._min_pause.get(key, MIN_PAUSE_SECONDS)
+            settled = now - self._paused_at[key] >= pause
             if not settled:
                 continue
             if needed + need * RESUME_MARGIN <= available:
-                self._resume(egress, publisher, now)
+                self._resume(egress, key, now)
                 needed += need
             else:
                 wanted += need * RESUME_MARGIN
@@ -321,34 +326,37 @@ class Downlink:
             step = self._step
             self._start_probe(min(needed + wanted, max(known * step, known + 100_000)), now)
 
-    def _pause(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
+    def _pause(self, egress: Egress, key: TrackKey, now: float) -> None:
         egress.paused = True
         self.pauses += 1
-        self._paused_at[publisher] = now
+        self._paused_at[key] = now
         self._step = PROBE_STEP
-        if now - self._resumed_at.get(publisher, -math.inf) < FLAP_SECONDS:
-            longer = 2 * self._min_pause.get(publisher, MIN_PAUSE_SECONDS)
-            self._min_pause[publisher] = min(MAX_PAUSE_SECONDS, longer)
+        if now - self._resumed_at.get(key, -math.inf) < FLAP_SECONDS:
+            longer = 2 * self._min_pause.get(key, MIN_PAUSE_SECONDS)
+            self._min_pause[key] = min(MAX_PAUSE_SECONDS, longer)
         else:
-            self._min_pause.pop(publisher, None)
+            self._min_pause.pop(key, None)
         self._next_probe = max(self._next_probe, now + self._backoff)
         logger.info(
             "media.video_paused",
-            publisher=publisher,
+            publisher=key[0],
+            track=key[1],
             estimate=int(self.estimate),
             send_rate=int(self.send_rate),
         )
-        self._on_quality(publisher, True)
+        self._on_quality(key, True)
 
-    def _resume(self, egress: Egress, publisher: ParticipantId, now: float) -> None:
+    def _resume(self, egress: Egress, key: TrackKey, now: float) -> None:
         egress.paused = False
-        self._resumed_at[publisher] = now
+        self._resumed_at[key] = now
         egress.awaiting_keyframe = True
-        self._paused_at.pop(publisher, None)
+        self._paused_at.pop(key, None)
         if egress.ingress is not None:
             egress.ingress.request_keyframe(new_subscriber=True)
-        logger.info("media.video_resumed", publisher=publisher, estimate=int(self.estimate))
-        self._on_quality(publisher, False)
+        logger.info(
+            "media.video_resumed", publisher=key[0], track=key[1], estimate=int(self.estimate)
+        )
+        self._on_quality(key, False)
 
     # Probing -----------------------------------------------------------------------------
 
@@ -447,3 +455,15 @@ class Downlink:
         if self._probe is not None:
             self._probe.cancel()
             self._probe = None
+
+
+def _priority(speaker: ParticipantId | None) -> Callable[[Egress], tuple[bool, bool, str]]:
+    """The order videos are served in: a shared screen, the active speaker's camera, the rest
+    (by publisher, so the order is stable)."""
+
+    def order(egress: Egress) -> tuple[bool, bool, str]:
+        ingress = egress.ingress
+        screen = ingress is not None and ingress.name == "screen"
+        return (not screen, egress.publisher != speaker, egress.publisher or "")
+
+    return order

@@ -132,7 +132,7 @@ class Egress:
         if value_id:
             elements.append((value_id, placeholder))
         block = rtp.one_byte_extension_block(elements) if elements else b""
-        at = self._element_at(block, value_id) - 12 if value_id else len(block)
+        at = rtp.element_at(block, value_id) - 12 if value_id else len(block)
         self._ext_before = block[:at]
         self._ext_after = block[at + len(placeholder) :] if value_id else b""
         self._has_value = bool(value_id)
@@ -167,22 +167,6 @@ class Egress:
         held.append((packet, view, vp8, arrival))
         if len(held) > HOLD_PACKETS:
             held.clear()
-
-    @staticmethod
-    def _element_at(block: bytes, ext_id: int) -> int:
-        """Offset (from the packet start) of extension `ext_id`'s value in `block`, or 0."""
-        if not ext_id or not block:
-            return 0
-        position = 4
-        while position < len(block):
-            byte = block[position]
-            if byte == 0:
-                position += 1
-                continue
-            if byte >> 4 == ext_id:
-                return 12 + position + 1
-            position += 2 + (byte & 0x0F)
-        return 0
 
     def attach(self, ingress: Ingress) -> None:
         self.detach()
@@ -368,7 +352,7 @@ class Egress:
 
     def _drop(self, marker: bool) -> None:
         if (marker or self.kind == "audio") and self.ingress is not None:
-            self._counters.dropped[(self.ingress.publisher, self.kind)] += 1
+            self._counters.dropped[self.ingress.key] += 1
 
     # Feedback from the subscriber --------------------------------------------------------
 

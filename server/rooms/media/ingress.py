@@ -1,6 +1,7 @@
 """One publisher's audio or video as it arrives: the fan-out point of the packet path.
 
-An `Ingress` takes each plaintext RTP packet of its track, keeps the receive statistics its
+An `Ingress` (a publication: the publisher's microphone, camera or shared screen) takes each
+plaintext RTP packet of its track, keeps the receive statistics its
 receiver reports need (RFC 3550 A.3, A.8), asks the publisher for each missing packet (a
 NACK per packet, never a run again; audio too: a publisher that keeps history resends it in
 time for the receivers' jitter buffers, browsers ignore it and rely on Opus FEC), unwraps
@@ -27,7 +28,7 @@ from .codecs import NegotiatedTrack
 from .nack import Nack
 from .ntp import send_time
 from .roundtrip import RoundTrip
-from .stats import Counters, Kind
+from .stats import Counters, Kind, TrackKey, TrackName
 
 if TYPE_CHECKING:
     from .egress import Egress
@@ -61,10 +62,15 @@ class Ingress:
         keyframe_interval: float,
         on_audio_level: Callable[[int], None] | None = None,
         round_trip: RoundTrip | None = None,
+        *,
+        screen: bool = False,
     ) -> None:
+        if screen and kind != "video":
+            raise ValueError("a shared screen is a video")
         self.publisher = publisher
         self.kind: Kind = kind
-        self.key = (publisher, kind)
+        self.name: TrackName = "screen" if screen else kind
+        self.key: TrackKey = (publisher, self.name)
         self._counters = counters
         self.keyframe_interval = keyframe_interval
         self._on_audio_level = on_audio_level
@@ -185,6 +191,11 @@ class Ingress:
         self.send_time = send_time()
         for egress in self.subscribers:
             egress.forward(packet, unwrapped, vp8, arrival)
+
+    @property
+    def screen(self) -> bool:
+        """The publisher's shared screen (a video beside their camera)."""
+        return self.name == "screen"
 
     @property
     def received(self) -> int:

@@ -1,8 +1,9 @@
 """One participant's RTCPeerConnection to the SFU, and its offer/answer state.
 
 The server is always the offerer. The participant's own audio and video arrive on two recvonly
-transceivers; everybody else's go out on sendonly "slots". A slot whose publisher left turns
-inactive and is reused for the next publisher of its kind, so churn does not grow the SDP.
+transceivers (a third while they share their screen); everybody else's go out on sendonly
+"slots". A slot whose publisher left turns inactive and is reused for the next publisher of its
+kind, so churn does not grow the SDP; so does a shared screen's receiver between shares.
 One offer is outstanding at a time: a change while an offer is pending is remembered and
 offered after the answer.
 """
@@ -15,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from aiortc import (
     RTCBundlePolicy,
@@ -51,64 +52,18 @@ from .egress import Egress
 from .ice import rtc_ice_servers
 from .ingress import Ingress
 from .ntp import middle_32
+from .offers import KINDS, Offer, TrackInfo
 from .roundtrip import MAX_SAMPLE, RoundTrip
-from .stats import Counters, Kind
+from .router import Router
+from .stats import Counters, Kind, MediaSummary, TrackKey, TrackName
 from .transport import PeerTransport
 from .uplink import Uplink
 
 logger = logs.get(__name__)
 
-KINDS: tuple[Kind, Kind] = ("audio", "video")
 RTCP_INTERVAL: Final = 0.5  # seconds, varied by +-20% (RFC 3550 6.3.1)
-QualityCallback = Callable[[ParticipantId, bool], None]
+QualityCallback = Callable[[TrackKey, bool], None]  # a publication paused here, or resumed
 SpeakerLookup = Callable[[], ParticipantId | None]
-
-
-@dataclass(frozen=True)
-class TrackInfo:
-    """Which m-line carries whose media. For the offer's own participant, the mids it sends on."""
-
-    mid: str
-    participant_id: ParticipantId
-    kind: Literal["audio", "video"]
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be audio or video, not {self.kind!r}")
-
-
-@dataclass(frozen=True)
-class Offer:
-    sdp: str
-    tracks: tuple[TrackInfo, ...]
-
-    def __post_init__(self) -> None:
-        if not self.sdp.startswith("v=0"):
-            raise ValueError("an offer's SDP starts with v=0")
-
-
-@dataclass(frozen=True)
-class MediaSummary:
-    """What one peer connection's media did, logged when it closes: counts only, so an
-    operator can tell a weak link (NACKs, refusals, pauses) from a broken one."""
-
-    received_packets: int
-    nacks_sent: int
-    keyframe_requests_sent: int
-    refused_packets: int
-    sent_packets: int
-    nacked: int
-    retransmitted: int
-    not_in_history: int
-    retransmissions_refused: int
-    unprotectable_packets: int
-    video_pauses: int
-    rtt_ms: int
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if value < 0:
-                raise ValueError(f"{name} cannot be negative")
 
 
 @dataclass
@@ -128,13 +83,14 @@ class Peer:
         counters: Counters,
         on_audio_level: Callable[[int], None],
         on_failed: Callable[[], None] = lambda: None,
-        on_quality: QualityCallback = lambda publisher, paused: None,
+        on_quality: QualityCallback = lambda track, paused: None,
         active_speaker: SpeakerLookup = lambda: None,
     ) -> None:
         self.participant_id = participant_id
         self._config = config
         self._counters = counters
         self._active_speaker = active_speaker
+        self._on_audio_level = on_audio_level
         # iceServers is never None: aiortc would add a public STUN server.
         self.pc = RTCPeerConnection(
             RTCConfiguration(
@@ -152,24 +108,12 @@ class Peer:
             if state == "failed" or (state == "closed" and not self.closed):
                 on_failed()
 
-        self.publications: dict[Kind, Ingress] = {}
-        self._receivers: dict[Kind, RTCRtpTransceiver] = {}
+        self.publications: dict[TrackName, Ingress] = {}
+        self._receivers: dict[TrackName, RTCRtpTransceiver] = {}
+        self.router = Router()
         self.rtt = RoundTrip()  # from this participant's receiver reports; NACK pacing both ways
         for kind in KINDS:
-            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            transceiver.setCodecPreferences(codec_preferences(kind))
-            self._receivers[kind] = transceiver
-            ingress = Ingress(
-                participant_id,
-                kind,
-                counters,
-                config.keyframe_request_interval,
-                on_audio_level=on_audio_level if kind == "audio" else None,
-                round_trip=self.rtt,
-            )
-            configure = functools.partial(self._configure_ingress, ingress, transceiver)
-            seam.take_receiver(transceiver.receiver, configure)
-            self.publications[kind] = ingress
+            self._publish(kind, self.pc.addTransceiver(kind, direction="recvonly"))
         # BUNDLE: everything travels on the first transceiver's DTLS transport.
         dtls = self._receivers["audio"].receiver.transport
         self.transport = PeerTransport(dtls, self._on_rtp, self._on_rtcp)
@@ -180,7 +124,7 @@ class Peer:
                 for slot in self._slots:
                     slot.egress.hold_for_join()
 
-        self.downlink = Downlink(lambda publisher, paused: on_quality(publisher, paused))
+        self.downlink = Downlink(on_quality)
         self.downlink.pad = self._pad
         self.downlink.probe_starts = self._probe_starts
         self.downlink.probe_ends = self._probe_ends
@@ -196,16 +140,36 @@ class Peer:
         self._by_ssrc: dict[int, Egress] = {}
         self._pending: str | None = None
         self._offer_again = False
+        self._screen_offered = False  # the pending offer asks for the shared screen
+        self.screen_refused = False  # ... and the answer to it did not send one
         self.refused_packets = 0
         self.closed = False
         self._rtcp_task = asyncio.get_running_loop().create_task(self._run_rtcp())
+
+    def _publish(self, name: TrackName, transceiver: RTCRtpTransceiver) -> None:
+        kind: Kind = "audio" if name == "audio" else "video"
+        transceiver.setCodecPreferences(codec_preferences(kind))
+        ingress = Ingress(
+            self.participant_id,
+            kind,
+            self._counters,
+            self._config.keyframe_request_interval,
+            on_audio_level=self._on_audio_level if kind == "audio" else None,
+            round_trip=self.rtt,
+            screen=name == "screen",
+        )
+        configure = functools.partial(self._configure_ingress, ingress, transceiver)
+        seam.take_receiver(transceiver.receiver, configure)
+        self._receivers[name] = transceiver
+        self.publications[name] = ingress
 
     def _configure_ingress(
         self, ingress: Ingress, transceiver: RTCRtpTransceiver, parameters: Any
     ) -> None:
         track = NegotiatedTrack.from_parameters(ingress.kind, parameters)
-        if track is not None:
+        if track is not None and not ingress.closed:
             ingress.configure(track, self.transport, transceiver.sender._ssrc)
+            self.router.declare(ingress, track)
 
     def _configure_egress(self, slot: _Slot, parameters: Any) -> None:
         egress = slot.egress
@@ -222,19 +186,13 @@ class Peer:
 
     def _on_rtp(self, packet: bytes, arrival: float) -> None:
         view = rtp.read(packet)
-        if view is None:
+        route = None if view is None else self.router.route(packet, view, self.publications)
+        if route is None or view is None:
             self.refused_packets += 1
-            return
-        payload_type = view.payload_type
-        audio, video = self.publications["audio"], self.publications["video"]
-        if audio.track is not None and payload_type == audio.track.payload_type:
-            audio.on_media(packet, view, arrival)
-        elif video.track is not None and payload_type == video.track.payload_type:
-            video.on_media(packet, view, arrival)
-        elif video.track is not None and payload_type == video.track.rtx_payload_type:
-            video.on_rtx(packet, view, arrival)
+        elif route.rtx:
+            route.ingress.on_rtx(packet, view, arrival)
         else:
-            self.refused_packets += 1
+            route.ingress.on_media(packet, view, arrival)
 
     def _on_rtcp(self, packets: Sequence[AnyRtcpPacket], arrival: float) -> None:
         for packet in packets:
@@ -342,16 +300,13 @@ class Peer:
         if reports:
             rtcp_ssrc = self.publications["audio"].rtcp_ssrc or self.publications["video"].rtcp_ssrc
             packets: list[AnyRtcpPacket] = [RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports)]
-            video = self.publications["video"]
+            # One REMB for all the publisher's video (camera and shared screen): it divides it.
+            videos = [i.ssrc for i in self.publications.values() if i.kind == "video" and i.ssrc]
             remb = self.uplink.update(self.publications.values(), now)
-            if remb is not None and video.ssrc is not None:
+            if remb is not None and videos:
+                fci = pack_remb_fci(int(remb), videos)
                 packets.append(
-                    RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP,
-                        ssrc=rtcp_ssrc,
-                        media_ssrc=0,
-                        fci=pack_remb_fci(int(remb), [video.ssrc]),
-                    )
+                    RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=fci)
                 )
             self.transport.send_rtcp(packets)
         for slot in self._slots if not self.downlink.holds_sender_reports() else ():
@@ -380,16 +335,20 @@ class Peer:
             self._slots.append(slot)
         slot.transceiver.direction = "sendonly"
         slot.egress.attach(publication)
-        # One stream id per publisher: browsers lip-sync the audio and video of one stream;
-        # a new track id, so the next offer's msid names a new track for this slot.
-        seam.set_stream_id(slot.transceiver.sender, publication.publisher)
+        # One stream id per publisher: browsers lip-sync the audio and video of one stream (a
+        # shared screen is a stream of its own); a new track id, so the next offer's msid names
+        # a new track for this slot.
+        stream = f"{publication.publisher}-screen" if publication.screen else publication.publisher
+        seam.set_stream_id(slot.transceiver.sender, stream)
         seam.new_track_id(slot.transceiver.sender)
 
-    def unsubscribe(self, publisher: ParticipantId) -> bool:
-        """Stop sending `publisher`'s media here; True when something changed."""
+    def unsubscribe(self, publisher: ParticipantId, track: TrackName | None = None) -> bool:
+        """Stop sending `publisher`'s media here (only `track` of it when given); True when
+        something changed."""
         changed = False
         for slot in self._slots:
-            if slot.egress.publisher == publisher:
+            ingress = slot.egress.ingress
+            if ingress and ingress.publisher == publisher and track in (None, ingress.name):
                 slot.egress.detach()
                 slot.egress.paused = False
                 slot.transceiver.direction = "inactive"
@@ -398,15 +357,43 @@ class Peer:
 
     def track_map(self) -> tuple[TrackInfo, ...]:
         tracks = [
-            TrackInfo(t.mid, self.participant_id, kind)
-            for kind, t in self._receivers.items()
-            if t.mid is not None
+            TrackInfo(t.mid, self.participant_id, ingress.kind, screen=ingress.screen)
+            for name, t in self._receivers.items()
+            if t.mid is not None and (ingress := self.publications.get(name)) is not None
         ]
         for slot in self._slots:
-            publisher = slot.egress.publisher
-            if publisher is not None and slot.transceiver.mid is not None:
-                tracks.append(TrackInfo(slot.transceiver.mid, publisher, slot.egress.kind))
+            ingress = slot.egress.ingress
+            if ingress is not None and slot.transceiver.mid is not None:
+                info = TrackInfo(
+                    slot.transceiver.mid, ingress.publisher, ingress.kind, ingress.screen
+                )
+                tracks.append(info)
         return tuple(tracks)
+
+    # The shared screen -------------------------------------------------------------------
+
+    def share_screen(self) -> Ingress:
+        """Receive the participant's shared screen (a second video, on an m-line of its own
+        from the next offer), published like their camera."""
+        current = self.publications.get("screen")
+        if current is not None:
+            return current
+        transceiver = self._receivers.get("screen")
+        if transceiver is None:
+            transceiver = self.pc.addTransceiver("video", direction="recvonly")
+        transceiver.direction = "recvonly"
+        self._publish("screen", transceiver)
+        return self.publications["screen"]
+
+    def unshare_screen(self) -> None:
+        """No more shared screen: its publication closes (unsubscribe its slots first) and its
+        m-line turns inactive, kept for the next share so the SDP does not grow."""
+        ingress = self.publications.pop("screen", None)
+        if ingress is not None:
+            self._receivers["screen"].direction = "inactive"
+            self.router.forget(ingress)
+            ingress.close()
+            self.screen_refused = False
 
     # Negotiation -------------------------------------------------------------------------
 
@@ -423,6 +410,7 @@ class Peer:
         )
         sdp = self.pc.localDescription.sdp
         self._pending = sdp
+        self._screen_offered = "screen" in self.publications
         return Offer(sdp, self.track_map())
 
     async def accept_answer(self, sdp: object) -> bool:
@@ -441,6 +429,9 @@ class Peer:
                 f"the answer could not be applied ({type(exc).__name__})"
             ) from None
         self._pending = None
+        # A participant whose page lost its capture answers the screen's line inactive.
+        offered = self._screen_offered and "screen" in self.publications
+        self.screen_refused = offered and self._receivers["screen"].currentDirection != "recvonly"
         again, self._offer_again = self._offer_again, False
         return again
 

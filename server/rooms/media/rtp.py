@@ -194,6 +194,23 @@ def one_byte_extension_block(elements: list[tuple[int, bytes]]) -> bytes:
     return struct.pack("!HH", ONE_BYTE_PROFILE, len(body) // 4) + bytes(body)
 
 
+def element_at(block: bytes, ext_id: int) -> int:
+    """Offset (from a packet's start, after a 12-byte header) of extension `ext_id`'s value in
+    a one-byte-header extension `block`, or 0."""
+    if not ext_id or not block:
+        return 0
+    position = 4
+    while position < len(block):
+        byte = block[position]
+        if byte == 0:
+            position += 1
+            continue
+        if byte >> 4 == ext_id:
+            return 12 + position + 1
+        position += 2 + (byte & 0x0F)
+    return 0
+
+
 def seq_newer(a: int, b: int) -> bool:
     """True when 16-bit sequence number `a` comes after `b` (RFC 1982 serial arithmetic)."""
     return a != b and (a - b) & 0xFFFF < 0x8000

@@ -20,7 +20,8 @@ from aiortc import exceptions as rtc_errors
 from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 
-from .peer import Offer, Peer
+from .offers import Offer
+from .peer import Peer
 
 
 class MediaSink(Protocol):
@@ -31,9 +32,11 @@ class MediaSink(Protocol):
     async def send_offer(self, offer: Offer, *, generation: int) -> None:
         """Deliver the offer of peer connection `generation`; its answer must name the same."""
 
-    async def send_media_quality(self, publisher: ParticipantId, *, video_paused: bool) -> None:
-        """`publisher`'s video to this participant was paused (their link cannot take it) or
-        resumed."""
+    async def send_media_quality(
+        self, publisher: ParticipantId, *, video_paused: bool, screen: bool = False
+    ) -> None:
+        """`publisher`'s video (`screen`: their shared screen) to this participant was paused
+        (their link cannot take it) or resumed."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class MediaSession:
         # None while the participant is not connected: offers are made but go nowhere, and
         # a failed peer connection waits for them to come back.
         self.connection = connection
+        # Whether they share their screen: each of their peer connections publishes it then.
+        self.sharing = False
 
     def replace(self, peer: Peer) -> Peer:
         """The next generation's peer connection; returns the old one for the SFU to drop."""

@@ -1,8 +1,9 @@
 """The SFU of one consult room: a media session per admitted participant, and who receives whom.
 
 The room tells it who is admitted (`add`, `remove`) and whether they are connected (`add` with
-their new connection, `disconnect`), and passes on what each participant sends about their media
-(answers, trickled candidates, restarts), each naming the peer connection it is meant for. Each
+their new connection, `disconnect`), who shares their screen (`share_screen`, `unshare_screen`),
+and passes on what each participant sends about their media (answers, trickled candidates,
+restarts), each naming the peer connection it is meant for. Each
 participant's `MediaSession` (session.py) owns their peer connection's generation, offers and
 recovery; offers and `media-quality` news reach the participant through the `MediaSink` the room
 handed in with their connection. Nothing here knows about sockets or the room.
@@ -19,10 +20,11 @@ from server.errors import ErrorCode, TriadError
 from server.ids import ParticipantId
 
 from .config import MediaConfig
-from .peer import Offer, Peer, TrackInfo
+from .offers import Offer, TrackInfo
+from .peer import Peer
 from .session import Delivery, MediaSession, MediaSink
 from .speaker import SpeakerDetector
-from .stats import Counters, SfuStats
+from .stats import Counters, SfuStats, TrackKey
 
 # A page that reloads closes its peer connection (DTLS close_notify, at once) before the server
 # has seen its socket go (TCP, a moment later): a failure is acted on this long after it is seen,
@@ -91,6 +93,38 @@ class Sfu:
                 deliveries = await self._offers([joiner, *others])
         await self._deliver(deliveries)
 
+    def sharing(self, participant_id: ParticipantId) -> bool:
+        """Whether the participant's screen is published (False: not here, or not sharing)."""
+        session = self._sessions.get(participant_id)
+        return session is not None and session.sharing
+
+    async def share_screen(self, participant_id: ParticipantId) -> None:
+        """The participant shares their screen: a second video they publish, asked of them on
+        an m-line of its own and forwarded to everyone else. Kept across their new peer
+        connections until `unshare_screen` or they leave; no-op while they share. Raises
+        PARTICIPANT_NOT_FOUND."""
+        async with self._lock:
+            session = self._session(participant_id)
+            if session.sharing:
+                return
+            session.sharing = True
+            screen = session.peer.share_screen()
+            others = [s for s in self._sessions.values() if s is not session]
+            for other in others:
+                other.peer.subscribe(screen)
+            logger.info("media.screen_shared", participant_id=participant_id)
+            deliveries = await self._offers([session, *others])
+        await self._deliver(deliveries)
+
+    async def unshare_screen(self, participant_id: ParticipantId) -> None:
+        """The participant's screen is no longer published; no-op when it is not."""
+        async with self._lock:
+            session = self._sessions.get(participant_id)
+            if session is None or not session.sharing:
+                return
+            deliveries = await self._unpublish_screen(session)
+        await self._deliver(deliveries)
+
     def disconnect(self, participant_id: ParticipantId) -> None:
         """The participant's connection is gone (their seat is held): offers wait for the next
         one, which brings a new peer connection (`add`). No-op if unknown."""
@@ -131,8 +165,12 @@ class Sfu:
         the peer keeps its pending offer and the room carries on.
         """
         async with self._lock:
-            delivery = await self._session(participant_id).answer(generation, sdp)
-        await self._deliver([delivery])
+            session = self._session(participant_id)
+            deliveries = [await session.answer(generation, sdp)]
+            if session.sharing and session.peer.screen_refused:
+                # Their page has no screen to send any more (its capture ended with the tab).
+                deliveries += await self._unpublish_screen(session)
+        await self._deliver(deliveries)
 
     async def add_candidate(
         self,
@@ -187,18 +225,20 @@ class Sfu:
             )
         return session
 
-    def _new_peer(self, participant_id: ParticipantId) -> Peer:
+    def _new_peer(self, participant_id: ParticipantId, *, screen: bool = False) -> Peer:
         """A peer connection for the participant, sending them everyone else's media and
-        everyone else theirs."""
+        everyone else theirs (their shared screen too when `screen`)."""
         peer = Peer(
             participant_id,
             self._config,
             self._counters,
             on_audio_level=lambda level: self._on_audio_level(participant_id, level),
             on_failed=lambda: self._on_failed(peer),
-            on_quality=lambda publisher, paused: self._on_quality(peer, publisher, paused),
+            on_quality=lambda track, paused: self._on_quality(peer, track, paused),
             active_speaker=lambda: self._speaker.active,
         )
+        if screen:
+            peer.share_screen()
         for other in self._sessions.values():
             if other.participant_id == participant_id:
                 continue
@@ -213,13 +253,22 @@ class Sfu:
         old one, then the new one is added (their offer for it follows their answer)."""
         await self._drop(session.peer)
         deliveries = await self._offers(s for s in self._sessions.values() if s is not session)
-        session.replace(self._new_peer(session.participant_id))
+        session.replace(self._new_peer(session.participant_id, screen=session.sharing))
         logger.info(
             "media.session_restarted",
             participant_id=session.participant_id,
             generation=session.generation,
         )
         return deliveries + await self._offers(self._sessions.values())
+
+    async def _unpublish_screen(self, session: MediaSession) -> list[Delivery | None]:
+        session.sharing = False
+        for other in self._sessions.values():
+            if other is not session:
+                other.peer.unsubscribe(session.participant_id, "screen")
+        session.peer.unshare_screen()
+        logger.info("media.screen_unshared", participant_id=session.participant_id)
+        return await self._offers(self._sessions.values())
 
     async def _drop(self, peer: Peer, *, notify: bool = True) -> None:
         for other in self._sessions.values():
@@ -269,16 +318,20 @@ class Sfu:
             deliveries = await self._restart(session)
         await self._deliver(deliveries)
 
-    def _on_quality(self, peer: Peer, publisher: ParticipantId, paused: bool) -> None:
-        """`publisher`'s video to this peer's participant was paused to fit their link, or
-        resumed: their page shows it on that tile."""
+    def _on_quality(self, peer: Peer, track: TrackKey, paused: bool) -> None:
+        """A publisher's video (camera or shared screen) to this peer's participant was paused
+        to fit their link, or resumed: their page shows it on that tile."""
         session = self._sessions.get(peer.participant_id)
         if self._closing is not None or session is None or session.peer is not peer:
             return
         if paused:
             self._counters.video_pauses += 1
         if session.connection is not None:
-            self._spawn(session.connection.send_media_quality(publisher, video_paused=paused))
+            publisher, screen = track[0], track[1] == "screen"
+            news = session.connection.send_media_quality(
+                publisher, video_paused=paused, screen=screen
+            )
+            self._spawn(news)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

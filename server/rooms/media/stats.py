@@ -10,7 +10,10 @@ from typing import Literal
 from server.ids import ParticipantId
 
 Kind = Literal["audio", "video"]
-TrackKey = tuple[ParticipantId, Kind]
+# A publisher's tracks: their microphone, their camera and, while they share it, their screen
+# (a second video).
+TrackName = Literal["audio", "video", "screen"]
+TrackKey = tuple[ParticipantId, TrackName]
 
 
 @dataclass
@@ -48,8 +51,8 @@ class Counters:
 class SfuStats:
     """What the SFU did since it started.
 
-    received_frames: frames received from each publisher's track (video: packets ending a
-        frame; audio: packets, one 20 ms frame each).
+    received_frames: frames received from each publisher's track (video and screen: packets
+        ending a frame; audio: packets, one 20 ms frame each).
     forwarded_frames: the same, forwarded to subscribers, summed over subscribers.
     dropped_frames: frames a subscriber did not get (not yet connected, paused, resync).
     keyframe_requests_received: keyframe wishes for a publisher (subscriber PLI/FIR, new or
@@ -72,3 +75,27 @@ class SfuStats:
     retransmissions_refused: int
     video_pauses: int
     decoded_frames: int
+
+
+@dataclass(frozen=True)
+class MediaSummary:
+    """What one peer connection's media did, logged when it closes: counts only, so an
+    operator can tell a weak link (NACKs, refusals, pauses) from a broken one."""
+
+    received_packets: int
+    nacks_sent: int
+    keyframe_requests_sent: int
+    refused_packets: int
+    sent_packets: int
+    nacked: int
+    retransmitted: int
+    not_in_history: int
+    retransmissions_refused: int
+    unprotectable_packets: int
+    video_pauses: int
+    rtt_ms: int
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if value < 0:
+                raise ValueError(f"{name} cannot be negative")
