@@ -664,6 +664,39 @@ async def test_a_paused_video_is_not_resumed_on_a_dip_in_its_rate() -> None:
     downlink.close()
 
 
+async def test_a_resumed_video_that_overloads_the_link_is_paused_again_at_once() -> None:
+    """On trial after its resume, the video's overload is judged over 100 packets and paused
+    in the next round, not after 500 packets and a second more; its next pause is longer."""
+    changes: list[tuple[object, bool]] = []
+    downlink = Downlink(lambda key, paused: changes.append((key, paused)))
+    downlink.pad = lambda size: None
+    video = Slot("video", FakeIngress(P, 400_000))
+    slots = [Slot("audio", FakeIngress(P, 40_000)), video]
+    video.paused = True
+    downlink._paused_at[video.ingress.key] = 0.0
+    downlink.estimate = 600_000
+    downlink.send_rate = 40_000
+    downlink.allocate(slots, None, 10.0)  # type: ignore[arg-type]
+    assert not video.paused  # it fits: resumed
+    video.ingress.bitrate = 560_000  # its encoder's rate rose since it was measured
+    downlink.allocate(slots, None, 10.3)  # type: ignore[arg-type]
+    assert not video.paused  # a rate alone (the resume's keyframe lifts it) is borne
+    downlink.send_rate = 640_000
+    downlink.on_loss(9, 110, 10.6)  # 8% of a hundred-odd packets: enough on trial
+    assert downlink.estimate < 600_000
+    downlink.allocate(slots, None, 10.7)  # type: ignore[arg-type]
+    assert video.paused
+    assert changes == [(video.ingress.key, False), (video.ingress.key, True)]
+    assert downlink._min_pause[video.ingress.key] == 2 * 2.0
+    # Off trial, the same loss is not judged yet (too few packets) and pauses nothing.
+    video.paused = False
+    downlink._trial_until = 0.0
+    estimate = downlink.estimate
+    downlink.on_loss(9, 110, 30.0)
+    assert downlink.estimate == estimate
+    downlink.close()
+
+
 def test_an_ingress_peak_rate_holds_the_highest_of_the_last_seconds() -> None:
     ingress = Ingress(P, "video", Counters(), keyframe_interval=1.0)
     start = ingress._measured_at
@@ -748,20 +781,26 @@ async def test_a_video_paused_again_soon_after_resuming_waits_longer_each_time()
     downlink.estimate = 600_000  # room for it now
     downlink.allocate(slots, P, 3.0)  # type: ignore[arg-type]
     assert not video.paused
-    pauses = []
+    pauses, paused_after = [], []
     for start in (3.0, 10.0, 22.0, 40.0):
         # It overloads the link again at once: the resume was too soon.
         downlink.estimate = 300_000
         downlink._congested_at = start + 0.5
         downlink.allocate(slots, P, start + 0.5)  # type: ignore[arg-type]
-        downlink.allocate(slots, P, start + 1.5)  # type: ignore[arg-type]
+        paused_at = start + 0.5
+        if not video.paused:  # off trial: an overload is borne for a second first
+            downlink.allocate(slots, P, start + 1.5)  # type: ignore[arg-type]
+            paused_at = start + 1.5
         assert video.paused
+        paused_after.append(paused_at - start)
         downlink.estimate = 600_000
-        t = start + 1.5
+        t = paused_at
         while video.paused:
             t += 0.5
             downlink.allocate(slots, P, t)  # type: ignore[arg-type]
-        pauses.append(t - (start + 1.5))
+        pauses.append(t - paused_at)
+    # On trial (within 5 s of its resume) it is paused in the first round it does not fit.
+    assert paused_after == [0.5, 0.5, 0.5, 1.5]
     # 2 s doubled, up to 8 s; the last pause comes 10 s after its resume: back to 2 s.
     assert pauses == [4.0, 8.0, 8.0, 2.0]
     downlink.close()

@@ -67,6 +67,11 @@ MAX_PAUSE_SECONDS: Final = 8.0
 # the estimate is stale (the link got better), and it rises to what is sent instead.
 QUIET_SECONDS: Final = 3.0
 PAUSE_AFTER_SECONDS: Final = 1.0  # video is paused once the overload outlasts this
+# A video just resumed is on trial for FLAP_SECONDS: loss is judged over this many packets and
+# an overload pauses at once, with no REMB drop asked to corroborate it. A resume that does not
+# fit (its encoder's rate rose since it was measured, a keyframe's burst) then costs the
+# receiver's audio about a second, not the four or five of the ordinary judgement.
+TRIAL_LOSS_SAMPLE: Final = 100
 PROBE_SECONDS: Final = 0.4
 PROBE_VERDICT_SECONDS: Final = 0.6  # a REMB about the probe arrives within about an RTT
 # ... and the receiver's answer to the sender reports sent as it ended within its RTCP interval
@@ -124,6 +129,8 @@ class Downlink:
         self._budget_at = 0.0
         self._paused_at: dict[TrackKey, float] = {}
         self._resumed_at: dict[TrackKey, float] = {}
+        # A video was resumed at `_trial_from`: see TRIAL_LOSS_SAMPLE.
+        self._trial_from = self._trial_until = -math.inf
         self._min_pause: dict[TrackKey, float] = {}
         self._over_since: float | None = None  # since when the allocation has not fit
         self._backoff = BACKOFF_START
@@ -189,16 +196,20 @@ class Downlink:
                 self._probe_covered = True
         self._lost += lost
         self._expected += expected
-        if self._expected < LOSS_SAMPLE:
+        on_trial = now < self._trial_until
+        if self._expected < (TRIAL_LOSS_SAMPLE if on_trial else LOSS_SAMPLE):
             return
         fraction = self._lost / self._expected
         self._lost = self._expected = 0
-        if fraction < QUEUE_LOSS:
+        if fraction < QUEUE_LOSS and not on_trial:
             self.loss = fraction  # what the link loses when it is not overloaded
         if fraction > PAUSE_LOSS and self.send_rate > 0:
             # At most what got through: an overflowing queue delivers about its rate.
             estimate = min(self.estimate, self.send_rate * (1 - fraction))
             self._congestion(estimate, now, "heavy_loss")
+        elif on_trial and fraction >= max(QUEUE_LOSS, self.loss + PROBE_LOSS_MARGIN):
+            estimate = min(self.estimate, self.send_rate * (1 - fraction))
+            self._congestion(estimate, now, "loss_after_resume")
         elif fraction >= QUEUE_LOSS:
             self._lossy_at = now
             remb, at = self._remb_drop
@@ -292,7 +303,10 @@ class Downlink:
             over = True
             if self._over_since is None:
                 self._over_since = now
-            if now - self._over_since >= PAUSE_AFTER_SECONDS:
+            # On trial, once its link has shown congestion since the resume: at once. (Not on
+            # the rate alone: the resume's own keyframe lifts it for a moment.)
+            failed_trial = now < self._trial_until and self._congested_at >= self._trial_from
+            if now - self._over_since >= PAUSE_AFTER_SECONDS or failed_trial:
                 self._pause(egress, egress.ingress.key, now)
             else:
                 needed += need  # not for long yet: a receiver busy for a moment recovers
@@ -349,6 +363,8 @@ class Downlink:
     def _resume(self, egress: Egress, key: TrackKey, now: float) -> None:
         egress.paused = False
         self._resumed_at[key] = now
+        self._trial_from, self._trial_until = now, now + FLAP_SECONDS
+        self._lost = self._expected = 0  # the trial's loss is judged from here
         egress.awaiting_keyframe = True
         self._paused_at.pop(key, None)
         if egress.ingress is not None:
