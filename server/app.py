@@ -12,9 +12,11 @@ from aiohttp.typedefs import Handler, Middleware
 
 from . import logs
 from .api import routes
-from .api.context import RATE_LIMITS, SERVICES
+from .api.context import CLUSTER, RATE_LIMITS, SERVICES
 from .api.problems import problem_middleware
 from .api.ratelimit import KeyedLimiter, RestLimits
+from .cluster.entry import WorkerLoad
+from .cluster.node import Membership, membership
 from .crypto import KeyRing, development_keyring
 from .services import Services, open_services
 from .settings import Settings
@@ -57,9 +59,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app[RATE_LIMITS] = rest_limits(settings)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings, keyring, clock) as services:
+        async with (
+            open_services(settings, keyring, clock) as services,
+            # After the services (it reads the rooms' load), closed before them.
+            membership(
+                settings, services.redis, lambda: WorkerLoad(*services.rooms.occupancy())
+            ) as member,
+        ):
             app[SERVICES] = services
-            app[SIGNALING] = signaling_deps(settings, services)
+            app[CLUSTER] = member
+            app[SIGNALING] = signaling_deps(settings, services, member)
             yield
 
     app.cleanup_ctx.append(services_ctx)
@@ -80,7 +89,9 @@ def rest_limits(settings: Settings) -> RestLimits:
     )
 
 
-def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
+def signaling_deps(
+    settings: Settings, services: Services, member: Membership | None = None
+) -> SignalingDeps:
     return SignalingDeps(
         access=services.access,
         rooms=services.rooms,
@@ -96,6 +107,7 @@ def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
             access_recheck=settings.socket_access_recheck_seconds,
         ),
         access_events=services.access_events,
+        placement=member.placement if member is not None else None,
     )
 
 

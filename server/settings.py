@@ -250,6 +250,11 @@ class Settings(BaseSettings):
             _check_worker_template(self.worker_public_url, self.workers)
         if self.worker_index >= self.workers:
             raise ConfigError("TRIAD_WORKER_INDEX must be below TRIAD_WORKERS")
+        if self.cluster_heartbeat_ttl_seconds < 2 * self.cluster_heartbeat_seconds:
+            raise ConfigError(
+                "TRIAD_CLUSTER_HEARTBEAT_TTL_SECONDS must be at least twice "
+                "TRIAD_CLUSTER_HEARTBEAT_SECONDS"
+            )
         if not self.clustered:
             return
         missing = []

@@ -7,7 +7,9 @@ import secrets
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 
+from server.cluster.entry import ClusterKeys
 from tests.conftest import require_service
 from tests.databases import REDIS_ENV, PostgresFactory
 
@@ -33,3 +35,19 @@ def redis_url() -> str:
 @pytest.fixture
 def cluster_name() -> str:
     return f"t{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+async def redis(redis_url: str, keys: ClusterKeys) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:  # the test's deployment leaves nothing behind
+        async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
+            await client.delete(key)
+        await client.aclose()
+
+
+@pytest.fixture
+def keys(cluster_name: str) -> ClusterKeys:
+    return ClusterKeys(cluster_name)
