@@ -146,10 +146,17 @@ def _add_web_client(app: web.Application) -> None:
 def security_headers(settings: Settings) -> Middleware:
     # Only the listed platform origins may frame the consult room (the embed SDK's host pages).
     ancestors = " ".join(["'self'", *settings.allowed_origins])
-    csp = (
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        f"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}"
-    )
+
+    def policy(workers: frozenset[str]) -> str:
+        # Several workers: the page's socket may go to any live worker (the registry's origins).
+        connect = " ".join(["'self'", *sorted(socket_sources(workers))])
+        return (
+            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+            f"connect-src {connect}; object-src 'none'; base-uri 'none'; "
+            f"frame-ancestors {ancestors}"
+        )
+
+    policies = {frozenset[str](): policy(frozenset())}
 
     # Production serves over https (checked at start): browsers must never fall back to http.
     hsts = "max-age=31536000; includeSubDomains" if settings.mode == "production" else None
@@ -165,6 +172,12 @@ def security_headers(settings: Settings) -> Middleware:
         if request.path.startswith("/api/"):
             headers.setdefault("Cache-Control", "no-store")  # responses may carry tokens or PHI
         else:
+            member = request.app.get(CLUSTER)
+            workers = member.registry.origins if member is not None else frozenset()
+            csp = policies.get(workers)
+            if csp is None:  # the registry changed: one policy per set of workers, kept
+                policies.clear()
+                csp = policies[workers] = policy(workers)
             headers.setdefault("Content-Security-Policy", csp)
         if request.path in EMBED_SDK_PATHS:
             # Platform pages load the SDK from their own origin; as an ES module that is a CORS
@@ -173,3 +186,15 @@ def security_headers(settings: Settings) -> Middleware:
         return response
 
     return middleware
+
+
+def socket_sources(origins: frozenset[str]) -> set[str]:
+    """CSP sources for a WebSocket to each origin (and the origin itself, for polling)."""
+    sources = set()
+    for origin in origins:
+        sources.add(origin)
+        if origin.startswith("https://"):
+            sources.add("wss://" + origin.removeprefix("https://"))
+        elif origin.startswith("http://"):
+            sources.add("ws://" + origin.removeprefix("http://"))
+    return sources

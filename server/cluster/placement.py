@@ -82,6 +82,11 @@ class Placement:
         self._claim = redis.register_script(_CLAIM)
 
     @property
+    def origins(self) -> frozenset[str]:
+        """The browser origins of every live worker and its node's pages."""
+        return self._registry.origins
+
+    @property
     def me(self) -> WorkerId:
         return self._registry.me.worker_id
 
@@ -100,6 +105,7 @@ class Placement:
         `wrong_worker` naming the worker that does."""
         owner = await self.owner(consult_id)
         if owner.worker_id != self.me:
+            log.info("cluster.wrong_worker", consult_id=consult_id, worker=owner.worker_id)
             raise WrongWorker(
                 ErrorCode.WRONG_WORKER,
                 "this consult is served by another worker: connect there",

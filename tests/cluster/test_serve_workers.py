@@ -70,7 +70,8 @@ async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
         await wait_for(replaced, DEADLINE, "the second worker started again")
         survivors = list(worker_processes(supervisor).values())
     assert server.returncode == 0
-    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in survivors)
+    _, alive = psutil.wait_procs(survivors, timeout=DEADLINE)
+    assert alive == []
     listening = [
         json.loads(line)
         for line in server.log_path.read_text().splitlines()
