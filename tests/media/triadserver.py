@@ -157,8 +157,17 @@ class TriadServer:
             await server.stop()
 
     async def start(self) -> None:
+        await self.prepare()
+        await self.launch()
+
+    async def prepare(self) -> None:
+        """The operator's steps: migrate, create a platform key (one server at a time: the
+        migration's configuration is global)."""
         await commands.migrate(self._settings)
         _, _, self._secret = await commands.create_api_key(self._settings, "weaklink")
+
+    async def launch(self) -> None:
+        """`triad serve`, until every worker answers `/healthz`."""
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
