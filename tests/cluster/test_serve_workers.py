@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
+from server.cluster.entry import ClusterKeys
 from tests.media.triadserver import TriadServer, free_ports
 from tests.waiting import wait_for
 
@@ -41,7 +42,7 @@ async def healthy(url: str) -> bool:
 
 
 async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
-    tmp_path: Path, cluster_database: str, redis_url: str, cluster_name: str
+    tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> None:
     async with TriadServer.running(
         tmp_path,
@@ -49,7 +50,7 @@ async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
         TRIAD_DATABASE_URL=cluster_database,
         TRIAD_REDIS_URL=redis_url,
         TRIAD_NODE_ID="node-a",
-        TRIAD_CLUSTER_NAME=cluster_name,
+        TRIAD_CLUSTER_NAME=keys.deployment,
         TRIAD_LOG_LEVEL="info",
     ) as server:
         supervisor = server.process
@@ -109,7 +110,7 @@ def test_workers_on_sqlite_without_redis_are_refused_before_anything_starts(
 
 
 def test_a_worker_that_cannot_start_stops_the_others_with_its_status(
-    tmp_path: Path, redis_url: str, cluster_name: str, postgres_empty: str
+    tmp_path: Path, redis_url: str, keys: ClusterKeys, postgres_empty: str
 ) -> None:
     result = serve(
         tmp_path,
@@ -119,7 +120,7 @@ def test_a_worker_that_cannot_start_stops_the_others_with_its_status(
         str(free_ports(2)),
         TRIAD_DATABASE_URL=postgres_empty,
         TRIAD_REDIS_URL=redis_url,
-        TRIAD_CLUSTER_NAME=cluster_name,
+        TRIAD_CLUSTER_NAME=keys.deployment,
     )
     assert result.returncode == 2
     assert "run `triad migrate`" in result.stderr

@@ -6,66 +6,27 @@ client then joins there."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from server.api.context import CLUSTER, SERVICES
-from server.api.routes import OPENAPI_KEY
-from server.app import create_app
+from server.api.context import SERVICES
 from server.cluster.entry import ClusterKeys
 from server.ids import ConsultId
 from tests.apiclient import Api
-from tests.conftest import PlatformKey, consult_body, make_settings, new_platform, participant
+from tests.cluster.inprocess import NodeWorker, node_workers
+from tests.conftest import PlatformKey, consult_body, new_platform, participant
 from tests.databases import snapshot
-from tests.media.triadserver import free_ports
 from tests.roomclient import RoomClient
-from tests.waiting import wait_for
-
-
-@dataclass
-class NodeWorker:
-    client: TestClient[Any, Any]
-    api: Api
-    url: str
-
-    @property
-    def id(self) -> str:
-        member = self.client.app[CLUSTER]
-        assert member is not None
-        return member.registry.me.worker_id
 
 
 @pytest.fixture
 async def node(
     aiohttp_client: Any, tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> list[NodeWorker]:
-    """Each worker's app on its port (aiohttp_client stops them after the test)."""
-    port = free_ports(2)
-    started = []
-    for index in range(2):
-        settings = make_settings(
-            tmp_path,
-            cluster_database,
-            redis_url=redis_url,
-            workers=2,
-            node_id="node-a",
-            worker_index=index,
-            port=port,
-            public_base_url=f"http://127.0.0.1:{port}",
-            cluster_name=keys.deployment,
-            cluster_heartbeat_seconds=0.2,
-            cluster_heartbeat_ttl_seconds=2,
-        )
-        server = TestServer(create_app(settings), host="127.0.0.1", port=port + index)
-        client: TestClient[Any, Any] = await aiohttp_client(server)
-        api = Api(client, client.app[OPENAPI_KEY].model_dump())
-        started.append(NodeWorker(client, api, f"http://127.0.0.1:{port + index}"))
-    return started
+    return await node_workers(aiohttp_client, tmp_path, cluster_database, redis_url, keys)
 
 
 @pytest.fixture
@@ -183,11 +144,6 @@ async def test_sockets_from_a_live_workers_page_are_allowed_and_others_not(
 ) -> None:
     """CORS on the Socket.IO handshake and CSP on the page follow the registry."""
     first, second = node
-    member = first.client.app[CLUSTER]
-    assert member is not None
-    await wait_for(
-        lambda: second.url in member.registry.origins, 10, "the first to list the second"
-    )
     async with first.client.session.get(
         f"{first.url}/socket.io/?EIO=4&transport=polling", headers={"Origin": second.url}
     ) as allowed:
