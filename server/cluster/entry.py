@@ -28,6 +28,7 @@ MAX_ID_BYTES = 64
 WORKER_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?-[0-9]{1,2}$")
 NODE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _MAX_COUNT = 1_000_000
+MAX_CPU = 1024.0  # cores
 _FIELDS = frozenset(
     {"worker_id", "node_id", "url", "base_url", "rooms", "participants", "cpu", "version"}
 )
@@ -72,7 +73,7 @@ class WorkerEntry:
                 raise ValueError("a count out of range")
         if isinstance(self.cpu, bool) or not isinstance(self.cpu, int | float):
             raise ValueError("cpu is a number")
-        if not (math.isfinite(self.cpu) and 0 <= self.cpu <= 1024):
+        if not (math.isfinite(self.cpu) and 0 <= self.cpu <= MAX_CPU):
             raise ValueError("cpu out of range")
 
     def encode(self) -> bytes:

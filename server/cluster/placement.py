@@ -121,7 +121,8 @@ class Placement:
             candidate = self._choose(await self._registry.live())
             found = await self._call(consult_id, candidate=candidate, lapsed=lapsed)
             if isinstance(found, WorkerEntry):
-                log.info("cluster.placed", consult_id=consult_id, worker=found.worker_id)
+                if found.worker_id == candidate:  # else another worker's choice won the race
+                    log.info("cluster.placed", consult_id=consult_id, worker=candidate)
                 return found
             lapsed = found
         raise _unavailable()

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from .. import logs
 from ..ids import WorkerId
 from .entry import (
+    MAX_CPU,
     MAX_ENTRY_BYTES,
     MAX_ID_BYTES,
     ClusterKeys,
@@ -119,11 +120,11 @@ class NodeRegistry:
         self.origins: frozenset[str] = frozenset()
 
     async def start(self) -> None:
-        """Write the first entry (the worker is placeable once it serves), then keep
-        beating on a task of its own."""
+        """Write an entry now (the worker is placeable once it serves), then keep beating on
+        a task of its own (one, however often this is called)."""
         try:
             await self._beat_once()
-        except RedisError as exc:  # the loop keeps trying; until then nothing is placed here
+        except Exception as exc:  # the loop keeps trying; until then nothing is placed here
             self._failing = True
             log.error("cluster.heartbeat_failed", **logs.failure(exc))
         if self._beating is None:
@@ -190,7 +191,8 @@ class NodeRegistry:
             base_url=self.me.base_url,
             rooms=load.rooms,
             participants=load.participants,
-            cpu=round(max(cpu, 0.0) / wall, 3) if wall > 0 else 0.0,
+            # Over a beat of microseconds (the first) clock granularity could say anything.
+            cpu=round(min(max(cpu, 0.0) / wall, MAX_CPU), 3) if wall > 0.01 else 0.0,
         )
 
     async def _beat_once(self) -> None:

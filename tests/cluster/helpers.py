@@ -52,7 +52,7 @@ async def workers(
     names: list[tuple[str, int]],
     *,
     interval: float = 0.2,
-    ttl: float = 2.0,
+    ttl: float = 10.0,
     prefer_node: str | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """Started registries (each heartbeating), closed on the way out. Recent placements are

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+import pytest
 
 from server.cluster.entry import ClusterKeys
 from tests.media.triadserver import TriadServer, free_ports
@@ -41,6 +42,8 @@ async def healthy(url: str) -> bool:
         return False
 
 
+# Three worker starts (a second of CPU each, more on two busy cores) and a stop.
+@pytest.mark.timeout(120)
 async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> None:

@@ -90,6 +90,8 @@ async def session_worker(server: TriadServer, consult: ConsultSeats) -> dict[str
     return worker
 
 
+# Four worker starts and six processes' stops on two shared cores.
+@pytest.mark.timeout(120)
 async def test_ten_consults_spread_over_two_nodes_of_two_workers(
     nodes: list[TriadServer], redis: Redis, keys: ClusterKeys
 ) -> None:
