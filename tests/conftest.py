@@ -87,20 +87,23 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def keys() -> ClusterKeys:
+async def keys(redis_url: str) -> AsyncIterator[ClusterKeys]:
     """A deployment name of the test's own in Redis: its workers never see another test's (or
-    another run's) in the registry."""
-    return ClusterKeys(f"t{secrets.token_hex(6)}")
+    another run's) in the registry. Whatever it holds is deleted after the test (and after
+    the servers the test started, which depend on it)."""
+    keys = ClusterKeys(f"t{secrets.token_hex(6)}")
+    yield keys
+    async with Redis.from_url(redis_url) as client:
+        async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
+            await client.delete(key)
 
 
 @pytest.fixture
-async def redis(redis_url: str, keys: ClusterKeys) -> AsyncIterator[Redis]:
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     try:
         yield client
-    finally:  # the test's deployment leaves nothing behind
-        async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
-            await client.delete(key)
+    finally:
         await client.aclose()
 
 

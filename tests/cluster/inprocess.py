@@ -74,6 +74,6 @@ async def node_workers(
     urls = {w.url for w in started}
     for worker in started:
         await wait_for(
-            lambda w=worker: urls <= w.member.registry.origins, 10, "every worker listed"
+            lambda w=worker: urls <= w.member.registry.origins, 30, "every worker listed"
         )
     return started
