@@ -22,12 +22,12 @@ from tests.conftest import consult_body, new_platform, participant
 
 
 async def test_pages_of_one_worker_join_the_consult_on_another_and_follow_a_move(
+    keys: ClusterKeys,  # first: its cleanup runs after the apps (aiohttp_client) stopped
+    redis: Redis,
     aiohttp_client: Any,
     tmp_path: Path,
     cluster_database: str,
     redis_url: str,
-    keys: ClusterKeys,
-    redis: Redis,
     browser: Browser,
 ) -> None:
     node = await node_workers(aiohttp_client, tmp_path, cluster_database, redis_url, keys)
