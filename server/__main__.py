@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (TRIAD_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (TRIAD_PORT)")
     serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, on consecutive ports from --port (TRIAD_WORKERS)",
+    )
+    serve.add_argument(
         "--demo", action="store_true", help="create a demo consult and print its join links"
     )
 
@@ -56,10 +61,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.verb == "serve":
-        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        if overrides:
-            settings = settings.model_copy(update=overrides)
-        commands.run_serve(settings, with_demo=args.demo)
+        overrides = {
+            k: v
+            for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
+            if v is not None
+        }
+        if overrides:  # validated as the environment's values are
+            settings = Settings.model_validate({**settings.model_dump(), **overrides})
+        return commands.run_serve(settings, with_demo=args.demo)
     elif args.verb == "migrate":
         head = asyncio.run(commands.migrate(settings))
         print(f"database migrated to revision {head}")

@@ -12,9 +12,11 @@ from aiohttp.typedefs import Handler, Middleware
 
 from . import logs
 from .api import routes
-from .api.context import RATE_LIMITS, SERVICES
+from .api.context import CLUSTER, RATE_LIMITS, SERVICES
 from .api.problems import problem_middleware
 from .api.ratelimit import KeyedLimiter, RestLimits
+from .cluster.entry import WorkerLoad
+from .cluster.node import Membership, membership
 from .crypto import KeyRing, development_keyring
 from .services import Services, open_services
 from .settings import Settings
@@ -57,9 +59,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app[RATE_LIMITS] = rest_limits(settings)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings, keyring, clock) as services:
+        async with (
+            open_services(settings, keyring, clock) as services,
+            # After the services (it reads the rooms' load), closed before them.
+            membership(
+                settings, services.redis, lambda: WorkerLoad(*services.rooms.occupancy())
+            ) as member,
+        ):
             app[SERVICES] = services
-            app[SIGNALING] = signaling_deps(settings, services)
+            app[CLUSTER] = member
+            app[SIGNALING] = signaling_deps(settings, services, member)
             yield
 
     app.cleanup_ctx.append(services_ctx)
@@ -80,7 +89,9 @@ def rest_limits(settings: Settings) -> RestLimits:
     )
 
 
-def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
+def signaling_deps(
+    settings: Settings, services: Services, member: Membership | None = None
+) -> SignalingDeps:
     return SignalingDeps(
         access=services.access,
         rooms=services.rooms,
@@ -96,6 +107,7 @@ def signaling_deps(settings: Settings, services: Services) -> SignalingDeps:
             access_recheck=settings.socket_access_recheck_seconds,
         ),
         access_events=services.access_events,
+        placement=member.placement if member is not None else None,
     )
 
 
@@ -134,10 +146,17 @@ def _add_web_client(app: web.Application) -> None:
 def security_headers(settings: Settings) -> Middleware:
     # Only the listed platform origins may frame the consult room (the embed SDK's host pages).
     ancestors = " ".join(["'self'", *settings.allowed_origins])
-    csp = (
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        f"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}"
-    )
+
+    def policy(workers: frozenset[str]) -> str:
+        # Several workers: the page's socket may go to any live worker (the registry's origins).
+        connect = " ".join(["'self'", *sorted(socket_sources(workers))])
+        return (
+            "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+            f"connect-src {connect}; object-src 'none'; base-uri 'none'; "
+            f"frame-ancestors {ancestors}"
+        )
+
+    policies = {frozenset[str](): policy(frozenset())}
 
     # Production serves over https (checked at start): browsers must never fall back to http.
     hsts = "max-age=31536000; includeSubDomains" if settings.mode == "production" else None
@@ -153,6 +172,12 @@ def security_headers(settings: Settings) -> Middleware:
         if request.path.startswith("/api/"):
             headers.setdefault("Cache-Control", "no-store")  # responses may carry tokens or PHI
         else:
+            member = request.app.get(CLUSTER)
+            workers = member.registry.origins if member is not None else frozenset()
+            csp = policies.get(workers)
+            if csp is None:  # the registry changed: one policy per set of workers, kept
+                policies.clear()
+                csp = policies[workers] = policy(workers)
             headers.setdefault("Content-Security-Policy", csp)
         if request.path in EMBED_SDK_PATHS:
             # Platform pages load the SDK from their own origin; as an ES module that is a CORS
@@ -161,3 +186,15 @@ def security_headers(settings: Settings) -> Middleware:
         return response
 
     return middleware
+
+
+def socket_sources(origins: frozenset[str]) -> set[str]:
+    """CSP sources for a WebSocket to each origin (and the origin itself, for polling)."""
+    sources = set()
+    for origin in origins:
+        sources.add(origin)
+        if origin.startswith("https://"):
+            sources.add("wss://" + origin.removeprefix("https://"))
+        elif origin.startswith("http://"):
+            sources.add("ws://" + origin.removeprefix("http://"))
+    return sources

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from multiprocessing.synchronize import Event
 
 from aiohttp import web
 
@@ -23,6 +26,7 @@ from .errors import ConfigError, ErrorCode, TriadError
 from .ids import ConsultId, KeyId
 from .services import Services, open_services
 from .settings import Settings
+from .supervisor import Supervisor
 
 DEMO_PLATFORM = "Triad demo"
 DEMO_PEOPLE = (
@@ -117,35 +121,74 @@ def keygen() -> str:
     return generate_key_spec("k1")
 
 
-def run_serve(settings: Settings, *, with_demo: bool) -> None:
-    """`serve` on the event loop `TRIAD_EVENT_LOOP` names."""
+def run_serve(settings: Settings, *, with_demo: bool) -> int:
+    """`serve`: one process on the event loop `TRIAD_EVENT_LOOP` names, or with more than one
+    worker a supervisor of that many such processes. Returns the exit status."""
+    settings.check()  # before any worker starts: a missing service is named once
+    if settings.workers > 1:
+        logs.configure(settings.log_level, settings.log_format)
+        return Supervisor(settings, run_worker, with_demo=with_demo).run()
+    serve_one(settings, with_demo=with_demo)
+    return 0
+
+
+def serve_one(settings: Settings, *, with_demo: bool, ready: Event | None = None) -> None:
     with asyncio.Runner(loop_factory=eventloop.loop_factory(settings.event_loop)) as runner:
-        runner.run(serve(settings, with_demo=with_demo))
+        runner.run(serve(settings, with_demo=with_demo, ready=ready))
 
 
-async def serve(settings: Settings, *, with_demo: bool) -> None:
+def run_worker(settings: Settings, ready: Event, with_demo: bool) -> None:
+    """One worker process of `triad serve --workers N` (started by the supervisor)."""
+    try:
+        serve_one(settings, with_demo=with_demo, ready=ready)
+    except ConfigError as exc:
+        print(f"triad: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+async def serve(settings: Settings, *, with_demo: bool, ready: Event | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
     log = logs.get("triad.serve")
     app = create_app(settings)
     runner = web.AppRunner(app, access_log_class=logs.AccessLogger)
     await runner.setup()  # opens the database and refuses an unmigrated one
+    watch: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        port = settings.worker_port
+        site = web.TCPSite(runner, settings.host, port)
         await site.start()
         log.info(
             "listening",
             host=settings.host,
-            port=settings.port,
+            port=port,
+            worker=settings.worker_id if settings.clustered else None,
             event_loop=eventloop.running_loop_name(),
         )
-        print(f"Triad is running on http://{settings.host}:{settings.port} (Ctrl+C stops it)")
+        print(f"Triad is running on http://{settings.host}:{port} (Ctrl+C stops it)", flush=True)
         if with_demo:
             print_demo(await create_demo(app[SERVICES]))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready.set()
+            watch = loop.create_task(_stop_when_orphaned(stop))
         await stop.wait()
         log.info("stopping")
     finally:
+        if watch is not None:
+            watch.cancel()
         await runner.cleanup()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker outlives its supervisor only by accident (it was killed): stop too."""
+    parent = os.getppid()
+    # Polled: nothing signals a process that its parent died (short of Linux's prctl).
+    while os.getppid() == parent:  # noqa: ASYNC110
+        await asyncio.sleep(1.0)
+    logs.get("triad.serve").error("parent_vanished")
+    stop.set()

@@ -73,6 +73,9 @@ class ErrorCode(StrEnum):
     BRIEF_NOT_FOUND = "brief_not_found"
     MEASURE_INVALID = "measure_invalid"
     PREVIOUS_CONSULT_INVALID = "previous_consult_invalid"
+    # Workers (scale-out)
+    WRONG_WORKER = "wrong_worker"
+    PLACEMENT_UNAVAILABLE = "placement_unavailable"
     # Service
     NOT_READY = "not_ready"
     INTERNAL = "internal"
@@ -199,6 +202,12 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.PREVIOUS_CONSULT_INVALID: ErrorSpec(
         HTTPStatus.CONFLICT, "The previous consult is unknown, not ended, or has no saved plan"
+    ),
+    ErrorCode.WRONG_WORKER: ErrorSpec(
+        HTTPStatus.MISDIRECTED_REQUEST, "Another worker serves this consult: connect there"
+    ),
+    ErrorCode.PLACEMENT_UNAVAILABLE: ErrorSpec(
+        HTTPStatus.SERVICE_UNAVAILABLE, "No worker can take the consult right now"
     ),
     ErrorCode.NOT_READY: ErrorSpec(HTTPStatus.SERVICE_UNAVAILABLE, "The service is not ready"),
     ErrorCode.INTERNAL: ErrorSpec(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error"),

@@ -12,6 +12,8 @@ ParticipantId = NewType("ParticipantId", str)
 TokenId = NewType("TokenId", str)
 PlanId = NewType("PlanId", str)
 MeasureId = NewType("MeasureId", str)
+# A worker process of a deployment: `<node id>-<index>` (server/cluster/).
+WorkerId = NewType("WorkerId", str)
 
 _ID_BYTES = 12  # 96 bits: unguessable, short enough for URLs and logs
 

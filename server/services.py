@@ -152,10 +152,11 @@ class SavedPlans:
 
 
 def media_config(settings: Settings) -> MediaConfig:
+    udp_ports = settings.worker_udp_ports  # this worker's share of the range
     return MediaConfig(
         host_addresses=tuple(settings.ice_host_addresses),
-        udp_port_min=settings.ice_udp_port_min,
-        udp_port_max=settings.ice_udp_port_max,
+        udp_port_min=udp_ports[0] if udp_ports else None,
+        udp_port_max=udp_ports[1] if udp_ports else None,
         # The server's own peer connections use STUN only (to learn a public address); TURN is
         # for browsers behind restrictive networks.
         ice_servers=(IceServer(urls=tuple(settings.stun_urls)),) if settings.stun_urls else (),

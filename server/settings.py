@@ -8,8 +8,12 @@ the secrets it must not guess (see `Settings.production_problems`).
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
+from string import Formatter
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +22,13 @@ from .errors import ConfigError
 from .eventloop import EventLoopName
 
 StrList = Annotated[list[str], NoDecode]
+
+# A node's id names its workers (`<node>-<index>`) in the registry and may be part of their
+# public URLs, so it is a DNS label: lower-case letters, digits and inner hyphens.
+NODE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+MAX_WORKERS = 64
+# What `TRIAD_WORKER_PUBLIC_URL` may name: the worker's port, index, id, and its node's id.
+WORKER_URL_FIELDS = frozenset({"port", "index", "worker", "node"})
 
 
 def _split_list(value: Any) -> Any:
@@ -64,6 +75,27 @@ class Settings(BaseSettings):
     # Loopback, link-local, multicast and unspecified only when a host address is one.
     ice_max_remote_candidates: int = Field(default=32, ge=1, le=1000)
     ice_allow_private_candidates: bool = False
+
+    # Scale-out (docs/operations.md). One process on SQLite by default. More than one worker, or
+    # a node id (a machine of a multi-node deployment), needs PostgreSQL and Redis: consults
+    # are placed on workers through Redis. Worker i listens on `port + i` and takes the i-th
+    # equal share of the ICE UDP port range.
+    workers: int = Field(default=1, ge=1, le=MAX_WORKERS)
+    node_id: str | None = Field(default=None, pattern=NODE_ID_PATTERN)
+    # Where browsers reach each worker's signaling: a template naming {port}, {index}, {worker}
+    # or {node}, e.g. `https://triad.example/w/{worker}` behind a proxy that strips the prefix.
+    # Unset: the public base URL with the worker's port.
+    worker_public_url: str | None = None
+    # Which worker of its node this process is: set by `triad serve --workers N` for each
+    # process it starts (0 for a single process).
+    worker_index: int = Field(default=0, ge=0, lt=MAX_WORKERS)
+    # Each worker writes its entry (URL and load) this often; it lapses after the TTL.
+    cluster_heartbeat_seconds: float = Field(default=1.0, ge=0.1, le=30)
+    cluster_heartbeat_ttl_seconds: float = Field(default=5.0, ge=1, le=300)
+    # The deployment's name in Redis: deployments (or test runs) sharing one Redis keep apart.
+    cluster_name: str = Field(default="main", pattern=NODE_ID_PATTERN)
+    # Place new consults on this node's workers while any of them is live.
+    placement_prefer_node: str | None = Field(default=None, pattern=NODE_ID_PATTERN)
 
     # Origins allowed to embed the consult room (CSP frame-ancestors).
     allowed_origins: StrList = []
@@ -126,6 +158,59 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else None
 
+    @field_validator("worker_public_url")
+    @classmethod
+    def _strip_template_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    @property
+    def clustered(self) -> bool:
+        """More than one worker, or a node of a multi-node deployment."""
+        return self.workers > 1 or self.node_id is not None
+
+    @property
+    def node(self) -> str:
+        """This machine's node id: the setting, else one made from the host name."""
+        if self.node_id is not None:
+            return self.node_id
+        label = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")[:32]
+        return label.strip("-") or "node"
+
+    @property
+    def worker_id(self) -> str:
+        return f"{self.node}-{self.worker_index}"
+
+    @property
+    def worker_port(self) -> int:
+        """The port this worker listens on: consecutive from `port`."""
+        return self.port + self.worker_index if self.port else 0
+
+    @property
+    def worker_url(self) -> str:
+        """Where browsers reach this worker's signaling."""
+        if self.worker_public_url is not None:
+            return self.worker_public_url.format(
+                port=self.worker_port,
+                index=self.worker_index,
+                worker=self.worker_id,
+                node=self.node,
+            )
+        if not self.clustered:
+            return self.base_url
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return urlunsplit(parts._replace(netloc=f"{host}:{self.worker_port}")).rstrip("/")
+
+    @property
+    def worker_udp_ports(self) -> tuple[int, int] | None:
+        """This worker's share of the ICE UDP port range (all of it for one worker)."""
+        if self.ice_udp_port_min is None or self.ice_udp_port_max is None:
+            return None
+        share = (self.ice_udp_port_max - self.ice_udp_port_min + 1) // self.workers
+        first = self.ice_udp_port_min + share * self.worker_index
+        return first, first + share - 1
+
     @property
     def base_url(self) -> str:
         if self.public_base_url:
@@ -153,7 +238,50 @@ class Settings(BaseSettings):
             problems.append("TRIAD_PUBLIC_BASE_URL must be an https:// URL in production")
         if self.turn_urls and self.turn_secret is None:
             problems.append("TRIAD_TURN_URLS is set but TRIAD_TURN_SECRET is not")
+        if self.workers > 1 and not (self.worker_public_url or "").startswith("https://"):
+            problems.append(
+                "TRIAD_WORKER_PUBLIC_URL must be an https:// URL template with more than one "
+                "worker in production (each worker's public address, see docs/operations.md)"
+            )
         return problems
+
+    def _check_scale_out(self) -> None:
+        if self.worker_public_url is not None:
+            _check_worker_template(self.worker_public_url, self.workers)
+        if self.worker_index >= self.workers:
+            raise ConfigError("TRIAD_WORKER_INDEX must be below TRIAD_WORKERS")
+        if self.cluster_heartbeat_ttl_seconds < 2 * self.cluster_heartbeat_seconds:
+            raise ConfigError(
+                "TRIAD_CLUSTER_HEARTBEAT_TTL_SECONDS must be at least twice "
+                "TRIAD_CLUSTER_HEARTBEAT_SECONDS"
+            )
+        if not self.clustered:
+            return
+        missing = []
+        if not self.effective_database_url.startswith("postgresql"):
+            missing.append("TRIAD_DATABASE_URL must name a PostgreSQL database")
+        if not self.redis_url:
+            missing.append("TRIAD_REDIS_URL must name a Redis server")
+        if missing:
+            why = (
+                f"TRIAD_WORKERS={self.workers}"
+                if self.workers > 1
+                else f"TRIAD_NODE_ID={self.node_id}"
+            )
+            raise ConfigError(
+                f"{why} runs consults on several workers, which share PostgreSQL and Redis:\n"
+                + "\n".join(f"  - {m}" for m in missing)
+            )
+        if self.workers > 1 and self.port == 0:
+            raise ConfigError("TRIAD_PORT must name a port with more than one worker (not 0)")
+        if self.port + self.workers - 1 > 65535:
+            raise ConfigError("TRIAD_PORT + TRIAD_WORKERS - 1 is past port 65535")
+        udp = self.worker_udp_ports
+        if udp is not None and udp[1] < udp[0]:
+            raise ConfigError(
+                "the ICE UDP port range is split between the workers: it needs at least "
+                "one port per worker"
+            )
 
     def check(self) -> None:
         if (
@@ -164,8 +292,28 @@ class Settings(BaseSettings):
             raise ConfigError("TRIAD_ICE_UDP_PORT_MIN is above TRIAD_ICE_UDP_PORT_MAX")
         if (self.ice_udp_port_min is None) != (self.ice_udp_port_max is None):
             raise ConfigError("set TRIAD_ICE_UDP_PORT_MIN and TRIAD_ICE_UDP_PORT_MAX together")
+        self._check_scale_out()
         problems = self.production_problems()
         if problems:
             raise ConfigError(
                 "refusing to start in production mode:\n" + "\n".join(f"  - {p}" for p in problems)
             )
+
+
+def _check_worker_template(template: str, workers: int) -> None:
+    if not template.startswith(("http://", "https://")):
+        raise ConfigError("TRIAD_WORKER_PUBLIC_URL must be an http:// or https:// URL")
+    try:
+        fields = {name for _, name, _, _ in Formatter().parse(template) if name is not None}
+    except ValueError:
+        raise ConfigError("TRIAD_WORKER_PUBLIC_URL has an unbalanced brace") from None
+    unknown = fields - WORKER_URL_FIELDS
+    if unknown:
+        raise ConfigError(
+            "TRIAD_WORKER_PUBLIC_URL may name only {port}, {index}, {worker} and {node}"
+        )
+    if workers > 1 and not fields & {"port", "index", "worker"}:
+        raise ConfigError(
+            "TRIAD_WORKER_PUBLIC_URL must tell the workers apart: name {port}, {index} or "
+            "{worker} in it"
+        )

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
 from server import logs
 from server.api.context import SERVICES
 from server.api.routes import OPENAPI_KEY
 from server.app import create_app
+from server.cluster.entry import ClusterKeys
 from server.consults.model import Actor
 from server.db.engine import Database
 from server.services import Services
@@ -28,6 +30,7 @@ from server.settings import Settings
 from tests.apiclient import Api
 from tests.databases import (
     POSTGRES_ENV,
+    REDIS_ENV,
     PostgresFactory,
     services_required,
     sqlite_copy,
@@ -69,6 +72,39 @@ def postgres() -> Iterator[PostgresFactory]:
     factory.create_template()
     yield factory
     factory.drop_template()
+
+
+@pytest.fixture
+async def cluster_database(postgres: PostgresFactory) -> AsyncIterator[str]:
+    """A migrated PostgreSQL database, as the workers of a deployment share it."""
+    async with postgres.database(migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service(REDIS_ENV)
+
+
+@pytest.fixture
+async def keys(redis_url: str) -> AsyncIterator[ClusterKeys]:
+    """A deployment name of the test's own in Redis: its workers never see another test's (or
+    another run's) in the registry. Whatever it holds is deleted after the test (and after
+    the servers the test started, which depend on it)."""
+    keys = ClusterKeys(f"t{secrets.token_hex(6)}")
+    yield keys
+    async with Redis.from_url(redis_url) as client:
+        async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
+            await client.delete(key)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -20,6 +20,17 @@ FORBIDDEN = {
     "server.db": ("server.api", "server.consults", "server.signaling", "server.rooms"),
     "server.consults": ("aiohttp", "socketio", "server.api", "server.signaling"),
     "server.api": ("server.signaling", "server.rooms.media", "aiortc"),
+    # Where workers and consults live: Redis and settings only, no room, socket or database.
+    "server.cluster": (
+        "server.api",
+        "server.signaling",
+        "server.rooms",
+        "server.notes",
+        "server.consults",
+        "server.db",
+        "aiohttp",
+        "socketio",
+    ),
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ..consults.audit import AuditAction
-from .context import SERVICES
+from ..consults.model import ConsultStatus
+from .context import CLUSTER, SERVICES
 from .operations import Call, Reply
 from .reads import log_read
 from .schemas import (
@@ -14,6 +15,7 @@ from .schemas import (
     SessionConsultOut,
     SessionOut,
     SessionYouOut,
+    WorkerOut,
 )
 
 
@@ -25,6 +27,11 @@ async def read_session(call: Call) -> Reply:
     services = call.request.app[SERVICES]
     care = await services.care.care_state(consult.id)
     declared = await services.care.declarations(identity)
+    worker = None
+    member = call.request.app[CLUSTER]
+    if member is not None and consult.status != ConsultStatus.ENDED:
+        owner = await member.placement.owner(consult.id)
+        worker = WorkerOut(id=owner.worker_id, url=owner.url)
     await log_read(call, consult.id, AuditAction.SESSION_READ)  # the names are PHI
     return Reply(
         200,
@@ -52,5 +59,6 @@ async def read_session(call: Call) -> Reply:
             participants=[
                 ParticipantOut(id=p.id, role=p.role, name=p.name) for p in consult.participants
             ],
+            worker=worker,
         ),
     )

@@ -145,7 +145,11 @@ OPERATIONS: tuple[Operation, ...] = (
         participants.read_session,
         auth="join_token",
         responses={200: ("The participant's view of the consult", SessionOut)},
-        errors=(ErrorCode.TOKEN_WRONG_CONSULT, ErrorCode.CONSULT_ENDED),
+        errors=(
+            ErrorCode.TOKEN_WRONG_CONSULT,
+            ErrorCode.CONSULT_ENDED,
+            ErrorCode.PLACEMENT_UNAVAILABLE,
+        ),
         tags=("participants",),
     ),
     # --- Notes and plans (the notes channel's block) ---

@@ -162,10 +162,21 @@ class SessionYouOut(Body):
     )
 
 
+class WorkerOut(Body):
+    id: str
+    url: str = Field(description="The worker's public URL; its Socket.IO path is `/socket.io`.")
+
+
 class SessionOut(Body):
     consult: SessionConsultOut
     you: SessionYouOut
     participants: list[ParticipantOut]
+    worker: WorkerOut | None = Field(
+        default=None,
+        description="A server of several workers: the one that serves this consult's room "
+        "(placed on it now if it was not). Connect the consult room's socket at its `url`. "
+        "`null`: the server is one process; connect where the page was loaded from.",
+    )
 
 
 class HealthOut(Body):

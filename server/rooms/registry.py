@@ -55,6 +55,10 @@ class RoomRegistry:
         self._ended: set[ConsultId] = set()
         self._closed = False
 
+    def occupancy(self) -> tuple[int, int]:
+        """The rooms live here, and the participants connected to them (this worker's load)."""
+        return len(self._rooms), sum(room.connected_count for room in self._rooms.values())
+
     def get(self, consult_id: ConsultId) -> ConsultRoom | None:
         return self._rooms.get(consult_id)
 

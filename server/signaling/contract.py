@@ -58,12 +58,23 @@ class FieldProblem(BaseModel):
     message: str
 
 
+class WorkerOut(BaseModel):
+    """A worker of the deployment: its id and where browsers reach its signaling."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    url: str = Field(description="the worker's public URL; Socket.IO is at its /socket.io")
+
+
 class ErrorBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     code: ErrorCode
     message: str
     errors: list[FieldProblem] | None = Field(
         default=None, description="with validation_failed: the fields at fault"
+    )
+    worker: WorkerOut | None = Field(
+        default=None, description="with wrong_worker: the worker that serves the consult"
     )
 
 
@@ -113,13 +124,16 @@ CLIENT_EVENTS: tuple[ClientEvent, ...] = (
         "Take the participant's seat (the lobby or the room); returns the room's state",
         payloads.Join,
         JoinAck,
-        # Every join re-checks the token against the database.
+        # Every join re-checks the token against the database; with several workers, only the
+        # consult's own worker seats anyone.
         (
             ErrorCode.CONSULT_ENDED,
             ErrorCode.PARTICIPANT_NOT_FOUND,
             ErrorCode.TOKEN_INVALID,
             ErrorCode.TOKEN_EXPIRED,
             ErrorCode.TOKEN_REVOKED,
+            ErrorCode.WRONG_WORKER,
+            ErrorCode.PLACEMENT_UNAVAILABLE,
         ),
     ),
     ClientEvent("leave", "Leave the consult; the seat is freed at once", payloads.Empty, Ack),

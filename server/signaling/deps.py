@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..cluster.placement import Placement
 from ..consults.access import ParticipantAccess
 from ..consults.access_events import AccessEvents
 from ..notes.service import NotesService
@@ -43,3 +44,5 @@ class SignalingDeps:
     notes: NotesService
     limits: SocketLimits
     access_events: AccessEvents
+    # Where consults live when the server is several workers (None: one process holds all).
+    placement: Placement | None = None

@@ -15,6 +15,7 @@ from typing import Any
 import socketio
 
 from .. import logs
+from ..cluster.placement import WrongWorker
 from ..consults.access_events import AccessEvent
 from ..consults.model import JoinIdentity
 from ..errors import ErrorCode, TriadError
@@ -32,6 +33,7 @@ from .contract import (
     MediaRestartAck,
     Refusal,
     ShareStopAck,
+    WorkerOut,
 )
 from .deps import SignalingDeps
 from .notes_events import NotesEvents
@@ -274,6 +276,8 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await self._shut(connection, error.code, error.message)
             raise
         connection.identity, connection.consult = identity, consult
+        if deps.placement is not None:  # several workers: seat only on the consult's own
+            await deps.placement.require_here(consult.id)
         state = await deps.rooms.join(identity, consult, connection.channel)
         code = connection.closed_with
         if code is not None:  # its access ended while it was being seated: free the seat
@@ -383,5 +387,9 @@ def _refusal(error: TriadError) -> dict[str, Any]:
         if error.field_errors
         else None
     )
-    refusal = Refusal(error=ErrorBody(code=error.code, message=error.message, errors=problems))
+    owner = error.owner if isinstance(error, WrongWorker) else None
+    worker = WorkerOut(id=owner.worker_id, url=owner.url) if owner is not None else None
+    refusal = Refusal(
+        error=ErrorBody(code=error.code, message=error.message, errors=problems, worker=worker)
+    )
     return refusal.model_dump(mode="json", exclude_none=True)

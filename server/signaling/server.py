@@ -7,11 +7,29 @@ from collections.abc import AsyncIterator, Callable
 import socketio
 from aiohttp import web
 
+from ..cluster.entry import origin_of
 from ..settings import Settings
 from .deps import SignalingDeps
 from .frames import BoundedPacket
 from .namespace import ConsultNamespace
 from .sweep import AccessSweep
+
+
+def allowed_origins(
+    settings: Settings, deps: Callable[[], SignalingDeps]
+) -> list[str] | Callable[[str], bool]:
+    """One process: browsers from its own pages only. Several workers: from the pages of any
+    live worker or node too (the join page is served by any; the socket goes to the consult's
+    worker), as the registry last listed them."""
+    if not settings.clustered:
+        return [settings.base_url]
+    own = origin_of(settings.base_url)
+
+    def allowed(origin: str) -> bool:
+        placement = deps().placement
+        return origin == own or (placement is not None and origin in placement.origins)
+
+    return allowed
 
 
 def attach(app: web.Application, settings: Settings, deps: Callable[[], SignalingDeps]) -> None:
@@ -22,7 +40,7 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
         async_handlers=False,
         # Browsers may only connect from our own pages (the embed frames them, it does not
         # host them); non-browser clients send no Origin.
-        cors_allowed_origins=[settings.base_url],
+        cors_allowed_origins=allowed_origins(settings, deps),
         max_http_buffer_size=settings.socket_max_message_bytes,
         # A socket whose network vanished (no close ever arrives) is noticed within interval +
         # timeout: Engine.IO's defaults, 25 s + 20 s, leave the other two looking at a frozen

@@ -8,7 +8,8 @@ consent, so all three participants can join without a lobby, and `POST .../end`.
 
 `command` replaces `-m server serve` (what follows the interpreter), for a wrapper that runs
 the same `triad serve` with a debug hook (`bench/triadprobe.py`); `env` adds variables that are
-not settings.
+not settings. `workers` above one runs `triad serve --workers N` (on consecutive free ports;
+its settings must then name PostgreSQL and Redis), one node of a deployment.
 """
 
 from __future__ import annotations
@@ -70,6 +71,23 @@ def free_port() -> int:
         return port
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on loopback (workers listen on them)."""
+    for _ in range(100):
+        first = free_port()
+        if first + count - 1 > 65535:
+            continue
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    probe = held.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")
+
+
 class TriadServer:
     """A running `triad serve`. Use `TriadServer.running(directory)`."""
 
@@ -79,12 +97,15 @@ class TriadServer:
         *,
         command: Sequence[str] = SERVE,
         env: Mapping[str, str] | None = None,
+        workers: int = 1,
         **settings: str,
     ) -> None:
         self.directory = directory
         self.command = tuple(command)
-        self.port = free_port()
+        self.port = free_ports(workers)
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # Each worker's own address (the first is the base URL's).
+        self.worker_urls = tuple(f"http://127.0.0.1:{self.port + i}" for i in range(workers))
         self.log_path = directory / "server.log"
         values = {
             "TRIAD_MODE": "development",
@@ -96,12 +117,13 @@ class TriadServer:
             "TRIAD_ICE_HOST_ADDRESSES": "127.0.0.1",
             "TRIAD_LOG_LEVEL": os.environ.get("WEAKLINK_SERVER_LOG_LEVEL", "warning"),
             "TRIAD_LOG_FORMAT": "json",
+            "TRIAD_WORKERS": str(workers),
             **settings,
         }
         # The same settings in this process (for the operator's steps) and in the server's.
-        self._settings = Settings(
-            **{k.removeprefix("TRIAD_").lower(): v for k, v in values.items()}, redis_url=None
-        )
+        # The operator's steps need neither Redis nor the workers.
+        own = {k.removeprefix("TRIAD_").lower(): v for k, v in values.items()}
+        self._settings = Settings(**{**own, "redis_url": None, "workers": 1, "node_id": None})
         extra = dict(env or {})
         if any(k.startswith("TRIAD_") for k in extra):
             raise ValueError("settings go in as keyword arguments, not `env`")
@@ -111,6 +133,8 @@ class TriadServer:
         self._process: asyncio.subprocess.Process | None = None
         self._ps: psutil.Process | None = None
         self._secret = ""
+        # `triad serve`'s exit status once stopped.
+        self.returncode: int | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -120,11 +144,12 @@ class TriadServer:
         *,
         command: Sequence[str] = SERVE,
         env: Mapping[str, str] | None = None,
+        workers: int = 1,
         **settings: str,
     ) -> AsyncIterator[TriadServer]:
         """Migrated, with a platform key, serving; stopped on the way out. `settings` are
         extra `TRIAD_*` environment variables."""
-        server = cls(directory, command=command, env=env, **settings)
+        server = cls(directory, command=command, env=env, workers=workers, **settings)
         try:
             await server.start()
             yield server
@@ -132,8 +157,17 @@ class TriadServer:
             await server.stop()
 
     async def start(self) -> None:
+        await self.prepare()
+        await self.launch()
+
+    async def prepare(self) -> None:
+        """The operator's steps: migrate, create a platform key (one server at a time: the
+        migration's configuration is global)."""
         await commands.migrate(self._settings)
         _, _, self._secret = await commands.create_api_key(self._settings, "weaklink")
+
+    async def launch(self) -> None:
+        """`triad serve`, until every worker answers `/healthz`."""
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -145,14 +179,19 @@ class TriadServer:
             )
         self._ps = psutil.Process(self._process.pid)
         async with asyncio.timeout(DEADLINE), aiohttp.ClientSession() as http:
-            while True:
-                if self._process.returncode is not None:
-                    raise RuntimeError(f"triad serve exited: {self.log_tail()}")
-                with contextlib.suppress(aiohttp.ClientConnectionError):
-                    async with http.get(f"{self.base_url}/healthz") as answer:
-                        if answer.status == 200:
-                            return
-                await asyncio.sleep(0.1)
+            for url in self.worker_urls:
+                await self._healthy(http, url)
+
+    async def _healthy(self, http: aiohttp.ClientSession, url: str) -> None:
+        assert self._process is not None
+        while True:
+            if self._process.returncode is not None:
+                raise RuntimeError(f"triad serve exited: {self.log_tail()}")
+            with contextlib.suppress(aiohttp.ClientConnectionError):
+                async with http.get(f"{url}/healthz") as answer:
+                    if answer.status == 200:
+                        return
+            await asyncio.sleep(0.1)
 
     @property
     def process(self) -> psutil.Process:
@@ -233,5 +272,7 @@ class TriadServer:
         try:
             await asyncio.wait_for(process.wait(), DEADLINE)
         except TimeoutError:
-            process.kill()
+            # Its own session: the group holds the workers a supervisor started.
+            os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+        self.returncode = process.returncode

@@ -196,6 +196,7 @@ function enterRoom() {
   app.room = new Room({
     token: app.token,
     consultId: app.consultId,
+    workerUrl: app.session?.worker?.url ?? null,
     devices: app.devices,
     onFinished: finished,
     onFatal: (code) =>

@@ -69,6 +69,9 @@ export const PROBLEMS = {
     retryLabel: "Use this page",
   },
   not_ready: TRY_AGAIN,
+  placement_unavailable: TRY_AGAIN,
+  // The room kept being served elsewhere after following a few times.
+  wrong_worker: TRY_AGAIN,
   internal: TRY_AGAIN,
   network_error: TRY_AGAIN,
   bad_response: TRY_AGAIN,

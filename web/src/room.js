@@ -30,24 +30,31 @@ import { showView } from "./views.js";
 // Asked again while the new peer connection does not come up (the first ask may be lost with a
 // socket that is dying too).
 const MEDIA_RETRY_MS = 8000;
+// `wrong_worker` answers followed in a row before giving up (each names the consult's worker;
+// more than a few means the placement keeps moving, and the person is better told).
+const MAX_WORKER_FOLLOWS = 3;
 
 export class Room {
   /**
    * @param {object} options
    * @param {string} options.token the join token
    * @param {string} options.consultId
+   * @param {string|null} [options.workerUrl] the consult's worker (the session's `worker.url`)
    * @param {import("./devices.js").DeviceCheck} options.devices the local camera and microphone
    * @param {(how: {kind: "ended"|"left", planId?: string}) => void} options.onFinished
    * @param {(code: string) => void} options.onFatal a refusal that ends this page's session
    * @param {(event: string, detail: object) => void} [options.emit] room events for embedders
    */
-  constructor({ token, consultId, devices, onFinished, onFatal, emit }) {
+  constructor({ token, consultId, workerUrl = null, devices, onFinished, onFatal, emit }) {
     this.consultId = consultId;
     this.devices = devices;
     this.onFinished = onFinished;
     this.onFatal = onFatal;
     this.emit = emit || (() => {});
-    this.signaling = new Signaling({ token, consultId });
+    this.signaling = new Signaling({ token, consultId, url: workerUrl });
+    /** `wrong_worker` answers followed since the last successful join, and in all. */
+    this.workerFollows = 0;
+    this.workerMoves = 0;
     this.api = new RoomApi({ consultId, token });
     /** Everyone listed for the consult (REST session), to name those who are not connected. */
     this.roster = new Map();
@@ -150,11 +157,26 @@ export class Room {
     try {
       ack = await this.signaling.call("join");
     } catch (error) {
+      if (error.code === "wrong_worker" && this._followWorker(error.worker)) return;
       this.fatal(error.code);
       return;
     }
+    this.workerFollows = 0;
     showBanner(null);
     this._applyState(ack.state);
+  }
+
+  /** Another worker serves the consult: connect there (its `connect` sends `join`). */
+  _followWorker(worker) {
+    if (this.workerFollows >= MAX_WORKER_FOLLOWS || typeof worker?.url !== "string") return false;
+    this.workerFollows++;
+    try {
+      this.signaling.moveTo(worker.url);
+    } catch {
+      return false;
+    }
+    this.workerMoves++;
+    return true;
   }
 
   _connectError(error) {
@@ -494,6 +516,7 @@ export class Room {
       consent: this.care.consent,
       mediaRestarts: this.mediaRestarts,
       share: this.share.share,
+      workerMoves: this.workerMoves,
       reconnecting: $("room").dataset.reconnecting === "true",
     });
   }

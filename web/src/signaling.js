@@ -1,38 +1,95 @@
 // The Socket.IO connection to the /consult namespace (docs/protocol.md). Every client event is
 // sent with an acknowledgement; `call` resolves with the ack's body or rejects with a
-// SignalError carrying the server's code ({ok: false, error: {code, message}}).
+// SignalError carrying the server's code ({ok: false, error: {code, message}}). With several
+// workers the socket connects at the consult's worker (the session's `worker.url`), and moves
+// when a `join` answers `wrong_worker`.
 
 import { io } from "socket.io-client";
 
 const ACK_TIMEOUT_MS = 15000;
 
 export class SignalError extends Error {
-  constructor(code, message, errors) {
+  constructor(code, message, errors, worker) {
     super(message || code);
     this.code = code;
     /** validation_failed: [{location, message}] naming the fields. */
     this.errors = errors || null;
+    /** wrong_worker: {id, url}, the worker that serves the consult. */
+    this.worker = worker || null;
   }
 }
 
+/**
+ * Where the room's socket connects, for `io(uri, {path})`: the worker's public URL (from the
+ * session or a `wrong_worker` answer; null for the page's own server), its Socket.IO under the
+ * URL's path. null for an address the page will not use (not http(s), or with credentials, a
+ * query or a fragment).
+ */
+export function socketAddress(workerUrl, pageOrigin) {
+  if (workerUrl === null || workerUrl === undefined) return { uri: "/consult", path: "/socket.io" };
+  let url;
+  try {
+    url = new URL(workerUrl);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return null;
+  if (url.username || url.password || url.search || url.hash) return null;
+  const prefix = url.pathname.replace(/\/+$/, "");
+  const uri = url.origin === pageOrigin ? "/consult" : `${url.origin}/consult`;
+  return { uri, path: `${prefix}/socket.io` };
+}
+
 export class Signaling {
-  constructor({ token, consultId }) {
-    this.socket = io("/consult", {
-      auth: { token, consult_id: consultId },
+  /** @param {{token: string, consultId: string, url?: string|null}} options `url`: the worker */
+  constructor({ token, consultId, url = null }) {
+    this._auth = { token, consult_id: consultId };
+    this._handlers = [];
+    this._attemptHandlers = [];
+    this.socket = this._open(url);
+  }
+
+  _open(url) {
+    const address = socketAddress(url, window.location.origin);
+    if (!address) throw new SignalError("bad_response", "the server named an unusable address");
+    const socket = io(address.uri, {
+      path: address.path,
+      auth: this._auth,
       transports: ["websocket"],
       autoConnect: false,
+      // Its own connection: a socket moved to another worker leaves nothing shared behind.
+      forceNew: true,
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
     });
+    for (const [event, handler] of this._handlers) socket.on(event, handler);
+    for (const handler of this._attemptHandlers) socket.io.on("reconnect_attempt", handler);
+    return socket;
+  }
+
+  /**
+   * Connect at another worker (the one a `wrong_worker` answer named) with the same handlers;
+   * the current socket is closed without telling them.
+   */
+  moveTo(url) {
+    const next = this._open(url); // an unusable address throws before anything is closed
+    const current = this.socket;
+    current.off(); // first: its disconnect must not reach the room's handlers
+    for (const handler of this._attemptHandlers) current.io.off("reconnect_attempt", handler);
+    current.disconnect();
+    this.socket = next;
+    next.connect();
   }
 
   /** Register a handler for a server event (or connect, disconnect, connect_error). */
   on(event, handler) {
+    this._handlers.push([event, handler]);
     this.socket.on(event, handler);
     return this;
   }
 
   onReconnectAttempt(handler) {
+    this._attemptHandlers.push(handler);
     this.socket.io.on("reconnect_attempt", handler);
   }
 
@@ -56,7 +113,7 @@ export class Signaling {
           resolve(ack);
         } else {
           const error = ack.error || {};
-          reject(new SignalError(error.code || "internal", error.message, error.errors));
+          reject(new SignalError(error.code || "internal", error.message, error.errors, error.worker));
         }
       });
     });

@@ -1,0 +1,118 @@
+"""`triad serve --workers N`: N worker processes, each `triad serve` on its own event loop,
+port (`TRIAD_PORT + i`) and share of the ICE UDP range, under one supervising process.
+
+The supervisor starts the workers, forwards SIGINT/SIGTERM to them and waits for them to stop.
+A worker that exits after it was serving is started again (its consults' participants
+reconnect to it, as after any restart of a process); one that exits before it ever served (an
+unmigrated database, a port in use) stops them all, with its exit status: the cause would only
+repeat. A worker whose supervisor vanished stops itself (`parent_vanished`)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from multiprocessing.context import SpawnProcess
+from multiprocessing.synchronize import Event
+from types import FrameType
+
+from . import logs
+from .settings import Settings
+
+log = logs.get("triad.supervisor")
+
+# Seconds a stopping worker gets before it is killed (its rooms close, its plans are saved).
+STOP_DEADLINE = 30.0
+_POLL_SECONDS = 0.5
+# A worker that keeps failing is restarted at most this often.
+_RESTART_PAUSE = 1.0
+
+# `serve` in a worker process: its settings (with its index) and the event it sets once
+# it listens. A module-level function, so the spawned interpreter can import it.
+WorkerMain = Callable[[Settings, Event, bool], None]
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: SpawnProcess
+    ready: Event
+    started: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, main: WorkerMain, *, with_demo: bool) -> None:
+        self._settings = settings
+        self._main = main
+        self._with_demo = with_demo
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: dict[int, _Worker] = {}
+        self._stopping = False
+
+    def run(self) -> int:
+        """Serve until SIGINT or SIGTERM; the exit status."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._stop)
+        try:
+            for index in range(self._settings.workers):
+                self._start(index)
+            print(
+                f"Triad is running {self._settings.workers} workers on ports "
+                f"{self._settings.port}-{self._settings.port + self._settings.workers - 1} "
+                "(Ctrl+C stops them)",
+                flush=True,
+            )
+            status = self._watch()
+        finally:
+            self._stop_all()
+        return status
+
+    def _start(self, index: int) -> None:
+        settings = self._settings.model_copy(update={"worker_index": index})
+        ready = self._context.Event()
+        process = self._context.Process(
+            target=self._main,
+            args=(settings, ready, self._with_demo and index == 0),
+            name=f"triad-worker-{index}",
+        )
+        process.start()
+        self._workers[index] = _Worker(index, process, ready)
+
+    def _watch(self) -> int:
+        while not self._stopping:
+            sentinels = [w.process.sentinel for w in self._workers.values()]
+            if not wait(sentinels, timeout=_POLL_SECONDS):
+                continue
+            for worker in list(self._workers.values()):
+                if worker.process.is_alive() or self._stopping:
+                    continue
+                status = worker.process.exitcode or 0
+                if not worker.ready.is_set():
+                    log.error("worker.failed_to_start", worker=worker.index, status=status)
+                    return status or 1
+                log.error("worker.exited", worker=worker.index, status=status)
+                # A crash loop must not spin: at most one restart a second per worker.
+                time.sleep(max(0.0, _RESTART_PAUSE - (time.monotonic() - worker.started)))
+                if not self._stopping:
+                    self._start(worker.index)
+        return 0
+
+    def _stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def _stop_all(self) -> None:
+        workers = [w for w in self._workers.values() if w.process.is_alive()]
+        for worker in workers:
+            if worker.process.pid is not None:
+                os.kill(worker.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_DEADLINE
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                log.error("worker.killed", worker=worker.index)
+                worker.process.kill()
+                worker.process.join()
