@@ -206,7 +206,7 @@ class ConsentBook:
                     action=_GIVEN[kind],
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
-                    details={"consent_id": row.id},
+                    details={"consent_id": row.id, "role": who.role.value},
                 )
             await session.flush()
             return await consent_state(session, self._keyring, who.consult_id)
@@ -238,7 +238,7 @@ class ConsentBook:
                     action=_WITHDRAWN[kind],
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
-                    details={"consent_id": row.id},
+                    details={"consent_id": row.id, "role": who.role.value},
                 )
             await session.flush()
             return await consent_state(session, self._keyring, who.consult_id)

@@ -117,7 +117,9 @@ async def test_a_therapist_attests_only_with_the_client_declared_beside_them(
     events = await audit_actions(api, platform, people.consult["id"])
     given_events = [e for e in events if e["action"] == "consent.given"]
     assert len(given_events) == 2  # one per scope; which scope is sealed with the record
-    assert all(set(e["details"]) == {"consent_id"} for e in given_events)
+    # The record and who gave it as what (the therapist attesting), never the scope.
+    assert all(set(e["details"]) == {"consent_id", "role"} for e in given_events)
+    assert all(e["details"]["role"] == "therapist" for e in given_events)
     assert all(e["actor_id"] == people.id("therapist") for e in given_events)
     assert any(e["action"] == "participant.present_with" for e in events)
     assert any(e["action"] == "presence.confirmed" for e in events)
@@ -171,7 +173,8 @@ async def test_withdrawal_is_audited_and_closes_sharing(
     events = await audit_actions(api, platform, people.consult["id"])
     withdrawals = [e for e in events if e["action"] == "consent.withdrawn"]
     assert [e["actor_id"] for e in withdrawals] == [people.id("client")]
-    assert [set(e["details"]) for e in withdrawals] == [{"consent_id"}]
+    assert [set(e["details"]) for e in withdrawals] == [{"consent_id", "role"}]  # no scope
+    assert [e["details"]["role"] for e in withdrawals] == ["client"]
 
     platform_view = await api.call(
         "GET", f"/api/v1/consults/{people.consult['id']}/consent", bearer=platform.secret
