@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from server.notes.fhir_care import ASSENT_CATEGORY_TEXT
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body, seated_consult_body
 from tests.rooms.conftest import People
@@ -394,6 +395,21 @@ async def test_the_minors_withdrawn_assent_closes_sharing_too(
         ("assent.withdrawn", minor),
         ("assent.given", minor),
     ]
+
+    # The platform's FHIR export carries the assent as it stands, beside the guardian's consent.
+    base = f"/api/v1/consults/{people.consult['id']}"
+    assert (await api.call("POST", base + "/end", bearer=platform.secret)).status == 200
+    fhir = await api.call("GET", base + "/plan/fhir", bearer=platform.secret)
+    assert fhir.status == 200, fhir.body
+    entries = {e["fullUrl"]: e["resource"] for e in fhir.body["entry"]}
+    consents = [r for r in entries.values() if r["resourceType"] == "Consent"]
+    assents = [c for c in consents if {"text": ASSENT_CATEGORY_TEXT} in c["category"]]
+    assert (len(consents), len(assents)) == (4, 2)
+    assert all(c["status"] == "active" for c in consents)  # assented again
+    for consent in consents:
+        (performer,) = consent["performer"]
+        kind = entries[performer["reference"]]["resourceType"]
+        assert kind == ("Patient" if consent in assents else "RelatedPerson")
 
 
 async def test_refused_consent_calls_of_a_minors_consult_change_nothing(
