@@ -14,7 +14,7 @@ import pytest
 from server.notes.fhir_care import ASSENT_CATEGORY_TEXT
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body, seated_consult_body
-from tests.rooms.conftest import People
+from tests.rooms.conftest import People, scopes
 from tests.rooms.test_lobby_and_roles import audit_actions
 
 BOTH = ["session", "information_sharing"]
@@ -160,7 +160,13 @@ async def test_withdrawal_is_audited_and_closes_sharing(
     # Everyone in the room hears of it; the clinicians' channel and the brief close.
     for member in (therapist, psychiatrist, client):
         changed = await member.wait_event("consent-changed")
-        assert changed == {"complete": False, "sharing_withdrawn": True}
+        assert changed == {
+            "complete": False,
+            "sharing_withdrawn": True,
+            "consenting_role": "client",
+            "consent": scopes("given", "withdrawn"),
+            "assent": None,
+        }
     refused = await psychiatrist.call("notes-update", {"doc": "clinicians", "update": b"\x00\x00"})
     assert refused["error"]["code"] == "consent_withdrawn"
     brief = await api.call(
@@ -241,8 +247,25 @@ async def test_a_minors_guardian_consents_and_only_that_admits_the_client(
         ("information_sharing", people.id("guardian")),
     ]
     assert consented.body["assent"] == assented.body["assent"]  # kept beside it
-    changed = await therapist.wait_event("consent-changed")
-    assert changed == {"complete": True, "sharing_withdrawn": False}
+    # The hosts heard of each: the minor's assent (the guardian's consent still missing),
+    # then the guardian's consent beside it.
+    await therapist.wait_event("consent-changed", lambda c: c["complete"])
+    assert therapist.received("consent-changed") == [
+        {
+            "complete": False,
+            "sharing_withdrawn": False,
+            "consenting_role": "guardian",
+            "consent": scopes(None, None),
+            "assent": scopes("given", "given"),
+        },
+        {
+            "complete": True,
+            "sharing_withdrawn": False,
+            "consenting_role": "guardian",
+            "consent": scopes("given", "given"),
+            "assent": scopes("given", "given"),
+        },
+    ]
     assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
     await client.wait_event("admitted")
 
@@ -340,7 +363,13 @@ async def test_the_guardians_withdrawal_closes_sharing_as_the_clients_does(
 
     for member in (therapist, psychiatrist, client):
         changed = await member.wait_event("consent-changed")
-        assert changed == {"complete": False, "sharing_withdrawn": True}
+        assert changed == {
+            "complete": False,
+            "sharing_withdrawn": True,
+            "consenting_role": "guardian",
+            "consent": scopes("given", "withdrawn"),
+            "assent": scopes(None, None),  # the minor never assented: the guardian withdrew
+        }
     refused = await psychiatrist.call("notes-update", {"doc": "clinicians", "update": b"\x00\x00"})
     assert refused["error"]["code"] == "consent_withdrawn"
     brief = await api.call("GET", brief_path, bearer=people.token("psychiatrist"))
@@ -368,6 +397,7 @@ async def test_the_minors_withdrawn_assent_closes_sharing_too(
     people = seated_people
     assert (await post_consent(api, people, "guardian")).status == 201
     assert (await post_consent(api, people, "client")).status == 201
+    therapist = await people.joined("therapist")
     withdrawn = await api.call(
         "POST",
         consent_path(people, "/withdraw"),
@@ -385,6 +415,15 @@ async def test_the_minors_withdrawn_assent_closes_sharing_too(
         bearer=people.token("psychiatrist"),
     )
     assert brief.code == "consent_withdrawn"
+    # The hosts' page learns it is the minor's assent that stopped it, the guardian's stands.
+    changed = await therapist.wait_event("consent-changed")
+    assert changed == {
+        "complete": False,
+        "sharing_withdrawn": True,
+        "consenting_role": "guardian",
+        "consent": scopes("given", "given"),
+        "assent": scopes("given", "withdrawn"),
+    }
 
     again = await post_consent(api, people, "client", ["information_sharing"])
     assert (again.body["complete"], again.body["sharing_withdrawn"]) == (True, False)

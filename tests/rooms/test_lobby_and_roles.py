@@ -15,7 +15,7 @@ import socketio
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body
 from tests.roomclient import RoomClient
-from tests.rooms.conftest import People
+from tests.rooms.conftest import People, scopes
 
 CONSENT_CHANGES = {"consent.given", "consent.withdrawn", "assent.given", "assent.withdrawn"}
 
@@ -60,7 +60,13 @@ async def test_hosts_enter_at_once_and_the_client_waits_until_admitted(
     assert client.received("admitted") == []
     await people.consent()
     changed = await therapist.wait_event("consent-changed")
-    assert changed == {"complete": True, "sharing_withdrawn": False}
+    assert changed == {
+        "complete": True,
+        "sharing_withdrawn": False,
+        "consenting_role": "client",
+        "consent": scopes("given", "given"),
+        "assent": None,
+    }
     await therapist.wait_event("lobby", lambda d: d["waiting"] and d["waiting"][0]["consent"])
 
     assert await therapist.call("admit", {"participant_id": people.id("client")}) == {"ok": True}
@@ -104,7 +110,13 @@ async def test_auto_admit_waits_for_the_clients_consent(auto_admit: People) -> N
     client = await auto_admit.connect("client")
     state = await client.join()
     assert place_of(state) == "lobby"
-    assert state["consent"] == {"complete": False, "sharing_withdrawn": False}
+    assert state["consent"] == {
+        "complete": False,
+        "sharing_withdrawn": False,
+        "consenting_role": "client",
+        "consent": scopes(None, None),
+        "assent": None,
+    }
     await auto_admit.consent()  # consenting from the join page lets them in
     admitted = await client.wait_event("admitted")
     assert admitted["state"]["you"]["place"] == "room"
