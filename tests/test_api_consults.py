@@ -41,6 +41,7 @@ async def test_create_consult_returns_three_working_join_links(
         assert session.status == 200
         assert session.body["you"]["role"] == p["role"]
         assert len(session.body["participants"]) == 3
+        assert session.body["consult"]["client_is_minor"] is False
 
 
 async def test_create_consult_with_the_optional_seats(
@@ -67,6 +68,10 @@ async def test_create_consult_with_the_optional_seats(
             p["role"],
         )
         assert len(session.body["participants"]) == 5
+        # Each seat's page learns the client is a minor (whose consent is the guardian's) and
+        # who the guardian and interpreter are.
+        assert session.body["consult"]["client_is_minor"] is True
+        assert [q["role"] for q in session.body["participants"]] == roles
     read = await api.call("GET", f"/api/v1/consults/{seated_consult['id']}", bearer=platform.secret)
     assert read.body["client_is_minor"] is True
     assert [p["role"] for p in read.body["participants"]] == roles
@@ -102,6 +107,16 @@ async def test_a_minor_without_a_guardian_and_the_default(
     assert answer.status == 201, answer.body
     assert answer.body["client_is_minor"] is True
     assert len(answer.body["participants"]) == 3
+    minor = answer.body["participants"][0]
+    session = await api.call(
+        "GET",
+        f"/api/v1/consults/{answer.body['id']}/session",
+        bearer=minor["join"]["token"],
+    )
+    assert (session.body["you"]["role"], session.body["consult"]["client_is_minor"]) == (
+        "client",
+        True,
+    )
 
 
 async def test_read_consult(api: Api, platform: PlatformKey, consult: dict[str, Any]) -> None:

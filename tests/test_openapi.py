@@ -72,3 +72,38 @@ def test_every_error_code_is_in_the_docs_with_its_status() -> None:
         assert f"`{code}`" in text, code
         assert str(int(spec.status)) in text
     assert set(ERROR_SPECS) == set(ErrorCode)
+
+
+async def test_the_optional_seats_are_in_the_document(client: TestClient[Any, Any]) -> None:
+    """A platform reading only the document learns of the guardian and interpreter seats,
+    that a consult and a participant's session say whether the client is a minor, and whose
+    consent admits the client (with a minor's assent beside it)."""
+    document = client.app[OPENAPI_KEY].model_dump()
+    schemas = document["components"]["schemas"]
+
+    def properties(name: str) -> dict[str, Any]:
+        found: dict[str, Any] = schemas[name]["properties"]
+        return found
+
+    assert set(schemas["Role"]["enum"]) == {
+        "client",
+        "therapist",
+        "psychiatrist",
+        "guardian",
+        "interpreter",
+    }
+    assert properties("CreateConsultIn")["client_is_minor"]["type"] == "boolean"
+    assert properties("CreateConsultIn")["participants"]["maxItems"] == 5
+    for name in ("ConsultOut", "ConsultCreatedOut", "SessionConsultOut"):
+        assert properties(name)["client_is_minor"]["type"] == "boolean", name
+        assert "client_is_minor" in schemas[name]["required"], name
+    assert properties("ConsentStateOut")["consenting_role"]["enum"] == ["client", "guardian"]
+    assert {"consenting_role", "assent"} <= set(schemas["ConsentStateOut"]["required"])
+    operations = {
+        op["operationId"]: op for methods in document["paths"].values() for op in methods.values()
+    }
+    assert "guardian" in operations["createConsult"]["summary"]
+    assert "interpreter" in operations["createConsult"]["summary"]
+    assert "guardian" in operations["giveConsent"]["summary"]
+    assert "assent" in operations["giveConsent"]["summary"]
+    assert "403" in operations["giveConsent"]["responses"]  # the interpreter's refusal

@@ -26,6 +26,8 @@ export const EVENTS = Object.freeze([
   "admitted",
   "participant-joined",
   "participant-left",
+  "share-started",
+  "share-stopped",
   "left",
   "ended",
   "error",

@@ -50,8 +50,9 @@ def build(operations: tuple[Operation, ...], *, version: str) -> dict[str, Any]:
             "title": "Triad consult API",
             "version": version,
             "description": (
-                "Create three-way consults (client, therapist, psychiatrist), mint and revoke "
-                "join links, end consults and read their audit trail. Errors are RFC 9457 "
+                "Create consults of a client, a therapist and a psychiatrist (optionally with "
+                "a minor's guardian and an interpreter), mint and revoke join links, end "
+                "consults and read their plans, consent and audit trail. Errors are RFC 9457 "
                 "problem documents whose `code` is stable."
             ),
         },

@@ -42,6 +42,7 @@ async def read_session(call: Call) -> Reply:
                 auto_admit=consult.auto_admit,
                 scheduled_start=consult.scheduled_start,
                 scheduled_end=consult.scheduled_end,
+                client_is_minor=consult.client_is_minor,
             ),
             you=SessionYouOut(
                 participant_id=identity.participant_id,

@@ -68,7 +68,9 @@ async def get_plan_fhir(call: Call) -> Reply:
     plan = await _platform_plan(call)
     # Consent is read now, not from the plan: a withdrawal after the end must show.
     consents = await call.request.app[SERVICES].consents.state(plan.consult_id)
-    bundle = FhirBundleOut.model_validate(build_bundle(plan, consents=consents.records))
+    bundle = FhirBundleOut.model_validate(
+        build_bundle(plan, consents=consents.records, assent=consents.assent)
+    )
     await log_read(call, plan.consult_id, AuditAction.PLAN_READ, format="fhir")
     return Reply(200, bundle, content_type=FHIR_JSON_TYPE)
 

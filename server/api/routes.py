@@ -65,7 +65,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         API + "/consults",
         "createConsult",
-        "Create a consult with its client, therapist and psychiatrist",
+        "Create a consult with its client, therapist and psychiatrist (and optionally a "
+        "minor's guardian and an interpreter)",
         consults.create_consult,
         auth="api_key",
         body=CreateConsultIn,
@@ -141,7 +142,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         CONSULT + "/session",
         "readSession",
-        "What a join token grants: the participant, the consult and who else is in it",
+        "What a join token grants: the participant, the consult (whether the client is a "
+        "minor) and who else is in it, the optional seats included",
         participants.read_session,
         auth="join_token",
         responses={200: ("The participant's view of the consult", SessionOut)},
@@ -212,7 +214,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         SESSION + "/consent",
         "readConsent",
-        "The consent wording (versioned) and the client's consent records",
+        "The consent wording (versioned), the consent records (the client's, or a minor's "
+        "guardian's) and a minor's assent",
         care.read_consent,
         auth="join_token",
         allow_ended=True,
@@ -224,7 +227,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         SESSION + "/consent",
         "giveConsent",
-        "The client consents (or the therapist the client sits with attests spoken consent)",
+        "The client, or a minor's guardian, consents; a minor's own word is assent (the "
+        "therapist the client sits with may attest it spoken)",
         care.give_consent,
         auth="join_token",
         body=GiveConsentIn,
@@ -237,13 +241,16 @@ OPERATIONS: tuple[Operation, ...] = (
             ErrorCode.SAME_ROOM_REQUIRED,
         ),
         tags=("care",),
-        description="Giving a scope already given changes nothing. Audited as consent.given.",
+        description="Giving a scope already given changes nothing. Audited as consent.given "
+        "(assent.given for a minor's assent). An interpreter's token is refused with "
+        "forbidden_role.",
     ),
     Operation(
         "POST",
         SESSION + "/consent/withdraw",
         "withdrawConsent",
-        "The client withdraws consent (sharing stops from then on); audited",
+        "The client (or a minor's guardian) withdraws consent, or a minor their assent: "
+        "sharing stops from then on; audited",
         care.withdraw_consent,
         auth="join_token",
         # Sharing covers the follow-ups too: the client may stop it after this consult ended.
@@ -261,7 +268,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         CONSULT + "/consent",
         "getConsent",
-        "The client's consent records for this consult",
+        "The consult's consent records (a minor's guardian's, when seated) and assent",
         care.platform_consent,
         auth="api_key",
         responses={200: ("The consent state", ConsentStateOut)},
@@ -314,7 +321,8 @@ OPERATIONS: tuple[Operation, ...] = (
             ErrorCode.BRIEF_NOT_FOUND,
         ),
         tags=("care",),
-        description="A client's token is refused with forbidden_role. Each read is audited.",
+        description="A client's, guardian's or interpreter's token is refused with "
+        "forbidden_role. Each read is audited.",
     ),
     Operation(
         "PUT",

@@ -70,7 +70,10 @@ class MintTokenIn(Body):
 
 class ParticipantOut(Body):
     id: str
-    role: Role
+    role: Role = Field(
+        description="client, therapist, psychiatrist, or an optional seat: guardian (a "
+        "minor's), interpreter"
+    )
     name: str
 
 
@@ -99,7 +102,10 @@ class ConsultOut(Body):
     participants: list[ParticipantOut]
     follows_id: str | None = None
     series_id: str | None = None
-    client_is_minor: bool = False
+    client_is_minor: bool = Field(
+        description="The client is a minor; a guardian seat is possible only then, and when "
+        "one is seated, the guardian's consent is what admits the client."
+    )
 
 
 class ConsultCreatedOut(ConsultOut):
@@ -131,6 +137,10 @@ class SessionConsultOut(Body):
     auto_admit: bool
     scheduled_start: datetime | None
     scheduled_end: datetime | None
+    client_is_minor: bool = Field(
+        description="The client is a minor: with a guardian among the participants, the "
+        "guardian consents and the client's own consent is recorded as assent."
+    )
 
 
 class DeclaredWithYouOut(Body):

@@ -23,7 +23,7 @@ from ..ids import ConsultId, ParticipantId
 from . import audit
 from .audit import AuditAction
 from .checkins import CheckIns, MeasureRecord
-from .consent import consent_state
+from .consent import ConsentSummary, consent_state
 from .measures import SAFETY_ITEM
 from .model import Actor, JoinIdentity
 from .people import open_presence, seal_presence
@@ -32,8 +32,7 @@ from .presence import Declaration, Pending, Person, confirmation_kind, merge
 
 @dataclass(frozen=True)
 class CareState:
-    consent_complete: bool = False
-    sharing_withdrawn: bool = False
+    consent: ConsentSummary = field(default_factory=ConsentSummary)
     # Same room, in effect only (a pending declaration is only a prompt: `pending_presence`).
     present_with: Mapping[ParticipantId, tuple[ParticipantId, ...]] = field(default_factory=dict)
     # PHQ-9 item 9 above zero, for the clinicians' eyes: {measure_id, instrument, item, answer,
@@ -46,9 +45,17 @@ class CareState:
         """The pending declarations `who` may confirm (about them) or attest (another's client)."""
         return tuple(p for p in self.pending_presence if p.may_be_confirmed_by(who))
 
-    def consent_public(self) -> dict[str, bool]:
+    @property
+    def consent_complete(self) -> bool:
+        return self.consent.complete
+
+    @property
+    def sharing_withdrawn(self) -> bool:
+        return self.consent.sharing_withdrawn
+
+    def consent_public(self) -> dict[str, Any]:
         """What every participant may know of the consent."""
-        return {"complete": self.consent_complete, "sharing_withdrawn": self.sharing_withdrawn}
+        return self.consent.to_json()
 
 
 def safety_flag(record: MeasureRecord) -> dict[str, Any] | None:
@@ -91,8 +98,7 @@ class CareFacts:
         people = {row.id: Person(ParticipantId(row.id), Role(row.role)) for row in rows}
         declared = {row.id: self._declarations(row) for row in rows}
         return CareState(
-            consent_complete=consents.complete,
-            sharing_withdrawn=consents.sharing_withdrawn,
+            consent=consents.summary(),
             present_with={
                 ParticipantId(pid): tuple(d.participant_id for d in mine if d.in_effect)
                 for pid, mine in declared.items()

@@ -12,8 +12,8 @@ The interpreter is bound by the session consent and consents for nobody."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -138,6 +138,21 @@ class ConsentState:
         dissent = any(not a.active for a in self.assent)
         return active == set(ConsentScope) and not dissent
 
+    def summary(self) -> ConsentSummary:
+        """What every participant may know of it (the room's `consent`)."""
+
+        def states(kind: ConsentKind) -> dict[ConsentScope, ScopeStatus | None]:
+            return {scope: ScopeStatus.of(self.latest(scope, kind)) for scope in ConsentScope}
+
+        minor = self.consenting_role == Role.GUARDIAN
+        return ConsentSummary(
+            complete=self.complete,
+            sharing_withdrawn=self.sharing_withdrawn,
+            consenting_role=self.consenting_role,
+            consent=states(ConsentKind.CONSENT),
+            assent=states(ConsentKind.ASSENT) if minor else None,
+        )
+
     @property
     def sharing_withdrawn(self) -> bool:
         return any(
@@ -153,6 +168,45 @@ class ConsentState:
     ) -> ConsentFact | None:
         facts = self.records if kind is ConsentKind.CONSENT else self.assent
         return next((r for r in facts if r.scope == scope), None)
+
+
+class ScopeStatus(StrEnum):
+    """Where a scope stands (no record at all is None)."""
+
+    GIVEN = "given"
+    WITHDRAWN = "withdrawn"
+
+    @classmethod
+    def of(cls, fact: ConsentFact | None) -> ScopeStatus | None:
+        if fact is None:
+            return None
+        return cls.GIVEN if fact.active else cls.WITHDRAWN
+
+
+@dataclass(frozen=True)
+class ConsentSummary:
+    """The consent as every participant of the room may know it: complete or not, sharing
+    stopped or not, whose consent admits the client, and each scope of that consent and of a
+    minor's assent as given, withdrawn or never given (no wording, times or ids)."""
+
+    complete: bool = False
+    sharing_withdrawn: bool = False
+    consenting_role: Role = Role.CLIENT
+    consent: Mapping[ConsentScope, ScopeStatus | None] = field(default_factory=dict)
+    # A minor's assent beside the guardian's consent; None when the client consents themself.
+    assent: Mapping[ConsentScope, ScopeStatus | None] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def scopes(states: Mapping[ConsentScope, ScopeStatus | None]) -> dict[str, str | None]:
+            return {s.value: (v.value if (v := states.get(s)) else None) for s in ConsentScope}
+
+        return {
+            "complete": self.complete,
+            "sharing_withdrawn": self.sharing_withdrawn,
+            "consenting_role": self.consenting_role.value,
+            "consent": scopes(self.consent),
+            "assent": scopes(self.assent) if self.assent is not None else None,
+        }
 
 
 def parse_scopes(scopes: Iterable[str]) -> tuple[ConsentScope, ...]:
@@ -206,7 +260,7 @@ class ConsentBook:
                     action=_GIVEN[kind],
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
-                    details={"consent_id": row.id},
+                    details={"consent_id": row.id, "role": who.role.value},
                 )
             await session.flush()
             return await consent_state(session, self._keyring, who.consult_id)
@@ -238,7 +292,7 @@ class ConsentBook:
                     action=_WITHDRAWN[kind],
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
-                    details={"consent_id": row.id},
+                    details={"consent_id": row.id, "role": who.role.value},
                 )
             await session.flush()
             return await consent_state(session, self._keyring, who.consult_id)

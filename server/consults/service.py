@@ -226,7 +226,7 @@ class ConsultService:
                 raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
             participant = await self._participant(session, consult_id, participant_id)
             token = self._issue(caller, consult_id, participant, now, ttl or self._token_ttl)
-            _record_minted(session, now, actor, caller, consult_id, token)
+            _record_minted(session, now, actor, caller, consult_id, token, participant.role)
         return token
 
     async def revoke_tokens(
@@ -287,7 +287,7 @@ class ConsultService:
         for participant in participants:
             token = self._issue(caller, consult_id, participant, now, self._token_ttl)
             issued[token.participant_id] = token
-            _record_minted(session, now, actor, caller, consult_id, token)
+            _record_minted(session, now, actor, caller, consult_id, token, participant.role)
         return issued
 
     def _issue(
@@ -384,6 +384,7 @@ def _record_minted(
     caller: PlatformCaller,
     consult_id: ConsultId,
     token: IssuedToken,
+    role: str,
 ) -> None:
     audit.record(
         session,
@@ -394,6 +395,7 @@ def _record_minted(
         platform_id=caller.platform_id,
         details={
             "participant_id": token.participant_id,
+            "role": role,
             "jti": token.jti,
             "expires_at": token.expires_at.isoformat(),
         },

@@ -14,9 +14,10 @@ roles: a minor's guardian as a RelatedPerson of the patient (v3 RoleCode `GUARD`
 performs the consent they gave; an interpreter as a Practitioner with FHIR's participant type
 `translator`.
 
-Check-in scores are Observations and the client's consent records are Consents (`fhir_care`),
-both in the CarePlan's `supportingInfo`. Consent can be withdrawn after the plan was saved, so
-the records are not part of the plan: the caller passes the current ones at export time.
+Check-in scores are Observations and the client's consent records (and a minor's assent) are
+Consents (`fhir_care`), all in the CarePlan's `supportingInfo`. Consent can be withdrawn after the
+plan was saved, so the records are not part of the plan: the caller passes the current ones at
+export time.
 """
 
 from __future__ import annotations
@@ -135,9 +136,11 @@ def _attended(plan: PlanView, role: Role) -> bool:
     return who is not None and who.attended
 
 
-def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dict[str, Any]:
+def build_bundle(
+    plan: PlanView, *, consents: Sequence[ConsentFact] = (), assent: Sequence[ConsentFact] = ()
+) -> dict[str, Any]:
     """The plan as a validated FHIR R4B Bundle of type `collection`, as JSON. `consents` are
-    the consult's current consent records (one Consent resource each)."""
+    the consult's current consent records and `assent` a minor's (one Consent resource each)."""
     b = _Builder(plan)
     c = plan.content
     created = plan.created_at.isoformat()
@@ -311,6 +314,11 @@ def build_bundle(plan: PlanView, *, consents: Sequence[ConsentFact] = ()) -> dic
     supporting += [
         b.add(b.url("Consent", i), consent(fact, patient, people, clinicians))
         for i, fact in enumerate(consents)
+    ]
+    # Numbered apart, so a consent's resource keeps its URL whether or not assent is exported.
+    supporting += [
+        b.add(b.url("Consent-assent", i), consent(fact, patient, people, clinicians))
+        for i, fact in enumerate(assent)
     ]
 
     care_plan: dict[str, Any] = {

@@ -8,6 +8,12 @@ abnormal when above zero. Consents (R4B): session is a treatment consent, inform
 privacy consent (release of information between the two clinicians); `active`, or `inactive`
 once withdrawn with the provision's period ending then; performed by the client, or by the
 clinician who attested the client's spoken consent; the wording shown attached by version.
+
+A minor's assent (their own word beside the guardian's consent) is a Consent of its own for
+the same patient and scope, performed by the minor (or the therapist who heard it), with a
+second category saying it is assent. R4B has no element or code for assent, so the category is
+text only; a reader that ignores it still sees an agreement of the patient, never a consent
+of the guardian's, and a withdrawn assent reads `inactive` like a withdrawn consent.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import base64
 import uuid
 from typing import Any
 
-from ..consults.consent import CONSENT_WORDING, ConsentFact, ConsentScope
+from ..consults.consent import CONSENT_WORDING, ConsentFact, ConsentKind, ConsentScope
 from ..consults.measures import LOINC_PHQ9_ITEM9, LOINC_SYSTEM, LOINC_TOTAL, SAFETY_ITEM, Instrument
 from .fhir_codes import (
     ACT_CODE,
@@ -47,6 +53,9 @@ _CONSENT_KIND: dict[ConsentScope, dict[str, tuple[str, str]]] = {
         "actor": ("IRCP", "information recipient"),
     },
 }
+
+# What sets a minor's assent apart from a consent: no code system has a code for it.
+ASSENT_CATEGORY_TEXT = "Assent of a minor, beside their guardian's consent"
 
 
 def _measure_uri(measure: PlanMeasure) -> str:
@@ -102,18 +111,22 @@ def observation(
 def consent(
     fact: ConsentFact, patient: Ref | None, people: dict[str, Ref], clinicians: list[Ref]
 ) -> dict[str, Any]:
-    """A consent record; `people` maps participant ids to their resources' references."""
+    """A consent (or a minor's assent) record; `people` maps participant ids to their
+    resources' references."""
     kind = _CONSENT_KIND[ConsentScope(fact.scope)]
+    assent = fact.kind is ConsentKind.ASSENT
     scope_code, scope_display = kind["scope"]
     category_code, category_display = kind["category"]
     actor_code, actor_display = kind["actor"]
-    # Who gave it: the client, or the clinician who attested the client's spoken consent.
+    # Who gave it: the client (a minor, for assent), a minor's guardian, or the clinician who
+    # attested the client's spoken word.
     attester = people.get(fact.attested_by) if fact.attested_by is not None else None
     performer = attester or people.get(fact.given_by) or patient
     period = {"start": fact.given_at.isoformat()}
     if fact.withdrawn_at is not None:
         period["end"] = fact.withdrawn_at.isoformat()
-    title = f"Consent wording, version {fact.wording_version}: {fact.scope}"
+    what = "Assent" if assent else "Consent"
+    title = f"{what} wording, version {fact.wording_version}: {fact.scope}"
     source: dict[str, Any] = {"contentType": "text/plain", "title": title}
     if fact.wording_version == CONSENT_WORDING.version:
         wording = CONSENT_WORDING.texts[ConsentScope(fact.scope)]
@@ -125,7 +138,8 @@ def consent(
         "scope": coding(CONSENT_SCOPE, check("Consent.scope", scope_code), scope_display),
         "category": [
             coding(LOINC_SYSTEM, check("Consent.category", category_code), category_display)
-        ],
+        ]
+        + ([{"text": ASSENT_CATEGORY_TEXT}] if assent else []),
         "dateTime": fact.given_at.isoformat(),
         "sourceAttachment": source,
         "policyRule": coding(ACT_CODE, check("Consent.policyRule", "OPTIN"), "opt-in"),

@@ -60,9 +60,30 @@ class ConsultSummary(Part):
     status: Literal["scheduled", "live", "ended"]
 
 
+class ConsentScopes(Part):
+    """Each scope as `given`, `withdrawn`, or null (never given)."""
+
+    session: Literal["given", "withdrawn"] | None
+    information_sharing: Literal["given", "withdrawn"] | None
+
+
 class ConsentView(Part):
-    complete: bool
-    sharing_withdrawn: bool
+    complete: bool = Field(
+        description="the client may be admitted: every scope consented (by the client, or a "
+        "minor's guardian) and no scope's assent withdrawn"
+    )
+    sharing_withdrawn: bool = Field(
+        description="sharing between the clinicians was withdrawn (by whoever consented, or by "
+        "the minor's assent)"
+    )
+    consenting_role: Literal["client", "guardian"] = Field(
+        description="whose consent admits the client: the guardian when the consult seats one"
+    )
+    consent: ConsentScopes = Field(description="that consent, scope by scope")
+    assent: ConsentScopes | None = Field(
+        description="a minor's own assent beside the guardian's consent, scope by scope; null "
+        "when the client consents themself"
+    )
 
 
 class IceServer(Part):

@@ -61,6 +61,11 @@ class Occupant:
     def connected(self) -> bool:
         return self.channel is not None
 
+    def audited(self, **more: str | bool) -> dict[str, str | bool]:
+        """The details of an audit event about this seat: who, as what role (a code), and
+        `more`."""
+        return {"participant_id": self.id, "role": self.role.value, **more}
+
     def view(self) -> ParticipantView:
         """What every participant may see of this one."""
         return ParticipantView(

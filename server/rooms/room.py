@@ -132,7 +132,7 @@ class ConsultRoom:
                 self.consult_id,
                 _actor(pid),
                 AuditAction.PARTICIPANT_JOINED,
-                {"participant_id": pid, "place": str(occupant.place), "rejoin": rejoin},
+                occupant.audited(place=occupant.place.value, rejoin=rejoin),
             )
             await self._broadcast(
                 events.PeerUpdated(participant=occupant.view())
@@ -419,7 +419,7 @@ class ConsultRoom:
             self.consult_id,
             actor,
             AuditAction.PARTICIPANT_ADMITTED,
-            {"participant_id": occupant.id},
+            occupant.audited(),
         )
         if is_host(occupant.role):
             self._auto_end.host_admitted()
@@ -438,7 +438,7 @@ class ConsultRoom:
         await self._share.left(occupant.id, actor)
         action = LEFT_AUDIT_ACTION.get(reason, AuditAction.PARTICIPANT_LEFT)
         await self._records.record(
-            self.consult_id, actor, action, {"participant_id": occupant.id, "reason": reason.value}
+            self.consult_id, actor, action, occupant.audited(reason=reason.value)
         )
         await self._broadcast(
             events.PeerLeft(participant_id=occupant.id, reason=reason), skip=occupant.id

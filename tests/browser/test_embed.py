@@ -9,6 +9,7 @@ the server's 127.0.0.1); the third party is a frame on yet another origin."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.apiclient import Api
 from tests.browser.conftest import PageProblems, new_page
 from tests.browser.hostpage import HostSite, bound_socket, events_named, origin_of, serve_host
 from tests.conftest import PlatformKey, make_settings, participant
+from tests.rooms.conftest import People
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -314,3 +316,78 @@ async def test_a_page_from_an_origin_not_allowed_cannot_frame_the_room(
             assert problems.messages == []
         finally:
             await asyncio.gather(*(c.close() for c in contexts))
+
+
+@pytest.mark.timeout(150)
+async def test_the_sdk_hears_the_optional_seats_and_the_screen_share(
+    browser: Browser,
+    origin: str,
+    seated_consult: dict[str, Any],
+    api: Api,
+    allowed_socket: socket.socket,
+) -> None:
+    """A minor's consult: the embedded therapist's platform hears the guardian and the
+    interpreter come and go with their roles (the lobby counts, a denial is a leaving), and the
+    screen share start and stop, each with ids and roles only."""
+    consult = seated_consult
+    problems = PageProblems(EXPECTED_FAILURES)
+    ids = {p["role"]: p["id"] for p in consult["participants"]}
+    people = People(origin, consult, api)
+    async with serve_host(allowed_socket, origin) as site:
+        context, page = await host_page(browser, origin, site, "/module", problems, "therapist")
+        try:
+            await page.evaluate(
+                "(url) => window.mountRoom(url)",
+                participant(consult, "therapist")["join"]["join_url"],
+            )
+            await enter_embedded(page)
+            await wait_for_event(page, "joined", participant_id=ids["therapist"])
+
+            guardian = await people.joined("guardian")
+            interpreter = await people.joined("interpreter")
+            for role in ("guardian", "interpreter"):
+                joined = await wait_for_event(page, "participant-joined", participant_id=ids[role])
+                assert joined == {"participant_id": ids[role], "role": role}
+
+            room = page.frame_locator("#slot iframe")
+            lobby = room.locator("#lobby-list")
+            await lobby.locator(
+                f'[data-participant-id="{ids["guardian"]}"] [data-action="admit"]'
+            ).click()
+            await guardian.wait_event("admitted")
+            await lobby.locator(
+                f'[data-participant-id="{ids["interpreter"]}"] [data-action="deny"]'
+            ).click()
+            denied = await wait_for_event(
+                page, "participant-left", participant_id=ids["interpreter"]
+            )
+            assert denied == {"participant_id": ids["interpreter"], "reason": "denied"}
+            await interpreter.wait_disconnected()
+
+            # The therapist shares a screen (Chromium's fake capture), then stops.
+            await room.locator("#share-screen").click()
+            started = await wait_for_event(page, "share-started")
+            assert started == {"participant_id": ids["therapist"], "role": "therapist"}
+            await expect(room.locator("#share-screen")).to_have_attribute(
+                "aria-pressed", "true", timeout=STEP_MS
+            )
+            await room.locator("#share-screen").click()
+            stopped = await wait_for_event(page, "share-stopped")
+            assert stopped == {"participant_id": ids["therapist"], "role": "therapist"}
+
+            assert (await guardian.call("leave", {}))["ok"]
+            left = await wait_for_event(page, "participant-left", participant_id=ids["guardian"])
+            assert left == {"participant_id": ids["guardian"], "reason": "left"}
+
+            # Nothing but ids, roles and codes reached the platform's page.
+            events = await page.evaluate("window.hostEvents")
+            names = {p["name"] for p in consult["participants"]}
+            assert not any(name in json.dumps(events) for name in names)
+            assert [e["name"] for e in events if e["name"].startswith("share-")] == [
+                "share-started",
+                "share-stopped",
+            ]
+            assert problems.messages == []
+        finally:
+            await context.close()
+            await people.close()

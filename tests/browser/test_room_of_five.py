@@ -102,11 +102,14 @@ async def test_a_host_admits_each_by_role_and_five_tiles_fit_a_desktop_and_a_pho
             )
         waiting_client = lobby.locator(f'[data-participant-id="{people.id("client")}"]')
         await expect(lobby.locator(".lobby-consent")).to_have_count(1)
-        await expect(waiting_client.locator(".lobby-consent")).to_have_text("Consent not given yet")
+        # A minor's: the badge is the guardian's consent.
+        await expect(waiting_client.locator(".lobby-consent")).to_have_text(
+            "Guardian's consent not given yet"
+        )
         await page.screenshot(path=artifacts / "room-five-lobby-therapist.png")
         await people.consent()  # the guardian's, for the minor
         await expect(waiting_client.locator(".lobby-consent")).to_have_text(
-            "Consent given", timeout=STEP_MS
+            "Guardian's consent given", timeout=STEP_MS
         )
         for role in ("guardian", "interpreter", "client"):
             item = lobby.locator(f'[data-participant-id="{people.id(role)}"]')

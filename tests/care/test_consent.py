@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from server.notes.fhir_care import ASSENT_CATEGORY_TEXT
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body, seated_consult_body
-from tests.rooms.conftest import People
+from tests.rooms.conftest import People, scopes
 from tests.rooms.test_lobby_and_roles import audit_actions
 
 BOTH = ["session", "information_sharing"]
@@ -117,7 +118,9 @@ async def test_a_therapist_attests_only_with_the_client_declared_beside_them(
     events = await audit_actions(api, platform, people.consult["id"])
     given_events = [e for e in events if e["action"] == "consent.given"]
     assert len(given_events) == 2  # one per scope; which scope is sealed with the record
-    assert all(set(e["details"]) == {"consent_id"} for e in given_events)
+    # The record and who gave it as what (the therapist attesting), never the scope.
+    assert all(set(e["details"]) == {"consent_id", "role"} for e in given_events)
+    assert all(e["details"]["role"] == "therapist" for e in given_events)
     assert all(e["actor_id"] == people.id("therapist") for e in given_events)
     assert any(e["action"] == "participant.present_with" for e in events)
     assert any(e["action"] == "presence.confirmed" for e in events)
@@ -157,7 +160,13 @@ async def test_withdrawal_is_audited_and_closes_sharing(
     # Everyone in the room hears of it; the clinicians' channel and the brief close.
     for member in (therapist, psychiatrist, client):
         changed = await member.wait_event("consent-changed")
-        assert changed == {"complete": False, "sharing_withdrawn": True}
+        assert changed == {
+            "complete": False,
+            "sharing_withdrawn": True,
+            "consenting_role": "client",
+            "consent": scopes("given", "withdrawn"),
+            "assent": None,
+        }
     refused = await psychiatrist.call("notes-update", {"doc": "clinicians", "update": b"\x00\x00"})
     assert refused["error"]["code"] == "consent_withdrawn"
     brief = await api.call(
@@ -171,7 +180,8 @@ async def test_withdrawal_is_audited_and_closes_sharing(
     events = await audit_actions(api, platform, people.consult["id"])
     withdrawals = [e for e in events if e["action"] == "consent.withdrawn"]
     assert [e["actor_id"] for e in withdrawals] == [people.id("client")]
-    assert [set(e["details"]) for e in withdrawals] == [{"consent_id"}]
+    assert [set(e["details"]) for e in withdrawals] == [{"consent_id", "role"}]  # no scope
+    assert [e["details"]["role"] for e in withdrawals] == ["client"]
 
     platform_view = await api.call(
         "GET", f"/api/v1/consults/{people.consult['id']}/consent", bearer=platform.secret
@@ -237,8 +247,25 @@ async def test_a_minors_guardian_consents_and_only_that_admits_the_client(
         ("information_sharing", people.id("guardian")),
     ]
     assert consented.body["assent"] == assented.body["assent"]  # kept beside it
-    changed = await therapist.wait_event("consent-changed")
-    assert changed == {"complete": True, "sharing_withdrawn": False}
+    # The hosts heard of each: the minor's assent (the guardian's consent still missing),
+    # then the guardian's consent beside it.
+    await therapist.wait_event("consent-changed", lambda c: c["complete"])
+    assert therapist.received("consent-changed") == [
+        {
+            "complete": False,
+            "sharing_withdrawn": False,
+            "consenting_role": "guardian",
+            "consent": scopes(None, None),
+            "assent": scopes("given", "given"),
+        },
+        {
+            "complete": True,
+            "sharing_withdrawn": False,
+            "consenting_role": "guardian",
+            "consent": scopes("given", "given"),
+            "assent": scopes("given", "given"),
+        },
+    ]
     assert (await therapist.call("admit", {"participant_id": people.id("client")}))["ok"]
     await client.wait_event("admitted")
 
@@ -336,7 +363,13 @@ async def test_the_guardians_withdrawal_closes_sharing_as_the_clients_does(
 
     for member in (therapist, psychiatrist, client):
         changed = await member.wait_event("consent-changed")
-        assert changed == {"complete": False, "sharing_withdrawn": True}
+        assert changed == {
+            "complete": False,
+            "sharing_withdrawn": True,
+            "consenting_role": "guardian",
+            "consent": scopes("given", "withdrawn"),
+            "assent": scopes(None, None),  # the minor never assented: the guardian withdrew
+        }
     refused = await psychiatrist.call("notes-update", {"doc": "clinicians", "update": b"\x00\x00"})
     assert refused["error"]["code"] == "consent_withdrawn"
     brief = await api.call("GET", brief_path, bearer=people.token("psychiatrist"))
@@ -364,6 +397,7 @@ async def test_the_minors_withdrawn_assent_closes_sharing_too(
     people = seated_people
     assert (await post_consent(api, people, "guardian")).status == 201
     assert (await post_consent(api, people, "client")).status == 201
+    therapist = await people.joined("therapist")
     withdrawn = await api.call(
         "POST",
         consent_path(people, "/withdraw"),
@@ -381,6 +415,15 @@ async def test_the_minors_withdrawn_assent_closes_sharing_too(
         bearer=people.token("psychiatrist"),
     )
     assert brief.code == "consent_withdrawn"
+    # The hosts' page learns it is the minor's assent that stopped it, the guardian's stands.
+    changed = await therapist.wait_event("consent-changed")
+    assert changed == {
+        "complete": False,
+        "sharing_withdrawn": True,
+        "consenting_role": "guardian",
+        "consent": scopes("given", "given"),
+        "assent": scopes("given", "withdrawn"),
+    }
 
     again = await post_consent(api, people, "client", ["information_sharing"])
     assert (again.body["complete"], again.body["sharing_withdrawn"]) == (True, False)
@@ -391,6 +434,21 @@ async def test_the_minors_withdrawn_assent_closes_sharing_too(
         ("assent.withdrawn", minor),
         ("assent.given", minor),
     ]
+
+    # The platform's FHIR export carries the assent as it stands, beside the guardian's consent.
+    base = f"/api/v1/consults/{people.consult['id']}"
+    assert (await api.call("POST", base + "/end", bearer=platform.secret)).status == 200
+    fhir = await api.call("GET", base + "/plan/fhir", bearer=platform.secret)
+    assert fhir.status == 200, fhir.body
+    entries = {e["fullUrl"]: e["resource"] for e in fhir.body["entry"]}
+    consents = [r for r in entries.values() if r["resourceType"] == "Consent"]
+    assents = [c for c in consents if {"text": ASSENT_CATEGORY_TEXT} in c["category"]]
+    assert (len(consents), len(assents)) == (4, 2)
+    assert all(c["status"] == "active" for c in consents)  # assented again
+    for consent in consents:
+        (performer,) = consent["performer"]
+        kind = entries[performer["reference"]]["resourceType"]
+        assert kind == ("Patient" if consent in assents else "RelatedPerson")
 
 
 async def test_refused_consent_calls_of_a_minors_consult_change_nothing(

@@ -14,10 +14,11 @@ from server.auth.roles import Role
 from server.consults.brief import BriefBook
 from server.consults.care import CareFacts
 from server.consults.checkins import CheckIns
-from server.consults.consent import CONSENT_WORDING, ConsentBook
+from server.consults.consent import CONSENT_WORDING, ConsentBook, ConsentKind
 from server.consults.measures import Severity
 from server.consults.model import Actor, Brief
 from server.notes.fhir import build_bundle
+from server.notes.fhir_care import ASSENT_CATEGORY_TEXT
 from server.notes.fhir_codes import PARTICIPANT_TYPE, PARTICIPATION_TYPE, ROLE_CODE
 from server.notes.plan import PlanView
 from tests.notes.conftest import World, utc_now
@@ -297,3 +298,66 @@ async def test_fhir_names_a_minors_guardian_and_the_interpreter_with_coded_roles
         actors = {a["reference"]["reference"] for a in consent["provision"]["actor"]}
         assert members["Interpreter"]["member"]["reference"] not in actors
         assert actors == {members[t]["member"]["reference"] for t in ("Therapist", "Psychiatrist")}
+
+
+async def test_fhir_exports_a_minors_assent_beside_the_guardians_consent(
+    seated_world: World,
+) -> None:
+    """The minor's own word is a Consent of its own: the patient performs it, a second category
+    says it is assent, and a withdrawn assent reads inactive with its end, while the
+    guardian's consents keep their resources (and URLs) whether or not assent is exported."""
+    world = seated_world
+    consents = ConsentBook(world.db, world.keyring, utc_now)
+    given = {"wording_version": CONSENT_WORDING.version, "attested": False}
+    await consents.give(identity(world.consult, Role.GUARDIAN), scopes=[SESSION, SHARING], **given)
+    minor = identity(world.consult, Role.CLIENT)
+    await consents.give(minor, scopes=[SESSION, SHARING], **given)
+    await consents.withdraw(minor, scopes=[SHARING])
+    await world.end()
+    plan = await world.notes.finalize(world.consult_id)
+    state = await consents.state(world.consult_id)
+    assert [a.scope for a in state.assent] == [SESSION, SHARING]
+
+    bundle = build_bundle(plan, consents=state.records, assent=state.assent)
+    Bundle.model_validate(bundle)
+    assert build_bundle(plan, consents=state.records, assent=state.assent) == bundle
+    urls = by_url(bundle)
+    patient = bundle["entry"][0]["resource"]["subject"]
+    (guardian,) = resources(bundle, "RelatedPerson")
+    guardian_url = next(url for url, r in urls.items() if r == guardian)
+    guardians_session, guardians_sharing, assent_session, assent_sharing = resources(
+        bundle, "Consent"
+    )
+    for consent in (guardians_session, guardians_sharing):
+        assert consent["performer"] == [{"reference": guardian_url}]
+        assert consent["status"] == "active"  # the minor's withdrawal is theirs, not this
+        assert [c.get("text") for c in consent["category"]] == [None]
+    for consent, fact in zip((assent_session, assent_sharing), state.assent, strict=True):
+        assert consent["patient"] == patient
+        assert consent["performer"] == [patient]  # the minor themself
+        assert consent["category"][1] == {"text": ASSENT_CATEGORY_TEXT}
+        assert (
+            consent["category"][0]
+            == (guardians_session if fact.scope == SESSION else guardians_sharing)["category"][0]
+        )
+        assert consent["scope"]["coding"][0]["code"] == (
+            "treatment" if fact.scope == SESSION else "patient-privacy"
+        )
+        assert consent["sourceAttachment"]["title"].startswith("Assent wording, version ")
+        assert instant(consent["dateTime"]) == fact.given_at
+    assert assent_session["status"] == "active"
+    assert assent_sharing["status"] == "inactive"
+    withdrawn = state.latest(state.assent[1].scope, ConsentKind.ASSENT)
+    assert withdrawn is not None
+    assert withdrawn.withdrawn_at is not None
+    assert instant(assent_sharing["provision"]["period"]["end"]) == withdrawn.withdrawn_at
+    # Every one is in the CarePlan's supporting information.
+    supporting = [r["reference"] for r in bundle["entry"][0]["resource"]["supportingInfo"]]
+    assert [urls[ref]["resourceType"] for ref in supporting] == ["Consent"] * 4
+
+    # Without the assent, the guardian's consents are the same resources at the same URLs.
+    alone = by_url(build_bundle(plan, consents=state.records))
+    for url, resource in alone.items():
+        if resource["resourceType"] == "Consent":
+            assert urls[url] == resource
+    assert sum(r["resourceType"] == "Consent" for r in alone.values()) == 2

@@ -24,6 +24,12 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) 
     return make_settings(tmp_path, database_url, **(marker.kwargs if marker else {}))
 
 
+def scopes(session: str | None, sharing: str | None) -> dict[str, str | None]:
+    """A consent view's scopes (`consent-changed`, the join state's `consent`): each
+    `given`, `withdrawn` or None (never given)."""
+    return {"session": session, "information_sharing": sharing}
+
+
 class People:
     """The consult's participants as socket clients, closed after the test."""
 

@@ -15,7 +15,9 @@ import socketio
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body
 from tests.roomclient import RoomClient
-from tests.rooms.conftest import People
+from tests.rooms.conftest import People, scopes
+
+CONSENT_CHANGES = {"consent.given", "consent.withdrawn", "assent.given", "assent.withdrawn"}
 
 
 def place_of(state: dict[str, Any]) -> str:
@@ -58,7 +60,13 @@ async def test_hosts_enter_at_once_and_the_client_waits_until_admitted(
     assert client.received("admitted") == []
     await people.consent()
     changed = await therapist.wait_event("consent-changed")
-    assert changed == {"complete": True, "sharing_withdrawn": False}
+    assert changed == {
+        "complete": True,
+        "sharing_withdrawn": False,
+        "consenting_role": "client",
+        "consent": scopes("given", "given"),
+        "assent": None,
+    }
     await therapist.wait_event("lobby", lambda d: d["waiting"] and d["waiting"][0]["consent"])
 
     assert await therapist.call("admit", {"participant_id": people.id("client")}) == {"ok": True}
@@ -102,7 +110,13 @@ async def test_auto_admit_waits_for_the_clients_consent(auto_admit: People) -> N
     client = await auto_admit.connect("client")
     state = await client.join()
     assert place_of(state) == "lobby"
-    assert state["consent"] == {"complete": False, "sharing_withdrawn": False}
+    assert state["consent"] == {
+        "complete": False,
+        "sharing_withdrawn": False,
+        "consenting_role": "client",
+        "consent": scopes(None, None),
+        "assent": None,
+    }
     await auto_admit.consent()  # consenting from the join page lets them in
     admitted = await client.wait_event("admitted")
     assert admitted["state"]["you"]["place"] == "room"
@@ -189,6 +203,71 @@ async def test_an_optional_seat_waits_in_the_lobby_until_a_host_admits_them_and_
         "lobby", lambda d: [p["participant_id"] for p in d["waiting"]] == [people.id("client")]
     )
     assert lobby["waiting"][0]["role"] == "client"
+
+
+async def test_the_trail_names_the_role_of_each_seat_it_records(
+    seated_people: People, api: Api, platform: PlatformKey
+) -> None:
+    """Every event about a seat (a link minted, joined, admitted, denied, left) and every consent
+    or assent given or withdrawn says the role beside the participant id: the guardian's and
+    the interpreter's actions are told apart from the client's without a second lookup."""
+    people = seated_people
+    roles = {p["id"]: p["role"] for p in people.consult["participants"]}
+    therapist = await people.joined("therapist")
+    given = await people.consent()  # the guardian's
+    assent = await people.api.call(
+        "POST",
+        f"/api/v1/consults/{people.consult['id']}/session/consent",
+        bearer=people.token("client"),
+        json_body={
+            "wording_version": given["wording"]["version"],
+            "scopes": ["session"],
+        },
+    )
+    assert assent.status == 201, assent.body
+    guardian = await people.connect("guardian")
+    interpreter = await people.connect("interpreter")
+    for seat in (guardian, interpreter):
+        assert place_of(await seat.join()) == "lobby"
+    await therapist.wait_event("lobby", lambda d: len(d["waiting"]) == 2)
+    assert (await therapist.call("admit", {"participant_id": people.id("guardian")}))["ok"]
+    await guardian.wait_event("admitted")
+    assert (await therapist.call("deny", {"participant_id": people.id("interpreter")}))["ok"]
+    await interpreter.wait_disconnected()
+    assert (await guardian.call("leave", {}))["ok"]
+    await therapist.wait_event("peer-left", lambda d: d["participant_id"] == people.id("guardian"))
+    withdrawn = await people.api.call(
+        "POST",
+        f"/api/v1/consults/{people.consult['id']}/session/consent/withdraw",
+        bearer=people.token("guardian"),
+        json_body={"scopes": ["information_sharing"]},
+    )
+    assert withdrawn.status == 200, withdrawn.body
+
+    events = await audit_actions(api, platform, people.consult["id"])
+    seen = set()
+    for event in events:
+        details = event["details"]
+        if event["action"].startswith(("participant.", "token.minted")):
+            assert details["role"] == roles[details["participant_id"]], event
+            seen.add((event["action"], details["role"]))
+        elif event["action"] in CONSENT_CHANGES:
+            assert details["role"] == roles[event["actor_id"]], event
+            seen.add((event["action"], details["role"]))
+    assert {
+        ("token.minted", "guardian"),
+        ("token.minted", "interpreter"),
+        ("participant.joined", "therapist"),
+        ("participant.joined", "guardian"),
+        ("participant.joined", "interpreter"),
+        ("participant.admitted", "therapist"),
+        ("participant.admitted", "guardian"),
+        ("participant.denied", "interpreter"),
+        ("participant.left", "guardian"),
+        ("consent.given", "guardian"),
+        ("assent.given", "client"),
+        ("consent.withdrawn", "guardian"),
+    } <= seen
 
 
 async def test_tokens_are_bound_to_their_consult(

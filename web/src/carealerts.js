@@ -1,10 +1,13 @@
 // What the clinicians must notice in the room, beside the video: the safety banner (PHQ-9
 // item 9 answered above 0: `safety-flag`, or the join state's `safety_flags` for a late joiner)
-// and a notice when the client's consent changes (`consent-changed`, the state's `consent`).
-// The client's page keeps the consent state but shows neither.
+// and a notice when the consent changes (`consent-changed`, the state's `consent`): the
+// client's, or in a minor's consult who consented (the guardian) and the minor's assent, and
+// whose withdrawal stopped sharing (consentwords.js). The other pages keep the consent state
+// but show neither.
 
 import { $, isHost } from "./dom.js";
 import { safetyText } from "./carepanel.js";
+import { consentNotice } from "./consentwords.js";
 
 export class CareAlerts {
   /**
@@ -38,19 +41,13 @@ export class CareAlerts {
     this._onChange("safety");
   }
 
-  /** `{complete, sharing_withdrawn}`; `quiet` for the join state (only a withdrawal is news). */
+  /** The room's consent view; `quiet` for the join state (what stands, not news). */
   consentChanged(consent, { quiet = false } = {}) {
     if (!consent) return;
     this.consent = consent;
     if (!isHost(this._role())) return;
-    let notice = "";
-    if (consent.sharing_withdrawn) {
-      notice =
-        "The client withdrew consent to sharing information between their clinicians: the brief is hidden and the clinicians' notes are closed.";
-    } else if (!quiet) {
-      notice = consent.complete ? "The client's consent is complete." : "The client's consent is no longer complete.";
-    }
-    $("room-notice").textContent = notice;
+    $("room-notice").textContent = consentNotice(consent, { quiet });
+    $("room-notice").dataset.consentingRole = consent.consenting_role || "client";
     this._onChange("consent");
   }
 

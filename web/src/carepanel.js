@@ -4,6 +4,7 @@
 // A server without one of these routes answers 404 `not_found`: the tab says it is not
 // available rather than failing.
 
+import { sharingWithdrawnSentence } from "./consentwords.js";
 import { button, el } from "./dom.js";
 import { INSTRUMENT_NAMES, severityWords } from "./measurewords.js";
 import { routeMissing } from "./roomapi.js";
@@ -39,8 +40,9 @@ function sayUnavailable(container, error, what) {
   }
 }
 
-/** The Brief tab: GET .../session/brief. */
-export async function renderBrief(container, api) {
+/** The Brief tab: GET .../session/brief. `consent()`: the room's consent view, to say whose
+ * withdrawal hid it. */
+export async function renderBrief(container, api, consent = () => null) {
   container.dataset.state = "loading";
   container.replaceChildren(note("Loading the brief…"));
   try {
@@ -59,7 +61,7 @@ export async function renderBrief(container, api) {
       container.replaceChildren(note("No brief attached to this consult."));
     } else if (error.code === "consent_withdrawn") {
       container.replaceChildren(
-        note("The client withdrew consent to share information between their clinicians, so the brief is not shown.", "withdrawn"),
+        note(sharingWithdrawnSentence(consent(), ", so the brief is not shown."), "withdrawn"),
       );
     } else {
       sayUnavailable(container, error, "The brief");

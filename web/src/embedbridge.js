@@ -16,6 +16,8 @@ const EVENTS = new Set([
   "admitted",
   "participant-joined",
   "participant-left",
+  "share-started",
+  "share-stopped",
   "left",
   "ended",
   "error",

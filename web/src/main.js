@@ -1,11 +1,13 @@
 // The page's flow: the join link -> who the consult is with -> the device check (and who else
 // is at this device) -> Enter -> consent and the optional check-in (the client, or a therapist
-// with the client beside them) -> the lobby (clients) -> the room -> ended or left. When the
+// with the client beside them; in a minor's consult the guardian consents for the minor and the
+// minor assents) -> the lobby (all but the clinicians) -> the room -> ended or left. When the
 // embed SDK framed the page, room events go to the embedder and its commands come in
 // (embedbridge.js). See docs/web.md for the module layout.
 
 import { CheckIn } from "./checkin.js";
 import { ConsentStep } from "./consent.js";
+import { answered, consentMode } from "./consentwords.js";
 import { installDebugHook } from "./debug.js";
 import { DeviceCheck } from "./devices.js";
 import { $, isHost } from "./dom.js";
@@ -129,21 +131,25 @@ function clientOf(session) {
   return session.participants.find((p) => p && p.role === "client") || null;
 }
 
-/** Whose consent and check-in this device answers for: the client's own page, or a therapist
- * who declared the client present; null for everyone else. */
+/** Whose consent and check-in this device answers for: the client's own page, a minor's
+ * guardian (consent only: the check-in is the client's), or a therapist who declared the
+ * client present; null for everyone else. */
 function answeringFor() {
   const { you } = app.session;
-  if (you.role === "client") return { attest: false, name: null };
   const client = clientOf(app.session);
+  if (you.role === "client") return { attest: false, name: null, checkIn: true };
+  if (you.role === "guardian") return { attest: false, name: client?.name || null, checkIn: false };
   if (you.role === "therapist" && client && app.presence.has(client.id)) {
-    return { attest: true, name: client.name };
+    return { attest: true, name: client.name, checkIn: true };
   }
   return null;
 }
 
-/** The client's consent on record, on the join step and the end page. */
+/** What this page's person has on record (the client's consent or a minor's assent, a
+ * guardian's consent for the minor), on the join step and the end page. */
 async function showConsentOnRecord() {
-  if (app.session?.you.role !== "client") return;
+  const role = app.session?.you.role;
+  if (role !== "client" && role !== "guardian") return;
   try {
     await app.consent.load();
   } catch {
@@ -153,23 +159,28 @@ async function showConsentOnRecord() {
 }
 
 function renderConsentStatus() {
+  const mode = consentMode(app.session.you.role, app.consent.state?.consenting_role);
+  if (!mode) return;
+  const clientName = clientOf(app.session)?.name || null;
   for (const id of ["consent-status", "finished-consent"]) {
-    app.consent.renderStatus($(id), renderConsentStatus);
+    app.consent.renderStatus($(id), renderConsentStatus, { mode, clientName });
   }
 }
 
-/** Consent, then the check-in. Resolves true to go on into the lobby/room, false to stay. */
+/** Consent (or assent), then the check-in. Resolves true to go on into the lobby/room, false
+ * to stay. */
 async function stepsBeforeRoom() {
   await app.presence.settled();
   const who = answeringFor();
   if (!who) return true;
   const consent = await app.consent.load();
-  if (!consent.complete) {
-    const given = await app.consent.ask({ attest: who.attest, clientName: who.name || undefined });
+  const mode = consentMode(app.session.you.role, consent.consenting_role, { attest: who.attest });
+  if (mode && !answered(consent, mode)) {
+    const given = await app.consent.ask({ mode, clientName: who.name });
     if (!given) return false;
     if (!who.attest) renderConsentStatus();
   }
-  if (await app.checkin.wanted()) await app.checkin.ask({ forName: who.name });
+  if (who.checkIn && (await app.checkin.wanted())) await app.checkin.ask({ forName: who.name });
   return true;
 }
 

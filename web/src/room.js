@@ -333,6 +333,7 @@ export class Room {
     renderHostLobby($("host-lobby"), $("lobby-list"), waiting, {
       onAdmit: (pid) => this.act("admit", { participant_id: pid }, { subject: this.participants.get(pid)?.name }),
       onDeny: (pid) => this.act("deny", { participant_id: pid }),
+      consentingRole: this.care.consent?.consenting_role,
     });
   }
 

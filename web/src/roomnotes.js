@@ -3,12 +3,11 @@
 // on a new socket re-syncs the same documents (unacknowledged edits are sent again).
 
 import { renderBrief, renderHistory } from "./carepanel.js";
+import { sharingWithdrawnSentence } from "./consentwords.js";
 import { $ } from "./dom.js";
 import { NotesChannel } from "./notes.js";
 import { NotesPanel } from "./notespanel.js";
 
-const WITHDRAWN_NOTICE =
-  "The client withdrew consent to sharing information between their clinicians: these notes can no longer be changed.";
 
 export class RoomNotes {
   /**
@@ -53,13 +52,16 @@ export class RoomNotes {
   }
 
   renderCareTab(tab, panel) {
-    if (tab.id === "brief") renderBrief(panel, this.api);
+    if (tab.id === "brief") renderBrief(panel, this.api, () => this.care().consent);
     if (tab.id === "history") renderHistory(panel, this.api, this.channel.doc("plan"));
   }
 
-  /** After the client withdrew consent to sharing, the clinicians' notes are closed. */
+  /** After consent to sharing was withdrawn (the client's, a minor's guardian's, or the
+   * minor's assent), the clinicians' notes are closed, saying by whom. */
   closeCliniciansIfWithdrawn() {
-    if (this.care().consent?.sharing_withdrawn) this.panel?.closeDocument("clinicians", WITHDRAWN_NOTICE);
+    const consent = this.care().consent;
+    if (!consent?.sharing_withdrawn) return;
+    this.panel?.closeDocument("clinicians", sharingWithdrawnSentence(consent, ": these notes can no longer be changed."));
   }
 
   /** A safety flag refreshes the history (the trend); a consent change, the brief. */

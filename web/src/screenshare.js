@@ -22,9 +22,12 @@ export class ScreenShare {
    *   an acknowledged event; a refusal is shown (and rethrown with `rethrow`)
    * @param {(track: MediaStreamTrack|null) => void} options.setTrack what the screen line sends
    * @param {(code: string) => void} options.report a capture that failed
+   * @param {(event: string, detail: object) => void} [options.emit] `share-started` and
+   *   `share-stopped` for the embed SDK (ids and roles only)
    */
-  constructor({ you, lookup, act, setTrack, report }) {
+  constructor({ you, lookup, act, setTrack, report, emit = () => {} }) {
     this._you = you;
+    this._emit = emit;
     this._lookup = lookup;
     this._act = act;
     this._setTrack = setTrack;
@@ -47,6 +50,7 @@ export class ScreenShare {
       act: (event, payload, options) => room.act(event, payload, options),
       setTrack: (track) => room.peer?.setLocalTrack("screen", track),
       report: (code) => room.report(code, "share"),
+      emit: (event, detail) => room.emit(event, detail),
     });
   }
 
@@ -57,14 +61,24 @@ export class ScreenShare {
   /** The join state's `share`, or a `share` event. */
   apply(share) {
     if (!share || typeof share !== "object") return;
+    const before = this.presenter;
     this.share = {
       participant_id: typeof share.participant_id === "string" ? share.participant_id : null,
       client_may_share: share.client_may_share === true,
     };
+    this._told(before, this.presenter);
     const self = this._you()?.participant_id;
     // Stopped by a host (or the permission taken back), or never ours: let the capture go.
     if (this.track && this.presenter !== self && !this._starting) this._release();
     this.setRemote(this._media);
+  }
+
+  /** The embedder hears a share stop, then the next start (a join finding one started too). */
+  _told(before, after) {
+    if (before === after) return;
+    const detail = (pid) => ({ participant_id: pid, role: this._lookup(pid)?.role ?? null });
+    if (before) this._emit("share-stopped", detail(before));
+    if (after) this._emit("share-started", detail(after));
   }
 
   /** Remote tracks by participant (peer.js): the sharer's screen, if it arrived. */

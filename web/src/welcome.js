@@ -60,6 +60,14 @@ function roleNote(you, others, consult) {
     }
     return "When you enter, you'll wait in the waiting room until your therapist lets you in.";
   }
+  if (you.role === "guardian" || you.role === "interpreter") {
+    // Not hosts: they wait like the client (docs/api.md, "Who may do what").
+    const client = others.find((p) => p.role === "client");
+    const before =
+      you.role === "guardian" ? `give your consent for ${client?.name || "the client"} if it is not on record yet, then ` : "";
+    const wait = consult.auto_admit ? "go straight into the room" : "wait in the waiting room until a clinician lets you in";
+    return `When you enter, you'll ${before}${wait}.`;
+  }
   const coHosts = others.filter((p) => isHost(p.role));
   if (coHosts.length > 0) {
     return `You co-host this consult with ${coHosts.map((p) => p.name).join(" and ")}.`;
