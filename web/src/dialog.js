@@ -37,3 +37,21 @@ export function confirmDialog({ title, body, confirm, cancel = "Cancel", danger 
     no.focus(); // the safe choice has the focus
   });
 }
+
+/** A host ending the consult for everyone. */
+export function confirmEnd() {
+  return confirmDialog({
+    title: "End the consult for everyone?",
+    body: "Everyone leaves the call and the treatment plan is saved as it is now. This can't be undone.",
+    confirm: "End consult",
+  });
+}
+
+/** A host removing someone (`name` may be missing: they are not in the roster yet). */
+export function confirmRemove(name) {
+  return confirmDialog({
+    title: `Remove ${name || "this participant"}?`,
+    body: "They leave the call at once. If they come back, they wait in the waiting room until a host lets them in.",
+    confirm: "Remove",
+  });
+}

@@ -9,7 +9,7 @@
 // new one (idempotent: nothing happens if the server already replaced it).
 
 import { CareAlerts } from "./carealerts.js";
-import { confirmDialog } from "./dialog.js";
+import { confirmEnd, confirmRemove } from "./dialog.js";
 import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
 import { MediaControls } from "./mediacontrols.js";
@@ -30,9 +30,6 @@ import { showView } from "./views.js";
 // Asked again while the new peer connection does not come up (the first ask may be lost with a
 // socket that is dying too).
 const MEDIA_RETRY_MS = 8000;
-// `wrong_worker` answers followed in a row before giving up (each names the consult's worker;
-// more than a few means the placement keeps moving, and the person is better told).
-const MAX_WORKER_FOLLOWS = 3;
 
 export class Room {
   /**
@@ -52,9 +49,6 @@ export class Room {
     this.onFatal = onFatal;
     this.emit = emit || (() => {});
     this.signaling = new Signaling({ token, consultId, url: workerUrl });
-    /** `wrong_worker` answers followed since the last successful join, and in all. */
-    this.workerFollows = 0;
-    this.workerMoves = 0;
     this.api = new RoomApi({ consultId, token });
     /** Everyone listed for the consult (REST session), to name those who are not connected. */
     this.roster = new Map();
@@ -157,26 +151,13 @@ export class Room {
     try {
       ack = await this.signaling.call("join");
     } catch (error) {
-      if (error.code === "wrong_worker" && this._followWorker(error.worker)) return;
+      if (error.code === "wrong_worker" && this.signaling.follow(error.worker)) return;
       this.fatal(error.code);
       return;
     }
-    this.workerFollows = 0;
+    this.signaling.joined();
     showBanner(null);
     this._applyState(ack.state);
-  }
-
-  /** Another worker serves the consult: connect there (its `connect` sends `join`). */
-  _followWorker(worker) {
-    if (this.workerFollows >= MAX_WORKER_FOLLOWS || typeof worker?.url !== "string") return false;
-    this.workerFollows++;
-    try {
-      this.signaling.moveTo(worker.url);
-    } catch {
-      return false;
-    }
-    this.workerMoves++;
-    return true;
   }
 
   _connectError(error) {
@@ -416,11 +397,7 @@ export class Room {
   }
 
   async end() {
-    const sure = await confirmDialog({
-      title: "End the consult for everyone?",
-      body: "Everyone leaves the call and the treatment plan is saved as it is now. This can't be undone.",
-      confirm: "End consult",
-    });
+    const sure = await confirmEnd();
     if (!sure || this.finished) return;
     await this.notes?.flushNow(); // your last keystrokes are in the saved plan
     let ack;
@@ -433,12 +410,7 @@ export class Room {
   }
 
   async removeParticipant(pid) {
-    const who = this.participants.get(pid);
-    const sure = await confirmDialog({
-      title: `Remove ${who?.name || "this participant"}?`,
-      body: "They leave the call at once. If they come back, they wait in the waiting room until a host lets them in.",
-      confirm: "Remove",
-    });
+    const sure = await confirmRemove(this.participants.get(pid)?.name);
     if (sure && !this.finished) await this.act("remove", { participant_id: pid });
   }
 
@@ -517,7 +489,7 @@ export class Room {
       consent: this.care.consent,
       mediaRestarts: this.mediaRestarts,
       share: this.share.share,
-      workerMoves: this.workerMoves,
+      workerMoves: this.signaling.moves,
       reconnecting: $("room").dataset.reconnecting === "true",
     });
   }

@@ -40,6 +40,10 @@ export function socketAddress(workerUrl, pageOrigin) {
   return { uri, path: `${prefix}/socket.io` };
 }
 
+// `wrong_worker` answers followed in a row before giving up (each names the consult's worker;
+// more than a few means the placement keeps moving, and the person is better told).
+const MAX_WORKER_FOLLOWS = 3;
+
 export class Signaling {
   /** @param {{token: string, consultId: string, url?: string|null}} options `url`: the worker */
   constructor({ token, consultId, url = null }) {
@@ -47,6 +51,30 @@ export class Signaling {
     this._handlers = [];
     this._attemptHandlers = [];
     this.socket = this._open(url);
+    /** `wrong_worker` answers followed since the last successful join, and in all. */
+    this.follows = 0;
+    this.moves = 0;
+  }
+
+  /**
+   * Another worker serves the consult (a `wrong_worker` answer's `worker`): connect there, at
+   * most MAX_WORKER_FOLLOWS times in a row (`joined` resets the count). False: not followed.
+   */
+  follow(worker) {
+    if (this.follows >= MAX_WORKER_FOLLOWS || typeof worker?.url !== "string") return false;
+    this.follows++;
+    try {
+      this.moveTo(worker.url);
+    } catch {
+      return false;
+    }
+    this.moves++;
+    return true;
+  }
+
+  /** A join succeeded: the next `wrong_worker` answers start a new count. */
+  joined() {
+    this.follows = 0;
   }
 
   _open(url) {
