@@ -9,8 +9,9 @@ Two harnesses, each run for the bare loop and for Triad's path, alternating, `--
 
 * in-process: 20,000 SRTP-protected 1,200-byte VP8 packets (one publisher) are unprotected and
   forwarded to two subscribers in a tight loop, no event loop, the receiving socket drained
-  every 64 packets. Triad's path is `rtp.read` -> `Ingress.on_media` -> two `Egress` rewrites
-  (sequence, timestamp, SSRC, picture id, extensions, history) -> SRTP protect -> `sendto`.
+  every 64 packets. Triad's path is `rtp.read` -> `Router.route` -> `Ingress.on_media` -> two
+  `Egress` rewrites (sequence, timestamp, SSRC, picture id, extensions, history) -> SRTP
+  protect -> `sendto`.
   The bare loop is unprotect, then protect and `sendto` twice.
 * event loop: the same two paths in a forwarder process on uvloop, fed at `--rates` packets a
   second by a sender process (bursts of five, as a publisher's frames arrive), forwarding to a
@@ -48,11 +49,14 @@ from server.rooms.media.codecs import NegotiatedTrack
 from server.rooms.media.downlink import Downlink
 from server.rooms.media.egress import Egress
 from server.rooms.media.ingress import Ingress
+from server.rooms.media.router import Router
 from server.rooms.media.stats import Counters
 
 HOST = "127.0.0.1"
 KEY = bytes(range(30))  # one master key and salt for every session: only the cost matters
-VIDEO = NegotiatedTrack("video", "2", 97, 90000, rtx_payload_type=98, mid_id=1, abs_send_time_id=3)
+VIDEO = NegotiatedTrack(
+    "video", "2", 97, 90000, rtx_payload_type=98, mid_id=1, abs_send_time_id=3, ssrc=0x1111
+)
 PACKETS_PER_FRAME = 4
 BURST = 5
 
@@ -126,7 +130,8 @@ class Bare:
 
 
 class Sfu:
-    """Triad's path: unprotect, read, one Ingress fanning out to an Egress per subscriber."""
+    """Triad's path: unprotect, read, route by SSRC (`Router`, as `Peer._on_rtp` does), one
+    Ingress fanning out to an Egress per subscriber."""
 
     def __init__(self, senders: list[SocketSender]) -> None:
         self._rx = inbound()
@@ -137,12 +142,18 @@ class Sfu:
             egress = Egress("video", sender, Downlink(lambda *_: None), counters, "cname")  # type: ignore[arg-type]
             egress.configure(VIDEO, ssrc=0x2222 + n, rtx_ssrc=0x3333 + n)
             egress.attach(self._ingress)
+        self._publications = {"video": self._ingress}
+        self._router = Router()
+        self._router.declare(self._ingress, VIDEO)
 
     def __call__(self, data: bytes) -> None:
         plain = self._rx.unprotect(data)
         view = rtp.read(plain)
-        if view is not None:
-            self._ingress.on_media(plain, view, time.monotonic())
+        if view is None:
+            return
+        route = self._router.route(plain, view, self._publications)
+        if route is not None and not route.rtx:
+            route.ingress.on_media(plain, view, time.monotonic())
 
     def close(self) -> None:
         self._ingress.close()
