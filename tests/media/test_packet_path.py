@@ -690,7 +690,7 @@ async def test_a_resumed_video_that_overloads_the_link_is_paused_again_at_once()
     assert downlink._min_pause[video.ingress.key] == 2 * 2.0
     # Off trial, the same loss is not judged yet (too few packets) and pauses nothing.
     video.paused = False
-    downlink._trial_until = 0.0
+    downlink._trial_from = 0.0
     estimate = downlink.estimate
     downlink.on_loss(9, 110, 30.0)
     assert downlink.estimate == estimate

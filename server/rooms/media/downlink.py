@@ -129,8 +129,8 @@ class Downlink:
         self._budget_at = 0.0
         self._paused_at: dict[TrackKey, float] = {}
         self._resumed_at: dict[TrackKey, float] = {}
-        # A video was resumed at `_trial_from`: see TRIAL_LOSS_SAMPLE.
-        self._trial_from = self._trial_until = -math.inf
+        # When a video was last resumed: it is on trial for FLAP_SECONDS (TRIAL_LOSS_SAMPLE).
+        self._trial_from = -math.inf
         self._min_pause: dict[TrackKey, float] = {}
         self._over_since: float | None = None  # since when the allocation has not fit
         self._backoff = BACKOFF_START
@@ -196,7 +196,7 @@ class Downlink:
                 self._probe_covered = True
         self._lost += lost
         self._expected += expected
-        on_trial = now < self._trial_until
+        on_trial = now - self._trial_from < FLAP_SECONDS
         if self._expected < (TRIAL_LOSS_SAMPLE if on_trial else LOSS_SAMPLE):
             return
         fraction = self._lost / self._expected
@@ -305,7 +305,8 @@ class Downlink:
                 self._over_since = now
             # On trial, once its link has shown congestion since the resume: at once. (Not on
             # the rate alone: the resume's own keyframe lifts it for a moment.)
-            failed_trial = now < self._trial_until and self._congested_at >= self._trial_from
+            on_trial = now - self._trial_from < FLAP_SECONDS
+            failed_trial = on_trial and self._congested_at >= self._trial_from
             if now - self._over_since >= PAUSE_AFTER_SECONDS or failed_trial:
                 self._pause(egress, egress.ingress.key, now)
             else:
@@ -363,7 +364,7 @@ class Downlink:
     def _resume(self, egress: Egress, key: TrackKey, now: float) -> None:
         egress.paused = False
         self._resumed_at[key] = now
-        self._trial_from, self._trial_until = now, now + FLAP_SECONDS
+        self._trial_from = now
         self._lost = self._expected = 0  # the trial's loss is judged from here
         egress.awaiting_keyframe = True
         self._paused_at.pop(key, None)
