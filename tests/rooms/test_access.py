@@ -146,7 +146,9 @@ async def test_an_expiring_token_closes_its_socket(
         name="Sam Okafor",
         iat=now,
         nbf=now,
-        exp=now + 1.5,
+        # Long enough that the join lands before it on a loaded CI machine (joins have taken
+        # 2 s there), short enough that the test still waits on the expiry, not a timeout.
+        exp=now + 6,
         jti=TokenId("short-lived"),
     )
     short_lived = tokens.mint(claims, platform.secret)
