@@ -10,15 +10,23 @@ per N ms, as the browser client does (50 ms); `key p99` then adds the wait in th
 the keystroke until the reader has it). The server runs in its own process (it has one core to
 itself on a 2-core machine); the clients share this one, and their CPU is printed so a saturated
 client side shows.
+With `--workers 1 2` each row runs `triad serve --workers N` (PostgreSQL and Redis), each
+consult's sockets on the worker its session call names; `srv cpu` is then each worker's, and
+`redis/join` and `redis/upd` count the commands the workers sent Redis (through a counting
+proxy, `redisproxy.py`) per socket joined and per update, the latter less the heartbeats' rate
+measured idle right after; the commands seen while typing are listed by name. `--gc-young`
+sets the server's TRIAD_GC_YOUNG_THRESHOLD per row (CPython's default is 700).
 Loopback only; bounded in time; every copy is checked against the server's at the end.
 
     .venv/bin/python bench/notes_socketio.py                     # SQLite, K = 1 10 50 100
     .venv/bin/python bench/notes_socketio.py --backend postgres --k 100
     .venv/bin/python bench/notes_socketio.py --k 100 --batch-ms 50      # as browsers send
+    .venv/bin/python bench/notes_socketio.py --backend postgres --k 50 100 200 --workers 1 2
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
@@ -28,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,12 +45,15 @@ import aiohttp
 import psutil
 import pycrdt
 import socketio
+from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import notes as inprocess  # the in-process bench: its load shape, keys and database helpers
+from redisproxy import RedisCommandProxy
 
+from server import gcpolicy
 from server.auth.roles import Role
 from server.consults.consent import CONSENT_WORDING, ConsentBook, ConsentScope
 from server.consults.model import Actor, ConsultSpec, JoinIdentity, ParticipantSpec
@@ -52,12 +64,15 @@ from server.db.engine import Database
 from server.ids import TokenId
 
 NAMESPACE = "/consult"
+# The three seats every consult has (a guardian and an interpreter are optional).
+ROLES = (Role.CLIENT, Role.THERAPIST, Role.PSYCHIATRIST)
 
 
 class Person:
-    def __init__(self, role: Role, token: str) -> None:
+    def __init__(self, role: Role, token: str, consult_id: str) -> None:
         self.role = role
         self.token = token
+        self.consult_id = consult_id
         self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
         self.sio = socketio.AsyncClient(reconnection=False)
 
@@ -86,7 +101,7 @@ async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
         clock=inprocess.now,
     )
     spec = ConsultSpec(
-        participants=tuple(ParticipantSpec(role, role.value.title()) for role in Role),
+        participants=tuple(ParticipantSpec(role, role.value.title()) for role in ROLES),
         auto_admit=True,
     )
     consents = ConsentBook(db, KeyRing.parse(inprocess.KEY), inprocess.now)
@@ -95,7 +110,10 @@ async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
         made = await service.create(caller, spec)
         role_of = {p.id: p.role for p in made.consult.participants}
         consults.append(
-            {role_of[pid]: Person(role_of[pid], t.token) for pid, t in made.tokens.items()}
+            {
+                role_of[pid]: Person(role_of[pid], t.token, made.consult.id)
+                for pid, t in made.tokens.items()
+            }
         )
         client = next(p for p in made.consult.participants if p.role == Role.CLIENT)
         await consents.give(
@@ -108,7 +126,42 @@ async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
     return consults
 
 
-async def start_server(url: str, data_dir: str) -> tuple[asyncio.subprocess.Process, str]:
+class Cluster:
+    """`--workers N` above one: the server's workers share PostgreSQL and a Redis database,
+    under a cluster name of this run's own (its keys are deleted afterwards), reached through
+    a proxy that counts their commands."""
+
+    def __init__(self, workers: int, proxy: RedisCommandProxy, redis_url: str) -> None:
+        self.workers = workers
+        self.proxy = proxy
+        self.name = f"bench-{secrets.token_hex(3)}"
+        self.redis = Redis.from_url(redis_url)
+
+    def env(self) -> dict[str, str]:
+        if self.workers == 1:
+            return {}
+        return {
+            "TRIAD_WORKERS": str(self.workers),
+            "TRIAD_REDIS_URL": self.proxy.url,
+            "TRIAD_CLUSTER_NAME": self.name,
+        }
+
+    def commands(self) -> int:
+        """Commands the workers have sent Redis so far."""
+        return self.proxy.total()
+
+    def snapshot(self) -> Counter[str]:
+        return Counter(self.proxy.counts)
+
+    async def close(self) -> None:
+        async for key in self.redis.scan_iter(match=f"triad:cluster:{self.name}:*", count=500):
+            await self.redis.delete(key)
+        await self.redis.aclose()
+
+
+async def start_server(
+    url: str, data_dir: str, gc_young: int, cluster: Cluster
+) -> tuple[asyncio.subprocess.Process, str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -122,6 +175,8 @@ async def start_server(url: str, data_dir: str) -> tuple[asyncio.subprocess.Proc
         TRIAD_PUBLIC_BASE_URL=base,
         TRIAD_ICE_HOST_ADDRESSES="127.0.0.1",
         TRIAD_LOG_LEVEL="warning",
+        TRIAD_GC_YOUNG_THRESHOLD=str(gc_young),
+        **cluster.env(),
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "server", "serve", env=env, stdout=asyncio.subprocess.DEVNULL
@@ -137,7 +192,22 @@ async def start_server(url: str, data_dir: str) -> tuple[asyncio.subprocess.Proc
             await asyncio.sleep(0.1)
 
 
-async def join(person: Person, base: str, run: Run) -> None:
+async def worker_of(base: str, consult_id: str, person: Person) -> str:
+    """The consult's worker, as the join page learns it: the session call on any worker."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{base}/api/v1/consults/{consult_id}/session",
+            headers={"Authorization": f"Bearer {person.token}"},
+        ) as answer,
+    ):
+        if answer.status != 200:
+            raise SystemExit(f"session call: {answer.status}")
+        body = await answer.json()
+    return str(body["worker"]["url"])
+
+
+async def join(person: Person, worker_url: str, run: Run) -> None:
     async def on_update(data: dict[str, Any]) -> None:
         person.doc.apply_update(data["update"])
         sent = run.sent_at.get(data["update"])
@@ -148,7 +218,7 @@ async def join(person: Person, base: str, run: Run) -> None:
 
     person.sio.on("notes-update", on_update, namespace=NAMESPACE)
     await person.sio.connect(
-        base, namespaces=[NAMESPACE], transports=["websocket"], auth={"token": person.token}
+        worker_url, namespaces=[NAMESPACE], transports=["websocket"], auth={"token": person.token}
     )
     ack = await person.sio.call("join", {}, namespace=NAMESPACE, timeout=30)
     if not ack["ok"]:
@@ -222,17 +292,39 @@ async def type_into_plan(person: Person, until: float, run: Run, seed: int, batc
 
 
 async def run_one(
-    url: str, k: int, seconds: float, data_dir: str, batch_s: float
+    url: str,
+    k: int,
+    seconds: float,
+    data_dir: str,
+    batch_s: float,
+    gc_young: int,
+    cluster: Cluster,
 ) -> dict[str, Any]:
     consults = await make_consults(url, k)
-    server, base = await start_server(url, data_dir)
+    server, base = await start_server(url, data_dir, gc_young, cluster)
     run = Run()
+    clustered = cluster.workers > 1
     try:
-        for people in consults:
-            for person in people.values():
-                await join(person, base, run)
         server_proc, me = psutil.Process(server.pid), psutil.Process()
-        server_cpu, my_cpu = server_proc.cpu_times(), me.cpu_times()
+        # One worker is `triad serve` itself; with several, its workers are its children.
+        workers = [server_proc]
+        if clustered:  # its workers, not multiprocessing's resource tracker
+            children = server_proc.children()
+            workers = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        redis_before = cluster.commands() if clustered else 0
+        joins = 0
+        for people in consults:
+            therapist = people[Role.THERAPIST]
+            where = await worker_of(base, therapist.consult_id, therapist) if clustered else base
+            for person in people.values():
+                await join(person, where, run)
+                joins += 1
+        redis_joined = cluster.commands() if clustered else 0
+        joined_by_name = cluster.snapshot()
+        # The load generator's own full collections (300 documents and sockets) would show as
+        # the server's latency: it runs under the server's policy.
+        gcpolicy.settle()
+        worker_cpu, my_cpu = [w.cpu_times() for w in workers], me.cpu_times()
         started = time.monotonic()
         await asyncio.gather(
             *(
@@ -246,7 +338,18 @@ async def run_one(
             while len(run.latencies) < expected:  # noqa: ASYNC110 (counted by a socket callback)
                 await asyncio.sleep(0.05)
         elapsed = time.monotonic() - started
-        server_used = sum(server_proc.cpu_times()[:2]) - sum(server_cpu[:2])
+        redis_typed = cluster.commands() if clustered else 0
+        typed_by_name = cluster.snapshot() - joined_by_name
+        # What the workers send Redis anyway (heartbeats), over the same time with no load.
+        idle_from = time.monotonic()
+        await asyncio.sleep(3.0)
+        idle = (cluster.commands() - redis_typed if clustered else 0) / (
+            time.monotonic() - idle_from
+        )
+        workers_used = [
+            sum(w.cpu_times()[:2]) - sum(before[:2])
+            for w, before in zip(workers, worker_cpu, strict=True)
+        ]
         clients_used = sum(me.cpu_times()[:2]) - sum(my_cpu[:2])
         for people in consults:
             texts = {str(p.doc.get("summary", type=pycrdt.Text)) for p in people.values()}
@@ -268,38 +371,87 @@ async def run_one(
         "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
         "max_ms": lat[-1] * 1000,
         "key_p99_ms": key_lat[int(len(key_lat) * 0.99) - 1] * 1000,
-        "server_cpu": server_used / elapsed,
+        "server_cpu": "+".join(f"{used / elapsed:.2f}" for used in workers_used),
+        "redis_while_typing": ", ".join(f"{n} {c}" for n, c in sorted(typed_by_name.items())),
+        "redis_per_join": (redis_joined - redis_before) / joins if clustered else 0.0,
+        # Less what the heartbeats sent meanwhile, at the rate measured with no load after.
+        "redis_per_update": (redis_typed - redis_joined - idle * elapsed) / run.acked
+        if clustered
+        else 0.0,
         "clients_cpu": clients_used / elapsed,
     }
+
+
+def options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch-ms", type=float, default=0.0, help="coalesce keystrokes (browsers: 50)"
+    )
+    parser.add_argument(
+        "--gc-young",
+        type=int,
+        nargs="+",
+        default=[gcpolicy.YOUNG_THRESHOLD],
+        help="the server's TRIAD_GC_YOUNG_THRESHOLD, one row each (CPython's default: 700)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="`triad serve --workers N`, one row each (above 1: PostgreSQL and Redis)",
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/12",
+        help="a Redis database on loopback for several workers (keys of this run only)",
+    )
 
 
 async def main() -> None:
     args = inprocess.arguments(
         __doc__.split("\n\n")[0],
         "sqlite",
-        extra=lambda parser: parser.add_argument(
-            "--batch-ms", type=float, default=0.0, help="coalesce keystrokes (browsers: 50)"
-        ),
+        extra=options,
     )
     if not 0 <= args.batch_ms <= 1000:
         raise SystemExit("--batch-ms is 0 (every keystroke) to 1000")
+    if any(n > 1 for n in args.workers) and "sqlite" in args.backends:
+        raise SystemExit("several workers need --backend postgres")
     print(f"batching: {args.batch_ms:g} ms")
     print(
-        f"{'backend':9} {'K':>4} {'updates':>8} {'upd/s':>7} {'median ms':>10} {'p99 ms':>8} "
-        f"{'max ms':>8} {'key p99':>8} {'srv cpu':>8} {'cli cpu':>8} {'errors':>6}"
+        f"{'backend':9} {'workers':>7} {'gc young':>8} {'K':>4} {'updates':>8} {'upd/s':>7} "
+        f"{'median ms':>10} {'p99 ms':>8} {'max ms':>8} {'key p99':>8} {'srv cpu':>10} "
+        f"{'cli cpu':>8} {'redis/join':>10} {'redis/upd':>9} {'errors':>6}"
     )
+    async with RedisCommandProxy.running(args.redis) as proxy:
+        await each_run(args, proxy)
+
+
+async def each_run(args: argparse.Namespace, proxy: RedisCommandProxy) -> None:
     for backend in args.backends:
         for k in args.k:
-            with tempfile.TemporaryDirectory() as tmp:
-                async with inprocess.bench_database(backend, args.pg, Path(tmp)) as url:
-                    r = await run_one(url, k, args.seconds, tmp, args.batch_ms / 1000)
-            print(
-                f"{backend:9} {r['k']:>4} {r['updates']:>8} {r['per_s']:>7.0f} "
-                f"{r['median_ms']:>10.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} "
-                f"{r['key_p99_ms']:>8.1f} "
-                f"{r['server_cpu']:>8.2f} {r['clients_cpu']:>8.2f} {r['errors']:>6}",
-                flush=True,
-            )
+            for workers in args.workers:
+                for gc_young in args.gc_young:
+                    cluster = Cluster(workers, proxy, args.redis)
+                    try:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            async with inprocess.bench_database(backend, args.pg, Path(tmp)) as url:
+                                batch_s = args.batch_ms / 1000
+                                r = await run_one(
+                                    url, k, args.seconds, tmp, batch_s, gc_young, cluster
+                                )
+                    finally:
+                        await cluster.close()
+                    print(
+                        f"{backend:9} {workers:>7} {gc_young:>8} {r['k']:>4} {r['updates']:>8} "
+                        f"{r['per_s']:>7.0f} {r['median_ms']:>10.2f} {r['p99_ms']:>8.2f} "
+                        f"{r['max_ms']:>8.1f} {r['key_p99_ms']:>8.1f} {r['server_cpu']:>10} "
+                        f"{r['clients_cpu']:>8.2f} {r['redis_per_join']:>10.2f} "
+                        f"{r['redis_per_update']:>9.3f} {r['errors']:>6}",
+                        flush=True,
+                    )
+                    if workers > 1:
+                        print(f"  redis commands while typing: {r['redis_while_typing']}")
 
 
 if __name__ == "__main__":

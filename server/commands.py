@@ -14,7 +14,7 @@ from multiprocessing.synchronize import Event
 
 from aiohttp import web
 
-from . import eventloop, logs
+from . import eventloop, gcpolicy, logs
 from .api.context import SERVICES
 from .app import create_app, keyring_for, utc_now
 from .auth.roles import Role
@@ -173,6 +173,7 @@ async def serve(settings: Settings, *, with_demo: bool, ready: Event | None = No
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        gcpolicy.settle(settings.gc_young_threshold)
         if ready is not None:
             ready.set()
             watch = loop.create_task(_stop_when_orphaned(stop))

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import gcpolicy
 from .errors import ConfigError
 from .eventloop import EventLoopName
 
@@ -148,6 +149,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     # `triad serve`'s event loop: uvloop (faster per packet) or asyncio's own, the fallback.
     event_loop: EventLoopName = "uvloop"
+    # Allocations per young collection once `triad serve` listens (`gcpolicy.py`); CPython's
+    # own default is 700.
+    gc_young_threshold: int = Field(default=gcpolicy.YOUNG_THRESHOLD, ge=100, le=10_000_000)
 
     _split = field_validator(
         "ice_host_addresses", "stun_urls", "turn_urls", "allowed_origins", mode="before"

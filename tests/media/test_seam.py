@@ -6,6 +6,7 @@ the pins (pyproject.toml and seam.AIORTC_CHECKED) together.
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import inspect
 
@@ -16,6 +17,7 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
 )
+from aiortc.rate import RateBucket
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from server.rooms.media import seam
@@ -117,3 +119,29 @@ def test_aioice_functions_the_seam_calls() -> None:
         "stun_server",
     ]
     assert list(inspect.signature(ice.StunProtocol).parameters) == ["receiver"]
+
+
+async def test_a_transceiver_the_sfu_adds_carries_no_bitrate_estimator() -> None:
+    """aiortc's own video receiver makes a 1,000-bucket estimator; the SFU's makes none (the
+    garbage collector would walk those buckets on every full collection)."""
+
+    def buckets() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, RateBucket))
+
+    pc = loopback_pc()
+    try:
+        before = buckets()
+        plain = pc.addTransceiver("video", direction="recvonly")
+        assert buckets() - before >= 1000  # what the seam sheds is really there
+        before = buckets()
+        shed = [
+            seam.add_transceiver(pc, "video", "recvonly"),
+            seam.add_transceiver(pc, "video", "sendonly"),
+            seam.add_transceiver(pc, "audio", "sendonly"),
+        ]
+        assert buckets() == before
+        assert [t.direction for t in shed] == ["recvonly", "sendonly", "sendonly"]
+        assert plain.receiver is not shed[0].receiver
+    finally:
+        await pc.close()

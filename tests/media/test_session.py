@@ -110,6 +110,20 @@ async def test_a_new_connection_gets_a_new_peer_connection_and_the_old_one_no_of
     await still_flowing(room, AUDIO)
 
 
+async def test_the_servers_peer_connections_carry_no_bitrate_estimator(
+    room: LoopbackRoom,
+) -> None:
+    """Every receiver of the server's peer connections, receiving or only there beside a
+    sending slot, has had aiortc's unused estimator taken away (`seam.add_transceiver`)."""
+    await still_flowing(room, AUDIO)
+    for pid in (A, B):
+        transceivers = server_pc(room, pid).getTransceivers()
+        assert {t.direction for t in transceivers} >= {"recvonly", "sendonly"}
+        for transceiver in transceivers:
+            estimator = vars(transceiver.receiver)["_RTCRtpReceiver__remote_bitrate_estimator"]
+            assert estimator is None, (pid, transceiver.kind, transceiver.direction)
+
+
 async def test_a_failed_peer_connection_is_replaced_while_connected(room: LoopbackRoom) -> None:
     failing = server_pc(room, A)
     await fail_server_side(failing)

@@ -113,7 +113,7 @@ class Peer:
         self.router = Router()
         self.rtt = RoundTrip()  # from this participant's receiver reports; NACK pacing both ways
         for kind in KINDS:
-            self._publish(kind, self.pc.addTransceiver(kind, direction="recvonly"))
+            self._publish(kind, seam.add_transceiver(self.pc, kind, "recvonly"))
         # BUNDLE: everything travels on the first transceiver's DTLS transport.
         dtls = self._receivers["audio"].receiver.transport
         self.transport = PeerTransport(dtls, self._on_rtp, self._on_rtcp)
@@ -326,7 +326,7 @@ class Peer:
             None,
         )
         if slot is None:
-            transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+            transceiver = seam.add_transceiver(self.pc, kind, "sendonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
             cname = seam.cname(self.pc)
             egress = Egress(kind, self.transport, self.downlink, self._counters, cname)
@@ -380,7 +380,7 @@ class Peer:
             return current
         transceiver = self._receivers.get("screen")
         if transceiver is None:
-            transceiver = self.pc.addTransceiver("video", direction="recvonly")
+            transceiver = seam.add_transceiver(self.pc, "video", "recvonly")
         transceiver.direction = "recvonly"
         self._publish("screen", transceiver)
         return self.publications["screen"]

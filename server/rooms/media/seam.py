@@ -42,7 +42,7 @@ from typing import Any, Final
 from aioice import Candidate, stun
 from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 
 from server import logs
 
@@ -52,7 +52,10 @@ AIORTC_CHECKED: Final = ("1.16.",)
 AIOICE_CHECKED: Final = ("0.13.",)
 
 # Instance attributes of fresh aiortc objects the seam reads or replaces.
-RECEIVER_ATTRIBUTES: Final = ("_RTCRtpReceiver__started",)
+RECEIVER_ATTRIBUTES: Final = (
+    "_RTCRtpReceiver__started",
+    "_RTCRtpReceiver__remote_bitrate_estimator",
+)
 RECEIVER_METHODS: Final = ("receive", "stop")
 SENDER_METHODS: Final = ("send", "stop", "_send_keyframe", "_handle_rtcp_packet", "replaceTrack")
 SENDER_ATTRIBUTES: Final = ("_ssrc", "_rtx_ssrc", "_stream_id", "_track_id")
@@ -138,6 +141,18 @@ def take_receiver(receiver: RTCRtpReceiver, on_parameters: ParametersCallback) -
 
     setattr(receiver, "receive", receive)  # noqa: B010 - an instance attribute on purpose
     setattr(receiver, _MARK, True)
+
+
+def add_transceiver(pc: RTCPeerConnection, kind: str, direction: str) -> RTCRtpTransceiver:
+    """`pc.addTransceiver` without the receive-side bandwidth estimator aiortc gives every
+    video receiver (sending ones too): the SFU never feeds it (it takes the RTP path), and its
+    window is 1,000 bucket objects. That was about 3,000 tracked objects a participant, which
+    the garbage collector walks on every full collection: at 100 consults they were most of a
+    1.3 M-object heap, and each full collection stopped the process for 100-500 ms (the notes
+    channel's tail latency)."""
+    transceiver = pc.addTransceiver(kind, direction=direction)
+    setattr(transceiver.receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)  # noqa: B010
+    return transceiver
 
 
 def take_sender(sender: RTCRtpSender, on_parameters: ParametersCallback) -> None:
