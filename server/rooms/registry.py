@@ -8,13 +8,14 @@ connected and closes. Each step is idempotent, so racing ends converge on one pl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
+from .. import logs
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
+from .commands import RoomCommand, RoomCommandKind
 from .events import Ended, RoomState
 from .ports import (
     CareRecords,
@@ -27,6 +28,8 @@ from .ports import (
 )
 from .room import ConsultRoom
 from .settings import RoomSettings
+
+log = logs.get(__name__)
 
 
 class RoomRegistry:
@@ -54,6 +57,7 @@ class RoomRegistry:
         # Ended here while sockets may still hold a verified token: refuse their joins.
         self._ended: set[ConsultId] = set()
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     def occupancy(self) -> tuple[int, int]:
         """The rooms live here, and the participants connected to them (this worker's load)."""
@@ -106,18 +110,50 @@ class RoomRegistry:
         if self._rooms.get(consult_id) is room:
             del self._rooms[consult_id]
 
-    async def care_changed(self, consult_id: ConsultId) -> None:
-        """Consent or presence changed (a REST call): the live room, if any, catches up."""
+    async def apply(self, command: RoomCommand) -> None:
+        """A REST call's change, committed (here or on another worker): the room here acts."""
+        consult_id = command.consult_id
+        if command.kind is RoomCommandKind.ENDED:
+            # Whether or not a room is here: the plan is saved (the same one) and the notes
+            # documents this worker holds are frozen and dropped.
+            await self.finish(consult_id, command.actor)
+            return
         room = self._rooms.get(consult_id)
-        if room is not None:
+        if room is None:
+            return
+        if command.kind is RoomCommandKind.CARE_CHANGED:
             await room.care_changed()
+        elif command.kind is RoomCommandKind.SAFETY_FLAG:
+            await room.safety_flags_changed()
+        elif command.kind is RoomCommandKind.BRIEF_UPDATED:
+            await room.brief_updated()
 
-    async def raise_safety_flag(self, consult_id: ConsultId, flag: Mapping[str, Any]) -> None:
-        """A check-in flagged a safety item: the clinicians in the live room see it at once
-        (a clinician who joins later gets it in the join state)."""
-        room = self._rooms.get(consult_id)
-        if room is not None:
-            await room.raise_safety_flag(flag)
+    async def save_plan(self, consult_id: ConsultId) -> str:
+        """The consult's plan, saved once (the row is ended): the same id to every caller."""
+        return await self._plans.save_plan(consult_id)
+
+    def start_sweep(self) -> None:
+        """Several workers: an end another worker served reaches this one as a command, which
+        can be lost; this catches it within `ended_sweep` seconds. Started once."""
+        if self._sweeper is None and not self._closed:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.ended_sweep)
+            try:
+                await self.sweep_ended()
+            except Exception as exc:  # the database is away: try again at the next round
+                log.error("rooms.sweep_failed", **logs.failure(exc))
+
+    async def sweep_ended(self) -> None:
+        """Close each room here whose consult row was ended elsewhere (one query for all)."""
+        held = list(self._rooms)
+        if not held:
+            return
+        for consult_id, ended_by in (await self._records.ended_among(held)).items():
+            log.info("rooms.ended_elsewhere", consult_id=consult_id)
+            await self.finish(consult_id, _actor_of(ended_by))
 
     async def end_consult(self, consult_id: ConsultId, actor: Actor) -> str:
         """End the consult (by a participant or the system); returns the saved plan's id."""
@@ -137,5 +173,17 @@ class RoomRegistry:
         """Server shutdown: close every room without ending its consult (participants come
         back to another process and resume). Safe to call twice."""
         self._closed = True
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
         rooms, self._rooms = list(self._rooms.values()), {}
         await asyncio.gather(*(room.close() for room in rooms), return_exceptions=True)
+
+
+def _actor_of(label: str) -> Actor:
+    """The actor an `Actor.label()` names (an unknown kind reads as the system)."""
+    kind, _, actor_id = label.partition(":")
+    if kind not in ("platform", "participant", "operator"):
+        return Actor("system")
+    return Actor(kind, actor_id or None)  # type: ignore[arg-type]  # one of the kinds above
