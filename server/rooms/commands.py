@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from .. import logs
 from ..cluster.commands import MAX_MESSAGE_BYTES, WorkerMailbox
 from ..consults.model import Actor
-from ..ids import ConsultId
+from ..ids import ConsultId, WorkerId
 
 if TYPE_CHECKING:
     from ..cluster.node import Membership
@@ -35,10 +35,9 @@ if TYPE_CHECKING:
 
 log = logs.get(__name__)
 
-# Ids are ours (`c_...`, `k_...`, `p_...`): letters, digits, `_` and `-`, never long.
+# Consult ids are ours (`c_...`): letters, digits, `_` and `-`, never long.
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_ACTOR_TYPES = ("platform", "participant", "system", "operator")
-_FIELDS = frozenset({"kind", "consult_id", "actor_type", "actor_id"})
+_FIELDS = frozenset({"kind", "consult_id"})
 
 
 class MalformedCommand(ValueError):
@@ -49,43 +48,26 @@ class RoomCommandKind(StrEnum):
     CARE_CHANGED = "care_changed"  # consent or same-room presence: re-read the care state
     SAFETY_FLAG = "safety_flag"  # a check-in raised one: re-read, tell the clinicians
     BRIEF_UPDATED = "brief_updated"  # tell the clinicians who may read it
-    ENDED = "ended"  # the row is ended and the plan saved: close the room, telling everyone
+    # The row is ended and the plan saved: the room closes, telling everyone (the owner reads
+    # the row first: it acts only on an ended one, and names who ended it from there).
+    ENDED = "ended"
 
 
 @dataclass(frozen=True)
 class RoomCommand:
+    """A kind and a consult id: nothing a room could not read again from the database."""
+
     kind: RoomCommandKind
     consult_id: ConsultId
-    # Who ended it (only for `ended`: the `ended` event names them).
-    actor_type: str | None = None
-    actor_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, RoomCommandKind):
             raise ValueError("not a room command kind")
-        _require_id(self.consult_id, "consult_id")
-        if self.kind is RoomCommandKind.ENDED:
-            if self.actor_type not in _ACTOR_TYPES:
-                raise ValueError("an end names who ended it")
-            if self.actor_id is not None:
-                _require_id(self.actor_id, "actor_id")
-        elif self.actor_type is not None or self.actor_id is not None:
-            raise ValueError("only an end names an actor")
-
-    @classmethod
-    def ended(cls, consult_id: ConsultId, actor: Actor) -> RoomCommand:
-        return cls(RoomCommandKind.ENDED, consult_id, actor.type, actor.id)
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.actor_type or "system", self.actor_id)  # type: ignore[arg-type]
+        if not isinstance(self.consult_id, str) or not _ID.fullmatch(self.consult_id):
+            raise ValueError("a room command's consult_id is an id")
 
     def encode(self) -> bytes:
-        body: dict[str, Any] = {"kind": str(self.kind), "consult_id": self.consult_id}
-        if self.actor_type is not None:
-            body["actor_type"] = self.actor_type
-        if self.actor_id is not None:
-            body["actor_id"] = self.actor_id
+        body = {"kind": str(self.kind), "consult_id": self.consult_id}
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -109,14 +91,7 @@ class RoomCommand:
         return cls(
             kind=RoomCommandKind(kind),
             consult_id=body.get("consult_id"),  # type: ignore[arg-type]  # checked after
-            actor_type=body.get("actor_type"),
-            actor_id=body.get("actor_id"),
         )
-
-
-def _require_id(value: object, name: str) -> None:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
-        raise ValueError(f"a room command's {name} is an id")
 
 
 class RoomRelay:
@@ -130,38 +105,50 @@ class RoomRelay:
 
     async def send(self, command: RoomCommand) -> None:
         """After the change is committed. Never raises for a lost message (see above)."""
-        mailbox, member = self._mailbox, self._membership
-        if mailbox is None or member is None:
-            await self._rooms.apply(command)
-            return
-        try:
-            owner = await member.placement.holder(command.consult_id)
-        except RedisError as exc:
-            log.error("rooms.command_unrouted", kind=str(command.kind), **logs.failure(exc))
-            owner = None
-        if owner is None or owner == mailbox.me:
-            # Held here, or nowhere live (then only a room here could be stale: tell it).
+        owner = await self._elsewhere(command.consult_id)
+        if owner is None:
             await self._rooms.apply(command)
         else:
-            sent = await mailbox.send(owner, command.encode())
-            log.info(
-                "rooms.command_sent",
-                kind=str(command.kind),
-                consult_id=command.consult_id,
-                worker=owner,
-                heard=sent,
-            )
+            await self._post(owner, command)
 
     async def tell(self, kind: RoomCommandKind, consult_id: ConsultId) -> None:
         await self.send(RoomCommand(kind, consult_id))
 
     async def finish(self, consult_id: ConsultId, actor: Actor) -> str:
-        """After the consult row is ended (the platform's end): the plan is saved here, exactly
-        once (a host's End racing this saves the same plan), then the room that holds the
-        consult closes, telling everyone `ended` with that plan's id. Returns the plan id."""
+        """After the consult row is ended (the platform's end); returns the plan id. Held here
+        (or in one process): the registry's one end path. Held elsewhere: the plan is saved
+        here, exactly once (a host's End racing this saves the same plan), then the worker
+        that holds the room closes it, telling everyone `ended` with that plan's id."""
+        owner = await self._elsewhere(consult_id)
+        if owner is None:
+            return await self._rooms.finish(consult_id, actor)
         plan_id = await self._rooms.save_plan(consult_id)
-        await self.send(RoomCommand.ended(consult_id, actor))
+        await self._post(owner, RoomCommand(RoomCommandKind.ENDED, consult_id))
         return plan_id
+
+    async def _elsewhere(self, consult_id: ConsultId) -> WorkerId | None:
+        """The live worker holding the consult when it is another; None for this one, for one
+        process, and for nobody live (then only a stale room here could need telling)."""
+        mailbox, member = self._mailbox, self._membership
+        if mailbox is None or member is None:
+            return None
+        try:
+            owner = await member.placement.holder(consult_id)
+        except RedisError as exc:
+            log.error("rooms.command_unrouted", **logs.failure(exc))
+            return None
+        return None if owner is None or owner == mailbox.me else owner
+
+    async def _post(self, owner: WorkerId, command: RoomCommand) -> None:
+        mailbox = self._mailbox
+        heard = mailbox is not None and await mailbox.send(owner, command.encode())
+        log.info(
+            "rooms.command_sent",
+            kind=str(command.kind),
+            consult_id=command.consult_id,
+            worker=owner,
+            heard=heard,
+        )
 
     async def received(self, raw: bytes) -> None:
         try:

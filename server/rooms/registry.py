@@ -3,7 +3,9 @@
 Every end (a host, the empty-room timer, the platform API) goes through `finish`: the
 consult row is ended by one conditional update (`ConsultRecords.end`), the notes are saved as
 the plan (`PlanKeeper.save_plan`, itself exactly-once), then the room tells whoever is still
-connected and closes. Each step is idempotent, so racing ends converge on one plan."""
+connected and closes. Each step is idempotent, so racing ends converge on one plan, also across
+workers: the platform's end on another worker arrives here as a command (`apply`), or, if that
+was lost, by the sweep of ended rows (`sweep_ended`)."""
 
 from __future__ import annotations
 
@@ -114,9 +116,9 @@ class RoomRegistry:
         """A REST call's change, committed (here or on another worker): the room here acts."""
         consult_id = command.consult_id
         if command.kind is RoomCommandKind.ENDED:
-            # Whether or not a room is here: the plan is saved (the same one) and the notes
-            # documents this worker holds are frozen and dropped.
-            await self.finish(consult_id, command.actor)
+            # Only for a row that is ended (a message is not proof); whether or not a room is
+            # here, the notes documents this worker holds are frozen and dropped.
+            await self._finish_ended([consult_id], told=True)
             return
         room = self._rooms.get(consult_id)
         if room is None:
@@ -148,12 +150,19 @@ class RoomRegistry:
 
     async def sweep_ended(self) -> None:
         """Close each room here whose consult row was ended elsewhere (one query for all)."""
-        held = list(self._rooms)
-        if not held:
-            return
-        for consult_id, ended_by in (await self._records.ended_among(held)).items():
-            log.info("rooms.ended_elsewhere", consult_id=consult_id)
-            await self.finish(consult_id, _actor_of(ended_by))
+        if self._rooms:
+            await self._finish_ended(list(self._rooms), told=False)
+
+    async def _finish_ended(self, consult_ids: list[ConsultId], *, told: bool) -> None:
+        """Finish those of `consult_ids` whose row is ended, named by whoever ended it. `told`:
+        a command said it ended; one whose row is not ended changes nothing."""
+        ended = await self._records.ended_among(consult_ids)
+        for consult_id in consult_ids:
+            if consult_id in ended:
+                log.info("rooms.ended_elsewhere", consult_id=consult_id, told=told)
+                await self.finish(consult_id, _actor_of(ended[consult_id]))
+            elif told:
+                log.warning("rooms.end_refused", consult_id=consult_id)
 
     async def end_consult(self, consult_id: ConsultId, actor: Actor) -> str:
         """End the consult (by a participant or the system); returns the saved plan's id."""

@@ -80,13 +80,6 @@ class CareWorkflow:
             self._care = replace(self._care, safety_flags=care.safety_flags)
             await self._tell_hosts(new)
 
-    async def raise_safety_flag(self, flag: Mapping[str, Any]) -> None:
-        async with self._lock:
-            if self.closed:
-                return
-            self._care = replace(self._care, safety_flags=(*self._care.safety_flags, flag))
-            await self._tell_hosts([flag])
-
     async def _tell_hosts(self, flags: list[Mapping[str, Any]]) -> None:
         hosts = [o for o in self._occupants.values() if is_host(o.role)]
         for flag in flags:

@@ -2,9 +2,10 @@
 node of two workers (`triad serve --workers 2`, real processes), PostgreSQL and Redis, and
 the participants on the real python-socketio client at the worker that holds the room.
 
-Consent given lets the waiting client in (auto-admit), a check-in's safety flag and a saved
-brief reach the clinicians, consent withdrawn reaches everyone, the platform's end closes the
-room with the saved plan's id; a malformed message on the worker's channel changes nothing.
+Consent given lets the waiting client in (auto-admit), same-room presence declared and
+confirmed reaches who must see it, a check-in's safety flag and a saved brief reach the
+clinicians, consent withdrawn reaches everyone, the platform's end closes the room with the
+saved plan's id; a malformed or forged message on the worker's channel changes nothing.
 And the end stays exactly-once across processes: the platform's end on one worker racing a
 host's End on the other saves one plan, and everyone hears that one."""
 
@@ -83,6 +84,11 @@ async def new_consult(rest: Rest, node: TriadServer) -> dict[str, Any]:
     return made
 
 
+def pid(consult: dict[str, Any], role: str) -> str:
+    value: str = next(p["id"] for p in consult["participants"] if p["role"] == role)
+    return value
+
+
 def token(consult: dict[str, Any], role: str) -> str:
     seat = next(p for p in consult["participants"] if p["role"] == role)
     value: str = seat["join"]["token"]
@@ -149,7 +155,9 @@ async def test_rest_calls_on_the_other_worker_reach_the_live_room(
         )
         assert client.received("admitted") == []
 
-        # Garbage on the owner's channel is dropped; the reader keeps reading.
+        # On the owner's channel: garbage is dropped, and an `ended` for a consult whose row
+        # is not ended changes nothing (the room lives on through the steps below); the reader
+        # keeps reading, in order.
         for junk in (b"\xff" * 10, b'{"kind":"ended","consult_id":"' + cid.encode() + b'"}'):
             assert await redis.publish(channel(keys, WorkerId(owner["id"])), junk) == 1
 
@@ -164,6 +172,34 @@ async def test_rest_calls_on_the_other_worker_reach_the_live_room(
         admitted = await client.wait_event("admitted")
         assert admitted["state"]["you"]["place"] == "room"
         await therapist.wait_event("consent-changed", lambda d: d["complete"] is True)
+
+        # Same-room presence, declared and confirmed on the other worker: the person declared
+        # is asked, then everyone sees the client's `present_with`.
+        client_id, psychiatrist_id = pid(consult, "client"), pid(consult, "psychiatrist")
+        session = f"/api/v1/consults/{cid}/session"
+        await rest.call(
+            other,
+            "PUT",
+            session + "/present-with",
+            token(consult, "client"),
+            {"participant_ids": [psychiatrist_id]},
+        )
+        mine = [{"declarer_id": client_id, "participant_id": psychiatrist_id}]
+        await psychiatrist.wait_event("presence-pending", lambda d: d["pending"] == mine)
+        await rest.call(
+            other,
+            "POST",
+            session + "/present-with/confirmations",
+            token(consult, "psychiatrist"),
+            {"declarer_id": client_id, "participant_id": psychiatrist_id},
+        )
+        await therapist.wait_event(
+            "peer-updated",
+            lambda d: (
+                d["participant"]["participant_id"] == client_id
+                and d["participant"]["present_with"] == [psychiatrist_id]
+            ),
+        )
 
         # A flagged check-in on the other worker: both clinicians see the flag, not the client.
         measure = await rest.call(

@@ -9,30 +9,18 @@ import json
 import pytest
 
 from server.cluster.commands import MAX_MESSAGE_BYTES
-from server.consults.model import Actor
 from server.ids import ConsultId
 from server.rooms.commands import MalformedCommand, RoomCommand, RoomCommandKind
 
 CONSULT = ConsultId("c_2xYk9Qm4TfR7")
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        RoomCommand(RoomCommandKind.CARE_CHANGED, CONSULT),
-        RoomCommand(RoomCommandKind.SAFETY_FLAG, CONSULT),
-        RoomCommand(RoomCommandKind.BRIEF_UPDATED, CONSULT),
-        RoomCommand.ended(CONSULT, Actor("platform", "k_8aB3")),
-        RoomCommand.ended(CONSULT, Actor("system")),
-    ],
-    ids=lambda c: str(c.kind) + ("" if c.actor_id is None else "-by-id"),
-)
-def test_a_command_decodes_to_itself(command: RoomCommand) -> None:
+@pytest.mark.parametrize("kind", list(RoomCommandKind), ids=str)
+def test_a_command_decodes_to_itself(kind: RoomCommandKind) -> None:
+    command = RoomCommand(kind, CONSULT)
     raw = command.encode()
     assert RoomCommand.decode(raw) == command
-    assert len(raw) < 200  # ids and a kind
-    if command.kind is RoomCommandKind.ENDED:
-        assert RoomCommand.decode(raw).actor.label() == command.actor.label()
+    assert json.loads(raw) == {"kind": str(kind), "consult_id": CONSULT}  # an id and a kind
 
 
 def _json(body: object) -> bytes:
@@ -63,17 +51,8 @@ HOSTILE = {
     # Clinical text has no field to ride in.
     "extra-field": _json({"kind": "safety_flag", "consult_id": CONSULT, "answer": 3}),
     "brief-text": _json({"kind": "brief_updated", "consult_id": CONSULT, "brief": "history"}),
-    "end-without-actor": _json({"kind": "ended", "consult_id": CONSULT}),
-    "end-unknown-actor": _json({"kind": "ended", "consult_id": CONSULT, "actor_type": "root"}),
-    "end-actor-id-text": _json(
-        {"kind": "ended", "consult_id": CONSULT, "actor_type": "platform", "actor_id": "a b"}
-    ),
-    "end-actor-id-number": _json(
-        {"kind": "ended", "consult_id": CONSULT, "actor_type": "platform", "actor_id": 7}
-    ),
-    "actor-on-a-care-change": _json(
-        {"kind": "care_changed", "consult_id": CONSULT, "actor_type": "system"}
-    ),
+    "end-naming-who": _json({"kind": "ended", "consult_id": CONSULT, "actor_type": "platform"}),
+    "kind-with-a-case": _json({"kind": "ENDED", "consult_id": CONSULT}),
     "deep-nesting": b"[" * 500 + b"]" * 500,
 }
 
@@ -93,9 +72,7 @@ def test_only_bytes_are_decoded(raw: object) -> None:
 def test_a_command_is_checked_when_made_too() -> None:
     with pytest.raises(ValueError, match="kind"):
         RoomCommand("care_changed", CONSULT)  # type: ignore[arg-type]  # not the enum
-    with pytest.raises(ValueError, match="who ended"):
-        RoomCommand(RoomCommandKind.ENDED, CONSULT)
     with pytest.raises(ValueError, match="consult_id"):
         RoomCommand(RoomCommandKind.SAFETY_FLAG, ConsultId("c 1"))
-    with pytest.raises(ValueError, match="only an end"):
-        RoomCommand(RoomCommandKind.BRIEF_UPDATED, CONSULT, actor_type="platform")
+    with pytest.raises(ValueError, match="consult_id"):
+        RoomCommand(RoomCommandKind.ENDED, None)  # type: ignore[arg-type]
