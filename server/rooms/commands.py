@@ -1,15 +1,16 @@
 """What a REST call tells a live room, wherever the room lives.
 
 A REST call can land on any worker; the consult's room lives on one (its placement). Once the
-change is committed, the REST worker sends a `RoomCommand` (a kind and ids, never clinical
-text: the owning room re-reads what it needs from the database) to the worker that holds the
-consult, over that worker's own Redis channel (`cluster/commands.py`). In one process, or
-when this worker holds the consult, it is a plain call into the `RoomRegistry`.
+change is committed, the REST worker sends a `RoomCommand` (a kind and a consult id, never
+clinical text: the owning room re-reads what it needs from the database) to the worker that
+holds the consult, over that worker's own Redis channel (`cluster/commands.py`). In one
+process, or when this worker holds the consult, it is a plain call into the `RoomRegistry`.
 
 Pub/sub is at-most-once. A lost command is caught: consent and presence at the next join,
 admission or care change (each re-reads the care state); a safety flag in the join state of
-whoever joins next; the end by the owner's sweep (`RoomRegistry.sweep_ended`), which closes
-rooms whose consult row was ended elsewhere."""
+whoever joins next, and with the next flag; the end by the owner's sweep
+(`RoomRegistry.sweep_ended`), which closes rooms whose consult row was ended elsewhere. A lost
+`brief_updated` is not caught: the page reads the brief when it asks."""
 
 from __future__ import annotations
 
