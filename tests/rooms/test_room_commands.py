@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server.cluster.commands import MAX_MESSAGE_BYTES
 from server.ids import ConsultId
@@ -76,3 +78,33 @@ def test_a_command_is_checked_when_made_too() -> None:
         RoomCommand(RoomCommandKind.SAFETY_FLAG, ConsultId("c 1"))
     with pytest.raises(ValueError, match="consult_id"):
         RoomCommand(RoomCommandKind.ENDED, None)  # type: ignore[arg-type]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+_NEAR = st.dictionaries(
+    st.sampled_from(["kind", "consult_id", "actor_type", "brief", ""]),
+    _JSON | st.sampled_from([*map(str, RoomCommandKind), CONSULT]),
+)
+
+
+# Deterministic, and nothing timed (a loaded machine must not fail it).
+@settings(
+    max_examples=400,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(raw=st.binary(max_size=2 * MAX_MESSAGE_BYTES) | _NEAR.map(_json))
+def test_whatever_arrives_is_refused_or_a_command_that_encodes_the_same(raw: bytes) -> None:
+    try:
+        command = RoomCommand.decode(raw)
+    except MalformedCommand:
+        return
+    assert isinstance(command.kind, RoomCommandKind)
+    assert RoomCommand.decode(command.encode()) == command
+    assert json.loads(raw) == json.loads(command.encode())  # nothing else rode along
