@@ -65,6 +65,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             membership(
                 settings, services.redis, lambda: WorkerLoad(*services.rooms.occupancy())
             ) as member,
+            # REST calls reach the room on the worker that holds the consult.
+            services.relay.clustered(member, services.redis),
         ):
             app[SERVICES] = services
             app[CLUSTER] = member

@@ -24,6 +24,7 @@ from .crypto import KeyRing
 from .db.engine import Database
 from .ids import ConsultId
 from .notes.service import NotesService
+from .rooms.commands import RoomRelay
 from .rooms.media.config import IceServer, MediaConfig
 from .rooms.media.ice import as_json, client_ice_servers
 from .rooms.media.sfu import Sfu
@@ -41,6 +42,8 @@ class Services:
     access: ParticipantAccess
     notes: NotesService
     rooms: RoomRegistry
+    # What REST calls tell a live room, on whichever worker holds it.
+    relay: RoomRelay
     consents: ConsentBook
     briefs: BriefBook
     checkins: CheckIns
@@ -124,6 +127,7 @@ async def open_services(
             access=ParticipantAccess(db, keys, settings.token_leeway_seconds),
             notes=notes,
             rooms=rooms,
+            relay=RoomRelay(rooms),
             consents=ConsentBook(db, keyring, clock),
             briefs=BriefBook(db, keyring, clock),
             checkins=checkins,

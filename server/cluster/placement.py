@@ -90,6 +90,16 @@ class Placement:
     def me(self) -> WorkerId:
         return self._registry.me.worker_id
 
+    @property
+    def keys(self) -> ClusterKeys:
+        return self._keys
+
+    async def holder(self, consult_id: ConsultId) -> WorkerId | None:
+        """The live worker the consult is placed on, without placing it (None: not placed, or
+        its worker is gone, so no live room holds it). Raises RedisError."""
+        found = await self._call(consult_id, candidate="", lapsed=b"")
+        return found.worker_id if isinstance(found, WorkerEntry) else None
+
     async def owner(self, consult_id: ConsultId) -> WorkerEntry:
         """The worker that holds the consult, placing it first when it is not placed (or
         its worker is gone). Raises `placement_unavailable` when Redis cannot answer or no

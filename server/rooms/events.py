@@ -262,6 +262,13 @@ class SafetyFlagRaised(SafetyFlag, ServerEvent):
     event: ClassVar[str] = "safety-flag"
 
 
+class BriefUpdated(ServerEvent):
+    """To the clinicians who may read the hand-off brief, when it is saved (REST): the page reads
+    it again (`GET .../session/brief`); the event carries none of it."""
+
+    event: ClassVar[str] = "brief-updated"
+
+
 class PresencePendingChanged(ServerEvent):
     """To a participant whenever the same-room declarations they may confirm or attest change
     (the whole list: an empty one withdraws every prompt)."""
@@ -306,6 +313,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     AwarenessRelay,
     ConsentChanged,
     SafetyFlagRaised,
+    BriefUpdated,
     PresencePendingChanged,
     ShareChanged,
     Ended,

@@ -194,6 +194,13 @@ class TriadServer:
             await asyncio.sleep(0.1)
 
     @property
+    def api_key(self) -> str:
+        """The platform's API key secret (made by `prepare`)."""
+        if not self._secret:
+            raise RuntimeError("the server was not prepared")
+        return self._secret
+
+    @property
     def process(self) -> psutil.Process:
         """The server process (for its CPU, memory, file descriptors, threads)."""
         if self._ps is None:
