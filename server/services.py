@@ -25,7 +25,7 @@ from .db.engine import Database
 from .ids import ConsultId
 from .notes.service import NotesService
 from .rooms.commands import RoomRelay
-from .rooms.media.config import IceServer, MediaConfig
+from .rooms.media.config import IceServer, MediaConfig, TurnAccess
 from .rooms.media.ice import as_json, client_ice_servers
 from .rooms.media.sfu import Sfu
 from .rooms.registry import RoomRegistry
@@ -161,9 +161,18 @@ def media_config(settings: Settings) -> MediaConfig:
         host_addresses=tuple(settings.ice_host_addresses),
         udp_port_min=udp_ports[0] if udp_ports else None,
         udp_port_max=udp_ports[1] if udp_ports else None,
-        # The server's own peer connections use STUN only (to learn a public address); TURN is
-        # for browsers behind restrictive networks.
+        # The server's own peer connections use STUN (to learn a public address); TURN is for
+        # browsers behind restrictive networks, and for the SFU only with TRIAD_SFU_TURN.
         ice_servers=(IceServer(urls=tuple(settings.stun_urls)),) if settings.stun_urls else (),
+        turn=(
+            TurnAccess(
+                urls=tuple(settings.turn_urls),
+                secret=settings.turn_secret.get_secret_value(),
+                ttl_seconds=settings.turn_credential_ttl_seconds,
+            )
+            if settings.sfu_turn and settings.turn_urls and settings.turn_secret
+            else None
+        ),
         max_sdp_bytes=settings.max_sdp_bytes,
         max_remote_candidates=settings.ice_max_remote_candidates,
         allow_private_candidates=settings.ice_allow_private_candidates,

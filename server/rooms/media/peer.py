@@ -49,7 +49,7 @@ from .codecs import NegotiatedTrack, codec_preferences, with_opus_options
 from .config import MediaConfig
 from .downlink import Downlink
 from .egress import Egress
-from .ice import rtc_ice_servers
+from .ice import sfu_ice_servers
 from .ingress import Ingress
 from .ntp import middle_32
 from .offers import KINDS, Offer, TrackInfo
@@ -94,7 +94,7 @@ class Peer:
         # iceServers is never None: aiortc would add a public STUN server.
         self.pc = RTCPeerConnection(
             RTCConfiguration(
-                iceServers=rtc_ice_servers(config.ice_servers),
+                iceServers=sfu_ice_servers(config, participant_id),
                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
             )
         )
