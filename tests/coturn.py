@@ -45,6 +45,19 @@ def available() -> bool:
     return shutil.which(TURNSERVER) is not None
 
 
+def require() -> None:
+    """Skip without coturn, or fail when the run requires every service (CI installs it)."""
+    if available():
+        return
+    import pytest
+
+    from tests.databases import services_required
+
+    if services_required():
+        pytest.fail("turnserver is not installed (apt-get install coturn)")
+    pytest.skip("turnserver is not installed (apt-get install coturn)")
+
+
 @dataclass(frozen=True)
 class CoturnConfig:
     listening_ips: tuple[str, ...] = ("127.0.0.1",)

@@ -35,6 +35,20 @@ def available() -> bool:
     return True
 
 
+def require() -> None:
+    """Skip where namespaces cannot be made, or fail when the run requires every service."""
+    if available():
+        return
+    import pytest
+
+    from tests.databases import services_required
+
+    why = "network namespaces are not available (needs root and `ip netns`)"
+    if services_required():
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 class Namespace:
     """Use `Namespace.created()`; `exec_prefix` runs a command inside it."""
 

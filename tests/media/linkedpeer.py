@@ -142,6 +142,12 @@ class LinkedParticipant:
         if self.link is not None:
             self.link.reshape(profiles.uplink, profiles.downlink)
 
+    async def restart_media(self) -> dict[str, Any]:
+        """`media-restart` for the current peer connection, as the web page asks for one after
+        a network change; the server answers with a new one's offer (same seat)."""
+        ack: dict[str, Any] = await self.room.call("media-restart", {"pc": self.generation})
+        return ack
+
     def media_quality_events(self) -> int:
         return len(self.room.received("media-quality"))
 

@@ -24,7 +24,6 @@ import pytest
 from tests import coturn as coturn_module
 from tests import netns
 from tests.coturn import Coturn, CoturnConfig
-from tests.databases import services_required
 from tests.media.linkedpeer import LinkedParticipant, PeerOptions
 from tests.media.participantprocess import ParticipantProcess
 from tests.media.triadserver import ConsultSeats, TriadServer
@@ -38,18 +37,10 @@ DEADLINE = 60.0
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def require(what: str, present: bool) -> None:
-    if present:
-        return
-    if services_required():
-        pytest.fail(f"{what}, and this run requires every service")
-    pytest.skip(what)
-
-
 @pytest.fixture
 def namespace() -> Iterator[Namespace]:
-    require("turnserver is not installed (apt-get install coturn)", coturn_module.available())
-    require("network namespaces are not available (needs root and `ip netns`)", netns.available())
+    coturn_module.require()
+    netns.require()
     with Namespace.created(refuse_udp=True) as created:
         yield created
 
