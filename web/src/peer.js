@@ -111,6 +111,7 @@ export class PeerLink {
       rtcpMuxPolicy: "require",
     });
     pc.addEventListener("icecandidate", (event) => this._onCandidate(pc, generation, event));
+    pc.addEventListener("icecandidateerror", (event) => this._onIceServerError(pc, event));
     pc.addEventListener("connectionstatechange", () => {
       if (pc === this.pc) this._onConnectionState(pc.connectionState);
     });
@@ -119,6 +120,16 @@ export class PeerLink {
     this._answered = false;
     this._candidates = [];
     this._endOfCandidatesSent = false;
+    this._turnRefused = false;
+  }
+
+  /** A TURN server refused our credential (STUN 401: expired, or not signed with its secret):
+   * said once per peer connection, so the person learns why a relayed call cannot connect. */
+  _onIceServerError(pc, event) {
+    if (pc !== this.pc || this.closed || this._turnRefused) return;
+    if (event.errorCode !== 401 || !/^turns?:/.test(event.url || "")) return;
+    this._turnRefused = true;
+    this._onProblem("turn_refused", "ice");
   }
 
   _onCandidate(pc, generation, event) {
