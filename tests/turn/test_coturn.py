@@ -14,6 +14,7 @@ from aioice import stun, turn
 from server.ids import ParticipantId
 from server.rooms.media.ice import turn_credential
 from tests.coturn import Coturn
+from tests.waiting import wait_for
 
 P = ParticipantId("p-turn-test")
 
@@ -85,3 +86,30 @@ async def test_relays_go_only_to_allowed_peers(coturn: Coturn) -> None:
         assert refused.value.response.attributes["ERROR-CODE"][0] == 403
     finally:
         endpoint.close()
+
+
+async def test_an_allocation_outlives_its_credential_but_a_new_one_is_refused(
+    coturn: Coturn,
+) -> None:
+    """coturn checks a TURN REST credential's expiry when an allocation is made, not when it
+    is refreshed: a call relayed past TRIAD_TURN_CREDENTIAL_TTL_SECONDS goes on, and a new peer
+    connection needs a fresh credential (a rejoin's state brings one)."""
+    username, password = turn_credential(coturn.config.secret, P, 60, now=time.time() - 55)
+    expiry = int(username.split(":")[0])
+    loop = asyncio.get_running_loop()
+    server = (coturn.config.listening_ips[0], coturn.port)
+    _, client = await loop.create_datagram_endpoint(
+        lambda: turn.TurnClientUdpProtocol(server, username, password, 600, 300),
+        remote_addr=server,
+    )
+    try:
+        await client.connect()
+        await wait_for(lambda: time.time() > expiry + 1, 15, "the credential's expiry")
+        refresh = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
+        refresh.attributes["LIFETIME"] = 600
+        await client.request_with_retry(refresh)  # the live allocation is kept
+        with pytest.raises(stun.TransactionFailed) as refused:
+            await allocate(coturn, "udp", username, password)
+        assert refused.value.response.attributes["ERROR-CODE"][0] == 401
+    finally:
+        await client.delete()
