@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -82,6 +83,7 @@ async def relayed_consult(
                 host=namespace.outside,  # the namespace reaches signaling over its link
                 TRIAD_TURN_URLS=",".join(coturn.urls(namespace.outside)),
                 TRIAD_TURN_SECRET=config.secret,
+                TRIAD_LOG_LEVEL="info",  # media.peer_closed names the candidate types
             )
         )
         consult = await server.new_consult()
@@ -140,6 +142,25 @@ async def test_a_client_whose_network_drops_udp_joins_through_a_turn_relay(
         assert f"tcp or tls connected to: {namespace.inside}:" in coturn.log_text()
         sessions = "\n".join(coturn.sessions_of(granted[0].split("user <")[1].split(">")[0]))
         assert ("method=TLS" in sessions) is (transport == "tls"), sessions
+
+        # The server's log says the client's media came through a relay (its side's candidate),
+        # the clinicians' directly, when the consult ends and their peer connections close.
+        await consult.server.end_consult(consult.consult.consult_id)
+        routes: dict[str, tuple[str, str]] = {}
+
+        def closed_peers() -> bool:
+            for line in consult.server.log_path.read_text().splitlines():
+                entry = json.loads(line) if line.startswith("{") else {}
+                if entry.get("event") == "media.peer_closed":
+                    routes[entry["participant_id"]] = (
+                        entry["local_candidate"],
+                        entry["remote_candidate"],
+                    )
+            return len(routes) == 3
+
+        await wait_for(closed_peers, DEADLINE, "the server's media.peer_closed lines")
+        assert routes[client_id] == ("host", "relay")
+        assert {routes[c.participant_id] for c in consult.clinicians} == {("host", "host")}
 
 
 async def test_from_the_namespace_only_turn_over_tcp_and_tls_allocate(

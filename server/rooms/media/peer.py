@@ -476,6 +476,8 @@ class Peer:
             unprotectable_packets=self.transport.unprotectable,
             video_pauses=self.downlink.pauses,
             rtt_ms=round(self.rtt.smoothed * 1000),
+            local_candidate=self.transport.route[0],
+            remote_candidate=self.transport.route[1],
         )
 
     async def close(self) -> None:
