@@ -9,6 +9,7 @@ coturn (tests/coturn.py) listens on loopback and relays only to 127.0.0.1, where
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,17 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from server.settings import Settings
 from tests import coturn as coturn_module
 from tests.browser.conftest import PageProblems, new_page
-from tests.browser.roomsteps import ONE_REMOTE_PLAYING, STEP_MS, enter, hook_state, wait_for
+from tests.browser.roomsteps import (
+    FRAMES_ADVANCED,
+    ONE_REMOTE_PLAYING,
+    STEP_MS,
+    enter,
+    hook_state,
+    wait_for,
+)
 from tests.conftest import make_settings, participant
 from tests.coturn import Coturn, CoturnConfig
+from tests.waiting import wait_for as wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -148,3 +157,56 @@ async def test_a_refused_turn_credential_is_said_in_the_room(
         assert "401" in coturn.log_text()
     finally:
         await context.close()
+
+
+FAIL_CURRENT_PEER_CONNECTION = """
+() => {
+  const pc = window.__peerConnections.at(-1);
+  Object.defineProperty(pc, "connectionState", { get: () => "failed" });
+  pc.dispatchEvent(new Event("connectionstatechange"));
+}
+"""
+
+
+async def test_a_relayed_page_restarts_with_the_credential_its_new_offer_brought(
+    browser: Browser, origin: str, consult: dict[str, Any], coturn: Coturn
+) -> None:
+    """The page's new peer connection (`media-restart` over the live socket) allocates its relay
+    with the TURN credential of the new offer, not the join's (which may have expired)."""
+    problems = PageProblems()
+    contexts: list[BrowserContext] = []
+    pages: dict[str, Page] = {}
+    try:
+        for role in ("therapist", "psychiatrist"):
+            context, page = await new_page(browser, origin, problems, role)
+            contexts.append(context)
+            if role == "therapist":
+                await page.add_init_script(RELAY_ONLY)
+            await page.goto(participant(consult, role)["join"]["join_url"])
+            await enter(page)
+            await expect(page.locator("#room")).to_be_visible(timeout=STEP_MS)
+            pages[role] = page
+        for page in pages.values():
+            await wait_for(page, ONE_REMOTE_PLAYING)
+        therapist = pages["therapist"]
+        therapist_id = participant(consult, "therapist")["id"]
+
+        def users() -> set[str]:
+            granted = [line for line in coturn.allocations() if f":{therapist_id}>" in line]
+            return {line.split("user <")[1].split(">")[0] for line in granted}
+
+        (first,) = users()
+        # Credentials name whole seconds: one minted later differs once the clock moved on.
+        minted = int(first.split(":")[0]) - 3600  # the default TTL
+        await wait_until(lambda: time.time() > minted + 1, 10, "the next second")
+        await therapist.evaluate(FAIL_CURRENT_PEER_CONNECTION)
+        await wait_for(therapist, "() => window.triadDebug.state().pc === 1")
+        await wait_until(lambda: len(users()) == 2, 20, "an allocation with a second credential")
+        before = await therapist.evaluate("window.triadDebug.remoteVideos()")
+        await wait_for(therapist, FRAMES_ADVANCED, before)
+        selected = await therapist.evaluate(SELECTED_LOCAL_CANDIDATE)
+        assert selected is not None
+        assert selected["type"] == "relay", selected
+        assert problems.messages == []
+    finally:
+        await asyncio.gather(*(c.close() for c in contexts))

@@ -370,3 +370,29 @@ async def test_a_reconnecting_socket_gets_fresh_turn_credentials_in_the_order_to
     (fresh,) = (await again.join())["ice_servers"]
     assert int(fresh["username"].split(":")[0]) > expiry
     assert fresh["credential"] != turn["credential"]
+
+
+@pytest.mark.room_settings(
+    turn_urls=["turn:turn.example.test:3478?transport=udp"],
+    turn_secret="coturn-static-auth-secret",
+    turn_credential_ttl_seconds=600,
+)
+async def test_each_new_peer_connection_is_offered_with_fresh_turn_credentials(
+    people: People,
+) -> None:
+    """A restart over a live socket may come hours after the join: its offer carries TURN
+    credentials minted with it, for the page's new RTCPeerConnection."""
+    therapist = await people.connect("therapist")
+    (joined,) = (await therapist.join())["ice_servers"]
+    first = await therapist.wait_event("signal", lambda s: s["type"] == "offer" and s["pc"] == 0)
+    (offered,) = first["ice_servers"]
+    assert offered["urls"] == joined["urls"]
+    assert offered["username"].endswith(f":{people.id('therapist')}")
+    expiry = int(offered["username"].split(":")[0])
+    await wait_for(lambda: time.time() + 600 >= expiry + 1, what="the next second")
+    assert (await therapist.call("media-restart", {"pc": 0}))["pc"] == 1
+    second = await therapist.wait_event("signal", lambda s: s["type"] == "offer" and s["pc"] == 1)
+    (fresh,) = second["ice_servers"]
+    assert int(fresh["username"].split(":")[0]) > expiry
+    digest = hmac.new(b"coturn-static-auth-secret", fresh["username"].encode(), hashlib.sha1)
+    assert fresh["credential"] == base64.b64encode(digest.digest()).decode()

@@ -3,7 +3,8 @@
 // answered. `tracks` says which m-line (mid) carries whose audio, camera or shared screen
 // (`source`): the participant's own mids get the local tracks (sendonly; a screen line without a
 // capture is answered inactive, which ends the share), everyone else's are received (recvonly). A new `pc`
-// number means the server started a new peer connection (a reconnect): the old one is dropped.
+// number means the server started a new peer connection (a reconnect): the old one is dropped,
+// and the new one uses the offer's `ice_servers` (fresh TURN credentials) when it has them.
 
 /** Which of a participant's tracks a track map entry is: "audio", "video" or "screen". */
 export function slotOf(info) {
@@ -71,10 +72,15 @@ export class PeerLink {
     return this._chain;
   }
 
-  async _applyOffer({ sdp, tracks, pc: generation }) {
+  async _applyOffer({ sdp, tracks, pc: generation, ice_servers: iceServers }) {
     await this._ready;
     if (this.closed) return;
-    if (generation !== this.generation) this._newPeerConnection(generation);
+    if (generation !== this.generation) {
+      // The offer's own ICE servers: TURN credentials minted for this peer connection (the
+      // join's may have expired by the time of a restart).
+      if (Array.isArray(iceServers)) this.iceServers = iceServers;
+      this._newPeerConnection(generation);
+    }
     const pc = this.pc;
     await pc.setRemoteDescription({ type: "offer", sdp });
     this.tracks = Array.isArray(tracks) ? tracks : [];

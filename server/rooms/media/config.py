@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from server.ids import ParticipantId
 
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
@@ -61,6 +64,9 @@ class MediaConfig:
     ice_servers: tuple[IceServer, ...] = ()
     # TURN for the SFU's own peer connections (None: they gather host and STUN candidates only).
     turn: TurnAccess | None = None
+    # A participant's own ICE servers (their browser's), sent with each offer: a new peer
+    # connection then has a TURN credential minted for it. None: offers carry none.
+    client_ice_servers: Callable[[ParticipantId], tuple[IceServer, ...]] | None = None
     # Minimum seconds between keyframe requests (PLI) sent to one publisher: encoders answer
     # about once a second anyway, and each keyframe is ~10x a delta frame on the wire.
     keyframe_request_interval: float = 1.0

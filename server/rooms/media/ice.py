@@ -91,6 +91,12 @@ def rtc_ice_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:
     ]
 
 
+def offer_ice_servers(config: MediaConfig, participant_id: ParticipantId) -> tuple[IceServer, ...]:
+    """The participant's ICE servers to send with an offer (none unless configured)."""
+    supplier = config.client_ice_servers
+    return () if supplier is None else supplier(participant_id)
+
+
 def sfu_ice_servers(
     config: MediaConfig, participant_id: ParticipantId, now: float | None = None
 ) -> list[RTCIceServer]:
