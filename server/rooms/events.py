@@ -205,6 +205,11 @@ class SignalOffer(ServerEvent):
     sdp: str
     tracks: list[TrackInfo]
     pc: int = Field(ge=0)
+    ice_servers: list[IceServer] | None = Field(
+        default=None,
+        description="The participant's ICE servers with TURN credentials minted with this offer "
+        "(as `state.ice_servers`): a new `pc` is made with these",
+    )
 
 
 class ActiveSpeaker(ServerEvent):

@@ -98,20 +98,24 @@ class TriadServer:
         command: Sequence[str] = SERVE,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
+        host: str = "127.0.0.1",
         **settings: str,
     ) -> None:
+        """`host`: where it listens (a network namespace's link address, for clients inside
+        one; media stays on the ICE host addresses, loopback unless a setting says)."""
         self.directory = directory
         self.command = tuple(command)
         self.port = free_ports(workers)
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         # Each worker's own address (the first is the base URL's).
-        self.worker_urls = tuple(f"http://127.0.0.1:{self.port + i}" for i in range(workers))
+        self.worker_urls = tuple(f"http://{host}:{self.port + i}" for i in range(workers))
         self.log_path = directory / "server.log"
         values = {
             "TRIAD_MODE": "development",
             "TRIAD_DATA_DIR": str(directory / "var"),
             "TRIAD_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'var' / 'triad.db'}",
             "TRIAD_ENCRYPTION_KEYS": commands.keygen(),
+            "TRIAD_HOST": host,
             "TRIAD_PORT": str(self.port),
             "TRIAD_PUBLIC_BASE_URL": self.base_url,
             "TRIAD_ICE_HOST_ADDRESSES": "127.0.0.1",
@@ -145,11 +149,12 @@ class TriadServer:
         command: Sequence[str] = SERVE,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
+        host: str = "127.0.0.1",
         **settings: str,
     ) -> AsyncIterator[TriadServer]:
         """Migrated, with a platform key, serving; stopped on the way out. `settings` are
         extra `TRIAD_*` environment variables."""
-        server = cls(directory, command=command, env=env, workers=workers, **settings)
+        server = cls(directory, command=command, env=env, workers=workers, host=host, **settings)
         try:
             await server.start()
             yield server

@@ -5,14 +5,16 @@
 //
 // Reconnecting: Socket.IO reconnects by itself and `connect` sends `join` again (same seat, a
 // new peer connection, the notes re-synced and unacknowledged edits sent). When the browser's
-// own peer connection fails while the socket is up, `media-restart {pc}` asks the server for a
-// new one (idempotent: nothing happens if the server already replaced it).
+// own peer connection fails, stays disconnected, or the page comes back `online` (a network
+// change: netchange.js) while the socket is up, `media-restart {pc}` asks the server for a
+// new one on the same seat (idempotent: nothing happens if the server already replaced it).
 
 import { CareAlerts } from "./carealerts.js";
 import { confirmEnd, confirmRemove } from "./dialog.js";
 import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
 import { MediaControls } from "./mediacontrols.js";
+import { NetworkWatch } from "./netchange.js";
 import { PeerLink } from "./peer.js";
 import { PresencePrompts } from "./presenceprompts.js";
 import { QualityMonitor } from "./quality.js";
@@ -73,6 +75,7 @@ export class Room {
     this._mediaRetry = null;
     /** How often this page asked for a new peer connection (the test hook shows it). */
     this.mediaRestarts = 0;
+    this.network = new NetworkWatch({ restart: (reason) => this._mediaFailed(reason) });
     this.state = null;
     this.you = null;
     /** participant_id -> participant, everyone the server told us about (lobby and room). */
@@ -156,6 +159,7 @@ export class Room {
       return;
     }
     this.signaling.joined();
+    this.network.rejoined();
     showBanner(null);
     this._applyState(ack.state);
   }
@@ -182,10 +186,15 @@ export class Room {
     }
   }
 
-  /** The browser's peer connection failed: ask for a new one (a new `pc` and offer). */
-  _mediaFailed() {
+  /** The browser's peer connection failed, or its network changed: ask for a new one (a new
+   * `pc` and offer). */
+  _mediaFailed(reason = "failed") {
     if (this.finished || !this.signaling.connected) return; // the socket's reconnect restarts it
-    showBanner("The video connection was interrupted. Reconnecting…");
+    showBanner(
+      reason === "network_changed"
+        ? "The network changed. Reconnecting the video…"
+        : "The video connection was interrupted. Reconnecting…",
+    );
     $("room").dataset.reconnecting = "true";
     const generation = this.peer?.generation;
     if (generation === null || generation === undefined) return;
@@ -237,7 +246,7 @@ export class Room {
         onConnectionState: (state) => {
           this.connectionState = state;
           $("room").dataset.media = state;
-          if (state === "failed") this._mediaFailed();
+          this.network.connectionState(state);
           if (state === "connected" && this.signaling.connected) {
             delete $("room").dataset.reconnecting;
             showBanner(null);
@@ -366,6 +375,8 @@ export class Room {
     $("leave").addEventListener("click", () => this.leave(), { signal });
     $("lobby-leave").addEventListener("click", () => this.leave(), { signal });
     $("end").addEventListener("click", () => this.end(), { signal });
+    window.addEventListener("offline", () => this.network.offline(), { signal });
+    window.addEventListener("online", () => this.network.online(), { signal });
     this.share.bind(signal);
     $("enable-sound").addEventListener(
       "click",
@@ -444,6 +455,7 @@ export class Room {
     this.view = "finished";
     this._controls.abort();
     clearTimeout(this._mediaRetry);
+    this.network.close();
     this.quality?.stop();
     this.roomNotes.close();
     document.getElementById("confirm-dialog")?.remove();
