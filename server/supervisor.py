@@ -2,8 +2,12 @@
 port (`TRIAD_PORT + i`) and share of the ICE UDP range, under one supervising process.
 
 The supervisor starts the workers, forwards SIGINT/SIGTERM to them and waits for them to stop.
-A worker that exits after it was serving is started again (its consults' participants
-reconnect to it, as after any restart of a process); one that exits before it ever served (an
+A worker that exits after it was serving (killed, crashed) is started again under the same id
+and port: its heartbeat returns, usually before its entry lapsed, so its consults come back on
+it as their participants reconnect (the rooms, notes and media are rebuilt from the database
+and the new connections); when the restart is slower than the heartbeat TTL, the next join
+places them on another worker, and the browsers find it by reading the session again
+(docs/architecture.md, "Workers and placement"). One that exits before it ever served (an
 unmigrated database, a port in use) stops them all, with its exit status: the cause would only
 repeat. A worker whose supervisor vanished stops itself (`parent_vanished`)."""
 

@@ -263,6 +263,11 @@ class TriadServer:
         async with aiohttp.ClientSession() as http:
             await self._call(http, "POST", f"/api/v1/consults/{consult_id}/end", self._secret)
 
+    async def get(self, path: str) -> Any:
+        """A platform's GET (`/api/v1/...`), its JSON body."""
+        async with aiohttp.ClientSession() as http:
+            return await self._call(http, "GET", path, self._secret)
+
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not stopped within the deadline. Safe twice."""
         process, self._process = self._process, None

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { socketAddress } from "../src/signaling.js";
+import { FAILURES_BEFORE_LOCATING, recovery, socketAddress } from "../src/signaling.js";
 
 const PAGE = "https://triad.example.test";
 
@@ -43,4 +43,22 @@ test("an address the page will not follow is refused", () => {
   ]) {
     assert.equal(socketAddress(url, PAGE), null, url);
   }
+});
+
+test("a wrong_worker answer is followed; a leaving worker or no placement reads the session again", () => {
+  assert.equal(recovery({ code: "wrong_worker" }), "follow");
+  assert.equal(recovery({ code: "worker_leaving" }), "relocate");
+  assert.equal(recovery({ code: "placement_unavailable" }), "relocate");
+});
+
+test("a refusal is final: another try with the same token would only repeat it", () => {
+  for (const code of ["token_revoked", "consult_ended", "removed", "token_expired"]) {
+    assert.equal(recovery({ code }), "fatal");
+  }
+});
+
+test("a worker that does not answer is retried, then looked up again in the session", () => {
+  assert.equal(recovery({ failures: 1 }), "retry");
+  assert.equal(recovery({ failures: FAILURES_BEFORE_LOCATING }), "relocate");
+  assert.equal(recovery({ failures: FAILURES_BEFORE_LOCATING + 5 }), "relocate");
 });
