@@ -14,7 +14,7 @@ from server.cluster.entry import ClusterKeys
 from tests.browser.conftest import PageProblems, new_page
 from tests.browser.roomsteps import FRAMES_ADVANCED, ONE_REMOTE_PLAYING, STEP_MS, enter, poll
 from tests.browser.roomsteps import wait_for as page_wait_for
-from tests.cluster.processes import single_worker_nodes
+from tests.cluster.processes import placed_on, single_worker_nodes
 
 MOVED = """
 (worker) => {
@@ -30,9 +30,8 @@ async def test_pages_find_the_consults_new_worker_after_a_kill(
     async with single_worker_nodes(
         tmp_path, cluster_database, [redis_url, redis_url], keys, udp_base=47500
     ) as nodes:
-        # Both idle: the consult is placed on the first worker (the lower id), node-a's.
-        owner, survivor = nodes
-        consult = await survivor.new_consult()
+        consult = await nodes[0].new_consult()
+        owner, survivor = await placed_on(nodes, consult)
         problems = PageProblems()
         contexts: list[BrowserContext] = []
         try:

@@ -16,7 +16,8 @@ from server import commands
 from server.cluster.entry import ClusterKeys
 from server.db.models import Plan
 from tests.cluster.rejoining import Rejoining
-from tests.media.triadserver import TriadServer
+from tests.cluster.test_two_nodes import session_worker
+from tests.media.triadserver import ConsultSeats, TriadServer
 
 # Fast heartbeats, so a dead worker's entry lapses within two seconds.
 FAST = {"TRIAD_CLUSTER_HEARTBEAT_SECONDS": "0.5", "TRIAD_CLUSTER_HEARTBEAT_TTL_SECONDS": "2"}
@@ -75,6 +76,16 @@ async def plans_of(database_url: str, consult_id: str) -> int:
             return int((await connection.execute(query)).scalar_one())
     finally:
         await engine.dispose()
+
+
+async def placed_on(
+    nodes: list[TriadServer], consult: ConsultSeats
+) -> tuple[TriadServer, TriadServer]:
+    """Places the consult (the session call, on the second node) and returns the node it was
+    placed on, then the other (the load, CPU included, decides between idle workers)."""
+    worker = await session_worker(nodes[-1], consult)
+    owner = next(node for node in nodes if node.base_url == worker["url"])
+    return owner, next(node for node in nodes if node is not owner)
 
 
 def sees_both(p: Rejoining, people: list[Rejoining], frames: int) -> bool:

@@ -35,6 +35,8 @@ class Rejoining:
         self.peer = self._new_peer()
         # The worker URL of each successful join, in order.
         self.joins: list[str] = []
+        # The codes the server closed this participant's sockets with (`error` events).
+        self.closings: list[str] = []
         self.failures: list[BaseException] = []
         self.ended = False
         self._task: asyncio.Task[None] | None = None
@@ -86,6 +88,7 @@ class Rejoining:
                 except Exception as exc:  # surfaced by close()
                     self.failures.append(exc)
                 self._joined.clear()
+                self.closings.extend(event["code"] for event in room.received("error"))
                 with contextlib.suppress(Exception):
                     await room.sio.disconnect()
                 # A new room offers a new peer connection: the old one's remote end is gone.
