@@ -15,7 +15,7 @@ from multiprocessing.synchronize import Event
 from aiohttp import web
 
 from . import eventloop, logs
-from .api.context import SERVICES
+from .api.context import CLUSTER, SERVICES
 from .app import create_app, keyring_for, utc_now
 from .auth.roles import Role
 from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
@@ -177,6 +177,11 @@ async def serve(settings: Settings, *, with_demo: bool, ready: Event | None = No
             ready.set()
             watch = loop.create_task(_stop_when_orphaned(stop))
         await stop.wait()
+        member = app[CLUSTER]
+        if member is not None and settings.drain_seconds > 0:
+            stop.clear()  # a second signal cuts the drain short
+            rooms = app[SERVICES].rooms
+            await member.drain(lambda: rooms.occupancy()[0], settings.drain_seconds, stop)
         log.info("stopping")
     finally:
         if watch is not None:

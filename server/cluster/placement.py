@@ -4,8 +4,8 @@ session call or a socket's `join`), and kept there while that worker's heartbeat
 The placement is one Redis key per consult, written by a script that checks and sets in one
 step: of any number of workers placing the same consult at once, one choice wins and every
 one of them answers with it. A placement is replaced only when the worker it names has no
-live entry (its heartbeat lapsed, or the entry is not one of ours). A fenced worker places
-nothing."""
+live entry (its heartbeat lapsed, or the entry is not one of ours). A draining worker keeps
+the consults placed on it and is placed no new one; a fenced worker places nothing."""
 
 from __future__ import annotations
 
@@ -137,8 +137,9 @@ class Placement:
         raise _unavailable()
 
     def _choose(self, live: list[LiveWorker]) -> WorkerId:
-        preferred = [w for w in live if w.entry.node_id == self._prefer_node]
-        candidates = preferred or live
+        serving = [w for w in live if not w.entry.draining]  # a stopping worker takes none
+        preferred = [w for w in serving if w.entry.node_id == self._prefer_node]
+        candidates = preferred or serving
         if not candidates:
             raise _unavailable()
         best = min(candidates, key=lambda w: (w.load, w.entry.worker_id))

@@ -136,6 +136,8 @@ class NodeRegistry:
         self._leaving: set[asyncio.Task[None]] = set()
         # Stopped serving: no renewal within the fence time. No join is taken while set.
         self.fenced = False
+        # Stopping: the entry says so, and placement puts no new consult here.
+        self.draining = False
         # The browser origins of every live worker, as last read (for CORS and CSP).
         self.origins: frozenset[str] = frozenset()
 
@@ -153,6 +155,14 @@ class NodeRegistry:
                 await handler()
             except Exception as exc:  # the others must still run
                 log.error("cluster.leave_handler_failed", **logs.failure(exc))
+
+    async def drain(self) -> None:
+        """Stop taking new consults: the entry says `draining` from now (written at once)."""
+        self.draining = True
+        try:
+            await self._beat_once()
+        except (RedisError, TimeoutError) as exc:  # the next beat writes it
+            log.warning("cluster.heartbeat_failed", **logs.failure(exc))
 
     async def start(self) -> None:
         """Write an entry now (the worker is placeable once it serves), then keep beating on
@@ -238,6 +248,7 @@ class NodeRegistry:
             participants=load.participants,
             # Over a beat of microseconds (the first) clock granularity could say anything.
             cpu=round(min(max(cpu, 0.0) / wall, MAX_CPU), 3) if wall > 0.01 else 0.0,
+            draining=self.draining,
         )
 
     async def _beat_once(self) -> None:
