@@ -125,8 +125,10 @@ class NodeRegistry:
         self._ttl_ms = int(ttl * 1000)
         self.recent_placement_ms = int(recent_placement * 1000)
         self._list_live = redis.register_script(_LIST_LIVE)
-        # A call that takes longer is as good as failed: the next beat is due.
-        self.call_timeout = min(interval, ttl / 4)
+        # Every call to Redis here and in placement gives up after this (redis-py's own
+        # retries would hold an unreachable Redis for seconds); a beat that takes longer
+        # is as good as failed, and still leaves time to fence before the entry lapses.
+        self.call_timeout = ttl / 4
         self._fence_after = ttl * FENCE_FRACTION
         self._beating: asyncio.Task[None] | None = None
         self._failing = False

@@ -66,6 +66,15 @@ export function recovery({ code = null, failures = 0 } = {}) {
   return failures >= FAILURES_BEFORE_LOCATING ? "relocate" : "retry";
 }
 
+/**
+ * A session read that another try would only repeat (the token revoked, the consult ended):
+ * a 4xx answer with a code, other than being rate limited. Anything else is asked again.
+ */
+export function sessionRefused(error) {
+  const status = error?.status ?? 0;
+  return status >= 400 && status < 500 && status !== 429 && typeof error.code === "string";
+}
+
 export class Signaling {
   /**
    * @param {{token: string, consultId: string, url?: string|null,
@@ -146,11 +155,11 @@ export class Signaling {
       try {
         url = await this._locate();
       } catch (error) {
-        if (recovery({ code: error?.code }) === "fatal" && error.code !== "network_error") {
+        if (sessionRefused(error)) {
           for (const [event, handler] of this._handlers) if (event === "connect_error") handler({ data: { code: error.code } });
           return;
         }
-        url = undefined;
+        url = undefined; // no answer, a proxy's 502, placement_unavailable: ask again
       }
       if (url !== undefined && !this._closed) {
         try {

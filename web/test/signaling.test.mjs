@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FAILURES_BEFORE_LOCATING, recovery, socketAddress } from "../src/signaling.js";
+import { FAILURES_BEFORE_LOCATING, recovery, sessionRefused, socketAddress } from "../src/signaling.js";
 
 const PAGE = "https://triad.example.test";
 
@@ -61,4 +61,13 @@ test("a worker that does not answer is retried, then looked up again in the sess
   assert.equal(recovery({ failures: 1 }), "retry");
   assert.equal(recovery({ failures: FAILURES_BEFORE_LOCATING }), "relocate");
   assert.equal(recovery({ failures: FAILURES_BEFORE_LOCATING + 5 }), "relocate");
+});
+
+test("a session read refused for good stops the search; anything else is asked again", () => {
+  assert.equal(sessionRefused({ status: 401, code: "token_revoked" }), true);
+  assert.equal(sessionRefused({ status: 409, code: "consult_ended" }), true);
+  assert.equal(sessionRefused({ status: 429, code: "rate_limited" }), false);
+  assert.equal(sessionRefused({ status: 503, code: "placement_unavailable" }), false);
+  assert.equal(sessionRefused({ status: 502, code: "http_502" }), false);
+  assert.equal(sessionRefused({ status: 0, code: "network_error" }), false);
 });
