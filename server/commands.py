@@ -15,8 +15,8 @@ from multiprocessing.synchronize import Event
 from aiohttp import web
 
 from . import eventloop, logs
-from .api.context import CLUSTER, SERVICES
-from .app import create_app, keyring_for, utc_now
+from .api.context import SERVICES
+from .app import create_app, drain_worker, keyring_for, utc_now
 from .auth.roles import Role
 from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
 from .crypto import generate_key_spec
@@ -177,11 +177,8 @@ async def serve(settings: Settings, *, with_demo: bool, ready: Event | None = No
             ready.set()
             watch = loop.create_task(_stop_when_orphaned(stop))
         await stop.wait()
-        member = app[CLUSTER]
-        if member is not None and settings.drain_seconds > 0:
-            stop.clear()  # a second signal cuts the drain short
-            rooms = app[SERVICES].rooms
-            await member.drain(lambda: rooms.occupancy()[0], settings.drain_seconds, stop)
+        stop.clear()  # a second signal cuts the drain short
+        await drain_worker(app, stop)
         log.info("stopping")
     finally:
         if watch is not None:
