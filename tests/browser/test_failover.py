@@ -1,13 +1,19 @@
-"""Debian's Chromium when the worker that serves its consult is killed (kill -9): two nodes of
-one worker each as real processes, the pages loaded from the node that survives, their sockets
-at the other. Each page's socket cannot reconnect, so it reads the session again, learns the
-consult's new worker, connects there with the same token, and both clinicians see each
-other again on a new peer connection."""
+"""Debian's Chromium when the worker that serves its consult goes: two nodes of one worker each
+as real processes, the pages loaded from the node that stays, their sockets at the other.
+
+- killed (kill -9): each page's socket cannot reconnect, so it reads the session again;
+- stopped (SIGTERM) with a drain time shorter than the consult: each socket is told
+  `worker_leaving`, and reads the session again at once.
+
+Either way it learns the consult's new worker, connects there with the same token, and both
+clinicians see each other again on a new peer connection."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Browser, BrowserContext, expect
 
 from server.cluster.entry import ClusterKeys
@@ -24,11 +30,22 @@ MOVED = """
 """
 
 
-async def test_pages_find_the_consults_new_worker_after_a_kill(
-    tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys, browser: Browser
+@pytest.mark.parametrize("how", ["killed", "drained"])
+async def test_pages_find_the_consults_new_worker_when_theirs_goes(
+    how: str,
+    tmp_path: Path,
+    cluster_database: str,
+    redis_url: str,
+    keys: ClusterKeys,
+    browser: Browser,
 ) -> None:
     async with single_worker_nodes(
-        tmp_path, cluster_database, [redis_url, redis_url], keys, udp_base=47500
+        tmp_path,
+        cluster_database,
+        [redis_url, redis_url],
+        keys,
+        udp_base=47500,
+        TRIAD_DRAIN_SECONDS="2",
     ) as nodes:
         consult = await nodes[0].new_consult()
         owner, survivor = await placed_on(nodes, consult)
@@ -50,7 +67,11 @@ async def test_pages_find_the_consults_new_worker_after_a_kill(
             sockets_at = await pages["therapist"].evaluate("window.triadDebug.state().workerMoves")
             assert sockets_at == 0
 
-            owner.process.kill()
+            if how == "killed":
+                owner.process.kill()
+            else:
+                owner.send_signal(signal.SIGTERM)
+                assert await owner.exited(3 * STEP_MS / 1000) == 0
 
             for page in pages.values():
                 assert await poll(page, MOVED, timeout_ms=3 * STEP_MS), "the page moved"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -18,11 +19,13 @@ from server.db.models import Plan
 from tests.cluster.rejoining import Rejoining
 from tests.cluster.test_two_nodes import session_worker
 from tests.media.triadserver import ConsultSeats, TriadServer
+from tests.waiting import wait_for
 
 # Fast heartbeats, so a dead worker's entry lapses within two seconds.
 FAST = {"TRIAD_CLUSTER_HEARTBEAT_SECONDS": "0.5", "TRIAD_CLUSTER_HEARTBEAT_TTL_SECONDS": "2"}
 # Small, slow video: three aiortc peers and two servers share two cores.
 PEER_OPTIONS = {"size": (160, 120), "fps": 10}
+DEADLINE = 30.0
 
 
 @asynccontextmanager
@@ -63,9 +66,22 @@ async def single_worker_nodes(
         for server in started:
             await server.prepare()
         await asyncio.gather(*(server.launch() for server in started))
+        # Each lists the others (its page's CSP and its Socket.IO CORS follow the registry):
+        # a page served before that could not open a socket to another node's worker.
+        await wait_for(lambda: lists_all(started), DEADLINE, "every node listing the others")
         yield started
     finally:
         await asyncio.gather(*(server.stop() for server in started))
+
+
+async def lists_all(nodes: list[TriadServer]) -> bool:
+    async with aiohttp.ClientSession() as http:
+        for node in nodes:
+            async with http.get(f"{node.base_url}/c/c_anything") as page:
+                csp = page.headers.get("Content-Security-Policy", "")
+            if any(other.base_url not in csp for other in nodes):
+                return False
+    return True
 
 
 async def plans_of(database_url: str, consult_id: str) -> int:
