@@ -264,7 +264,8 @@ class NodeRegistry:
             pipe.sadd(self._keys.workers, self.me.worker_id)
             await pipe.execute()
         self._arm(started)
-        if self.fenced:
+        # Not while its rooms are still closing: a room opened meanwhile would close too.
+        if self.fenced and not self._leaving:
             self.fenced = False
             log.info("cluster.unfenced", worker=self.me.worker_id)
         live = await self.live()
