@@ -75,6 +75,15 @@ export function sessionRefused(error) {
   return status >= 400 && status < 500 && status !== 429 && typeof error.code === "string";
 }
 
+/** The wait before the `attempt`-th (from 0) read of the session in a row, in ms. */
+export function delay(attempt) {
+  return LOCATE_DELAYS_MS[Math.min(attempt, LOCATE_DELAYS_MS.length - 1)];
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 export class Signaling {
   /**
    * @param {{token: string, consultId: string, url?: string|null,
@@ -88,6 +97,7 @@ export class Signaling {
     this._locate = locate;
     this._failures = 0;
     this._locating = null;
+    this._streak = 0;
     this._closed = false;
     this.socket = this._open(url);
     /** `wrong_worker` answers followed since the last successful join, and in all. */
@@ -113,9 +123,10 @@ export class Signaling {
     return true;
   }
 
-  /** A join succeeded: the next `wrong_worker` answers start a new count. */
+  /** A join succeeded: the next `wrong_worker` answers and relocations start a new count. */
   joined() {
     this.follows = 0;
+    this._streak = 0;
   }
 
   /**
@@ -144,12 +155,18 @@ export class Signaling {
     this._detach(current);
     current.disconnect();
     for (const [event, handler] of this._handlers) if (event === "disconnect") handler("worker moved");
-    this._locating = this._find(0).finally(() => {
+    // Relocations that did not end in a join (a worker still named though fenced) wait longer
+    // each time: never a tight loop of session reads and connections.
+    const pause = this._streak ? delay(this._streak - 1) : 0;
+    this._streak++;
+    this._locating = this._find(pause).finally(() => {
       this._locating = null;
     });
   }
 
-  async _find(attempt) {
+  async _find(pause) {
+    let attempt = 0;
+    if (pause) await sleep(pause);
     while (!this._closed) {
       let url;
       try {
@@ -169,7 +186,7 @@ export class Signaling {
           // an unusable address: ask again
         }
       }
-      await new Promise((resolve) => setTimeout(resolve, LOCATE_DELAYS_MS[Math.min(attempt++, LOCATE_DELAYS_MS.length - 1)]));
+      await sleep(delay(attempt++));
     }
   }
 

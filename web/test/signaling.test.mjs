@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FAILURES_BEFORE_LOCATING, recovery, sessionRefused, socketAddress } from "../src/signaling.js";
+import { FAILURES_BEFORE_LOCATING, delay, recovery, sessionRefused, socketAddress } from "../src/signaling.js";
 
 const PAGE = "https://triad.example.test";
 
@@ -70,4 +70,11 @@ test("a session read refused for good stops the search; anything else is asked a
   assert.equal(sessionRefused({ status: 503, code: "placement_unavailable" }), false);
   assert.equal(sessionRefused({ status: 502, code: "http_502" }), false);
   assert.equal(sessionRefused({ status: 0, code: "network_error" }), false);
+});
+
+test("reads of the session in a row wait longer each time, up to a few seconds", () => {
+  const waits = [0, 1, 2, 3, 4, 5, 50].map(delay);
+  for (let i = 1; i < waits.length; i++) assert.ok(waits[i] >= waits[i - 1]);
+  assert.ok(waits[0] > 0);
+  assert.equal(waits.at(-1), waits.at(-2)); // capped
 });
