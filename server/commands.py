@@ -16,7 +16,7 @@ from aiohttp import web
 
 from . import eventloop, gcpolicy, logs
 from .api.context import SERVICES
-from .app import create_app, keyring_for, utc_now
+from .app import create_app, drain_worker, keyring_for, utc_now
 from .auth.roles import Role
 from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
 from .crypto import generate_key_spec
@@ -179,6 +179,8 @@ async def serve(settings: Settings, *, with_demo: bool, ready: Event | None = No
             ready.set()
             watch = loop.create_task(_stop_when_orphaned(stop))
         await stop.wait()
+        stop.clear()  # a second signal cuts the drain short
+        await drain_worker(app, stop)
         log.info("stopping")
     finally:
         if watch is not None:

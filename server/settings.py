@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     cluster_name: str = Field(default="main", pattern=NODE_ID_PATTERN)
     # Place new consults on this node's workers while any of them is live.
     placement_prefer_node: str | None = Field(default=None, pattern=NODE_ID_PATTERN)
+    # A worker told to stop (SIGTERM) takes no new consult and serves its own until they end,
+    # for at most this long; then they move to other workers as on a failure. 0: no drain.
+    drain_seconds: float = Field(default=600, ge=0, le=24 * 3600)
 
     # Origins allowed to embed the consult room (CSP frame-ancestors).
     allowed_origins: StrList = []

@@ -178,6 +178,13 @@ class RoomRegistry:
             await room.close(ended=Ended(plan_id=plan_id, ended_by=actor.label()))
         return plan_id
 
+    async def close_rooms(self) -> list[ConsultId]:
+        """Close every room without ending its consult (this worker stops serving them: it
+        was fenced or drained); a later join makes a new one. The consults it closed."""
+        rooms, self._rooms = dict(self._rooms), {}
+        await asyncio.gather(*(room.close() for room in rooms.values()), return_exceptions=True)
+        return list(rooms)
+
     async def close(self) -> None:
         """Server shutdown: close every room without ending its consult (participants come
         back to another process and resume). Safe to call twice."""
@@ -186,8 +193,7 @@ class RoomRegistry:
         if sweeper is not None:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
-        rooms, self._rooms = list(self._rooms.values()), {}
-        await asyncio.gather(*(room.close() for room in rooms), return_exceptions=True)
+        await self.close_rooms()
 
 
 def _actor_of(label: str) -> Actor:

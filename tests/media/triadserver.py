@@ -275,6 +275,24 @@ class TriadServer:
         async with aiohttp.ClientSession() as http:
             await self._call(http, "POST", f"/api/v1/consults/{consult_id}/end", self._secret)
 
+    async def get(self, path: str) -> Any:
+        """A platform's GET (`/api/v1/...`), its JSON body."""
+        async with aiohttp.ClientSession() as http:
+            return await self._call(http, "GET", path, self._secret)
+
+    def send_signal(self, sig: int) -> None:
+        """Signal `triad serve` (the supervisor, with several workers)."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        self._process.send_signal(sig)
+
+    async def exited(self, within: float = DEADLINE) -> int:
+        """Wait for `triad serve` to exit by itself; its exit status."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        self.returncode = await asyncio.wait_for(self._process.wait(), within)
+        return self.returncode
+
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not stopped within the deadline. Safe twice."""
         process, self._process = self._process, None

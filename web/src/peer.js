@@ -214,6 +214,14 @@ export class PeerLink {
     return out;
   }
 
+  /**
+   * The socket was lost: the next offer starts a new connection whatever its `pc` (a worker
+   * that took the consult over numbers its connections afresh).
+   */
+  forget() {
+    this.generation = null;
+  }
+
   _closePeerConnection() {
     if (this.pc) {
       this.pc.close();

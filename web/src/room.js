@@ -50,8 +50,9 @@ export class Room {
     this.onFinished = onFinished;
     this.onFatal = onFatal;
     this.emit = emit || (() => {});
-    this.signaling = new Signaling({ token, consultId, url: workerUrl });
     this.api = new RoomApi({ consultId, token });
+    const locate = () => this.api.get("").then((session) => session.worker?.url ?? null);
+    this.signaling = new Signaling({ token, consultId, url: workerUrl, locate });
     /** Everyone listed for the consult (REST session), to name those who are not connected. */
     this.roster = new Map();
     this.roomNotes = new RoomNotes({
@@ -154,7 +155,7 @@ export class Room {
     try {
       ack = await this.signaling.call("join");
     } catch (error) {
-      if (error.code === "wrong_worker" && this.signaling.follow(error.worker)) return;
+      if (this.signaling.recover(error)) return; // another worker, or ask where again
       this.fatal(error.code);
       return;
     }
@@ -183,6 +184,7 @@ export class Room {
       showBanner("Connection lost. Reconnecting…");
       $("room").dataset.reconnecting = "true";
       this.notes?.disconnect();
+      this.peer?.forget(); // the next offer starts a new connection (maybe from another worker)
     }
   }
 
@@ -502,6 +504,7 @@ export class Room {
       mediaRestarts: this.mediaRestarts,
       share: this.share.share,
       workerMoves: this.signaling.moves,
+      relocations: this.signaling.relocations,
       reconnecting: $("room").dataset.reconnecting === "true",
     });
   }
