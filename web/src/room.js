@@ -14,7 +14,7 @@ import { confirmEnd, confirmRemove } from "./dialog.js";
 import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
 import { MediaControls } from "./mediacontrols.js";
-import { NetworkWatch } from "./netchange.js";
+import { MediaRestart } from "./mediarestart.js";
 import { PeerLink } from "./peer.js";
 import { PresencePrompts } from "./presenceprompts.js";
 import { QualityMonitor } from "./quality.js";
@@ -31,7 +31,6 @@ import { showView } from "./views.js";
 
 // Asked again while the new peer connection does not come up (the first ask may be lost with a
 // socket that is dying too).
-const MEDIA_RETRY_MS = 8000;
 
 export class Room {
   /**
@@ -73,10 +72,13 @@ export class Room {
       lookup: (pid) => this.participants.get(pid) || this.roster.get(pid),
     });
     this.share = ScreenShare.forRoom(this);
-    this._mediaRetry = null;
-    /** How often this page asked for a new peer connection (the test hook shows it). */
-    this.mediaRestarts = 0;
-    this.network = new NetworkWatch({ restart: (reason) => this._mediaFailed(reason) });
+    this.mediaRestart = new MediaRestart({
+      live: () => !this.finished && this.signaling.connected,
+      generation: () => this.peer?.generation,
+      ask: (payload) => this.signaling.call("media-restart", payload),
+      report: (code) => this.report(code, "media-restart"),
+    });
+    this.network = this.mediaRestart.network;
     this.state = null;
     this.you = null;
     /** participant_id -> participant, everyone the server told us about (lobby and room). */
@@ -149,7 +151,7 @@ export class Room {
 
   async _join() {
     if (this.finished) return;
-    clearTimeout(this._mediaRetry);
+    this.mediaRestart.cancel();
     if (this.view !== "room") showBanner("Joining…");
     let ack;
     try {
@@ -186,27 +188,6 @@ export class Room {
       this.notes?.disconnect();
       this.peer?.forget(); // the next offer starts a new connection (maybe from another worker)
     }
-  }
-
-  /** The browser's peer connection failed, or its network changed: ask for a new one (a new
-   * `pc` and offer). */
-  _mediaFailed(reason = "failed") {
-    if (this.finished || !this.signaling.connected) return; // the socket's reconnect restarts it
-    showBanner(
-      reason === "network_changed"
-        ? "The network changed. Reconnecting the video…"
-        : "The video connection was interrupted. Reconnecting…",
-    );
-    $("room").dataset.reconnecting = "true";
-    const generation = this.peer?.generation;
-    if (generation === null || generation === undefined) return;
-    this.mediaRestarts++;
-    this.signaling.call("media-restart", { pc: generation }).catch((error) => this.report(error.code, "media-restart"));
-    clearTimeout(this._mediaRetry);
-    this._mediaRetry = setTimeout(() => {
-      if (this.finished || this.peer?.generation !== generation) return;
-      this._mediaFailed();
-    }, MEDIA_RETRY_MS);
   }
 
   // -- room state -----------------------------------------------------------------------------
@@ -456,8 +437,7 @@ export class Room {
     this.finished = true;
     this.view = "finished";
     this._controls.abort();
-    clearTimeout(this._mediaRetry);
-    this.network.close();
+    this.mediaRestart.close();
     this.quality?.stop();
     this.roomNotes.close();
     document.getElementById("confirm-dialog")?.remove();
@@ -501,7 +481,7 @@ export class Room {
       notes: this.notes?.snapshot() ?? null,
       safetyFlags: this.care.flags,
       consent: this.care.consent,
-      mediaRestarts: this.mediaRestarts,
+      mediaRestarts: this.mediaRestart.count,
       share: this.share.share,
       workerMoves: this.signaling.moves,
       relocations: this.signaling.relocations,
