@@ -114,8 +114,11 @@ async def test_the_platforms_end_on_the_other_worker_keeps_every_acknowledged_up
                     for mark, code in typist.refused:
                         assert code in ENDED_CODES, (mark, code)
                         assert mark not in saved
-                    assert not saved & set(typist.unanswered)
-                # Nothing else is in it: the plan holds exactly the acknowledged edits.
-                assert saved == {m for t in typists for m in t.acked}
+                # Nothing else is in it: the acknowledged edits, and at most one the server
+                # closed the socket on before answering (the page never heard either way; the
+                # room answers before it disconnects, so this is not expected).
+                acked = {m for t in typists for m in t.acked}
+                unanswered = {m for t in typists for m in t.unanswered}
+                assert acked <= saved <= acked | unanswered
                 for person in people.values():
                     await person.wait_disconnected()
