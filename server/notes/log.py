@@ -9,6 +9,13 @@ in one transaction and wakes the waiters only after the commit. While it commits
 for the next batch. So a caller's return still means "durable", and N concurrent documents cost
 one commit instead of N. Snapshot writes go through the same writer, which keeps the notes to one
 writer at a time (SQLite has exactly one anyway).
+
+The log closes when the consult ends. Each batch, after its inserts and in their transaction,
+reads the status of its consults' rows `FOR SHARE` (one statement per batch): a consult ended
+meanwhile has its items refused (`consult_ended`, nothing of them written), and an end racing
+the batch waits for its commit (its `UPDATE` conflicts with the share lock; SQLite has one
+writer). So once the end has committed, the log holds every update that will ever be
+acknowledged, and a plan frozen after it, on any worker, holds them all.
 """
 
 from __future__ import annotations
@@ -27,9 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import logs
 from ..auth.roles import Role
+from ..consults.model import ConsultStatus
 from ..crypto import KeyRing
 from ..db.engine import Database
-from ..db.models import NoteSnapshot, NoteUpdate
+from ..db.models import Consult, NoteSnapshot, NoteUpdate
+from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from .documents import DocumentName
 
@@ -110,6 +119,8 @@ class Chain:
     acknowledged as if the document were whole."""
 
     broken: bool = False
+    # Broken because the consult ended: what is refused after is refused as `consult_ended`.
+    ended: bool = False
     # The newest write queued on this chain: waiting for it waits for all before it.
     tail: asyncio.Future[None] | None = None
 
@@ -126,7 +137,12 @@ class ChainBroken(Exception):
     pass
 
 
-_Item = tuple[Job | dict[str, Any], asyncio.Future[None], Chain]
+def consult_ended() -> TriadError:
+    return TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended: its notes are read-only")
+
+
+# What to write, its waiter, its document's chain, and its consult.
+_Item = tuple[Job | dict[str, Any], asyncio.Future[None], Chain, str]
 
 
 class NoteLog:
@@ -157,7 +173,7 @@ class NoteLog:
             ),
             "created_at": entry.at,
         }
-        return self._submit(row, chain)
+        return self._submit(row, chain, entry.consult_id)
 
     def write_snapshot(
         self,
@@ -171,7 +187,8 @@ class NoteLog:
     ) -> asyncio.Future[None]:
         """Queue a snapshot of the document (its state including every update up to `seq`); its
         write deletes the log rows it covers, in the same transaction."""
-        return self._submit(self.snapshot_job(consult_id, doc, seq, state, authors, at), chain)
+        job = self.snapshot_job(consult_id, doc, seq, state, authors, at)
+        return self._submit(job, chain, consult_id)
 
     def snapshot_job(
         self,
@@ -314,11 +331,13 @@ class NoteLog:
 
     # --- the writer ---
 
-    def _submit(self, item: Job | dict[str, Any], chain: Chain) -> asyncio.Future[None]:
+    def _submit(
+        self, item: Job | dict[str, Any], chain: Chain, consult_id: str
+    ) -> asyncio.Future[None]:
         if self._closed:
             raise RuntimeError("the notes log is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future, chain))
+        self._pending.append((item, future, chain, consult_id))
         chain.tail = future
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="notes-log-writer")
@@ -337,43 +356,60 @@ class NoteLog:
 
     async def _write_batch(self, batch: list[_Item]) -> None:
         live = [entry for entry in batch if not _refuse_if_broken(entry)]
-        if not live:
-            return
         try:
-            await self._commit([item for item, _, _ in live])
+            # Rarely more than once: only when a consult of the batch ended meanwhile.
+            while live and (ended := await self._commit(live)):
+                live = [entry for entry in live if not _refuse_if_ended(entry, ended)]
         except Exception as exc:
             if len(live) > 1:
                 _log.warning("notes_batch_failed", size=len(live), error=type(exc).__name__)
             # One bad item must not fail its neighbours: retry each alone, in order, so that a
             # failure breaks only its own document's chain.
             for entry in live:
-                item, future, chain = entry
+                item, future, chain, _ = entry
                 if _refuse_if_broken(entry):
                     continue
                 try:
-                    await self._commit([item])
+                    ended = await self._commit([entry])
                 except Exception as single:
                     if isinstance(item, dict):
                         chain.broken = True
                     _settle(future, single)
                 else:
-                    _settle(future, None)
+                    if not _refuse_if_ended(entry, ended):
+                        _settle(future, None)
             return
-        for _, future, _ in live:
+        for _, future, _, _ in live:
             _settle(future, None)
 
-    async def _commit(self, items: list[Job | dict[str, Any]]) -> None:
+    async def _commit(self, entries: list[_Item]) -> set[str]:
+        """Write the entries in one transaction; or, when a consult of theirs has ended, write
+        nothing and return the ended consults."""
+        items = [item for item, _, _, _ in entries]
         rows = [item for item in items if isinstance(item, dict)]
+        consults = sorted({consult_id for _, _, _, consult_id in entries})
         if self._conn is None:
             self._conn = await self._connect()
         try:
-            async with self._conn.begin():
+            async with self._conn.begin() as transaction:
+                # Inserts first: on SQLite the first write takes the one write lock, so the
+                # status read after it is the newest and no end can commit until this does.
                 if rows:
                     await self._conn.execute(insert(NoteUpdate), rows)
+                status = await self._conn.execute(
+                    select(Consult.id, Consult.status)
+                    .where(Consult.id.in_(consults))
+                    .with_for_update(read=True)  # FOR SHARE; SQLite's one writer is the lock
+                )
+                ended = {row.id for row in status if row.status == ConsultStatus.ENDED}
+                if ended:
+                    await transaction.rollback()
+                    return ended
                 for item in items:
                     if not isinstance(item, dict):
                         await item(self._conn)
             self._after_commit()
+            return set()
         except Exception:
             # The connection may be what failed: start the next commit on a fresh one.
             conn, self._conn = self._conn, None
@@ -412,10 +448,21 @@ class NoteLog:
 
 
 def _refuse_if_broken(entry: _Item) -> bool:
-    _, future, chain = entry
+    _, future, chain, _ = entry
     if chain.broken:
-        _settle(future, ChainBroken("an earlier write of this document failed"))
+        error = consult_ended() if chain.ended else ChainBroken("an earlier write failed")
+        _settle(future, error)
     return chain.broken
+
+
+def _refuse_if_ended(entry: _Item, ended: set[str]) -> bool:
+    """Refuse an entry of an ended consult; its document takes no more writes."""
+    _, future, chain, consult_id = entry
+    if consult_id not in ended:
+        return False
+    chain.broken = chain.ended = True
+    _settle(future, consult_ended())
+    return True
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -39,9 +39,9 @@ from .diff import PlanChange, plan_changes
 from .documents import DocumentName, parse_document, require_read, require_write
 from .intake import CheckedUpdate, CrdtFailure
 from .live import LiveConsult, LiveDoc, build_document
-from .log import Authors, LogEntry, NoteLog
+from .log import Authors, LogEntry, NoteLog, consult_ended
 from .plan import PlanView, PreviousPlanRef, attendance, authors_by_section
-from .store import PlanStore, SeriesPlan
+from .store import PlanStore, SeriesPlan, StaleCopy
 from .yupdate import UpdateLimits
 
 _log = logs.get("triad.notes")
@@ -150,7 +150,7 @@ class NotesService:
         )
         consult = await self._consult(consult_id)
         if consult.frozen:
-            raise _ended()
+            raise consult_ended()
         # Shielded: once the update is in the live copy, the commit and the bookkeeping must
         # finish even if the caller goes away, or the next update would reuse the sequence.
         task = asyncio.create_task(self._apply(consult, name, participant_id, role, data))
@@ -195,15 +195,16 @@ class NotesService:
                         if saved is None:
                             raise
                         return saved
-                    except CrdtFailure:
-                        # A copy that does not encode: rebuilt once from the log, whose replay
-                        # skips what cannot be integrated.
+                    except (CrdtFailure, StaleCopy) as failure:
+                        # A copy behind the log (`PlanStore.save`) is taken afresh; one that
+                        # does not encode is rebuilt once from the log, whose replay skips what
+                        # cannot be integrated.
                         consult.frozen = False
                         for live in lives.values():
                             live.stale = True
-                        if rebuilt:
+                        if rebuilt and isinstance(failure, CrdtFailure):
                             raise
-                        rebuilt = True
+                        rebuilt = rebuilt or isinstance(failure, CrdtFailure)
                     except BaseException:
                         consult.frozen = False
                         raise
@@ -343,7 +344,7 @@ class NotesService:
                 if not live.usable:
                     continue
                 if consult.frozen:
-                    raise _ended()
+                    raise consult_ended()
                 try:
                     seq, durable = self._apply_locked(consult, live, participant_id, role, update)
                 except intake.NotYet:
@@ -364,6 +365,10 @@ class NotesService:
             # before it is durable.
             try:
                 await durable
+            except TriadError as refused:  # the log closed: the consult ended (`log.py`)
+                live.stale = True  # the copy holds an update the log does not
+                consult.frozen = refused.code is ErrorCode.CONSULT_ENDED or consult.frozen
+                raise
             except BaseException:
                 live.stale = True  # the copy holds an update the log does not
                 _log.warning(
@@ -478,6 +483,7 @@ class NotesService:
             markdown.render(plan),
             schema.read_clinicians(lives[DocumentName.CLINICIANS].doc),
             jobs,
+            {str(name): live.seq for name, live in lives.items()},
         )
         for live in lives.values():
             live.snapshot_seq = live.seq
@@ -489,7 +495,3 @@ class NotesService:
             warnings=len(warnings),
         )
         return plan
-
-
-def _ended() -> TriadError:
-    return TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended: its notes are read-only")

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.roles import Role
@@ -19,7 +19,16 @@ from ..consults.people import open_name
 from ..consults.presence import PresentVia
 from ..crypto import KeyRing
 from ..db.engine import Database
-from ..db.models import AuditEvent, Consult, HandoffBrief, MeasureResult, Participant, Plan
+from ..db.models import (
+    AuditEvent,
+    Consult,
+    HandoffBrief,
+    MeasureResult,
+    NoteSnapshot,
+    NoteUpdate,
+    Participant,
+    Plan,
+)
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, MeasureId, ParticipantId, PlanId
 from .diff import PlanChange, plan_changes
@@ -171,11 +180,23 @@ class PlanStore:
             SeriesPlan(ConsultId(r.consult_id), PlanId(r.id), r.version, r.created_at) for r in rows
         ]
 
-    async def save(self, plan: PlanView, markdown: str, clinicians: str, jobs: list[Job]) -> None:
+    async def save(
+        self,
+        plan: PlanView,
+        markdown: str,
+        clinicians: str,
+        jobs: list[Job],
+        seqs: dict[str, int],
+    ) -> None:
         """Insert the plan and run `jobs` (final snapshots) in the same transaction. Raises
-        IntegrityError when the consult already has a plan."""
+        IntegrityError when the consult already has a plan, and `StaleCopy` when the database
+        holds a document past the sequence number (`seqs`) the plan was read at: a copy in
+        this process that another worker wrote past (it held the consult since), which must
+        not become the plan."""
         record = json.dumps(plan.to_json(), ensure_ascii=False).encode()
         async with self._db.engine.begin() as conn:
+            if await _written_past(conn, plan.consult_id, seqs):
+                raise StaleCopy(plan.consult_id)
             await conn.execute(
                 insert(Plan).values(
                     id=plan.id,
@@ -225,6 +246,22 @@ class PlanStore:
                 select(Plan).where(Plan.consult_id == consult_id)
             )
             return plan
+
+
+class StaleCopy(Exception):
+    """The notes log holds updates the copy being frozen does not."""
+
+
+async def _written_past(conn: AsyncConnection, consult_id: ConsultId, seqs: dict[str, int]) -> bool:
+    """Whether the log or a snapshot holds a document past `seqs[doc]` (one query)."""
+    logged = select(NoteUpdate.doc, func.max(NoteUpdate.seq).label("seq")).where(
+        NoteUpdate.consult_id == consult_id
+    )
+    snapped = select(NoteSnapshot.doc, NoteSnapshot.seq).where(
+        NoteSnapshot.consult_id == consult_id
+    )
+    rows = await conn.execute(logged.group_by(NoteUpdate.doc).union_all(snapped))
+    return any(row.seq is not None and row.seq > seqs.get(row.doc, 0) for row in rows)
 
 
 async def _participants(

@@ -21,6 +21,7 @@ from tests.conftest import PlatformKey, consult_body, participant
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 QUESTION = "Is an SSRI reasonable given the sleep problems?"
+NEW_QUESTION = "Would sleep restriction come first?"
 PHQ9_ITEM9_TWO = [2, 2, 1, 1, 2, 1, 1, 0, 2]  # total 12, moderate; item 9 answered 2
 PHQ9_ITEM9_ONE = [1, 1, 1, 1, 1, 1, 1, 0, 1]
 GAD7 = [1, 2, 1, 1, 0, 1, 1]
@@ -107,6 +108,17 @@ async def test_clinicians_see_the_safety_flag_brief_trend_and_changes(
         brief = psychiatrist.locator("#notes-panel-brief")
         await expect(brief).to_contain_text(QUESTION, timeout=STEP_MS)
         await expect(brief).to_contain_text("Six sessions of CBT")
+        # The therapist saves a new brief: the open tab reads it again (`brief-updated`).
+        saved = await api.call(
+            "PUT",
+            f"/api/v1/consults/{consult['id']}/session/brief",
+            bearer=token_of(consult, "therapist"),
+            json_body={"seen_in_therapy": "Eight sessions of CBT", "question": NEW_QUESTION},
+        )
+        assert saved.status in (200, 201), saved.body
+        await expect(brief).to_contain_text(NEW_QUESTION, timeout=STEP_MS)
+        await expect(brief).to_contain_text("Eight sessions of CBT")
+        await expect(brief).not_to_contain_text(QUESTION)
 
         # History: the trend by date, and the plan against the previous consult's.
         await therapist.locator("#notes-tab-plan").click()

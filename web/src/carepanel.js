@@ -40,13 +40,22 @@ function sayUnavailable(container, error, what) {
   }
 }
 
+/** The brief's reads in flight, by tab: a number per container, the newest read's. */
+const readings = new WeakMap();
+
 /** The Brief tab: GET .../session/brief. `consent()`: the room's consent view, to say whose
  * withdrawal hid it. */
 export async function renderBrief(container, api, consent = () => null) {
+  // Two saves in a row read it twice: only the newest read may fill the tab (answers can
+  // arrive out of order).
+  const reading = (readings.get(container) ?? 0) + 1;
+  readings.set(container, reading);
+  const current = () => readings.get(container) === reading;
   container.dataset.state = "loading";
   container.replaceChildren(note("Loading the brief…"));
   try {
     const brief = await api.brief();
+    if (!current()) return;
     const rows = BRIEF_FIELDS.filter(([key]) => typeof brief[key] === "string" && brief[key].trim()).map(([key, label]) =>
       el("div", "care-fact", el("dt", null, label), el("dd", null, brief[key])),
     );
@@ -56,6 +65,7 @@ export async function renderBrief(container, api, consent = () => null) {
     );
     container.dataset.state = "shown";
   } catch (error) {
+    if (!current()) return;
     container.dataset.state = error.code || "error";
     if (error.code === "brief_not_found") {
       container.replaceChildren(note("No brief attached to this consult."));

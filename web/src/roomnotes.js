@@ -27,6 +27,9 @@ export class RoomNotes {
     /** @type {NotesPanel|null} */
     this.panel = null;
     this._socketId = null;
+    // The brief was saved (REST, on any worker; the event carries none of it): an open Brief
+    // tab reads it again, one never opened reads it when opened.
+    signaling.on("brief-updated", () => this.refreshCareTabs("brief"));
   }
 
   /** Open the documents (first admission) or re-sync them (a re-join on a new socket). */
@@ -64,7 +67,8 @@ export class RoomNotes {
     this.panel?.closeDocument("clinicians", sharingWithdrawnSentence(consent, ": these notes can no longer be changed."));
   }
 
-  /** A safety flag refreshes the history (the trend); a consent change, the brief. */
+  /** A safety flag refreshes the history (the trend); a consent change or a saved brief, the
+   * brief. */
   refreshCareTabs(what) {
     if (what === "consent") this.closeCliniciansIfWithdrawn();
     const tab = this.panel?.panels.get(what === "safety" ? "history" : "brief");
