@@ -76,6 +76,7 @@ STEADY_FRAMES = 10
 # After the steady state, before the kill: heartbeats report the room.
 SETTLE_S = 2.0
 DEPLOYMENTS = ("supervisor", "nodes")
+STARTS = 3
 # UDP ranges apart from the tests' (47400-47659), which other runs may be using.
 UDP_NODES = 48800
 UDP_SUPERVISOR = (48840, 48879)
@@ -306,11 +307,40 @@ async def deployment(
     keys: ClusterKeys,
     beat: dict[str, str],
 ) -> AsyncIterator[Deployment]:
+    """Started, retried when a start fails: the ports are free when chosen, but another
+    process on this shared machine may bind one before the server does."""
+    for attempt in range(STARTS):
+        stack = contextlib.AsyncExitStack()
+        where = directory / f"start-{attempt}"
+        where.mkdir()
+        try:
+            servers = await stack.enter_async_context(
+                start(kind, where, database_url, redis_url, keys, beat)
+            )
+        except RuntimeError as exc:
+            await stack.aclose()
+            print(f"  {kind}: a start failed ({str(exc).splitlines()[-1][:120]})", flush=True)
+            continue
+        async with stack:
+            yield Deployment(kind, servers)
+        return
+    raise RuntimeError(f"{kind}: no start in {STARTS} attempts")
+
+
+@contextlib.asynccontextmanager
+async def start(
+    kind: str,
+    directory: Path,
+    database_url: str,
+    redis_url: str,
+    keys: ClusterKeys,
+    beat: dict[str, str],
+) -> AsyncIterator[list[TriadServer]]:
     if kind == "nodes":
         async with single_worker_nodes(
             directory, database_url, [redis_url, redis_url], keys, udp_base=UDP_NODES, **beat
         ) as nodes:
-            yield Deployment(kind, nodes)
+            yield nodes
         return
     async with TriadServer.running(
         directory,
@@ -324,7 +354,7 @@ async def deployment(
         TRIAD_LOG_LEVEL="info",
         **beat,
     ) as server:
-        yield Deployment(kind, [server])
+        yield [server]
 
 
 async def run_deployment(kind: str, args: argparse.Namespace) -> list[Failover]:
