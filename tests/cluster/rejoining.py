@@ -41,9 +41,18 @@ class Rejoining:
         self.ended = False
         self._task: asyncio.Task[None] | None = None
         self._joined = asyncio.Event()
+        self._peer_closing: asyncio.Future[None] | None = None
 
     def _new_peer(self) -> ClientPeer:
         return ClientPeer(self.seat.participant_id, **self.peer_options)
+
+    async def _replace_peer(self) -> None:
+        """A new peer connection for the next offer. The old one's close is shielded: `close()`
+        cancelling this loop while aiortc closes it (the consult just ended) would cut aiortc's
+        close short, and its own tasks then fail with InvalidStateError."""
+        self._peer_closing = asyncio.ensure_future(self.peer.close())
+        await asyncio.shield(self._peer_closing)
+        self.peer = self._new_peer()
 
     @property
     def worker_url(self) -> str | None:
@@ -92,8 +101,7 @@ class Rejoining:
                 with contextlib.suppress(Exception):
                     await room.sio.disconnect()
                 # A new room offers a new peer connection: the old one's remote end is gone.
-                await self.peer.close()
-                self.peer = self._new_peer()
+                await self._replace_peer()
 
     async def _enter(self, http: aiohttp.ClientSession) -> RoomClient | None:
         url = await self.locate(http)
@@ -136,8 +144,7 @@ class Rejoining:
             offer = room.received("signal")[seen]
             seen += 1
             if generation is not None and offer["pc"] != generation:
-                await self.peer.close()
-                self.peer = self._new_peer()
+                await self._replace_peer()
             generation = offer["pc"]
             tracks = [TrackMapEntry(**t) for t in offer["tracks"]]
             answer = await self.peer.handle_offer(offer["sdp"], tracks)
@@ -151,6 +158,8 @@ class Rejoining:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._peer_closing is not None:
+            await self._peer_closing  # a close the cancelled loop had begun
         if self.room is not None:
             with contextlib.suppress(Exception):
                 await self.room.sio.disconnect()
