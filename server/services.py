@@ -10,7 +10,12 @@ from datetime import datetime, timedelta
 from redis.asyncio import Redis
 
 from .consults.access import ParticipantAccess
-from .consults.access_events import AccessEvents, LocalAccessEvents, RedisAccessEvents
+from .consults.access_events import (
+    AccessEvents,
+    LocalAccessEvents,
+    RedisAccessEvents,
+    channel_for,
+)
 from .consults.audit import ReadLog
 from .consults.brief import BriefBook
 from .consults.care import CareFacts
@@ -66,7 +71,7 @@ async def open_services(
         if settings.redis_url:
             redis = Redis.from_url(settings.redis_url)
             # Revocations reach the sockets of every process (and come from the command line).
-            events = redis_events = RedisAccessEvents(redis)
+            events = redis_events = RedisAccessEvents(redis, channel_for(settings.cluster_name))
             stack.push_async_callback(redis_events.close)
             await redis_events.start()
         else:

@@ -30,7 +30,15 @@ log = logs.get(__name__)
 
 # An event is a few ids and a number; anything longer on the channel is not one of ours.
 MAX_EVENT_BYTES = 1024
-CHANNEL = "triad:access-events"
+
+
+def channel_for(cluster_name: str) -> str:
+    """One deployment's channel: Redis pub/sub ignores database numbers, so deployments (or
+    test runs) sharing a Redis server are kept apart by their `TRIAD_CLUSTER_NAME`."""
+    return f"triad:cluster:{cluster_name}:access-events"
+
+
+CHANNEL = channel_for("main")
 _RETRY_SECONDS = 1.0
 
 
@@ -145,6 +153,10 @@ class RedisAccessEvents(_Listeners):
         self._channel = channel
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+
+    @property
+    def channel(self) -> str:
+        return self._channel
 
     async def start(self, within: float = 5.0) -> None:
         """Subscribe, and return once the subscription is confirmed (or after `within`

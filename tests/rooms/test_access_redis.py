@@ -3,6 +3,7 @@ and one Redis, the socket lives on one, the revocation is made through the other
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,13 @@ from aiohttp.test_utils import TestClient
 
 from server.api.context import SERVICES
 from server.api.routes import OPENAPI_KEY
-from server.app import create_app
-from server.consults.access_events import AccessChange, AccessEvent, RedisAccessEvents
+from server.app import SETTINGS, create_app
+from server.consults.access_events import (
+    AccessChange,
+    AccessEvent,
+    RedisAccessEvents,
+    channel_for,
+)
 from server.consults.model import Actor
 from server.ids import KeyId, ParticipantId
 from server.settings import Settings
@@ -95,7 +101,7 @@ async def test_malformed_messages_on_the_channel_are_ignored(
     redis = services.redis
     assert redis is not None
     for garbage in (b"", b"{", b"[]", b'{"change":"nope","at":1}', b"x" * 5000):
-        await redis.publish("triad:access-events", garbage)
+        await redis.publish(events.channel, garbage)
     # A real event for someone else, published after the garbage, arrives: the reader lives.
     seen: list[AccessEvent] = []
 
@@ -113,6 +119,26 @@ async def test_malformed_messages_on_the_channel_are_ignored(
         unsubscribe()
     assert not therapist.disconnected
     assert (await therapist.call("media-state", {"audio": True, "video": True}))["ok"]
+
+
+async def test_another_deployments_revocation_is_not_heard(client: Any, people: People) -> None:
+    """Pub/sub ignores Redis database numbers: the channel is the deployment's own
+    (`TRIAD_CLUSTER_NAME`), so a deployment sharing the Redis server closes nothing here."""
+    therapist = await people.joined("therapist")
+    services = client.app[SERVICES]
+    events = services.access_events
+    assert isinstance(events, RedisAccessEvents)
+    assert events.channel == channel_for(client.app[SETTINGS].cluster_name)
+    redis = services.redis
+    assert redis is not None
+    therapist_id = ParticipantId(people.id("therapist"))
+    later = time.time() + 60  # tokens issued before it are refused: the therapist's is
+    revoked = AccessEvent(AccessChange.TOKENS_REVOKED, later, participant_id=therapist_id)
+    await redis.publish(channel_for("another-deployment"), revoked.encode())
+    assert (await therapist.call("media-state", {"audio": True, "video": True}))["ok"]
+    # The same event on this deployment's channel closes the socket: the one above could have.
+    await redis.publish(events.channel, revoked.encode())
+    await therapist.wait_disconnected()
 
 
 @pytest.mark.room_settings(socket_access_recheck_seconds=3600)
