@@ -2,11 +2,30 @@
 // sent with an acknowledgement; `call` resolves with the ack's body or rejects with a
 // SignalError carrying the server's code ({ok: false, error: {code, message}}). With several
 // workers the socket connects at the consult's worker (the session's `worker.url`), and moves
-// when a `join` answers `wrong_worker`.
+// when a `join` answers `wrong_worker`. Packets are msgpack (`socket.io-msgpack-parser`): a
+// notes update travels as bytes inside its event, one WebSocket frame.
 
 import { io } from "socket.io-client";
+import * as msgpackParser from "socket.io-msgpack-parser";
 
 const ACK_TIMEOUT_MS = 15000;
+
+/**
+ * The payload as the msgpack encoder must see it: its encoder writes an ArrayBuffer as bytes but
+ * a typed array (what Yjs hands out) as a map of its indices, so each top-level Uint8Array field
+ * becomes the ArrayBuffer of exactly its bytes.
+ */
+export function wirePayload(payload) {
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) return payload;
+  let out = payload;
+  for (const [key, value] of Object.entries(payload)) {
+    if (ArrayBuffer.isView(value)) {
+      if (out === payload) out = { ...payload };
+      out[key] = value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength);
+    }
+  }
+  return out;
+}
 
 export class SignalError extends Error {
   constructor(code, message, errors, worker) {
@@ -84,6 +103,7 @@ export class Signaling {
       path: address.path,
       auth: this._auth,
       transports: ["websocket"],
+      parser: msgpackParser,
       autoConnect: false,
       // Its own connection: a socket moved to another worker leaves nothing shared behind.
       forceNew: true,
@@ -132,7 +152,7 @@ export class Signaling {
   /** Emit `event` with `payload` and wait for the acknowledgement. */
   call(event, payload = {}, { timeout = ACK_TIMEOUT_MS } = {}) {
     return new Promise((resolve, reject) => {
-      this.socket.timeout(timeout).emit(event, payload, (err, ack) => {
+      this.socket.timeout(timeout).emit(event, wirePayload(payload), (err, ack) => {
         if (err) {
           reject(new SignalError("timeout", `no answer to ${event}`));
         } else if (!ack || typeof ack !== "object") {

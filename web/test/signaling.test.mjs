@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { socketAddress } from "../src/signaling.js";
+import { socketAddress, wirePayload } from "../src/signaling.js";
 
 const PAGE = "https://triad.example.test";
 
@@ -43,4 +43,30 @@ test("an address the page will not follow is refused", () => {
   ]) {
     assert.equal(socketAddress(url, PAGE), null, url);
   }
+});
+
+test("typed arrays go on the wire as the ArrayBuffer of exactly their bytes", async () => {
+  const backing = new Uint8Array([9, 1, 2, 3, 9]);
+  const view = backing.subarray(1, 4);
+  const payload = { doc: "plan", update: view };
+  const wire = wirePayload(payload);
+  assert.ok(wire.update instanceof ArrayBuffer);
+  assert.deepEqual([...new Uint8Array(wire.update)], [1, 2, 3]);
+  assert.equal(wire.doc, "plan");
+  assert.ok(payload.update === view, "the caller's payload is left as it was");
+  const plain = { audio: true };
+  assert.equal(wirePayload(plain), plain);
+  assert.equal(wirePayload(undefined), undefined);
+});
+
+test("the browser's msgpack encoder writes a wire payload's bytes as bytes", async () => {
+  // The files the bundle uses (notepack.io's "browser" field), not its Node.js build.
+  const encode = (await import("notepack.io/browser/encode.js")).default;
+  const decode = (await import("notepack.io/browser/decode.js")).default;
+  const decoded = decode(encode(wirePayload({ update: new Uint8Array([1, 2, 3]) })));
+  assert.ok(decoded.update instanceof ArrayBuffer);
+  assert.deepEqual([...new Uint8Array(decoded.update)], [1, 2, 3]);
+  // What the wire payload avoids: a typed array written as a map of its indices.
+  const raw = decode(encode({ update: new Uint8Array([1, 2, 3]) }));
+  assert.ok(!(raw.update instanceof ArrayBuffer) && !ArrayBuffer.isView(raw.update));
 });
