@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke = apikey_verbs.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
 
+    check = verbs.add_parser("check", help="check a service the server depends on")
+    check_verbs = check.add_subparsers(dest="check_verb", required=True)
+    check_verbs.add_parser(
+        "turn", help="allocate a relay at each TRIAD_TURN_URLS entry with our credentials"
+    )
+
     token = verbs.add_parser("token", help="mint a fresh join link for a participant")
     token.add_argument("consult_id")
     token.add_argument("role", choices=[r.value for r in Role])
@@ -85,6 +91,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"no live key {args.key_id}", file=sys.stderr)
             return 1
         print(f"revoked {args.key_id}")
+    elif args.verb == "check" and args.check_verb == "turn":
+        checks = asyncio.run(commands.check_turn_server(settings))
+        for result in checks:
+            detail = f" ({result.detail})" if result.detail else ""
+            print(f"{result.verdict.value:<12} {result.url}{detail}")
+        return 0 if all(result.ok for result in checks) else 1
     elif args.verb == "token":
         print(
             asyncio.run(commands.mint_token(settings, args.consult_id, Role(args.role), args.ttl))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -65,6 +66,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             membership(
                 settings, services.redis, lambda: WorkerLoad(*services.rooms.occupancy())
             ) as member,
+            # REST calls reach the room on the worker that holds the consult.
+            services.relay.clustered(member, services.redis),
         ):
             app[SERVICES] = services
             app[CLUSTER] = member
@@ -76,6 +79,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     signaling.attach(app, settings, lambda: app[SIGNALING])
     _add_web_client(app)
     return app
+
+
+async def drain_worker(app: web.Application, stop: asyncio.Event) -> None:
+    """A worker of several told to stop: drain (`Membership.drain`) for at most
+    `TRIAD_DRAIN_SECONDS`, or until `stop` is set again. One process has nothing to drain."""
+    member, settings = app[CLUSTER], app[SETTINGS]
+    if member is None or settings.drain_seconds <= 0:
+        return
+    rooms = app[SERVICES].rooms
+    await member.drain(lambda: rooms.occupancy()[0], settings.drain_seconds, stop)
 
 
 def rest_limits(settings: Settings) -> RestLimits:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from . import eventloop, gcpolicy, logs
 from .api.context import SERVICES
-from .app import create_app, keyring_for, utc_now
+from .app import create_app, drain_worker, keyring_for, utc_now
 from .auth.roles import Role
 from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
 from .crypto import generate_key_spec
@@ -24,6 +24,7 @@ from .db import migrate as migrations
 from .db.engine import Database
 from .errors import ConfigError, ErrorCode, TriadError
 from .ids import ConsultId, KeyId
+from .rooms.media.turncheck import TurnCheck, check_turn
 from .services import Services, open_services
 from .settings import Settings
 from .supervisor import Supervisor
@@ -178,6 +179,8 @@ async def serve(settings: Settings, *, with_demo: bool, ready: Event | None = No
             ready.set()
             watch = loop.create_task(_stop_when_orphaned(stop))
         await stop.wait()
+        stop.clear()  # a second signal cuts the drain short
+        await drain_worker(app, stop)
         log.info("stopping")
     finally:
         if watch is not None:
@@ -193,3 +196,15 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
         await asyncio.sleep(1.0)
     logs.get("triad.serve").error("parent_vanished")
     stop.set()
+
+
+async def check_turn_server(settings: Settings) -> list[TurnCheck]:
+    """`triad check turn`: a TURN Allocate at every TRIAD_TURN_URLS entry with a credential
+    minted from TRIAD_TURN_SECRET. ConfigError when either is not set."""
+    if not settings.turn_urls or settings.turn_secret is None:
+        raise ConfigError("`triad check turn` needs TRIAD_TURN_URLS and TRIAD_TURN_SECRET")
+    return await check_turn(
+        settings.turn_urls,
+        settings.turn_secret.get_secret_value(),
+        settings.turn_credential_ttl_seconds,
+    )

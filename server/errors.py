@@ -76,6 +76,7 @@ class ErrorCode(StrEnum):
     # Workers (scale-out)
     WRONG_WORKER = "wrong_worker"
     PLACEMENT_UNAVAILABLE = "placement_unavailable"
+    WORKER_LEAVING = "worker_leaving"
     # Service
     NOT_READY = "not_ready"
     INTERNAL = "internal"
@@ -208,6 +209,9 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.PLACEMENT_UNAVAILABLE: ErrorSpec(
         HTTPStatus.SERVICE_UNAVAILABLE, "No worker can take the consult right now"
+    ),
+    ErrorCode.WORKER_LEAVING: ErrorSpec(
+        HTTPStatus.SERVICE_UNAVAILABLE, "This worker stops serving the consult: find it again"
     ),
     ErrorCode.NOT_READY: ErrorSpec(HTTPStatus.SERVICE_UNAVAILABLE, "The service is not ready"),
     ErrorCode.INTERNAL: ErrorSpec(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error"),

@@ -22,9 +22,10 @@ from .consults.revocations import TokenRevocations
 from .consults.service import ConsultService
 from .crypto import KeyRing
 from .db.engine import Database
-from .ids import ConsultId
+from .ids import ConsultId, ParticipantId
 from .notes.service import NotesService
-from .rooms.media.config import IceServer, MediaConfig
+from .rooms.commands import RoomRelay
+from .rooms.media.config import IceServer, MediaConfig, TurnAccess
 from .rooms.media.ice import as_json, client_ice_servers
 from .rooms.media.sfu import Sfu
 from .rooms.registry import RoomRegistry
@@ -41,6 +42,8 @@ class Services:
     access: ParticipantAccess
     notes: NotesService
     rooms: RoomRegistry
+    # What REST calls tell a live room, on whichever worker holds it.
+    relay: RoomRelay
     consents: ConsentBook
     briefs: BriefBook
     checkins: CheckIns
@@ -81,7 +84,7 @@ async def open_services(
             snapshot_every=settings.notes_snapshot_every,
         )
         stack.push_async_callback(notes.close)
-        media = media_config(settings)
+        media = media_config(settings, lambda pid: participant_ice_servers(settings, pid, clock))
         rooms = RoomRegistry(
             settings=RoomSettings(
                 reconnect_grace=settings.reconnect_grace_seconds,
@@ -95,18 +98,7 @@ async def open_services(
             care=care,
             plans=SavedPlans(notes),
             media_factory=lambda on_active_speaker: Sfu(media, on_active_speaker),
-            ice_servers=lambda participant_id: as_json(
-                client_ice_servers(
-                    participant_id,
-                    stun_urls=settings.stun_urls,
-                    turn_urls=settings.turn_urls,
-                    turn_secret=(
-                        settings.turn_secret.get_secret_value() if settings.turn_secret else None
-                    ),
-                    ttl_seconds=settings.turn_credential_ttl_seconds,
-                    now=clock().timestamp(),
-                )
-            ),
+            ice_servers=lambda pid: as_json(participant_ice_servers(settings, pid, clock)),
         )
         stack.push_async_callback(rooms.close)
         yield Services(
@@ -124,6 +116,7 @@ async def open_services(
             access=ParticipantAccess(db, keys, settings.token_leeway_seconds),
             notes=notes,
             rooms=rooms,
+            relay=RoomRelay(rooms),
             consents=ConsentBook(db, keyring, clock),
             briefs=BriefBook(db, keyring, clock),
             checkins=checkins,
@@ -151,15 +144,43 @@ class SavedPlans:
         return plan.id
 
 
-def media_config(settings: Settings) -> MediaConfig:
+def participant_ice_servers(
+    settings: Settings, participant_id: ParticipantId, clock: Callable[[], datetime]
+) -> tuple[IceServer, ...]:
+    """A participant's browser's ICE servers, TURN credentials minted now (each join state and
+    each offer carries its own)."""
+    return client_ice_servers(
+        participant_id,
+        stun_urls=settings.stun_urls,
+        turn_urls=settings.turn_urls,
+        turn_secret=settings.turn_secret.get_secret_value() if settings.turn_secret else None,
+        ttl_seconds=settings.turn_credential_ttl_seconds,
+        now=clock().timestamp(),
+    )
+
+
+def media_config(
+    settings: Settings,
+    participant_ice: Callable[[ParticipantId], tuple[IceServer, ...]] | None = None,
+) -> MediaConfig:
     udp_ports = settings.worker_udp_ports  # this worker's share of the range
     return MediaConfig(
         host_addresses=tuple(settings.ice_host_addresses),
         udp_port_min=udp_ports[0] if udp_ports else None,
         udp_port_max=udp_ports[1] if udp_ports else None,
-        # The server's own peer connections use STUN only (to learn a public address); TURN is
-        # for browsers behind restrictive networks.
+        # The server's own peer connections use STUN (to learn a public address); TURN is for
+        # browsers behind restrictive networks, and for the SFU only with TRIAD_SFU_TURN.
         ice_servers=(IceServer(urls=tuple(settings.stun_urls)),) if settings.stun_urls else (),
+        turn=(
+            TurnAccess(
+                urls=tuple(settings.turn_urls),
+                secret=settings.turn_secret.get_secret_value(),
+                ttl_seconds=settings.turn_credential_ttl_seconds,
+            )
+            if settings.sfu_turn and settings.turn_urls and settings.turn_secret
+            else None
+        ),
+        client_ice_servers=participant_ice,
         max_sdp_bytes=settings.max_sdp_bytes,
         max_remote_candidates=settings.ice_max_remote_candidates,
         allow_private_candidates=settings.ice_allow_private_candidates,

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # coturn `static-auth-secret` for time-limited TURN REST credentials.
     turn_secret: SecretStr | None = None
     turn_credential_ttl_seconds: int = Field(default=3600, ge=60, le=24 * 3600)
+    # The server's own peer connections gather a relayed candidate too (only when the SFU
+    # itself sits behind a network that needs it; browsers' TURN needs no such thing).
+    sfu_turn: bool = False
     # Remote ICE candidates: at most this many per peer connection; private (RFC 1918, ULA,
     # CGNAT) addresses only with this flag or when the host addresses above are private.
     # Loopback, link-local, multicast and unspecified only when a host address is one.
@@ -97,6 +100,9 @@ class Settings(BaseSettings):
     cluster_name: str = Field(default="main", pattern=NODE_ID_PATTERN)
     # Place new consults on this node's workers while any of them is live.
     placement_prefer_node: str | None = Field(default=None, pattern=NODE_ID_PATTERN)
+    # A worker told to stop (SIGTERM) takes no new consult and serves its own until they end,
+    # for at most this long; then they move to other workers as on a failure. 0: no drain.
+    drain_seconds: float = Field(default=600, ge=0, le=24 * 3600)
 
     # Origins allowed to embed the consult room (CSP frame-ancestors).
     allowed_origins: StrList = []
@@ -296,6 +302,8 @@ class Settings(BaseSettings):
             raise ConfigError("TRIAD_ICE_UDP_PORT_MIN is above TRIAD_ICE_UDP_PORT_MAX")
         if (self.ice_udp_port_min is None) != (self.ice_udp_port_max is None):
             raise ConfigError("set TRIAD_ICE_UDP_PORT_MIN and TRIAD_ICE_UDP_PORT_MAX together")
+        if self.sfu_turn and not (self.turn_urls and self.turn_secret):
+            raise ConfigError("TRIAD_SFU_TURN needs TRIAD_TURN_URLS and TRIAD_TURN_SECRET")
         self._check_scale_out()
         problems = self.production_problems()
         if problems:

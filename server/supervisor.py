@@ -1,14 +1,21 @@
 """`triad serve --workers N`: N worker processes, each `triad serve` on its own event loop,
 port (`TRIAD_PORT + i`) and share of the ICE UDP range, under one supervising process.
 
-The supervisor starts the workers, forwards SIGINT/SIGTERM to them and waits for them to stop.
-A worker that exits after it was serving is started again (its consults' participants
-reconnect to it, as after any restart of a process); one that exits before it ever served (an
+The supervisor starts the workers, forwards SIGINT/SIGTERM to them (as SIGTERM: each drains,
+`TRIAD_DRAIN_SECONDS` at most) and waits for them to stop; a second signal is forwarded too,
+and cuts the drains short.
+A worker that exits after it was serving (killed, crashed) is started again under the same id
+and port: its heartbeat returns, usually before its entry lapsed, so its consults come back on
+it as their participants reconnect (the rooms, notes and media are rebuilt from the database
+and the new connections); when the restart is slower than the heartbeat TTL, the next join
+places them on another worker, and the browsers find it by reading the session again
+(docs/architecture.md, "Workers and placement"). One that exits before it ever served (an
 unmigrated database, a port in use) stops them all, with its exit status: the cause would only
 repeat. A worker whose supervisor vanished stops itself (`parent_vanished`)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -25,7 +32,8 @@ from .settings import Settings
 
 log = logs.get("triad.supervisor")
 
-# Seconds a stopping worker gets before it is killed (its rooms close, its plans are saved).
+# Seconds a stopping worker gets after its drain before it is killed (its rooms close, its
+# plans are saved).
 STOP_DEADLINE = 30.0
 _POLL_SECONDS = 0.5
 # A worker that keeps failing is restarted at most this often.
@@ -52,6 +60,7 @@ class Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
         self._stopping = False
+        self._forwarded = False
 
     def run(self) -> int:
         """Serve until SIGINT or SIGTERM; the exit status."""
@@ -102,14 +111,24 @@ class Supervisor:
         return 0
 
     def _stop(self, _signum: int, _frame: FrameType | None) -> None:
+        if self._stopping and self._forwarded:  # again: the workers stop draining
+            self._forward()
         self._stopping = True
+
+    def _forward(self) -> None:
+        for worker in self._workers.values():
+            if worker.process.is_alive() and worker.process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGTERM)
 
     def _stop_all(self) -> None:
         workers = [w for w in self._workers.values() if w.process.is_alive()]
-        for worker in workers:
-            if worker.process.pid is not None:
-                os.kill(worker.process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_DEADLINE
+        self._forward()
+        self._forwarded = True
+        clustered = self._settings.clustered
+        deadline = (
+            time.monotonic() + STOP_DEADLINE + (self._settings.drain_seconds if clustered else 0)
+        )
         for worker in workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():

@@ -94,9 +94,13 @@ class RoomClient:
         return found()[0]  # type: ignore[index]
 
     async def wait_disconnected(self, within: float = DEADLINE) -> None:
+        await self.wait_until(lambda: self.disconnected, within=within)
+
+    async def wait_until(self, condition: Callable[[], bool], *, within: float = DEADLINE) -> None:
+        """Until `condition()` holds, checked at each event, disconnect or refusal."""
         async with asyncio.timeout(within):
             async with self._changed:
-                await self._changed.wait_for(lambda: self.disconnected)
+                await self._changed.wait_for(condition)
 
     async def close(self) -> None:
         await self.sio.disconnect()

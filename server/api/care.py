@@ -1,8 +1,9 @@
 """The care workflow over REST: the client's consent, same-room presence, the hand-off brief
 and check-in measures, for participants (join token) and for the platform (API key).
 
-Each change a live room must know of (consent, presence, a safety flag) is handed to the room
-registry after it is stored, so the room acts on what the database says."""
+Each change a live room must know of (consent, presence, a safety flag, the brief) is handed to
+the room relay after it is stored: the room, on whichever worker holds the consult, re-reads
+what the database says."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..ids import ConsultId
 from ..notes.diff import PlanChange
 from ..notes.documents import DocumentName, require_read
 from ..notes.plan import PlanView
+from ..rooms.commands import RoomCommandKind
 from .care_schemas import (
     BriefIn,
     BriefOut,
@@ -103,7 +105,7 @@ async def give_consent(call: Call) -> Reply:
     state = await services.consents.give(
         identity, wording_version=body.wording_version, scopes=body.scopes, attested=body.attested
     )
-    await services.rooms.care_changed(identity.consult_id)
+    await services.relay.tell(RoomCommandKind.CARE_CHANGED, identity.consult_id)
     return Reply(201, consent_out(state))
 
 
@@ -113,7 +115,7 @@ async def withdraw_consent(call: Call) -> Reply:
     state = await services.consents.withdraw(
         identity, scopes=call.body_as(WithdrawConsentIn).scopes
     )
-    await services.rooms.care_changed(identity.consult_id)
+    await services.relay.tell(RoomCommandKind.CARE_CHANGED, identity.consult_id)
     return Reply(200, consent_out(state))
 
 
@@ -134,7 +136,7 @@ async def declare_present_with(call: Call) -> Reply:
     declared = await services.care.declare_present_with(
         identity, call.body_as(PresentWithIn).participant_ids
     )
-    await services.rooms.care_changed(identity.consult_id)
+    await services.relay.tell(RoomCommandKind.CARE_CHANGED, identity.consult_id)
     return Reply(200, present_with_out(declared))
 
 
@@ -143,7 +145,7 @@ async def confirm_present_with(call: Call) -> Reply:
     body = call.body_as(ConfirmPresenceIn)
     services = call.request.app[SERVICES]
     declared = await services.care.confirm_presence(identity, body.declarer_id, body.participant_id)
-    await services.rooms.care_changed(identity.consult_id)
+    await services.relay.tell(RoomCommandKind.CARE_CHANGED, identity.consult_id)
     return Reply(200, present_with_out(declared))
 
 
@@ -188,12 +190,14 @@ async def write_session_brief(call: Call) -> Reply:
     identity = _participant(call)
     if identity.role != Role.THERAPIST:
         raise TriadError(ErrorCode.FORBIDDEN_ROLE, "the therapist writes the hand-off brief")
-    record = await call.request.app[SERVICES].briefs.put(
+    services = call.request.app[SERVICES]
+    record = await services.briefs.put(
         identity.consult_id,
         _brief(call.body_as(BriefIn)),
         author_role=Role.THERAPIST,
         actor=Actor("participant", identity.participant_id),
     )
+    await services.relay.tell(RoomCommandKind.BRIEF_UPDATED, identity.consult_id)
     return Reply(200, brief_out(record))
 
 
@@ -221,6 +225,7 @@ async def write_platform_brief(call: Call) -> Reply:
         author_role="platform",
         actor=Actor("platform", call.caller().key_id),
     )
+    await services.relay.tell(RoomCommandKind.BRIEF_UPDATED, consult.id)
     return Reply(200, brief_out(record))
 
 
@@ -232,9 +237,9 @@ async def record_measure(call: Call) -> Reply:
     body = call.body_as(MeasureIn)
     services = call.request.app[SERVICES]
     record = await services.checkins.record(identity, body.instrument, body.answers)
-    flag = safety_flag(record)
-    if flag is not None:
-        await services.rooms.raise_safety_flag(identity.consult_id, flag)
+    if safety_flag(record) is not None:
+        # The room re-reads the flags (the message carries no answers).
+        await services.relay.tell(RoomCommandKind.SAFETY_FLAG, identity.consult_id)
     return Reply(201, measure_out(record))
 
 

@@ -127,8 +127,9 @@ async def get_consult(call: Call) -> Reply:
 async def end_consult(call: Call) -> Reply:
     services, caller = call.request.app[SERVICES], call.caller()
     view = await services.consults.end(caller, call.consult_id())
-    # Then save the plan and close the live room; both are idempotent, like the end itself.
-    await services.rooms.finish(view.id, Actor("platform", caller.key_id))
+    # Then save the plan and close the live room (on whichever worker holds it); both are
+    # idempotent, like the end itself.
+    await services.relay.finish(view.id, Actor("platform", caller.key_id))
     return Reply(200, consult_out(view))
 
 

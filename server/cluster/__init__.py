@@ -2,4 +2,5 @@
 lives (docs/architecture.md, "Workers and placement").
 
 Redis carries only what must cross between workers here: each worker's heartbeat (its entry,
-with a TTL) and each consult's placement. Media and notes never pass through it."""
+with a TTL), each consult's placement, and short messages addressed to one worker
+(`commands.py`). Media and notes never pass through it."""

@@ -32,6 +32,9 @@ MAX_CPU = 1024.0  # cores
 _FIELDS = frozenset(
     {"worker_id", "node_id", "url", "base_url", "rooms", "participants", "cpu", "version"}
 )
+# `draining` is written only while true: an entry of a serving worker stays what a reader of
+# the first version parses (it refuses a draining one, which is also never placed on).
+_DRAINING = "draining"
 ENTRY_VERSION = 1
 
 
@@ -56,6 +59,8 @@ class WorkerEntry:
     participants: int
     # The worker process's CPU over its last beat, in cores (1.0: one core busy).
     cpu: float
+    # Stopping (SIGTERM): it serves the consults it has and is placed no new one.
+    draining: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.worker_id, str) or not WORKER_ID.match(self.worker_id):
@@ -75,9 +80,13 @@ class WorkerEntry:
             raise ValueError("cpu is a number")
         if not (math.isfinite(self.cpu) and 0 <= self.cpu <= MAX_CPU):
             raise ValueError("cpu out of range")
+        if not isinstance(self.draining, bool):
+            raise ValueError("draining is true or false")
 
     def encode(self) -> bytes:
         body: dict[str, Any] = {"version": ENTRY_VERSION, **asdict(self)}
+        if not self.draining:
+            del body[_DRAINING]
         return json.dumps(body, separators=(",", ":")).encode()
 
     @classmethod
@@ -86,8 +95,10 @@ class WorkerEntry:
         if len(raw) > MAX_ENTRY_BYTES:
             raise ValueError("an entry is at most 2 KiB")
         body = json.loads(raw)
-        if not isinstance(body, dict) or set(body) != _FIELDS:
+        if not isinstance(body, dict) or set(body) - {_DRAINING} != _FIELDS:
             raise ValueError("not a worker entry")
+        if body.get(_DRAINING, True) is not True:
+            raise ValueError("draining is written only while true")
         if body.pop("version") != ENTRY_VERSION:
             raise ValueError("an entry of another version")
         return cls(**body)

@@ -3,23 +3,53 @@ opened and closed with the app (`create_app`'s cleanup context), `None` for one 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from .. import logs
 from ..ids import WorkerId
 from ..settings import Settings
 from .entry import ClusterKeys, WorkerLoad
 from .placement import Placement
 from .registry import NodeRegistry, WorkerAddress
 
+log = logs.get(__name__)
+
+
+# How often a draining worker looks whether its last room has gone.
+DRAIN_POLL_SECONDS = 0.25
+
 
 @dataclass(frozen=True)
 class Membership:
     registry: NodeRegistry
     placement: Placement
+
+    async def drain(self, rooms: Callable[[], int], seconds: float, stop: asyncio.Event) -> bool:
+        """A planned stop: take no new consult (the entry says `draining`), keep serving those
+        here until their rooms are gone, for at most `seconds` or until `stop` is set (a second
+        signal); then whatever is left leaves as on a fence (its sockets find the consult's
+        next worker, the consults do not end). True when every room ended by itself."""
+        await self.registry.drain()
+        log.info("cluster.draining", rooms=rooms(), seconds=seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while rooms() and loop.time() < deadline and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAIN_POLL_SECONDS):
+                    await stop.wait()
+        left = rooms()
+        if left:
+            log.warning("cluster.drain_cut_short", rooms=left)
+            await self.registry.leave()
+        else:
+            log.info("cluster.drained")
+        return not left
 
 
 def placement_ttl(settings: Settings) -> float:

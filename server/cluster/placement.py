@@ -4,10 +4,13 @@ session call or a socket's `join`), and kept there while that worker's heartbeat
 The placement is one Redis key per consult, written by a script that checks and sets in one
 step: of any number of workers placing the same consult at once, one choice wins and every
 one of them answers with it. A placement is replaced only when the worker it names has no
-live entry (its heartbeat lapsed, or the entry is not one of ours)."""
+live entry (its heartbeat lapsed, or the entry is not one of ours). A draining worker keeps
+the consults placed on it and is placed no new one; a fenced worker places nothing."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -17,7 +20,7 @@ from .. import logs
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, WorkerId
 from .entry import MAX_ENTRY_BYTES, MAX_ID_BYTES, ClusterKeys, WorkerEntry
-from .registry import LiveWorker, NodeRegistry
+from .registry import LeaveHandler, LiveWorker, NodeRegistry
 
 log = logs.get(__name__)
 
@@ -86,17 +89,33 @@ class Placement:
         """The browser origins of every live worker and its node's pages."""
         return self._registry.origins
 
+    def on_leave(self, handler: LeaveHandler) -> Callable[[], None]:
+        """`handler` runs whenever this worker stops serving its rooms (fenced)."""
+        return self._registry.on_leave(handler)
+
     @property
     def me(self) -> WorkerId:
         return self._registry.me.worker_id
+
+    @property
+    def keys(self) -> ClusterKeys:
+        return self._keys
+
+    async def holder(self, consult_id: ConsultId) -> WorkerId | None:
+        """The live worker the consult is placed on, without placing it (None: not placed, or
+        its worker is gone, so no live room holds it). Raises RedisError."""
+        found = await self._call(consult_id, candidate="", lapsed=b"")
+        return found.worker_id if isinstance(found, WorkerEntry) else None
 
     async def owner(self, consult_id: ConsultId) -> WorkerEntry:
         """The worker that holds the consult, placing it first when it is not placed (or
         its worker is gone). Raises `placement_unavailable` when Redis cannot answer or no
         worker is live."""
+        if self._registry.fenced:  # its view of the registry is not to be trusted now
+            raise _unavailable()
         try:
             return await self._owner(consult_id)
-        except RedisError as exc:
+        except (RedisError, TimeoutError) as exc:
             log.error("cluster.placement_failed", **logs.failure(exc))
             raise _unavailable() from None
 
@@ -128,8 +147,9 @@ class Placement:
         raise _unavailable()
 
     def _choose(self, live: list[LiveWorker]) -> WorkerId:
-        preferred = [w for w in live if w.entry.node_id == self._prefer_node]
-        candidates = preferred or live
+        serving = [w for w in live if not w.entry.draining]  # a stopping worker takes none
+        preferred = [w for w in serving if w.entry.node_id == self._prefer_node]
+        candidates = preferred or serving
         if not candidates:
             raise _unavailable()
         best = min(candidates, key=lambda w: (w.load, w.entry.worker_id))
@@ -140,20 +160,21 @@ class Placement:
     ) -> WorkerEntry | bytes:
         """The owner's entry, or the id (as stored) of a placement whose worker is gone (b''
         for none)."""
-        raw = await self._claim(
-            keys=[self._keys.placement(consult_id)],
-            args=[
-                self._keys.worker_prefix,
-                self._keys.recent_prefix,
-                candidate,
-                lapsed,
-                self._ttl_ms,
-                consult_id,
-                MAX_ID_BYTES,
-                MAX_ENTRY_BYTES,
-                self._registry.recent_placement_ms,
-            ],
-        )
+        async with asyncio.timeout(self._registry.call_timeout):
+            raw = await self._claim(
+                keys=[self._keys.placement(consult_id)],
+                args=[
+                    self._keys.worker_prefix,
+                    self._keys.recent_prefix,
+                    candidate,
+                    lapsed,
+                    self._ttl_ms,
+                    consult_id,
+                    MAX_ID_BYTES,
+                    MAX_ENTRY_BYTES,
+                    self._registry.recent_placement_ms,
+                ],
+            )
         if not isinstance(raw, list) or not raw or not isinstance(raw[0], bytes):
             return b""
         owner: bytes = raw[0]

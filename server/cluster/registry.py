@@ -3,13 +3,19 @@ TTL of a few seconds; a worker whose entry lapsed is gone.
 
 Listing the live workers is one script: it returns at most `MAX_LISTED` entries of at most
 `MAX_ENTRY_BYTES` each, prunes ids whose entry lapsed, and counts each worker's recent
-placements (so a burst of joins spreads before the next heartbeat reports the new rooms)."""
+placements (so a burst of joins spreads before the next heartbeat reports the new rooms).
+
+Fencing: a worker that has not renewed its entry for `FENCE_FRACTION` of the TTL stops serving
+(its `on_leave` handlers close its rooms without ending them, and it takes no join) before
+its entry can lapse and another worker be placed its consults: two workers never both serve
+one. Every Redis call here is bounded in time (an unreachable Redis must not hold a beat, a
+listing or a placement for redis-py's retries); a beat that succeeds again lifts the fence."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -32,6 +38,12 @@ log = logs.get(__name__)
 MAX_LISTED = 256
 # A placement counts toward its worker's load this long, until its heartbeat shows the room.
 RECENT_PLACEMENT_SECONDS = 5.0
+# A worker fences itself when this much of the TTL passed since it last started a beat that
+# succeeded: the rest is the margin before its entry can lapse (the entry's TTL counts from
+# when Redis received it, later than the start).
+FENCE_FRACTION = 0.75
+
+LeaveHandler = Callable[[], Awaitable[None]]
 
 _LIST_LIVE = """
 local kind = redis.call('TYPE', KEYS[1]).ok
@@ -113,15 +125,52 @@ class NodeRegistry:
         self._ttl_ms = int(ttl * 1000)
         self.recent_placement_ms = int(recent_placement * 1000)
         self._list_live = redis.register_script(_LIST_LIVE)
+        # Every call to Redis here and in placement gives up after this (redis-py's own
+        # retries would hold an unreachable Redis for seconds); a beat that takes longer
+        # is as good as failed, and still leaves time to fence before the entry lapses.
+        self.call_timeout = ttl / 4
+        self._fence_after = ttl * FENCE_FRACTION
         self._beating: asyncio.Task[None] | None = None
         self._failing = False
         self._cpu_mark = (time.monotonic(), time.process_time())
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._leave_handlers: list[LeaveHandler] = []
+        self._leaving: set[asyncio.Task[None]] = set()
+        # Stopped serving: no renewal within the fence time. No join is taken while set.
+        self.fenced = False
+        # Stopping: the entry says so, and placement puts no new consult here.
+        self.draining = False
         # The browser origins of every live worker, as last read (for CORS and CSP).
         self.origins: frozenset[str] = frozenset()
+
+    def on_leave(self, handler: LeaveHandler) -> Callable[[], None]:
+        """Call `handler` whenever this worker stops serving its rooms (fenced); returns the
+        unsubscribe."""
+        self._leave_handlers.append(handler)
+        return lambda: self._leave_handlers.remove(handler)
+
+    async def leave(self) -> None:
+        """Stop serving every room here, without ending its consult (the handlers close them
+        and tell their sockets to find the consult's worker again)."""
+        for handler in list(self._leave_handlers):
+            try:
+                await handler()
+            except Exception as exc:  # the others must still run
+                log.error("cluster.leave_handler_failed", **logs.failure(exc))
+
+    async def drain(self) -> None:
+        """Stop taking new consults: the entry says `draining` from now (written at once)."""
+        self.draining = True
+        try:
+            await self._beat_once()
+        except (RedisError, TimeoutError) as exc:  # the next beat writes it
+            log.warning("cluster.heartbeat_failed", **logs.failure(exc))
 
     async def start(self) -> None:
         """Write an entry now (the worker is placeable once it serves), then keep beating on
         a task of its own (one, however often this is called)."""
+        if self._watchdog is None:  # counted from now: not yet beaten is as good as lapsed
+            self._arm(time.monotonic())
         try:
             await self._beat_once()
         except Exception as exc:  # the loop keeps trying; until then nothing is placed here
@@ -136,30 +185,38 @@ class NodeRegistry:
         beating, self._beating = self._beating, None
         if beating is None:
             return
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
+        await asyncio.gather(*self._leaving, return_exceptions=True)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
+            async with (
+                asyncio.timeout(self.call_timeout),
+                self._redis.pipeline(transaction=False) as pipe,
+            ):
                 pipe.delete(self._keys.worker(self.me.worker_id))
                 pipe.srem(self._keys.workers, self.me.worker_id)
                 await pipe.execute()
-        except RedisError as exc:  # it lapses by itself within the TTL
+        except (RedisError, TimeoutError) as exc:  # it lapses by itself within the TTL
             log.warning("cluster.leave_failed", **logs.failure(exc))
 
     async def live(self) -> list[LiveWorker]:
         """The workers whose entry has not lapsed, each read bounded and parsed strictly.
-        Raises RedisError when Redis cannot answer."""
-        raw = await self._list_live(
-            keys=[self._keys.workers],
-            args=[
-                self._keys.worker_prefix,
-                self._keys.recent_prefix,
-                MAX_LISTED,
-                MAX_ID_BYTES,
-                MAX_ENTRY_BYTES,
-                self.recent_placement_ms,
-            ],
-        )
+        Raises RedisError or TimeoutError when Redis cannot answer in time."""
+        async with asyncio.timeout(self.call_timeout):
+            raw = await self._list_live(
+                keys=[self._keys.workers],
+                args=[
+                    self._keys.worker_prefix,
+                    self._keys.recent_prefix,
+                    MAX_LISTED,
+                    MAX_ID_BYTES,
+                    MAX_ENTRY_BYTES,
+                    self.recent_placement_ms,
+                ],
+            )
         found = []
         for i in range(0, len(raw) - 2, 3):
             worker = self._parse(raw[i], raw[i + 1], raw[i + 2])
@@ -193,15 +250,44 @@ class NodeRegistry:
             participants=load.participants,
             # Over a beat of microseconds (the first) clock granularity could say anything.
             cpu=round(min(max(cpu, 0.0) / wall, MAX_CPU), 3) if wall > 0.01 else 0.0,
+            draining=self.draining,
         )
 
     async def _beat_once(self) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._keys.worker(self.me.worker_id), self.entry().encode(), px=self._ttl_ms)
+        started = time.monotonic()
+        entry = self.entry().encode()
+        async with (
+            asyncio.timeout(self.call_timeout),
+            self._redis.pipeline(transaction=False) as pipe,
+        ):
+            pipe.set(self._keys.worker(self.me.worker_id), entry, px=self._ttl_ms)
             pipe.sadd(self._keys.workers, self.me.worker_id)
             await pipe.execute()
+        self._arm(started)
+        # Not while its rooms are still closing: a room opened meanwhile would close too.
+        if self.fenced and not self._leaving:
+            self.fenced = False
+            log.info("cluster.unfenced", worker=self.me.worker_id)
         live = await self.live()
         self.origins = frozenset(o for w in live for o in w.entry.origins)
+
+    def _arm(self, renewed: float) -> None:
+        """The entry was renewed at `renewed` (monotonic): fence unless renewed again in time."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        loop = asyncio.get_running_loop()
+        at = loop.time() + (renewed + self._fence_after - time.monotonic())
+        self._watchdog = loop.call_at(at, self._fence)
+
+    def _fence(self) -> None:
+        self._watchdog = None
+        if self.fenced or self._beating is None:
+            return
+        self.fenced = True
+        log.error("cluster.fenced", worker=self.me.worker_id)
+        task = asyncio.get_running_loop().create_task(self.leave())
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
 
     async def _beat(self) -> None:
         while True:

@@ -3,11 +3,11 @@ the audit events of who joined, was admitted, denied, removed or left."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.engine import Database
@@ -72,6 +72,16 @@ class ConsultLifecycle:
         async with self._db.sessions.begin() as session:
             platform_id = await audit.platform_of(session, consult_id)
             return await end_row(session, consult_id, actor, self._clock(), platform_id)
+
+    async def ended_among(self, consult_ids: Sequence[ConsultId]) -> dict[ConsultId, str]:
+        """Those of `consult_ids` whose row is ended, each with who ended it (its label)."""
+        async with self._db.sessions() as session:
+            rows = await session.execute(
+                select(Consult.id, Consult.ended_by).where(
+                    Consult.id.in_(list(consult_ids)), Consult.status == ConsultStatus.ENDED
+                )
+            )
+            return {ConsultId(row.id): row.ended_by or "system" for row in rows}
 
     async def record(
         self,

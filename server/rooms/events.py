@@ -205,6 +205,11 @@ class SignalOffer(ServerEvent):
     sdp: str
     tracks: list[TrackInfo]
     pc: int = Field(ge=0)
+    ice_servers: list[IceServer] | None = Field(
+        default=None,
+        description="The participant's ICE servers with TURN credentials minted with this offer "
+        "(as `state.ice_servers`): a new `pc` is made with these",
+    )
 
 
 class ActiveSpeaker(ServerEvent):
@@ -262,6 +267,13 @@ class SafetyFlagRaised(SafetyFlag, ServerEvent):
     event: ClassVar[str] = "safety-flag"
 
 
+class BriefUpdated(ServerEvent):
+    """To the clinicians who may read the hand-off brief, when it is saved (REST): the page reads
+    it again (`GET .../session/brief`); the event carries none of it."""
+
+    event: ClassVar[str] = "brief-updated"
+
+
 class PresencePendingChanged(ServerEvent):
     """To a participant whenever the same-room declarations they may confirm or attest change
     (the whole list: an empty one withdraws every prompt)."""
@@ -306,6 +318,7 @@ SERVER_EVENTS: tuple[type[ServerEvent], ...] = (
     AwarenessRelay,
     ConsentChanged,
     SafetyFlagRaised,
+    BriefUpdated,
     PresencePendingChanged,
     ShareChanged,
     Ended,

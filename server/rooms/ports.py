@@ -7,7 +7,7 @@ layer hands each participant's connection in as a `Channel`, and the app wiring 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ..consults.audit import AuditAction
@@ -37,6 +37,9 @@ class ConsultRecords(Protocol):
 
     async def end(self, consult_id: ConsultId, actor: Actor) -> bool:
         """End the consult; True for the one call that changed it, False when already ended."""
+
+    async def ended_among(self, consult_ids: Sequence[ConsultId]) -> Mapping[ConsultId, str]:
+        """Those of `consult_ids` whose row is ended, each with who ended it (`Actor.label`)."""
 
     async def record(
         self,

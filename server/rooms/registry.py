@@ -3,18 +3,21 @@
 Every end (a host, the empty-room timer, the platform API) goes through `finish`: the
 consult row is ended by one conditional update (`ConsultRecords.end`), the notes are saved as
 the plan (`PlanKeeper.save_plan`, itself exactly-once), then the room tells whoever is still
-connected and closes. Each step is idempotent, so racing ends converge on one plan."""
+connected and closes. Each step is idempotent, so racing ends converge on one plan, also across
+workers: the platform's end on another worker arrives here as a command (`apply`), or, if that
+was lost, by the sweep of ended rows (`sweep_ended`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
+from .. import logs
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
+from .commands import RoomCommand, RoomCommandKind
 from .events import Ended, RoomState
 from .ports import (
     CareRecords,
@@ -27,6 +30,8 @@ from .ports import (
 )
 from .room import ConsultRoom
 from .settings import RoomSettings
+
+log = logs.get(__name__)
 
 
 class RoomRegistry:
@@ -54,6 +59,7 @@ class RoomRegistry:
         # Ended here while sockets may still hold a verified token: refuse their joins.
         self._ended: set[ConsultId] = set()
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     def occupancy(self) -> tuple[int, int]:
         """The rooms live here, and the participants connected to them (this worker's load)."""
@@ -106,18 +112,57 @@ class RoomRegistry:
         if self._rooms.get(consult_id) is room:
             del self._rooms[consult_id]
 
-    async def care_changed(self, consult_id: ConsultId) -> None:
-        """Consent or presence changed (a REST call): the live room, if any, catches up."""
+    async def apply(self, command: RoomCommand) -> None:
+        """A REST call's change, committed (here or on another worker): the room here acts."""
+        consult_id = command.consult_id
+        if command.kind is RoomCommandKind.ENDED:
+            # Only for a row that is ended (a message is not proof); whether or not a room is
+            # here, the notes documents this worker holds are frozen and dropped.
+            await self._finish_ended([consult_id], told=True)
+            return
         room = self._rooms.get(consult_id)
-        if room is not None:
+        if room is None:
+            return
+        if command.kind is RoomCommandKind.CARE_CHANGED:
             await room.care_changed()
+        elif command.kind is RoomCommandKind.SAFETY_FLAG:
+            await room.safety_flags_changed()
+        elif command.kind is RoomCommandKind.BRIEF_UPDATED:
+            await room.brief_updated()
 
-    async def raise_safety_flag(self, consult_id: ConsultId, flag: Mapping[str, Any]) -> None:
-        """A check-in flagged a safety item: the clinicians in the live room see it at once
-        (a clinician who joins later gets it in the join state)."""
-        room = self._rooms.get(consult_id)
-        if room is not None:
-            await room.raise_safety_flag(flag)
+    async def save_plan(self, consult_id: ConsultId) -> str:
+        """The consult's plan, saved once (the row is ended): the same id to every caller."""
+        return await self._plans.save_plan(consult_id)
+
+    def start_sweep(self) -> None:
+        """Several workers: an end another worker served reaches this one as a command, which
+        can be lost; this catches it within `ended_sweep` seconds. Started once."""
+        if self._sweeper is None and not self._closed:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.ended_sweep)
+            try:
+                await self.sweep_ended()
+            except Exception as exc:  # the database is away: try again at the next round
+                log.error("rooms.sweep_failed", **logs.failure(exc))
+
+    async def sweep_ended(self) -> None:
+        """Close each room here whose consult row was ended elsewhere (one query for all)."""
+        if self._rooms:
+            await self._finish_ended(list(self._rooms), told=False)
+
+    async def _finish_ended(self, consult_ids: list[ConsultId], *, told: bool) -> None:
+        """Finish those of `consult_ids` whose row is ended, named by whoever ended it. `told`:
+        a command said it ended; one whose row is not ended changes nothing."""
+        ended = await self._records.ended_among(consult_ids)
+        for consult_id in consult_ids:
+            if consult_id in ended:
+                log.info("rooms.ended_elsewhere", consult_id=consult_id, told=told)
+                await self.finish(consult_id, _actor_of(ended[consult_id]))
+            elif told:
+                log.warning("rooms.end_refused", consult_id=consult_id)
 
     async def end_consult(self, consult_id: ConsultId, actor: Actor) -> str:
         """End the consult (by a participant or the system); returns the saved plan's id."""
@@ -133,9 +178,27 @@ class RoomRegistry:
             await room.close(ended=Ended(plan_id=plan_id, ended_by=actor.label()))
         return plan_id
 
+    async def close_rooms(self) -> list[ConsultId]:
+        """Close every room without ending its consult (this worker stops serving them: it
+        was fenced or drained); a later join makes a new one. The consults it closed."""
+        rooms, self._rooms = dict(self._rooms), {}
+        await asyncio.gather(*(room.close() for room in rooms.values()), return_exceptions=True)
+        return list(rooms)
+
     async def close(self) -> None:
         """Server shutdown: close every room without ending its consult (participants come
         back to another process and resume). Safe to call twice."""
         self._closed = True
-        rooms, self._rooms = list(self._rooms.values()), {}
-        await asyncio.gather(*(room.close() for room in rooms), return_exceptions=True)
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+        await self.close_rooms()
+
+
+def _actor_of(label: str) -> Actor:
+    """The actor an `Actor.label()` names (an unknown kind reads as the system)."""
+    kind, _, actor_id = label.partition(":")
+    if kind not in ("platform", "participant", "operator"):
+        return Actor("system")
+    return Actor(kind, actor_id or None)  # type: ignore[arg-type]  # one of the kinds above

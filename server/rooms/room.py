@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from .. import logs
 from ..auth.roles import Role, is_host, require_host
@@ -35,6 +33,7 @@ from .ports import (
     Revoker,
     RoomMedia,
 )
+from .room_care import CareWorkflow
 from .settings import RoomSettings
 from .sharing import ScreenShare
 from .tasks import RoomTasks
@@ -45,7 +44,7 @@ log = logs.get(__name__)
 EndConsult = Callable[[Actor], Awaitable[object]]
 
 
-class ConsultRoom:
+class ConsultRoom(CareWorkflow):
     def __init__(
         self,
         consult: ConsultView,
@@ -247,41 +246,6 @@ class ConsultRoom:
         return await self._end_consult(_actor(host))
 
     # -- the care workflow ---------------------------------------------------------------------
-
-    async def care_changed(self) -> None:
-        """Consent or same-room presence changed: tell everyone what changed (a pending
-        declaration only to who may make it count), and let an auto-admitted client in once
-        their consent is complete."""
-        async with self._lock:
-            if self.closed:
-                return
-            before, self._care = self._care, await self._care_records.care_state(self.consult_id)
-            for occupant in list(self._occupants.values()):
-                pending = pending_presence(self._care, occupant)
-                if pending != occupant.presence_pending:
-                    occupant.presence_pending = pending
-                    await send_each([occupant], events.PresencePendingChanged(pending=[*pending]))
-            for occupant in list(self._occupants.values()):
-                present = self._care.present_with.get(occupant.id, ())
-                if present != occupant.present_with:
-                    occupant.present_with = present
-                    await self._broadcast(events.PeerUpdated(participant=occupant.view()))
-            if before.consent_public() != self._care.consent_public():
-                await self._broadcast(events.ConsentChanged(**self._care.consent_public()))
-            if self._auto_admit and self._care.consent_complete:
-                for occupant in list(self._occupants.values()):
-                    if occupant.place is Place.LOBBY and occupant.id not in self._removed:
-                        occupant.place = Place.ROOM
-                        await self._enter(occupant, Actor("system", "auto-admit"))
-            await self._lobby_changed()
-
-    async def raise_safety_flag(self, flag: Mapping[str, Any]) -> None:
-        async with self._lock:
-            if self.closed:
-                return
-            self._care = replace(self._care, safety_flags=(*self._care.safety_flags, flag))
-            hosts = [o for o in self._occupants.values() if is_host(o.role)]
-            await send_each(hosts, events.SafetyFlagRaised.model_validate(flag))
 
     @property
     def sharing_withdrawn(self) -> bool:

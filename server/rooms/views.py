@@ -13,6 +13,7 @@ from ..consults.presence import Person
 from ..ids import ConsultId, ParticipantId
 from . import events
 from .media import Offer
+from .media.ice import as_json
 from .occupant import Occupant, Place
 from .ports import Channel
 
@@ -78,7 +79,8 @@ def offer_message(offer: Offer, pc: int) -> events.SignalOffer:
         )
         for t in offer.tracks
     ]
-    return events.SignalOffer(sdp=offer.sdp, tracks=tracks, pc=pc)
+    ice = [events.IceServer.model_validate(s) for s in as_json(offer.ice_servers)]
+    return events.SignalOffer(sdp=offer.sdp, tracks=tracks, pc=pc, ice_servers=ice or None)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ COSTLY_EVENTS = frozenset(
 
 
 Handler = Callable[[Connection, tuple[Any, ...]], Awaitable[Ack | None]]
+LEAVING = "this worker stops serving the consult: read the session again and connect there"
 
 
 class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -197,6 +198,21 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def worker_leaving(self) -> None:
+        """This worker stops serving its consults (fenced, or drained past its time): every
+        socket is told `worker_leaving` (find the consult's worker again) and closed, then
+        the rooms close without ending and their notes leave memory (the database has every
+        acknowledged update; a later owner, maybe this worker again, loads them afresh)."""
+        for connection in list(self._connections.values()):
+            if connection.closed_with is None and not connection.channel.closed:
+                connection.closed_with = ErrorCode.WORKER_LEAVING
+                connection.cancel_timers()
+                await connection.channel.close(ErrorCode.WORKER_LEAVING, LEAVING)
+        deps = self._deps()
+        for consult_id in await deps.rooms.close_rooms():
+            await deps.notes.unload(consult_id)
+        log.info("cluster.rooms_left")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

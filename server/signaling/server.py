@@ -61,9 +61,13 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
         # After the services are open (an earlier cleanup context): revocations published by
         # any process close this process's sockets.
         unsubscribe = deps().access_events.subscribe(namespace.on_access_event)
+        placement = deps().placement
+        # Fenced (or drained past its time): the sockets find the consult's worker again.
+        unfence = placement.on_leave(namespace.worker_leaving) if placement else lambda: None
         sweep = AccessSweep(deps().limits.access_recheck, namespace.recheck_all)
         sweep.start()
         yield
+        unfence()
         unsubscribe()
         await sweep.close()
         await namespace.close()

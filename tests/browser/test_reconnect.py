@@ -99,3 +99,55 @@ async def test_a_failed_peer_connection_is_replaced_while_the_socket_lives(
         assert problems.messages == []
     finally:
         await asyncio.gather(*(c.close() for c in contexts))
+
+
+SET_CURRENT_PEER_CONNECTION_STATE = """
+(state) => {
+  const pc = window.__peerConnections.at(-1);
+  Object.defineProperty(pc, "connectionState", { get: () => state, configurable: true });
+  pc.dispatchEvent(new Event("connectionstatechange"));
+}
+"""
+
+
+@pytest.mark.parametrize("change", ["offline-then-online", "disconnected-for-the-grace"])
+async def test_a_network_change_gets_a_new_peer_connection_on_the_same_seat(
+    browser: Browser, origin: str, consult: dict[str, Any], change: str
+) -> None:
+    """A network change (Wi-Fi to cellular: Chromium fires `offline` then `online`; the test
+    dispatches them, it cannot move Chromium's network) or a peer connection that stays
+    `disconnected` past the grace gets the page a new peer connection, exactly one, on the
+    same seat, and video plays both ways again. On `offline` socket.io closes the socket and
+    its reconnect's join brings the new peer connection; a `disconnected` one is replaced over
+    the live socket (`media-restart`)."""
+    problems = PageProblems()
+    contexts, pages = await hosts_in_room(
+        browser, origin, consult, problems, init_scripts={"therapist": KEEP_PEER_CONNECTIONS}
+    )
+    try:
+        therapist = pages["therapist"]
+        seat = (await hook_state(therapist))["you"]
+        assert (await hook_state(therapist))["pc"] == 0
+        if change == "offline-then-online":
+            await therapist.evaluate("window.dispatchEvent(new Event('offline'))")
+            assert (await hook_state(therapist))["mediaRestarts"] == 0  # nothing until online
+            await therapist.evaluate("window.dispatchEvent(new Event('online'))")
+            restarts = 0  # the socket's rejoin brought the new peer connection
+        else:
+            await therapist.evaluate(SET_CURRENT_PEER_CONNECTION_STATE, "disconnected")
+            restarts = 1
+        await wait_for(therapist, "() => window.triadDebug.state().pc === 1")
+        await expect(therapist.locator("#banner")).to_be_hidden(timeout=STEP_MS)
+        state = await hook_state(therapist)
+        assert state["mediaRestarts"] == restarts, state
+        assert state["errors"] == [], state
+        assert state["you"] == seat  # the same seat: no rejoin, no lobby
+        before = await therapist.evaluate("window.triadDebug.remoteVideos()")
+        await wait_for(therapist, FRAMES_ADVANCED, before)
+        psychiatrist = pages["psychiatrist"]
+        before = await psychiatrist.evaluate("window.triadDebug.remoteVideos()")
+        await wait_for(psychiatrist, FRAMES_ADVANCED, before)
+        assert (await hook_state(therapist))["pc"] == 1  # one new peer connection, not two
+        assert problems.messages == []
+    finally:
+        await asyncio.gather(*(c.close() for c in contexts))

@@ -102,3 +102,40 @@ async def test_an_empty_or_oversized_brief_is_refused(api: Api, platform: Platfo
         "validation_failed",
         "payload_too_large",
     )
+
+
+async def test_the_clinicians_in_the_room_are_told_when_the_brief_is_saved(
+    people: People, api: Api, platform: PlatformKey
+) -> None:
+    """`brief-updated` carries none of the brief: the page reads it again. The client is never
+    told; the psychiatrist no longer once the client withdrew sharing."""
+    therapist = await people.joined("therapist")
+    psychiatrist = await people.joined("psychiatrist")
+    client = await people.joined("client")
+    path = f"/api/v1/consults/{people.consult['id']}/brief"
+    saved = await api.call("PUT", path, bearer=platform.secret, json_body=BRIEF)
+    assert saved.status == 200, saved.body
+    for clinician in (therapist, psychiatrist):
+        assert await clinician.wait_event("brief-updated") == {}
+
+    await people.consent()
+    withdrawn = await api.call(
+        "POST",
+        f"/api/v1/consults/{people.consult['id']}/session/consent/withdraw",
+        bearer=people.token("client"),
+        json_body={"scopes": ["information_sharing"]},
+    )
+    assert withdrawn.status == 200, withdrawn.body
+    await psychiatrist.wait_event("consent-changed", lambda d: d["sharing_withdrawn"] is True)
+    mark = len(therapist.events)
+    rewritten = await api.call(
+        "PUT", brief_path(people), bearer=people.token("therapist"), json_body=BRIEF
+    )
+    assert rewritten.status == 200, rewritten.body
+    await therapist.wait_event("brief-updated", after=mark)
+    # Consent given again: its `consent-changed` comes after anything the room sent the
+    # psychiatrist for the brief on the same socket.
+    await people.consent()
+    await psychiatrist.wait_event("consent-changed", lambda d: d["sharing_withdrawn"] is False)
+    assert len(psychiatrist.received("brief-updated")) == 1
+    assert client.received("brief-updated") == []

@@ -76,6 +76,21 @@ async def test_a_consult_moves_only_when_its_workers_heartbeat_is_gone(
         assert (await owner.placement.owner(consult(1))).worker_id == other.id
 
 
+async def test_a_draining_worker_keeps_its_consults_and_is_placed_no_new_one(
+    redis: Redis, keys: ClusterKeys
+) -> None:
+    async with workers(redis, keys, NODES[:2]) as (a0, a1):
+        kept = await a0.placement.owner(consult(1))
+        stopping, other = (a0, a1) if kept.worker_id == a0.id else (a1, a0)
+        other.load.rooms = 50  # placement would choose the stopping worker, were it serving
+        await other.registry.start()
+        await stopping.registry.drain()
+        for n in range(2, 6):
+            assert (await stopping.placement.owner(consult(n))).worker_id == other.id
+        await stopping.placement.require_here(consult(1))  # its own consult stays
+        assert (await other.placement.owner(consult(1))).draining
+
+
 async def test_a_join_here_passes_and_elsewhere_names_the_owner(
     redis: Redis, keys: ClusterKeys
 ) -> None:

@@ -111,9 +111,23 @@ FORGED_ENTRIES: list[bytes] = [
     genuine().encode().replace(b"http://127.0.0.1:9000", b"javascript:alert(1)"),
     genuine().encode().replace(b"http://127.0.0.1:9000", b"http://u:p@evil.example/"),
     genuine().encode().replace(b'"cpu":0.0', b'"cpu":0.0,"extra":1'),
+    # `draining` is written only while true.
+    genuine().encode().replace(b'"cpu":0.0', b'"cpu":0.0,"draining":false'),
+    genuine().encode().replace(b'"cpu":0.0', b'"cpu":0.0,"draining":1'),
     genuine().encode()[:-1] + b" " * 4096 + b"}",  # valid JSON, too long
     b"\xff\xfe" * 100,
 ]
+
+
+def test_a_serving_workers_entry_says_nothing_of_draining() -> None:
+    """A serving worker's entry is what a reader of the first version parses; a draining one's
+    names it (such a reader refuses it, and so places nothing there either)."""
+    serving = genuine()
+    assert b"draining" not in serving.encode()
+    assert WorkerEntry.decode(serving.encode()) == serving
+    stopping = genuine(draining=True)
+    assert b'"draining":true' in stopping.encode()
+    assert WorkerEntry.decode(stopping.encode()).draining is True
 
 
 @pytest.mark.parametrize("forged", FORGED_ENTRIES, ids=range(len(FORGED_ENTRIES)))

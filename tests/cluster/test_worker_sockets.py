@@ -20,6 +20,7 @@ from tests.cluster.inprocess import NodeWorker, node_workers
 from tests.conftest import PlatformKey, consult_body, new_platform, participant
 from tests.databases import snapshot
 from tests.roomclient import RoomClient
+from tests.rooms.notesclient import NotesClient, insert
 
 
 @pytest.fixture
@@ -161,3 +162,47 @@ async def test_sockets_from_a_live_workers_page_are_allowed_and_others_not(
     assert second.url in connect.split()
     assert ws_second in connect.split()
     assert "evil" not in connect
+
+
+async def test_a_worker_that_stops_serving_tells_its_sockets_and_ends_nothing(
+    node: list[NodeWorker],
+    consult: dict[str, Any],
+    platform_key: PlatformKey,
+    sockets: list[RoomClient],
+) -> None:
+    """What a fence (or a drain past its time) does to a live room: every socket is told
+    `worker_leaving` and closed, the room is dropped without ending its consult, and the
+    notes leave memory (the next owner loads them from the database)."""
+    named = await session_worker(node[0], consult, "therapist")
+    owner = next(w for w in node if w.id == named["id"])
+    seated = []
+    for role in ("therapist", "client"):
+        token = participant(consult, role)["join"]["token"]
+        room_client = RoomClient(owner.url, token, role)
+        sockets.append(room_client)
+        await room_client.connect()
+        await room_client.join()
+        seated.append(room_client)
+    notes = NotesClient(seated[0])
+    assert (await notes.edit("plan", insert("summary", 0, "kept")))["ok"]
+
+    await owner.member.registry.leave()
+
+    for room_client in seated:
+        await room_client.wait_disconnected()
+        assert [e["code"] for e in room_client.received("error")] == ["worker_leaving"]
+    services = owner.client.app[SERVICES]
+    assert services.rooms.get(ConsultId(consult["id"])) is None
+    view = await owner.api.call(
+        "GET", f"/api/v1/consults/{consult['id']}", bearer=platform_key.secret
+    )
+    assert view.body["status"] == "live"
+    # Served again (here: nothing moved it), the room is new and the notes come back.
+    token = participant(consult, "therapist")["join"]["token"]
+    again = RoomClient(owner.url, token, "therapist")
+    sockets.append(again)
+    await again.connect()
+    await again.join()
+    reader = NotesClient(again)
+    assert (await reader.sync("plan"))["ok"]
+    assert reader.text("plan", "summary") == "kept"

@@ -15,6 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from aiortc import RTCIceServer
+
 from tests.media.linkemu import Link, LinkProfile, LinkStats
 from tests.media.linksdp import route_answer, route_offer
 from tests.media.mediafigures import FrameRecorder
@@ -33,14 +35,31 @@ class PeerOptions:
     audio: AudioMode = "tone"
     # A browser's VP8 floor (None: aiortc's own, 250 kbit/s); see `ClientPeer`.
     min_video_bitrate: int | None = 30_000
+    # The host candidate's address (a network namespace's own, for a client inside one).
+    host_address: str = "127.0.0.1"
+    # Relay through the TURN URL of the join state's ice_servers with this transport ("udp",
+    # "tcp" or "tls"), with the credential the server minted; None: no ICE servers at all.
+    # (aiortc uses one TURN URL, the first it is given: a browser would try them all.)
+    turn: str | None = None
 
     def __post_init__(self) -> None:
+        if self.turn not in (None, "udp", "tcp", "tls"):
+            raise ValueError(f"turn {self.turn!r} is not udp, tcp or tls")
         if not (16 <= self.width <= 1920 and 16 <= self.height <= 1080):
             raise ValueError(f"video size {self.width}x{self.height} is outside 16x16..1920x1080")
         if self.width % 2 or self.height % 4:
             raise ValueError("width must be even and height a multiple of 4 (yuv420p planes)")
         if not 1 <= self.fps <= 60:
             raise ValueError(f"fps {self.fps} is outside 1..60")
+
+
+def transport_of(url: str) -> str | None:
+    """ "udp", "tcp" or "tls" for a TURN URL (RFC 7065: UDP when none is named); None for STUN."""
+    if url.startswith("turns:"):
+        return "tls"
+    if not url.startswith("turn:"):
+        return None
+    return "tcp" if "transport=tcp" in url else "udp"
 
 
 @dataclass(frozen=True)
@@ -76,12 +95,27 @@ class LinkedParticipant:
         self._closed_sent = (0, 0)  # frames the closed peers' tracks produced
         self._task: asyncio.Task[None] | None = None
         self._room_closed = False
+        # The join state's ice_servers; offers wait for it, as the web page's do.
+        self._ice_servers: list[dict[str, Any]] | None = None
+        self._joined = asyncio.Event()
 
     async def join(self) -> None:
         await self.room.connect()
         # Answering starts before `join`: the first offer may come before its acknowledgement.
         self._task = asyncio.get_running_loop().create_task(self._answer_offers())
-        await self.room.join()
+        state = await self.room.join()
+        self._ice_servers = list(state.get("ice_servers") or [])
+        self._joined.set()
+
+    def rtc_ice_servers(self) -> list[RTCIceServer]:
+        """The one TURN URL of `options.turn`'s transport from the join state, if asked for."""
+        if self.options.turn is None:
+            return []
+        for server in self._ice_servers or []:
+            for url in server["urls"]:
+                if transport_of(url) == self.options.turn:
+                    return [RTCIceServer([url], server["username"], server["credential"])]
+        raise RuntimeError(f"{self.role}: the join state has no {self.options.turn} TURN URL")
 
     @property
     def connected(self) -> bool:
@@ -108,6 +142,12 @@ class LinkedParticipant:
         if self.link is not None:
             self.link.reshape(profiles.uplink, profiles.downlink)
 
+    async def restart_media(self) -> dict[str, Any]:
+        """`media-restart` for the current peer connection, as the web page asks for one after
+        a network change; the server answers with a new one's offer (same seat)."""
+        ack: dict[str, Any] = await self.room.call("media-restart", {"pc": self.generation})
+        return ack
+
     def media_quality_events(self) -> int:
         return len(self.room.received("media-quality"))
 
@@ -130,10 +170,13 @@ class LinkedParticipant:
                         self.failures.append(exc)
 
     async def _answer(self, offer: dict[str, Any]) -> None:
+        await self._joined.wait()
         if offer["pc"] != self.generation or self.peer is None:
             await self._drop_connection()
             self.peer = ClientPeer(
                 self.participant_id,
+                host_addresses=(self.options.host_address,),
+                ice_servers=self.rtc_ice_servers(),
                 audio=self.options.audio,
                 fps=self.options.fps,
                 size=(self.options.width, self.options.height),

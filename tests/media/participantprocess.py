@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,20 @@ DEADLINE = 60.0  # a join includes the process's imports, on a machine shared wi
 
 
 class ParticipantProcess:
-    def __init__(self, role: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        role: str,
+        log_path: Path,
+        *,
+        prefix: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """`prefix` runs the interpreter through a command (`ip netns exec NAME`); `env` adds
+        environment variables (e.g. SSL_CERT_FILE for a test TURN server's certificate)."""
         self.role = role
         self.log_path = log_path
+        self.prefix = tuple(prefix)
+        self.env = {**os.environ, **(env or {})}
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
 
@@ -29,6 +41,7 @@ class ParticipantProcess:
         """Start the interpreter (imports take a while: spawn everyone, then configure)."""
         with self.log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
+                *self.prefix,
                 sys.executable,
                 "-m",
                 "tests.media.participantworker",
@@ -36,6 +49,7 @@ class ParticipantProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
+                env=self.env,
                 limit=MAX_LINE_BYTES,
             )
 

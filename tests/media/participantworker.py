@@ -9,8 +9,9 @@ and gets one answer line on stdout (`{"error": ...}` when the command failed). C
 shared monotonic clock: the figures of that window), `reshape` (the link changes: `uplink`
 and `downlink` profiles; decode times are recorded afresh from then), `returned` (for each of
 `senders`, when its video came back after `since`, or null), `end` (end the consult),
-`close` (leave; the next line configures the next seat). It exits when stdin closes (its
-parent is done or gone). Logs go to stderr.
+`restart` (ask for a new peer connection on the same seat, `media-restart`, as the web page
+does when it comes back online), `close` (leave; the next line configures the next seat). It
+exits when stdin closes (its parent is done or gone). Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Worker:
             "connected": p.connected,
             "decoded": [[sender, kind, n] for (sender, kind), n in p.recorder.total.items()],
             "failures": [repr(exc) for exc in p.failures],
+            "generation": p.generation,
+            "socket_up": not p.room.disconnected,
         }
 
     def start(self) -> dict[str, Any]:
@@ -120,6 +123,8 @@ class Worker:
             return self.reshape(request["uplink"], request["downlink"])
         if command == "returned":
             return self.returned(request["senders"], float(request["since"]))
+        if command == "restart":
+            return {"ack": await self.participant.restart_media()}
         if command == "end":
             ack: dict[str, Any] = await self.participant.room.call("end")
             return {"ack": ack}

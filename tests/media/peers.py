@@ -28,6 +28,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCDtlsTransport,
+    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -196,12 +197,13 @@ class ClientPeer:
         clock: Callable[[], float] = time.monotonic,
         min_video_bitrate: int | None = None,
         on_decoded: FrameListener | None = None,
+        ice_servers: Iterable[RTCIceServer] = (),
     ) -> None:
         route_rtx_by_ssrc()
         self.participant_id = participant_id
         self.host_addresses = tuple(host_addresses)
         self.pc = RTCPeerConnection(
-            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+            RTCConfiguration(iceServers=list(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
         self.audio = SyntheticAudioTrack(audio)
         self.video = MovingVideoTrack(*size, fps=fps)

@@ -28,7 +28,12 @@ def test_client_ice_servers() -> None:
     servers = client_ice_servers(
         P,
         stun_urls=["stun:stun.example.org:3478"],
-        turn_urls=["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
+        # Configured TLS first: handed out UDP, then TCP, then TLS, as browsers should try them.
+        turn_urls=[
+            "turns:turn.example.org:5349",
+            "turn:turn.example.org:3478?transport=tcp",
+            "turn:turn.example.org:3478?transport=udp",
+        ],
         turn_secret="s3cret",
         ttl_seconds=3600,
         now=1_700_000_000,
@@ -36,7 +41,11 @@ def test_client_ice_servers() -> None:
     assert as_json(servers) == [
         {"urls": ["stun:stun.example.org:3478"]},
         {
-            "urls": ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349"],
+            "urls": [
+                "turn:turn.example.org:3478?transport=udp",
+                "turn:turn.example.org:3478?transport=tcp",
+                "turns:turn.example.org:5349",
+            ],
             "username": "1700003600:p_abc",
             "credential": "LGUpTkwvzrFt2rld6AMo7D39XaY=",
         },

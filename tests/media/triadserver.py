@@ -98,20 +98,24 @@ class TriadServer:
         command: Sequence[str] = SERVE,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
+        host: str = "127.0.0.1",
         **settings: str,
     ) -> None:
+        """`host`: where it listens (a network namespace's link address, for clients inside
+        one; media stays on the ICE host addresses, loopback unless a setting says)."""
         self.directory = directory
         self.command = tuple(command)
         self.port = free_ports(workers)
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         # Each worker's own address (the first is the base URL's).
-        self.worker_urls = tuple(f"http://127.0.0.1:{self.port + i}" for i in range(workers))
+        self.worker_urls = tuple(f"http://{host}:{self.port + i}" for i in range(workers))
         self.log_path = directory / "server.log"
         values = {
             "TRIAD_MODE": "development",
             "TRIAD_DATA_DIR": str(directory / "var"),
             "TRIAD_DATABASE_URL": f"sqlite+aiosqlite:///{directory / 'var' / 'triad.db'}",
             "TRIAD_ENCRYPTION_KEYS": commands.keygen(),
+            "TRIAD_HOST": host,
             "TRIAD_PORT": str(self.port),
             "TRIAD_PUBLIC_BASE_URL": self.base_url,
             "TRIAD_ICE_HOST_ADDRESSES": "127.0.0.1",
@@ -145,11 +149,12 @@ class TriadServer:
         command: Sequence[str] = SERVE,
         env: Mapping[str, str] | None = None,
         workers: int = 1,
+        host: str = "127.0.0.1",
         **settings: str,
     ) -> AsyncIterator[TriadServer]:
         """Migrated, with a platform key, serving; stopped on the way out. `settings` are
         extra `TRIAD_*` environment variables."""
-        server = cls(directory, command=command, env=env, workers=workers, **settings)
+        server = cls(directory, command=command, env=env, workers=workers, host=host, **settings)
         try:
             await server.start()
             yield server
@@ -192,6 +197,13 @@ class TriadServer:
                     if answer.status == 200:
                         return
             await asyncio.sleep(0.1)
+
+    @property
+    def api_key(self) -> str:
+        """The platform's API key secret (made by `prepare`)."""
+        if not self._secret:
+            raise RuntimeError("the server was not prepared")
+        return self._secret
 
     @property
     def process(self) -> psutil.Process:
@@ -262,6 +274,24 @@ class TriadServer:
         """End the consult as its platform would (`POST /api/v1/consults/{id}/end`)."""
         async with aiohttp.ClientSession() as http:
             await self._call(http, "POST", f"/api/v1/consults/{consult_id}/end", self._secret)
+
+    async def get(self, path: str) -> Any:
+        """A platform's GET (`/api/v1/...`), its JSON body."""
+        async with aiohttp.ClientSession() as http:
+            return await self._call(http, "GET", path, self._secret)
+
+    def send_signal(self, sig: int) -> None:
+        """Signal `triad serve` (the supervisor, with several workers)."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        self._process.send_signal(sig)
+
+    async def exited(self, within: float = DEADLINE) -> int:
+        """Wait for `triad serve` to exit by itself; its exit status."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        self.returncode = await asyncio.wait_for(self._process.wait(), within)
+        return self.returncode
 
     async def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not stopped within the deadline. Safe twice."""

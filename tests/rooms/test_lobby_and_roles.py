@@ -16,6 +16,7 @@ from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body
 from tests.roomclient import RoomClient
 from tests.rooms.conftest import People, scopes
+from tests.waiting import wait_for
 
 CONSENT_CHANGES = {"consent.given", "consent.withdrawn", "assent.given", "assent.withdrawn"}
 
@@ -340,3 +341,58 @@ async def test_each_participant_gets_ice_servers_with_their_own_turn_credential(
     assert int(expiry) > time.time()
     digest = hmac.new(b"coturn-static-auth-secret", turn["username"].encode(), hashlib.sha1)
     assert turn["credential"] == base64.b64encode(digest.digest()).decode()
+
+
+@pytest.mark.room_settings(
+    turn_urls=[
+        "turns:turn.example.test:5349?transport=tcp",
+        "turn:turn.example.test:3478?transport=tcp",
+        "turn:turn.example.test:3478?transport=udp",
+    ],
+    turn_secret="coturn-static-auth-secret",
+    turn_credential_ttl_seconds=600,
+)
+async def test_a_reconnecting_socket_gets_fresh_turn_credentials_in_the_order_to_try(
+    people: People,
+) -> None:
+    first = await people.connect("psychiatrist")
+    (turn,) = (await first.join())["ice_servers"]
+    assert turn["urls"] == [
+        "turn:turn.example.test:3478?transport=udp",
+        "turn:turn.example.test:3478?transport=tcp",
+        "turns:turn.example.test:5349?transport=tcp",
+    ]
+    expiry = int(turn["username"].split(":")[0])
+    await first.close()
+    # Credentials name whole seconds: the next one is later once the clock has moved on.
+    await wait_for(lambda: time.time() + 600 >= expiry + 1, what="the next second")
+    again = await people.connect("psychiatrist")
+    (fresh,) = (await again.join())["ice_servers"]
+    assert int(fresh["username"].split(":")[0]) > expiry
+    assert fresh["credential"] != turn["credential"]
+
+
+@pytest.mark.room_settings(
+    turn_urls=["turn:turn.example.test:3478?transport=udp"],
+    turn_secret="coturn-static-auth-secret",
+    turn_credential_ttl_seconds=600,
+)
+async def test_each_new_peer_connection_is_offered_with_fresh_turn_credentials(
+    people: People,
+) -> None:
+    """A restart over a live socket may come hours after the join: its offer carries TURN
+    credentials minted with it, for the page's new RTCPeerConnection."""
+    therapist = await people.connect("therapist")
+    (joined,) = (await therapist.join())["ice_servers"]
+    first = await therapist.wait_event("signal", lambda s: s["type"] == "offer" and s["pc"] == 0)
+    (offered,) = first["ice_servers"]
+    assert offered["urls"] == joined["urls"]
+    assert offered["username"].endswith(f":{people.id('therapist')}")
+    expiry = int(offered["username"].split(":")[0])
+    await wait_for(lambda: time.time() + 600 >= expiry + 1, what="the next second")
+    assert (await therapist.call("media-restart", {"pc": 0}))["pc"] == 1
+    second = await therapist.wait_event("signal", lambda s: s["type"] == "offer" and s["pc"] == 1)
+    (fresh,) = second["ice_servers"]
+    assert int(fresh["username"].split(":")[0]) > expiry
+    digest = hmac.new(b"coturn-static-auth-secret", fresh["username"].encode(), hashlib.sha1)
+    assert fresh["credential"] == base64.b64encode(digest.digest()).decode()

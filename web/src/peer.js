@@ -3,7 +3,8 @@
 // answered. `tracks` says which m-line (mid) carries whose audio, camera or shared screen
 // (`source`): the participant's own mids get the local tracks (sendonly; a screen line without a
 // capture is answered inactive, which ends the share), everyone else's are received (recvonly). A new `pc`
-// number means the server started a new peer connection (a reconnect): the old one is dropped.
+// number means the server started a new peer connection (a reconnect): the old one is dropped,
+// and the new one uses the offer's `ice_servers` (fresh TURN credentials) when it has them.
 
 /** Which of a participant's tracks a track map entry is: "audio", "video" or "screen". */
 export function slotOf(info) {
@@ -71,10 +72,15 @@ export class PeerLink {
     return this._chain;
   }
 
-  async _applyOffer({ sdp, tracks, pc: generation }) {
+  async _applyOffer({ sdp, tracks, pc: generation, ice_servers: iceServers }) {
     await this._ready;
     if (this.closed) return;
-    if (generation !== this.generation) this._newPeerConnection(generation);
+    if (generation !== this.generation) {
+      // The offer's own ICE servers: TURN credentials minted for this peer connection (the
+      // join's may have expired by the time of a restart).
+      if (Array.isArray(iceServers)) this.iceServers = iceServers;
+      this._newPeerConnection(generation);
+    }
     const pc = this.pc;
     await pc.setRemoteDescription({ type: "offer", sdp });
     this.tracks = Array.isArray(tracks) ? tracks : [];
@@ -111,6 +117,7 @@ export class PeerLink {
       rtcpMuxPolicy: "require",
     });
     pc.addEventListener("icecandidate", (event) => this._onCandidate(pc, generation, event));
+    pc.addEventListener("icecandidateerror", (event) => this._onIceServerError(pc, event));
     pc.addEventListener("connectionstatechange", () => {
       if (pc === this.pc) this._onConnectionState(pc.connectionState);
     });
@@ -119,6 +126,16 @@ export class PeerLink {
     this._answered = false;
     this._candidates = [];
     this._endOfCandidatesSent = false;
+    this._turnRefused = false;
+  }
+
+  /** A TURN server refused our credential (STUN 401: expired, or not signed with its secret):
+   * said once per peer connection, so the person learns why a relayed call cannot connect. */
+  _onIceServerError(pc, event) {
+    if (pc !== this.pc || this.closed || this._turnRefused) return;
+    if (event.errorCode !== 401 || !/^turns?:/.test(event.url || "")) return;
+    this._turnRefused = true;
+    this._onProblem("turn_refused", "ice");
   }
 
   _onCandidate(pc, generation, event) {
@@ -195,6 +212,14 @@ export class PeerLink {
       });
     });
     return out;
+  }
+
+  /**
+   * The socket was lost: the next offer starts a new connection whatever its `pc` (a worker
+   * that took the consult over numbers its connections afresh).
+   */
+  forget() {
+    this.generation = null;
   }
 
   _closePeerConnection() {

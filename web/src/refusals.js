@@ -21,6 +21,7 @@ const ACTION_WORDS = {
   "share-stop": "stop the screen share",
   "share-permission": "change who may share a screen",
   share: "share your screen",
+  ice: "connect the video",
 };
 
 /** Refusals that deserve their own sentence rather than "We couldn't ...". */
@@ -39,6 +40,8 @@ const CODE_SENTENCES = {
     "The client being beside you isn't confirmed yet. The client can confirm it from their own link, or the psychiatrist from the room; then try again.",
   share_in_progress: () => "Someone else is sharing their screen: one screen at a time.",
   share_not_allowed: () => "A clinician needs to allow you to share your screen first.",
+  turn_refused: () =>
+    "The video relay refused this connection, so the video can't get through networks that block it. Reload the page to try again; if it keeps happening, tell the clinic.",
   notes_document_too_large: () =>
     "These notes have reached their size limit: the last change was not saved. Shorten something and try again.",
 };

@@ -5,14 +5,16 @@
 //
 // Reconnecting: Socket.IO reconnects by itself and `connect` sends `join` again (same seat, a
 // new peer connection, the notes re-synced and unacknowledged edits sent). When the browser's
-// own peer connection fails while the socket is up, `media-restart {pc}` asks the server for a
-// new one (idempotent: nothing happens if the server already replaced it).
+// own peer connection fails, stays disconnected, or the page comes back `online` (a network
+// change: netchange.js) while the socket is up, `media-restart {pc}` asks the server for a
+// new one on the same seat (idempotent: nothing happens if the server already replaced it).
 
 import { CareAlerts } from "./carealerts.js";
 import { confirmEnd, confirmRemove } from "./dialog.js";
 import { $, isHost } from "./dom.js";
 import { renderHostLobby } from "./lobby.js";
 import { MediaControls } from "./mediacontrols.js";
+import { MediaRestart } from "./mediarestart.js";
 import { PeerLink } from "./peer.js";
 import { PresencePrompts } from "./presenceprompts.js";
 import { QualityMonitor } from "./quality.js";
@@ -29,7 +31,6 @@ import { showView } from "./views.js";
 
 // Asked again while the new peer connection does not come up (the first ask may be lost with a
 // socket that is dying too).
-const MEDIA_RETRY_MS = 8000;
 
 export class Room {
   /**
@@ -48,8 +49,9 @@ export class Room {
     this.onFinished = onFinished;
     this.onFatal = onFatal;
     this.emit = emit || (() => {});
-    this.signaling = new Signaling({ token, consultId, url: workerUrl });
     this.api = new RoomApi({ consultId, token });
+    const locate = () => this.api.get("").then((session) => session.worker?.url ?? null);
+    this.signaling = new Signaling({ token, consultId, url: workerUrl, locate });
     /** Everyone listed for the consult (REST session), to name those who are not connected. */
     this.roster = new Map();
     this.roomNotes = new RoomNotes({
@@ -70,9 +72,13 @@ export class Room {
       lookup: (pid) => this.participants.get(pid) || this.roster.get(pid),
     });
     this.share = ScreenShare.forRoom(this);
-    this._mediaRetry = null;
-    /** How often this page asked for a new peer connection (the test hook shows it). */
-    this.mediaRestarts = 0;
+    this.mediaRestart = new MediaRestart({
+      live: () => !this.finished && this.signaling.connected,
+      generation: () => this.peer?.generation,
+      ask: (payload) => this.signaling.call("media-restart", payload),
+      report: (code) => this.report(code, "media-restart"),
+    });
+    this.network = this.mediaRestart.network;
     this.state = null;
     this.you = null;
     /** participant_id -> participant, everyone the server told us about (lobby and room). */
@@ -145,17 +151,18 @@ export class Room {
 
   async _join() {
     if (this.finished) return;
-    clearTimeout(this._mediaRetry);
+    this.mediaRestart.cancel();
     if (this.view !== "room") showBanner("Joining…");
     let ack;
     try {
       ack = await this.signaling.call("join");
     } catch (error) {
-      if (error.code === "wrong_worker" && this.signaling.follow(error.worker)) return;
+      if (this.signaling.recover(error)) return; // another worker, or ask where again
       this.fatal(error.code);
       return;
     }
     this.signaling.joined();
+    this.network.rejoined();
     showBanner(null);
     this._applyState(ack.state);
   }
@@ -179,23 +186,8 @@ export class Room {
       showBanner("Connection lost. Reconnecting…");
       $("room").dataset.reconnecting = "true";
       this.notes?.disconnect();
+      this.peer?.forget(); // the next offer starts a new connection (maybe from another worker)
     }
-  }
-
-  /** The browser's peer connection failed: ask for a new one (a new `pc` and offer). */
-  _mediaFailed() {
-    if (this.finished || !this.signaling.connected) return; // the socket's reconnect restarts it
-    showBanner("The video connection was interrupted. Reconnecting…");
-    $("room").dataset.reconnecting = "true";
-    const generation = this.peer?.generation;
-    if (generation === null || generation === undefined) return;
-    this.mediaRestarts++;
-    this.signaling.call("media-restart", { pc: generation }).catch((error) => this.report(error.code, "media-restart"));
-    clearTimeout(this._mediaRetry);
-    this._mediaRetry = setTimeout(() => {
-      if (this.finished || this.peer?.generation !== generation) return;
-      this._mediaFailed();
-    }, MEDIA_RETRY_MS);
   }
 
   // -- room state -----------------------------------------------------------------------------
@@ -237,7 +229,7 @@ export class Room {
         onConnectionState: (state) => {
           this.connectionState = state;
           $("room").dataset.media = state;
-          if (state === "failed") this._mediaFailed();
+          this.network.connectionState(state);
           if (state === "connected" && this.signaling.connected) {
             delete $("room").dataset.reconnecting;
             showBanner(null);
@@ -366,6 +358,8 @@ export class Room {
     $("leave").addEventListener("click", () => this.leave(), { signal });
     $("lobby-leave").addEventListener("click", () => this.leave(), { signal });
     $("end").addEventListener("click", () => this.end(), { signal });
+    window.addEventListener("offline", () => this.network.offline(), { signal });
+    window.addEventListener("online", () => this.network.online(), { signal });
     this.share.bind(signal);
     $("enable-sound").addEventListener(
       "click",
@@ -443,7 +437,7 @@ export class Room {
     this.finished = true;
     this.view = "finished";
     this._controls.abort();
-    clearTimeout(this._mediaRetry);
+    this.mediaRestart.close();
     this.quality?.stop();
     this.roomNotes.close();
     document.getElementById("confirm-dialog")?.remove();
@@ -487,9 +481,10 @@ export class Room {
       notes: this.notes?.snapshot() ?? null,
       safetyFlags: this.care.flags,
       consent: this.care.consent,
-      mediaRestarts: this.mediaRestarts,
+      mediaRestarts: this.mediaRestart.count,
       share: this.share.share,
       workerMoves: this.signaling.moves,
+      relocations: this.signaling.relocations,
       reconnecting: $("room").dataset.reconnecting === "true",
     });
   }

@@ -3,7 +3,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { socketAddress, wirePayload } from "../src/signaling.js";
+import {
+  FAILURES_BEFORE_LOCATING,
+  delay,
+  recovery,
+  sessionRefused,
+  socketAddress,
+  wirePayload,
+} from "../src/signaling.js";
 
 const PAGE = "https://triad.example.test";
 
@@ -43,6 +50,40 @@ test("an address the page will not follow is refused", () => {
   ]) {
     assert.equal(socketAddress(url, PAGE), null, url);
   }
+});
+
+test("a wrong_worker answer is followed; a leaving worker or no placement reads the session again", () => {
+  assert.equal(recovery({ code: "wrong_worker" }), "follow");
+  assert.equal(recovery({ code: "worker_leaving" }), "relocate");
+  assert.equal(recovery({ code: "placement_unavailable" }), "relocate");
+});
+
+test("a refusal is final: another try with the same token would only repeat it", () => {
+  for (const code of ["token_revoked", "consult_ended", "removed", "token_expired"]) {
+    assert.equal(recovery({ code }), "fatal");
+  }
+});
+
+test("a worker that does not answer is retried, then looked up again in the session", () => {
+  assert.equal(recovery({ failures: 1 }), "retry");
+  assert.equal(recovery({ failures: FAILURES_BEFORE_LOCATING }), "relocate");
+  assert.equal(recovery({ failures: FAILURES_BEFORE_LOCATING + 5 }), "relocate");
+});
+
+test("a session read refused for good stops the search; anything else is asked again", () => {
+  assert.equal(sessionRefused({ status: 401, code: "token_revoked" }), true);
+  assert.equal(sessionRefused({ status: 409, code: "consult_ended" }), true);
+  assert.equal(sessionRefused({ status: 429, code: "rate_limited" }), false);
+  assert.equal(sessionRefused({ status: 503, code: "placement_unavailable" }), false);
+  assert.equal(sessionRefused({ status: 502, code: "http_502" }), false);
+  assert.equal(sessionRefused({ status: 0, code: "network_error" }), false);
+});
+
+test("reads of the session in a row wait longer each time, up to a few seconds", () => {
+  const waits = [0, 1, 2, 3, 4, 5, 50].map(delay);
+  for (let i = 1; i < waits.length; i++) assert.ok(waits[i] >= waits[i - 1]);
+  assert.ok(waits[0] > 0);
+  assert.equal(waits.at(-1), waits.at(-2)); // capped
 });
 
 test("typed arrays go on the wire as the ArrayBuffer of exactly their bytes", async () => {

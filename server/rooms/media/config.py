@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from server.ids import ParticipantId
 
 _ICE_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 
@@ -27,6 +30,25 @@ class IceServer:
 
 
 @dataclass(frozen=True)
+class TurnAccess:
+    """The SFU's own TURN server: its URLs and coturn's shared secret, from which each of the
+    SFU's peer connections mints a credential when it is made (so none outlives its TTL)."""
+
+    urls: tuple[str, ...]
+    secret: str = field(repr=False)
+    ttl_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        IceServer(urls=self.urls)  # the same URL checks
+        if not all(url.startswith(("turn:", "turns:")) for url in self.urls):
+            raise ValueError("TurnAccess.urls must be turn: or turns: URLs")
+        if not self.secret:
+            raise ValueError("TurnAccess needs coturn's shared secret")
+        if not 60 <= self.ttl_seconds <= 24 * 3600:
+            raise ValueError("TurnAccess.ttl_seconds must be between 60 and 86400")
+
+
+@dataclass(frozen=True)
 class MediaConfig:
     """What the SFU needs to know; built by the app from `Settings`.
 
@@ -40,6 +62,11 @@ class MediaConfig:
     udp_port_min: int | None = None
     udp_port_max: int | None = None
     ice_servers: tuple[IceServer, ...] = ()
+    # TURN for the SFU's own peer connections (None: they gather host and STUN candidates only).
+    turn: TurnAccess | None = None
+    # A participant's own ICE servers (their browser's), sent with each offer: a new peer
+    # connection then has a TURN credential minted for it. None: offers carry none.
+    client_ice_servers: Callable[[ParticipantId], tuple[IceServer, ...]] | None = None
     # Minimum seconds between keyframe requests (PLI) sent to one publisher: encoders answer
     # about once a second anyway, and each keyframe is ~10x a delta frame on the wire.
     keyframe_request_interval: float = 1.0
@@ -75,6 +102,8 @@ class MediaConfig:
         for server in self.ice_servers:
             if not isinstance(server, IceServer):
                 raise ValueError("ice_servers must hold IceServer values")
+        if self.turn is not None and not isinstance(self.turn, TurnAccess):
+            raise ValueError("turn must be a TurnAccess")
         if not 0 < self.keyframe_request_interval <= 60:
             raise ValueError("keyframe_request_interval must be in (0, 60] seconds")
         if not 1024 <= self.max_sdp_bytes <= 1024 * 1024:

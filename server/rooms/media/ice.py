@@ -18,7 +18,7 @@ from aiortc import RTCIceServer
 
 from server.ids import ParticipantId
 
-from .config import IceServer
+from .config import IceServer, MediaConfig
 
 
 def turn_credential(
@@ -35,6 +35,17 @@ def turn_credential(
     return username, base64.b64encode(digest).decode("ascii")
 
 
+def transport_rank(url: str) -> int:
+    """Where a TURN URL goes in the list: UDP first (the cheapest relay, and what aiortc and
+    most networks take), then TCP (networks that drop UDP), then TLS (proxies that pass only
+    TLS, usually on 443). A `turn:` URL without a transport is UDP (RFC 7065)."""
+    if url.startswith("turns:"):
+        return 2
+    if "transport=tcp" in url.partition("?")[2].lower():
+        return 1
+    return 0
+
+
 def client_ice_servers(
     participant_id: ParticipantId,
     *,
@@ -44,7 +55,9 @@ def client_ice_servers(
     ttl_seconds: int,
     now: float | None = None,
 ) -> tuple[IceServer, ...]:
-    """The ICE servers a participant's browser gets: STUN as is, TURN with a fresh credential.
+    """The ICE servers a participant's browser gets: STUN as is, then TURN over UDP, TCP and
+    TLS (`transport_rank`; the configured order within a rank), with a credential minted now,
+    so each join (a reconnect too) carries one that lives `ttl_seconds` from then.
 
     TURN URLs without a secret are left out: a TURN server without credentials refuses anyway.
     """
@@ -53,7 +66,8 @@ def client_ice_servers(
         servers.append(IceServer(urls=tuple(stun_urls)))
     if turn_urls and turn_secret:
         username, credential = turn_credential(turn_secret, participant_id, ttl_seconds, now)
-        servers.append(IceServer(urls=tuple(turn_urls), username=username, credential=credential))
+        ordered = tuple(sorted(turn_urls, key=transport_rank))
+        servers.append(IceServer(urls=ordered, username=username, credential=credential))
     return tuple(servers)
 
 
@@ -75,3 +89,25 @@ def rtc_ice_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:
         RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
         for s in servers
     ]
+
+
+def offer_ice_servers(config: MediaConfig, participant_id: ParticipantId) -> tuple[IceServer, ...]:
+    """The participant's ICE servers to send with an offer (none unless configured)."""
+    supplier = config.client_ice_servers
+    return () if supplier is None else supplier(participant_id)
+
+
+def sfu_ice_servers(
+    config: MediaConfig, participant_id: ParticipantId, now: float | None = None
+) -> list[RTCIceServer]:
+    """What one of the SFU's peer connections (the one serving `participant_id`) is given:
+    the configured STUN servers and, with `config.turn`, TURN with a credential minted now
+    (named `sfu.<participant id>` in coturn's log, apart from the participant's own)."""
+    servers = list(config.ice_servers)
+    if config.turn is not None:
+        username, credential = turn_credential(
+            config.turn.secret, ParticipantId(f"sfu.{participant_id}"), config.turn.ttl_seconds, now
+        )
+        urls = tuple(sorted(config.turn.urls, key=transport_rank))
+        servers.append(IceServer(urls=urls, username=username, credential=credential))
+    return rtc_ice_servers(servers)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from server.ids import ParticipantId
 
+from .config import IceServer
 from .stats import Kind
 
 KINDS: tuple[Kind, Kind] = ("audio", "video")
@@ -33,6 +34,9 @@ class TrackInfo:
 class Offer:
     sdp: str
     tracks: tuple[TrackInfo, ...]
+    # The participant's ICE servers with TURN credentials minted with this offer: a new peer
+    # connection (a restart over a live socket, maybe hours after the join) uses these.
+    ice_servers: tuple[IceServer, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.sdp.startswith("v=0"):

@@ -49,7 +49,7 @@ from .codecs import NegotiatedTrack, codec_preferences, with_opus_options
 from .config import MediaConfig
 from .downlink import Downlink
 from .egress import Egress
-from .ice import rtc_ice_servers
+from .ice import offer_ice_servers, sfu_ice_servers
 from .ingress import Ingress
 from .ntp import middle_32
 from .offers import KINDS, Offer, TrackInfo
@@ -94,7 +94,7 @@ class Peer:
         # iceServers is never None: aiortc would add a public STUN server.
         self.pc = RTCPeerConnection(
             RTCConfiguration(
-                iceServers=rtc_ice_servers(config.ice_servers),
+                iceServers=sfu_ice_servers(config, participant_id),
                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
             )
         )
@@ -411,7 +411,7 @@ class Peer:
         sdp = self.pc.localDescription.sdp
         self._pending = sdp
         self._screen_offered = "screen" in self.publications
-        return Offer(sdp, self.track_map())
+        return Offer(sdp, self.track_map(), offer_ice_servers(self._config, self.participant_id))
 
     async def accept_answer(self, sdp: object) -> bool:
         """Apply the answer; True when a change is waiting to be offered."""
@@ -476,6 +476,8 @@ class Peer:
             unprotectable_packets=self.transport.unprotectable,
             video_pauses=self.downlink.pauses,
             rtt_ms=round(self.rtt.smoothed * 1000),
+            local_candidate=self.transport.route[0],
+            remote_candidate=self.transport.route[1],
         )
 
     async def close(self) -> None:

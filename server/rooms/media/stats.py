@@ -94,8 +94,12 @@ class MediaSummary:
     unprotectable_packets: int
     video_pauses: int
     rtt_ms: int
+    # The ICE candidate types media went over ("host", "srflx", "prflx", "relay"; "none" when
+    # ICE never nominated a pair): the participant's side "relay" means through TURN.
+    local_candidate: str = "none"
+    remote_candidate: str = "none"
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
-            if value < 0:
+            if isinstance(value, int) and value < 0:
                 raise ValueError(f"{name} cannot be negative")

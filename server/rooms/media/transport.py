@@ -57,6 +57,9 @@ class PeerTransport:
         self._route_protocol: Any = None
         self._route_transport: Any = None
         self._route_address: tuple[str, int] = ("", 0)
+        # The candidate types of the last nominated pair (ours, theirs): "relay" on their side
+        # means the participant reaches us through a TURN server. Kept after close for the log.
+        self.route: tuple[str, str] = ("none", "none")
         seam.take_over_rtp(dtls, self._from_dtls_rtp, self._from_dtls_rtcp)
         seam.route_datagrams(self._connection, self._from_socket)
 
@@ -192,6 +195,7 @@ class PeerTransport:
         self._route_protocol = protocol
         self._route_transport = transport if isinstance(protocol, seam.MediaProtocol) else None
         self._route_address = pair.remote_addr
+        self.route = (str(pair.local_candidate.type), str(pair.remote_candidate.type))
 
     def close(self) -> None:
         self.closed = True

@@ -1,0 +1,111 @@
+"""Messages addressed to one worker: a Redis pub/sub channel per worker, which only that worker
+reads (`triad:cluster:<deployment>:commands:<worker id>`).
+
+Per worker rather than one channel for all: a message concerns one consult, which lives on one
+worker (its placement); with a broadcast every worker would read and decode every message only
+for all but one to drop it. The sender looks the owner up (`Placement.holder`) and publishes
+there. This module moves bytes only: what they mean, and how they are checked, is the caller's.
+
+Pub/sub delivers at most once and only to a subscriber listening at that moment: a message is
+lost when Redis is down or the worker is between subscriptions. Whoever sends must say what
+catches a lost one (docs/architecture.md, "Workers and placement")."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .. import logs
+from ..ids import WorkerId
+from .entry import WORKER_ID, ClusterKeys
+
+log = logs.get(__name__)
+
+# A message is a few ids and a kind; anything longer on the channel is not one of ours.
+MAX_MESSAGE_BYTES = 1024
+_RETRY_SECONDS = 1.0
+
+Handler = Callable[[bytes], Awaitable[None]]
+
+
+def channel(keys: ClusterKeys, worker_id: WorkerId) -> str:
+    return keys.prefix + "commands:" + worker_id
+
+
+class WorkerMailbox:
+    """This worker's channel (read on its own task, each message handed to `handler` in order),
+    and sending to another worker's."""
+
+    def __init__(self, redis: Redis, keys: ClusterKeys, me: WorkerId, handler: Handler) -> None:
+        self._redis = redis
+        self._keys = keys
+        self.me = me
+        self._handler = handler
+        self._channel = channel(keys, me)
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def start(self, within: float = 5.0) -> None:
+        """Subscribe, and return once the subscription is confirmed (or after `within` seconds
+        with Redis unreachable: the reader keeps trying, the worker still starts)."""
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        try:
+            async with asyncio.timeout(within):
+                await self._subscribed.wait()
+        except TimeoutError:
+            log.error("cluster.commands_not_subscribed")
+
+    async def send(self, worker_id: WorkerId, message: bytes) -> bool:
+        """Publish to `worker_id`'s channel; True when a subscriber received it (False: the
+        worker is not listening, or Redis failed; the message is lost, and logged)."""
+        if len(message) > MAX_MESSAGE_BYTES:
+            raise ValueError("a worker message is at most 1 KiB")
+        if not WORKER_ID.fullmatch(worker_id):
+            raise ValueError("not a worker id")
+        try:
+            received = await self._redis.publish(channel(self._keys, worker_id), message)
+        except RedisError as exc:
+            log.error("cluster.command_send_failed", worker=worker_id, **logs.failure(exc))
+            return False
+        if not received:
+            log.warning("cluster.command_unheard", worker=worker_id)
+        return bool(received)
+
+    async def close(self) -> None:
+        """Cancel the reader, then wait for it. Safe to call twice."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _read(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=5)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._subscribed.set()
+                    elif message["type"] == "message":
+                        await self._received(message["data"])
+            except RedisError as exc:
+                log.error("cluster.commands_subscription_lost", **logs.failure(exc))
+                await asyncio.sleep(_RETRY_SECONDS)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _received(self, data: object) -> None:
+        if not isinstance(data, bytes) or len(data) > MAX_MESSAGE_BYTES:
+            log.warning("cluster.command_malformed")
+            return
+        try:
+            await self._handler(data)
+        except Exception as exc:  # one failing message must not stop the reader
+            log.error("cluster.command_failed", **logs.failure(exc))

@@ -1,0 +1,83 @@
+"""A TCP proxy on loopback between a worker and Redis that the test can cut: while cut, every
+byte either way is dropped and new connections are held open without reaching Redis (a
+network partition: nothing is refused, nothing answers). `restore` closes what was held, so
+clients connect afresh, and forwards again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+
+class CutProxy:
+    def __init__(self, target_url: str) -> None:
+        parts = urlsplit(target_url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._path = parts.path
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.cut_now = False
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}{self._path}"
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, target_url: str) -> AsyncIterator[CutProxy]:
+        proxy = cls(target_url)
+        proxy._server = await asyncio.start_server(proxy._accept, "127.0.0.1", 0)
+        try:
+            yield proxy
+        finally:
+            proxy._server.close()
+            proxy._close_all()
+            for task in list(proxy._tasks):
+                task.cancel()
+            await asyncio.gather(*proxy._tasks, return_exceptions=True)
+            await proxy._server.wait_closed()
+
+    def cut(self) -> None:
+        self.cut_now = True
+
+    def restore(self) -> None:
+        self.cut_now = False
+        self._close_all()
+
+    def _close_all(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            if self.cut_now:  # held: read and drop until restored (which closes it)
+                while await reader.read(65536):
+                    pass
+                return
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+            self._writers.add(up_writer)
+            await asyncio.gather(
+                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            )
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                if not self.cut_now:  # cut: the bytes are lost on the way
+                    writer.write(chunk)
+                    await writer.drain()
+        finally:
+            writer.close()

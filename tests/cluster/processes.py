@@ -1,0 +1,111 @@
+"""Nodes of one worker each as real `triad serve` processes on loopback (no supervisor: a
+worker killed stays dead), sharing one PostgreSQL database and one Redis deployment, each with
+its own ports and UDP range; and the waits the failover tests share."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from server import commands
+from server.cluster.entry import ClusterKeys
+from server.db.models import Plan
+from tests.cluster.rejoining import Rejoining
+from tests.cluster.test_two_nodes import session_worker
+from tests.media.triadserver import ConsultSeats, TriadServer
+from tests.waiting import wait_for
+
+# Fast heartbeats, so a dead worker's entry lapses within two seconds.
+FAST = {"TRIAD_CLUSTER_HEARTBEAT_SECONDS": "0.5", "TRIAD_CLUSTER_HEARTBEAT_TTL_SECONDS": "2"}
+# Small, slow video: three aiortc peers and two servers share two cores.
+PEER_OPTIONS = {"size": (160, 120), "fps": 10}
+DEADLINE = 30.0
+
+
+@asynccontextmanager
+async def single_worker_nodes(
+    directory: Path,
+    database_url: str,
+    redis_urls: list[str],
+    keys: ClusterKeys,
+    udp_base: int,
+    **settings: str,
+) -> AsyncIterator[list[TriadServer]]:
+    """One node per Redis URL (`node-a`, `node-b`, ...), each a single worker process."""
+    key = commands.keygen()  # the nodes of a deployment share their keys
+    started: list[TriadServer] = []
+    for n, redis_url in enumerate(redis_urls):
+        name = f"node-{chr(ord('a') + n)}"
+        low = udp_base + 20 * n
+        (directory / name).mkdir()
+        taken = {s.port for s in started}
+        while True:  # nothing listens yet: a later node must not be handed an earlier's port
+            server = TriadServer(
+                directory / name,
+                workers=1,
+                TRIAD_DATABASE_URL=database_url,
+                TRIAD_REDIS_URL=redis_url,
+                TRIAD_NODE_ID=name,
+                TRIAD_ENCRYPTION_KEYS=key,
+                TRIAD_CLUSTER_NAME=keys.deployment,
+                TRIAD_ICE_UDP_PORT_MIN=str(low),
+                TRIAD_ICE_UDP_PORT_MAX=str(low + 19),
+                TRIAD_LOG_LEVEL="info",
+                **{**FAST, **settings},
+            )
+            if server.port not in taken:
+                break
+        started.append(server)
+    try:
+        for server in started:
+            await server.prepare()
+        await asyncio.gather(*(server.launch() for server in started))
+        # Each lists the others (its page's CSP and its Socket.IO CORS follow the registry):
+        # a page served before that could not open a socket to another node's worker.
+        await wait_for(lambda: lists_all(started), DEADLINE, "every node listing the others")
+        yield started
+    finally:
+        await asyncio.gather(*(server.stop() for server in started))
+
+
+async def lists_all(nodes: list[TriadServer]) -> bool:
+    async with aiohttp.ClientSession() as http:
+        for node in nodes:
+            async with http.get(f"{node.base_url}/c/c_anything") as page:
+                csp = page.headers.get("Content-Security-Policy", "")
+            if any(other.base_url not in csp for other in nodes):
+                return False
+    return True
+
+
+async def plans_of(database_url: str, consult_id: str) -> int:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            query = select(func.count()).select_from(Plan).where(Plan.consult_id == consult_id)
+            return int((await connection.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def placed_on(
+    nodes: list[TriadServer], consult: ConsultSeats
+) -> tuple[TriadServer, TriadServer]:
+    """Places the consult (the session call, on the second node) and returns the node it was
+    placed on, then the other (the load, CPU included, decides between idle workers)."""
+    worker = await session_worker(nodes[-1], consult)
+    owner = next(node for node in nodes if node.base_url == worker["url"])
+    return owner, next(node for node in nodes if node is not owner)
+
+
+def sees_both(p: Rejoining, people: list[Rejoining], frames: int) -> bool:
+    """`p`'s current peer decoded `frames` video frames from each of the others."""
+    return all(
+        p.peer.decoded(o.seat.participant_id, "video") >= frames for o in people if o is not p
+    )
