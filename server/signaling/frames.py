@@ -31,7 +31,9 @@ MAX_ITEMS: Final = 1024
 # Payloads are flat objects; the deepest valid client frame nests 3 levels.
 MAX_DEPTH: Final = 16
 MAX_ACK_ID: Final = 2**53 - 1
-_KEYS: Final = frozenset({"type", "nsp", "data", "id"})
+# `options` is socket.io-client's own per-packet note (`{compress}`), which its msgpack parser
+# sends along; it is read by nobody here.
+_KEYS: Final = frozenset({"type", "nsp", "data", "id", "options"})
 _TYPES: Final = frozenset(
     {packet.CONNECT, packet.DISCONNECT, packet.EVENT, packet.ACK, packet.CONNECT_ERROR}
 )
@@ -89,7 +91,7 @@ def unpack(encoded: Any) -> dict[str, Any]:
     except Exception as exc:  # msgpack's own: truncated, extra bytes, too deep, bad UTF-8, ...
         raise ValueError(f"not a msgpack packet ({type(exc).__name__})") from None
     if not isinstance(decoded, dict) or not decoded.keys() <= _KEYS:
-        raise ValueError("a packet is a map of type, nsp, data and id")
+        raise ValueError("a packet is a map of type, nsp, data, id and options")
     kind, nsp, ack_id = decoded.get("type"), decoded.get("nsp"), decoded.get("id")
     if type(kind) is not int or kind not in _TYPES:
         raise ValueError("a packet's type is not one a client sends")

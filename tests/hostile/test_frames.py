@@ -82,6 +82,8 @@ ANSWERED = [
         "validation_failed",
     ),
     ("three-arguments", event(["media-state", {}, {}]), 7, "validation_failed"),
+    # What socket.io-client's msgpack parser sends along with every event.
+    ("client-options", event(MEDIA_STATE, options={"compress": True}), 7, "not_joined"),
     ("nested-16", nested(frames.MAX_DEPTH - 1), 7, "validation_failed"),
     (
         # A JSON-era placeholder is only a map here (nothing is looked up by it): answered as
