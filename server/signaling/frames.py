@@ -104,6 +104,16 @@ def unpack(encoded: Any) -> dict[str, Any]:
 
 
 class BoundedMsgPackPacket(msgpack_packet.MsgPackPacket):  # type: ignore[misc]
+    def encode(self) -> bytes:
+        """As python-socketio's, without a `data` of nil: the browser's parser takes a
+        disconnect packet carrying `data: null` for an invalid one and drops the connection
+        (the page then reconnected and never read why it was closed)."""
+        packet_map = self._to_dict()
+        if packet_map.get("data") is None:
+            del packet_map["data"]
+        encoded: bytes = msgpack.dumps(packet_map)
+        return encoded
+
     def decode(self, encoded_packet: Any) -> int:
         decoded = unpack(encoded_packet)
         self.packet_type = decoded["type"]

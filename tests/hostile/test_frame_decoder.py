@@ -48,3 +48,16 @@ def test_a_lone_surrogate_never_reaches_a_payload() -> None:
         frames.BoundedMsgPackPacket(encoded_packet=frame)
     good = frame.replace(b"\xed\xa0\x80", b"abc")
     assert frames.BoundedMsgPackPacket(encoded_packet=good).data[1]["sdp"] == "v=0\r\ns=abc\r\n"
+
+
+def test_a_packet_without_data_goes_out_without_a_data_key() -> None:
+    """The browser's parser (socket.io-msgpack-parser) refuses a disconnect packet whose data
+    is nil and drops the connection: `web/test/signaling.test.mjs` shows both sides."""
+    disconnect = frames.BoundedMsgPackPacket(packet_type=1, namespace=NS)
+    assert msgpack.unpackb(disconnect.encode()) == {"type": 1, "nsp": NS}
+    event = frames.BoundedMsgPackPacket(packet_type=2, namespace=NS, data=["error", {"code": "x"}])
+    assert msgpack.unpackb(event.encode()) == {
+        "type": 2,
+        "nsp": NS,
+        "data": ["error", {"code": "x"}],
+    }

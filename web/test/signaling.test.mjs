@@ -111,3 +111,16 @@ test("the browser's msgpack encoder writes a wire payload's bytes as bytes", asy
   const raw = decode(encode({ update: new Uint8Array([1, 2, 3]) }));
   assert.ok(!(raw.update instanceof ArrayBuffer) && !ArrayBuffer.isView(raw.update));
 });
+
+test("the browser's msgpack parser takes a disconnect packet only without data", async () => {
+  const { Decoder } = (await import("socket.io-msgpack-parser")).default;
+  const encode = (await import("notepack.io/browser/encode.js")).default;
+  const decoded = [];
+  const decoder = new Decoder();
+  decoder.on("decoded", (packet) => decoded.push(packet));
+  // (Under Node.js the parser decodes with notepack's Node build, which takes a Buffer.)
+  const frame = (packet) => Buffer.from(encode(packet));
+  decoder.add(frame({ type: 1, nsp: "/consult" })); // what frames.py sends
+  assert.equal(decoded.length, 1);
+  assert.throws(() => decoder.add(frame({ type: 1, nsp: "/consult", data: null })), /invalid payload/);
+});
