@@ -74,7 +74,7 @@ class Person:
         self.token = token
         self.consult_id = consult_id
         self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(reconnection=False, serializer="msgpack")
 
 
 class Run:

@@ -32,7 +32,9 @@ class RoomClient:
         self.events: list[tuple[str, Any]] = []
         self.connect_error: Any = None
         self._changed = asyncio.Condition()
-        self.sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        self.sio = socketio.AsyncClient(
+            reconnection=False, logger=False, engineio_logger=False, serializer="msgpack"
+        )
         self.sio.on("*", self._record, namespace=NAMESPACE)
         self.sio.on("connect_error", self._refused, namespace=NAMESPACE)
         self.sio.on("disconnect", self._disconnected, namespace=NAMESPACE)

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..cluster.entry import origin_of
 from ..settings import Settings
 from .deps import SignalingDeps
-from .frames import BoundedPacket
+from .frames import BoundedMsgPackPacket
 from .namespace import ConsultNamespace
 from .sweep import AccessSweep
 
@@ -49,8 +49,9 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
         ping_timeout=settings.socket_ping_timeout_seconds,
         logger=False,
         engineio_logger=False,
-        # Packets from outside: nesting, attachment counts and placeholders bounded.
-        serializer=BoundedPacket,
+        # msgpack: a binary event is one frame, not a text packet and an attachment
+        # (`frames.py` bounds what comes in before python-socketio reads it).
+        serializer=BoundedMsgPackPacket,
     )
     namespace = ConsultNamespace(deps)
     sio.register_namespace(namespace)

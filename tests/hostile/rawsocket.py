@@ -1,14 +1,16 @@
-"""A hand-driven Engine.IO v4 / Socket.IO v5 websocket (aiohttp's client), for frames the
-python-socketio client would never send: absurd attachment counts and ack ids, nesting, binary
-placeholders pointing nowhere, reserved event names."""
+"""A hand-driven Engine.IO v4 / Socket.IO v5 websocket (aiohttp's client) speaking the msgpack
+serialization the server uses, for frames the python-socketio client would never send: maps
+of the wrong shape, absurd ack ids, nesting, extension types, truncated or trailing bytes,
+reserved event names. Engine.IO's own packets (open, ping) are text frames; every Socket.IO
+packet is one binary frame."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 import aiohttp
+import msgpack
 
 NAMESPACE = "/consult"
 DEADLINE = 10.0
@@ -20,17 +22,18 @@ class RawSocket:
         self.session = aiohttp.ClientSession()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.texts: list[str] = []
+        self.packets: list[dict[str, Any]] = []
         self.closed = False
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
-        self._next_id = 1
+        self._next_id = 1000  # far from the ids the hand-made frames use
 
     async def open(self, token: str) -> None:
         self.ws = await self.session.ws_connect(self.url, max_msg_size=0)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await self.wait_text(lambda t: t.startswith("0{"))
-        await self.send(f"40{NAMESPACE}," + json.dumps({"token": token}))
-        await self.wait_text(lambda t: t.startswith(f"40{NAMESPACE},"))
+        await self.send_packet({"type": 0, "nsp": NAMESPACE, "data": {"token": token}})
+        await self.wait_packet(lambda p: p.get("type") == 0 and p.get("nsp") == NAMESPACE)
 
     async def send(self, text: str) -> None:
         assert self.ws is not None
@@ -40,30 +43,46 @@ class RawSocket:
         assert self.ws is not None
         await self.ws.send_bytes(data)
 
+    async def send_packet(self, packet: Any) -> None:
+        """Any value, packed as msgpack into one binary frame."""
+        await self.send_bytes(msgpack.packb(packet))
+
     async def call(self, event: str, payload: Any = None) -> Any:
         """A well-formed event with an ack id; returns the ack's first argument."""
         ack_id = self.new_id()
         args = [event] if payload is None else [event, payload]
-        await self.send(f"42{NAMESPACE},{ack_id}" + json.dumps(args))
+        await self.send_packet({"type": 2, "nsp": NAMESPACE, "data": args, "id": ack_id})
         return await self.ack(ack_id)
 
     def new_id(self) -> int:
         self._next_id += 1
         return self._next_id
 
-    async def ack(self, ack_id: int | str, within: float = DEADLINE) -> Any:
-        prefix = f"43{NAMESPACE},{ack_id}"
-        text = await self.wait_text(lambda t: t.startswith(prefix + "["), within)
-        return json.loads(text[len(prefix) :])[0]
+    async def ack(self, ack_id: int, within: float = DEADLINE) -> Any:
+        packet = await self.wait_packet(
+            lambda p: p.get("type") == 3 and p.get("nsp") == NAMESPACE and p.get("id") == ack_id,
+            within,
+        )
+        return packet["data"][0]
 
     def events(self, name: str) -> list[Any]:
-        found = []
-        for text in self.texts:
-            if text.startswith(f"42{NAMESPACE},"):
-                body = json.loads(text[len(NAMESPACE) + 3 :])
-                if body and body[0] == name:
-                    found.append(body[1] if len(body) > 1 else None)
-        return found
+        return [
+            p["data"][1] if len(p["data"]) > 1 else None
+            for p in self.packets
+            if p.get("type") == 2 and p.get("nsp") == NAMESPACE and p["data"][:1] == [name]
+        ]
+
+    async def wait_packet(self, where: Any, within: float = DEADLINE) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((p for p in self.packets if where(p)), None)
+
+        async with asyncio.timeout(within):
+            async with self._changed:
+                await self._changed.wait_for(lambda: found() is not None or self.closed)
+        packet = found()
+        if packet is None:
+            raise ConnectionError("the server closed the socket")
+        return packet
 
     async def wait_text(self, where: Any, within: float = DEADLINE) -> str:
         def found() -> str | None:
@@ -91,8 +110,12 @@ class RawSocket:
                         await self.ws.send_str("3")
                         continue
                     self.texts.append(message.data)
-                    async with self._changed:
-                        self._changed.notify_all()
+                elif message.type == aiohttp.WSMsgType.BINARY:
+                    self.packets.append(msgpack.unpackb(message.data))
+                else:
+                    continue
+                async with self._changed:
+                    self._changed.notify_all()
         finally:
             self.closed = True
             async with self._changed:

@@ -215,11 +215,6 @@ async def test_malformed_candidates(
     await stage.socket_still_serves()
 
 
-async def test_an_answer_with_a_lone_surrogate(stage: Stage, pending: Pending) -> None:
-    payload = {"type": "answer", "sdp": "v=0\r\ns=\ud800\r\n", "pc": pending.pc}
-    await refused_answer(stage, pending, payload, "validation_failed")
-
-
 async def test_zz_the_real_answer_is_still_accepted(stage: Stage, pending: Pending) -> None:
     """Last in the module: after every refusal the offer is still pending, untouched."""
     ack = await stage.sockets["therapist"].call(

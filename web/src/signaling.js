@@ -5,10 +5,30 @@
 // when a `join` answers `wrong_worker`. When its worker is gone (the socket cannot reconnect) or
 // stops serving the consult (`worker_leaving`: drained or fenced), it reads the session again to
 // learn the consult's worker and connects there with the same token (docs/protocol.md).
+// Packets are msgpack (`socket.io-msgpack-parser`): a notes update travels as bytes inside its
+// event, one WebSocket frame.
 
 import { io } from "socket.io-client";
+import * as msgpackParser from "socket.io-msgpack-parser";
 
 const ACK_TIMEOUT_MS = 15000;
+
+/**
+ * The payload as the msgpack encoder must see it: its encoder writes an ArrayBuffer as bytes but
+ * a typed array (what Yjs hands out) as a map of its indices, so each top-level Uint8Array field
+ * becomes the ArrayBuffer of exactly its bytes.
+ */
+export function wirePayload(payload) {
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) return payload;
+  let out = payload;
+  for (const [key, value] of Object.entries(payload)) {
+    if (ArrayBuffer.isView(value)) {
+      if (out === payload) out = { ...payload };
+      out[key] = value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength);
+    }
+  }
+  return out;
+}
 
 export class SignalError extends Error {
   constructor(code, message, errors, worker) {
@@ -214,6 +234,7 @@ export class Signaling {
       path: address.path,
       auth: this._auth,
       transports: ["websocket"],
+      parser: msgpackParser,
       autoConnect: false,
       // Its own connection: a socket moved to another worker leaves nothing shared behind.
       forceNew: true,
@@ -268,7 +289,7 @@ export class Signaling {
   /** Emit `event` with `payload` and wait for the acknowledgement. */
   call(event, payload = {}, { timeout = ACK_TIMEOUT_MS } = {}) {
     return new Promise((resolve, reject) => {
-      this.socket.timeout(timeout).emit(event, payload, (err, ack) => {
+      this.socket.timeout(timeout).emit(event, wirePayload(payload), (err, ack) => {
         if (err) {
           reject(new SignalError("timeout", `no answer to ${event}`));
         } else if (!ack || typeof ack !== "object") {

@@ -3,7 +3,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { FAILURES_BEFORE_LOCATING, delay, recovery, sessionRefused, socketAddress } from "../src/signaling.js";
+import {
+  FAILURES_BEFORE_LOCATING,
+  delay,
+  recovery,
+  sessionRefused,
+  socketAddress,
+  wirePayload,
+} from "../src/signaling.js";
 
 const PAGE = "https://triad.example.test";
 
@@ -77,4 +84,43 @@ test("reads of the session in a row wait longer each time, up to a few seconds",
   for (let i = 1; i < waits.length; i++) assert.ok(waits[i] >= waits[i - 1]);
   assert.ok(waits[0] > 0);
   assert.equal(waits.at(-1), waits.at(-2)); // capped
+});
+
+test("typed arrays go on the wire as the ArrayBuffer of exactly their bytes", async () => {
+  const backing = new Uint8Array([9, 1, 2, 3, 9]);
+  const view = backing.subarray(1, 4);
+  const payload = { doc: "plan", update: view };
+  const wire = wirePayload(payload);
+  assert.ok(wire.update instanceof ArrayBuffer);
+  assert.deepEqual([...new Uint8Array(wire.update)], [1, 2, 3]);
+  assert.equal(wire.doc, "plan");
+  assert.ok(payload.update === view, "the caller's payload is left as it was");
+  const plain = { audio: true };
+  assert.equal(wirePayload(plain), plain);
+  assert.equal(wirePayload(undefined), undefined);
+});
+
+test("the browser's msgpack encoder writes a wire payload's bytes as bytes", async () => {
+  // The files the bundle uses (notepack.io's "browser" field), not its Node.js build.
+  const encode = (await import("notepack.io/browser/encode.js")).default;
+  const decode = (await import("notepack.io/browser/decode.js")).default;
+  const decoded = decode(encode(wirePayload({ update: new Uint8Array([1, 2, 3]) })));
+  assert.ok(decoded.update instanceof ArrayBuffer);
+  assert.deepEqual([...new Uint8Array(decoded.update)], [1, 2, 3]);
+  // What the wire payload avoids: a typed array written as a map of its indices.
+  const raw = decode(encode({ update: new Uint8Array([1, 2, 3]) }));
+  assert.ok(!(raw.update instanceof ArrayBuffer) && !ArrayBuffer.isView(raw.update));
+});
+
+test("the browser's msgpack parser takes a disconnect packet only without data", async () => {
+  const { Decoder } = (await import("socket.io-msgpack-parser")).default;
+  const encode = (await import("notepack.io/browser/encode.js")).default;
+  const decoded = [];
+  const decoder = new Decoder();
+  decoder.on("decoded", (packet) => decoded.push(packet));
+  // (Under Node.js the parser decodes with notepack's Node build, which takes a Buffer.)
+  const frame = (packet) => Buffer.from(encode(packet));
+  decoder.add(frame({ type: 1, nsp: "/consult" })); // what frames.py sends
+  assert.equal(decoded.length, 1);
+  assert.throws(() => decoder.add(frame({ type: 1, nsp: "/consult", data: null })), /invalid payload/);
 });
