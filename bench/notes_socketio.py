@@ -176,6 +176,8 @@ async def start_server(
         TRIAD_ICE_HOST_ADDRESSES="127.0.0.1",
         TRIAD_LOG_LEVEL="warning",
         TRIAD_GC_YOUNG_THRESHOLD=str(gc_young),
+        # Stopped at the end of a run, not drained (the workers' default waits up to 600 s).
+        TRIAD_DRAIN_SECONDS="0",
         **cluster.env(),
     )
     process = await asyncio.create_subprocess_exec(
