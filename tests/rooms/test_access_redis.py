@@ -135,6 +135,24 @@ async def test_another_deployments_revocation_is_not_heard(client: Any, people: 
     later = time.time() + 60  # tokens issued before it are refused: the therapist's is
     revoked = AccessEvent(AccessChange.TOKENS_REVOKED, later, participant_id=therapist_id)
     await redis.publish(channel_for("another-deployment"), revoked.encode())
+    # A marker published on ours after it has arrived: had the other channel been heard, its
+    # event (Redis delivered it before the marker was sent) would have been read before it.
+    seen: list[AccessEvent] = []
+
+    async def record(event: AccessEvent) -> None:
+        seen.append(event)
+
+    unsubscribe = events.subscribe(record)
+    try:
+        marker = AccessEvent(
+            AccessChange.TOKENS_REVOKED, 0.0, participant_id=ParticipantId("p_nobody")
+        )
+        await events.publish(marker)
+        await wait_for(lambda: marker in seen, 5, "the marker event")
+    finally:
+        unsubscribe()
+    assert seen == [marker]
+    assert not therapist.disconnected
     assert (await therapist.call("media-state", {"audio": True, "video": True}))["ok"]
     # The same event on this deployment's channel closes the socket: the one above could have.
     await redis.publish(events.channel, revoked.encode())
