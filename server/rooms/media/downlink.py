@@ -13,7 +13,7 @@ packets (on the first video slot's RTX stream, which receivers discard), the fir
 again what is known to pass, toward what every paused video needs. As the padding ends the
 peer sends sender reports and holds the next ones: the round trip of the receiver's answer
 (LSR/DLSR) says whether the probe queued on the link (more than 40 ms over the path's usual) or
-passed through. A probe fails on that queueing, on a REMB drop or congestion, on more loss than
+passed through. A probe fails on that queueing or on congestion, on more loss than
 the link usually has in the reports that came meanwhile, or when nothing answers (the link
 dropped the reports with the padding); it passes on a clear round trip or on a report about the
 padding stream itself (a receiver that reports RTX). A pass raises the estimate, resumes at once
@@ -23,7 +23,7 @@ healed link brings both videos back from a weak link's estimate in two probes. A
 queued lowers the estimate to what the link carried of it (its rate over its length and the
 queue it left) and the next asks a quarter over that: enough to queue again on a link still that
 weak, too little to overflow its queue. It comes 3 s later when nothing was lost; a probe the
-link lost or that drew a REMB drop backs off (4 s, then 6 s).
+link lost backs off (4 s, then 6 s). A REMB drop alone is no verdict (`on_remb`).
 
 Loss a receiver reports includes what its publisher's uplink lost before the SFU (the SFU
 forwards the gaps); `on_loss` is given only what its own link lost (`Egress.link_loss`).
@@ -147,6 +147,9 @@ class Downlink:
         self._probe_ended = False
         self._probe_from = 0.0
         self._probe_queued = 0.0  # how much longer the round trip took as the probe ended
+        self._probe_remb_from = 0.0  # the receiver's REMB as the probe started
+        self._probe_remb_low = math.inf  # ... and its lowest while it was judged
+        self._probe_rtt_excess: float | None = None  # the end report's round trip over usual
         self.loss = 0.0  # the link's own loss when not overloaded, judged over `LOSS_SAMPLE`
         self.pauses = 0
         # Set by the peer: sends about `size` bytes of padding on one of its video slots.
@@ -170,9 +173,12 @@ class Downlink:
         A drop to well under what we send, with loss beside it, is congestion; a drop alone is
         as often a busy receiver (delay without loss), which pausing video would not help."""
         previous, self._last_remb = self._last_remb, bitrate
-        if previous and bitrate < 0.95 * previous and self._probe_target:
-            self._probe_failed = True  # our own probe made its queue grow: that is the answer
-            self._probe_verdict = self._probe_verdict or "remb_drop"
+        if self._probe_target:
+            # Not a probe's verdict: an aiortc receiver's estimate falls to a fraction of what
+            # it carries while the round trip shows no queue at all (533 to 85 kbit/s during a
+            # probe on a healed link, the end report's round trip 2 ms over usual), and a
+            # healed link whose probes failed on it kept a video paused for 45 s.
+            self._probe_remb_low = min(self._probe_remb_low, bitrate)
         if previous and bitrate < 0.95 * previous and bitrate < CONGESTED_SHARE * self.send_rate:
             self._remb_drop = (bitrate, now)
             if now - self._lossy_at < CORROBORATION_SECONDS:
@@ -223,9 +229,12 @@ class Downlink:
         ends waits behind whatever of the probe the subscriber's link queued: a link that took
         the probe adds no delay, one that could not adds up to its queue (RFC 3550's LSR/DLSR
         stand in for the transport-wide feedback aiortc does not offer)."""
-        if not self._probe_target or self._probe_verdict:
+        if not self._probe_target:
             return
         if not 0 <= sent_at - self._probe_until <= PROBE_END_REPORT_SECONDS:
+            return
+        self._probe_rtt_excess = rtt - usual
+        if self._probe_verdict:
             return
         if rtt - usual > PROBE_QUEUE_DELAY:
             self._probe_failed = True
@@ -383,6 +392,8 @@ class Downlink:
     def _start_probe(self, target: float, now: float) -> None:
         self._probe_target = target
         self._probe_from = self.send_rate  # what plays (and was carried) before the padding
+        self._probe_remb_from, self._probe_remb_low = self._last_remb, math.inf
+        self._probe_rtt_excess = None
         self._probe_failed = False
         self._probe_lost = self._probe_expected = 0
         self._probe_covered = False
@@ -421,6 +432,12 @@ class Downlink:
             reported=reported,
             failed=self._probe_failed,
             verdict=self._probe_verdict,
+            remb_from=int(self._probe_remb_from),
+            remb_low=int(self._probe_remb_low) if self._probe_remb_low != math.inf else None,
+            rtt_excess_ms=(
+                None if self._probe_rtt_excess is None else round(self._probe_rtt_excess * 1000)
+            ),
+            send_rate=int(self.send_rate),
         )
         if self._probe_failed:
             self._step = PROBE_STEP
