@@ -147,9 +147,8 @@ class Downlink:
         self._probe_ended = False
         self._probe_from = 0.0
         self._probe_queued = 0.0  # how much longer the round trip took as the probe ended
-        self._probe_remb_from = 0.0  # the receiver's REMB as the probe started
-        self._probe_remb_low = math.inf  # ... and its lowest while it was judged
-        self._probe_rtt_excess: float | None = None  # the end report's round trip over usual
+        self._probe_remb_low = math.inf  # the receiver's lowest REMB while it was judged
+        self._probe_excess_ms: int | None = None  # the end report's round trip over usual
         self.loss = 0.0  # the link's own loss when not overloaded, judged over `LOSS_SAMPLE`
         self.pauses = 0
         # Set by the peer: sends about `size` bytes of padding on one of its video slots.
@@ -233,7 +232,7 @@ class Downlink:
             return
         if not 0 <= sent_at - self._probe_until <= PROBE_END_REPORT_SECONDS:
             return
-        self._probe_rtt_excess = rtt - usual
+        self._probe_excess_ms = round((rtt - usual) * 1000)
         if self._probe_verdict:
             return
         if rtt - usual > PROBE_QUEUE_DELAY:
@@ -392,8 +391,7 @@ class Downlink:
     def _start_probe(self, target: float, now: float) -> None:
         self._probe_target = target
         self._probe_from = self.send_rate  # what plays (and was carried) before the padding
-        self._probe_remb_from, self._probe_remb_low = self._last_remb, math.inf
-        self._probe_rtt_excess = None
+        self._probe_remb_low, self._probe_excess_ms = math.inf, None
         self._probe_failed = False
         self._probe_lost = self._probe_expected = 0
         self._probe_covered = False
@@ -432,11 +430,8 @@ class Downlink:
             reported=reported,
             failed=self._probe_failed,
             verdict=self._probe_verdict,
-            remb_from=int(self._probe_remb_from),
-            remb_low=int(self._probe_remb_low) if self._probe_remb_low != math.inf else None,
-            rtt_excess_ms=(
-                None if self._probe_rtt_excess is None else round(self._probe_rtt_excess * 1000)
-            ),
+            remb_low=None if self._probe_remb_low == math.inf else int(self._probe_remb_low),
+            rtt_excess_ms=self._probe_excess_ms,
             send_rate=int(self.send_rate),
         )
         if self._probe_failed:
