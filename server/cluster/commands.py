@@ -12,23 +12,18 @@ catches a lost one (docs/architecture.md, "Workers and placement")."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .. import logs
 from ..ids import WorkerId
+from ..pubsub import ChannelReader, Handler
 from .entry import WORKER_ID, ClusterKeys
 
 log = logs.get(__name__)
 
 # A message is a few ids and a kind; anything longer on the channel is not one of ours.
 MAX_MESSAGE_BYTES = 1024
-_RETRY_SECONDS = 1.0
-
-Handler = Callable[[bytes], Awaitable[None]]
 
 
 def channel(keys: ClusterKeys, worker_id: WorkerId) -> str:
@@ -43,21 +38,14 @@ class WorkerMailbox:
         self._redis = redis
         self._keys = keys
         self.me = me
-        self._handler = handler
-        self._channel = channel(keys, me)
-        self._reader: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._reader = ChannelReader(
+            redis, channel(keys, me), handler, max_bytes=MAX_MESSAGE_BYTES, name="cluster.commands"
+        )
 
     async def start(self, within: float = 5.0) -> None:
         """Subscribe, and return once the subscription is confirmed (or after `within` seconds
         with Redis unreachable: the reader keeps trying, the worker still starts)."""
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read())
-        try:
-            async with asyncio.timeout(within):
-                await self._subscribed.wait()
-        except TimeoutError:
-            log.error("cluster.commands_not_subscribed")
+        await self._reader.start(within)
 
     async def send(self, worker_id: WorkerId, message: bytes) -> bool:
         """Publish to `worker_id`'s channel; True when a subscriber received it (False: the
@@ -76,36 +64,5 @@ class WorkerMailbox:
         return bool(received)
 
     async def close(self) -> None:
-        """Cancel the reader, then wait for it. Safe to call twice."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-
-    async def _read(self) -> None:
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=5)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        self._subscribed.set()
-                    elif message["type"] == "message":
-                        await self._received(message["data"])
-            except RedisError as exc:
-                log.error("cluster.commands_subscription_lost", **logs.failure(exc))
-                await asyncio.sleep(_RETRY_SECONDS)
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _received(self, data: object) -> None:
-        if not isinstance(data, bytes) or len(data) > MAX_MESSAGE_BYTES:
-            log.warning("cluster.command_malformed")
-            return
-        try:
-            await self._handler(data)
-        except Exception as exc:  # one failing message must not stop the reader
-            log.error("cluster.command_failed", **logs.failure(exc))
+        """Stop reading this worker's channel. Safe to call twice."""
+        await self._reader.close()

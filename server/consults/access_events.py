@@ -12,7 +12,6 @@ Pub/sub delivers at most once: an event lost to a Redis outage is caught at the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from redis.exceptions import RedisError
 
 from .. import logs
 from ..ids import KeyId, ParticipantId
+from ..pubsub import ChannelReader
 
 log = logs.get(__name__)
 
@@ -39,7 +39,6 @@ def channel_for(cluster_name: str) -> str:
 
 
 CHANNEL = channel_for("main")
-_RETRY_SECONDS = 1.0
 
 
 class AccessChange(StrEnum):
@@ -150,62 +149,34 @@ class RedisAccessEvents(_Listeners):
     def __init__(self, redis: Redis, channel: str = CHANNEL) -> None:
         super().__init__()
         self._redis = redis
-        self._channel = channel
-        self._reader: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._reader = ChannelReader(
+            redis, channel, self._received, max_bytes=MAX_EVENT_BYTES, name="access_events"
+        )
 
     @property
     def channel(self) -> str:
-        return self._channel
+        return self._reader.channel
 
     async def start(self, within: float = 5.0) -> None:
         """Subscribe, and return once the subscription is confirmed (or after `within`
         seconds with Redis unreachable: the reader keeps trying, the server still starts)."""
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read())
-        try:
-            async with asyncio.timeout(within):
-                await self._subscribed.wait()
-        except TimeoutError:
-            log.error("access_events.not_subscribed", channel=self._channel)
+        await self._reader.start(within)
 
     async def publish(self, event: AccessEvent) -> None:
         try:
-            await self._redis.publish(self._channel, event.encode())
+            await self._redis.publish(self.channel, event.encode())
         except RedisError as exc:
             # The change is committed; sockets elsewhere learn it at their next join or expiry.
             log.error("access_events.publish_failed", change=str(event.change), **logs.failure(exc))
             await self.deliver(event)  # at least the sockets of this process
 
     async def close(self) -> None:
-        """Cancel the reader, then wait for it. Safe to call twice."""
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+        """Stop reading the channel. Safe to call twice."""
+        await self._reader.close()
 
-    async def _read(self) -> None:
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=5)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        self._subscribed.set()
-                    elif message["type"] == "message":
-                        await self._received(message["data"])
-            except RedisError as exc:
-                log.error("access_events.subscription_lost", **logs.failure(exc))
-                await asyncio.sleep(_RETRY_SECONDS)
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    async def _received(self, data: object) -> None:
+    async def _received(self, data: bytes) -> None:
         try:
-            event = AccessEvent.decode(data if isinstance(data, bytes) else b"")
+            event = AccessEvent.decode(data)
         except (ValueError, TypeError):
             log.warning("access_events.malformed")
             return
