@@ -16,18 +16,23 @@ consult's sockets on the worker its session call names; `srv cpu` is then each w
 proxy, `redisproxy.py`) per socket joined and per update, the latter less the heartbeats' rate
 measured idle right after; the commands seen while typing are listed by name. `--gc-young`
 sets the server's TRIAD_GC_YOUNG_THRESHOLD per row (CPython's default is 700).
+`--client light` drives the same frames from `lightsocket.py` instead of python-socketio's
+client: the load generator shares the server's two cores, and its own loop's delays are
+in every latency measured.
 Loopback only; bounded in time; every copy is checked against the server's at the end.
 
     .venv/bin/python bench/notes_socketio.py                     # SQLite, K = 1 10 50 100
     .venv/bin/python bench/notes_socketio.py --backend postgres --k 100
     .venv/bin/python bench/notes_socketio.py --k 100 --batch-ms 50      # as browsers send
     .venv/bin/python bench/notes_socketio.py --backend postgres --k 50 100 200 --workers 1 2
+    .venv/bin/python bench/notes_socketio.py --k 100 --batch-ms 50 --client socketio light
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import secrets
@@ -51,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import notes as inprocess  # the in-process bench: its load shape, keys and database helpers
+from lightsocket import LightSocketClient
 from redisproxy import RedisCommandProxy
 
 from server import gcpolicy
@@ -68,13 +74,22 @@ NAMESPACE = "/consult"
 ROLES = (Role.CLIENT, Role.THERAPIST, Role.PSYCHIATRIST)
 
 
+# The load generator's sockets: python-socketio's client, or the lean one (`lightsocket.py`),
+# the same frames on the wire for a fraction of the CPU on the cores the server shares.
+CLIENTS = ("socketio", "light")
+
+
 class Person:
-    def __init__(self, role: Role, token: str, consult_id: str) -> None:
+    def __init__(self, role: Role, token: str, consult_id: str, client: str) -> None:
         self.role = role
         self.token = token
         self.consult_id = consult_id
         self.doc: pycrdt.Doc[Any] = pycrdt.Doc()
-        self.sio = socketio.AsyncClient(reconnection=False, serializer="msgpack")
+        self.sio: socketio.AsyncClient | LightSocketClient = (
+            LightSocketClient()
+            if client == "light"
+            else socketio.AsyncClient(reconnection=False, serializer="msgpack")
+        )
 
 
 class Run:
@@ -88,7 +103,7 @@ class Run:
         self.errors = 0
 
 
-async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
+async def make_consults(url: str, k: int, client: str) -> list[dict[Role, Person]]:
     db = Database(url)
     keys = PlatformKeys(db, KeyRing.parse(inprocess.KEY), inprocess.now)
     created = await keys.create(f"bench-{secrets.token_hex(3)}", Actor("operator", "bench"))
@@ -111,7 +126,7 @@ async def make_consults(url: str, k: int) -> list[dict[Role, Person]]:
         role_of = {p.id: p.role for p in made.consult.participants}
         consults.append(
             {
-                role_of[pid]: Person(role_of[pid], t.token, made.consult.id)
+                role_of[pid]: Person(role_of[pid], t.token, made.consult.id, client)
                 for pid, t in made.tokens.items()
             }
         )
@@ -301,8 +316,9 @@ async def run_one(
     batch_s: float,
     gc_young: int,
     cluster: Cluster,
+    client: str,
 ) -> dict[str, Any]:
-    consults = await make_consults(url, k)
+    consults = await make_consults(url, k, client)
     server, base = await start_server(url, data_dir, gc_young, cluster)
     run = Run()
     clustered = cluster.workers > 1
@@ -407,6 +423,13 @@ def options(parser: argparse.ArgumentParser) -> None:
         default="redis://127.0.0.1:6379/12",
         help="a Redis database on loopback for several workers (keys of this run only)",
     )
+    parser.add_argument(
+        "--client",
+        nargs="+",
+        choices=CLIENTS,
+        default=["socketio"],
+        help="the load generator's Socket.IO client, one row each (light: bench/lightsocket.py)",
+    )
 
 
 async def main() -> None:
@@ -421,9 +444,9 @@ async def main() -> None:
         raise SystemExit("several workers need --backend postgres")
     print(f"batching: {args.batch_ms:g} ms")
     print(
-        f"{'backend':9} {'workers':>7} {'gc young':>8} {'K':>4} {'updates':>8} {'upd/s':>7} "
-        f"{'median ms':>10} {'p99 ms':>8} {'max ms':>8} {'key p99':>8} {'srv cpu':>10} "
-        f"{'cli cpu':>8} {'redis/join':>10} {'redis/upd':>9} {'errors':>6}"
+        f"{'backend':9} {'client':8} {'workers':>7} {'gc young':>8} {'K':>4} {'updates':>8} "
+        f"{'upd/s':>7} {'median ms':>10} {'p99 ms':>8} {'max ms':>8} {'key p99':>8} "
+        f"{'srv cpu':>10} {'cli cpu':>8} {'redis/join':>10} {'redis/upd':>9} {'errors':>6}"
     )
     async with RedisCommandProxy.running(args.redis) as proxy:
         await each_run(args, proxy)
@@ -433,25 +456,26 @@ async def each_run(args: argparse.Namespace, proxy: RedisCommandProxy) -> None:
     for backend in args.backends:
         for k in args.k:
             for workers in args.workers:
-                for gc_young in args.gc_young:
+                for gc_young, client in itertools.product(args.gc_young, args.client):
                     cluster = Cluster(workers, proxy, args.redis)
                     try:
                         with tempfile.TemporaryDirectory() as tmp:
                             async with inprocess.bench_database(backend, args.pg, Path(tmp)) as url:
                                 batch_s = args.batch_ms / 1000
                                 r = await run_one(
-                                    url, k, args.seconds, tmp, batch_s, gc_young, cluster
+                                    url, k, args.seconds, tmp, batch_s, gc_young, cluster, client
                                 )
                     finally:
                         await cluster.close()
-                    print(
-                        f"{backend:9} {workers:>7} {gc_young:>8} {r['k']:>4} {r['updates']:>8} "
-                        f"{r['per_s']:>7.0f} {r['median_ms']:>10.2f} {r['p99_ms']:>8.2f} "
-                        f"{r['max_ms']:>8.1f} {r['key_p99_ms']:>8.1f} {r['server_cpu']:>10} "
-                        f"{r['clients_cpu']:>8.2f} {r['redis_per_join']:>10.2f} "
-                        f"{r['redis_per_update']:>9.3f} {r['errors']:>6}",
-                        flush=True,
+                    cells = (
+                        f"{backend:9} {client:8} {workers:>7} {gc_young:>8} {r['k']:>4}",
+                        f"{r['updates']:>8} {r['per_s']:>7.0f} {r['median_ms']:>10.2f}",
+                        f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} {r['key_p99_ms']:>8.1f}",
+                        f"{r['server_cpu']:>10} {r['clients_cpu']:>8.2f}",
+                        f"{r['redis_per_join']:>10.2f} {r['redis_per_update']:>9.3f}",
+                        f"{r['errors']:>6}",
                     )
+                    print(" ".join(cells), flush=True)
                     if workers > 1:
                         print(f"  redis commands while typing: {r['redis_while_typing']}")
 
