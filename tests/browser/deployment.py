@@ -85,6 +85,8 @@ class DeploymentApi(Api):
 
 @dataclass
 class Deployment:
+    """A started deployment: its workers (one or two), and the REST API as the tests reach it."""
+
     kind: str
     workers: list[NodeWorker]
     api: DeploymentApi
@@ -122,8 +124,10 @@ async def deployed(
             return client
 
         if kind == ONE_WORKER:
+            # Bound before the app is built, so the app names its own origin.
             sock = stack.enter_context(get_port_socket("127.0.0.1", 0, socket.AF_INET))
-            origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            port = sock.getsockname()[1]
+            origin = f"http://127.0.0.1:{port}"
             app = create_app(
                 make_settings(
                     directory,
@@ -132,7 +136,6 @@ async def deployed(
                     **settings,
                 )
             )
-            port = sock.getsockname()[1]
             client = await start(
                 TestServer(app, host="127.0.0.1", port=port, socket_factory=lambda *_: sock)
             )
