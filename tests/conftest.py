@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,16 +87,25 @@ def redis_url() -> str:
     return require_service(REDIS_ENV)
 
 
+@asynccontextmanager
+async def deployment_keys(redis_url: str) -> AsyncIterator[ClusterKeys]:
+    """A deployment name of its own in Redis: its workers never see another test's (or another
+    run's) in the registry. Whatever it holds is deleted on the way out (after the servers
+    started within, which depend on it)."""
+    keys = ClusterKeys(f"t{secrets.token_hex(6)}")
+    try:
+        yield keys
+    finally:
+        async with Redis.from_url(redis_url) as client:
+            async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
+                await client.delete(key)
+
+
 @pytest.fixture
 async def keys(redis_url: str) -> AsyncIterator[ClusterKeys]:
-    """A deployment name of the test's own in Redis: its workers never see another test's (or
-    another run's) in the registry. Whatever it holds is deleted after the test (and after
-    the servers the test started, which depend on it)."""
-    keys = ClusterKeys(f"t{secrets.token_hex(6)}")
-    yield keys
-    async with Redis.from_url(redis_url) as client:
-        async for key in client.scan_iter(match=keys.prefix + "*", count=1000):
-            await client.delete(key)
+    """The test's own deployment name (`deployment_keys`), its keys deleted after the test."""
+    async with deployment_keys(redis_url) as keys:
+        yield keys
 
 
 @pytest.fixture

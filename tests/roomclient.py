@@ -32,17 +32,31 @@ class RoomClient:
         self.events: list[tuple[str, Any]] = []
         self.connect_error: Any = None
         self._changed = asyncio.Condition()
-        self.sio = socketio.AsyncClient(
-            reconnection=False, logger=False, engineio_logger=False, serializer="msgpack"
-        )
-        self.sio.on("*", self._record, namespace=NAMESPACE)
-        self.sio.on("connect_error", self._refused, namespace=NAMESPACE)
-        self.sio.on("disconnect", self._disconnected, namespace=NAMESPACE)
+        self.sio = self._new_socket()
         self.disconnected = False
         # Payloads the protocol's models do not describe: (event, why).
         self.violations: list[tuple[str, str]] = []
+        self._auth: Any = None
+        # The `wrong_worker` answers `join()` followed (several workers: the consult's is
+        # another than the one connected to).
+        self.moves = 0
+
+    def _new_socket(self) -> socketio.AsyncClient:
+        sio = socketio.AsyncClient(
+            reconnection=False, logger=False, engineio_logger=False, serializer="msgpack"
+        )
+        sio.on("*", self._record, namespace=NAMESPACE)
+        sio.on("connect_error", self._refused, namespace=NAMESPACE)
+
+        async def disconnected(*_args: Any) -> None:
+            if sio is self.sio:  # not the socket a `wrong_worker` answer made it leave
+                await self._disconnected()
+
+        sio.on("disconnect", disconnected, namespace=NAMESPACE)
+        return sio
 
     async def connect(self, auth: Any = None) -> None:
+        self._auth = auth
         await self.sio.connect(
             self.base_url,
             namespaces=[NAMESPACE],
@@ -64,7 +78,12 @@ class RoomClient:
         return ack
 
     async def join(self) -> dict[str, Any]:
+        """Join, following a `wrong_worker` answer once as the browser does (web/src/signaling.js):
+        connect at the worker it names, with the same token, and join there."""
         ack = await self.call("join")
+        if not ack["ok"] and ack["error"]["code"] == "wrong_worker":
+            await self._move(ack["error"]["worker"]["url"])
+            ack = await self.call("join")
         assert ack["ok"], ack
         state: dict[str, Any] = ack["state"]
         return state
@@ -101,6 +120,15 @@ class RoomClient:
         async with asyncio.timeout(within):
             async with self._changed:
                 await self._changed.wait_for(condition)
+
+    async def _move(self, url: str) -> None:
+        """The same participant on a new socket at `url` (the events seen so far are kept)."""
+        old, self.sio = self.sio, self._new_socket()
+        await old.disconnect()
+        await old.shutdown() if hasattr(old, "shutdown") else None
+        self.base_url = url
+        self.moves += 1
+        await self.connect(self._auth)
 
     async def close(self) -> None:
         await self.sio.disconnect()

@@ -5,16 +5,18 @@ origin), and Debian's Chromium driven by Playwright with a fake camera and micro
 Never a downloaded browser: Chromium is `/usr/bin/chromium` (or `TRIAD_TEST_CHROMIUM`); without
 it the suite skips, unless the run requires every service (CI), when it fails.
 
-Two ways to get them: per test (`browser`, `client`, `consult`, ... from tests/conftest.py), or
-shared by a module whose tests are the steps of one consult (`module_browser`, `live_app`; the
-module runs on one event loop: `pytestmark = pytest.mark.asyncio(loop_scope="module")`)."""
+Every test runs against two deployments of the server, one worker and two
+(`tests/browser/deployment.py`); the tests do not say which. Two ways to get one: per test
+(`deployment`, and through it `origin`, `api`, `platform`, `consult`, ... of tests/conftest.py;
+a module's extra settings are its `deployment_settings`), or shared by a module whose tests are
+the steps of one consult (`module_browser`, `live_app`; the module runs on one event loop:
+`pytestmark = pytest.mark.asyncio(loop_scope="module")`)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +24,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer, get_port_socket
+from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
 
 from server.api.context import SERVICES
-from server.api.routes import OPENAPI_KEY
-from server.app import create_app
-from server.settings import Settings
 from tests.apiclient import Api
-from tests.conftest import PlatformKey, consult_body, make_settings, new_platform
-from tests.databases import services_required, sqlite_copy
+from tests.browser.deployment import DEPLOYMENTS, Deployment, deployed
+from tests.conftest import PlatformKey, consult_body, new_platform
+from tests.databases import services_required
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("TRIAD_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -87,38 +87,46 @@ def chromium() -> Path:
 
 
 @pytest.fixture
-def listening_socket() -> Iterator[socket.socket]:
-    """A loopback socket bound before the app exists, so the app can name its own origin."""
-    sock = get_port_socket("127.0.0.1", 0, socket.AF_INET)
-    yield sock
-    sock.close()
+def deployment_settings() -> dict[str, Any]:
+    """Settings every worker of a test's deployment takes (a module overrides this)."""
+    return {}
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+async def deployment(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template_path: Path,
+    deployment_settings: dict[str, Any],
+) -> AsyncIterator[Deployment]:
+    """The test's own server, on one worker and on two (`tests/browser/deployment.py`)."""
+    require_chromium()  # no server to start when the browser suite is skipped
+    async with deployed(
+        request.param,
+        tmp_path,
+        sqlite_template=sqlite_template_path,
+        postgres=lambda: request.getfixturevalue("postgres"),
+        **deployment_settings,
+    ) as started:
+        yield started
 
 
 @pytest.fixture
-def origin(listening_socket: socket.socket) -> str:
-    port = listening_socket.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def origin(deployment: Deployment) -> str:
+    """Where the test's pages are loaded from (the join links name it)."""
+    return deployment.origin
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str, origin: str) -> Settings:
-    return make_settings(tmp_path, database_url, public_base_url=origin)
+def client(deployment: Deployment) -> TestClient[Any, Any]:
+    """The first worker's (`services`, and through it `platform`, of tests/conftest.py)."""
+    return deployment.workers[0].client
 
 
 @pytest.fixture
-async def client(
-    aiohttp_client: Any, app: web.Application, listening_socket: socket.socket
-) -> TestClient[Any, Any]:
-    """The app served on `listening_socket` (the `api`, `platform` and `consult` fixtures of
-    tests/conftest.py use it unchanged)."""
-    server = TestServer(
-        app,
-        host="127.0.0.1",
-        port=listening_socket.getsockname()[1],
-        socket_factory=lambda *_: listening_socket,
-    )
-    test_client: TestClient[Any, Any] = await aiohttp_client(server)
-    return test_client
+def api(deployment: Deployment) -> Api:
+    """The deployment's REST API (`consult`, `seated_consult` of tests/conftest.py use it)."""
+    return deployment.api
 
 
 @pytest.fixture
@@ -149,17 +157,22 @@ async def module_browser() -> AsyncIterator[Browser]:
 
 @dataclass
 class LiveApp:
-    """The app served on a loopback port for a whole module, with a platform key."""
+    """A deployment (`tests/browser/deployment.py`) for a whole module, with a platform key."""
 
-    origin: str
-    client: TestClient[Any, Any]
-    api: Api
+    deployment: Deployment
     platform: PlatformKey
 
     @property
+    def origin(self) -> str:
+        return self.deployment.origin
+
+    @property
+    def api(self) -> Api:
+        return self.deployment.api
+
+    @property
     def app(self) -> web.Application:
-        app: web.Application = self.client.app
-        return app
+        return self.deployment.app
 
     async def new_consult(self, **overrides: Any) -> dict[str, Any]:
         answer = await self.api.call(
@@ -173,38 +186,25 @@ class LiveApp:
         return body
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=DEPLOYMENTS)
 async def live_app(
-    tmp_path_factory: pytest.TempPathFactory, sqlite_template_path: Path
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template_path: Path,
 ) -> AsyncIterator[LiveApp]:
     require_chromium()  # no server to start when the browser suite is skipped
-    directory = tmp_path_factory.mktemp("live-app")
-    sock = get_port_socket("127.0.0.1", 0, socket.AF_INET)
-    port = sock.getsockname()[1]
-    origin = f"http://127.0.0.1:{port}"
-    database_url = sqlite_copy(sqlite_template_path, directory)
     # A cut network sends no close: the server notices by heartbeat, so the steps that cut one
     # (20 s each) use short heartbeats rather than race the default 10 s + 10 s.
-    app = create_app(
-        make_settings(
-            directory,
-            database_url,
-            public_base_url=origin,
-            socket_ping_interval_seconds=3,
-            socket_ping_timeout_seconds=5,
-        )
-    )
-    server = TestServer(app, host="127.0.0.1", port=port, socket_factory=lambda *_: sock)
-    client: TestClient[Any, Any] = TestClient(server)
-    await client.start_server()
-    try:
-        api = Api(client, app[OPENAPI_KEY].model_dump())
-        platform = await new_platform(app[SERVICES], "Acme Health")
-        yield LiveApp(origin, client, api, platform)
-    finally:
-        # Module teardown has no per-test timeout: bound it so a stuck shutdown fails the run.
-        await asyncio.wait_for(client.close(), 60)
-        sock.close()
+    async with deployed(
+        request.param,
+        tmp_path_factory.mktemp("live-app"),
+        sqlite_template=sqlite_template_path,
+        postgres=lambda: request.getfixturevalue("postgres"),
+        socket_ping_interval_seconds=3,
+        socket_ping_timeout_seconds=5,
+    ) as started:
+        platform = await new_platform(started.app[SERVICES], "Acme Health")
+        yield LiveApp(started, platform)
 
 
 @pytest.fixture

@@ -10,15 +10,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.apiclient import Api
 from tests.browser.conftest import PageProblems, new_page
 from tests.browser.roomsteps import STEP_MS, client_reaches_lobby, enter, hook_state, hosts_in_room
 from tests.conftest import PlatformKey, consult_body, participant
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 QUESTION = "Is an SSRI reasonable given the sleep problems?"
 NEW_QUESTION = "Would sleep restriction come first?"

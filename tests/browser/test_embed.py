@@ -12,21 +12,17 @@ import asyncio
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Frame, Page, expect
 
-from server.settings import Settings
 from tests.apiclient import Api
 from tests.browser.conftest import PageProblems, new_page
 from tests.browser.hostpage import HostSite, bound_socket, events_named, origin_of, serve_host
-from tests.conftest import PlatformKey, make_settings, participant
+from tests.conftest import PlatformKey, participant
 from tests.rooms.conftest import People
 from tests.waiting import wait_for
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 STEP_MS = 20_000
 
@@ -46,16 +42,9 @@ def blocked_socket() -> Iterator[socket.socket]:
 
 
 @pytest.fixture
-def settings(
-    tmp_path: Path, database_url: str, origin: str, allowed_socket: socket.socket
-) -> Settings:
-    """The browser suite's settings, with the allowed host page's origin as the one embedder."""
-    return make_settings(
-        tmp_path,
-        database_url,
-        public_base_url=origin,
-        allowed_origins=[origin_of(allowed_socket)],
-    )
+def deployment_settings(allowed_socket: socket.socket) -> dict[str, Any]:
+    """The allowed host page's origin as the one embedder."""
+    return {"allowed_origins": [origin_of(allowed_socket)]}
 
 
 # Answers the room expects (a consult without a hand-off brief), which Chromium logs as errors.

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from playwright.async_api import Browser, expect
 
 from tests.apiclient import Api
@@ -16,8 +15,6 @@ from tests.browser.conftest import PageProblems
 from tests.browser.roomsteps import STEP_MS, hook_state, hosts_in_room
 from tests.conftest import participant
 from tests.roomclient import RoomClient
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 async def test_consent_same_room_and_remove(

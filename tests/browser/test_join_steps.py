@@ -17,8 +17,6 @@ from tests.apiclient import Api
 from tests.browser.conftest import PageProblems, new_page
 from tests.conftest import PlatformKey, participant
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 STEP_MS = 20_000
 PHONE = {"width": 360, "height": 740}
 # Answers the room expects (a consult without a hand-off brief), logged by Chromium as errors.

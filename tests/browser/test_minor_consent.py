@@ -18,8 +18,6 @@ from tests.browser.conftest import PageProblems, new_page
 from tests.browser.roomsteps import STEP_MS, enter
 from tests.conftest import participant
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 # Answers the room expects (a consult without a hand-off brief), logged by Chromium as errors.

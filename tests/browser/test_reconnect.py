@@ -22,8 +22,6 @@ from tests.browser.roomsteps import (
     wait_for,
 )
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 # Keeps the page's peer connections reachable, so the test can make one report `failed` as
 # Chromium does when ICE consent is lost (which takes ~30 s of blocked traffic to happen for real).
 KEEP_PEER_CONNECTIONS = """

@@ -31,8 +31,6 @@ from tests.rooms.mediapeople import MediaParticipant, close_all, sees_and_hears
 from tests.rooms.mediapeople import enter as enter_with_media
 from tests.waiting import wait_for as wait_until
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 360, "height": 780}
 WAITING = ("client", "guardian", "interpreter")

@@ -19,8 +19,6 @@ from tests.browser.conftest import PageProblems, new_page
 from tests.browser.roomsteps import STEP_MS, client_reaches_lobby, enter
 from tests.conftest import PlatformKey, participant
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"

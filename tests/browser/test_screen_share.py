@@ -21,8 +21,6 @@ from tests.rooms.mediapeople import MediaParticipant, close_all
 from tests.rooms.mediapeople import enter as enter_with_media
 from tests.waiting import wait_for as wait_until
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
 PHONE = {"width": 360, "height": 780}
 
 SHARE_SHOWN = """

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from server.settings import Settings
 from tests import coturn as coturn_module
 from tests.browser.conftest import PageProblems, new_page
 from tests.browser.roomsteps import (
@@ -28,11 +27,9 @@ from tests.browser.roomsteps import (
     hook_state,
     wait_for,
 )
-from tests.conftest import make_settings, participant
+from tests.conftest import participant
 from tests.coturn import Coturn, CoturnConfig
 from tests.waiting import wait_for as wait_until
-
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 # Only relayed candidates, as on a network that blocks everything but the TURN server; and
 # the peer connections kept for the test to read which candidate pair carries the media.
@@ -79,16 +76,8 @@ def turn_secret(coturn: Coturn) -> str:
 
 
 @pytest.fixture
-def settings(
-    tmp_path: Path, database_url: str, origin: str, coturn: Coturn, turn_secret: str
-) -> Settings:
-    return make_settings(
-        tmp_path,
-        database_url,
-        public_base_url=origin,
-        turn_urls=list(coturn.urls()),
-        turn_secret=turn_secret,
-    )
+def deployment_settings(coturn: Coturn, turn_secret: str) -> dict[str, Any]:
+    return {"turn_urls": list(coturn.urls()), "turn_secret": turn_secret}
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])

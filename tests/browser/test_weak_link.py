@@ -37,10 +37,7 @@ from tests.conftest import participant
 from tests.media.linkemu import Address, Link, LinkProfile, LinkStats, loopback_address
 from tests.media.linksdp import candidate_addresses, route_offer
 
-pytestmark = [
-    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
-    pytest.mark.timeout(120),
-]
+pytestmark = pytest.mark.timeout(120)
 
 CLINICIANS = ("therapist", "psychiatrist")
 DOWNLINK = LinkProfile(rate_bps=600_000)

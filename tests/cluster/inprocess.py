@@ -44,10 +44,20 @@ async def node_workers(
     keys: ClusterKeys,
     *,
     workers: int = 2,
+    fast_heartbeat: bool = True,
     **settings: Any,
 ) -> list[NodeWorker]:
     """Started (aiohttp_client stops them after the test), and each listing all the others
-    (so each allows the others' pages: CORS and CSP follow the registry)."""
+    (so each allows the others' pages: CORS and CSP follow the registry). `fast_heartbeat`: a
+    beat every 0.2 s, lapsing after 2 s, for tests of workers coming and going; else the
+    server's defaults (a worker whose event loop stalls for 1.5 s would fence itself: the
+    browser suite's loop, shared by both workers, their media and Playwright, can)."""
+    if fast_heartbeat:
+        settings = {
+            "cluster_heartbeat_seconds": 0.2,
+            "cluster_heartbeat_ttl_seconds": 2,
+            **settings,
+        }
     port = free_ports(workers)
     started = []
     for index in range(workers):
@@ -62,8 +72,6 @@ async def node_workers(
                 port=port,
                 public_base_url=f"http://127.0.0.1:{port}",
                 cluster_name=keys.deployment,
-                cluster_heartbeat_seconds=0.2,
-                cluster_heartbeat_ttl_seconds=2,
                 **settings,
             )
         )
