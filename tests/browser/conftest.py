@@ -208,9 +208,13 @@ async def live_app(
 
 
 @pytest.fixture
-def artifacts() -> Path:
-    """Screenshots and other things worth looking at after a run (gitignored)."""
-    path = ARTIFACTS / "browser"
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    """Screenshots and other things worth looking at after a run (gitignored), one directory
+    per deployment (the same test runs on each)."""
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    where = params.get("deployment", params.get("live_app", "one-worker"))
+    path = ARTIFACTS / "browser" / str(where)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
