@@ -15,8 +15,10 @@ async def wait_for(
     predicate: Callable[[], bool | Awaitable[bool]],
     deadline: float = 30.0,
     what: str = "a condition",
+    state: Callable[[], str] | None = None,
 ) -> None:
-    """Return once `predicate()` (sync or async) is true; fail after `deadline` seconds."""
+    """Return once `predicate()` (sync or async) is true; fail after `deadline` seconds, saying
+    what `state()` reads then (which part of the condition was false)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
     while True:
@@ -26,5 +28,6 @@ async def wait_for(
         if held:
             return
         if loop.time() > end:
-            raise AssertionError(f"timed out after {deadline}s waiting for {what}")
+            found = f":\n{state()}" if state is not None else ""
+            raise AssertionError(f"timed out after {deadline}s waiting for {what}{found}")
         await asyncio.sleep(POLL_SECONDS)

@@ -9,7 +9,9 @@ Fencing: a worker that has not renewed its entry for `FENCE_FRACTION` of the TTL
 (its `on_leave` handlers close its rooms without ending them, and it takes no join) before
 its entry can lapse and another worker be placed its consults: two workers never both serve
 one. Every Redis call here is bounded in time (an unreachable Redis must not hold a beat, a
-listing or a placement for redis-py's retries); a beat that succeeds again lifts the fence."""
+listing or a placement for redis-py's retries): a listing or a placement by a quarter of the
+TTL, a beat by the fence itself (a late answer still renews the entry, so one slow reply does
+not fence a worker whose Redis answers); a beat that succeeds again lifts the fence."""
 
 from __future__ import annotations
 
@@ -126,10 +128,12 @@ class NodeRegistry:
         self.recent_placement_ms = int(recent_placement * 1000)
         self._list_live = redis.register_script(_LIST_LIVE)
         # Every call to Redis here and in placement gives up after this (redis-py's own
-        # retries would hold an unreachable Redis for seconds); a beat that takes longer
-        # is as good as failed, and still leaves time to fence before the entry lapses.
+        # retries would hold an unreachable Redis for seconds); a beat, after this or when
+        # the fence comes, whichever is later (see `_beat_once`).
         self.call_timeout = ttl / 4
         self._fence_after = ttl * FENCE_FRACTION
+        # When the watchdog fences (monotonic), unless a beat renews the entry first.
+        self._fence_at = time.monotonic() + self._fence_after
         self._beating: asyncio.Task[None] | None = None
         self._failing = False
         self._cpu_mark = (time.monotonic(), time.process_time())
@@ -256,8 +260,15 @@ class NodeRegistry:
     async def _beat_once(self) -> None:
         started = time.monotonic()
         entry = self.entry().encode()
+        # A reply that comes before the fence renews the entry in time: wait for it until then.
+        # Cut at the call timeout, a beat answered late once fenced the worker: the next beat,
+        # an interval later, started at or past the fence (0.5 s beats of a 2 s TTL: a beat
+        # begun at 0.5 s, cut at 1.0 s, the next at 1.5 s = 3/4 of the TTL). The watchdog
+        # fences on time whatever a beat is waiting for; once fenced, a beat gives up after
+        # the call timeout, so one that succeeds lifts the fence soon after Redis is back.
+        bound = max(self.call_timeout, self._fence_at - started)
         async with (
-            asyncio.timeout(self.call_timeout),
+            asyncio.timeout(bound),
             self._redis.pipeline(transaction=False) as pipe,
         ):
             pipe.set(self._keys.worker(self.me.worker_id), entry, px=self._ttl_ms)
@@ -275,8 +286,9 @@ class NodeRegistry:
         """The entry was renewed at `renewed` (monotonic): fence unless renewed again in time."""
         if self._watchdog is not None:
             self._watchdog.cancel()
+        self._fence_at = renewed + self._fence_after
         loop = asyncio.get_running_loop()
-        at = loop.time() + (renewed + self._fence_after - time.monotonic())
+        at = loop.time() + (self._fence_at - time.monotonic())
         self._watchdog = loop.call_at(at, self._fence)
 
     def _fence(self) -> None:
@@ -290,8 +302,12 @@ class NodeRegistry:
         task.add_done_callback(self._leaving.discard)
 
     async def _beat(self) -> None:
+        due = time.monotonic() + self._interval
         while True:
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(max(due - time.monotonic(), 0.0))
+            # Counted from this beat's start, not its end: a slow beat is followed at once,
+            # not an interval later with less of the fence's time left.
+            due = time.monotonic() + self._interval
             try:
                 await self._beat_once()
             except Exception as exc:  # Redis away (or a fault of ours): the beat goes on

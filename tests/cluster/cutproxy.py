@@ -1,7 +1,8 @@
 """A TCP proxy on loopback between a worker and Redis that the test can cut: while cut, every
 byte either way is dropped and new connections are held open without reaching Redis (a
 network partition: nothing is refused, nothing answers). `restore` closes what was held, so
-clients connect afresh, and forwards again."""
+clients connect afresh, and forwards again. `delay_next` holds one request a while (Redis
+answering late once, as on a loaded machine)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ class CutProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.cut_now = False
+        # (what the request contains, how long it is held), for the next such request only.
+        self._delay: tuple[bytes, float] | None = None
+        # Every chunk a client sent that reached Redis, in order.
+        self.sent: list[bytes] = []
 
     @property
     def url(self) -> str:
@@ -49,6 +54,15 @@ class CutProxy:
         self.cut_now = False
         self._close_all()
 
+    def delay_next(self, containing: bytes, seconds: float) -> None:
+        """Hold the next request that contains `containing` for `seconds` before it goes on to
+        Redis (its client waits that much longer for the answer); later ones pass at once."""
+        self._delay = (containing, seconds)
+
+    def count(self, containing: bytes) -> int:
+        """How many requests that contain `containing` reached Redis."""
+        return sum(containing in chunk for chunk in self.sent)
+
     def _close_all(self) -> None:
         for writer in list(self._writers):
             writer.close()
@@ -67,16 +81,25 @@ class CutProxy:
             up_reader, up_writer = await asyncio.open_connection(*self._target)
             self._writers.add(up_writer)
             await asyncio.gather(
-                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+                self._pipe(reader, up_writer, upstream=True),
+                self._pipe(up_reader, writer, upstream=False),
+                return_exceptions=True,
             )
         finally:
             self._tasks.discard(task)
             writer.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
         try:
             while chunk := await reader.read(65536):
+                if upstream and self._delay is not None and self._delay[0] in chunk:
+                    seconds, self._delay = self._delay[1], None
+                    await asyncio.sleep(seconds)
                 if not self.cut_now:  # cut: the bytes are lost on the way
+                    if upstream:
+                        self.sent.append(chunk)
                     writer.write(chunk)
                     await writer.drain()
         finally:

@@ -5,6 +5,7 @@ its own ports and UDP range; and the waits the failover tests share."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -109,3 +110,41 @@ def sees_both(p: Rejoining, people: list[Rejoining], frames: int) -> bool:
     return all(
         p.peer.decoded(o.seat.participant_id, "video") >= frames for o in people if o is not p
     )
+
+
+def peers_state(people: list[Rejoining], nodes: list[TriadServer], frames: int) -> str:
+    """Each peer's joins (by node), the codes its sockets were closed with, the video frames
+    its current peer decoded from each other peer (of `frames`), its failures; then each
+    node's fence and placement log lines with their times: what a failed wait was missing."""
+    name = {node.base_url: node.log_path.parent.name for node in nodes}
+    lines = []
+    for p in people:
+        decoded = {o.seat.role: p.peer.decoded(o.seat.participant_id, "video") for o in people}
+        del decoded[p.seat.role]
+        lines.append(
+            f"{p.seat.role}: joins {[name.get(url, url) for url in p.joins]}, "
+            f"joined now: {p.worker_url is not None}, closed with {p.closings}, "
+            f"decoded {decoded} of {frames}, failures {p.failures}"
+        )
+    for node in nodes:
+        lines.extend(f"{name[node.base_url]}: {event}" for event in cluster_events(node))
+    return "\n".join(lines)
+
+
+CLUSTER_EVENTS = ("cluster.fenced", "cluster.unfenced", "cluster.placed", "cluster.rooms_left")
+
+
+def cluster_events(node: TriadServer) -> list[str]:
+    """The node's fence and placement events, each with its time."""
+    if not node.log_path.exists():
+        return []
+    found = []
+    for line in node.log_path.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if record.get("event") in CLUSTER_EVENTS or record.get("event", "").startswith(
+            "cluster.heartbeat"
+        ):
+            found.append(f"{record.get('timestamp', '?')} {record['event']}")
+    return found
