@@ -1,17 +1,21 @@
-"""A TCP proxy on loopback between Triad's workers and Redis that counts the commands they
-send, by name (other clients of the same Redis, such as tests running beside the bench, are
-not counted, as they would be in INFO's totals).
+"""The loopback proxy between Triad's workers and Redis (`tests/redisproxy.py`), counting the
+commands they send, by name (other clients of the same Redis, such as tests running beside the
+bench, are not counted, as they would be in INFO's totals).
 
 Commands are RESP arrays of bulk strings, the only form redis-py sends; the counter reads
 them as they pass and forwards every byte unchanged either way."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.redisproxy import RedisProxy
 
 
 class CommandReader:
@@ -51,19 +55,15 @@ class CommandReader:
 
 
 class RedisCommandProxy:
-    def __init__(self, target_url: str) -> None:
-        parts = urlsplit(target_url)
-        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
-        self._path = parts.path
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-        self.counts: Counter[str] = Counter()
+    """`tests/redisproxy.py`'s proxy with a `CommandReader` on each client's stream."""
+
+    def __init__(self, proxy: RedisProxy, counts: Counter[str]) -> None:
+        self._proxy = proxy
+        self.counts = counts
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"redis://127.0.0.1:{port}{self._path}"
+        return self._proxy.url
 
     def total(self) -> int:
         return sum(self.counts.values())
@@ -71,41 +71,7 @@ class RedisCommandProxy:
     @classmethod
     @contextlib.asynccontextmanager
     async def running(cls, target_url: str) -> AsyncIterator[RedisCommandProxy]:
-        proxy = cls(target_url)
-        proxy._server = await asyncio.start_server(proxy._serve, "127.0.0.1", 0)
-        try:
-            yield proxy
-        finally:
-            proxy._server.close()
-            for pipe in list(proxy._pipes):
-                pipe.cancel()
-            await asyncio.gather(*proxy._pipes, return_exceptions=True)
-            await proxy._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.close()
-            return
-        commands = CommandReader(self.counts)
-        for source, sink, seen in (
-            (reader, up_writer, commands.feed),
-            (up_reader, writer, None),
-        ):
-            task = asyncio.get_running_loop().create_task(self._pipe(source, sink, seen))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, seen: object) -> None:
-        try:
-            while data := await source.read(65536):
-                if callable(seen):
-                    seen(data)
-                sink.write(data)
-                await sink.drain()
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            sink.close()
+        counts: Counter[str] = Counter()
+        observe = lambda: CommandReader(counts).feed  # noqa: E731 (one reader per client)
+        async with RedisProxy.running(target_url, record=False, observe=observe) as proxy:
+            yield cls(proxy, counts)

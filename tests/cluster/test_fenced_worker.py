@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from server.cluster.entry import ClusterKeys
-from tests.cluster.cutproxy import CutProxy
 from tests.cluster.processes import (
     PEER_OPTIONS,
     peers_state,
@@ -28,6 +27,7 @@ from tests.cluster.processes import (
 )
 from tests.cluster.rejoining import NotesWriter, Rejoining
 from tests.media.triadserver import ROLES, TriadServer
+from tests.redisproxy import RedisProxy
 from tests.roomclient import RoomClient
 from tests.waiting import wait_for
 
@@ -48,8 +48,8 @@ async def test_a_worker_cut_from_redis_gives_up_its_consult_to_another(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> None:
     async with (
-        CutProxy.running(redis_url) as proxy_a,
-        CutProxy.running(redis_url) as proxy_b,
+        RedisProxy.running(redis_url) as proxy_a,
+        RedisProxy.running(redis_url) as proxy_b,
         single_worker_nodes(
             tmp_path, cluster_database, [proxy_a.url, proxy_b.url], keys, udp_base=47540
         ) as nodes,

@@ -16,8 +16,8 @@ from server.cluster.placement import Placement, WrongWorker
 from server.cluster.registry import NodeRegistry
 from server.errors import ErrorCode, TriadError
 from server.ids import ConsultId
-from tests.cluster.cutproxy import CutProxy
 from tests.cluster.helpers import FakeLoad, address, workers
+from tests.redisproxy import RedisProxy
 from tests.waiting import wait_for
 
 DEADLINE = 10.0
@@ -25,13 +25,13 @@ CONSULT = ConsultId("c_fence0001")
 
 
 @pytest.fixture
-async def proxy(redis_url: str) -> AsyncIterator[CutProxy]:
-    async with CutProxy.running(redis_url) as running:
+async def proxy(redis_url: str) -> AsyncIterator[RedisProxy]:
+    async with RedisProxy.running(redis_url) as running:
         yield running
 
 
 @pytest.fixture
-async def behind(proxy: CutProxy) -> AsyncIterator[Redis]:
+async def behind(proxy: RedisProxy) -> AsyncIterator[Redis]:
     """A Redis client through the proxy, with redis-py's default retries."""
     client = Redis.from_url(proxy.url)
     try:
@@ -41,7 +41,7 @@ async def behind(proxy: CutProxy) -> AsyncIterator[Redis]:
 
 
 async def test_a_worker_cut_from_redis_fences_itself_before_its_entry_lapses(
-    redis: Redis, keys: ClusterKeys, proxy: CutProxy, behind: Redis
+    redis: Redis, keys: ClusterKeys, proxy: RedisProxy, behind: Redis
 ) -> None:
     me = address("node-a", 0)
     cut_off = NodeRegistry(behind, keys, me, FakeLoad(), interval=0.2, ttl=1.0)
@@ -82,7 +82,7 @@ async def test_a_worker_cut_from_redis_fences_itself_before_its_entry_lapses(
 
 
 async def test_a_beat_answered_late_but_before_the_fence_keeps_the_worker_serving(
-    keys: ClusterKeys, proxy: CutProxy, behind: Redis
+    keys: ClusterKeys, proxy: RedisProxy, behind: Redis
 ) -> None:
     """Redis answering one renewal late (a loaded machine) is not Redis lost: beats every
     quarter of the TTL, as the tests' 0.5 s / 2 s (here 2 s / 8 s, for room on a busy
@@ -116,7 +116,7 @@ async def _gone(redis: Redis, keys: ClusterKeys, worker_id: str) -> bool:
 
 
 async def test_calls_to_a_cut_redis_return_within_their_bound(
-    redis: Redis, keys: ClusterKeys, proxy: CutProxy, behind: Redis
+    redis: Redis, keys: ClusterKeys, proxy: RedisProxy, behind: Redis
 ) -> None:
     registry = NodeRegistry(behind, keys, address("node-a", 0), FakeLoad(), interval=0.5, ttl=2)
     placement = Placement(behind, keys, registry, ttl_seconds=3600)

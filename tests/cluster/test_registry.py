@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from server.cluster.entry import ClusterKeys, WorkerEntry
 from server.cluster.registry import NodeRegistry
-from tests.cluster.countingproxy import CountingProxy
 from tests.cluster.helpers import FakeLoad, address, workers
+from tests.redisproxy import RedisProxy
 from tests.waiting import wait_for
 
 DEADLINE = 10.0
@@ -161,7 +161,7 @@ async def test_huge_and_mistyped_keys_are_read_bounded(
     await redis.set(keys.worker("node-z-2"), genuine("node-z", 2).encode())
     await redis.rpush(keys.recent_prefix + "node-z-2", "not a sorted set")
     async with (
-        CountingProxy.running(redis_url) as proxy,
+        RedisProxy.running(redis_url, record=False) as proxy,
         Redis.from_url(proxy.url) as through_proxy,
         workers(redis, keys, [("node-a", 0)]),
     ):

@@ -1,30 +1,46 @@
-"""A TCP proxy on loopback between a worker and Redis that the test can cut: while cut, every
-byte either way is dropped and new connections are held open without reaching Redis (a
-network partition: nothing is refused, nothing answers). `restore` closes what was held, so
-clients connect afresh, and forwards again. `delay_next` holds one request a while (Redis
-answering late once, as on a loaded machine)."""
+"""A TCP proxy on loopback in front of Redis, for the tests and benches that must see or
+disturb what a worker sends it; every byte is forwarded unchanged unless the test says so.
+
+- `cut` / `restore`: a network partition. While cut, every byte either way is dropped and new
+  connections are held open without reaching Redis (nothing is refused, nothing answers);
+  `restore` closes what was held, so clients connect afresh, and forwards again.
+- `delay_next`: hold one request a while (Redis answering late once, as on a loaded machine).
+- `count` / `sent`: the requests that reached Redis (kept only with `record=True`).
+- `received`: the bytes Redis sent back (Redis 7.0's CLIENT INFO does not count them).
+- `observe`: a factory called once per client connection, returning what is fed every chunk
+  that client sends (a reader of RESP commands, in the bench)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
+Observer = Callable[[bytes], None]
 
-class CutProxy:
-    def __init__(self, target_url: str) -> None:
+
+class RedisProxy:
+    def __init__(
+        self,
+        target_url: str,
+        *,
+        record: bool = True,
+        observe: Callable[[], Observer] | None = None,
+    ) -> None:
         parts = urlsplit(target_url)
         self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
         self._path = parts.path
+        self._record = record
+        self._observe = observe
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.cut_now = False
         # (what the request contains, how long it is held), for the next such request only.
         self._delay: tuple[bytes, float] | None = None
-        # Every chunk a client sent that reached Redis, in order.
-        self.sent: list[bytes] = []
+        self.sent: list[bytes] = []  # every chunk a client sent that reached Redis, in order
+        self.received = 0  # bytes from Redis to the clients
 
     @property
     def url(self) -> str:
@@ -34,8 +50,14 @@ class CutProxy:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def running(cls, target_url: str) -> AsyncIterator[CutProxy]:
-        proxy = cls(target_url)
+    async def running(
+        cls,
+        target_url: str,
+        *,
+        record: bool = True,
+        observe: Callable[[], Observer] | None = None,
+    ) -> AsyncIterator[RedisProxy]:
+        proxy = cls(target_url, record=record, observe=observe)
         proxy._server = await asyncio.start_server(proxy._accept, "127.0.0.1", 0)
         try:
             yield proxy
@@ -78,10 +100,14 @@ class CutProxy:
                 while await reader.read(65536):
                     pass
                 return
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
+            try:
+                up_reader, up_writer = await asyncio.open_connection(*self._target)
+            except OSError:
+                return
             self._writers.add(up_writer)
+            observer = self._observe() if self._observe is not None else None
             await asyncio.gather(
-                self._pipe(reader, up_writer, upstream=True),
+                self._pipe(reader, up_writer, upstream=True, observer=observer),
                 self._pipe(up_reader, writer, upstream=False),
                 return_exceptions=True,
             )
@@ -90,17 +116,28 @@ class CutProxy:
             writer.close()
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        upstream: bool,
+        observer: Observer | None = None,
     ) -> None:
         try:
             while chunk := await reader.read(65536):
                 if upstream and self._delay is not None and self._delay[0] in chunk:
                     seconds, self._delay = self._delay[1], None
                     await asyncio.sleep(seconds)
-                if not self.cut_now:  # cut: the bytes are lost on the way
-                    if upstream:
+                if self.cut_now:  # cut: the bytes are lost on the way
+                    continue
+                if not upstream:
+                    self.received += len(chunk)
+                else:
+                    if self._record:
                         self.sent.append(chunk)
-                    writer.write(chunk)
-                    await writer.drain()
+                    if observer is not None:
+                        observer(chunk)
+                writer.write(chunk)
+                await writer.drain()
         finally:
             writer.close()
