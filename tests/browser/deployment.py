@@ -147,9 +147,7 @@ async def deployed(
         database_url = await stack.enter_async_context(postgres().database(migrated=True))
         keys = await stack.enter_async_context(deployment_keys(redis_url))
         redis = await stack.enter_async_context(Redis.from_url(redis_url))
-        workers = await node_workers(
-            start, directory, database_url, redis_url, keys, fast_heartbeat=False, **settings
-        )
+        workers = await node_workers(start, directory, database_url, redis_url, keys, **settings)
         ttl_ms = int(placement_ttl(make_settings(directory, database_url, **settings)) * 1000)
         placer = Placer(redis, keys, workers, ttl_ms)
         yield Deployment(kind, workers, DeploymentApi(workers, placer))

@@ -44,20 +44,13 @@ async def node_workers(
     keys: ClusterKeys,
     *,
     workers: int = 2,
-    fast_heartbeat: bool = True,
     **settings: Any,
 ) -> list[NodeWorker]:
     """Started (aiohttp_client stops them after the test), and each listing all the others
-    (so each allows the others' pages: CORS and CSP follow the registry). `fast_heartbeat`: a
-    beat every 0.2 s, lapsing after 2 s, for tests of workers coming and going; else the
-    server's defaults (a worker whose event loop stalls for 1.5 s would fence itself: the
-    browser suite's loop, shared by both workers, their media and Playwright, can)."""
-    if fast_heartbeat:
-        settings = {
-            "cluster_heartbeat_seconds": 0.2,
-            "cluster_heartbeat_ttl_seconds": 2,
-            **settings,
-        }
+    (so each allows the others' pages: CORS and CSP follow the registry). On the server's
+    heartbeat defaults (1 s, lapsing after 5 s): these workers share the test's event loop,
+    and with the 0.2 s / 2 s beat of the tests of workers coming and going (separate
+    processes) a loop stalling 1.5 s on a loaded machine fenced both (seen in CI)."""
     port = free_ports(workers)
     started = []
     for index in range(workers):
