@@ -80,7 +80,10 @@ def declare(
     keep: list[object] = []
     for root, (kind, section) in ROOTS[name].items():
         shared = doc.get(root, type=kind)
-        keep += [shared, shared.observe_deep(_reporter(on_change, section))]
+        # On the yrs type itself, not through pycrdt's `observe_deep`: that one builds a Python
+        # event object per change, reading its delta, path and keys out of yrs, for a callback
+        # that only needs to know the root fired (about 8% of a worker's CPU at 100 consults).
+        keep += [shared, shared.integrated.observe_deep(_reporter(on_change, section))]
     return keep
 
 
