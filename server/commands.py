@@ -151,7 +151,7 @@ def run_worker(settings: Settings, ready: Event, with_demo: bool) -> None:
 
 async def serve(settings: Settings, *, with_demo: bool, ready: Event | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
-    log = logs.get("triad.serve")
+    log = logs.get(__name__)
     app = create_app(settings)
     runner = web.AppRunner(app, access_log_class=logs.AccessLogger)
     await runner.setup()  # opens the database and refuses an unmigrated one
@@ -194,7 +194,7 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
     # Polled: nothing signals a process that its parent died (short of Linux's prctl).
     while os.getppid() == parent:  # noqa: ASYNC110
         await asyncio.sleep(1.0)
-    logs.get("triad.serve").error("parent_vanished")
+    logs.get(__name__).error("parent_vanished")
     stop.set()
 
 

@@ -30,7 +30,7 @@ from types import FrameType
 from . import logs
 from .settings import Settings
 
-log = logs.get("triad.supervisor")
+log = logs.get(__name__)
 
 # Seconds a stopping worker gets after its drain before it is killed (its rooms close, its
 # plans are saved).

@@ -12,7 +12,7 @@ from .operations import Call, Reply
 from .schemas import HealthOut, ReadyOut
 
 _PROBE_TIMEOUT = 2.0
-_log = logs.get("triad.health")
+_log = logs.get(__name__)
 
 
 async def healthz(call: Call) -> Reply:

@@ -16,7 +16,7 @@ _HTTP_CODES = {
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
-_log = logs.get("triad.api")
+_log = logs.get(__name__)
 
 
 def problem_type(code: ErrorCode) -> str:

@@ -44,7 +44,7 @@ from .plan import PlanView, PreviousPlanRef, attendance, authors_by_section
 from .store import PlanStore, SeriesPlan, StaleCopy
 from .yupdate import UpdateLimits
 
-_log = logs.get("triad.notes")
+_log = logs.get(__name__)
 FIRST_VERSION = 1
 # How long an update that builds on one not yet applied waits for it before it is refused.
 REORDER_WAIT = 3.0
