@@ -11,7 +11,8 @@ and the new connections); when the restart is slower than the heartbeat TTL, the
 places them on another worker, and the browsers find it by reading the session again
 (docs/architecture.md, "Workers and placement"). One that exits before it ever served (an
 unmigrated database, a port in use) stops them all, with its exit status: the cause would only
-repeat. A worker whose supervisor vanished stops itself (`parent_vanished`)."""
+repeat; one restarted after it served is started again until it does. A worker whose
+supervisor vanished stops itself (`parent_vanished`)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class _Worker:
     index: int
     process: SpawnProcess
     ready: Event
+    # Started again after it had served: a start that fails is tried again, not the end of all.
+    restarted: bool = False
     started: float = field(default_factory=time.monotonic)
 
 
@@ -80,7 +83,7 @@ class Supervisor:
             self._stop_all()
         return status
 
-    def _start(self, index: int) -> None:
+    def _start(self, index: int, *, restarted: bool = False) -> None:
         settings = self._settings.model_copy(update={"worker_index": index})
         ready = self._context.Event()
         process = self._context.Process(
@@ -89,7 +92,7 @@ class Supervisor:
             name=f"triad-worker-{index}",
         )
         process.start()
-        self._workers[index] = _Worker(index, process, ready)
+        self._workers[index] = _Worker(index, process, ready, restarted)
 
     def _watch(self) -> int:
         while not self._stopping:
@@ -100,14 +103,19 @@ class Supervisor:
                 if worker.process.is_alive() or self._stopping:
                     continue
                 status = worker.process.exitcode or 0
-                if not worker.ready.is_set():
+                if worker.ready.is_set():
+                    log.error("worker.exited", worker=worker.index, status=status)
+                elif worker.restarted:
+                    # It served before, so the cause may pass (its port still held a moment,
+                    # the database restarting): the other workers go on serving meanwhile.
+                    log.error("worker.restart_failed", worker=worker.index, status=status)
+                else:
                     log.error("worker.failed_to_start", worker=worker.index, status=status)
                     return status or 1
-                log.error("worker.exited", worker=worker.index, status=status)
                 # A crash loop must not spin: at most one restart a second per worker.
                 time.sleep(max(0.0, _RESTART_PAUSE - (time.monotonic() - worker.started)))
                 if not self._stopping:
-                    self._start(worker.index)
+                    self._start(worker.index, restarted=True)
         return 0
 
     def _stop(self, _signum: int, _frame: FrameType | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,51 @@ async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
         ("node-a-1", server.port + 1),
     }
     assert len(listening) == 3  # the second worker twice
+
+
+@pytest.mark.timeout(120)
+async def test_a_restarted_worker_that_cannot_start_is_tried_again_while_the_other_serves(
+    tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
+) -> None:
+    """A worker killed after it served, whose restart cannot bind its port (held a moment
+    longer): the supervisor tries again rather than stopping the node, and the other worker
+    serves throughout."""
+    async with TriadServer.running(
+        tmp_path,
+        workers=2,
+        TRIAD_DATABASE_URL=cluster_database,
+        TRIAD_REDIS_URL=redis_url,
+        TRIAD_NODE_ID="node-a",
+        TRIAD_CLUSTER_NAME=keys.deployment,
+        TRIAD_LOG_LEVEL="info",
+    ) as server:
+        supervisor = server.process
+        victim = worker_processes(supervisor)[server.port + 1]
+        victim.kill()
+        victim.wait(DEADLINE)
+        # Taken before the restarted worker (a fresh interpreter, a second or more of
+        # imports) reaches its bind.
+        with socket.socket() as holder:
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            holder.bind(("127.0.0.1", server.port + 1))
+            holder.listen()
+
+            def restart_failed() -> bool:
+                return '"worker.restart_failed"' in server.log_path.read_text()
+
+            await wait_for(restart_failed, DEADLINE, "a restart that could not bind")
+            assert supervisor.is_running()
+            assert await healthy(server.worker_urls[0])
+
+        async def replaced() -> bool:
+            now = worker_processes(supervisor).get(server.port + 1)
+            return (
+                now is not None and now.pid != victim.pid and await healthy(server.worker_urls[1])
+            )
+
+        await wait_for(replaced, DEADLINE, "the second worker started again once its port was free")
+        assert await healthy(server.worker_urls[0])
+    assert server.returncode == 0
 
 
 def serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
