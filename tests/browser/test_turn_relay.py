@@ -88,9 +88,10 @@ async def test_a_relay_only_page_joins_through_coturn(
     coturn: Coturn,
     transport: str,
 ) -> None:
-    """The therapist's page relays only; the psychiatrist's connects directly. Chromium tries
-    the TURN URLs in the join state's order (UDP first): the `tcp` case hands the page only the
-    TCP URL, as if UDP to coturn were blocked."""
+    """The therapist's page relays only; the psychiatrist's connects directly. Each case hands
+    the page only the join state's TURN URL of its transport (`tcp`: as if UDP to coturn were
+    blocked). Given all three, Chromium relays over whichever answers first: under load that
+    was once TCP with UDP offered too (the join state's order is tests/turn/test_policy.py's)."""
     problems = PageProblems()
     pages: dict[str, Page] = {}
     contexts: list[BrowserContext] = []
@@ -99,14 +100,15 @@ async def test_a_relay_only_page_joins_through_coturn(
             context, page = await new_page(browser, origin, problems, role)
             contexts.append(context)
             if role == "therapist":
-                script = RELAY_ONLY
-                if transport == "tcp":  # keep only the TCP URL of the join state's TURN entry
-                    script = script.replace(
-                        "{ ...(config || {}),",
-                        "{ ...(config || {}), iceServers: (config?.iceServers || []).map((s) => "
-                        "({ ...s, urls: [].concat(s.urls).filter((u) => u.includes('transport=tcp')"
-                        " && u.startsWith('turn:')) })).filter((s) => s.urls.length),",
-                    )
+                # Keep only the plain `turn:` URL of this transport from the join state's entry.
+                script = RELAY_ONLY.replace(
+                    "{ ...(config || {}),",
+                    "{ ...(config || {}), iceServers: (config?.iceServers || []).map((s) => "
+                    "({ ...s, urls: [].concat(s.urls).filter((u) => "
+                    f"u.includes('transport={transport}') && u.startsWith('turn:')) }}))"
+                    ".filter((s) => s.urls.length),",
+                )
+                assert script != RELAY_ONLY
                 await page.add_init_script(script)
             await page.goto(participant(consult, role)["join"]["join_url"])
             await enter(page)
