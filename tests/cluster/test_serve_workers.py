@@ -3,6 +3,7 @@ port, restarted when it dies after serving, all stopped together."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -43,12 +44,11 @@ async def healthy(url: str) -> bool:
         return False
 
 
-# Three worker starts (a second of CPU each, more on two busy cores) and a stop.
-@pytest.mark.timeout(120)
-async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
+def two_workers(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
-) -> None:
-    async with TriadServer.running(
+) -> contextlib.AbstractAsyncContextManager[TriadServer]:
+    """`triad serve --workers 2` as node-a on PostgreSQL and Redis."""
+    return TriadServer.running(
         tmp_path,
         workers=2,
         TRIAD_DATABASE_URL=cluster_database,
@@ -56,7 +56,15 @@ async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
         TRIAD_NODE_ID="node-a",
         TRIAD_CLUSTER_NAME=keys.deployment,
         TRIAD_LOG_LEVEL="info",
-    ) as server:
+    )
+
+
+# Three worker starts (a second of CPU each, more on two busy cores) and a stop.
+@pytest.mark.timeout(120)
+async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
+    tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
+) -> None:
+    async with two_workers(tmp_path, cluster_database, redis_url, keys) as server:
         supervisor = server.process
         workers = worker_processes(supervisor)
         assert sorted(workers) == [server.port, server.port + 1]
@@ -96,15 +104,7 @@ async def test_a_restarted_worker_that_cannot_start_is_tried_again_while_the_oth
     """A worker killed after it served, whose restart cannot bind its port (held a moment
     longer): the supervisor tries again rather than stopping the node, and the other worker
     serves throughout."""
-    async with TriadServer.running(
-        tmp_path,
-        workers=2,
-        TRIAD_DATABASE_URL=cluster_database,
-        TRIAD_REDIS_URL=redis_url,
-        TRIAD_NODE_ID="node-a",
-        TRIAD_CLUSTER_NAME=keys.deployment,
-        TRIAD_LOG_LEVEL="info",
-    ) as server:
+    async with two_workers(tmp_path, cluster_database, redis_url, keys) as server:
         supervisor = server.process
         victim = worker_processes(supervisor)[server.port + 1]
         victim.kill()

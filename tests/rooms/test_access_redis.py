@@ -103,20 +103,7 @@ async def test_malformed_messages_on_the_channel_are_ignored(
     for garbage in (b"", b"{", b"[]", b'{"change":"nope","at":1}', b"x" * 5000):
         await redis.publish(events.channel, garbage)
     # A real event for someone else, published after the garbage, arrives: the reader lives.
-    seen: list[AccessEvent] = []
-
-    async def record(event: AccessEvent) -> None:
-        seen.append(event)
-
-    unsubscribe = events.subscribe(record)
-    try:
-        marker = AccessEvent(
-            AccessChange.TOKENS_REVOKED, 0.0, participant_id=ParticipantId("p_nobody")
-        )
-        await events.publish(marker)
-        await wait_for(lambda: marker in seen, 5, "the marker event")
-    finally:
-        unsubscribe()
+    await marker_heard(events)
     assert not therapist.disconnected
     assert (await therapist.call("media-state", {"audio": True, "video": True}))["ok"]
 
@@ -137,20 +124,7 @@ async def test_another_deployments_revocation_is_not_heard(client: Any, people: 
     await redis.publish(channel_for("another-deployment"), revoked.encode())
     # A marker published on ours after it has arrived: had the other channel been heard, its
     # event (Redis delivered it before the marker was sent) would have been read before it.
-    seen: list[AccessEvent] = []
-
-    async def record(event: AccessEvent) -> None:
-        seen.append(event)
-
-    unsubscribe = events.subscribe(record)
-    try:
-        marker = AccessEvent(
-            AccessChange.TOKENS_REVOKED, 0.0, participant_id=ParticipantId("p_nobody")
-        )
-        await events.publish(marker)
-        await wait_for(lambda: marker in seen, 5, "the marker event")
-    finally:
-        unsubscribe()
+    seen, marker = await marker_heard(events)
     assert seen == [marker]
     assert not therapist.disconnected
     assert (await therapist.call("media-state", {"audio": True, "video": True}))["ok"]
@@ -172,3 +146,23 @@ async def test_a_key_revoked_from_the_command_line_reaches_sockets_through_redis
         settings, "apikey", "revoke", second.key_id, TRIAD_REDIS_URL=str(settings.redis_url)
     )
     await closed_with(therapist, "token_invalid")
+
+
+async def marker_heard(events: RedisAccessEvents) -> tuple[list[AccessEvent], AccessEvent]:
+    """Publish an event for nobody on our channel and wait until it is read: what the reader
+    delivered up to and with it, and the marker."""
+    seen: list[AccessEvent] = []
+
+    async def record(event: AccessEvent) -> None:
+        seen.append(event)
+
+    unsubscribe = events.subscribe(record)
+    try:
+        marker = AccessEvent(
+            AccessChange.TOKENS_REVOKED, 0.0, participant_id=ParticipantId("p_nobody")
+        )
+        await events.publish(marker)
+        await wait_for(lambda: marker in seen, 5, "the marker event")
+    finally:
+        unsubscribe()
+    return seen, marker
