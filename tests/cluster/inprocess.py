@@ -15,7 +15,7 @@ from server.app import create_app
 from server.cluster.entry import ClusterKeys
 from tests.apiclient import Api
 from tests.conftest import make_settings
-from tests.media.triadserver import free_ports
+from tests.media.triadserver import held_ports
 from tests.waiting import wait_for
 
 
@@ -51,9 +51,10 @@ async def node_workers(
     heartbeat defaults (1 s, lapsing after 5 s): these workers share the test's event loop,
     and with the 0.2 s / 2 s beat of the tests of workers coming and going (separate
     processes) a loop stalling 1.5 s on a loaded machine fenced both (seen in CI)."""
-    port = free_ports(workers)
+    sockets = held_ports(workers)
+    port = sockets[0].getsockname()[1]
     started = []
-    for index in range(workers):
+    for index, sock in enumerate(sockets):
         app = create_app(
             make_settings(
                 tmp_path,
@@ -68,8 +69,15 @@ async def node_workers(
                 **settings,
             )
         )
-        server = TestServer(app, host="127.0.0.1", port=port + index)
-        client: TestClient[Any, Any] = await aiohttp_client(server)
+        server = TestServer(
+            app, host="127.0.0.1", port=port + index, socket_factory=lambda *_, s=sock: s
+        )
+        try:
+            client: TestClient[Any, Any] = await aiohttp_client(server)
+        except BaseException:
+            for unused in sockets[index:]:
+                unused.close()
+            raise
         api = Api(client, app[OPENAPI_KEY].model_dump())
         started.append(NodeWorker(client, api, f"http://127.0.0.1:{port + index}"))
     urls = {w.url for w in started}

@@ -71,6 +71,28 @@ def free_port() -> int:
         return port
 
 
+def held_ports(count: int) -> list[socket.socket]:
+    """`count` sockets bound to consecutive loopback ports, held until whoever serves on them
+    takes them over (a test server's socket_factory): a port only probed free can be taken by
+    another process's connection before the server binds it (seen in CI)."""
+    for _ in range(100):
+        first = free_port()
+        if first + count - 1 > 65535:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                held.append(sock := socket.socket())
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            for sock in held:
+                sock.close()
+            continue
+        return held
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")
+
+
 def free_ports(count: int) -> int:
     """The first of `count` consecutive ports free on loopback (workers listen on them)."""
     for _ in range(100):
