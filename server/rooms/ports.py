@@ -22,11 +22,24 @@ from .media import MediaSink, SpeakerListener
 class Channel(Protocol):
     """One live connection of one participant."""
 
+    @property
+    def fanout(self) -> Fanout:
+        """How an event reaches this connection together with others (`Fanout`)."""
+
     async def send(self, message: ServerEvent) -> None:
         """Deliver a server event to this connection (never raises for a gone peer)."""
 
     async def close(self, code: ErrorCode | None = None, message: str = "") -> None:
         """Disconnect the peer, first telling it why (an `error` event) when there is a code."""
+
+
+class Fanout(Protocol):
+    """Delivers one event to several connections: those sharing a fanout are sent it with
+    one encoding (each notes update reaches two readers; per connection, it was encoded and
+    queued twice)."""
+
+    async def send(self, channels: Sequence[Channel], message: ServerEvent) -> None:
+        """`message` to each of `channels` (all of this fanout; never raises for a gone peer)."""
 
 
 class ConsultRecords(Protocol):

@@ -15,7 +15,7 @@ from . import events
 from .media import Offer
 from .media.ice import as_json
 from .occupant import Occupant, Place
-from .ports import Channel
+from .ports import Channel, Fanout
 
 
 def room_state(
@@ -113,7 +113,12 @@ async def send_each(
     *,
     skip: ParticipantId | None = None,
 ) -> None:
-    """`message` to each connected one of `occupants` but `skip`."""
+    """`message` to each connected one of `occupants` but `skip`: once per `Fanout` their
+    connections go through (one, in a running server)."""
+    by_fanout: dict[Fanout, list[Channel]] = {}
     for occupant in occupants:
         if occupant.id != skip and occupant.channel is not None:
-            await occupant.channel.send(message)
+            channel = occupant.channel
+            by_fanout.setdefault(channel.fanout, []).append(channel)
+    for fanout, channels in by_fanout.items():
+        await fanout.send(channels, message)

@@ -22,7 +22,7 @@ from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from ..rooms.room import ConsultRoom
 from . import payloads
-from .channel import NAMESPACE, SocketChannel
+from .channel import NAMESPACE, SocketChannel, SocketFanout
 from .connection import CLOSE_MESSAGES, Connection
 from .contract import (
     Ack,
@@ -66,6 +66,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._connections: dict[str, Connection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._notes = NotesEvents(deps)
+        self._sockets: SocketFanout | None = None  # once registered (`self.server` is set then)
         self._handlers: dict[str, Handler] = {
             "join": self._join,
             "leave": self._leave,
@@ -92,6 +93,11 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     # -- connection lifecycle -----------------------------------------------------------------
 
+    def _fanout(self) -> SocketFanout:
+        if self._sockets is None:
+            self._sockets = SocketFanout(self.server, NAMESPACE)
+        return self._sockets
+
     async def on_connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
         deps = self._deps()
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -114,7 +120,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         connection = Connection(
             identity=identity,
             consult=consult,
-            channel=SocketChannel(self.server, sid, self._spawn),
+            channel=SocketChannel(self._fanout(), sid, self._spawn),
             token=token,
             bucket=TokenBucket(limits.events_per_second, limits.event_burst, self._clock),
             costly=TokenBucket(limits.joins_per_second, limits.join_burst, self._clock),
