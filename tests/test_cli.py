@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import aiohttp
 import pytest
 
 from server.db import migrate
+from tests.ports import free_port
 
 LINK = re.compile(r"^\s+(client|therapist|psychiatrist)\s+(http://\S+)$", re.MULTILINE)
 DEADLINE = 30.0
@@ -39,13 +39,6 @@ def triad(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess
         timeout=DEADLINE,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from server.app import create_app
 from server.cluster.entry import ClusterKeys
 from tests.apiclient import Api
 from tests.conftest import make_settings
-from tests.media.triadserver import held_ports
+from tests.ports import held_ports
 from tests.waiting import wait_for
 
 

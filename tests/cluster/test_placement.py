@@ -18,7 +18,7 @@ from server.errors import ErrorCode, TriadError
 from server.ids import ConsultId
 from tests.cluster.helpers import workers
 from tests.cluster.test_registry import genuine
-from tests.media.triadserver import free_port
+from tests.ports import free_port
 
 NODES = [("node-a", 0), ("node-a", 1), ("node-b", 0), ("node-b", 1)]
 

@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 from server.cluster.entry import ClusterKeys
-from tests.media.triadserver import TriadServer, free_ports
+from tests.media.triadserver import TriadServer
+from tests.ports import free_ports
 from tests.waiting import wait_for
 
 DEADLINE = 30.0

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import psutil
 
 from server import commands
 from server.settings import Settings
+from tests.ports import free_ports
 
 ROLES = ("therapist", "psychiatrist", "client")
 DEADLINE = 30.0
@@ -62,52 +62,6 @@ class ConsultSeats:
 
     def seat(self, role: str) -> Seat:
         return next(s for s in self.seats if s.role == role)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def held_ports(count: int) -> list[socket.socket]:
-    """`count` sockets bound to consecutive loopback ports, held until whoever serves on them
-    takes them over (a test server's socket_factory): a port only probed free can be taken by
-    another process's connection before the server binds it (seen in CI)."""
-    for _ in range(100):
-        first = free_port()
-        if first + count - 1 > 65535:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                held.append(sock := socket.socket())
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            for sock in held:
-                sock.close()
-            continue
-        return held
-    raise RuntimeError(f"no {count} consecutive free ports on loopback")
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports free on loopback (workers listen on them)."""
-    for _ in range(100):
-        first = free_port()
-        if first + count - 1 > 65535:
-            continue
-        with contextlib.ExitStack() as held:
-            try:
-                for port in range(first, first + count):
-                    probe = held.enter_context(socket.socket())
-                    probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return first
-    raise RuntimeError(f"no {count} consecutive free ports on loopback")
 
 
 class TriadServer:

@@ -21,9 +21,9 @@ from server.crypto import KeyRing
 from server.ids import ParticipantId
 from server.services import open_services
 from tests.conftest import TEST_KEY, make_settings
+from tests.ports import free_port
 from tests.roomclient import RoomClient
 from tests.rooms.notesclient import NotesClient, insert
-from tests.test_cli import free_port
 
 DEADLINE = 30.0
 

@@ -19,7 +19,7 @@ from server.rooms.media.config import TurnAccess
 from server.rooms.media.turncheck import CHECK_ID, TurnVerdict, check_turn
 from server.settings import Settings
 from tests.coturn import Coturn
-from tests.media.triadserver import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 P = ParticipantId("p-sfu-turn")
