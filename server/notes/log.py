@@ -10,6 +10,9 @@ for the next batch. So a caller's return still means "durable", and N concurrent
 one commit instead of N. Snapshot writes go through the same writer, which keeps the notes to one
 writer at a time (SQLite has exactly one anyway).
 
+On PostgreSQL a batch of updates alone is one statement on asyncpg (`log_postgres.py`), the
+same rule in one round trip.
+
 The log closes when the consult ends. Each batch, after its inserts and in their transaction,
 reads the status of its consults' rows `FOR SHARE` (one statement per batch): a consult ended
 meanwhile has its items refused (`consult_ended`, nothing of them written), and an end racing
@@ -40,6 +43,7 @@ from ..db.engine import Database
 from ..db.models import Consult, NoteSnapshot, NoteUpdate
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
+from . import log_postgres
 from .documents import DocumentName
 
 _log = logs.get(__name__)
@@ -399,6 +403,8 @@ class NoteLog:
         if self._conn is None:
             self._conn = await self._connect()
         try:
+            if len(rows) == len(items) and log_postgres.usable(self._conn):
+                return await log_postgres.commit_rows(self._conn, rows, consults)
             async with self._conn.begin() as transaction:
                 # Inserts first: on SQLite the first write takes the one write lock, so the
                 # status read after it is the newest and no end can commit until this does.
