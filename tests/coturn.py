@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests import ports
+
 TURNSERVER = "turnserver"
 DEADLINE = 15.0
 # Seconds coturn may live at most (`timeout` ends it if the test run never does).
@@ -80,7 +82,7 @@ class CoturnConfig:
 def _free_on(addresses: tuple[str, ...], kinds: tuple[int, ...]) -> int:
     """A port free for every socket kind on every address (checked by binding)."""
     for _ in range(100):
-        port = random.randint(20_000, 39_999)  # noqa: S311 (not a secret)
+        port = ports.candidate()
         try:
             with contextlib.ExitStack() as held:
                 for address in addresses:

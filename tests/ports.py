@@ -22,12 +22,17 @@ def _ephemeral_start() -> int:
     return max(low, LOWEST + 1000)
 
 
+def candidate(count: int = 1) -> int:
+    """A random port below the ephemeral range with `count` - 1 more after it, not yet probed
+    (tests/coturn.py probes its own: UDP and TCP, on a namespace's addresses too)."""
+    return LOWEST + secrets.randbelow(_ephemeral_start() - count - LOWEST)
+
+
 def held_ports(count: int) -> list[socket.socket]:
     """`count` sockets bound to consecutive loopback ports, held until whoever serves on them
     takes them over (a test server's socket_factory)."""
-    top = _ephemeral_start() - count
     for _ in range(200):
-        first = LOWEST + secrets.randbelow(top - LOWEST)
+        first = candidate(count)
         held: list[socket.socket] = []
         try:
             for port in range(first, first + count):
