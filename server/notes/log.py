@@ -10,15 +10,16 @@ for the next batch. So a caller's return still means "durable", and N concurrent
 one commit instead of N. Snapshot writes go through the same writer, which keeps the notes to one
 writer at a time (SQLite has exactly one anyway).
 
-On PostgreSQL a batch of updates alone is one statement on asyncpg (`log_postgres.py`), the
-same rule in one round trip.
-
 The log closes when the consult ends. Each batch, after its inserts and in their transaction,
 reads the status of its consults' rows `FOR SHARE` (one statement per batch): a consult ended
 meanwhile has its items refused (`consult_ended`, nothing of them written), and an end racing
 the batch waits for its commit (its `UPDATE` conflicts with the share lock; SQLite has one
 writer). So once the end has committed, the log holds every update that will ever be
 acknowledged, and a plan frozen after it, on any worker, holds them all.
+
+On PostgreSQL a batch of updates alone (no snapshot in it) is one statement on asyncpg
+(`log_postgres.py`): the share lock comes first there, in a CTE, and the inserts follow only
+if no consult of the batch has ended; the same rule in one round trip.
 """
 
 from __future__ import annotations

@@ -69,8 +69,7 @@ def attach(app: web.Application, settings: Settings, deps: Callable[[], Signalin
         yield
         # Engine.IO's ping watchdog (started by the first socket) is not the web server's: it
         # would outlive the app and close timed-out sockets, running their disconnect handlers,
-        # after the services they use are closed (a Redis client reopened after its close
-        # leaked its connection: seen in CI). Stopped while the services are still open.
+        # after the services they use are closed. Stopped while the services are still open.
         await sio.shutdown()
         unfence()
         unsubscribe()
