@@ -24,7 +24,8 @@ import shutil
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ DEADLINE = 15.0
 LIFETIME_SECONDS = 900
 RELAY_PORTS = 64
 STARTS = 5  # attempts at picking free ports
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def available() -> bool:
@@ -305,3 +307,39 @@ async def stun_binding(host: str, port: int) -> tuple[str, int]:
         transport.close()
     mapped: tuple[str, int] = response.attributes["XOR-MAPPED-ADDRESS"]
     return mapped
+
+
+async def triad_check_turn(
+    coturn: Coturn,
+    urls: Sequence[str] | None = None,
+    *,
+    prefix: Sequence[str] = (),
+    **settings: str,
+) -> tuple[int, str]:
+    """`triad check turn` as an operator runs it, at `urls` (coturn's own by default) with its
+    secret, run after `prefix` (a network namespace's `exec_prefix`); the test CA trusted
+    through SSL_CERT_FILE, no TRIAD_ setting of the test run's own. Its status and output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
+    env.update(
+        {
+            "TRIAD_TURN_URLS": ",".join(coturn.urls() if urls is None else urls),
+            "TRIAD_TURN_SECRET": coturn.config.secret,
+            "SSL_CERT_FILE": str(coturn.ca_path),
+            **settings,
+        }
+    )
+    process = await asyncio.create_subprocess_exec(
+        *prefix,
+        sys.executable,
+        "-m",
+        "server",
+        "check",
+        "turn",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, out.decode()

@@ -5,9 +5,6 @@ gather a relayed candidate only when TRIAD_SFU_TURN says so."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,38 +15,10 @@ from server.rooms.media import MediaConfig, Sfu
 from server.rooms.media.config import TurnAccess
 from server.rooms.media.turncheck import CHECK_ID, TurnVerdict, check_turn
 from server.settings import Settings
-from tests.coturn import Coturn
+from tests.coturn import Coturn, triad_check_turn
 from tests.ports import free_port
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 P = ParticipantId("p-sfu-turn")
-
-
-async def triad_check_turn(coturn: Coturn, **settings: str) -> tuple[int, str]:
-    """`triad check turn` as an operator runs it; the test CA trusted through SSL_CERT_FILE."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
-    env.update(
-        {
-            "TRIAD_TURN_URLS": ",".join(coturn.urls()),
-            "TRIAD_TURN_SECRET": coturn.config.secret,
-            "SSL_CERT_FILE": str(coturn.ca_path),
-            **settings,
-        }
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server",
-        "check",
-        "turn",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, out.decode()
 
 
 async def test_triad_check_turn_allocates_over_udp_tcp_and_tls(coturn: Coturn) -> None:

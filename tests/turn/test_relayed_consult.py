@@ -10,11 +10,8 @@ psychiatrist join on loopback directly. Everyone must decode everyone else's vid
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +21,7 @@ import pytest
 
 from tests import coturn as coturn_module
 from tests import netns
-from tests.coturn import Coturn, CoturnConfig
+from tests.coturn import Coturn, CoturnConfig, triad_check_turn
 from tests.media.linkedpeer import LinkedParticipant, PeerOptions
 from tests.media.participantprocess import ParticipantProcess
 from tests.media.triadserver import ConsultSeats, TriadServer
@@ -35,7 +32,6 @@ from tests.waiting import wait_for
 SMALL = PeerOptions(width=160, height=120, fps=15)
 FRAMES = 20  # decoded video frames that show a stream flows (over a second at 15 fps)
 DEADLINE = 60.0
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
@@ -170,27 +166,9 @@ async def test_from_the_namespace_only_turn_over_tcp_and_tls_allocate(
     coturn and allocate (what the consult above relies on)."""
     config = CoturnConfig(listening_ips=("127.0.0.1", namespace.outside))
     async with Coturn.running(tmp_path, config) as coturn:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
-        env.update(
-            {
-                "TRIAD_TURN_URLS": ",".join(coturn.urls(namespace.outside)),
-                "TRIAD_TURN_SECRET": config.secret,
-                "SSL_CERT_FILE": str(coturn.ca_path),
-            }
+        status, out = await triad_check_turn(
+            coturn, coturn.urls(namespace.outside), prefix=namespace.exec_prefix
         )
-        process = await asyncio.create_subprocess_exec(
-            *namespace.exec_prefix,
-            sys.executable,
-            "-m",
-            "server",
-            "check",
-            "turn",
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        out, _ = await asyncio.wait_for(process.communicate(), 30)
-    verdicts = [line.split()[0] for line in out.decode().splitlines()]
-    assert verdicts == ["unreachable", "allocated", "allocated"], out.decode()
-    assert process.returncode == 1
+    verdicts = [line.split()[0] for line in out.splitlines()]
+    assert verdicts == ["unreachable", "allocated", "allocated"], out
+    assert status == 1
