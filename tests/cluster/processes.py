@@ -1,6 +1,7 @@
-"""Nodes of one worker each as real `triad serve` processes on loopback (no supervisor: a
-worker killed stays dead), sharing one PostgreSQL database and one Redis deployment, each with
-its own ports and UDP range; and the waits the failover tests share."""
+"""Nodes as real `triad serve` processes on loopback, sharing one PostgreSQL database and one
+Redis deployment, each with its own ports and UDP range: of several workers each, or of one
+worker each (no supervisor: a worker killed stays dead); and the waits the failover tests
+share."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from sqlalchemy import func, select
@@ -18,7 +20,6 @@ from server import commands
 from server.cluster.entry import ClusterKeys
 from server.db.models import Plan
 from tests.cluster.rejoining import Rejoining
-from tests.cluster.test_two_nodes import session_worker
 from tests.media.triadserver import ConsultSeats, TriadServer
 from tests.waiting import wait_for
 
@@ -27,6 +28,53 @@ FAST = {"TRIAD_CLUSTER_HEARTBEAT_SECONDS": "0.5", "TRIAD_CLUSTER_HEARTBEAT_TTL_S
 # Small, slow video: three aiortc peers and two servers share two cores.
 PEER_OPTIONS = {"size": (160, 120), "fps": 10}
 DEADLINE = 30.0
+UDP_PORTS = 20  # a worker's ICE range
+
+
+@asynccontextmanager
+async def nodes_running(
+    directory: Path,
+    database_url: str,
+    redis_urls: list[str],
+    keys: ClusterKeys,
+    *,
+    workers: int,
+    udp_base: int,
+    **settings: str,
+) -> AsyncIterator[list[TriadServer]]:
+    """One node per Redis URL (`node-a`, `node-b`, ...) of `workers` workers each, sharing the
+    deployment's keys, every worker with `UDP_PORTS` ports of its own from `udp_base` up;
+    `settings` are more `TRIAD_*` variables, the same for every node. Stopped together."""
+    key = commands.keygen()  # the nodes of a deployment share their keys
+    started: list[TriadServer] = []
+    for n, redis_url in enumerate(redis_urls):
+        name = f"node-{chr(ord('a') + n)}"
+        low = udp_base + UDP_PORTS * workers * n
+        (directory / name).mkdir()
+        taken = {url for server in started for url in server.worker_urls}
+        while True:  # nothing listens yet: a later node must not be handed an earlier's ports
+            server = TriadServer(
+                directory / name,
+                workers=workers,
+                TRIAD_DATABASE_URL=database_url,
+                TRIAD_REDIS_URL=redis_url,
+                TRIAD_NODE_ID=name,
+                TRIAD_ENCRYPTION_KEYS=key,
+                TRIAD_CLUSTER_NAME=keys.deployment,
+                TRIAD_ICE_UDP_PORT_MIN=str(low),
+                TRIAD_ICE_UDP_PORT_MAX=str(low + UDP_PORTS * workers - 1),
+                **settings,
+            )
+            if not taken & set(server.worker_urls):
+                break
+        started.append(server)
+    try:
+        for server in started:
+            await server.prepare()
+        await asyncio.gather(*(server.launch() for server in started))
+        yield started
+    finally:
+        await asyncio.gather(*(server.stop() for server in started))
 
 
 @asynccontextmanager
@@ -38,41 +86,21 @@ async def single_worker_nodes(
     udp_base: int,
     **settings: str,
 ) -> AsyncIterator[list[TriadServer]]:
-    """One node per Redis URL (`node-a`, `node-b`, ...), each a single worker process."""
-    key = commands.keygen()  # the nodes of a deployment share their keys
-    started: list[TriadServer] = []
-    for n, redis_url in enumerate(redis_urls):
-        name = f"node-{chr(ord('a') + n)}"
-        low = udp_base + 20 * n
-        (directory / name).mkdir()
-        taken = {s.port for s in started}
-        while True:  # nothing listens yet: a later node must not be handed an earlier's port
-            server = TriadServer(
-                directory / name,
-                workers=1,
-                TRIAD_DATABASE_URL=database_url,
-                TRIAD_REDIS_URL=redis_url,
-                TRIAD_NODE_ID=name,
-                TRIAD_ENCRYPTION_KEYS=key,
-                TRIAD_CLUSTER_NAME=keys.deployment,
-                TRIAD_ICE_UDP_PORT_MIN=str(low),
-                TRIAD_ICE_UDP_PORT_MAX=str(low + 19),
-                TRIAD_LOG_LEVEL="info",
-                **{**FAST, **settings},
-            )
-            if server.port not in taken:
-                break
-        started.append(server)
-    try:
-        for server in started:
-            await server.prepare()
-        await asyncio.gather(*(server.launch() for server in started))
+    """One node per Redis URL, each a single worker process with fast heartbeats."""
+    async with nodes_running(
+        directory,
+        database_url,
+        redis_urls,
+        keys,
+        workers=1,
+        udp_base=udp_base,
+        TRIAD_LOG_LEVEL="info",
+        **{**FAST, **settings},
+    ) as started:
         # Each lists the others (its page's CSP and its Socket.IO CORS follow the registry):
         # a page served before that could not open a socket to another node's worker.
         await wait_for(lambda: lists_all(started), DEADLINE, "every node listing the others")
         yield started
-    finally:
-        await asyncio.gather(*(server.stop() for server in started))
 
 
 async def lists_all(nodes: list[TriadServer]) -> bool:
@@ -93,6 +121,23 @@ async def plans_of(database_url: str, consult_id: str) -> int:
             return int((await connection.execute(query)).scalar_one())
     finally:
         await engine.dispose()
+
+
+async def session_worker(server: TriadServer, consult: ConsultSeats) -> dict[str, str]:
+    """The worker the consult's session names (read at `server` with the therapist's token),
+    placing the consult if nobody had read it yet."""
+    seat = consult.seat("therapist")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(
+            f"{server.base_url}/api/v1/consults/{consult.consult_id}/session",
+            headers={"Authorization": f"Bearer {seat.token}"},
+        ) as answer,
+    ):
+        assert answer.status == 200, await answer.text()
+        body: dict[str, Any] = json.loads(await answer.text())
+    worker: dict[str, str] = body["worker"]
+    return worker
 
 
 async def placed_on(

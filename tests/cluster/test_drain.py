@@ -24,11 +24,11 @@ from tests.cluster.processes import (
     placed_on,
     plans_of,
     sees_both,
+    session_worker,
     single_worker_nodes,
 )
 from tests.cluster.rejoining import NotesWriter, Rejoining
 from tests.cluster.test_serve_workers import worker_processes
-from tests.cluster.test_two_nodes import session_worker
 from tests.media.triadserver import ROLES, TriadServer
 from tests.roomclient import RoomClient
 from tests.rooms.notesclient import NotesClient, insert

@@ -5,22 +5,18 @@ with the right URL, then joins there with the real python-socketio client."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from server import commands
 from server.cluster.entry import ClusterKeys, WorkerEntry
 from server.ids import ConsultId, WorkerId
-from tests.media.triadserver import ConsultSeats, TriadServer
+from tests.cluster.processes import nodes_running, session_worker
+from tests.media.triadserver import TriadServer
 from tests.roomclient import RoomClient
 from tests.waiting import wait_for
 
@@ -33,35 +29,10 @@ UDP_BASE = 47100  # node a: 47100-47139, node b: 47140-47179, 20 ports a worker
 async def nodes(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> AsyncIterator[list[TriadServer]]:
-    key = commands.keygen()  # the nodes of a deployment share their keys
-    started = []
-    for n, name in enumerate(("node-a", "node-b")):
-        low = UDP_BASE + 40 * n
-        directory = tmp_path / name
-        directory.mkdir()
-        taken = {url for server in started for url in server.worker_urls}
-        while True:  # nothing listens yet: the second node must not be handed the first's ports
-            server = TriadServer(
-                directory,
-                workers=2,
-                TRIAD_DATABASE_URL=cluster_database,
-                TRIAD_REDIS_URL=redis_url,
-                TRIAD_NODE_ID=name,
-                TRIAD_ENCRYPTION_KEYS=key,
-                TRIAD_CLUSTER_NAME=keys.deployment,
-                TRIAD_ICE_UDP_PORT_MIN=str(low),
-                TRIAD_ICE_UDP_PORT_MAX=str(low + 39),
-            )
-            if not taken & set(server.worker_urls):
-                break
-        started.append(server)
-    try:
-        for server in started:
-            await server.prepare()
-        await asyncio.gather(*(server.launch() for server in started))
+    async with nodes_running(
+        tmp_path, cluster_database, [redis_url, redis_url], keys, workers=2, udp_base=UDP_BASE
+    ) as started:
         yield started
-    finally:
-        await asyncio.gather(*(server.stop() for server in started))
 
 
 async def registry(redis: Redis, keys: ClusterKeys) -> dict[str, WorkerEntry]:
@@ -73,21 +44,6 @@ async def registry(redis: Redis, keys: ClusterKeys) -> dict[str, WorkerEntry]:
             entry = WorkerEntry.decode(raw)
             entries[entry.worker_id] = entry
     return entries
-
-
-async def session_worker(server: TriadServer, consult: ConsultSeats) -> dict[str, str]:
-    seat = consult.seat("therapist")
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(
-            f"{server.base_url}/api/v1/consults/{consult.consult_id}/session",
-            headers={"Authorization": f"Bearer {seat.token}"},
-        ) as answer,
-    ):
-        assert answer.status == 200, await answer.text()
-        body: dict[str, Any] = json.loads(await answer.text())
-    worker: dict[str, str] = body["worker"]
-    return worker
 
 
 # Four worker starts and six processes' stops on two shared cores.
