@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,23 @@ async def single_worker_nodes(
         # a page served before that could not open a socket to another node's worker.
         await wait_for(lambda: lists_all(started), DEADLINE, "every node listing the others")
         yield started
+
+
+def two_worker_node(
+    directory: Path, database_url: str, redis_url: str, keys: ClusterKeys, **settings: str
+) -> AbstractAsyncContextManager[TriadServer]:
+    """`triad serve --workers 2` (a supervisor and its workers) as node-a on PostgreSQL and
+    Redis, logging at info; `settings` are more `TRIAD_*` variables."""
+    return TriadServer.running(
+        directory,
+        workers=2,
+        TRIAD_DATABASE_URL=database_url,
+        TRIAD_REDIS_URL=redis_url,
+        TRIAD_NODE_ID="node-a",
+        TRIAD_CLUSTER_NAME=keys.deployment,
+        TRIAD_LOG_LEVEL="info",
+        **settings,
+    )
 
 
 async def lists_all(nodes: list[TriadServer]) -> bool:

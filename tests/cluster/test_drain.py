@@ -26,10 +26,11 @@ from tests.cluster.processes import (
     sees_both,
     session_worker,
     single_worker_nodes,
+    two_worker_node,
 )
 from tests.cluster.rejoining import NotesWriter, Rejoining
 from tests.cluster.test_serve_workers import worker_processes
-from tests.media.triadserver import ROLES, TriadServer
+from tests.media.triadserver import ROLES
 from tests.roomclient import RoomClient
 from tests.rooms.notesclient import NotesClient, insert
 from tests.waiting import wait_for
@@ -167,16 +168,8 @@ async def test_the_supervisor_drains_its_workers_and_exits_when_the_last_consult
     """SIGTERM to `triad serve --workers 2`: it is forwarded; the idle worker exits at once,
     the busy one serves its consult (notes still acknowledged) and places no new one, and
     everything exits, status 0, once a host ends the consult."""
-    async with TriadServer.running(
-        tmp_path,
-        workers=2,
-        TRIAD_DATABASE_URL=cluster_database,
-        TRIAD_REDIS_URL=redis_url,
-        TRIAD_NODE_ID="node-a",
-        TRIAD_CLUSTER_NAME=keys.deployment,
-        TRIAD_DRAIN_SECONDS="600",
-        TRIAD_LOG_LEVEL="info",
-        **FAST,
+    async with two_worker_node(
+        tmp_path, cluster_database, redis_url, keys, TRIAD_DRAIN_SECONDS="600", **FAST
     ) as server:
         consult = await server.new_consult()
         fresh = await server.new_consult()  # placed only when its session is first read

@@ -30,6 +30,7 @@ from tests.cluster.processes import (
     plans_of,
     sees_both,
     single_worker_nodes,
+    two_worker_node,
 )
 from tests.cluster.rejoining import NotesWriter, Rejoining
 from tests.cluster.test_serve_workers import healthy, worker_processes
@@ -72,16 +73,13 @@ async def deployment(
         ) as nodes:
             yield Deployment(nodes, [n.base_url for n in nodes], restarts=False)
         return
-    async with TriadServer.running(
+    async with two_worker_node(
         tmp_path,
-        workers=2,
-        TRIAD_DATABASE_URL=database_url,
-        TRIAD_REDIS_URL=redis_url,
-        TRIAD_NODE_ID="node-a",
-        TRIAD_CLUSTER_NAME=keys.deployment,
+        database_url,
+        redis_url,
+        keys,
         TRIAD_ICE_UDP_PORT_MIN="47440",
         TRIAD_ICE_UDP_PORT_MAX="47479",
-        TRIAD_LOG_LEVEL="info",
         **FAST,
     ) as server:
         yield Deployment([server], list(server.worker_urls), restarts=True)

@@ -27,6 +27,7 @@ from server.cluster.commands import channel
 from server.cluster.entry import ClusterKeys
 from server.db.models import AuditEvent, Plan
 from server.ids import WorkerId
+from tests.cluster.processes import two_worker_node
 from tests.media.triadserver import TriadServer
 from tests.roomclient import RoomClient
 
@@ -44,15 +45,7 @@ BRIEF = {
 async def node(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> AsyncIterator[TriadServer]:
-    async with TriadServer.running(
-        tmp_path,
-        workers=2,
-        TRIAD_DATABASE_URL=cluster_database,
-        TRIAD_REDIS_URL=redis_url,
-        TRIAD_NODE_ID="node-a",
-        TRIAD_CLUSTER_NAME=keys.deployment,
-        TRIAD_LOG_LEVEL="info",
-    ) as server:
+    async with two_worker_node(tmp_path, cluster_database, redis_url, keys) as server:
         yield server
 
 

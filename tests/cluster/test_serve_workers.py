@@ -3,7 +3,6 @@ port, restarted when it dies after serving, all stopped together."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -16,7 +15,7 @@ import psutil
 import pytest
 
 from server.cluster.entry import ClusterKeys
-from tests.media.triadserver import TriadServer
+from tests.cluster.processes import two_worker_node
 from tests.ports import free_ports
 from tests.waiting import wait_for
 
@@ -45,27 +44,12 @@ async def healthy(url: str) -> bool:
         return False
 
 
-def two_workers(
-    tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
-) -> contextlib.AbstractAsyncContextManager[TriadServer]:
-    """`triad serve --workers 2` as node-a on PostgreSQL and Redis."""
-    return TriadServer.running(
-        tmp_path,
-        workers=2,
-        TRIAD_DATABASE_URL=cluster_database,
-        TRIAD_REDIS_URL=redis_url,
-        TRIAD_NODE_ID="node-a",
-        TRIAD_CLUSTER_NAME=keys.deployment,
-        TRIAD_LOG_LEVEL="info",
-    )
-
-
 # Three worker starts (a second of CPU each, more on two busy cores) and a stop.
 @pytest.mark.timeout(120)
 async def test_workers_serve_on_consecutive_ports_restart_and_stop_together(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> None:
-    async with two_workers(tmp_path, cluster_database, redis_url, keys) as server:
+    async with two_worker_node(tmp_path, cluster_database, redis_url, keys) as server:
         supervisor = server.process
         workers = worker_processes(supervisor)
         assert sorted(workers) == [server.port, server.port + 1]
@@ -105,7 +89,7 @@ async def test_a_restarted_worker_that_cannot_start_is_tried_again_while_the_oth
     """A worker killed after it served, whose restart cannot bind its port (held a moment
     longer): the supervisor tries again rather than stopping the node, and the other worker
     serves throughout."""
-    async with two_workers(tmp_path, cluster_database, redis_url, keys) as server:
+    async with two_worker_node(tmp_path, cluster_database, redis_url, keys) as server:
         supervisor = server.process
         victim = worker_processes(supervisor)[server.port + 1]
         victim.kill()
