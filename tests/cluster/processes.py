@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from server import commands
 from server.cluster.entry import ClusterKeys
 from server.db.models import Plan
-from tests.cluster.rejoining import Rejoining
-from tests.media.triadserver import ConsultSeats, TriadServer
+from tests.cluster.rejoining import NotesWriter, Rejoining
+from tests.media.triadserver import ROLES, ConsultSeats, TriadServer
 from tests.waiting import wait_for
 
 # Fast heartbeats, so a dead worker's entry lapses within two seconds.
@@ -165,6 +165,28 @@ async def placed_on(
     worker = await session_worker(nodes[-1], consult)
     owner = next(node for node in nodes if node.base_url == worker["url"])
     return owner, next(node for node in nodes if node is not owner)
+
+
+def peers_joining(
+    stack: AsyncExitStack, consult: ConsultSeats, bases: list[str]
+) -> list[Rejoining]:
+    """A started `Rejoining` aiortc peer per role (small, slow video: `PEER_OPTIONS`), each
+    reading the consult's session at `bases`; closed by `stack`."""
+    people = [
+        Rejoining(consult.seat(role), consult.consult_id, bases, **PEER_OPTIONS) for role in ROLES
+    ]
+    for person in people:
+        stack.push_async_callback(person.close)
+        person.start()
+    return people
+
+
+def notes_writer(stack: AsyncExitStack, person: Rejoining) -> NotesWriter:
+    """A started `NotesWriter` editing as `person` (a host); closed by `stack`."""
+    writer = NotesWriter(person)
+    stack.push_async_callback(writer.close)
+    writer.start()
+    return writer
 
 
 def sees_both(p: Rejoining, people: list[Rejoining], frames: int) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import pytest
@@ -20,7 +22,8 @@ from server.cluster.entry import ClusterKeys, WorkerEntry
 from server.ids import WorkerId
 from tests.cluster.processes import (
     FAST,
-    PEER_OPTIONS,
+    notes_writer,
+    peers_joining,
     placed_on,
     plans_of,
     sees_both,
@@ -28,9 +31,8 @@ from tests.cluster.processes import (
     single_worker_nodes,
     two_worker_node,
 )
-from tests.cluster.rejoining import NotesWriter, Rejoining
 from tests.cluster.test_serve_workers import worker_processes
-from tests.media.triadserver import ROLES
+from tests.media.triadserver import ConsultSeats, TriadServer
 from tests.roomclient import RoomClient
 from tests.rooms.notesclient import NotesClient, insert
 from tests.waiting import wait_for
@@ -45,33 +47,50 @@ async def draining(redis: Redis, keys: ClusterKeys, worker_id: str) -> bool:
     return raw is not None and WorkerEntry.decode(raw).draining
 
 
+class Placed(NamedTuple):
+    nodes: list[TriadServer]
+    consult: ConsultSeats
+    stopping: TriadServer  # the node the consult was placed on, which the test stops
+    other: TriadServer
+
+
+@asynccontextmanager
+async def consult_on_two_nodes(
+    tmp_path: Path,
+    cluster_database: str,
+    redis_url: str,
+    keys: ClusterKeys,
+    *,
+    udp_base: int,
+    drain_seconds: str,
+) -> AsyncIterator[Placed]:
+    """Two nodes of one worker each with this drain time, and a new consult placed on one."""
+    async with single_worker_nodes(
+        tmp_path,
+        cluster_database,
+        [redis_url, redis_url],
+        keys,
+        udp_base=udp_base,
+        TRIAD_DRAIN_SECONDS=drain_seconds,
+    ) as nodes:
+        consult = await nodes[0].new_consult()
+        stopping, other = await placed_on(nodes, consult)
+        yield Placed(nodes, consult, stopping, other)
+
+
 @pytest.mark.timeout(240)
 async def test_a_stopping_worker_serves_its_consult_to_the_end_and_exits(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys, redis: Redis
 ) -> None:
     async with (
-        single_worker_nodes(
-            tmp_path,
-            cluster_database,
-            [redis_url, redis_url],
-            keys,
-            udp_base=47580,
-            TRIAD_DRAIN_SECONDS="600",
-        ) as nodes,
+        consult_on_two_nodes(
+            tmp_path, cluster_database, redis_url, keys, udp_base=47580, drain_seconds="600"
+        ) as placed,
         AsyncExitStack() as stack,
     ):
-        consult = await nodes[0].new_consult()
-        stopping, other = await placed_on(nodes, consult)
-        people = [
-            Rejoining(consult.seat(role), consult.consult_id, [other.base_url], **PEER_OPTIONS)
-            for role in ROLES
-        ]
-        for person in people:
-            stack.push_async_callback(person.close)
-            person.start()
-        writer = NotesWriter(people[0])  # the therapist, a host
-        stack.push_async_callback(writer.close)
-        writer.start()
+        nodes, consult, stopping, other = placed
+        people = peers_joining(stack, consult, [other.base_url])
+        writer = notes_writer(stack, people[0])  # the therapist, a host
         await wait_for(
             lambda: all(sees_both(p, people, FRAMES) for p in people), DEADLINE, "first frames"
         )
@@ -117,26 +136,13 @@ async def test_past_its_drain_time_a_worker_hands_its_consult_on_and_exits(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> None:
     async with (
-        single_worker_nodes(
-            tmp_path,
-            cluster_database,
-            [redis_url, redis_url],
-            keys,
-            udp_base=47620,
-            TRIAD_DRAIN_SECONDS="2",
-        ) as nodes,
+        consult_on_two_nodes(
+            tmp_path, cluster_database, redis_url, keys, udp_base=47620, drain_seconds="2"
+        ) as placed,
         AsyncExitStack() as stack,
     ):
-        consult = await nodes[0].new_consult()
-        stopping, other = await placed_on(nodes, consult)
-        bases = [stopping.base_url, other.base_url]
-        people = [
-            Rejoining(consult.seat(role), consult.consult_id, bases, **PEER_OPTIONS)
-            for role in ROLES
-        ]
-        for person in people:
-            stack.push_async_callback(person.close)
-            person.start()
+        _, consult, stopping, other = placed
+        people = peers_joining(stack, consult, [stopping.base_url, other.base_url])
         await wait_for(
             lambda: all(sees_both(p, people, FRAMES) for p in people), DEADLINE, "first frames"
         )

@@ -26,15 +26,15 @@ from server.cluster.entry import ClusterKeys
 from server.ids import ConsultId
 from tests.cluster.processes import (
     FAST,
-    PEER_OPTIONS,
+    notes_writer,
+    peers_joining,
     plans_of,
     sees_both,
     single_worker_nodes,
     two_worker_node,
 )
-from tests.cluster.rejoining import NotesWriter, Rejoining
 from tests.cluster.test_serve_workers import healthy, worker_processes
-from tests.media.triadserver import ROLES, TriadServer
+from tests.media.triadserver import TriadServer
 from tests.waiting import wait_for
 
 DEADLINE = 60.0  # each phase, on two cores shared by two servers and three peers
@@ -101,16 +101,8 @@ async def test_a_consult_survives_the_kill_of_its_worker(
     ):
         server = cluster.servers[-1]
         consult = await server.new_consult()
-        people = [
-            Rejoining(consult.seat(role), consult.consult_id, cluster.urls, **PEER_OPTIONS)
-            for role in ROLES
-        ]
-        for person in people:
-            stack.push_async_callback(person.close)
-            person.start()
-        writer = NotesWriter(people[0])  # the therapist
-        stack.push_async_callback(writer.close)
-        writer.start()
+        people = peers_joining(stack, consult, cluster.urls)
+        writer = notes_writer(stack, people[0])  # the therapist
 
         await wait_for(
             lambda: all(sees_both(p, people, FRAMES) for p in people), DEADLINE, "first frames"

@@ -18,15 +18,15 @@ import pytest
 
 from server.cluster.entry import ClusterKeys
 from tests.cluster.processes import (
-    PEER_OPTIONS,
+    notes_writer,
+    peers_joining,
     peers_state,
     placed_on,
     plans_of,
     sees_both,
     single_worker_nodes,
 )
-from tests.cluster.rejoining import NotesWriter, Rejoining
-from tests.media.triadserver import ROLES, TriadServer
+from tests.media.triadserver import TriadServer
 from tests.redisproxy import RedisProxy
 from tests.roomclient import RoomClient
 from tests.waiting import wait_for
@@ -59,16 +59,8 @@ async def test_a_worker_cut_from_redis_gives_up_its_consult_to_another(
         fenced, other = await placed_on(nodes, consult)
         proxy = proxy_a if fenced is nodes[0] else proxy_b
         bases = [fenced.base_url, other.base_url]
-        people = [
-            Rejoining(consult.seat(role), consult.consult_id, bases, **PEER_OPTIONS)
-            for role in ROLES
-        ]
-        for person in people:
-            stack.push_async_callback(person.close)
-            person.start()
-        writer = NotesWriter(people[0])
-        stack.push_async_callback(writer.close)
-        writer.start()
+        people = peers_joining(stack, consult, bases)
+        writer = notes_writer(stack, people[0])
         cut_at: list[float] = []
 
         def state() -> str:
