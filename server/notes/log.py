@@ -17,9 +17,10 @@ the batch waits for its commit (its `UPDATE` conflicts with the share lock; SQLi
 writer). So once the end has committed, the log holds every update that will ever be
 acknowledged, and a plan frozen after it, on any worker, holds them all.
 
-On PostgreSQL a batch of updates alone (no snapshot in it) is one statement on asyncpg
-(`log_postgres.py`): the share lock comes first there, in a CTE, and the inserts follow only
-if no consult of the batch has ended; the same rule in one round trip.
+A batch of updates alone (no snapshot in it) skips SQLAlchemy for the driver: on PostgreSQL
+one statement on asyncpg (`log_postgres.py`: the share lock first, in a CTE, the inserts only
+if no consult of the batch has ended), on SQLite three calls to aiosqlite's thread
+(`log_sqlite.py`); the same rule either way.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from ..db.engine import Database
 from ..db.models import Consult, NoteSnapshot, NoteUpdate
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
-from . import log_postgres
+from . import log_postgres, log_sqlite
 from .documents import DocumentName
 
 _log = logs.get(__name__)
@@ -406,6 +407,11 @@ class NoteLog:
         try:
             if len(rows) == len(items) and log_postgres.usable(self._conn):
                 return await log_postgres.commit_rows(self._conn, rows, consults)
+            if len(rows) == len(items) and log_sqlite.usable(self._conn):
+                ended = await log_sqlite.commit_rows(self._conn, rows, consults)
+                if not ended:
+                    self._after_commit()
+                return ended
             async with self._conn.begin() as transaction:
                 # Inserts first: on SQLite the first write takes the one write lock, so the
                 # status read after it is the newest and no end can commit until this does.
