@@ -9,7 +9,8 @@ path and the fan-out. With `--batch-ms N` each typist coalesces its keystrokes i
 per N ms, as the browser client does (50 ms); `key p99` then adds the wait in the batch (from
 the keystroke until the reader has it). The server runs in its own process (it has one core to
 itself on a 2-core machine); the clients share this one, and their CPU is printed so a saturated
-client side shows.
+client side shows; `cli lag99` is how late the clients' own loop ran a 5 ms timer (p99), a
+wait every latency here includes at the reader's end.
 With `--workers 1 2` each row runs `triad serve --workers N` (PostgreSQL and Redis), each
 consult's sockets on the worker its session call names; `srv cpu` is then each worker's, and
 `redis/join` and `redis/upd` count the commands the workers sent Redis (through a counting
@@ -101,6 +102,20 @@ class Run:
         self.key_latencies: list[float] = []
         self.acked = 0
         self.errors = 0
+        # How late the load generator's own loop wakes (see `loop_lag`).
+        self.lags: list[float] = []
+
+
+LAG_TICK_S = 0.005
+
+
+async def loop_lag(run: Run, until: float) -> None:
+    """How late this process's loop runs a timer: a reader's callback waits as long behind
+    the load generator's own work, and that wait is in every latency measured here."""
+    while time.monotonic() < until:
+        asked = time.perf_counter()
+        await asyncio.sleep(LAG_TICK_S)
+        run.lags.append(time.perf_counter() - asked - LAG_TICK_S)
 
 
 async def make_consults(url: str, k: int, client: str) -> list[dict[Role, Person]]:
@@ -226,12 +241,12 @@ async def worker_of(base: str, consult_id: str, person: Person) -> str:
 
 async def join(person: Person, worker_url: str, run: Run) -> None:
     async def on_update(data: dict[str, Any]) -> None:
-        person.doc.apply_update(data["update"])
+        now = time.perf_counter()  # delivered: the reader's own CRDT apply is not the server's
         sent = run.sent_at.get(data["update"])
         if sent is not None and person.role == Role.CLIENT:
-            now = time.perf_counter()
             run.latencies.append(now - sent)
             run.key_latencies.append(now - run.typed_at[data["update"]])
+        person.doc.apply_update(data["update"])
 
     person.sio.on("notes-update", on_update, namespace=NAMESPACE)
     await person.sio.connect(
@@ -345,11 +360,12 @@ async def run_one(
         worker_cpu, my_cpu = [w.cpu_times() for w in workers], me.cpu_times()
         started = time.monotonic()
         await asyncio.gather(
+            loop_lag(run, started + seconds),
             *(
                 type_into_plan(people[role], started + seconds, run, i * 2 + j, batch_s)
                 for i, people in enumerate(consults)
                 for j, role in enumerate((Role.THERAPIST, Role.PSYCHIATRIST))
-            )
+            ),
         )
         expected = run.acked
         async with asyncio.timeout(30):  # the last fan-outs
@@ -379,7 +395,7 @@ async def run_one(
                 await person.sio.disconnect()
         server.terminate()
         await server.wait()
-    lat, key_lat = sorted(run.latencies), sorted(run.key_latencies)
+    lat, key_lat, lags = sorted(run.latencies), sorted(run.key_latencies), sorted(run.lags)
     return {
         "k": k,
         "updates": run.acked,
@@ -389,6 +405,7 @@ async def run_one(
         "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
         "max_ms": lat[-1] * 1000,
         "key_p99_ms": key_lat[int(len(key_lat) * 0.99) - 1] * 1000,
+        "lag_p99_ms": lags[int(len(lags) * 0.99) - 1] * 1000,
         "server_cpu": "+".join(f"{used / elapsed:.2f}" for used in workers_used),
         "redis_while_typing": ", ".join(f"{n} {c}" for n, c in sorted(typed_by_name.items())),
         "redis_per_join": (redis_joined - redis_before) / joins if clustered else 0.0,
@@ -446,7 +463,8 @@ async def main() -> None:
     print(
         f"{'backend':9} {'client':8} {'workers':>7} {'gc young':>8} {'K':>4} {'updates':>8} "
         f"{'upd/s':>7} {'median ms':>10} {'p99 ms':>8} {'max ms':>8} {'key p99':>8} "
-        f"{'srv cpu':>10} {'cli cpu':>8} {'redis/join':>10} {'redis/upd':>9} {'errors':>6}"
+        f"{'srv cpu':>10} {'cli cpu':>8} {'cli lag99':>9} "
+        f"{'redis/join':>10} {'redis/upd':>9} {'errors':>6}"
     )
     async with RedisCommandProxy.running(args.redis) as proxy:
         await each_run(args, proxy)
@@ -471,7 +489,7 @@ async def each_run(args: argparse.Namespace, proxy: RedisCommandProxy) -> None:
                         f"{backend:9} {client:8} {workers:>7} {gc_young:>8} {r['k']:>4}",
                         f"{r['updates']:>8} {r['per_s']:>7.0f} {r['median_ms']:>10.2f}",
                         f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.1f} {r['key_p99_ms']:>8.1f}",
-                        f"{r['server_cpu']:>10} {r['clients_cpu']:>8.2f}",
+                        f"{r['server_cpu']:>10} {r['clients_cpu']:>8.2f} {r['lag_p99_ms']:>9.1f}",
                         f"{r['redis_per_join']:>10.2f} {r['redis_per_update']:>9.3f}",
                         f"{r['errors']:>6}",
                     )
