@@ -148,6 +148,9 @@ class SavedPlans:
         await self._notes.unload(consult_id)
         return plan.id
 
+    async def release(self, consult_id: ConsultId) -> None:
+        await self._notes.unload(consult_id)
+
 
 def participant_ice_servers(
     settings: Settings, participant_id: ParticipantId, clock: Callable[[], datetime]

@@ -86,11 +86,17 @@ class CareRecords(Protocol):
 
 
 class PlanKeeper(Protocol):
-    """Saves the consult's notes as its plan when it ends."""
+    """Saves the consult's notes as its plan when it ends; lets go of them when its room
+    closes without ending."""
 
     async def save_plan(self, consult_id: ConsultId) -> str:
         """Freeze the notes into the consult's plan, exactly once; returns the plan id (the
         same id to every caller, however many race)."""
+
+    async def release(self, consult_id: ConsultId) -> None:
+        """Drop this process's copy of the consult's notes: its room left memory without
+        ending, and another worker may write them before a room here holds them again. The
+        database has every acknowledged update; the next room here loads them afresh."""
 
 
 class RoomMedia(Protocol):

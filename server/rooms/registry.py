@@ -107,6 +107,7 @@ class RoomRegistry:
         room = self._rooms.get(consult_id)
         if room is not None and await room.unload_if_empty():
             self._forget(consult_id, room)
+            await self._plans.release(consult_id)
 
     def _forget(self, consult_id: ConsultId, room: ConsultRoom) -> None:
         if self._rooms.get(consult_id) is room:
@@ -178,12 +179,13 @@ class RoomRegistry:
             await room.close(ended=Ended(plan_id=plan_id, ended_by=actor.label()))
         return plan_id
 
-    async def close_rooms(self) -> list[ConsultId]:
+    async def close_rooms(self) -> None:
         """Close every room without ending its consult (this worker stops serving them: it
-        was fenced or drained); a later join makes a new one. The consults it closed."""
+        was fenced or drained), and let go of their notes; a later join makes a new one."""
         rooms, self._rooms = dict(self._rooms), {}
         await asyncio.gather(*(room.close() for room in rooms.values()), return_exceptions=True)
-        return list(rooms)
+        for consult_id in rooms:
+            await self._plans.release(consult_id)
 
     async def close(self) -> None:
         """Server shutdown: close every room without ending its consult (participants come

@@ -215,9 +215,7 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 connection.closed_with = ErrorCode.WORKER_LEAVING
                 connection.cancel_timers()
                 await connection.channel.close(ErrorCode.WORKER_LEAVING, LEAVING)
-        deps = self._deps()
-        for consult_id in await deps.rooms.close_rooms():
-            await deps.notes.unload(consult_id)
+        await self._deps().rooms.close_rooms()  # their notes leave memory with them
         log.info("cluster.rooms_left")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -6,13 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pycrdt
 import pytest
 
 from server.api.context import SERVICES
+from server.app import SETTINGS, keyring_for, utc_now
+from server.auth.roles import Role
+from server.ids import ConsultId, ParticipantId
+from server.notes.service import NotesService
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body
 from tests.roomclient import RoomClient
 from tests.rooms.conftest import People
+from tests.rooms.notesclient import NotesClient
 from tests.rooms.test_lifecycle import consult_status
 from tests.rooms.test_lobby_and_roles import audit_actions
 from tests.waiting import wait_for
@@ -84,3 +90,67 @@ async def test_a_scheduled_consult_ends_its_overrun_after_the_scheduled_end(
         assert await consult_status(api, platform, created.body["id"]) == "ended"
     finally:
         await therapist.close()
+
+
+@pytest.mark.room_settings(reconnect_grace_seconds=0.1, empty_room_grace_seconds=0.2)
+async def test_an_unloaded_room_takes_its_notes_out_of_memory_with_it(
+    base_url: str, api: Api, platform: PlatformKey, client: Any
+) -> None:
+    """An auto-admitted client alone writes a goal and leaves; the room is unloaded. Another
+    worker may hold the consult next and write to its notes: when the consult comes back here,
+    this worker serves the database's notes, not the copy it held before."""
+    created = await api.call(
+        "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body(auto_admit=True)
+    )
+    assert created.status == 201, created.body
+    people = People(base_url, created.body, api)
+    consult_id = ConsultId(created.body["id"])
+    services = client.app[SERVICES]
+    try:
+        await people.consent()
+        alone = await people.connect("client")
+        assert (await alone.join())["you"]["place"] == "room"
+        notes = NotesClient(alone)
+        assert (await notes.sync("client"))["ok"]
+        assert (await notes.edit("client", goal("sleep before midnight")))["ok"]
+        await alone.close()
+        await wait_for(lambda: services.rooms.get(consult_id) is None, 10, "the room unloaded")
+        # Another worker's notes service over the same database writes the next goal.
+        settings = client.app[SETTINGS]
+        elsewhere = NotesService(
+            services.db,
+            keyring_for(settings),
+            utc_now,
+            max_update_bytes=settings.notes_max_update_bytes,
+            snapshot_every=settings.notes_snapshot_every,
+        )
+        try:
+            copy: pycrdt.Doc[Any] = pycrdt.Doc()
+            reply = await elsewhere.sync(consult_id, Role.CLIENT, "client", b"\x00")
+            copy.apply_update(reply.update)
+            before = copy.get_state()
+            goal("walk every day")(copy)
+            await elsewhere.apply(
+                consult_id,
+                ParticipantId(people.id("client")),
+                Role.CLIENT,
+                "client",
+                copy.get_update(before),
+            )
+        finally:
+            await elsewhere.close()
+        back = await people.connect("client")
+        assert (await back.join())["you"]["place"] == "room"
+        fresh = NotesClient(back)
+        assert (await fresh.sync("client"))["ok"]
+        goals = fresh.doc("client").get("goals", type=pycrdt.Array).to_py()
+        assert goals == ["sleep before midnight", "walk every day"]
+    finally:
+        await people.close()
+
+
+def goal(text: str) -> Any:
+    def change(doc: pycrdt.Doc[Any]) -> None:
+        doc.get("goals", type=pycrdt.Array).append(text)
+
+    return change
