@@ -29,8 +29,16 @@ UDP_BASE = 47100  # node a: 47100-47139, node b: 47140-47179, 20 ports a worker
 async def nodes(
     tmp_path: Path, cluster_database: str, redis_url: str, keys: ClusterKeys
 ) -> AsyncIterator[list[TriadServer]]:
+    # Stopped when the test ends, not drained: its rooms would hold each worker (the default
+    # drain waits up to 600 s) until the stop's deadline kills it.
     async with nodes_running(
-        tmp_path, cluster_database, [redis_url, redis_url], keys, workers=2, udp_base=UDP_BASE
+        tmp_path,
+        cluster_database,
+        [redis_url, redis_url],
+        keys,
+        workers=2,
+        udp_base=UDP_BASE,
+        TRIAD_DRAIN_SECONDS="0",
     ) as started:
         yield started
 
