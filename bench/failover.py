@@ -61,7 +61,12 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from server.cluster.entry import ClusterKeys, WorkerEntry  # noqa: E402
 from server.ids import ConsultId, WorkerId  # noqa: E402
-from tests.cluster.processes import PEER_OPTIONS, sees_both, single_worker_nodes  # noqa: E402
+from tests.cluster.processes import (  # noqa: E402
+    PEER_OPTIONS,
+    sees_both,
+    single_worker_nodes,
+    two_worker_node,
+)
 from tests.cluster.rejoining import Rejoining  # noqa: E402
 from tests.cluster.test_serve_workers import worker_processes  # noqa: E402
 from tests.media.triadserver import ROLES, TriadServer  # noqa: E402
@@ -342,16 +347,13 @@ async def start(
         ) as nodes:
             yield nodes
         return
-    async with TriadServer.running(
+    async with two_worker_node(
         directory,
-        workers=2,
-        TRIAD_DATABASE_URL=database_url,
-        TRIAD_REDIS_URL=redis_url,
-        TRIAD_NODE_ID="node-a",
-        TRIAD_CLUSTER_NAME=keys.deployment,
+        database_url,
+        redis_url,
+        keys,
         TRIAD_ICE_UDP_PORT_MIN=str(UDP_SUPERVISOR[0]),
         TRIAD_ICE_UDP_PORT_MAX=str(UDP_SUPERVISOR[1]),
-        TRIAD_LOG_LEVEL="info",
         **beat,
     ) as server:
         yield [server]
