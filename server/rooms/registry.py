@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .. import logs
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
@@ -32,6 +32,11 @@ from .room import ConsultRoom
 from .settings import RoomSettings
 
 log = logs.get(__name__)
+
+# How long this worker remembers a consult it ended. A join reads the consult's row, then asks
+# for its room within moments: this covers a row read just before the end committed, and
+# keeps a long-lived worker from holding every consult it ever ended.
+ENDED_MEMORY = timedelta(minutes=10)
 
 
 class RoomRegistry:
@@ -56,8 +61,9 @@ class RoomRegistry:
         self._revoker = revoker
         self._clock = clock
         self._rooms: dict[ConsultId, ConsultRoom] = {}
-        # Ended here while sockets may still hold a verified token: refuse their joins.
-        self._ended: set[ConsultId] = set()
+        # Ended here while sockets may still hold a verified token: refuse their joins. When
+        # each ended, oldest first.
+        self._ended: dict[ConsultId, datetime] = {}
         self._closed = False
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -68,8 +74,12 @@ class RoomRegistry:
     def get(self, consult_id: ConsultId) -> ConsultRoom | None:
         return self._rooms.get(consult_id)
 
+    def ended_here(self, consult_id: ConsultId) -> bool:
+        """This worker ended the consult within `ENDED_MEMORY`."""
+        return consult_id in self._ended
+
     def room_for(self, consult: ConsultView) -> ConsultRoom:
-        if self._closed or consult.id in self._ended or consult.status == ConsultStatus.ENDED:
+        if self._closed or self.ended_here(consult.id) or consult.status == ConsultStatus.ENDED:
             raise TriadError(ErrorCode.CONSULT_ENDED, "the consult has ended")
         room = self._rooms.get(consult.id)
         if room is None:
@@ -172,12 +182,20 @@ class RoomRegistry:
 
     async def finish(self, consult_id: ConsultId, actor: Actor) -> str:
         """After the consult row is ended: save the plan, tell the room, close it."""
-        self._ended.add(consult_id)
+        self._remember_end(consult_id)
         plan_id = await self._plans.save_plan(consult_id)
         room = self._rooms.pop(consult_id, None)
         if room is not None:
             await room.close(ended=Ended(plan_id=plan_id, ended_by=actor.label()))
         return plan_id
+
+    def _remember_end(self, consult_id: ConsultId) -> None:
+        now = self._clock()
+        self._ended.pop(consult_id, None)  # to the end of the order
+        self._ended[consult_id] = now
+        forget_before = now - ENDED_MEMORY
+        while (oldest := next(iter(self._ended))) and self._ended[oldest] < forget_before:
+            del self._ended[oldest]
 
     async def close_rooms(self) -> None:
         """Close every room without ending its consult (this worker stops serving them: it
