@@ -37,7 +37,6 @@ import itertools
 import os
 import random
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -69,6 +68,7 @@ from server.consults.service import ConsultService
 from server.crypto import KeyRing
 from server.db.engine import Database
 from server.ids import TokenId
+from tests import ports
 
 NAMESPACE = "/consult"
 # The three seats every consult has (a guardian and an interpreter are optional).
@@ -192,9 +192,8 @@ class Cluster:
 async def start_server(
     url: str, data_dir: str, gc_young: int, cluster: Cluster
 ) -> tuple[asyncio.subprocess.Process, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    # Worker i listens on port + i: that many ports, below the ephemeral range.
+    port = ports.free_ports(cluster.workers)
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIAD_")}
     env.update(

@@ -62,7 +62,6 @@ import os
 import pstats
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -85,6 +84,7 @@ from sfu_relay import RelaySfu  # noqa: E402
 
 from server.ids import ParticipantId  # noqa: E402
 from server.rooms.media import MediaConfig, Offer  # noqa: E402
+from tests import ports  # noqa: E402
 from tests.media.triadserver import ROLES, SERVE, TriadServer  # noqa: E402
 
 SOAK_SAMPLE_S = 30
@@ -215,12 +215,6 @@ def cpu_seconds(ps: psutil.Process) -> float:
 # --- what the rooms run against -------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def post(url: str) -> None:
     import urllib.request
 
@@ -242,7 +236,7 @@ class Target:
 
 class RelayServer:
     def __init__(self, profile: str | None) -> None:
-        self.port = free_port()
+        self.port = ports.free_port()
         self.url = f"http://{HOST}:{self.port}"
         cmd = [sys.executable, __file__, "server", "--port", str(self.port)]
         if profile:
