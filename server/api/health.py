@@ -12,7 +12,7 @@ from .operations import Call, Reply
 from .schemas import HealthOut, ReadyOut
 
 _PROBE_TIMEOUT = 2.0
-_log = logs.get(__name__)
+log = logs.get(__name__)
 
 
 async def healthz(call: Call) -> Reply:
@@ -33,7 +33,7 @@ async def readyz(call: Call) -> Reply:
                 await services.redis.ping()
             checks["redis"] = "ok"
     except Exception as exc:
-        _log.warning("not_ready", failed=len(checks), error=type(exc).__name__)
+        log.warning("not_ready", failed=len(checks), error=type(exc).__name__)
         failed = "database" if "database" not in checks else "redis"
         raise TriadError(ErrorCode.NOT_READY, f"{failed} is not reachable") from None
     return Reply(200, ReadyOut(status="ok", checks=checks))

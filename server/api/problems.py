@@ -16,7 +16,7 @@ _HTTP_CODES = {
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
-_log = logs.get(__name__)
+log = logs.get(__name__)
 
 
 def problem_type(code: ErrorCode) -> str:
@@ -52,7 +52,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         return await handler(request)
     except TriadError as error:
-        _log.info("request_refused", path=request.rel_url.path, code=str(error.code))
+        log.info("request_refused", path=request.rel_url.path, code=str(error.code))
         return problem_response(request, error)
     except web.HTTPException as exc:
         code = _HTTP_CODES.get(exc.status)
@@ -63,7 +63,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     except Exception as exc:
-        _log.error("request_failed", path=request.rel_url.path, **logs.failure(exc))
+        log.error("request_failed", path=request.rel_url.path, **logs.failure(exc))
         return problem_response(
             request, TriadError(ErrorCode.INTERNAL, "the server could not complete the request")
         )

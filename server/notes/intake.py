@@ -25,7 +25,7 @@ from .yparents import ParentIndex, Placement
 from .yupdate import UpdateLimits, UpdateShape, check_causality, scan_update
 from .ywire import Refusal, Refused, read_state_vector
 
-_log = logs.get(__name__)
+log = logs.get(__name__)
 T = TypeVar("T")
 DEFAULT_MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 # Never a library failure: these stop the task or the process and must go on doing so.
@@ -155,7 +155,7 @@ def read_state(doc: pycrdt.Doc[Any]) -> DocumentFacts:
         # Integrated already: placed in Yjs' order, its splits not checked again.
         check_causality(replace(shape, splits=()), {}, (), placement)
     except Refused as refused:  # a document written before the rules: nothing to go by
-        _log.warning("notes_state_unreadable", reason=str(refused.reason))
+        log.warning("notes_state_unreadable", reason=str(refused.reason))
         return DocumentFacts(inside=set())
     placement.commit()
     return DocumentFacts(
@@ -248,7 +248,7 @@ def replay(
             check_causality(shape, state_of(doc), facts.inside, placement)
             apply_update(doc, update)
         except (Refused, CrdtFailure) as problem:
-            _log.warning("notes_entry_skipped", doc=str(name), seq=seq, reason=str(problem))
+            log.warning("notes_entry_skipped", doc=str(name), seq=seq, reason=str(problem))
             continue
         facts.inside |= shape.inside
         if placement is not None:

@@ -48,7 +48,7 @@ from ..ids import ConsultId, ParticipantId
 from . import log_postgres, log_sqlite
 from .documents import DocumentName
 
-_log = logs.get(__name__)
+log = logs.get(__name__)
 
 Job = Callable[[AsyncConnection], Awaitable[None]]
 # SQLite: a passive WAL checkpoint after this many notes commits (about SQLite's own 1000 pages).
@@ -327,7 +327,7 @@ class NoteLog:
                 await job(conn)
         except IntegrityError:
             return True  # another process seeded it between our read and our write: theirs
-        _log.info("notes_seeded", consult_id=consult_id, doc=str(doc), source=source_id)
+        log.info("notes_seeded", consult_id=consult_id, doc=str(doc), source=source_id)
         return True
 
     async def close(self) -> None:
@@ -376,7 +376,7 @@ class NoteLog:
                 live = [entry for entry in live if not _refuse_if_ended(entry, ended)]
         except Exception as exc:
             if len(live) > 1:
-                _log.warning("notes_batch_failed", size=len(live), error=type(exc).__name__)
+                log.warning("notes_batch_failed", size=len(live), error=type(exc).__name__)
             # One bad item must not fail its neighbours: retry each alone, in order, so that a
             # failure breaks only its own document's chain.
             for entry in live:
@@ -433,7 +433,7 @@ class NoteLog:
             try:
                 await conn.invalidate()
             except Exception as exc:
-                _log.warning("notes_connection_close_failed", error=type(exc).__name__)
+                log.warning("notes_connection_close_failed", error=type(exc).__name__)
             raise
 
     async def _connect(self) -> AsyncConnection:
@@ -461,7 +461,7 @@ class NoteLog:
             async with self._db.engine.connect() as conn:
                 await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception as exc:  # the next one tries again; nothing is lost meanwhile
-            _log.warning("notes_checkpoint_failed", error=type(exc).__name__)
+            log.warning("notes_checkpoint_failed", error=type(exc).__name__)
 
 
 def _refuse_if_broken(entry: _Item) -> bool:

@@ -44,7 +44,7 @@ from .plan import PlanView, PreviousPlanRef, attendance, authors_by_section
 from .store import PlanStore, SeriesPlan, StaleCopy
 from .yupdate import UpdateLimits
 
-_log = logs.get(__name__)
+log = logs.get(__name__)
 FIRST_VERSION = 1
 # How long an update that builds on one not yet applied waits for it before it is refused.
 REORDER_WAIT = 3.0
@@ -121,7 +121,7 @@ class NotesService:
                     )
                 except CrdtFailure:
                     live.stale = True  # rebuilt from the log, which skips what cannot encode
-                    _log.warning("notes_sync_failed", consult_id=consult_id, doc=str(name))
+                    log.warning("notes_sync_failed", consult_id=consult_id, doc=str(name))
                     raise TriadError(
                         ErrorCode.NOTES_UPDATE_INVALID, "the state vector does not apply"
                     ) from None
@@ -319,7 +319,7 @@ class NotesService:
                 stored = await self._log.load(consult.consult_id, name, seed, self._clock())
                 live = build_document(name, stored, self._limits)
                 consult.docs[name] = live
-                _log.debug(
+                log.debug(
                     "notes_loaded",
                     consult_id=consult.consult_id,
                     doc=str(name),
@@ -371,7 +371,7 @@ class NotesService:
                 raise
             except BaseException:
                 live.stale = True  # the copy holds an update the log does not
-                _log.warning(
+                log.warning(
                     "notes_commit_failed", consult_id=consult.consult_id, doc=str(live.name)
                 )
                 raise
@@ -392,7 +392,7 @@ class NotesService:
             intake.apply_update(live.doc, update.data)
         except CrdtFailure:
             live.stale = True  # it may be half-applied: rebuild from the log
-            _log.warning("notes_apply_failed", consult_id=consult.consult_id, doc=str(live.name))
+            log.warning("notes_apply_failed", consult_id=consult.consult_id, doc=str(live.name))
             raise TriadError(
                 ErrorCode.NOTES_UPDATE_INVALID, "the notes update does not apply"
             ) from None
@@ -424,7 +424,7 @@ class NotesService:
         try:
             seq, state = live.seq, intake.guarded(live.doc.get_update)
         except CrdtFailure:
-            _log.warning("notes_snapshot_failed", consult_id=consult.consult_id, doc=str(live.name))
+            log.warning("notes_snapshot_failed", consult_id=consult.consult_id, doc=str(live.name))
             return
         authors = Authors()
         authors.merge(live.authors)
@@ -435,7 +435,7 @@ class NotesService:
         def done(future: asyncio.Future[None]) -> None:
             if future.cancelled() or future.exception() is not None:
                 # The log still has every update; the next one due tries again.
-                _log.warning(
+                log.warning(
                     "notes_snapshot_failed", consult_id=consult.consult_id, doc=str(live.name)
                 )
                 return
@@ -487,7 +487,7 @@ class NotesService:
         )
         for live in lives.values():
             live.snapshot_seq = live.seq
-        _log.info(
+        log.info(
             "plan_saved",
             consult_id=consult_id,
             plan_id=plan.id,

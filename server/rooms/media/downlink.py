@@ -48,7 +48,7 @@ from .stats import TrackKey
 if TYPE_CHECKING:
     from .egress import Egress
 
-logger = logs.get(__name__)
+log = logs.get(__name__)
 
 RETRANSMIT_SHARE: Final = 0.15
 PAUSE_LOSS: Final = 0.10  # receiver-report loss that means the link is overloaded
@@ -250,7 +250,7 @@ class Downlink:
 
     def _congestion(self, estimate: float, now: float, reason: str) -> None:
         if estimate < self.estimate:
-            logger.info(
+            log.info(
                 "media.downlink_congested",
                 reason=reason,
                 estimate=int(estimate),
@@ -360,7 +360,7 @@ class Downlink:
         else:
             self._min_pause.pop(key, None)
         self._next_probe = max(self._next_probe, now + self._backoff)
-        logger.info(
+        log.info(
             "media.video_paused",
             publisher=key[0],
             track=key[1],
@@ -378,7 +378,7 @@ class Downlink:
         self._paused_at.pop(key, None)
         if egress.ingress is not None:
             egress.ingress.request_keyframe(new_subscriber=True)
-        logger.info(
+        log.info(
             "media.video_resumed", publisher=key[0], track=key[1], estimate=int(self.estimate)
         )
         self._on_quality(key, False)
@@ -422,7 +422,7 @@ class Downlink:
             self._probe_failed = True
             self._probe_verdict = self._probe_verdict or "lost"
         target, self._probe_target = self._probe_target, 0.0
-        logger.debug(
+        log.debug(
             "media.probe_judged",
             target=int(target),
             lost=lost,

@@ -59,7 +59,7 @@ from .stats import Counters, Kind, MediaSummary, TrackKey, TrackName
 from .transport import PeerTransport
 from .uplink import Uplink
 
-logger = logs.get(__name__)
+log = logs.get(__name__)
 
 RTCP_INTERVAL: Final = 0.5  # seconds, varied by +-20% (RFC 3550 6.3.1)
 QualityCallback = Callable[[TrackKey, bool], None]  # a publication paused here, or resumed
@@ -286,7 +286,7 @@ class Peer:
             try:
                 self._rtcp_round(time.monotonic())
             except Exception as exc:  # one bad round must not end the reports for good
-                logger.exception("media.rtcp_round_failed", error=type(exc).__name__)
+                log.exception("media.rtcp_round_failed", error=type(exc).__name__)
 
     def _rtcp_round(self, now: float) -> None:
         if not self.transport.poll():

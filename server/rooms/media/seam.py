@@ -46,7 +46,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransc
 
 from server import logs
 
-logger = logs.get(__name__)
+log = logs.get(__name__)
 
 AIORTC_CHECKED: Final = ("1.16.",)
 AIOICE_CHECKED: Final = ("0.13.",)
@@ -84,7 +84,7 @@ class _SinkFailures:
         self._unlogged += 1
         now = time.monotonic()
         if now - self._logged_at >= 1.0:
-            logger.error("media.packet_path_failed", failures=self._unlogged, **logs.failure(exc))
+            log.error("media.packet_path_failed", failures=self._unlogged, **logs.failure(exc))
             self._logged_at = now
             self._unlogged = 0
 

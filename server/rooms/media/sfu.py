@@ -33,7 +33,7 @@ RECOVERY_GRACE: Final = 1.0
 
 __all__ = ["MediaSink", "Offer", "Sfu", "SfuStats", "TrackInfo"]
 
-logger = logs.get(__name__)
+log = logs.get(__name__)
 
 SpeakerListener = Callable[[ParticipantId | None], None]
 
@@ -86,7 +86,7 @@ class Sfu:
             else:
                 joiner = MediaSession(self._new_peer(participant_id), connection)
                 self._sessions[participant_id] = joiner
-                logger.info("media.session_started", participant_id=participant_id)
+                log.info("media.session_started", participant_id=participant_id)
                 # The joiner's offer is made and delivered first: their join waits on it, while
                 # the others only gain a track (each offer costs aiortc some milliseconds).
                 others = [s for s in self._sessions.values() if s is not joiner]
@@ -112,7 +112,7 @@ class Sfu:
             others = [s for s in self._sessions.values() if s is not session]
             for other in others:
                 other.peer.subscribe(screen)
-            logger.info("media.screen_shared", participant_id=participant_id)
+            log.info("media.screen_shared", participant_id=participant_id)
             deliveries = await self._offers([session, *others])
         await self._deliver(deliveries)
 
@@ -139,7 +139,7 @@ class Sfu:
             if session is None:
                 return
             await self._drop(session.peer)
-            logger.info("media.session_ended", participant_id=participant_id)
+            log.info("media.session_ended", participant_id=participant_id)
             deliveries = await self._offers(self._sessions.values())
         await self._deliver(deliveries)
 
@@ -151,7 +151,7 @@ class Sfu:
         async with self._lock:
             session = self._session(participant_id)
             if session.restart_wanted(generation):
-                logger.warning("media.restart_asked", participant_id=participant_id)
+                log.warning("media.restart_asked", participant_id=participant_id)
                 deliveries = await self._restart(session)
             current = session.generation
         await self._deliver(deliveries)
@@ -254,7 +254,7 @@ class Sfu:
         await self._drop(session.peer)
         deliveries = await self._offers(s for s in self._sessions.values() if s is not session)
         session.replace(self._new_peer(session.participant_id, screen=session.sharing))
-        logger.info(
+        log.info(
             "media.session_restarted",
             participant_id=session.participant_id,
             generation=session.generation,
@@ -267,7 +267,7 @@ class Sfu:
             if other is not session:
                 other.peer.unsubscribe(session.participant_id, "screen")
         session.peer.unshare_screen()
-        logger.info("media.screen_unshared", participant_id=session.participant_id)
+        log.info("media.screen_unshared", participant_id=session.participant_id)
         return await self._offers(self._sessions.values())
 
     async def _drop(self, peer: Peer, *, notify: bool = True) -> None:
@@ -278,7 +278,7 @@ class Sfu:
         if self._speaker.forget(peer.participant_id, now) and notify:
             self._on_active_speaker(self._speaker.active)
         await peer.close()
-        logger.info("media.peer_closed", participant_id=peer.participant_id, **vars(peer.summary()))
+        log.info("media.peer_closed", participant_id=peer.participant_id, **vars(peer.summary()))
 
     async def _offers(self, sessions: Iterable[MediaSession]) -> list[Delivery | None]:
         return [await session.offer() for session in list(sessions)]
@@ -294,7 +294,7 @@ class Sfu:
             try:
                 await delivery.send()
             except Exception as exc:  # one undeliverable offer must not stop the others
-                logger.warning(
+                log.warning(
                     "media.offer_undelivered",
                     participant_id=delivery.participant_id,
                     error=type(exc).__name__,
@@ -303,7 +303,7 @@ class Sfu:
     def _on_failed(self, peer: Peer) -> None:
         session = self._sessions.get(peer.participant_id)
         if self._closing is None and session is not None and session.peer is peer:
-            logger.warning("media.peer_failed", participant_id=peer.participant_id)
+            log.warning("media.peer_failed", participant_id=peer.participant_id)
             if session.recovers(peer):
                 self._spawn(self._recover(peer))
 
@@ -342,7 +342,7 @@ class Sfu:
         self._tasks.discard(task)
         exc = None if task.cancelled() else task.exception()
         if exc is not None:
-            logger.error("media.task_failed", **logs.failure(exc))
+            log.error("media.task_failed", **logs.failure(exc))
 
     def _on_audio_level(self, participant_id: ParticipantId, level: int) -> None:
         now = asyncio.get_running_loop().time()

@@ -26,7 +26,7 @@ from server import logs
 
 from . import seam
 
-logger = logs.get(__name__)
+log = logs.get(__name__)
 
 # A browser's RTP and RTCP datagrams fit one MTU; anything bigger is refused before a parser.
 MAX_DATAGRAM: Final = 1500
@@ -207,4 +207,4 @@ class PeerTransport:
 
 def _ignore_result(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.debug("media.relayed_send_failed", error=type(task.exception()).__name__)
+        log.debug("media.relayed_send_failed", error=type(task.exception()).__name__)
