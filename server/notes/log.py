@@ -47,6 +47,7 @@ from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from . import log_postgres, log_sqlite
 from .documents import DocumentName
+from .log_row import SealedRow
 
 log = logs.get(__name__)
 
@@ -156,7 +157,7 @@ def consult_ended() -> TriadError:
 
 
 # What to write, its waiter, its document's chain, and its consult.
-_Item = tuple[Job | dict[str, Any], asyncio.Future[None], Chain, str]
+_Item = tuple[Job | SealedRow, asyncio.Future[None], Chain, str]
 
 
 class NoteLog:
@@ -175,18 +176,18 @@ class NoteLog:
     def append(self, entry: LogEntry, chain: Chain) -> asyncio.Future[None]:
         """Queue the entry; the future resolves once it is committed (or fails). Entries of one
         chain commit in the order they were queued."""
-        row = {
-            "consult_id": entry.consult_id,
-            "doc": str(entry.doc),
-            "seq": entry.seq,
-            "participant_id": entry.participant_id,
-            "role": str(entry.role),
-            "sections": list(entry.sections),
-            "sealed": self._keyring.seal(
+        row = SealedRow(
+            consult_id=entry.consult_id,
+            doc=str(entry.doc),
+            seq=entry.seq,
+            participant_id=entry.participant_id,
+            role=str(entry.role),
+            sections=list(entry.sections),
+            sealed=self._keyring.seal(
                 entry.update, update_aad(entry.consult_id, entry.doc, entry.seq)
             ),
-            "created_at": entry.at,
-        }
+            created_at=entry.at,
+        )
         return self._submit(row, chain, entry.consult_id)
 
     def write_snapshot(
@@ -345,9 +346,7 @@ class NoteLog:
 
     # --- the writer ---
 
-    def _submit(
-        self, item: Job | dict[str, Any], chain: Chain, consult_id: str
-    ) -> asyncio.Future[None]:
+    def _submit(self, item: Job | SealedRow, chain: Chain, consult_id: str) -> asyncio.Future[None]:
         if self._closed:
             raise RuntimeError("the notes log is closed")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -386,7 +385,7 @@ class NoteLog:
                 try:
                     ended = await self._commit([entry])
                 except Exception as single:
-                    if isinstance(item, dict):
+                    if isinstance(item, SealedRow):
                         chain.broken = True
                     _settle(future, single)
                 else:
@@ -400,7 +399,7 @@ class NoteLog:
         """Write the entries in one transaction; or, when a consult of theirs has ended, write
         nothing and return the ended consults."""
         items = [item for item, _, _, _ in entries]
-        rows = [item for item in items if isinstance(item, dict)]
+        rows = [item for item in items if isinstance(item, SealedRow)]
         consults = sorted({consult_id for _, _, _, consult_id in entries})
         if self._conn is None:
             self._conn = await self._connect()
@@ -416,14 +415,14 @@ class NoteLog:
                 # Inserts first: on SQLite the first write takes the one write lock, so the
                 # status read after it is the newest and no end can commit until this does.
                 if rows:
-                    await self._conn.execute(_INSERT_UPDATES, rows)
+                    await self._conn.execute(_INSERT_UPDATES, [row.values() for row in rows])
                 status = await self._conn.execute(_CONSULTS_FOR_SHARE, {"consult_ids": consults})
                 ended = {row.id for row in status if row.status == ConsultStatus.ENDED}
                 if ended:
                     await transaction.rollback()
                     return ended
                 for item in items:
-                    if not isinstance(item, dict):
+                    if not isinstance(item, SealedRow):
                         await item(self._conn)
             self._after_commit()
             return set()

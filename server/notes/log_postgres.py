@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..consults.model import ConsultStatus
+from .log_row import SealedRow
 
 # A CTE with FOR SHARE is never inlined: it is evaluated once, before the insert reads it.
 _COMMIT_ROWS = """
@@ -41,7 +42,7 @@ def usable(conn: AsyncConnection) -> bool:
 
 
 async def commit_rows(
-    conn: AsyncConnection, rows: Sequence[dict[str, Any]], consults: Sequence[str]
+    conn: AsyncConnection, rows: Sequence[SealedRow], consults: Sequence[str]
 ) -> set[str]:
     """Write `rows` (`NoteLog.append`'s) in one statement outside any SQLAlchemy transaction;
     or, when one of `consults` has ended, write nothing and return the ended ones."""
@@ -51,14 +52,14 @@ async def commit_rows(
         ended = await driver.fetch(
             _COMMIT_ROWS,
             list(consults),
-            [row["consult_id"] for row in rows],
-            [row["doc"] for row in rows],
-            [row["seq"] for row in rows],
-            [row["participant_id"] for row in rows],
-            [row["role"] for row in rows],
-            [json.dumps(row["sections"]) for row in rows],
-            [row["sealed"] for row in rows],
-            [row["created_at"] for row in rows],
+            [row.consult_id for row in rows],
+            [row.doc for row in rows],
+            [row.seq for row in rows],
+            [row.participant_id for row in rows],
+            [row.role for row in rows],
+            [json.dumps(row.sections) for row in rows],
+            [row.sealed for row in rows],
+            [row.created_at for row in rows],
             ConsultStatus.ENDED.value,
         )
     except asyncpg.IntegrityConstraintViolationError as exc:

@@ -23,17 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..consults.model import ConsultStatus
 from ..db.models import NoteUpdate
+from .log_row import SealedRow
 
-_COLUMNS = (
-    "consult_id",
-    "doc",
-    "seq",
-    "participant_id",
-    "role",
-    "sections",
-    "sealed",
-    "created_at",
-)
+# The columns in `SealedRow`'s order.
 _INSERT = """
 INSERT INTO note_updates
     (consult_id, doc, seq, participant_id, role, sections, sealed, created_at)
@@ -50,7 +42,7 @@ def usable(conn: AsyncConnection) -> bool:
 
 
 async def commit_rows(
-    conn: AsyncConnection, rows: Sequence[dict[str, Any]], consults: Sequence[str]
+    conn: AsyncConnection, rows: Sequence[SealedRow], consults: Sequence[str]
 ) -> set[str]:
     """Write `rows` (`NoteLog.append`'s) in one transaction outside any SQLAlchemy one; or,
     when one of `consults` has ended, write nothing and return the ended ones."""
@@ -59,8 +51,8 @@ async def commit_rows(
     processors = _row_processors(conn.dialect)
     values = [
         tuple(
-            row[name] if process is None else process(row[name])
-            for name, process in zip(_COLUMNS, processors, strict=True)
+            value if process is None else process(value)
+            for value, process in zip(row, processors, strict=True)
         )
         for row in rows
     ]
@@ -87,7 +79,7 @@ def _row_processors(dialect: Dialect) -> _Processors:
     if found is None:
         found = tuple(
             NoteUpdate.__table__.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in _COLUMNS
+            for name in SealedRow._fields
         )
         _processors[dialect] = found
     return found
