@@ -378,9 +378,7 @@ class Downlink:
         self._paused_at.pop(key, None)
         if egress.ingress is not None:
             egress.ingress.request_keyframe(new_subscriber=True)
-        log.info(
-            "media.video_resumed", publisher=key[0], track=key[1], estimate=int(self.estimate)
-        )
+        log.info("media.video_resumed", publisher=key[0], track=key[1], estimate=int(self.estimate))
         self._on_quality(key, False)
 
     # Probing -----------------------------------------------------------------------------
