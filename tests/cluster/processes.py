@@ -74,7 +74,11 @@ async def nodes_running(
         await asyncio.gather(*(server.launch() for server in started))
         yield started
     finally:
-        await asyncio.gather(*(server.stop() for server in started))
+        # Every node stopped (or killed) before the first that would not stop is reported.
+        stopped = await asyncio.gather(*(s.stop() for s in started), return_exceptions=True)
+        for failure in stopped:
+            if isinstance(failure, BaseException):
+                raise failure
 
 
 @asynccontextmanager

@@ -33,6 +33,12 @@ from tests.ports import free_ports
 
 ROLES = ("therapist", "psychiatrist", "client")
 DEADLINE = 30.0
+
+
+class StopTimedOut(AssertionError):
+    """`triad serve` did not exit on SIGTERM within the deadline (it was killed)."""
+
+
 SERVE = ("-m", "server", "serve")
 
 
@@ -270,7 +276,9 @@ class TriadServer:
         return self.returncode
 
     async def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not stopped within the deadline. Safe twice."""
+        """SIGTERM, then SIGKILL if it has not stopped within the deadline, and then fail: a
+        server that does not exit on SIGTERM would hold up an operator's rolling restart, and
+        a test that only killed it would never say so. Safe twice."""
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
             return
@@ -281,4 +289,9 @@ class TriadServer:
             # Its own session: the group holds the workers a supervisor started.
             os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+            self.returncode = process.returncode
+            raise StopTimedOut(
+                f"`triad serve` in {self.directory} did not exit within {DEADLINE:g} s of SIGTERM"
+                " (a worker with rooms open drains up to TRIAD_DRAIN_SECONDS: set it for tests)"
+            ) from None
         self.returncode = process.returncode
