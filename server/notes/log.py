@@ -415,7 +415,7 @@ class NoteLog:
                 # Inserts first: on SQLite the first write takes the one write lock, so the
                 # status read after it is the newest and no end can commit until this does.
                 if rows:
-                    await self._conn.execute(_INSERT_UPDATES, [row.values() for row in rows])
+                    await self._conn.execute(_INSERT_UPDATES, [row._asdict() for row in rows])
                 status = await self._conn.execute(_CONSULTS_FOR_SHARE, {"consult_ids": consults})
                 ended = {row.id for row in status if row.status == ConsultStatus.ENDED}
                 if ended:

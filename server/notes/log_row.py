@@ -6,7 +6,7 @@ Made by `NoteLog.append`, written by whichever path commits its batch: SQLAlchem
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 
 class SealedRow(NamedTuple):
@@ -20,7 +20,3 @@ class SealedRow(NamedTuple):
     sections: list[str]  # schema names, never text
     sealed: bytes
     created_at: datetime
-
-    def values(self) -> dict[str, Any]:
-        """The row as SQLAlchemy's insert takes it."""
-        return self._asdict()

@@ -62,7 +62,7 @@ class RoomRegistry:
         self._clock = clock
         self._rooms: dict[ConsultId, ConsultRoom] = {}
         # Ended here while sockets may still hold a verified token: refuse their joins. When
-        # each ended, oldest first.
+        # each ended.
         self._ended: dict[ConsultId, datetime] = {}
         self._closed = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -191,11 +191,10 @@ class RoomRegistry:
 
     def _remember_end(self, consult_id: ConsultId) -> None:
         now = self._clock()
-        self._ended.pop(consult_id, None)  # to the end of the order
         self._ended[consult_id] = now
         forget_before = now - ENDED_MEMORY
-        while (oldest := next(iter(self._ended))) and self._ended[oldest] < forget_before:
-            del self._ended[oldest]
+        for old in [c for c, at in self._ended.items() if at < forget_before]:
+            del self._ended[old]
 
     async def close_rooms(self) -> None:
         """Close every room without ending its consult (this worker stops serving them: it
