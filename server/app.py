@@ -19,14 +19,16 @@ from .api.ratelimit import KeyedLimiter, RestLimits
 from .cluster.entry import WorkerLoad
 from .cluster.node import Membership, membership
 from .crypto import KeyRing, development_keyring
-from .services import Services, open_services
+from .services import Services, open_services, webhook_dispatcher
 from .settings import Settings
 from .signaling import asyncapi
 from .signaling import server as signaling
 from .signaling.deps import SignalingDeps, SocketLimits
+from .webhooks.dispatcher import WebhookDispatcher
 
 SETTINGS = web.AppKey("triad.settings", Settings)
 SIGNALING = web.AppKey("triad.signaling", SignalingDeps)
+WEBHOOKS = web.AppKey("triad.webhooks", WebhookDispatcher)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 # The embed SDK (web/embed.js built): a classic script and an ES module (docs/embedding.md).
 EMBED_SDK_PATHS = frozenset({"/static/embed.js", "/static/embed.mjs"})
@@ -72,7 +74,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             app[SERVICES] = services
             app[CLUSTER] = member
             app[SIGNALING] = signaling_deps(settings, services, member)
-            yield
+            # Closed first: no attempt is recorded into a closing database.
+            dispatcher = app[WEBHOOKS] = webhook_dispatcher(settings, services, keyring, clock)
+            dispatcher.start()
+            try:
+                yield
+            finally:
+                await dispatcher.close()
 
     app.cleanup_ctx.append(services_ctx)
     routes.setup(app, package_version(), asyncapi=asyncapi.build(version=package_version()))

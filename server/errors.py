@@ -73,6 +73,12 @@ class ErrorCode(StrEnum):
     BRIEF_NOT_FOUND = "brief_not_found"
     MEASURE_INVALID = "measure_invalid"
     PREVIOUS_CONSULT_INVALID = "previous_consult_invalid"
+    # Webhooks
+    WEBHOOK_ENDPOINT_NOT_FOUND = "webhook_endpoint_not_found"
+    WEBHOOK_URL_REFUSED = "webhook_url_refused"
+    WEBHOOK_ENDPOINTS_LIMIT_REACHED = "webhook_endpoints_limit_reached"
+    WEBHOOK_DELIVERY_NOT_FOUND = "webhook_delivery_not_found"
+    WEBHOOK_DELIVERY_PENDING = "webhook_delivery_pending"
     # Workers (scale-out)
     WRONG_WORKER = "wrong_worker"
     PLACEMENT_UNAVAILABLE = "placement_unavailable"
@@ -203,6 +209,21 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.PREVIOUS_CONSULT_INVALID: ErrorSpec(
         HTTPStatus.CONFLICT, "The previous consult is unknown, not ended, or has no saved plan"
+    ),
+    ErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND: ErrorSpec(
+        HTTPStatus.NOT_FOUND, "No such webhook endpoint"
+    ),
+    ErrorCode.WEBHOOK_URL_REFUSED: ErrorSpec(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "The URL may not receive webhooks"
+    ),
+    ErrorCode.WEBHOOK_ENDPOINTS_LIMIT_REACHED: ErrorSpec(
+        HTTPStatus.CONFLICT, "The platform has as many webhook endpoints as it may"
+    ),
+    ErrorCode.WEBHOOK_DELIVERY_NOT_FOUND: ErrorSpec(
+        HTTPStatus.NOT_FOUND, "No such delivery at this endpoint"
+    ),
+    ErrorCode.WEBHOOK_DELIVERY_PENDING: ErrorSpec(
+        HTTPStatus.CONFLICT, "The delivery is still being attempted"
     ),
     ErrorCode.WRONG_WORKER: ErrorSpec(
         HTTPStatus.MISDIRECTED_REQUEST, "Another worker serves this consult: connect there"

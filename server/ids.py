@@ -48,3 +48,10 @@ def new_plan_id() -> PlanId:
 
 def new_measure_id() -> MeasureId:
     return MeasureId(_new("msr"))
+
+
+WebhookEndpointId = NewType("WebhookEndpointId", str)
+
+
+def new_webhook_endpoint_id() -> WebhookEndpointId:
+    return WebhookEndpointId(_new("we"))

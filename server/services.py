@@ -36,6 +36,10 @@ from .rooms.media.sfu import Sfu
 from .rooms.registry import RoomRegistry
 from .rooms.settings import RoomSettings
 from .settings import Settings
+from .webhooks.dispatcher import WebhookDispatcher
+from .webhooks.endpoints import EndpointRules, WebhookEndpoints
+from .webhooks.history import DeliveryHistory
+from .webhooks.policy import DeliveryPolicy
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class Services:
     reads: ReadLog
     access_events: AccessEvents
     revocations: TokenRevocations
+    webhooks: WebhookEndpoints
+    deliveries: DeliveryHistory
 
 
 @asynccontextmanager
@@ -129,6 +135,17 @@ async def open_services(
             reads=ReadLog(db, clock),
             access_events=events,
             revocations=revocations,
+            webhooks=WebhookEndpoints(
+                db,
+                keyring,
+                clock,
+                EndpointRules(
+                    require_https=settings.mode == "production",
+                    allow_private=settings.webhook_allow_private_addresses,
+                    max_per_platform=settings.webhook_max_endpoints,
+                ),
+            ),
+            deliveries=DeliveryHistory(db, clock),
         )
     finally:
         await stack.aclose()  # rooms first (they save plans), then notes
@@ -150,6 +167,27 @@ class SavedPlans:
 
     async def release(self, consult_id: ConsultId) -> None:
         await self._notes.unload(consult_id)
+
+
+def webhook_dispatcher(
+    settings: Settings, services: Services, keyring: KeyRing, clock: Callable[[], datetime]
+) -> WebhookDispatcher:
+    """The outbox's delivery, run by every worker of the server (not by the command line)."""
+    return WebhookDispatcher(
+        services.db,
+        keyring,
+        clock,
+        DeliveryPolicy(
+            timeout=settings.webhook_timeout_seconds,
+            retry_base=settings.webhook_retry_base_seconds,
+            retry_cap=settings.webhook_retry_cap_seconds,
+            retry_window=settings.webhook_retry_window_seconds,
+            poll=settings.webhook_poll_seconds,
+            concurrency=settings.webhook_concurrency,
+            require_https=settings.mode == "production",
+            allow_private=settings.webhook_allow_private_addresses,
+        ),
+    )
 
 
 def participant_ice_servers(

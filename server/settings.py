@@ -104,6 +104,20 @@ class Settings(BaseSettings):
     # for at most this long; then they move to other workers as on a failure. 0: no drain.
     drain_seconds: float = Field(default=600, ge=0, le=24 * 3600)
 
+    # Webhooks (docs/api.md, "Webhooks"). Endpoint URLs may name loopback or private
+    # addresses only when this is set (a platform on the same private network, or tests).
+    webhook_allow_private_addresses: bool = False
+    # Each attempt's deadline; retries back off from the base (doubling, with jitter) up to
+    # the cap, until the retry window since the event has passed (at least 24 h in production).
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=60)
+    webhook_retry_base_seconds: float = Field(default=5, gt=0, le=3600)
+    webhook_retry_cap_seconds: float = Field(default=3600, gt=0, le=24 * 3600)
+    webhook_retry_window_seconds: float = Field(default=72 * 3600, gt=0, le=30 * 24 * 3600)
+    # How often a worker looks for events and due retries; attempts under way at once.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_max_endpoints: int = Field(default=20, ge=1, le=1000)
+
     # Origins allowed to embed the consult room (CSP frame-ancestors).
     allowed_origins: StrList = []
 
@@ -246,6 +260,11 @@ class Settings(BaseSettings):
             )
         if not (self.public_base_url or "").startswith("https://"):
             problems.append("TRIAD_PUBLIC_BASE_URL must be an https:// URL in production")
+        if self.webhook_retry_window_seconds < 24 * 3600:
+            problems.append(
+                "TRIAD_WEBHOOK_RETRY_WINDOW_SECONDS must be at least 86400 in production "
+                "(webhooks are retried for at least 24 hours)"
+            )
         if self.turn_urls and self.turn_secret is None:
             problems.append("TRIAD_TURN_URLS is set but TRIAD_TURN_SECRET is not")
         if self.workers > 1 and not (self.worker_public_url or "").startswith("https://"):

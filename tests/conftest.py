@@ -157,7 +157,9 @@ def app(settings: Settings) -> web.Application:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, app: web.Application) -> TestClient[Any, Any]:
+async def client(app: web.Application, aiohttp_client: Any) -> TestClient[Any, Any]:
+    # `app` first: its database is set up before the test server and so torn down after it
+    # (the server's background loops, such as webhook delivery, run until it closes).
     test_client: TestClient[Any, Any] = await aiohttp_client(app)
     return test_client
 

@@ -20,6 +20,15 @@ FORBIDDEN = {
     "server.db": ("server.api", "server.consults", "server.signaling", "server.rooms"),
     "server.consults": ("aiohttp", "socketio", "server.api", "server.signaling"),
     "server.api": ("server.signaling", "server.rooms.media", "aiortc"),
+    # Endpoints and delivery: above the persisted rules, below the edges; no room or socket.
+    "server.webhooks": (
+        "server.api",
+        "server.signaling",
+        "server.rooms",
+        "server.notes",
+        "server.cluster",
+        "socketio",
+    ),
     # Where workers and consults live: Redis and settings only, no room, socket or database.
     "server.cluster": (
         "server.api",

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ErrorCode
-from . import care, consults, health, openapi, participants, plans
+from . import care, consults, health, openapi, participants, plans, webhook_routes
 from .care_schemas import (
     BriefIn,
     BriefOut,
@@ -482,6 +482,7 @@ OPERATIONS: tuple[Operation, ...] = (
         responses={200: ("The document", AsyncApiDocumentOut)},
         tags=("operations",),
     ),
+    *webhook_routes.OPERATIONS,
 )
 
 

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import AuditEvent, Consult
+from . import outbox
 from .model import Actor, AuditEntry
+from .outbox import WebhookEventType
 
 # What a detail may be: ids, codes, counts, flags, lists or maps of ids. Never free text.
 DetailValue = str | int | bool | None | list[str] | dict[str, str]
@@ -67,6 +69,28 @@ class AuditAction(StrEnum):
     CONSENT_READ = "consent.read"
     SERIES_READ = "series.read"
     PLAN_DIFF_READ = "plan_diff.read"
+    # A platform's webhook endpoints (no consult): registered, secret rotated, deleted.
+    WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created"
+    WEBHOOK_ENDPOINT_SECRET_ROTATED = "webhook_endpoint.secret_rotated"  # noqa: S105 (an action)
+    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
+    WEBHOOK_REDELIVERY_REQUESTED = "webhook.redelivery_requested"
+
+
+# The audited changes a platform hears of by webhook, written to the outbox in the same
+# transaction (a check-in's safety flag and the plan's save have their own writes, as their
+# audit events do not say them in clear).
+WEBHOOK_EVENTS: dict[AuditAction, WebhookEventType] = {
+    AuditAction.CONSULT_LIVE: WebhookEventType.CONSULT_LIVE,
+    AuditAction.CONSULT_ENDED: WebhookEventType.CONSULT_ENDED,
+    AuditAction.PARTICIPANT_ADMITTED: WebhookEventType.PARTICIPANT_ADMITTED,
+    AuditAction.PARTICIPANT_LEFT: WebhookEventType.PARTICIPANT_LEFT,
+    AuditAction.PARTICIPANT_REMOVED: WebhookEventType.PARTICIPANT_LEFT,
+    AuditAction.CONSENT_GIVEN: WebhookEventType.CONSENT_GIVEN,
+    AuditAction.ASSENT_GIVEN: WebhookEventType.CONSENT_GIVEN,
+    AuditAction.CONSENT_WITHDRAWN: WebhookEventType.CONSENT_WITHDRAWN,
+    AuditAction.ASSENT_WITHDRAWN: WebhookEventType.CONSENT_WITHDRAWN,
+}
+_ASSENT = frozenset({AuditAction.ASSENT_GIVEN, AuditAction.ASSENT_WITHDRAWN})
 
 
 def record(
@@ -89,6 +113,16 @@ def record(
         details=dict(details or {}),
     )
     session.add(event)
+    webhook = WEBHOOK_EVENTS.get(action)
+    if webhook is not None and consult_id is not None and platform_id is not None:
+        facts: dict[str, object] = {
+            **event.details,
+            "kind": "assent" if action in _ASSENT else "consent",
+            "ended_by": actor.label(),
+        }
+        outbox.add(
+            session, webhook, consult_id=consult_id, platform_id=platform_id, at=at, facts=facts
+        )
     return event
 
 

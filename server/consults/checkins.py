@@ -18,10 +18,11 @@ from ..db.engine import Database
 from ..db.models import Consult, MeasureResult
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, MeasureId, ParticipantId, new_measure_id
-from . import audit
+from . import audit, outbox
 from .audit import AuditAction
 from .measures import MeasureScore, score
 from .model import Actor, JoinIdentity
+from .outbox import WebhookEventType
 from .people import client_at_device
 
 
@@ -134,6 +135,16 @@ class CheckIns:
                 platform_id=await audit.platform_of(session, who.consult_id),
                 details=details,
             )
+            if result.item9_positive:
+                # The platform's care team must hear of it at once (ids only, no answer or score).
+                outbox.add(
+                    session,
+                    WebhookEventType.SAFETY_FLAG_RAISED,
+                    consult_id=who.consult_id,
+                    platform_id=await audit.platform_of(session, who.consult_id),
+                    at=now,
+                    facts={"measure_id": measure_id, "participant_id": client},
+                )
         return MeasureRecord(measure_id, who.consult_id, client, now, result)
 
     async def of_consult(

@@ -214,3 +214,89 @@ class Plan(Base):
     record_sealed: Mapped[bytes] = mapped_column(LargeBinary())
     markdown_sealed: Mapped[bytes] = mapped_column(LargeBinary())
     clinicians_sealed: Mapped[bytes] = mapped_column(LargeBinary())
+
+
+# --- Webhooks (migration 0008) ----------------------------------------------------------------
+
+
+class WebhookEndpoint(Base):
+    """Where a platform wants its events, and the secret they are signed with (Standard
+    Webhooks). A rotated secret keeps signing beside the new one until `previous_until`."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    # The event types it receives (names of `WebhookEventType`).
+    event_types: Mapped[list[str]] = mapped_column(JSON())
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary())
+    previous_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary())
+    previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebhookEvent(Base):
+    """The outbox: one row per event, written in the transaction of the change it reports.
+    `seq` orders a consult's events; `id` is the `webhook-id` every delivery of it carries."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index(None, "fanned_out", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"))
+    consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    # Ids and codes only: never clinical text, names or scores.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Whether its deliveries (one per subscribed endpoint) have been written.
+    fanned_out: Mapped[bool] = mapped_column(Boolean(), server_default=false())
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: pending until it succeeds, or fails for good when its retry
+    window has passed. A claim (`lease_until`, `lease`) lets one worker attempt it at a time."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_seq", "endpoint_id"),
+        # The head of each endpoint's queue per consult (deliveries go in order per consult).
+        Index(None, "endpoint_id", "consult_id", "state", "event_seq"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    event_seq: Mapped[int] = mapped_column(ForeignKey("webhook_events.seq"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    consult_id: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Past this, a failed attempt fails the delivery for good.
+    give_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Sent again by hand (`DeliveryHistory.redeliver`): its next attempt is recorded so.
+    manual: Mapped[bool] = mapped_column(Boolean(), server_default=false())
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: its status, latency and error code (never a body)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index(None, "endpoint_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer())
+    latency_ms: Mapped[int] = mapped_column(Integer())
+    error: Mapped[str | None] = mapped_column(String(32))
+    manual: Mapped[bool] = mapped_column(Boolean(), server_default=false())

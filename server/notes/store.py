@@ -13,8 +13,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..auth.roles import Role
-from ..consults import audit
+from ..consults import audit, outbox
 from ..consults.checkins import open_measure
+from ..consults.outbox import WebhookEventType
 from ..consults.people import open_name
 from ..consults.presence import PresentVia
 from ..crypto import KeyRing
@@ -214,6 +215,19 @@ class PlanStore:
                     ),
                 )
             )
+            # The platform hears of the saved plan (its id and version) with the save itself.
+            platform_id = await conn.scalar(
+                select(Consult.platform_id).where(Consult.id == plan.consult_id)
+            )
+            if platform_id is not None:
+                await outbox.insert_event(
+                    conn,
+                    WebhookEventType.PLAN_SAVED,
+                    consult_id=plan.consult_id,
+                    platform_id=platform_id,
+                    at=plan.created_at,
+                    facts={"plan_id": plan.id, "version": plan.version},
+                )
             for job in jobs:
                 await job(conn)
 
