@@ -75,7 +75,13 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             app[CLUSTER] = member
             app[SIGNALING] = signaling_deps(settings, services, member)
             # Closed first: no attempt is recorded into a closing database.
-            dispatcher = app[WEBHOOKS] = webhook_dispatcher(settings, services, keyring, clock)
+            dispatcher = app[WEBHOOKS] = webhook_dispatcher(
+                settings,
+                services.db,
+                keyring,
+                clock,
+                user_agent=f"Triad-Webhooks/{package_version()}",
+            )
             dispatcher.start()
             try:
                 yield

@@ -170,11 +170,16 @@ class SavedPlans:
 
 
 def webhook_dispatcher(
-    settings: Settings, services: Services, keyring: KeyRing, clock: Callable[[], datetime]
+    settings: Settings,
+    db: Database,
+    keyring: KeyRing,
+    clock: Callable[[], datetime],
+    *,
+    user_agent: str = "Triad-Webhooks",
 ) -> WebhookDispatcher:
     """The outbox's delivery, run by every worker of the server (not by the command line)."""
     return WebhookDispatcher(
-        services.db,
+        db,
         keyring,
         clock,
         DeliveryPolicy(
@@ -187,6 +192,7 @@ def webhook_dispatcher(
             require_https=settings.mode == "production",
             allow_private=settings.webhook_allow_private_addresses,
         ),
+        user_agent=user_agent,
     )
 
 

@@ -113,7 +113,7 @@ class PostgresFactory:
 async def snapshot(db: Database) -> dict[str, object]:
     """Row counts of every table plus the mutable consult and key columns: equal snapshots
     before and after a refused request mean the request changed nothing."""
-    from server.db.models import ApiKey, Consult, Participant
+    from server.db.models import ApiKey, Consult, Participant, WebhookDelivery, WebhookEndpoint
 
     state: dict[str, object] = {}
     async with db.sessions() as session:
@@ -127,6 +127,14 @@ async def snapshot(db: Database) -> dict[str, object]:
         )
         state["api_keys.rows"] = sorted(
             (k.id, k.revoked_at) for k in await session.scalars(select(ApiKey))
+        )
+        state["webhook_endpoints.rows"] = sorted(
+            (e.id, e.url, e.secret_sealed, e.previous_until, e.deleted_at)
+            for e in await session.scalars(select(WebhookEndpoint))
+        )
+        state["webhook_deliveries.rows"] = sorted(
+            (d.id, d.state, d.next_attempt_at, d.give_up_at)
+            for d in await session.scalars(select(WebhookDelivery))
         )
     return state
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from .. import logs
@@ -137,6 +138,15 @@ class WebhookDispatcher:
     async def fan_out(self) -> int:
         """Deliveries for events not yet fanned out, one per live endpoint of the event's
         platform that subscribed to its type. Returns the events fanned out."""
+        try:
+            return await self._fan_out()
+        except IntegrityError:
+            # Another process fanned the same events out first (SQLite has no advisory lock;
+            # the deliveries' unique key refused the copies): nothing of this round stands.
+            log.debug("webhooks.fan_out_raced")
+            return 0
+
+    async def _fan_out(self) -> int:
         now = self._clock()
         window = timedelta(seconds=self._policy.retry_window)
         async with self._db.sessions.begin() as session:
@@ -188,37 +198,41 @@ class WebhookDispatcher:
         endpoint and not claimed by anyone, now leased to this worker."""
         now = self._clock()
         lease = secrets.token_hex(8)
-        earlier = aliased(WebhookDelivery)
+        # Aliased: inside the UPDATE below, the table's own name would mean the updated row.
+        candidate = aliased(WebhookDelivery, name="candidate")
+        earlier = aliased(WebhookDelivery, name="earlier")
         heads_queue = ~exists().where(
-            earlier.endpoint_id == WebhookDelivery.endpoint_id,
-            earlier.consult_id == WebhookDelivery.consult_id,
+            earlier.endpoint_id == candidate.endpoint_id,
+            earlier.consult_id == candidate.consult_id,
             earlier.state == _PENDING,
-            earlier.event_seq < WebhookDelivery.event_seq,
+            earlier.event_seq < candidate.event_seq,
+        )
+        due = (
+            select(candidate.id)
+            .where(
+                candidate.state == _PENDING,
+                candidate.next_attempt_at <= now,
+                or_(candidate.lease_until.is_(None), candidate.lease_until < now),
+                heads_queue,
+            )
+            .order_by(candidate.next_attempt_at, candidate.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         async with self._db.sessions.begin() as session:
+            # One statement: on SQLite it runs under the database's write lock (the driver
+            # would run a SELECT apart, outside any transaction), on PostgreSQL the rows it
+            # picks are locked, and rows another worker holds are skipped.
             ids = list(
                 await session.scalars(
-                    select(WebhookDelivery.id)
-                    .where(
-                        WebhookDelivery.state == _PENDING,
-                        WebhookDelivery.next_attempt_at <= now,
-                        or_(
-                            WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now
-                        ),
-                        heads_queue,
-                    )
-                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(due.scalar_subquery()))
+                    .values(lease=lease, lease_until=now + self._policy.lease)
+                    .returning(WebhookDelivery.id)
                 )
             )
             if not ids:
                 return []
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id.in_(ids))
-                .values(lease=lease, lease_until=now + self._policy.lease)
-            )
             rows = (
                 await session.execute(
                     select(WebhookDelivery, WebhookEvent, WebhookEndpoint)

@@ -31,9 +31,10 @@ class DeliveryPolicy:
 
     @property
     def lease(self) -> timedelta:
-        """How long a claim holds a delivery: past the attempt's deadline with a margin, so
-        a worker that died mid-attempt frees it and another attempts it again."""
-        return timedelta(seconds=self.timeout + 30)
+        """How long a claim holds a delivery: the attempt's deadline and a margin to record
+        it. A worker that died mid-attempt frees its claims when they lapse; one that records
+        after its lease lapsed changes nothing (the delivery was claimed again)."""
+        return timedelta(seconds=self.timeout + 5)
 
     def retry_delay(self, failed_attempts: int, rng: random.Random | None = None) -> timedelta:
         """Exponential backoff from `retry_base`, doubling per failed attempt up to

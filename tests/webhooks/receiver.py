@@ -4,6 +4,7 @@ to see retries."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,10 @@ class Receiver:
     stale_secrets: list[str] = field(default_factory=list)
     stale_verified: int = 0
     url: str = ""
+    # Seconds each request is held before its answer; requests being held now.
+    delay: float = 0.0
+    holding: int = 0
+    user_agents: list[str] = field(default_factory=list)
 
     def delivered(self) -> list[Received]:
         """Every accepted delivery, as the receiver's idempotent view keeps them: the first
@@ -76,6 +81,13 @@ class Receiver:
                 continue
             self.stale_verified += 1
         body = json.loads(raw)
+        if self.delay:
+            self.holding += 1
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.holding -= 1
+        self.user_agents.append(request.headers.get("User-Agent", ""))
         status = 200
         if self.failing or self.fail_first > 0:
             self.fail_first = max(0, self.fail_first - 1)
