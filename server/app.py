@@ -82,7 +82,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                 clock,
                 user_agent=f"Triad-Webhooks/{package_version()}",
             )
-            dispatcher.start()
+            if settings.webhook_delivery:
+                dispatcher.start()
             try:
                 yield
             finally:

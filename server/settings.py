@@ -104,8 +104,11 @@ class Settings(BaseSettings):
     # for at most this long; then they move to other workers as on a failure. 0: no drain.
     drain_seconds: float = Field(default=600, ge=0, le=24 * 3600)
 
-    # Webhooks (docs/api.md, "Webhooks"). Endpoint URLs may name loopback or private
-    # addresses only when this is set (a platform on the same private network, or tests).
+    # Webhooks (docs/api.md, "Webhooks"). Whether this process delivers them: every worker
+    # does by default; events are written to the outbox whatever this says.
+    webhook_delivery: bool = True
+    # Endpoint URLs may name loopback or private addresses only when this is set (a platform
+    # on the same private network, or tests).
     webhook_allow_private_addresses: bool = False
     # Each attempt's deadline; retries back off from the base (doubling, with jitter) up to
     # the cap, until the retry window since the event has passed (at least 24 h in production).

@@ -141,6 +141,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "ice_host_addresses": ["127.0.0.1"],
         "stun_urls": [],
         "turn_urls": [],
+        # No test's server delivers webhooks unless it says so (tests/webhooks/): an endpoint
+        # a test registers at a public name must never be resolved or called.
+        "webhook_delivery": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -26,6 +26,7 @@ ALL_TYPES = [
     "safety_flag.raised",
 ]
 FAST_DELIVERY: dict[str, Any] = {
+    "webhook_delivery": True,
     "webhook_allow_private_addresses": True,
     "webhook_poll_seconds": 0.05,
     "webhook_retry_base_seconds": 0.05,
