@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ..errors import ERROR_SPECS, ErrorCode
+from . import webhook_docs
 from .operations import JSON_TYPE, PATH_ID_PATTERN, Operation
 from .problems import PROBLEM_TYPE
 from .ratelimit import RETRY_AFTER
@@ -58,6 +59,8 @@ def build(operations: tuple[Operation, ...], *, version: str) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": dict(paths),
+        # What Triad POSTs to a platform's webhook endpoints (docs/api.md, "Webhooks").
+        "webhooks": webhook_docs.webhooks(),
         "components": {
             "schemas": top.get("$defs", {}),
             "securitySchemes": {

@@ -33,29 +33,54 @@ class WebhookEventType(StrEnum):
     SAFETY_FLAG_RAISED = "safety_flag.raised"
 
 
-# The keys each event's data may carry beside `consult_id` (which every event carries). Data
-# is built from what the change recorded, filtered to these, so a detail added to an audit
-# event later does not reach a platform unseen.
-DATA_KEYS: dict[WebhookEventType, tuple[str, ...]] = {
-    WebhookEventType.CONSULT_LIVE: (),
-    WebhookEventType.PARTICIPANT_ADMITTED: ("participant_id", "role"),
-    WebhookEventType.PARTICIPANT_LEFT: ("participant_id", "role", "reason"),
-    WebhookEventType.CONSULT_ENDED: ("ended_by",),
-    WebhookEventType.PLAN_SAVED: ("plan_id", "version"),
-    WebhookEventType.CONSENT_GIVEN: ("consent_id", "kind", "role"),
-    WebhookEventType.CONSENT_WITHDRAWN: ("consent_id", "kind", "role"),
-    WebhookEventType.SAFETY_FLAG_RAISED: ("measure_id", "participant_id"),
+# What each event's data carries beside `consult_id` (which every event carries): each key
+# with its JSON type, and what it says. Data is built from what the change recorded, filtered
+# to these, so a detail added to an audit event later does not reach a platform unseen. The
+# OpenAPI document's `webhooks` are built from this too.
+FieldSpec = tuple[type[str] | type[int], str]
+DATA_FIELDS: dict[WebhookEventType, dict[str, FieldSpec]] = {
+    WebhookEventType.CONSULT_LIVE: {},
+    WebhookEventType.PARTICIPANT_ADMITTED: {
+        "participant_id": (str, "who entered the room"),
+        "role": (str, "their role"),
+    },
+    WebhookEventType.PARTICIPANT_LEFT: {
+        "participant_id": (str, "who left"),
+        "role": (str, "their role"),
+        "reason": (str, "left, timeout, removed, revoked or expired"),
+    },
+    WebhookEventType.CONSULT_ENDED: {
+        "ended_by": (str, "participant:<id>, platform:<key id> or system"),
+    },
+    WebhookEventType.PLAN_SAVED: {
+        "plan_id": (str, "the saved plan (GET .../plan)"),
+        "version": (int, "the plan's version in its follow-up series"),
+    },
+    WebhookEventType.CONSENT_GIVEN: {
+        "consent_id": (int, "the consent record"),
+        "kind": (str, "consent, or a minor's assent"),
+        "role": (str, "the role of who gave it"),
+    },
+    WebhookEventType.CONSENT_WITHDRAWN: {
+        "consent_id": (int, "the consent record"),
+        "kind": (str, "consent, or a minor's assent"),
+        "role": (str, "the role of who withdrew it"),
+    },
+    WebhookEventType.SAFETY_FLAG_RAISED: {
+        "measure_id": (str, "the check-in whose answer raised the flag"),
+        "participant_id": (str, "the client"),
+    },
 }
 
 
 def event_data(
     event_type: WebhookEventType, consult_id: str, facts: Mapping[str, object]
 ) -> dict[str, DataValue]:
-    """The event's data: `consult_id` and the allowed keys of `facts` that are plain values."""
+    """The event's data: `consult_id` and each declared field `facts` holds with its type."""
     data: dict[str, DataValue] = {"consult_id": consult_id}
-    for key in DATA_KEYS[event_type]:
+    for key, (kind, _) in DATA_FIELDS[event_type].items():
         value = facts.get(key)
-        if isinstance(value, str | int | bool):
+        if isinstance(value, kind) and not isinstance(value, bool):
             data[key] = value
     return data
 

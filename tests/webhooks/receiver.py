@@ -24,6 +24,7 @@ class Received:
     type: str
     data: dict[str, Any]
     status: int
+    body: dict[str, Any]
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Receiver:
                 type=body["type"],
                 data=body["data"],
                 status=status,
+                body=body,
             )
         )
         return web.Response(status=status)

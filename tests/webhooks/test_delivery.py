@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
+import pytest
+
 from tests.apiclient import Api
 from tests.care.test_measures_api import PHQ9_FLAGGED, measures_path
 from tests.conftest import PlatformKey
@@ -87,6 +90,17 @@ async def test_a_whole_consult_reaches_the_receiver_in_order(
     for item in delivered:
         assert set(item.data) <= DATA_KEYS, item
         assert not names & {str(v) for v in item.data.values()}, item
+    # Each body is what the OpenAPI document's `webhooks` say it is.
+    document = (await api.call("GET", "/api/v1/openapi.json")).body
+    for item in delivered:
+        operation = document["webhooks"][item.type]["post"]
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+        jsonschema.Draft202012Validator(schema).validate(item.body)
+    # ... and would refuse one that said more (a name, say).
+    leaky = {**delivered[0].body, "data": {**delivered[0].data, "name": "Alex Rivera"}}
+    schema = document["webhooks"][delivered[0].type]["post"]["requestBody"]["content"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema["application/json"]["schema"]).validate(leaky)
     by_type = {item.type: item.data for item in delivered}
     assert by_type["participant.left"] == {
         "consult_id": consult_id,
