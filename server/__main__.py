@@ -12,6 +12,7 @@ from . import commands
 from .api.schemas import MintTokenIn
 from .auth.roles import Role
 from .errors import ConfigError, TriadError
+from .ops.keys import RotationLimits, census_lines
 from .settings import Settings
 
 
@@ -58,6 +59,22 @@ def _parser() -> argparse.ArgumentParser:
         "turn", help="allocate a relay at each TRIAD_TURN_URLS entry with our credentials"
     )
 
+    keys = verbs.add_parser("keys", help="the encryption keys of sealed values")
+    keys_verbs = keys.add_subparsers(dest="keys_verb", required=True)
+    keys_verbs.add_parser("status", help="count the sealed values under each key")
+    rotate = keys_verbs.add_parser(
+        "rotate", help="re-seal every value under the first key of TRIAD_ENCRYPTION_KEYS"
+    )
+    rotate.add_argument(
+        "--batch-size", type=int, default=500, help="values per transaction (1 to 10000)"
+    )
+    rotate.add_argument(
+        "--max-batches", type=int, help="stop after this many batches (a rerun continues)"
+    )
+    rotate.add_argument(
+        "--pause", type=float, default=0.0, help="seconds between batches (spares a busy database)"
+    )
+
     token = verbs.add_parser("token", help="mint a fresh join link for a participant")
     token.add_argument("consult_id")
     token.add_argument("role", choices=[r.value for r in Role])
@@ -97,11 +114,39 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             detail = f" ({result.detail})" if result.detail else ""
             print(f"{result.verdict.value:<12} {result.url}{detail}")
         return 0 if all(result.ok for result in checks) else 1
+    elif args.verb == "keys":
+        return _keys(args, settings)
     elif args.verb == "token":
         print(
             asyncio.run(commands.mint_token(settings, args.consult_id, Role(args.role), args.ttl))
         )
     return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    """`triad keys status|rotate`: exit 0 only when no value is left under another key."""
+    if args.keys_verb == "rotate":
+        try:
+            limits = RotationLimits(args.batch_size, args.max_batches, args.pause)
+        except ValueError as exc:
+            print(f"triad: {exc}", file=sys.stderr)
+            return 2
+        outcome = asyncio.run(
+            commands.keys_rotate(settings, limits, lambda line: print(line, flush=True))
+        )
+        report = outcome.report
+        assert report is not None
+        print(
+            f"re-sealed {report.resealed} values under {outcome.active_kid} in {report.batches} "
+            f"batches ({report.changed_meanwhile} changed meanwhile, "
+            f"{report.unopenable} did not open)"
+            + ("; stopped at --max-batches, run it again" if report.stopped_early else "")
+        )
+    else:
+        outcome = asyncio.run(commands.keys_status(settings))
+    for line in census_lines(outcome.census, outcome.active_kid):
+        print(line)
+    return 0 if outcome.done else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ FORBIDDEN = {
     "server.db": ("server.api", "server.consults", "server.signaling", "server.rooms"),
     "server.consults": ("aiohttp", "socketio", "server.api", "server.signaling"),
     "server.api": ("server.signaling", "server.rooms.media", "aiortc"),
+    # Operator commands' work (checks, key rotation): below the command line, beside the app.
+    "server.ops": ("server.api", "server.signaling", "server.app", "server.commands"),
     # Where workers and consults live: Redis and settings only, no room, socket or database.
     "server.cluster": (
         "server.api",
