@@ -12,6 +12,7 @@ from . import commands
 from .api.schemas import MintTokenIn
 from .auth.roles import Role
 from .errors import ConfigError, TriadError
+from .ops.checks import Status
 from .ops.keys import RotationLimits, census_lines
 from .settings import Settings
 
@@ -53,8 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke = apikey_verbs.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
 
-    check = verbs.add_parser("check", help="check a service the server depends on")
-    check_verbs = check.add_subparsers(dest="check_verb", required=True)
+    check = verbs.add_parser(
+        "check",
+        help="check what the server depends on, one line each (exit 1 if any fails)",
+        description="Alone: every check. `turn`: the TURN URLs only, one line each.",
+    )
+    check_verbs = check.add_subparsers(dest="check_verb")
     check_verbs.add_parser(
         "turn", help="allocate a relay at each TRIAD_TURN_URLS entry with our credentials"
     )
@@ -108,6 +113,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"no live key {args.key_id}", file=sys.stderr)
             return 1
         print(f"revoked {args.key_id}")
+    elif args.verb == "check" and args.check_verb is None:
+        results = asyncio.run(commands.check_all(settings))
+        for line in results:
+            print(line.line(), flush=True)
+        return 0 if all(r.status is not Status.FAIL for r in results) else 1
     elif args.verb == "check" and args.check_verb == "turn":
         checks = asyncio.run(commands.check_turn_server(settings))
         for result in checks:

@@ -25,6 +25,7 @@ from .db.engine import Database
 from .errors import ConfigError, ErrorCode, TriadError
 from .ids import ConsultId, KeyId
 from .ops import keys as key_rotation
+from .ops.checks import Checker, CheckResult
 from .ops.sealed import SEALED_COLUMNS
 from .rooms.media.turncheck import TurnCheck, check_turn
 from .services import Services, open_services
@@ -198,6 +199,11 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
         await asyncio.sleep(1.0)
     logs.get(__name__).error("parent_vanished")
     stop.set()
+
+
+async def check_all(settings: Settings) -> list[CheckResult]:
+    """`triad check`: every check of `server/ops/checks.py`, in order."""
+    return await Checker(settings).run()
 
 
 async def check_turn_server(settings: Settings) -> list[TurnCheck]:

@@ -2,5 +2,6 @@
 made through the real server and socket clients, as in the rooms' tests."""
 
 from tests.rooms.conftest import base_url, people, settings
+from tests.turn.conftest import coturn
 
-__all__ = ["base_url", "people", "settings"]
+__all__ = ["base_url", "coturn", "people", "settings"]
