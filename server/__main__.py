@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         "turn", help="allocate a relay at each TRIAD_TURN_URLS entry with our credentials"
     )
 
+    verbs.add_parser(
+        "prune", help="delete idempotency keys and audit events past their retention, now"
+    )
+
     keys = verbs.add_parser("keys", help="the encryption keys of sealed values")
     keys_verbs = keys.add_subparsers(dest="keys_verb", required=True)
     keys_verbs.add_parser("status", help="count the sealed values under each key")
@@ -124,6 +128,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             detail = f" ({result.detail})" if result.detail else ""
             print(f"{result.verdict.value:<12} {result.url}{detail}")
         return 0 if all(result.ok for result in checks) else 1
+    elif args.verb == "prune":
+        pruned = asyncio.run(commands.prune(settings))
+        print(f"deleted {pruned.idempotency_keys} idempotency keys", end="")
+        if settings.audit_retention_days is None:
+            print("; audit events are kept (TRIAD_AUDIT_RETENTION_DAYS is not set)")
+        else:
+            print(f" and {pruned.audit_events} audit events past their retention")
     elif args.verb == "keys":
         return _keys(args, settings)
     elif args.verb == "token":

@@ -19,6 +19,7 @@ from .api.context import SERVICES
 from .app import create_app, drain_worker, keyring_for, utc_now
 from .auth.roles import Role
 from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
+from .consults.retention import Pruned, Retention
 from .crypto import generate_key_spec
 from .db import migrate as migrations
 from .db.engine import Database
@@ -28,7 +29,7 @@ from .ops import keys as key_rotation
 from .ops.checks import Checker, CheckResult
 from .ops.sealed import SEALED_COLUMNS
 from .rooms.media.turncheck import TurnCheck, check_turn
-from .services import Services, open_services
+from .services import Services, open_services, retention_policy
 from .settings import Settings
 from .supervisor import Supervisor
 
@@ -258,3 +259,9 @@ async def keys_rotate(
         report = await key_rotation.rotate(db, ring, SEALED_COLUMNS, limits, progress)
         found = await key_rotation.census(db, ring, SEALED_COLUMNS)
     return KeysOutcome(found, ring.active_kid, report)
+
+
+async def prune(settings: Settings) -> Pruned:
+    """`triad prune`: what the server's retention task deletes, once, now."""
+    async with migrated_database(settings) as db:
+        return await Retention(db, retention_policy(settings), utc_now).prune()
