@@ -12,6 +12,8 @@ from . import commands
 from .api.schemas import MintTokenIn
 from .auth.roles import Role
 from .errors import ConfigError, TriadError
+from .ops.checks import Status
+from .ops.keys import RotationLimits, census_lines
 from .settings import Settings
 
 
@@ -52,10 +54,34 @@ def _parser() -> argparse.ArgumentParser:
     revoke = apikey_verbs.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
 
-    check = verbs.add_parser("check", help="check a service the server depends on")
-    check_verbs = check.add_subparsers(dest="check_verb", required=True)
+    check = verbs.add_parser(
+        "check",
+        help="check what the server depends on, one line each (exit 1 if any fails)",
+        description="Alone: every check. `turn`: the TURN URLs only, one line each.",
+    )
+    check_verbs = check.add_subparsers(dest="check_verb")
     check_verbs.add_parser(
         "turn", help="allocate a relay at each TRIAD_TURN_URLS entry with our credentials"
+    )
+
+    verbs.add_parser(
+        "prune", help="delete idempotency keys and audit events past their retention, now"
+    )
+
+    keys = verbs.add_parser("keys", help="the encryption keys of sealed values")
+    keys_verbs = keys.add_subparsers(dest="keys_verb", required=True)
+    keys_verbs.add_parser("status", help="count the sealed values under each key")
+    rotate = keys_verbs.add_parser(
+        "rotate", help="re-seal every value under the first key of TRIAD_ENCRYPTION_KEYS"
+    )
+    rotate.add_argument(
+        "--batch-size", type=int, default=500, help="values per transaction (1 to 10000)"
+    )
+    rotate.add_argument(
+        "--max-batches", type=int, help="stop after this many batches (a rerun continues)"
+    )
+    rotate.add_argument(
+        "--pause", type=float, default=0.0, help="seconds between batches (spares a busy database)"
     )
 
     token = verbs.add_parser("token", help="mint a fresh join link for a participant")
@@ -91,17 +117,57 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"no live key {args.key_id}", file=sys.stderr)
             return 1
         print(f"revoked {args.key_id}")
+    elif args.verb == "check" and args.check_verb is None:
+        results = asyncio.run(commands.check_all(settings))
+        for line in results:
+            print(line.line(), flush=True)
+        return 0 if all(r.status is not Status.FAIL for r in results) else 1
     elif args.verb == "check" and args.check_verb == "turn":
         checks = asyncio.run(commands.check_turn_server(settings))
         for result in checks:
             detail = f" ({result.detail})" if result.detail else ""
             print(f"{result.verdict.value:<12} {result.url}{detail}")
         return 0 if all(result.ok for result in checks) else 1
+    elif args.verb == "prune":
+        pruned = asyncio.run(commands.prune(settings))
+        print(f"deleted {pruned.idempotency_keys} idempotency keys", end="")
+        if settings.audit_retention_days is None:
+            print("; audit events are kept (TRIAD_AUDIT_RETENTION_DAYS is not set)")
+        else:
+            print(f" and {pruned.audit_events} audit events past their retention")
+    elif args.verb == "keys":
+        return _keys(args, settings)
     elif args.verb == "token":
         print(
             asyncio.run(commands.mint_token(settings, args.consult_id, Role(args.role), args.ttl))
         )
     return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    """`triad keys status|rotate`: exit 0 only when no value is left under another key."""
+    if args.keys_verb == "rotate":
+        try:
+            limits = RotationLimits(args.batch_size, args.max_batches, args.pause)
+        except ValueError as exc:
+            print(f"triad: {exc}", file=sys.stderr)
+            return 2
+        outcome = asyncio.run(
+            commands.keys_rotate(settings, limits, lambda line: print(line, flush=True))
+        )
+        report = outcome.report
+        assert report is not None
+        print(
+            f"re-sealed {report.resealed} values under {outcome.active_kid} in {report.batches} "
+            f"batches ({report.changed_meanwhile} changed meanwhile, "
+            f"{report.unopenable} did not open)"
+            + ("; stopped at --max-batches, run it again" if report.stopped_early else "")
+        )
+    else:
+        outcome = asyncio.run(commands.keys_status(settings))
+    for line in census_lines(outcome.census, outcome.active_kid):
+        print(line)
+    return 0 if outcome.done else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -70,6 +71,10 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             ) as member,
             # REST calls reach the room on the worker that holds the consult.
             services.relay.clustered(member, services.redis),
+            # One worker per node prunes (the deletes are idempotent across nodes).
+            services.retention.periodic(settings.retention_prune_interval_seconds)
+            if settings.worker_index == 0
+            else contextlib.nullcontext(),
         ):
             app[SERVICES] = services
             app[CLUSTER] = member

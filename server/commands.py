@@ -6,7 +6,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,13 +19,17 @@ from .api.context import SERVICES
 from .app import create_app, drain_worker, keyring_for, utc_now
 from .auth.roles import Role
 from .consults.model import Actor, ConsultSpec, ParticipantSpec, PlatformCaller
+from .consults.retention import Pruned, Retention
 from .crypto import generate_key_spec
 from .db import migrate as migrations
 from .db.engine import Database
 from .errors import ConfigError, ErrorCode, TriadError
 from .ids import ConsultId, KeyId
+from .ops import keys as key_rotation
+from .ops.checks import Checker, CheckResult
+from .ops.sealed import SEALED_COLUMNS
 from .rooms.media.turncheck import TurnCheck, check_turn
-from .services import Services, open_services
+from .services import Services, open_services, retention_policy
 from .settings import Settings
 from .supervisor import Supervisor
 
@@ -198,6 +202,11 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
     stop.set()
 
 
+async def check_all(settings: Settings) -> list[CheckResult]:
+    """`triad check`: every check of `server/ops/checks.py`, in order."""
+    return await Checker(settings).run()
+
+
 async def check_turn_server(settings: Settings) -> list[TurnCheck]:
     """`triad check turn`: a TURN Allocate at every TRIAD_TURN_URLS entry with a credential
     minted from TRIAD_TURN_SECRET. ConfigError when either is not set."""
@@ -208,3 +217,51 @@ async def check_turn_server(settings: Settings) -> list[TurnCheck]:
         settings.turn_secret.get_secret_value(),
         settings.turn_credential_ttl_seconds,
     )
+
+
+@asynccontextmanager
+async def migrated_database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings.effective_database_url)
+    try:
+        await db.require_migrated()
+        yield db
+    finally:
+        await db.close()
+
+
+@dataclass(frozen=True)
+class KeysOutcome:
+    census: list[key_rotation.ColumnCensus]
+    active_kid: str
+    report: key_rotation.RotationReport | None = None
+
+    @property
+    def done(self) -> bool:
+        """Nothing is left under another key (the proof `triad keys` exits 0 on)."""
+        return not any(column.not_under(self.active_kid) for column in self.census)
+
+
+async def keys_status(settings: Settings) -> KeysOutcome:
+    ring = keyring_for(settings)
+    async with migrated_database(settings) as db:
+        found = await key_rotation.census(db, ring, SEALED_COLUMNS)
+    return KeysOutcome(found, ring.active_kid)
+
+
+async def keys_rotate(
+    settings: Settings,
+    limits: key_rotation.RotationLimits,
+    progress: Callable[[str], None],
+) -> KeysOutcome:
+    """`triad keys rotate`: re-seal under the active key, then count what is under each key."""
+    ring = keyring_for(settings)
+    async with migrated_database(settings) as db:
+        report = await key_rotation.rotate(db, ring, SEALED_COLUMNS, limits, progress)
+        found = await key_rotation.census(db, ring, SEALED_COLUMNS)
+    return KeysOutcome(found, ring.active_kid, report)
+
+
+async def prune(settings: Settings) -> Pruned:
+    """`triad prune`: what the server's retention task deletes, once, now."""
+    async with migrated_database(settings) as db:
+        return await Retention(db, retention_policy(settings), utc_now).prune()

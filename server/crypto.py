@@ -69,11 +69,15 @@ class KeyRing:
     def active_kid(self) -> str:
         return self._active.kid
 
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Every key id of the ring, the active one first."""
+        return tuple(self._by_kid)
+
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
-        kid = self._active.kid.encode()
         nonce = os.urandom(_NONCE_BYTES)
         ciphertext = self._by_kid[self._active.kid].encrypt(nonce, plaintext, aad)
-        return _VERSION + bytes([len(kid)]) + kid + nonce + ciphertext
+        return kid_header(self._active.kid) + nonce + ciphertext
 
     def open(self, sealed: bytes, aad: bytes) -> bytes:
         if len(sealed) < 2 or sealed[:1] != _VERSION:
@@ -88,6 +92,20 @@ class KeyRing:
             return aead.decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:], aad)
         except InvalidTag as exc:
             raise SealError("sealed value does not open") from exc
+
+
+def kid_header(kid: str) -> bytes:
+    """The bytes every value sealed under `kid` starts with: a database can select the values
+    of one key by prefix without opening any."""
+    encoded = kid.encode()
+    return _VERSION + bytes([len(encoded)]) + encoded
+
+
+def sealed_kid(sealed: bytes) -> str | None:
+    """The key id a sealed value names, read without opening it; None if it is not one."""
+    if len(sealed) < 2 or sealed[:1] != _VERSION or len(sealed) < 2 + sealed[1]:
+        return None
+    return sealed[2 : 2 + sealed[1]].decode("ascii", errors="replace")
 
 
 def generate_key_spec(kid: str = "k1") -> str:

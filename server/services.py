@@ -23,6 +23,7 @@ from .consults.checkins import CheckIns
 from .consults.consent import ConsentBook
 from .consults.lifecycle import ConsultLifecycle
 from .consults.platforms import PlatformKeys
+from .consults.retention import Retention, RetentionPolicy
 from .consults.revocations import TokenRevocations
 from .consults.service import ConsultService
 from .crypto import KeyRing
@@ -62,6 +63,7 @@ class Services:
     revocations: TokenRevocations
     webhooks: WebhookEndpoints
     deliveries: DeliveryHistory
+    retention: Retention
 
 
 @asynccontextmanager
@@ -146,12 +148,21 @@ async def open_services(
                 ),
             ),
             deliveries=DeliveryHistory(db, clock),
+            retention=Retention(db, retention_policy(settings), clock),
         )
     finally:
         await stack.aclose()  # rooms first (they save plans), then notes
         if redis is not None:
             await redis.aclose()
         await db.close()
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    days = settings.audit_retention_days
+    return RetentionPolicy(
+        idempotency=timedelta(hours=settings.idempotency_retention_hours),
+        audit=timedelta(days=days) if days is not None else None,
+    )
 
 
 class SavedPlans:

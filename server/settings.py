@@ -161,6 +161,15 @@ class Settings(BaseSettings):
     # Check-ins: the most a consult may hold (each is scored, sealed and audited).
     checkins_max_per_consult: int = Field(default=20, ge=1, le=1000)
 
+    # Retention (docs/operations.md). Idempotency keys settle a platform's retries of consult
+    # creation, which come within minutes: kept this long, then deleted.
+    idempotency_retention_hours: float = Field(default=48, ge=1, le=24 * 366)
+    # Audit events older than this many days are deleted. Unset: kept for ever (HIPAA asks six
+    # years for records that document compliance; a platform's contract may ask longer).
+    audit_retention_days: int | None = Field(default=None, ge=30, le=100 * 366)
+    # How often a server prunes (worker 0 of each node; deletes are idempotent, in batches).
+    retention_prune_interval_seconds: float = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # REST rate limits (token buckets in this process): per API key, and per participant for
     # join-token calls. Past them: 429 `rate_limited` with Retry-After.

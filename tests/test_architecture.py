@@ -29,6 +29,8 @@ FORBIDDEN = {
         "server.cluster",
         "socketio",
     ),
+    # Operator commands' work (checks, key rotation): below the command line, beside the app.
+    "server.ops": ("server.api", "server.signaling", "server.app", "server.commands"),
     # Where workers and consults live: Redis and settings only, no room, socket or database.
     "server.cluster": (
         "server.api",

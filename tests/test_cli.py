@@ -222,7 +222,9 @@ async def test_serve_runs_on_the_event_loop_the_setting_names(
     assert proc.returncode == 0
 
 
-@pytest.mark.parametrize("verb", ["serve", "migrate", "demo", "apikey", "token", "keygen"])
+@pytest.mark.parametrize(
+    "verb", ["serve", "migrate", "demo", "apikey", "token", "keygen", "check", "keys", "prune"]
+)
 def test_help_for_every_verb(tmp_path: Path, verb: str) -> None:
     result = triad(tmp_path, verb, "--help")
     assert result.returncode == 0

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import AuditEvent, Consult
+from ..db.sealing import SealedColumn
 from . import outbox
 from .model import Actor, AuditEntry
 from .outbox import WebhookEventType
@@ -128,6 +129,9 @@ def record(
 
 def _aad(event_id: int) -> bytes:
     return f"audit:{event_id}".encode()
+
+
+SEALED_COLUMNS = (SealedColumn("audit_events", "sealed", ("id",), _aad),)
 
 
 async def record_sealed(

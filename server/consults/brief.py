@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import HandoffBrief
+from ..db.sealing import SealedColumn
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
 from . import audit
@@ -31,6 +32,9 @@ class BriefRecord:
 
 def _aad(consult_id: str) -> bytes:
     return f"brief:{consult_id}".encode()
+
+
+SEALED_COLUMNS = (SealedColumn("handoff_briefs", "sealed", ("consult_id",), _aad),)
 
 
 def add_brief(

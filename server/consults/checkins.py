@@ -16,6 +16,7 @@ from ..auth.roles import Role
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import Consult, MeasureResult
+from ..db.sealing import SealedColumn
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, MeasureId, ParticipantId, new_measure_id
 from . import audit, outbox
@@ -45,6 +46,9 @@ class MeasureRecord:
 
 def _aad(measure_id: str, consult_id: str) -> bytes:
     return f"measure:{measure_id}:{consult_id}".encode()
+
+
+SEALED_COLUMNS = (SealedColumn("measure_results", "sealed", ("id", "consult_id"), _aad),)
 
 
 def seal_measure(

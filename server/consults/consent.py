@@ -25,6 +25,7 @@ from ..auth.roles import Role
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import ConsentRecord, Participant
+from ..db.sealing import SealedColumn
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, ParticipantId
 from . import audit
@@ -353,6 +354,9 @@ _WITHDRAWN = {
 
 def _aad(consent_id: int, consult_id: str) -> bytes:
     return f"consent:{consent_id}:{consult_id}".encode()
+
+
+SEALED_COLUMNS = (SealedColumn("consents", "sealed", ("id", "consult_id"), _aad),)
 
 
 def seal_consent(keyring: KeyRing, consent_id: int, consult_id: str, fact: ConsentFact) -> bytes:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..auth.roles import Role
 from ..crypto import KeyRing
 from ..db.models import Participant
+from ..db.sealing import SealedColumn
 from ..ids import ParticipantId
 from .model import JoinIdentity
 from .presence import Declaration
@@ -23,6 +24,12 @@ def _name_aad(participant_id: str, consult_id: str) -> bytes:
 
 def _presence_aad(participant_id: str, consult_id: str) -> bytes:
     return f"participant-presence:{participant_id}:{consult_id}".encode()
+
+
+SEALED_COLUMNS = (
+    SealedColumn("participants", "name_sealed", ("id", "consult_id"), _name_aad),
+    SealedColumn("participants", "presence_sealed", ("id", "consult_id"), _presence_aad),
+)
 
 
 def seal_name(keyring: KeyRing, participant_id: str, consult_id: str, name: str) -> bytes:

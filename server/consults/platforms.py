@@ -12,6 +12,7 @@ from ..auth import apikeys
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import ApiKey, Platform
+from ..db.sealing import SealedColumn
 from ..errors import ErrorCode, TriadError
 from ..ids import KeyId, PlatformId, new_key_id, new_platform_id
 from . import audit
@@ -37,6 +38,9 @@ class SigningKey:
 
 def _aad(key_id: str) -> bytes:
     return b"api_key:" + key_id.encode()
+
+
+SEALED_COLUMNS = (SealedColumn("api_keys", "secret_sealed", ("id",), _aad),)
 
 
 class PlatformKeys:

@@ -6,6 +6,7 @@ audit trail, the check-in scores, and whether a hand-off brief is attached."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,10 +31,11 @@ from ..db.models import (
     Participant,
     Plan,
 )
+from ..db.sealing import SealedColumn
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId, MeasureId, ParticipantId, PlanId
 from .diff import PlanChange, plan_changes
-from .log import Job
+from .log import Job, snapshot_aad, update_aad
 from .plan import (
     ADMITTED,
     LEFT,
@@ -47,6 +49,21 @@ from .plan import (
 
 def _aad(plan_id: str, consult_id: str, part: str) -> bytes:
     return f"plan:{plan_id}:{consult_id}:{part}".encode()
+
+
+def _part_aad(part: str) -> Callable[[str, str], bytes]:
+    return lambda plan_id, consult_id: _aad(plan_id, consult_id, part)
+
+
+# The notes channel's sealed columns (the log's associated data is `log.py`'s).
+SEALED_COLUMNS = (
+    SealedColumn("note_updates", "sealed", ("consult_id", "doc", "seq"), update_aad),
+    SealedColumn("note_snapshots", "sealed", ("consult_id", "doc", "seq"), snapshot_aad),
+    *(
+        SealedColumn("plans", f"{part}_sealed", ("id", "consult_id"), _part_aad(part))
+        for part in ("record", "markdown", "clinicians")
+    ),
+)
 
 
 @dataclass(frozen=True)
