@@ -30,6 +30,7 @@ from .db.engine import Database
 from .ids import ConsultId, ParticipantId
 from .notes.service import NotesService
 from .rooms.commands import RoomRelay
+from .rooms.media import metering
 from .rooms.media.config import IceServer, MediaConfig, TurnAccess
 from .rooms.media.ice import as_json, client_ice_servers
 from .rooms.media.sfu import Sfu
@@ -56,6 +57,9 @@ class Services:
     reads: ReadLog
     access_events: AccessEvents
     revocations: TokenRevocations
+    # This process's rooms and seats into the gauges, its media tally into the counters
+    # (`server/metrics.py`): before each /metrics answer, and every few seconds with workers.
+    sample_metrics: Callable[[], None]
 
 
 @asynccontextmanager
@@ -129,12 +133,21 @@ async def open_services(
             reads=ReadLog(db, clock),
             access_events=events,
             revocations=revocations,
+            sample_metrics=metrics_sampler(rooms),
         )
     finally:
         await stack.aclose()  # rooms first (they save plans), then notes
         if redis is not None:
             await redis.aclose()
         await db.close()
+
+
+def metrics_sampler(rooms: RoomRegistry) -> Callable[[], None]:
+    def sample() -> None:
+        rooms.sample_metrics()
+        metering.flush()
+
+    return sample
 
 
 class SavedPlans:
