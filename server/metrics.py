@@ -225,28 +225,36 @@ def set_counts(gauge: Gauge, states: Iterable[str], counts: Mapping[str, int]) -
 # -- several processes -------------------------------------------------------------------------
 
 
+# Read when this module is imported, as prometheus-client read it when it was (just above):
+# a variable set later (by the supervisor, for its workers) changes neither for this process.
+_OWN_DIRECTORY = os.environ.get(MULTIPROCESS_ENV) or None
+# The directory this process (a supervisor) gave its workers.
+_workers_directory: Path | None = None
+
+
 def multiprocess_directory() -> Path | None:
-    """The directory the workers of this node share, when there are several."""
-    value = os.environ.get(MULTIPROCESS_ENV)
-    return Path(value) if value else None
+    """The directory this process writes its values to, shared with the node's other workers;
+    None for one process (values in memory)."""
+    return Path(_OWN_DIRECTORY) if _OWN_DIRECTORY else None
 
 
 def use_directory(directory: Path) -> None:
     """Before the workers start (in the supervisor): an empty directory for their files, named
     in the environment they inherit. Files of an earlier run are removed: their pids may be
     reused, and their gauges would count rooms that are gone."""
+    global _workers_directory
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     for stale in directory.glob("*.db"):
         stale.unlink(missing_ok=True)
     os.environ[MULTIPROCESS_ENV] = str(directory)
+    _workers_directory = directory
 
 
 def process_dead(pid: int) -> None:
     """A worker exited (in the supervisor): its live gauges leave the sums; its counters stay
     (what it counted happened)."""
-    directory = multiprocess_directory()
-    if directory is not None:
-        multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+    if _workers_directory is not None:
+        multiprocess.mark_process_dead(pid, str(_workers_directory))  # type: ignore[no-untyped-call]
 
 
 def exposition() -> bytes:
