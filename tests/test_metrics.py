@@ -1,10 +1,16 @@
 """`/metrics`: Prometheus's text format (read by prometheus-client's parser), counting HTTP
-requests by route pattern; who may read it is `test_metrics_access.py`."""
+requests by route pattern, the media plane's batches and peer states; who may read it is
+`test_metrics_access.py`, a consult moving it `rooms/test_metrics_consult.py`, two workers
+`cluster/test_metrics_workers.py`."""
 
 from __future__ import annotations
 
 import secrets
 
+from server.metrics import PEER_STATES, REGISTRY
+from server.rooms.media import metering
+from server.rooms.media.metering import PeerStateMeter
+from server.rooms.media.stats import TALLY
 from tests.apiclient import Api
 from tests.metricsread import Scrape, label_problems, parse
 
@@ -62,3 +68,41 @@ async def test_http_requests_count_by_route_pattern_never_the_path(api: Api) -> 
     assert after.total(name, method="other") == before.total(name, method="other") + 1
     assert consult not in after.text
     assert label_problems(after) == []
+
+
+def test_a_peer_connection_counts_once_under_its_state_until_closed() -> None:
+    def counted() -> dict[str, float]:
+        return {
+            state: REGISTRY.get_sample_value("triad_peer_connections", {"state": state}) or 0.0
+            for state in PEER_STATES
+        }
+
+    before = counted()
+    meter = PeerStateMeter()
+    for state in ("connecting", "connecting", "connected"):  # aiortc may repeat a state
+        meter.move(state)
+    during = counted()
+    assert {s: during[s] - before[s] for s in PEER_STATES} == {
+        "new": 0,
+        "connecting": 0,
+        "connected": 1,
+        "failed": 0,
+    }
+    meter.move("closed")  # ours, then aiortc's own
+    meter.move("closed")
+    assert counted() == before
+
+
+def test_the_media_tally_reaches_the_counters_once() -> None:
+    def forwarded() -> float:
+        return (
+            REGISTRY.get_sample_value("triad_media_forwarded_packets_total", {"kind": "audio"})
+            or 0.0
+        )
+
+    metering.flush()
+    before = forwarded()
+    TALLY.audio.packets += 7
+    metering.flush()
+    metering.flush()  # nothing new: nothing added
+    assert forwarded() == before + 7
