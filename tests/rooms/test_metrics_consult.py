@@ -107,3 +107,20 @@ def consult_secrets(consult: dict[str, Any]) -> list[str]:
     for person in consult["participants"]:
         found += [person["id"], person["name"], person["join"]["token"], person["join"]["join_url"]]
     return found
+
+
+async def test_a_room_without_a_host_waits_and_a_dropped_seat_is_away(
+    people: People, api: Api
+) -> None:
+    patient = await people.joined("client")  # no host yet: the room waits, the client too
+    waiting = await scrape(api)
+    assert waiting.value("triad_rooms", state="waiting") == 1
+    assert waiting.value("triad_rooms", state="live") == 0
+    assert waiting.value("triad_participants", state="lobby") == 1
+    await patient.close()  # the seat is held for the reconnect grace
+
+    async def away() -> bool:
+        return (await scrape(api)).value("triad_participants", state="away") == 1
+
+    await wait_for(away, 10, "the dropped seat counted away")
+    assert (await scrape(api)).value("triad_participants", state="lobby") == 0
