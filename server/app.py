@@ -14,7 +14,9 @@ from aiohttp.typedefs import Handler, Middleware
 
 from . import logs
 from .api import routes
-from .api.context import CLUSTER, RATE_LIMITS, SERVICES
+from .api.context import CLUSTER, METRICS_ACCESS, RATE_LIMITS, SERVICES
+from .api.metrics import http_metrics_middleware, sampling
+from .api.metrics_access import MetricsAccess
 from .api.problems import problem_middleware
 from .api.ratelimit import KeyedLimiter, RestLimits
 from .cluster.entry import WorkerLoad
@@ -57,10 +59,17 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     keyring = keyring_for(settings)
     app = web.Application(
         client_max_size=settings.max_request_bytes,
-        middlewares=[logs.request_id_middleware, security_headers(settings), problem_middleware],
+        middlewares=[
+            # Outermost: it counts the status the caller got, problems included.
+            http_metrics_middleware,
+            logs.request_id_middleware,
+            security_headers(settings),
+            problem_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[RATE_LIMITS] = rest_limits(settings)
+    app[METRICS_ACCESS] = MetricsAccess.of(settings)
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         async with (
@@ -75,6 +84,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             services.retention.periodic(settings.retention_prune_interval_seconds)
             if settings.worker_index == 0
             else contextlib.nullcontext(),
+            sampling(services.sample_metrics),
         ):
             app[SERVICES] = services
             app[CLUSTER] = member

@@ -83,6 +83,10 @@ class ErrorCode(StrEnum):
     WRONG_WORKER = "wrong_worker"
     PLACEMENT_UNAVAILABLE = "placement_unavailable"
     WORKER_LEAVING = "worker_leaving"
+    # Metrics (`/metrics`)
+    METRICS_TOKEN_MISSING = "metrics_token_missing"
+    METRICS_TOKEN_INVALID = "metrics_token_invalid"
+    METRICS_NOT_EXPOSED = "metrics_not_exposed"
     # Service
     NOT_READY = "not_ready"
     INTERNAL = "internal"
@@ -233,6 +237,16 @@ ERROR_SPECS: dict[ErrorCode, ErrorSpec] = {
     ),
     ErrorCode.WORKER_LEAVING: ErrorSpec(
         HTTPStatus.SERVICE_UNAVAILABLE, "This worker stops serving the consult: find it again"
+    ),
+    ErrorCode.METRICS_TOKEN_MISSING: ErrorSpec(
+        HTTPStatus.UNAUTHORIZED, "The metrics token is required (a Bearer credential)"
+    ),
+    ErrorCode.METRICS_TOKEN_INVALID: ErrorSpec(
+        HTTPStatus.UNAUTHORIZED, "The metrics token is not the configured one"
+    ),
+    ErrorCode.METRICS_NOT_EXPOSED: ErrorSpec(
+        HTTPStatus.FORBIDDEN,
+        "Metrics are served to loopback callers in development, or with TRIAD_METRICS_TOKEN",
     ),
     ErrorCode.NOT_READY: ErrorSpec(HTTPStatus.SERVICE_UNAVAILABLE, "The service is not ready"),
     ErrorCode.INTERNAL: ErrorSpec(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error"),

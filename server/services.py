@@ -31,6 +31,7 @@ from .db.engine import Database
 from .ids import ConsultId, ParticipantId
 from .notes.service import NotesService
 from .rooms.commands import RoomRelay
+from .rooms.media import metering
 from .rooms.media.config import IceServer, MediaConfig, TurnAccess
 from .rooms.media.ice import as_json, client_ice_servers
 from .rooms.media.sfu import Sfu
@@ -64,6 +65,9 @@ class Services:
     webhooks: WebhookEndpoints
     deliveries: DeliveryHistory
     retention: Retention
+    # This process's rooms and seats into the gauges, its media tally into the counters
+    # (`server/metrics.py`): before each /metrics answer, and every few seconds with workers.
+    sample_metrics: Callable[[], None]
 
 
 @asynccontextmanager
@@ -149,6 +153,7 @@ async def open_services(
             ),
             deliveries=DeliveryHistory(db, clock),
             retention=Retention(db, retention_policy(settings), clock),
+            sample_metrics=metrics_sampler(rooms),
         )
     finally:
         await stack.aclose()  # rooms first (they save plans), then notes
@@ -163,6 +168,14 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         idempotency=timedelta(hours=settings.idempotency_retention_hours),
         audit=timedelta(days=days) if days is not None else None,
     )
+
+
+def metrics_sampler(rooms: RoomRegistry) -> Callable[[], None]:
+    def sample() -> None:
+        rooms.sample_metrics()
+        metering.flush()
+
+    return sample
 
 
 class SavedPlans:

@@ -30,6 +30,8 @@ NODE_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
 MAX_WORKERS = 64
 # What `TRIAD_WORKER_PUBLIC_URL` may name: the worker's port, index, id, and its node's id.
 WORKER_URL_FIELDS = frozenset({"port", "index", "worker", "node"})
+# A guessable scrape token would let anyone watch the service's traffic.
+MIN_METRICS_TOKEN = 24
 
 
 def _split_list(value: Any) -> Any:
@@ -177,6 +179,12 @@ class Settings(BaseSettings):
     api_key_request_burst: int = Field(default=200, ge=1, le=1_000_000)
     join_token_requests_per_second: float = Field(default=5, gt=0, le=100_000)
     join_token_request_burst: int = Field(default=60, ge=1, le=1_000_000)
+    # `/metrics` (Prometheus): with a token, served to callers sending it as a Bearer
+    # credential; without one, only to loopback callers in development and to nobody in
+    # production. Several workers share their values through files in the metrics directory
+    # (default: DATA_DIR/metrics), emptied when `triad serve` starts.
+    metrics_token: SecretStr | None = None
+    metrics_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     # `triad serve`'s event loop: uvloop (faster per packet) or asyncio's own, the fallback.
@@ -253,6 +261,10 @@ class Settings(BaseSettings):
             return self.public_base_url
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    @property
+    def effective_metrics_dir(self) -> Path:
+        return self.metrics_dir if self.metrics_dir is not None else self.data_dir / "metrics"
 
     @property
     def effective_database_url(self) -> str:
@@ -335,6 +347,16 @@ class Settings(BaseSettings):
             raise ConfigError("set TRIAD_ICE_UDP_PORT_MIN and TRIAD_ICE_UDP_PORT_MAX together")
         if self.sfu_turn and not (self.turn_urls and self.turn_secret):
             raise ConfigError("TRIAD_SFU_TURN needs TRIAD_TURN_URLS and TRIAD_TURN_SECRET")
+        token = self.metrics_token.get_secret_value() if self.metrics_token else None
+        if token is not None and (
+            len(token) < MIN_METRICS_TOKEN
+            or not (token.isascii() and token.isprintable())
+            or " " in token
+        ):
+            raise ConfigError(
+                f"TRIAD_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} printable ASCII "
+                "characters without spaces (generate one with `openssl rand -base64 32`)"
+            )
         self._check_scale_out()
         problems = self.production_problems()
         if problems:

@@ -12,7 +12,11 @@ places them on another worker, and the browsers find it by reading the session a
 (docs/architecture.md, "Workers and placement"). One that exits before it ever served (an
 unmigrated database, a port in use) stops them all, with its exit status: the cause would only
 repeat; one restarted after it served is started again until it does. A worker whose
-supervisor vanished stops itself (`parent_vanished`)."""
+supervisor vanished stops itself (`parent_vanished`).
+
+The workers share their metrics through files in `TRIAD_METRICS_DIR` (server/metrics.py): the
+supervisor empties it and names it in the workers' environment before the first starts, and
+takes a dead worker's gauges out of the sums when it reaps it."""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
 from types import FrameType
 
-from . import logs
+from . import logs, metrics
 from .settings import Settings
 
 log = logs.get(__name__)
@@ -69,6 +73,9 @@ class Supervisor:
         """Serve until SIGINT or SIGTERM; the exit status."""
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._stop)
+        # Before any worker starts: they choose prometheus-client's multiprocess mode as they
+        # import it, from the environment they inherit (server/metrics.py).
+        metrics.use_directory(self._settings.effective_metrics_dir.resolve())
         try:
             for index in range(self._settings.workers):
                 self._start(index)
@@ -103,6 +110,8 @@ class Supervisor:
                 if worker.process.is_alive() or self._stopping:
                     continue
                 status = worker.process.exitcode or 0
+                if worker.process.pid is not None:  # its gauges leave the node's sums
+                    metrics.process_dead(worker.process.pid)
                 if worker.ready.is_set():
                     log.error("worker.exited", worker=worker.index, status=status)
                 elif worker.restarted:

@@ -45,6 +45,14 @@ FORBIDDEN = {
 }
 
 
+# The bottom layers every layer may import: they import nothing of Triad's above them.
+BOTTOM = {
+    "server.metrics": ("server.errors",),
+    "server.errors": (),
+    "server.ids": (),
+}
+
+
 # import -> the one package whose modules may import it. The media plane alone speaks WebRTC:
 # the room above it sees a participant's media session only through `RoomMedia`.
 ONLY_IN = {
@@ -116,6 +124,14 @@ def test_the_media_plane_imports_nothing_of_the_room(path: Path) -> None:
     if inside(module_name(path), package):
         for target in imports(path):
             assert not inside(target, around) or inside(target, package), target
+
+
+@pytest.mark.parametrize("module", sorted(BOTTOM))
+def test_the_bottom_layer_imports_nothing_above_it(module: str) -> None:
+    path = SERVER.parent / (module.replace(".", "/") + ".py")
+    for target in imports(path):
+        if inside(target, "server"):
+            assert any(inside(target, allowed) for allowed in BOTTOM[module]), target
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(SERVER)))

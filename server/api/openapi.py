@@ -27,6 +27,9 @@ _RETRY_AFTER_HEADER = {
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "api_key": [{"apiKey": []}],
     "join_token": [{"joinToken": []}],
+    # Without TRIAD_METRICS_TOKEN a development server answers loopback callers unauthenticated:
+    # the empty alternative says so.
+    "metrics_token": [{"metricsToken": []}, {}],
     "none": [],
 }
 
@@ -75,6 +78,11 @@ def build(operations: tuple[Operation, ...], *, version: str) -> dict[str, Any]:
                     "bearerFormat": "JWT",
                     "description": "A participant's join token.",
                 },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The scrape token (TRIAD_METRICS_TOKEN).",
+                },
             },
         },
     }
@@ -115,6 +123,8 @@ def _operation(op: Operation, ref: Any) -> dict[str, Any]:
             response["content"] = {op.media_type: {"schema": ref(model, "serialization")}}
             for alternate in op.alternates:
                 response["content"][alternate] = {"schema": {"type": "string"}}
+        elif op.media_type != JSON_TYPE:  # a text body (the metrics' exposition)
+            response["content"] = {op.media_type: {"schema": {"type": "string"}}}
         if op.response_headers:
             response["headers"] = op.response_headers
         doc["responses"][str(status)] = response

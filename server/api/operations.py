@@ -19,9 +19,9 @@ from .. import jsonlimits
 from ..consults.model import ConsultView, JoinIdentity, PlatformCaller
 from ..errors import ErrorCode, FieldError, TriadError
 from ..ids import ConsultId
-from .context import RATE_LIMITS, SERVICES
+from .context import METRICS_ACCESS, RATE_LIMITS, SERVICES
 
-Auth = Literal["api_key", "join_token", "none"]
+Auth = Literal["api_key", "join_token", "metrics_token", "none"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Path ids are ours: a prefix and url-safe base64 (server/ids.py). Anything else names nothing,
@@ -115,6 +115,12 @@ class Operation:
             codes.append(ErrorCode.NOT_FOUND)
         if self.auth == "api_key":
             codes += [ErrorCode.API_KEY_MISSING, ErrorCode.API_KEY_INVALID, ErrorCode.RATE_LIMITED]
+        elif self.auth == "metrics_token":
+            codes += [
+                ErrorCode.METRICS_TOKEN_MISSING,
+                ErrorCode.METRICS_TOKEN_INVALID,
+                ErrorCode.METRICS_NOT_EXPOSED,
+            ]
         elif self.auth == "join_token":
             codes += [
                 ErrorCode.TOKEN_INVALID,
@@ -191,6 +197,9 @@ def _read_query(request: web.Request, op: Operation) -> BaseModel | None:
 
 async def _authenticate(request: web.Request, op: Operation, call: Call) -> None:
     if op.auth == "none":
+        return
+    if op.auth == "metrics_token":
+        request.app[METRICS_ACCESS].check(request)
         return
     services = request.app[SERVICES]
     limits = request.app[RATE_LIMITS]

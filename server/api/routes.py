@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ErrorCode
-from . import care, consults, health, openapi, participants, plans, webhook_routes
+from . import care, consults, health, metrics, openapi, participants, plans, webhook_routes
 from .care_schemas import (
     BriefIn,
     BriefOut,
@@ -462,6 +462,7 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(ErrorCode.NOT_READY,),
         tags=("operations",),
     ),
+    metrics.OPERATION,  # GET /metrics: its row beside its handler and access rule
     Operation(
         "GET",
         API + "/openapi.json",

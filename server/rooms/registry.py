@@ -10,10 +10,11 @@ was lost, by the sweep of ended rows (`sweep_ended`)."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .. import logs
+from .. import logs, metrics
 from ..consults.model import Actor, ConsultStatus, ConsultView, JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..ids import ConsultId
@@ -70,6 +71,16 @@ class RoomRegistry:
     def occupancy(self) -> tuple[int, int]:
         """The rooms live here, and the participants connected to them (this worker's load)."""
         return len(self._rooms), sum(room.connected_count for room in self._rooms.values())
+
+    def sample_metrics(self) -> None:
+        """The rooms here by state and their seats by place, into this process's gauges."""
+        rooms: Counter[str] = Counter()
+        seats: Counter[str] = Counter()
+        for room in self._rooms.values():
+            if not room.closed:
+                room.census(rooms, seats)
+        metrics.set_counts(metrics.ROOMS, metrics.ROOM_STATES, rooms)
+        metrics.set_counts(metrics.PARTICIPANTS, metrics.PARTICIPANT_STATES, seats)
 
     def get(self, consult_id: ConsultId) -> ConsultRoom | None:
         return self._rooms.get(consult_id)

@@ -10,6 +10,7 @@ recovery) is the media plane's: the room tells it who is admitted and connected.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
@@ -335,6 +336,12 @@ class ConsultRoom(CareWorkflow):
     @property
     def connected_count(self) -> int:
         return sum(1 for o in self._occupants.values() if o.connected)
+
+    def census(self, rooms: Counter[str], seats: Counter[str]) -> None:
+        """Count this room by state, and its seats by place (`away`: the connection dropped,
+        the seat is held), into the metrics' tallies."""
+        rooms["live" if self._live else "waiting"] += 1
+        seats.update(o.place.value if o.connected else "away" for o in self._occupants.values())
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import socketio
 
-from .. import logs
+from .. import logs, metrics
 from ..cluster.placement import WrongWorker
 from ..consults.access_events import AccessEvent
 from ..consults.model import JoinIdentity
@@ -165,6 +165,14 @@ class ConsultNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             event == "disconnect" and not self.server.manager.is_connected(sid, NAMESPACE)
         ):
             return await super().trigger_event(event, *args)
+        answer = await self._dispatch(event, sid, rest)
+        if event == "join":  # joins and their refusals by code (rate limit included)
+            error = answer.get("error") if isinstance(answer, dict) else None
+            code = error.get("code") if isinstance(error, dict) else None
+            metrics.SOCKET_JOINS.labels(metrics.result_label(code, metrics.JOINED)).inc()
+        return answer
+
+    async def _dispatch(self, event: Any, sid: str, rest: tuple[Any, ...]) -> Any:
         connection = self._connections.get(sid)
         if connection is None:
             return _refusal(TriadError(ErrorCode.NOT_JOINED, "the connection is not authenticated"))

@@ -14,10 +14,12 @@ nobody can move or clear another participant's cursor. Only what passed is fanne
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .. import metrics
 from ..consults.model import JoinIdentity
 from ..errors import ErrorCode, TriadError
 from ..notes.documents import (
@@ -64,6 +66,19 @@ class NotesEvents:
     async def update(
         self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
     ) -> NotesUpdateAck:
+        try:
+            ack = await self._update(room, identity, args)
+        except Exception as exc:  # refused (by its code) or failed (`internal`)
+            code = exc.code if isinstance(exc, TriadError) else ErrorCode.INTERNAL
+            metrics.NOTES_UPDATES.labels(code.value).inc()
+            raise
+        metrics.NOTES_UPDATES.labels(metrics.NOTES_APPLIED).inc()
+        return ack
+
+    async def _update(
+        self, room: ConsultRoom, identity: JoinIdentity, args: tuple[Any, ...]
+    ) -> NotesUpdateAck:
+        arrived = time.perf_counter()
         message = payloads.parse(payloads.NotesUpdate, args)
         room.require_admitted(identity.participant_id)
         doc = parse_document(message.doc)
@@ -78,11 +93,14 @@ class NotesEvents:
         applied = await self._deps().notes.apply(
             identity.consult_id, identity.participant_id, identity.role, message.doc, message.update
         )
+        durable = time.perf_counter()
+        metrics.NOTES_APPLY_SECONDS.observe(durable - arrived)
         await room.send_to_admitted(
             NotesRelay(doc=doc.value, update=message.update, sender=identity.participant_id),
             where=_readers_of(doc),
             skip=identity.participant_id,
         )
+        metrics.NOTES_FANOUT_SECONDS.observe(time.perf_counter() - durable)
         return NotesUpdateAck(doc=doc.value, seq=applied.seq)
 
     async def awareness(

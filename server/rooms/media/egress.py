@@ -25,7 +25,7 @@ from server.ids import ParticipantId
 from . import rtp
 from .codecs import NegotiatedTrack
 from .ntp import send_time
-from .stats import Counters, Kind
+from .stats import TALLY, Counters, Kind
 
 if TYPE_CHECKING:
     from .downlink import Downlink
@@ -68,6 +68,7 @@ class Egress:
         self._transport = transport
         self._downlink = downlink
         self._counters = counters
+        self._tally = TALLY.of(kind)  # this process's counts of the kind, for the metrics
         self._cname = cname.encode()
         self.ingress: Ingress | None = None
         self.track: NegotiatedTrack | None = None
@@ -344,15 +345,19 @@ class Egress:
             self._last_ts = out_ts
             self._last_sent_at = arrival
         self.packets_sent = sent + 1
+        tally = self._tally
+        tally.packets += 1
         size = len(out)
         self.octets_sent += size - self._header_size
         self._downlink.sent(size + 38)
         if view.marker or not video:
             self._counters.forwarded[ingress.key] += 1
+            tally.frames += 1
 
     def _drop(self, marker: bool) -> None:
         if (marker or self.kind == "audio") and self.ingress is not None:
             self._counters.dropped[self.ingress.key] += 1
+            self._tally.dropped_frames += 1
 
     # Feedback from the subscriber --------------------------------------------------------
 

@@ -28,7 +28,7 @@ from .codecs import NegotiatedTrack
 from .nack import Nack
 from .ntp import send_time
 from .roundtrip import RoundTrip
-from .stats import Counters, Kind, TrackKey, TrackName
+from .stats import TALLY, Counters, Kind, TrackKey, TrackName
 
 if TYPE_CHECKING:
     from .egress import Egress
@@ -340,6 +340,7 @@ class Ingress:
         if self.kind != "video" or self.closed:
             return
         self._counters.keyframe_requests_received[self.publisher] += 1
+        TALLY.keyframes_asked += 1
         loop = asyncio.get_running_loop()
         interval = NEW_SUBSCRIBER_PLI_FLOOR if new_subscriber else self.keyframe_interval
         due = max(loop.time(), self._last_pli + interval)
@@ -378,6 +379,7 @@ class Ingress:
         pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=self.rtcp_ssrc, media_ssrc=self.ssrc)
         if transport.send_rtcp([pli]):
             self._counters.keyframe_requests_sent[self.publisher] += 1
+            TALLY.keyframes_sent += 1
             self.plis_sent += 1
         else:
             self._last_pli = float("-inf")

@@ -51,6 +51,7 @@ from .downlink import Downlink
 from .egress import Egress
 from .ice import offer_ice_servers, sfu_ice_servers
 from .ingress import Ingress
+from .metering import PeerStateMeter
 from .ntp import middle_32
 from .offers import KINDS, Offer, TrackInfo
 from .roundtrip import MAX_SAMPLE, RoundTrip
@@ -99,12 +100,15 @@ class Peer:
             )
         )
 
+        self._meter = PeerStateMeter()
+
         @self.pc.on("connectionstatechange")
         def _state_changed() -> None:
             # ICE or DTLS gave up (consent lost, network changed): the room starts over. When
             # aioice loses consent it closes its connection, DTLS closes with it and aiortc
             # closes the whole peer connection, so a close we did not ask for is a failure too.
             state = self.pc.connectionState
+            self._meter.move(state)
             if state == "failed" or (state == "closed" and not self.closed):
                 on_failed()
 
@@ -492,4 +496,5 @@ class Peer:
         for publication in self.publications.values():
             publication.close()
         self.transport.close()
+        self._meter.move("closed")
         await self.pc.close()

@@ -47,6 +47,35 @@ class Counters:
         )
 
 
+@dataclass(slots=True)
+class KindTally:
+    """One kind's counts in this process, all rooms together (see `TALLY`)."""
+
+    packets: int = 0
+    frames: int = 0
+    dropped_frames: int = 0
+
+
+@dataclass(slots=True)
+class MediaTally:
+    """What the media plane of this process did since it started, for the metrics: plain
+    integer adds on the packet path (a Prometheus increment there would take a lock and, with
+    several workers, write to a shared file per packet), handed to Prometheus in batches by
+    `metering.flush`."""
+
+    audio: KindTally = field(default_factory=KindTally)
+    video: KindTally = field(default_factory=KindTally)
+    keyframes_asked: int = 0
+    keyframes_sent: int = 0
+
+    def of(self, kind: Kind) -> KindTally:
+        return self.video if kind == "video" else self.audio
+
+
+# One per process: rooms come and go, their counts must not go with them.
+TALLY = MediaTally()
+
+
 @dataclass(frozen=True)
 class SfuStats:
     """What the SFU did since it started.
