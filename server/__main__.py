@@ -130,7 +130,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if all(result.ok for result in checks) else 1
     elif args.verb == "prune":
         pruned = asyncio.run(commands.prune(settings))
-        print(f"deleted {pruned.idempotency_keys} idempotency keys", end="")
+        print(
+            f"deleted {pruned.idempotency_keys} idempotency keys,"
+            f" {pruned.webhook_events} webhook events",
+            end="",
+        )
         if settings.audit_retention_days is None:
             print("; audit events are kept (TRIAD_AUDIT_RETENTION_DAYS is not set)")
         else:

@@ -68,9 +68,8 @@ class WebhookOutcome(StrEnum):
     """How one webhook delivery attempt ended."""
 
     DELIVERED = "delivered"  # the platform answered 2xx
-    REJECTED = "rejected"  # it answered 4xx: not retried
-    FAILED = "failed"  # 5xx, a timeout or no connection: retried later
-    ABANDONED = "abandoned"  # out of attempts: dropped from the outbox
+    FAILED = "failed"  # another status, a timeout or no connection: retried later
+    ABANDONED = "abandoned"  # failed after its retry window: the delivery failed for good
 
 
 # Gauges: each worker sets its own share; the node's value is the sum over live workers.

@@ -111,7 +111,7 @@ async def open_services(
             ),
             revoker=revocations,
             clock=clock,
-            records=ConsultLifecycle(db, clock),
+            records=ConsultLifecycle(db, keyring, clock),
             care=care,
             plans=SavedPlans(notes),
             media_factory=lambda on_active_speaker: Sfu(media, on_active_speaker),
@@ -151,7 +151,7 @@ async def open_services(
                     max_per_platform=settings.webhook_max_endpoints,
                 ),
             ),
-            deliveries=DeliveryHistory(db, clock),
+            deliveries=DeliveryHistory(db, keyring, clock),
             retention=Retention(db, retention_policy(settings), clock),
             sample_metrics=metrics_sampler(rooms),
         )
@@ -167,6 +167,7 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     return RetentionPolicy(
         idempotency=timedelta(hours=settings.idempotency_retention_hours),
         audit=timedelta(days=days) if days is not None else None,
+        webhooks=timedelta(days=settings.webhook_history_days),
     )
 
 

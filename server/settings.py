@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     # Audit events older than this many days are deleted. Unset: kept for ever (HIPAA asks six
     # years for records that document compliance; a platform's contract may ask longer).
     audit_retention_days: int | None = Field(default=None, ge=30, le=100 * 366)
+    # Webhook events, their deliveries and attempts (readable over REST) are kept this many
+    # days once none waits any more.
+    webhook_history_days: int = Field(default=30, ge=1, le=10 * 366)
     # How often a server prunes (worker 0 of each node; deletes are idempotent, in batches).
     retention_prune_interval_seconds: float = Field(default=3600, ge=60, le=7 * 24 * 3600)
 

@@ -103,7 +103,11 @@ def record(
     consult_id: str | None = None,
     platform_id: str | None = None,
     details: Details | None = None,
+    keyring: KeyRing | None = None,
 ) -> AuditEvent:
+    """The event, in the session's transaction; and for an action a platform hears of by
+    webhook (`WEBHOOK_EVENTS`), its outbox event, sealed with `keyring` (which such an action
+    must be given)."""
     event = AuditEvent(
         consult_id=consult_id,
         platform_id=platform_id,
@@ -116,13 +120,21 @@ def record(
     session.add(event)
     webhook = WEBHOOK_EVENTS.get(action)
     if webhook is not None and consult_id is not None and platform_id is not None:
+        if keyring is None:
+            raise TypeError(f"{action} writes a webhook event: pass the key ring to seal it")
         facts: dict[str, object] = {
             **event.details,
             "kind": "assent" if action in _ASSENT else "consent",
             "ended_by": actor.label(),
         }
         outbox.add(
-            session, webhook, consult_id=consult_id, platform_id=platform_id, at=at, facts=facts
+            session,
+            keyring,
+            webhook,
+            consult_id=consult_id,
+            platform_id=platform_id,
+            at=at,
+            facts=facts,
         )
     return event
 

@@ -143,6 +143,7 @@ class CheckIns:
                 # The platform's care team must hear of it at once (ids only, no answer or score).
                 outbox.add(
                     session,
+                    self._keyring,
                     WebhookEventType.SAFETY_FLAG_RAISED,
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),

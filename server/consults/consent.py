@@ -262,6 +262,7 @@ class ConsentBook:
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
                     details={"consent_id": row.id, "role": who.role.value},
+                    keyring=self._keyring,
                 )
             await session.flush()
             return await consent_state(session, self._keyring, who.consult_id)
@@ -294,6 +295,7 @@ class ConsentBook:
                     consult_id=who.consult_id,
                     platform_id=await audit.platform_of(session, who.consult_id),
                     details={"consent_id": row.id, "role": who.role.value},
+                    keyring=self._keyring,
                 )
             await session.flush()
             return await consent_state(session, self._keyring, who.consult_id)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import Consult
 from ..ids import ConsultId
@@ -19,7 +20,12 @@ from .model import Actor, ConsultStatus
 
 
 async def end_row(
-    session: AsyncSession, consult_id: ConsultId, actor: Actor, now: datetime, platform_id: str
+    session: AsyncSession,
+    consult_id: ConsultId,
+    actor: Actor,
+    now: datetime,
+    platform_id: str,
+    keyring: KeyRing,
 ) -> bool:
     """End the consult in this transaction; True for the one caller that changed it.
 
@@ -39,6 +45,7 @@ async def end_row(
         action=AuditAction.CONSULT_ENDED,
         consult_id=consult_id,
         platform_id=platform_id,
+        keyring=keyring,
     )
     return True
 
@@ -46,8 +53,9 @@ async def end_row(
 class ConsultLifecycle:
     """`rooms.ports.ConsultRecords`, on the database."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, keyring: KeyRing, clock: Callable[[], datetime]) -> None:
         self._db = db
+        self._keyring = keyring
         self._clock = clock
 
     async def mark_live(self, consult_id: ConsultId) -> None:
@@ -66,12 +74,15 @@ class ConsultLifecycle:
                     action=AuditAction.CONSULT_LIVE,
                     consult_id=consult_id,
                     platform_id=await audit.platform_of(session, consult_id),
+                    keyring=self._keyring,
                 )
 
     async def end(self, consult_id: ConsultId, actor: Actor) -> bool:
         async with self._db.sessions.begin() as session:
             platform_id = await audit.platform_of(session, consult_id)
-            return await end_row(session, consult_id, actor, self._clock(), platform_id)
+            return await end_row(
+                session, consult_id, actor, self._clock(), platform_id, self._keyring
+            )
 
     async def ended_among(self, consult_ids: Sequence[ConsultId]) -> dict[ConsultId, str]:
         """Those of `consult_ids` whose row is ended, each with who ended it (its label)."""
@@ -99,4 +110,5 @@ class ConsultLifecycle:
                 consult_id=consult_id,
                 platform_id=await audit.platform_of(session, consult_id),
                 details=dict(details or {}),
+                keyring=self._keyring,
             )

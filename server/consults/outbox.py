@@ -5,8 +5,10 @@ rolled back. Delivery reads the outbox later (`server/webhooks/dispatcher.py`)."
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -14,7 +16,9 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from ..crypto import KeyRing
 from ..db.models import WebhookEvent
+from ..db.sealing import SealedColumn
 
 # A value of an event's data: an id, a code, a count or a flag. Never free text.
 DataValue = str | int | bool | None
@@ -90,7 +94,29 @@ def new_message_id() -> str:
     return f"msg_{secrets.token_urlsafe(18)}"
 
 
+def _aad(message_id: str) -> bytes:
+    return f"webhook-event:{message_id}".encode()
+
+
+SEALED_COLUMNS = (SealedColumn("webhook_events", "sealed", ("id",), _aad),)
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """An event as the outbox holds it, opened."""
+
+    message_id: str
+    type: WebhookEventType
+    data: dict[str, DataValue]
+
+
+def open_event(keyring: KeyRing, row: WebhookEvent) -> OutboxEvent:
+    opened = json.loads(keyring.open(row.sealed, _aad(row.id)))
+    return OutboxEvent(row.id, WebhookEventType(opened["type"]), dict(opened["data"]))
+
+
 def event_row(
+    keyring: KeyRing,
     event_type: WebhookEventType,
     *,
     consult_id: str,
@@ -98,12 +124,16 @@ def event_row(
     at: datetime,
     facts: Mapping[str, object],
 ) -> dict[str, Any]:
-    return {
-        "id": new_message_id(),
-        "platform_id": platform_id,
-        "consult_id": consult_id,
+    message_id = new_message_id()
+    said = {
         "type": WebhookEventType(event_type).value,
         "data": event_data(event_type, consult_id, facts),
+    }
+    return {
+        "id": message_id,
+        "platform_id": platform_id,
+        "consult_id": consult_id,
+        "sealed": keyring.seal(json.dumps(said).encode(), _aad(message_id)),
         "created_at": at,
         "fanned_out": False,
     }
@@ -111,6 +141,7 @@ def event_row(
 
 def add(
     session: AsyncSession,
+    keyring: KeyRing,
     event_type: WebhookEventType,
     *,
     consult_id: str,
@@ -119,12 +150,15 @@ def add(
     facts: Mapping[str, object],
 ) -> None:
     """The event, in the session's transaction (flushed with it)."""
-    row = event_row(event_type, consult_id=consult_id, platform_id=platform_id, at=at, facts=facts)
+    row = event_row(
+        keyring, event_type, consult_id=consult_id, platform_id=platform_id, at=at, facts=facts
+    )
     session.add(WebhookEvent(**row))
 
 
 async def insert_event(
     conn: AsyncConnection,
+    keyring: KeyRing,
     event_type: WebhookEventType,
     *,
     consult_id: str,
@@ -133,5 +167,7 @@ async def insert_event(
     facts: Mapping[str, object],
 ) -> None:
     """The event, on a Core connection inside its transaction."""
-    row = event_row(event_type, consult_id=consult_id, platform_id=platform_id, at=at, facts=facts)
+    row = event_row(
+        keyring, event_type, consult_id=consult_id, platform_id=platform_id, at=at, facts=facts
+    )
     await conn.execute(insert(WebhookEvent).values(**row))

@@ -1,5 +1,6 @@
 """What is deleted when it has served its purpose: idempotency keys once no retry can come,
-and, where the deployment sets a retention, audit events past it.
+webhook events (with their deliveries and attempts) once delivered or failed and past their
+history's retention, and, where the deployment sets a retention, audit events past it.
 
 Deletes run in bounded batches, each its own transaction, so a prune never holds a long lock
 on a busy table. They are idempotent: several workers (or `triad prune` beside a server) may
@@ -19,7 +20,14 @@ from sqlalchemy import ColumnElement, Table, delete, select, tuple_
 
 from .. import logs
 from ..db.engine import Database
-from ..db.models import AuditEvent, Base, IdempotencyKey
+from ..db.models import (
+    AuditEvent,
+    Base,
+    IdempotencyKey,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+)
 
 log = logs.get(__name__)
 
@@ -32,11 +40,14 @@ class RetentionPolicy:
 
     idempotency: timedelta
     audit: timedelta | None = None
+    webhooks: timedelta = timedelta(days=30)
     batch: int = 1000
 
     def __post_init__(self) -> None:
         if self.idempotency <= timedelta(0):
             raise ValueError("idempotency keys must be kept for some time")
+        if self.webhooks <= timedelta(0):
+            raise ValueError("webhook history must be kept for some time")
         if self.audit is not None and self.audit <= timedelta(0):
             raise ValueError("an audit retention must be positive (or None: for ever)")
         if not 1 <= self.batch <= MAX_BATCH:
@@ -47,6 +58,7 @@ class RetentionPolicy:
 class Pruned:
     idempotency_keys: int = 0
     audit_events: int = 0
+    webhook_events: int = 0
 
 
 class Retention:
@@ -74,9 +86,28 @@ class Retention:
                 Base.metadata.tables[AuditEvent.__tablename__],
                 AuditEvent.at < now - self._policy.audit,
             )
-        return Pruned(keys, events)
+        return Pruned(keys, events, await self._prune_webhooks(now - self._policy.webhooks))
+
+    async def _prune_webhooks(self, before: datetime) -> int:
+        """Events written before `before` that no delivery still waits on, with their
+        deliveries and attempts (children first: the keys refer upwards)."""
+        pending = (
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.event_seq == WebhookEvent.seq, WebhookDelivery.state == "pending"
+            )
+            .exists()
+        )
+        done = select(WebhookEvent.seq).where(
+            WebhookEvent.created_at < before, WebhookEvent.fanned_out.is_(True), ~pending
+        )
+        deliveries = select(WebhookDelivery.id).where(WebhookDelivery.event_seq.in_(done))
+        await self._delete(_table(WebhookAttempt), WebhookAttempt.delivery_id.in_(deliveries))
+        await self._delete(_table(WebhookDelivery), WebhookDelivery.event_seq.in_(done))
+        return await self._delete(_table(WebhookEvent), WebhookEvent.seq.in_(done))
 
     async def _delete(self, table: Table, expired: ColumnElement[bool]) -> int:
+        """Every row of `table` that is `expired`, a batch per transaction."""
         key = list(table.primary_key.columns)
         total = 0
         while True:
@@ -109,10 +140,15 @@ class Retention:
             except Exception as exc:  # the next round tries again; the server goes on
                 log.error("retention.prune_failed", error=type(exc).__name__)
             else:
-                if pruned.idempotency_keys or pruned.audit_events:
+                if pruned != Pruned():
                     log.info(
                         "retention.pruned",
                         idempotency_keys=pruned.idempotency_keys,
                         audit_events=pruned.audit_events,
+                        webhook_events=pruned.webhook_events,
                     )
             await asyncio.sleep(every)
+
+
+def _table(model: type[Base]) -> Table:
+    return Base.metadata.tables[model.__tablename__]

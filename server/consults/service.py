@@ -206,7 +206,9 @@ class ConsultService:
         async with self._db.sessions.begin() as session:
             await self._owned(session, caller, consult_id)
             actor = Actor("platform", caller.key_id)
-            await end_row(session, consult_id, actor, self._clock(), caller.platform_id)
+            await end_row(
+                session, consult_id, actor, self._clock(), caller.platform_id, self._keyring
+            )
             session.expire_all()
             return await self._view(session, caller, consult_id)
 

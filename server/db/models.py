@@ -248,9 +248,9 @@ class WebhookEvent(Base):
     id: Mapped[str] = mapped_column(String(40), unique=True)
     platform_id: Mapped[str] = mapped_column(ForeignKey("platforms.id"))
     consult_id: Mapped[str] = mapped_column(ForeignKey("consults.id"), index=True)
-    type: Mapped[str] = mapped_column(String(64))
-    # Ids and codes only: never clinical text, names or scores.
-    data: Mapped[dict[str, Any]] = mapped_column(JSON())
+    # Its type and data (ids and codes), sealed and bound to `id`: even a type can be clinical
+    # (`safety_flag.raised`), and what a consult's events say together is.
+    sealed: Mapped[bytes] = mapped_column(LargeBinary())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Whether its deliveries (one per subscribed endpoint) have been written.
     fanned_out: Mapped[bool] = mapped_column(Boolean(), server_default=false())

@@ -239,6 +239,7 @@ class PlanStore:
             if platform_id is not None:
                 await outbox.insert_event(
                     conn,
+                    self._keyring,
                     WebhookEventType.PLAN_SAVED,
                     consult_id=plan.consult_id,
                     platform_id=platform_id,

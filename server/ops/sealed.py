@@ -7,9 +7,10 @@ fails `tests/ops/test_sealed_registry.py`, so rotation can never skip one silent
 
 from __future__ import annotations
 
-from ..consults import audit, brief, checkins, consent, people, platforms
+from ..consults import audit, brief, checkins, consent, outbox, people, platforms
 from ..db.sealing import SealedColumn
 from ..notes import store
+from ..webhooks import endpoints
 
 SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     *platforms.SEALED_COLUMNS,
@@ -19,4 +20,6 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     *checkins.SEALED_COLUMNS,
     *audit.SEALED_COLUMNS,
     *store.SEALED_COLUMNS,
+    *outbox.SEALED_COLUMNS,
+    *endpoints.SEALED_COLUMNS,
 )

@@ -25,10 +25,12 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from .. import logs
+from .. import logs, metrics
+from ..consults.outbox import open_event
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from ..metrics import WebhookOutcome
 from . import signing
 from .endpoints import signing_secrets
 from .history import AttemptError, DeliveryState
@@ -117,6 +119,7 @@ class WebhookDispatcher:
             self._wake.clear()
             try:
                 await self.fan_out()
+                metrics.set_webhook_outbox_age(await self.oldest_waiting())
                 free = self._policy.concurrency - len(self._inflight)
                 if free > 0:
                     for claim in await self.claim(free):
@@ -134,6 +137,21 @@ class WebhookDispatcher:
         if exc is not None:
             log.error("webhooks.attempt_task_failed", **logs.failure(exc))
         self._wake.set()  # the next event of its consult may be due now
+
+    async def oldest_waiting(self) -> float | None:
+        """Seconds since the oldest event not yet delivered everywhere it is due was written
+        (None: nothing waits): a growing age is an endpoint down or slow."""
+        async with self._db.sessions() as session:
+            unfanned = await session.scalar(
+                select(func.min(WebhookEvent.created_at)).where(WebhookEvent.fanned_out.is_(False))
+            )
+            pending = await session.scalar(
+                select(func.min(WebhookEvent.created_at))
+                .join(WebhookDelivery, WebhookDelivery.event_seq == WebhookEvent.seq)
+                .where(WebhookDelivery.state == _PENDING)
+            )
+        oldest = min((t for t in (unfanned, pending) if t is not None), default=None)
+        return None if oldest is None else (self._clock() - oldest).total_seconds()
 
     async def fan_out(self) -> int:
         """Deliveries for events not yet fanned out, one per live endpoint of the event's
@@ -175,8 +193,9 @@ class WebhookDispatcher:
             for endpoint in endpoints:
                 by_platform.setdefault(endpoint.platform_id, []).append(endpoint)
             for event in events:
+                event_type = open_event(self._keyring, event).type
                 for endpoint in by_platform.get(event.platform_id, ()):
-                    if event.type not in endpoint.event_types:
+                    if event_type not in endpoint.event_types:
                         continue
                     session.add(
                         WebhookDelivery(
@@ -241,20 +260,28 @@ class WebhookDispatcher:
                     .where(WebhookDelivery.id.in_(ids))
                 )
             ).all()
-            return [
-                Claim(
-                    delivery_id=delivery.id,
-                    lease=lease,
-                    message_id=event.id,
-                    event_type=event.type,
-                    created_at=event.created_at,
-                    data=event.data,
-                    url=endpoint.url,
-                    secrets=tuple(signing_secrets(self._keyring, endpoint, now)),
-                    manual=delivery.manual,
-                )
-                for delivery, event, endpoint in rows
-            ]
+            return [self._claim(lease, now, *row) for row in rows]
+
+    def _claim(
+        self,
+        lease: str,
+        now: datetime,
+        delivery: WebhookDelivery,
+        event: WebhookEvent,
+        endpoint: WebhookEndpoint,
+    ) -> Claim:
+        opened = open_event(self._keyring, event)
+        return Claim(
+            delivery_id=delivery.id,
+            lease=lease,
+            message_id=event.id,
+            event_type=opened.type.value,
+            created_at=event.created_at,
+            data=opened.data,
+            url=endpoint.url,
+            secrets=tuple(signing_secrets(self._keyring, endpoint, now)),
+            manual=delivery.manual,
+        )
 
     async def _deliver(self, claim: Claim) -> None:
         started = time.monotonic()
@@ -339,10 +366,13 @@ class WebhookDispatcher:
             }
             if outcome.succeeded:
                 values.update(state=DeliveryState.SUCCEEDED.value, finished_at=now)
+                counted = WebhookOutcome.DELIVERED
             elif now >= delivery.give_up_at:
                 values.update(state=DeliveryState.FAILED.value, finished_at=now)
+                counted = WebhookOutcome.ABANDONED
             else:
                 values.update(next_attempt_at=now + self._policy.retry_delay(attempts))
+                counted = WebhookOutcome.FAILED
             await session.execute(
                 update(WebhookDelivery)
                 .where(
@@ -352,3 +382,4 @@ class WebhookDispatcher:
                 )
                 .values(**values)
             )
+        metrics.count_webhook_delivery(counted)

@@ -20,6 +20,7 @@ from ..consults.outbox import WebhookEventType
 from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import WebhookDelivery, WebhookEndpoint
+from ..db.sealing import SealedColumn
 from ..errors import ErrorCode, TriadError
 from ..ids import WebhookEndpointId, new_webhook_endpoint_id
 from .urls import UrlRefused, check_url
@@ -35,6 +36,14 @@ def new_secret() -> str:
 
 def secret_aad(endpoint_id: str, which: str) -> bytes:
     return f"webhook-endpoint:{endpoint_id}:{which}".encode()
+
+
+SEALED_COLUMNS = (
+    SealedColumn("webhook_endpoints", "secret_sealed", ("id",), lambda i: secret_aad(i, "current")),
+    SealedColumn(
+        "webhook_endpoints", "previous_secret_sealed", ("id",), lambda i: secret_aad(i, "previous")
+    ),
+)
 
 
 @dataclass(frozen=True)

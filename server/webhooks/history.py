@@ -13,6 +13,8 @@ from sqlalchemy import select
 from ..consults import audit
 from ..consults.audit import AuditAction
 from ..consults.model import Actor, PlatformCaller
+from ..consults.outbox import open_event
+from ..crypto import KeyRing
 from ..db.engine import Database
 from ..db.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from ..errors import ErrorCode, TriadError
@@ -60,11 +62,13 @@ class AttemptView:
     manual: bool
 
 
-def _delivery_view(delivery: WebhookDelivery, event: WebhookEvent) -> DeliveryView:
+def _delivery_view(
+    keyring: KeyRing, delivery: WebhookDelivery, event: WebhookEvent
+) -> DeliveryView:
     state = DeliveryState(delivery.state)
     return DeliveryView(
         message_id=event.id,
-        event_type=event.type,
+        event_type=open_event(keyring, event).type.value,
         consult_id=delivery.consult_id,
         state=state,
         attempts=delivery.attempts,
@@ -75,8 +79,9 @@ def _delivery_view(delivery: WebhookDelivery, event: WebhookEvent) -> DeliveryVi
 
 
 class DeliveryHistory:
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, keyring: KeyRing, clock: Callable[[], datetime]) -> None:
         self._db = db
+        self._keyring = keyring
         self._clock = clock
 
     async def deliveries(
@@ -102,7 +107,7 @@ class DeliveryHistory:
                 query = query.where(WebhookDelivery.state == state.value)
             rows = (await session.execute(query)).all()
         cursor = rows[-1][0].id if rows else after
-        return [_delivery_view(d, e) for d, e in rows], cursor
+        return [_delivery_view(self._keyring, d, e) for d, e in rows], cursor
 
     async def attempts(
         self, caller: PlatformCaller, endpoint_id: str, *, after: int, limit: int
@@ -123,7 +128,7 @@ class DeliveryHistory:
             AttemptView(
                 id=attempt.id,
                 message_id=event.id,
-                event_type=event.type,
+                event_type=open_event(self._keyring, event).type.value,
                 at=attempt.at,
                 succeeded=attempt.outcome == DeliveryState.SUCCEEDED,
                 status_code=attempt.status_code,
@@ -175,4 +180,4 @@ class DeliveryHistory:
                 platform_id=caller.platform_id,
                 details={"endpoint_id": endpoint.id, "message_id": event.id},
             )
-            return _delivery_view(delivery, event)
+            return _delivery_view(self._keyring, delivery, event)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from server.api.context import SERVICES
-from server.app import utc_now
+from server.app import SETTINGS, keyring_for, utc_now
 from server.cluster.entry import ClusterKeys
 from server.consults.lifecycle import ConsultLifecycle
 from server.consults.model import Actor
@@ -42,7 +42,8 @@ async def test_a_lost_end_is_caught_by_the_owners_sweep(
         await rooms.sweep_ended()  # nothing ended: nothing closes
         assert rooms.get(cid) is not None
 
-        ended_here = ConsultLifecycle(other.client.app[SERVICES].db, utc_now)
+        app = other.client.app
+        ended_here = ConsultLifecycle(app[SERVICES].db, keyring_for(app[SETTINGS]), utc_now)
         assert await ended_here.end(cid, Actor("platform", "k_lost")) is True
         await rooms.sweep_ended()
         ended = await therapist.wait_event("ended")

@@ -84,7 +84,9 @@ async def test_an_update_whose_commit_meets_the_end_is_refused(world: World) -> 
     async with world.db.sessions() as session, session.begin():
         platform_id = await audit.platform_of(session, world.consult_id)
         actor = Actor("platform", "k_test")
-        assert await end_row(session, world.consult_id, actor, datetime.now(UTC), platform_id)
+        assert await end_row(
+            session, world.consult_id, actor, datetime.now(UTC), platform_id, world.keyring
+        )
         sending = asyncio.create_task(therapist.send(PLAN, late))
         if postgres:
             # The batch waits on the row's lock (SQLite: on the one write lock; either way it

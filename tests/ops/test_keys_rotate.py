@@ -149,6 +149,22 @@ async def test_a_rotation_killed_halfway_and_run_again_leaves_nothing_under_the_
     database_url: str,
     tmp_path: Path,
 ) -> None:
+    # A webhook endpoint whose secret was rotated (its current and previous secrets sealed),
+    # registered before the consult so its events are sealed in the outbox too.
+    hook = await api.call(
+        "POST",
+        "/api/v1/webhook-endpoints",
+        bearer=platform.secret,
+        json_body={"url": "https://hooks.example.com/triad", "event_types": ["consult.ended"]},
+    )
+    assert hook.status == 201, hook.body
+    rotated = await api.call(
+        "POST",
+        f"/api/v1/webhook-endpoints/{hook.body['endpoint']['id']}/secret",
+        bearer=platform.secret,
+        json_body={"overlap_seconds": 3600},
+    )
+    assert rotated.status == 200, rotated.body
     await a_whole_consult(people, api, platform)
     created = await api.call(
         "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body()

@@ -172,4 +172,4 @@ def test_triad_prune_runs_once(tmp_path: Path) -> None:
     assert kept.returncode == 0
     assert "audit events are kept (TRIAD_AUDIT_RETENTION_DAYS is not set)" in kept.stdout
     pruned = triad(tmp_path, "prune", TRIAD_AUDIT_RETENTION_DAYS="365")
-    assert "deleted 0 idempotency keys and 0 audit events" in pruned.stdout
+    assert "deleted 0 idempotency keys, 0 webhook events and 0 audit events" in pruned.stdout

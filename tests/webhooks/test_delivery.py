@@ -11,7 +11,9 @@ import pytest
 from tests.apiclient import Api
 from tests.care.test_measures_api import PHQ9_FLAGGED, measures_path
 from tests.conftest import PlatformKey
+from tests.metricsread import Scrape, parse
 from tests.rooms.conftest import People
+from tests.rooms.test_metrics_consult import grew
 from tests.waiting import wait_for
 from tests.webhooks.conftest import ALL_TYPES, register
 from tests.webhooks.receiver import Receiver, receiving
@@ -125,11 +127,19 @@ async def test_a_whole_consult_reaches_the_receiver_in_order(
 async def test_a_failing_receiver_gets_every_event_again_with_its_id_in_order(
     people: People, api: Api, platform: PlatformKey, endpoint: dict[str, Any], receiver: Receiver
 ) -> None:
+    before = await scrape(api)
     receiver.failing = True
     await run_consult(people, api)
     consult_id = people.consult["id"]
     # Refused again and again: the first event is retried, nothing after it goes out first.
     await wait_for(lambda: len(receiver.requests) >= 4, what="several refused attempts")
+    # The operator sees the failures, and events waiting longer and longer.
+    await wait_for(
+        lambda: scrape_grew(api, before, "triad_webhook_deliveries_total", 4, outcome="failed"),
+        what="failed attempts counted",
+    )
+    ages = [(await scrape(api)).value("triad_webhook_outbox_oldest_age_seconds")]
+    await wait_for(lambda: outbox_older(api, ages), what="the outbox's oldest event growing older")
     first = receiver.requests[0].message_id
     assert {r.message_id for r in receiver.requests} == {first}
     receiver.failing = False
@@ -148,6 +158,31 @@ async def test_a_failing_receiver_gets_every_event_again_with_its_id_in_order(
     assert len(failed) == len(refused)
     assert {(a["status_code"], a["error"]) for a in failed} == {(500, "http_status")}
     assert sum(a["succeeded"] for a in attempts) == len(CONSULT_EVENTS)
+    after = await scrape(api)
+    delivered = grew(before, after, "triad_webhook_deliveries_total", outcome="delivered")
+    assert delivered == len(CONSULT_EVENTS)
+    assert grew(before, after, "triad_webhook_deliveries_total", outcome="failed") == len(refused)
+    # Nothing waits any more.
+    await wait_for(lambda: outbox_empty(api), what="the outbox's age back to 0")
+
+
+async def scrape(api: Api) -> Scrape:
+    answer = await api.call("GET", "/metrics")
+    assert answer.status == 200, answer.body
+    return parse(answer.body.decode())
+
+
+async def scrape_grew(api: Api, before: Scrape, name: str, by: float, **labels: str) -> bool:
+    return grew(before, await scrape(api), name, **labels) >= by
+
+
+async def outbox_older(api: Api, ages: list[float]) -> bool:
+    ages.append((await scrape(api)).value("triad_webhook_outbox_oldest_age_seconds"))
+    return ages[-1] > ages[0] > 0
+
+
+async def outbox_empty(api: Api) -> bool:
+    return (await scrape(api)).value("triad_webhook_outbox_oldest_age_seconds") == 0
 
 
 async def test_only_the_subscribed_types_go_to_an_endpoint(

@@ -55,8 +55,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("platform_id", sa.String(length=32), nullable=False),
         sa.Column("consult_id", sa.String(length=32), nullable=False),
-        sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("sealed", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("fanned_out", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(
