@@ -7,7 +7,7 @@ in between. It listens only on the addresses the test names (loopback by default
 namespace's link), relays only from `relay_ip` and only to `allowed_peer_ips` (every other
 peer address is denied, multicast too), has no CLI, no DTLS and no TCP relays (RFC 6062), and
 runs under `timeout` so a test run that dies cannot leave it behind. Its TLS listener serves a
-self-signed certificate made here for the listening addresses; `ca_path` is what a client
+self-signed certificate (tests/daemons.py) for the listening addresses; `ca_path` is what a client
 trusts. Its log (verbose: one line per allocation) goes to a file in the test's directory.
 """
 
@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import ipaddress
 import os
 import random
 import secrets
-import shutil
-import signal
 import socket
 import ssl
 import sys
@@ -29,37 +26,19 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from tests import ports
+from tests.daemons import bounded, require_program, self_signed, stop_group
 
 TURNSERVER = "turnserver"
 DEADLINE = 15.0
-# Seconds coturn may live at most (`timeout` ends it if the test run never does).
-LIFETIME_SECONDS = 900
 RELAY_PORTS = 64
 STARTS = 5  # attempts at picking free ports
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def available() -> bool:
-    return shutil.which(TURNSERVER) is not None
-
-
 def require() -> None:
     """Skip without coturn, or fail when the run requires every service (CI installs it)."""
-    if available():
-        return
-    import pytest
-
-    from tests.databases import services_required
-
-    if services_required():
-        pytest.fail("turnserver is not installed (apt-get install coturn)")
-    pytest.skip("turnserver is not installed (apt-get install coturn)")
+    require_program(TURNSERVER, "coturn")
 
 
 @dataclass(frozen=True)
@@ -97,37 +76,6 @@ def _free_on(addresses: tuple[str, ...], kinds: tuple[int, ...]) -> int:
     raise RuntimeError("no free port for coturn")
 
 
-def self_signed(directory: Path, addresses: tuple[str, ...]) -> tuple[Path, Path]:
-    """A P-256 certificate for `addresses` (IP subject alternative names), valid for a day."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "triad test coturn")])
-    now = datetime.datetime.now(datetime.UTC)
-    names = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "coturn-cert.pem", directory / "coturn-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
-
-
 class Coturn:
     """A running coturn; use `Coturn.running(directory, config)`."""
 
@@ -135,7 +83,7 @@ class Coturn:
         self.directory = directory
         self.config = config
         self.log_path = directory / "coturn.log"
-        self.cert_path, self.key_path = self_signed(directory, config.listening_ips)
+        self.cert_path, self.key_path = self_signed(directory, config.listening_ips, "coturn")
         self.port = 0
         self.tls_port = 0
         self._process: asyncio.subprocess.Process | None = None
@@ -209,12 +157,7 @@ class Coturn:
             relay_min = random.randint(40_000, 60_000 - RELAY_PORTS)  # noqa: S311
             with (self.directory / "coturn.stderr").open("ab") as errors:
                 self._process = await asyncio.create_subprocess_exec(
-                    "timeout",
-                    "-k",
-                    "5",
-                    str(LIFETIME_SECONDS),
-                    TURNSERVER,
-                    *self._arguments(relay_min),
+                    *bounded(TURNSERVER, *self._arguments(relay_min)),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=errors,
@@ -272,16 +215,7 @@ class Coturn:
     async def stop(self) -> None:
         """SIGTERM to its process group, SIGKILL past the deadline. Safe twice."""
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), DEADLINE)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await stop_group(process)
 
 
 async def stun_binding(host: str, port: int) -> tuple[str, int]:
