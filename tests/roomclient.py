@@ -9,9 +9,11 @@ payload the contract does not describe fails the test when the client closes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import socketio
 from pydantic import BaseModel, ValidationError
 
@@ -25,10 +27,25 @@ _ACKS: dict[str, type[BaseModel]] = {event.name: event.ack for event in CLIENT_E
 
 
 class RoomClient:
-    def __init__(self, base_url: str, token: str, label: str = "") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        label: str = "",
+        *,
+        transports: tuple[str, ...] = ("websocket",),
+        http: aiohttp.ClientSession | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """`base_url`: the server's, or a worker's public URL, whose path prefixes Socket.IO's
+        (as the browser's `socketAddress`). `http`: the session to connect with (one trusting a
+        test CA); `headers`: sent with every request (a browser's Origin)."""
         self.base_url = base_url
         self.token = token
         self.label = label
+        self.transports = list(transports)
+        self._http = http
+        self._headers = dict(headers or {})
         self.events: list[tuple[str, Any]] = []
         self.connect_error: Any = None
         self._changed = asyncio.Condition()
@@ -43,7 +60,11 @@ class RoomClient:
 
     def _new_socket(self) -> socketio.AsyncClient:
         sio = socketio.AsyncClient(
-            reconnection=False, logger=False, engineio_logger=False, serializer="msgpack"
+            reconnection=False,
+            logger=False,
+            engineio_logger=False,
+            serializer="msgpack",
+            http_session=self._http,
         )
         sio.on("*", self._record, namespace=NAMESPACE)
         sio.on("connect_error", self._refused, namespace=NAMESPACE)
@@ -57,11 +78,14 @@ class RoomClient:
 
     async def connect(self, auth: Any = None) -> None:
         self._auth = auth
+        url = urlsplit(self.base_url)
         await self.sio.connect(
-            self.base_url,
+            f"{url.scheme}://{url.netloc}",
+            headers=self._headers,
             namespaces=[NAMESPACE],
-            transports=["websocket"],
+            transports=self.transports,
             auth=auth if auth is not None else {"token": self.token},
+            socketio_path=f"{url.path.rstrip('/')}/socket.io",
             wait_timeout=DEADLINE,
         )
 

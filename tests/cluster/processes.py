@@ -144,17 +144,26 @@ async def plans_of(database_url: str, consult_id: str) -> int:
         await engine.dispose()
 
 
-async def session_worker(server: TriadServer, consult: ConsultSeats) -> dict[str, str]:
-    """The worker the consult's session names (read at `server` with the therapist's token),
-    placing the consult if nobody had read it yet."""
+async def session_worker(
+    server: TriadServer,
+    consult: ConsultSeats,
+    *,
+    via: str | None = None,
+    http: aiohttp.ClientSession | None = None,
+) -> dict[str, str]:
+    """The worker the consult's session names (read at `server`, or at `via` with `http`: a
+    proxy in front of it, with the therapist's token), placing the consult if nobody had read
+    it yet."""
     seat = consult.seat("therapist")
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(
-            f"{server.base_url}/api/v1/consults/{consult.consult_id}/session",
-            headers={"Authorization": f"Bearer {seat.token}"},
-        ) as answer,
-    ):
+    async with AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+        answer = await stack.enter_async_context(
+            http.get(
+                f"{via or server.base_url}/api/v1/consults/{consult.consult_id}/session",
+                headers={"Authorization": f"Bearer {seat.token}"},
+            )
+        )
         assert answer.status == 200, await answer.text()
         body: dict[str, Any] = json.loads(await answer.text())
     worker: dict[str, str] = body["worker"]
