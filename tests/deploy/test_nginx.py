@@ -140,10 +140,21 @@ async def test_rooms_join_at_the_named_worker_through_the_proxy_over_both_transp
 
 
 @pytest.mark.timeout(120)
-async def test_metrics_http_and_unknown_workers_are_refused_and_http2_offered(
+async def test_a_dead_node_is_skipped_metrics_http_and_unknown_workers_refused_http2_offered(
     deployment: tuple[TriadServer, Nginx, str], https: aiohttp.ClientSession
 ) -> None:
     server, proxy, token = deployment
+    # The first requests through this nginx: round robin hands some to node-b, whose refused
+    # connections go on to node-a, POST too (nothing was sent). Triad answers every one.
+    platform = {"Authorization": f"Bearer {server.api_key}"}
+    for _ in range(len(NODE_A) + len(NODE_B)):
+        url = f"{proxy.https_url}/api/v1/consults/c_NoSuchConsult00/end"
+        async with https.post(url, headers=platform) as answer:
+            assert answer.status == 404, await answer.text()
+            assert (await answer.json())["code"] == "consult_not_found"
+    refused = [line for line in proxy.log_text().splitlines() if "connect() failed" in line]
+    assert any('request: "POST ' in line for line in refused), refused
+
     bearer = {"Authorization": f"Bearer {token}"}
     async with https.get(f"{server.worker_urls[0]}/metrics", headers=bearer) as direct:
         assert direct.status == 200  # the token is right: only the proxy refuses
