@@ -236,8 +236,12 @@ class WebhookDispatcher:
             )
             .order_by(candidate.next_attempt_at, candidate.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
+        async with self._db.sessions() as session:
+            # Mostly nothing is due: a read finds that without taking SQLite's write lock
+            # (which the notes log writer wants) every poll.
+            if await session.scalar(select(due.exists())) is not True:
+                return []
         async with self._db.sessions.begin() as session:
             # One statement: on SQLite it runs under the database's write lock (the driver
             # would run a SELECT apart, outside any transaction), on PostgreSQL the rows it
@@ -245,7 +249,11 @@ class WebhookDispatcher:
             ids = list(
                 await session.scalars(
                     update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(due.scalar_subquery()))
+                    .where(
+                        WebhookDelivery.id.in_(
+                            due.with_for_update(skip_locked=True).scalar_subquery()
+                        )
+                    )
                     .values(lease=lease, lease_until=now + self._policy.lease)
                     .returning(WebhookDelivery.id)
                 )

@@ -18,7 +18,7 @@ from server.settings import Settings
 from tests.apiclient import Api
 from tests.conftest import PlatformKey, consult_body
 from tests.media.triadserver import TriadServer
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from tests.webhooks.conftest import ALL_TYPES, FAST_DELIVERY
 from tests.webhooks.receiver import Receiver, receiving
 
@@ -44,28 +44,13 @@ async def test_two_dispatchers_deliver_each_event_once_in_order(
     second = webhook_dispatcher(
         settings, second_db, keyring_for(settings), utc_now, user_agent=SECOND
     )
-    second.start()
-    try:
-        consult_ids = []
-        for _ in range(CONSULTS):
-            made = await api.call(
-                "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body()
-            )
-            consult_ids.append(made.body["id"])
-            ended = await api.call(
-                "POST", f"/api/v1/consults/{made.body['id']}/end", bearer=platform.secret
-            )
-            assert ended.status == 200
-        # Each consult: its end, then its (empty) plan saved.
-        want = {c: ["consult.ended", "plan.saved"] for c in consult_ids}
-        await wait_for(
-            lambda: consult_events(receiver, consult_ids) == want,
-            what="every consult's events",
-            state=lambda: str(consult_events(receiver, consult_ids)),
-        )
-    finally:
-        await second.close()
-        await second_db.close()
+    async with within(50, "two dispatchers delivering, then the second closing"):
+        second.start()
+        try:
+            await deliver_ten(api, platform, receiver)
+        finally:
+            await second.close()
+            await second_db.close()
     # Every request was a first: no event went out twice, not even as a retry.
     assert len(receiver.requests) == 2 * CONSULTS
     assert receiver.accepted_twice() == []
@@ -128,3 +113,24 @@ async def test_a_server_killed_between_writing_and_delivering_loses_nothing(
         # The idempotent view holds each event once, and nothing else.
         assert len(receiver.delivered()) == 4 * len(consult_ids)
         assert receiver.unverified == 0
+
+
+async def deliver_ten(api: Api, platform: PlatformKey, receiver: Receiver) -> None:
+    """Ten consults created and ended: each one's end, then its plan saved, at the receiver."""
+    consult_ids = []
+    for _ in range(CONSULTS):
+        made = await api.call(
+            "POST", "/api/v1/consults", bearer=platform.secret, json_body=consult_body()
+        )
+        consult_ids.append(made.body["id"])
+        ended = await api.call(
+            "POST", f"/api/v1/consults/{made.body['id']}/end", bearer=platform.secret
+        )
+        assert ended.status == 200
+    # Each consult: its end, then its (empty) plan saved.
+    want = {c: ["consult.ended", "plan.saved"] for c in consult_ids}
+    await wait_for(
+        lambda: consult_events(receiver, consult_ids) == want,
+        what="every consult's events",
+        state=lambda: str(consult_events(receiver, consult_ids)),
+    )

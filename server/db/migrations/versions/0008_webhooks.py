@@ -164,25 +164,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
-    with op.batch_alter_table("webhook_attempts", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_attempts_endpoint_id_id"))
-        batch_op.drop_index(batch_op.f("ix_webhook_attempts_delivery_id"))
-
-    op.drop_table("webhook_attempts")
-    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_state_next_attempt_at"))
-        batch_op.drop_index(
-            batch_op.f("ix_webhook_deliveries_endpoint_id_consult_id_state_event_seq")
-        )
-
-    op.drop_table("webhook_deliveries")
-    with op.batch_alter_table("webhook_events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_events_fanned_out_seq"))
-        batch_op.drop_index(batch_op.f("ix_webhook_events_consult_id"))
-
-    op.drop_table("webhook_events")
-    with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_webhook_endpoints_platform_id"))
-
-    op.drop_table("webhook_endpoints")
+    # Dropping a table drops its indexes; children first (their keys refer upwards). IF EXISTS:
+    # SQLite's driver runs DDL outside the migration's transaction, so a downgrade refused by
+    # an earlier revision (0007 with assent on record) leaves these dropped and 0008 recorded,
+    # and the next attempt must go through.
+    for table in ("webhook_attempts", "webhook_deliveries", "webhook_events", "webhook_endpoints"):
+        op.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
