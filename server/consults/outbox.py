@@ -42,6 +42,11 @@ class WebhookEventType(StrEnum):
 # to these, so a detail added to an audit event later does not reach a platform unseen. The
 # OpenAPI document's `webhooks` are built from this too.
 FieldSpec = tuple[type[str] | type[int], str]
+_CONSENT_FIELDS: dict[str, FieldSpec] = {
+    "consent_id": (int, "the consent record (one per scope)"),
+    "kind": (str, "consent, or a minor's assent"),
+    "role": (str, "the role of who gave or withdrew it"),
+}
 DATA_FIELDS: dict[WebhookEventType, dict[str, FieldSpec]] = {
     WebhookEventType.CONSULT_LIVE: {},
     WebhookEventType.PARTICIPANT_ADMITTED: {
@@ -60,16 +65,8 @@ DATA_FIELDS: dict[WebhookEventType, dict[str, FieldSpec]] = {
         "plan_id": (str, "the saved plan (GET .../plan)"),
         "version": (int, "the plan's version in its follow-up series"),
     },
-    WebhookEventType.CONSENT_GIVEN: {
-        "consent_id": (int, "the consent record"),
-        "kind": (str, "consent, or a minor's assent"),
-        "role": (str, "the role of who gave it"),
-    },
-    WebhookEventType.CONSENT_WITHDRAWN: {
-        "consent_id": (int, "the consent record"),
-        "kind": (str, "consent, or a minor's assent"),
-        "role": (str, "the role of who withdrew it"),
-    },
+    WebhookEventType.CONSENT_GIVEN: _CONSENT_FIELDS,
+    WebhookEventType.CONSENT_WITHDRAWN: _CONSENT_FIELDS,
     WebhookEventType.SAFETY_FLAG_RAISED: {
         "measure_id": (str, "the check-in whose answer raised the flag"),
         "participant_id": (str, "the client"),
