@@ -97,10 +97,6 @@ class WebhookDispatcher:
         )
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="webhooks")
 
-    def wake(self) -> None:
-        """Look for work now rather than at the next poll."""
-        self._wake.set()
-
     async def close(self) -> None:
         """Cancel the loop and the attempts under way, then wait for them. Safe twice. An
         attempt cut short keeps its lease until it lapses; then it is attempted again."""

@@ -27,7 +27,7 @@ SECRET = "whsec_" + "A" * 43 + "="
 @pytest.fixture
 async def dispatcher(settings: Settings, services: Services) -> AsyncIterator[WebhookDispatcher]:
     running = webhook_dispatcher(
-        replace_settings(settings, webhook_timeout_seconds=0.5),
+        settings.model_copy(update={"webhook_timeout_seconds": 0.5}),
         services.db,
         keyring_for(settings),
         utc_now,
@@ -35,10 +35,6 @@ async def dispatcher(settings: Settings, services: Services) -> AsyncIterator[We
     running.start()  # its HTTP client; its loop finds no endpoint
     yield running
     await running.close()
-
-
-def replace_settings(settings: Settings, **changes: object) -> Settings:
-    return settings.model_copy(update=changes)
 
 
 def claim_for(url: str) -> Claim:
